@@ -1,0 +1,24 @@
+//! faultline: a Jepsen-style consistency test harness.
+//!
+//! The checker core — [`history`], [`model`] and [`check`] — is pure: no async
+//! runtime, no SSH, no network. Build it alone with
+//! `faultline = { version = "...", default-features = false }` to check
+//! histories from your own tests.
+//!
+//! The control plane (clusters, databases, clients, nemeses, the runner) sits
+//! behind the default `controller` feature.
+#![warn(missing_docs)]
+
+pub mod check;
+pub mod history;
+pub mod model;
+
+#[cfg(feature = "cli")]
+pub mod cli;
+
+#[cfg(feature = "controller")]
+pub mod cluster;
+#[cfg(feature = "controller")]
+pub mod control;
+#[cfg(feature = "controller")]
+pub mod db;
