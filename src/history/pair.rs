@@ -1,6 +1,6 @@
 //! Pairing invocations with completions.
 
-use super::{History, Op, OpType, Process};
+use super::{History, OpType, Process};
 use serde_json::Value;
 use std::fmt;
 
@@ -213,6 +213,7 @@ impl fmt::Display for Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::Op;
     use serde_json::json;
 
     fn op(p: u64, kind: OpType, f: &str, v: Value) -> Op {

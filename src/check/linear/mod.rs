@@ -1,0 +1,361 @@
+//! The linearizability checker.
+//!
+//! [`check`] pairs a history's events into calls, splits them by key
+//! (P-compositionality: a history of independent keys is linearizable iff
+//! each key's sub-history is), decodes each part with the model and
+//! searches each part on its own thread ([`search`] holds the algorithm).
+//! Every part gets a verdict; an invalid one carries a [`Counterexample`].
+//!
+//! ```
+//! use faultline::check::{linear, Validity};
+//! use faultline::history::{History, Op, OpType::*, Process::Client};
+//! use faultline::model::CasRegister;
+//! use serde_json::json;
+//!
+//! let h = History::new(vec![
+//!     Op::new(0, Client(0), Invoke, "write", json!(1)),
+//!     Op::new(0, Client(0), Ok, "write", json!(1)),
+//!     Op::new(0, Client(1), Invoke, "read", json!(null)),
+//!     Op::new(0, Client(1), Ok, "read", json!(2)),
+//! ]);
+//! let report = linear::check(&CasRegister::default(), &h, &linear::Options::default()).unwrap();
+//! assert_eq!(report.validity, Validity::Invalid);
+//! let cx = report.keys[0].counterexample.as_ref().unwrap();
+//! assert_eq!(cx.explanation, "read returned 2, but every order of the operations before it leaves 1");
+//! ```
+
+pub mod brute;
+mod search;
+
+use super::Validity;
+use crate::history::{Call, History, HistoryError, Outcome, Process};
+use crate::model::{Model, Values};
+use rayon::prelude::*;
+use search::{Budget, Found, Problem};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How to check.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Give up (verdict `unknown`) after this long, for the whole check.
+    pub time_limit: Option<Duration>,
+    /// Give up (verdict `unknown`) when the searches' memo tables together
+    /// reach this many bytes.
+    pub memory_limit: usize,
+    /// Check each key on its own (P-compositionality). When false, a
+    /// multi-key history is searched whole, which needs a keyed model.
+    pub split_by_key: bool,
+    /// Stop the other keys as soon as one key is invalid (as Porcupine
+    /// does); unfinished keys are then `unknown` with the reason. When
+    /// false, every key is searched to its end (or the budget's).
+    pub stop_at_first_invalid: bool,
+    /// How many longest linearizable prefixes to keep in a counterexample.
+    pub max_paths: usize,
+    /// Set to stop the check from outside (e.g. on Ctrl-C): unfinished
+    /// parts become `unknown`.
+    pub cancel: Option<std::sync::Arc<AtomicBool>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            time_limit: None,
+            memory_limit: default_memory_limit(),
+            split_by_key: true,
+            stop_at_first_invalid: true,
+            max_paths: 4,
+            cancel: None,
+        }
+    }
+}
+
+/// Half of the machine's available memory (from /proc/meminfo), at most
+/// 16 GiB; 4 GiB when it cannot be read.
+pub fn default_memory_limit() -> usize {
+    let avail_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("MemAvailable:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<usize>().ok())
+    });
+    match avail_kib {
+        Some(k) => (k * 1024 / 2).min(16 << 30),
+        None => 4 << 30,
+    }
+}
+
+/// A history the checker cannot check.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The history breaks the rules of histories.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// The model cannot read an operation.
+    #[error("{at}: {message}")]
+    Decode {
+        /// Where the operation's invocation is (file:line or event index).
+        at: String,
+        /// What the model expected.
+        message: String,
+    },
+    /// A multi-key history searched whole with a model that has no keys.
+    #[error("the history has several keys but model {0} does not distinguish keys: check it split by key, or use a keyed model such as kv")]
+    Unkeyed(String),
+}
+
+/// An operation of the history, as a report names it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpRef {
+    /// Index of the invocation in the history.
+    pub invoke_index: usize,
+    /// Index of the completion, if it completed.
+    pub complete_index: Option<usize>,
+    /// The process.
+    pub process: Process,
+    /// The function.
+    pub f: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What the model made of it, e.g. `read returned 4`.
+    pub description: String,
+}
+
+/// One step of a linearization.
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// The operation.
+    pub op: OpRef,
+    /// The model's state after it.
+    pub state: String,
+}
+
+/// Why a part of the history is not linearizable.
+#[derive(Clone, Debug, Serialize)]
+pub struct Counterexample {
+    /// The operation that cannot be linearized: no order of the operations
+    /// before its completion leaves a state in which it could take effect.
+    pub op: OpRef,
+    /// Every state the operations before it can leave the object in (up to
+    /// 64; `more_states` says whether there were more).
+    pub states: Vec<String>,
+    /// True when there were more such states than listed.
+    pub more_states: bool,
+    /// Some of the longest linearizable prefixes found, each ending where
+    /// `op` could not follow (Knossos' final paths).
+    pub final_paths: Vec<Vec<Step>>,
+    /// One plain sentence.
+    pub explanation: String,
+}
+
+/// The verdict on one key (or on the whole history when not split).
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyVerdict {
+    /// The key, or `None` for an unsplit history.
+    pub key: Option<Value>,
+    /// The verdict.
+    pub validity: Validity,
+    /// Operations checked (calls the model did not leave out).
+    pub ops: usize,
+    /// Distinct configurations the search visited.
+    pub configurations: u64,
+    /// Why the verdict is `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Why the verdict is `invalid`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Counterexample>,
+}
+
+/// The verdict on a history.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The model's name.
+    pub model: String,
+    /// Invalid if any key is, else unknown if any key is, else valid.
+    pub validity: Validity,
+    /// Client operations in the history.
+    pub ops: usize,
+    /// One verdict per key, in order of first appearance.
+    pub keys: Vec<KeyVerdict>,
+    /// Time spent checking, excluding reading the file.
+    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
+    pub elapsed: Duration,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+impl Report {
+    /// The verdicts that are not valid.
+    pub fn failures(&self) -> impl Iterator<Item = &KeyVerdict> {
+        self.keys.iter().filter(|k| k.validity != Validity::Valid)
+    }
+}
+
+/// Checks a history for linearizability against `model`.
+pub fn check<M: Model>(model: &M, history: &History, opts: &Options) -> Result<Report, CheckError> {
+    let calls = history.calls()?;
+    check_calls(model, history, &calls, opts)
+}
+
+/// Checks already-paired calls of `history` (see [`History::calls`]).
+pub fn check_calls<M: Model>(
+    model: &M,
+    history: &History,
+    calls: &[Call],
+    opts: &Options,
+) -> Result<Report, CheckError> {
+    let start = Instant::now();
+    let parts = partition(calls, opts.split_by_key);
+    if !opts.split_by_key && !model.keyed() && parts.keys.len() > 1 {
+        return Err(CheckError::Unkeyed(model.name().to_string()));
+    }
+    if !opts.split_by_key && !model.keyed() && calls.iter().any(|c| c.key.is_some()) {
+        return Err(CheckError::Unkeyed(model.name().to_string()));
+    }
+    let memory_used = AtomicUsize::new(0);
+    let local_cancel = AtomicBool::new(false);
+    let cancel = opts.cancel.as_deref().unwrap_or(&local_cancel);
+    let stop = AtomicBool::new(false);
+    let budget = Budget {
+        deadline: opts.time_limit.map(|t| start + t),
+        time_limit_text: opts.time_limit.map(|t| format!("{:?}", t)).unwrap_or_default(),
+        memory_used: &memory_used,
+        memory_limit: opts.memory_limit,
+        cancel,
+        stop: &stop,
+    };
+    let keys: Vec<Result<KeyVerdict, CheckError>> = parts
+        .members
+        .par_iter()
+        .zip(parts.keys.par_iter())
+        .map(|(members, key)| {
+            let v = check_part(model, history, calls, members, key.clone(), &budget, opts.max_paths)?;
+            if v.validity == Validity::Invalid && opts.stop_at_first_invalid {
+                stop.store(true, Ordering::Relaxed);
+            }
+            Ok(v)
+        })
+        .collect();
+    let keys = keys.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let validity = keys.iter().fold(Validity::Valid, |v, k| v.merge(k.validity));
+    Ok(Report { model: model.name().to_string(), validity, ops: calls.len(), keys, elapsed: start.elapsed() })
+}
+
+struct Parts {
+    keys: Vec<Option<Value>>,
+    members: Vec<Vec<usize>>,
+}
+
+fn partition(calls: &[Call], split: bool) -> Parts {
+    if !split {
+        return Parts { keys: vec![None], members: vec![(0..calls.len()).collect()] };
+    }
+    let mut index: rustc_hash::FxHashMap<String, usize> = Default::default();
+    let mut parts = Parts { keys: Vec::new(), members: Vec::new() };
+    for (i, c) in calls.iter().enumerate() {
+        let name = c.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
+        let slot = *index.entry(name).or_insert_with(|| {
+            parts.keys.push(c.key.clone());
+            parts.members.push(Vec::new());
+            parts.keys.len() - 1
+        });
+        parts.members[slot].push(i);
+    }
+    if parts.keys.is_empty() {
+        parts.keys.push(None);
+        parts.members.push(Vec::new());
+    }
+    parts
+}
+
+fn check_part<M: Model>(
+    model: &M,
+    history: &History,
+    calls: &[Call],
+    members: &[usize],
+    key: Option<Value>,
+    budget: &Budget<'_>,
+    max_paths: usize,
+) -> Result<KeyVerdict, CheckError> {
+    let mut values = Values::new();
+    let mut ops = Vec::with_capacity(members.len());
+    let mut spans = Vec::with_capacity(members.len());
+    let mut origin = Vec::with_capacity(members.len());
+    for &i in members {
+        let c = &calls[i];
+        let decoded = model
+            .decode(c, &mut values)
+            .map_err(|message| CheckError::Decode { at: history.locate(c.invoke), message })?;
+        if let Some(op) = decoded {
+            ops.push(op);
+            let ret = if c.outcome == Outcome::Info { None } else { c.complete };
+            spans.push((c.invoke, ret));
+            origin.push(i);
+        }
+    }
+    let n = ops.len();
+    let problem = Problem::new(ops, &spans);
+    let mut verdict =
+        KeyVerdict { key, validity: Validity::Valid, ops: n, configurations: 0, reason: None, counterexample: None };
+    match search::search(model, &problem, budget, max_paths) {
+        Found::Linearizable { configs } => verdict.configurations = configs,
+        Found::Unknown { configs, reason } => {
+            verdict.validity = Validity::Unknown;
+            verdict.configurations = configs;
+            verdict.reason = Some(reason);
+        }
+        Found::NotLinearizable { configs, frontier } => {
+            verdict.validity = Validity::Invalid;
+            verdict.configurations = configs;
+            let op_ref = |op: u32| {
+                let c = &calls[origin[op as usize]];
+                OpRef {
+                    invoke_index: c.invoke,
+                    complete_index: c.complete,
+                    process: c.process,
+                    f: c.f.clone(),
+                    outcome: c.outcome,
+                    description: model.describe_op(&problem.ops[op as usize], &values),
+                }
+            };
+            let op = op_ref(frontier.stuck_op);
+            let states: Vec<String> = frontier.states.iter().map(|s| model.describe_state(s, &values)).collect();
+            let final_paths = frontier
+                .paths
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .map(|(o, s)| Step { op: op_ref(*o), state: model.describe_state(s, &values) })
+                        .collect()
+                })
+                .collect();
+            let mut explanation = explain(&op.description, &states, frontier.more_states);
+            if let Some(k) = &verdict.key {
+                explanation = format!("on key {k}: {explanation}");
+            }
+            verdict.counterexample =
+                Some(Counterexample { op, states, more_states: frontier.more_states, final_paths, explanation });
+        }
+    }
+    Ok(verdict)
+}
+
+fn explain(op: &str, states: &[String], more: bool) -> String {
+    let mut s = states.join(" or ");
+    if more {
+        s.push_str(" or yet other states");
+    }
+    if states.len() > 1 {
+        format!("{op}, but every order of the operations before it leaves one of {s}")
+    } else {
+        format!("{op}, but every order of the operations before it leaves {s}")
+    }
+}
+
+#[cfg(test)]
+mod tests;
