@@ -1,31 +1,186 @@
 //! A key-value store of strings with get, put and append: the multi-register
 //! of the Porcupine kv histories.
+//!
+//! Values are persistent append-only ropes ([`Text`]) carrying a rolling
+//! hash, so an append costs O(1) instead of copying the string, and states
+//! hash and compare in O(1) unless their contents really are equal.
 
 use super::{unknown_f, Model, Next, Values};
 use crate::history::{Call, Outcome};
-use rustc_hash::FxHasher;
 use serde_json::Value;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-/// An operation on one key. Keys are ids from [`Values`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KvOp {
-    /// A get that returned this string ("" for an absent key).
-    Get(u32, Arc<str>),
-    /// A put of this string.
-    Put(u32, Arc<str>),
-    /// An append of this string.
-    Append(u32, Arc<str>),
+/// Base of the rolling hash (odd, so powers never vanish modulo 2^64).
+const BASE: u64 = 0x100_0000_01B3;
+
+/// A string as a chain of appended pieces, newest last, with its length
+/// and its rolling hash `sum s[i] * BASE^(len-1-i)` (mod 2^64).
+#[derive(Clone, Debug, Default)]
+pub struct Text {
+    len: usize,
+    hash: u64,
+    last: Option<Arc<Piece>>,
 }
 
-/// The store: every key not listed holds "". Equality and hashing use a
-/// hash kept up to date by each step, so the search never rehashes strings.
+#[derive(Debug)]
+struct Piece {
+    prev: Option<Arc<Piece>>,
+    text: Arc<str>,
+}
+
+/// A string of an operation, with what appending it needs precomputed.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    text: Arc<str>,
+    hash: u64,
+    /// BASE^len.
+    pow: u64,
+}
+
+impl PartialEq for Chunk {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Chunk {
+    fn new(s: &str) -> Chunk {
+        let (mut hash, mut pow) = (0u64, 1u64);
+        for b in s.bytes() {
+            hash = hash.wrapping_mul(BASE).wrapping_add(b as u64 + 1);
+            pow = pow.wrapping_mul(BASE);
+        }
+        Chunk { text: Arc::from(s), hash, pow }
+    }
+}
+
+impl Text {
+    fn of(c: &Chunk) -> Text {
+        if c.text.is_empty() {
+            return Text::default();
+        }
+        Text { len: c.text.len(), hash: c.hash, last: Some(Arc::new(Piece { prev: None, text: c.text.clone() })) }
+    }
+
+    fn append(&self, c: &Chunk) -> Text {
+        if c.text.is_empty() {
+            return self.clone();
+        }
+        Text {
+            len: self.len + c.text.len(),
+            hash: self.hash.wrapping_mul(c.pow).wrapping_add(c.hash),
+            last: Some(Arc::new(Piece { prev: self.last.clone(), text: c.text.clone() })),
+        }
+    }
+
+    /// True if this text ends with... is exactly `s`: compares piece by
+    /// piece from the end, without building the string.
+    fn equals_str(&self, s: &str) -> bool {
+        if self.len != s.len() {
+            return false;
+        }
+        let mut end = s.len();
+        let mut piece = self.last.as_deref();
+        while let Some(p) = piece {
+            let start = end - p.text.len();
+            if s.as_bytes()[start..end] != *p.text.as_bytes() {
+                return false;
+            }
+            end = start;
+            piece = p.prev.as_deref();
+        }
+        end == 0
+    }
+
+    /// The whole string.
+    pub fn to_string_lossless(&self) -> String {
+        let mut parts = Vec::new();
+        let mut piece = self.last.as_deref();
+        while let Some(p) = piece {
+            parts.push(p.text.clone());
+            piece = p.prev.as_deref();
+        }
+        let mut s = String::with_capacity(self.len);
+        for p in parts.iter().rev() {
+            s.push_str(p);
+        }
+        s
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Self) -> bool {
+        if self.len != other.len || self.hash != other.hash {
+            return false;
+        }
+        same_content(self.last.as_deref(), other.last.as_deref())
+    }
+}
+
+/// Compares two chains of pieces of equal total length from the end,
+/// piece boundaries allowed to differ, stopping early at a shared piece.
+fn same_content(mut a: Option<&Piece>, mut b: Option<&Piece>) -> bool {
+    let (mut ra, mut rb) = (a.map_or(0, |p| p.text.len()), b.map_or(0, |p| p.text.len()));
+    loop {
+        match (a, b) {
+            (None, None) => return true,
+            (Some(pa), Some(pb)) => {
+                let (la, lb) = (pa.text.len(), pb.text.len());
+                if ra == la && rb == lb {
+                    // At the end of both pieces: a shared piece means a shared past.
+                    if std::ptr::eq(pa, pb) {
+                        return true;
+                    }
+                    if Arc::ptr_eq(&pa.text, &pb.text) {
+                        a = pa.prev.as_deref();
+                        b = pb.prev.as_deref();
+                        ra = a.map_or(0, |p| p.text.len());
+                        rb = b.map_or(0, |p| p.text.len());
+                        continue;
+                    }
+                }
+                let n = ra.min(rb);
+                if pa.text.as_bytes()[ra - n..ra] != pb.text.as_bytes()[rb - n..rb] {
+                    return false;
+                }
+                ra -= n;
+                rb -= n;
+                if ra == 0 {
+                    a = pa.prev.as_deref();
+                    ra = a.map_or(0, |p| p.text.len());
+                }
+                if rb == 0 {
+                    b = pb.prev.as_deref();
+                    rb = b.map_or(0, |p| p.text.len());
+                }
+            }
+            // Equal lengths make this impossible; answer safely anyway.
+            _ => return false,
+        }
+    }
+}
+
+impl Eq for Text {}
+
+/// An operation on one key. Keys are ids from [`Values`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum KvOp {
+    /// A get that returned this string ("" for an absent key).
+    Get(u32, Chunk),
+    /// A put of this string.
+    Put(u32, Chunk),
+    /// An append of this string.
+    Append(u32, Chunk),
+}
+
+/// The store: every key not listed holds "". Its hash is kept up to date by
+/// each step, so the search never rehashes strings.
 #[derive(Clone, Debug, Default)]
 pub struct KvState {
     hash: u64,
     /// Keys with a non-empty value, sorted by key id.
-    entries: Arc<Vec<(u32, Arc<str>)>>,
+    entries: Arc<[(u32, Text)]>,
 }
 
 impl PartialEq for KvState {
@@ -41,39 +196,52 @@ impl Hash for KvState {
     }
 }
 
-fn entry_hash(key: u32, value: &str) -> u64 {
-    if value.is_empty() {
+fn entry_hash(key: u32, t: &Text) -> u64 {
+    if t.len == 0 {
         return 0;
     }
-    let mut h = FxHasher::default();
-    key.hash(&mut h);
-    value.hash(&mut h);
-    // Spread the bits: FxHasher's low bits are weak and the hashes are XORed.
-    h.finish().wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
+    let x = (t.hash ^ (key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_add(t.len as u64);
+    // A finalizer, since entry hashes are combined by XOR.
+    let x = (x ^ (x >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
+    x ^ (x >> 33)
 }
 
 impl KvState {
-    /// The value of a key ("" when absent).
-    pub fn get(&self, key: u32) -> &str {
-        match self.entries.binary_search_by_key(&key, |(k, _)| *k) {
-            Ok(i) => &self.entries[i].1,
-            Err(_) => "",
-        }
+    fn find(&self, key: u32) -> Option<&Text> {
+        self.entries.binary_search_by_key(&key, |(k, _)| *k).ok().map(|i| &self.entries[i].1)
     }
 
-    fn with(&self, key: u32, value: Arc<str>) -> KvState {
-        let old = self.get(key);
+    /// The value of a key ("" when absent).
+    pub fn get(&self, key: u32) -> String {
+        self.find(key).map(Text::to_string_lossless).unwrap_or_default()
+    }
+
+    fn with(&self, key: u32, value: Text) -> KvState {
+        let empty = Text::default();
+        let old = self.find(key).unwrap_or(&empty);
         let hash = self.hash ^ entry_hash(key, old) ^ entry_hash(key, &value);
-        let mut entries = (*self.entries).clone();
-        match entries.binary_search_by_key(&key, |(k, _)| *k) {
-            Ok(i) if value.is_empty() => {
-                entries.remove(i);
+        let mut entries: Vec<(u32, Text)> = Vec::with_capacity(self.entries.len() + 1);
+        let mut placed = false;
+        for (k, v) in self.entries.iter() {
+            if *k == key {
+                placed = true;
+                if value.len > 0 {
+                    entries.push((key, value.clone()));
+                }
+                continue;
             }
-            Ok(i) => entries[i].1 = value,
-            Err(_) if value.is_empty() => {}
-            Err(i) => entries.insert(i, (key, value)),
+            if *k > key && !placed {
+                placed = true;
+                if value.len > 0 {
+                    entries.push((key, value.clone()));
+                }
+            }
+            entries.push((*k, v.clone()));
         }
-        KvState { hash, entries: Arc::new(entries) }
+        if !placed && value.len > 0 {
+            entries.push((key, value));
+        }
+        KvState { hash, entries: Arc::from(entries) }
     }
 }
 
@@ -83,11 +251,11 @@ impl KvState {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Kv;
 
-fn text(v: &Value) -> Arc<str> {
+fn chunk(v: &Value) -> Chunk {
     match v {
-        Value::Null => Arc::from(""),
-        Value::String(s) => Arc::from(s.as_str()),
-        other => Arc::from(other.to_string()),
+        Value::Null => Chunk::new(""),
+        Value::String(s) => Chunk::new(s),
+        other => Chunk::new(&other.to_string()),
     }
 }
 
@@ -109,41 +277,50 @@ impl Model for Kv {
             None => return Err(format!("model kv needs a key on every operation; `{}` has none", call.f)),
         };
         Ok(match (call.f.as_str(), call.outcome) {
-            ("get" | "read", Outcome::Ok) => Some(KvOp::Get(key, text(&call.output))),
+            ("get" | "read", Outcome::Ok) => Some(KvOp::Get(key, chunk(&call.output))),
             ("get" | "read", _) => None,
             ("put" | "write" | "append", Outcome::Fail) => None,
-            ("put" | "write", _) => Some(KvOp::Put(key, text(&call.input))),
-            ("append", _) => Some(KvOp::Append(key, text(&call.input))),
+            ("put" | "write", _) => Some(KvOp::Put(key, chunk(&call.input))),
+            ("append", _) => Some(KvOp::Append(key, chunk(&call.input))),
             _ => return Err(unknown_f("kv", call, "get, put, append (read, write)")),
         })
     }
 
     fn step(&self, state: &KvState, op: &KvOp) -> Next<KvState> {
         match op {
-            KvOp::Get(k, v) if state.get(*k) == &**v => Next::One(state.clone()),
-            KvOp::Get(..) => Next::Illegal,
-            KvOp::Put(k, v) => Next::One(state.with(*k, v.clone())),
+            KvOp::Get(k, v) => {
+                let matches = match state.find(*k) {
+                    None => v.text.is_empty(),
+                    Some(t) => t.len == v.text.len() && t.hash == v.hash && t.equals_str(&v.text),
+                };
+                if matches {
+                    Next::One(state.clone())
+                } else {
+                    Next::Illegal
+                }
+            }
+            KvOp::Put(k, v) => Next::One(state.with(*k, Text::of(v))),
             KvOp::Append(k, v) => {
-                let old = state.get(*k);
-                let mut s = String::with_capacity(old.len() + v.len());
-                s.push_str(old);
-                s.push_str(v);
-                Next::One(state.with(*k, Arc::from(s)))
+                let old = state.find(*k).cloned().unwrap_or_default();
+                Next::One(state.with(*k, old.append(v)))
             }
         }
     }
 
     fn describe_op(&self, op: &KvOp, values: &Values) -> String {
         match op {
-            KvOp::Get(k, v) => format!("get {} returned {v:?}", values.show(*k)),
-            KvOp::Put(k, v) => format!("put {} {v:?}", values.show(*k)),
-            KvOp::Append(k, v) => format!("append {} {v:?}", values.show(*k)),
+            KvOp::Get(k, v) => format!("get {} returned {:?}", values.show(*k), &*v.text),
+            KvOp::Put(k, v) => format!("put {} {:?}", values.show(*k), &*v.text),
+            KvOp::Append(k, v) => format!("append {} {:?}", values.show(*k), &*v.text),
         }
     }
 
     fn describe_state(&self, state: &KvState, values: &Values) -> String {
-        let parts: Vec<String> =
-            state.entries.iter().map(|(k, v)| format!("{}: {v:?}", values.show(*k))).collect();
+        let parts: Vec<String> = state
+            .entries
+            .iter()
+            .map(|(k, v)| format!("{}: {:?}", values.show(*k), v.to_string_lossless()))
+            .collect();
         format!("{{{}}}", parts.join(", "))
     }
 
@@ -156,7 +333,46 @@ impl Model for Kv {
     }
 
     fn heap_bytes(&self, state: &KvState) -> usize {
-        // Counted as if unshared: an over-estimate keeps the budget honest.
-        state.entries.iter().map(|(_, v)| v.len() + 16).sum::<usize>() + 16
+        // Each remembered state owns its entry array and at most one new
+        // piece (the rest is shared with the state it came from).
+        state.entries.len() * std::mem::size_of::<(u32, Text)>() + 64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rope_equality_follows_content_not_shape() {
+        let (a, b, ab) = (Chunk::new("a"), Chunk::new("b"), Chunk::new("ab"));
+        let t1 = Text::default().append(&a).append(&b);
+        let t2 = Text::of(&ab);
+        assert_eq!(t1, t2);
+        assert_eq!(t1.to_string_lossless(), "ab");
+        assert!(t1.equals_str("ab"));
+        assert!(!t1.equals_str("ba"));
+        assert_ne!(t1, Text::of(&Chunk::new("ba")));
+        let (c, bc) = (Chunk::new("c"), Chunk::new("bc"));
+        let t3 = Text::default().append(&a).append(&b).append(&c);
+        let t4 = Text::of(&a).append(&bc);
+        assert_eq!(t3, t4);
+        assert_ne!(t3, Text::of(&Chunk::new("abd")));
+        assert!(!same_content(t3.last.as_deref(), Text::of(&Chunk::new("xbc")).last.as_deref()));
+    }
+
+    #[test]
+    fn state_equality_and_hash_ignore_history() {
+        let m = Kv;
+        let s0 = m.init();
+        let Next::One(s1) = m.step(&s0, &KvOp::Append(1, Chunk::new("x"))) else { panic!() };
+        let Next::One(s1) = m.step(&s1, &KvOp::Append(2, Chunk::new("y"))) else { panic!() };
+        let Next::One(s2) = m.step(&s0, &KvOp::Put(2, Chunk::new("y"))) else { panic!() };
+        let Next::One(s2) = m.step(&s2, &KvOp::Put(1, Chunk::new("x"))) else { panic!() };
+        assert_eq!(s1, s2);
+        assert_eq!(s1.hash, s2.hash);
+        let Next::One(s3) = m.step(&s2, &KvOp::Put(1, Chunk::new(""))) else { panic!() };
+        assert_eq!(s3.get(1), "");
+        assert_eq!(s3.entries.len(), 1);
     }
 }

@@ -64,6 +64,17 @@ impl<O: PartialEq> Problem<O> {
             }
         }
         events.sort_unstable_by_key(|e| (e.0, !e.2));
+        // Within a run of consecutive calls, any order keeps the same
+        // candidates before each return; try the op that must return
+        // soonest first (earliest deadline), which finds linearizations of
+        // valid histories with far less backtracking than call order.
+        let ret_of = |op: u32| spans[op as usize].1.unwrap_or(usize::MAX);
+        let mut i = 0;
+        while i < events.len() {
+            let j = events[i..].iter().position(|e| !e.2).map_or(events.len(), |k| i + k);
+            events[i..j].sort_by_key(|e| ret_of(e.1));
+            i = j + 1;
+        }
         let mut node_of_ret = vec![0u32; ops.len()];
         for (i, e) in events.iter().enumerate() {
             if !e.2 {

@@ -1,0 +1,285 @@
+//! Benchmark of the linearizability checker: per-file and total check time,
+//! with and without parsing, on the reference corpus; a generated
+//! 1,000,000-operation history for scale (time and peak memory).
+//!
+//! ```text
+//! cargo bench --bench check -- [CORPUS_DIR] [--porcupine P.jsonl] [--ops N]
+//! ```
+//! CORPUS_DIR defaults to `../shared/corpus/porcupine` when it exists (the
+//! corpus is reference data outside the repository). `--porcupine` takes the
+//! JSON lines (`{"file","verdict","check_ms"}`) of a Porcupine run made just
+//! before, on the same machine, and prints the figures side by side.
+
+use faultline::check::linear::{self, Options};
+use faultline::history::{self, History, Op, OpType, Process};
+use faultline::model::{CasRegister, Kv, Model};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let mut corpus: Option<PathBuf> = None;
+    let mut porcupine: Option<PathBuf> = None;
+    let mut scale_ops: usize = 1_000_000;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--porcupine" => porcupine = args.next().map(PathBuf::from),
+            "--ops" => scale_ops = args.next().and_then(|n| n.parse().ok()).unwrap_or(scale_ops),
+            _ => corpus = Some(PathBuf::from(a)),
+        }
+    }
+    let corpus = corpus.or_else(|| {
+        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/porcupine");
+        d.exists().then_some(d)
+    });
+    let theirs = porcupine.map(|p| load_porcupine(&p)).unwrap_or_default();
+    match &corpus {
+        Some(dir) => corpus_bench(dir, &theirs),
+        None => println!("no corpus given and ../shared/corpus/porcupine absent: skipping the corpus figures"),
+    }
+    scale_bench(scale_ops);
+}
+
+/// Porcupine's figures by (set, file name): set is etcd, kv or kvnp (kv unsplit).
+fn load_porcupine(p: &Path) -> HashMap<(String, String), f64> {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| {
+            let file = Path::new(v["file"].as_str()?).file_name()?.to_string_lossy().to_string();
+            let set = v["set"].as_str().unwrap_or("").to_string();
+            Some(((set, file), v["check_ms"].as_f64()?))
+        })
+        .collect()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+struct Timed {
+    read: Duration,
+    check: Duration,
+    verdict: String,
+}
+
+fn time_file<M: Model>(m: &M, path: &Path, split: bool, reps: usize) -> Timed {
+    let t0 = Instant::now();
+    let h = history::read_path(path, None).unwrap_or_else(|e| panic!("{e}"));
+    let read = t0.elapsed();
+    let opts = Options { split_by_key: split, ..Options::default() };
+    let mut best = Duration::MAX;
+    let mut verdict = String::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        let r = linear::check(m, &h, &opts).unwrap_or_else(|e| panic!("{e}"));
+        best = best.min(t.elapsed());
+        verdict = r.validity.to_string();
+    }
+    Timed { read, check: best, verdict }
+}
+
+fn side(theirs: &HashMap<(String, String), f64>, set: &str, file: &str, ours_ms: f64) -> String {
+    match theirs.get(&(set.to_string(), file.to_string())) {
+        Some(t) => format!("  porcupine {t:9.3} ms  ({:.1}x)", t / ours_ms.max(1e-6)),
+        None => String::new(),
+    }
+}
+
+fn corpus_bench(dir: &Path, theirs: &HashMap<(String, String), f64>) {
+    println!("== corpus {} (check time: best of 3, one thread per key) ==", dir.display());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("jepsen"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    let (mut read, mut check, mut porc) = (Duration::ZERO, Duration::ZERO, 0.0);
+    let mut rows = Vec::new();
+    for f in &files {
+        let t = time_file(&CasRegister::default(), f, true, 3);
+        let name = f.file_name().unwrap_or_default().to_string_lossy().to_string();
+        porc += theirs.get(&("etcd".to_string(), name.clone())).copied().unwrap_or(0.0);
+        read += t.read;
+        check += t.check;
+        rows.push((t.check, name, t.verdict, t.read));
+    }
+    for (c, name, v, r) in &rows {
+        println!("  {name:<16} {v:<8} check {:8.3} ms  read {:6.3} ms{}", ms(*c), ms(*r), side(theirs, "etcd", name, ms(*c)));
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    println!(
+        "etcd: {} files: check {:.1} ms in all, with parsing {:.1} ms; slowest: {}",
+        files.len(),
+        ms(check),
+        ms(check + read),
+        rows.iter().take(4).map(|r| format!("{} {:.2} ms", r.1, ms(r.0))).collect::<Vec<_>>().join(", ")
+    );
+    if porc > 0.0 {
+        println!("etcd: porcupine {porc:.1} ms in all -> faultline takes {:.3} of porcupine's time ({:.1}x faster)", ms(check) / porc, porc / ms(check));
+    }
+    for name in ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
+        let f = dir.join("kv").join(format!("{name}.txt"));
+        if !f.exists() {
+            continue;
+        }
+        let t = time_file(&Kv, &f, true, 3);
+        let file = format!("{name}.txt");
+        println!(
+            "kv split   {name:<8} {:<8} check {:9.3} ms  with parsing {:9.3} ms{}",
+            t.verdict,
+            ms(t.check),
+            ms(t.check + t.read),
+            side(theirs, "kv", &file, ms(t.check))
+        );
+    }
+    for name in ["c10-ok", "c10-bad"] {
+        let f = dir.join("kv").join(format!("{name}.txt"));
+        if !f.exists() {
+            continue;
+        }
+        let t = time_file(&Kv, &f, false, 1);
+        let file = format!("{name}.txt");
+        println!(
+            "kv whole   {name:<8} {:<8} check {:9.3} ms  with parsing {:9.3} ms{}",
+            t.verdict,
+            ms(t.check),
+            ms(t.check + t.read),
+            side(theirs, "kvnp", &file, ms(t.check))
+        );
+    }
+}
+
+/// splitmix64: a tiny seeded generator, so the scale history is the same every run.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A register history over `keys` keys from `procs` processes, each op on
+/// a random key taking effect inside its interval; `crash_permille` of ops
+/// crash (`info`), half of those taking effect at some later point.
+pub fn generate_register_history(ops: usize, keys: u64, procs: u64, crash_permille: u64, seed: u64) -> History {
+    struct Planned {
+        process: u64,
+        key: u64,
+        f: &'static str,
+        input: Value,
+        output: Value,
+        kind: OpType,
+        call: u64,
+        ret: u64,
+        lin: Option<u64>,
+    }
+    let mut rng = Rng(seed);
+    let mut clock = vec![0u64; procs as usize];
+    let mut ids: Vec<u64> = (0..procs).collect();
+    let mut plan = Vec::with_capacity(ops);
+    for _ in 0..ops {
+        let slot = rng.below(procs) as usize;
+        let call = clock[slot] + 1 + rng.below(1000) * procs + slot as u64;
+        let ret = call + 2 + rng.below(5000) * procs;
+        let crashed = rng.below(1000) < crash_permille;
+        let lin = if crashed {
+            (rng.below(2) == 0).then(|| call + 1 + rng.below(20_000))
+        } else {
+            Some(call + 1 + rng.below(ret - call - 1))
+        };
+        let key = rng.below(keys);
+        let (f, input) = match rng.below(10) {
+            0..=4 => ("read", Value::Null),
+            5..=7 => ("write", json!(rng.below(5))),
+            _ => ("cas", json!([rng.below(5), rng.below(5)])),
+        };
+        plan.push(Planned { process: ids[slot], key, f, input, output: Value::Null, kind: if crashed { OpType::Info } else { OpType::Ok }, call, ret, lin });
+        clock[slot] = ret;
+        if crashed {
+            ids[slot] += procs;
+        }
+    }
+    let mut order: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].lin.is_some()).collect();
+    order.sort_by_key(|&i| plan[i].lin);
+    let mut regs = vec![Value::Null; keys as usize];
+    for i in order {
+        let p = &mut plan[i];
+        let r = &mut regs[p.key as usize];
+        match p.f {
+            "read" => p.output = r.clone(),
+            "write" => {
+                *r = p.input.clone();
+                p.output = p.input.clone();
+            }
+            _ => {
+                p.output = p.input.clone();
+                if *r == p.input[0] {
+                    *r = p.input[1].clone();
+                } else if p.kind == OpType::Ok {
+                    p.kind = OpType::Fail;
+                }
+            }
+        }
+    }
+    let mut events: Vec<(u64, usize, bool)> = Vec::with_capacity(plan.len() * 2);
+    for (i, p) in plan.iter().enumerate() {
+        events.push((p.call, i, false));
+        events.push((p.ret, i, true));
+    }
+    events.sort_unstable();
+    let ops = events
+        .into_iter()
+        .map(|(t, i, done)| {
+            let p = &plan[i];
+            let (kind, value) = match (done, p.kind) {
+                (false, _) => (OpType::Invoke, if p.f == "read" { Value::Null } else { p.input.clone() }),
+                (true, OpType::Info) => (OpType::Info, p.input.clone()),
+                (true, k) => (k, p.output.clone()),
+            };
+            let mut op = Op::new(0, Process::Client(p.process), kind, p.f, value);
+            op.time = Some(t);
+            op.key = Some(json!(p.key));
+            op
+        })
+        .collect();
+    History::new(ops)
+}
+
+fn scale_bench(n: usize) {
+    println!("== scale: generated register history, {n} ops, 1,000 keys, 20 processes, 1% crashed ==");
+    let t = Instant::now();
+    let h = generate_register_history(n, 1000, 20, 10, 42);
+    let dir = std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("scale.jsonl");
+    {
+        let f = std::fs::File::create(&path).expect("temp file");
+        let mut w = std::io::BufWriter::new(f);
+        h.write_jsonl(&mut w).expect("write history");
+        w.flush().expect("flush history");
+    }
+    println!("generated {} events in {:.1} s -> {}", h.len(), t.elapsed().as_secs_f64(), path.display());
+    drop(h);
+    // Run the real command so peak memory is that of one check, read included.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", "--json", "--stats", "--model", "cas-register"])
+        .arg(&path)
+        .output()
+        .expect("run faultline check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    println!(
+        "faultline check: verdict {} , {} ops, {} keys, check {:.0} ms, read {:.0} ms",
+        v["verdict"], v["ops"], v["keys"], v["elapsed_ms"].as_f64().unwrap_or(-1.0), v["read_ms"].as_f64().unwrap_or(-1.0)
+    );
+    print!("{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
