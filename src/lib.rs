@@ -22,3 +22,15 @@ pub mod cluster;
 pub mod control;
 #[cfg(feature = "controller")]
 pub mod db;
+#[cfg(feature = "controller")]
+pub mod generator;
+#[cfg(feature = "controller")]
+pub mod client;
+#[cfg(feature = "controller")]
+pub mod runner;
+#[cfg(feature = "controller")]
+pub mod store;
+#[cfg(feature = "controller")]
+pub mod workload;
+#[cfg(feature = "controller")]
+pub mod nemesis;

@@ -1,10 +1,15 @@
 //! Checkers: functions from a history to a verdict.
 //!
-//! [`linear`] decides linearizability against a [`crate::model::Model`].
+//! [`linear`] decides linearizability against a [`crate::model::Model`];
+//! [`set`] finds lost, unexpected and stale elements of a set;
+//! [`txn`] finds transactional anomalies (Elle-style) and the consistency
+//! models they rule out.
 //! Every checker answers with a [`Validity`]: `Unknown` is an honest answer
 //! when a budget ran out, never a guess.
 
 pub mod linear;
+pub mod txn;
+pub mod set;
 
 use serde::Serialize;
 

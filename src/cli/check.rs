@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod txn;
+
 /// Arguments of `faultline check`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 bad input or usage. \
@@ -24,8 +26,24 @@ pub struct Args {
     paths: Vec<PathBuf>,
     /// Model: register, cas-register, cas-register-knossos, kv, mutex, set,
     /// fifo-queue, unordered-queue. Guessed from the functions when absent.
+    /// list-append or rw-register check transactions (Elle-style) instead.
     #[arg(long, short)]
     model: Option<String>,
+    /// With list-append or rw-register: a consistency model the history must
+    /// satisfy (repeatable; default strict-serializable).
+    #[arg(long = "consistency-model", value_name = "MODEL")]
+    consistency_models: Vec<String>,
+    /// With list-append or rw-register: write each anomaly's explanation
+    /// (`<anomaly>.txt`) and cycle graphs (`<anomaly>/<i>.dot`, `.svg` when
+    /// Graphviz is installed) into this directory.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// With rw-register: also order each key's writes per process.
+    #[arg(long)]
+    sequential_keys: bool,
+    /// With rw-register: also order each key's writes by real time.
+    #[arg(long)]
+    linearizable_keys: bool,
     /// Input format: jsonl, edn, porcupine-kv, jepsen-independent, jepsen-log.
     /// Detected from content when absent.
     #[arg(long, short)]
@@ -78,6 +96,12 @@ impl ModelVisitor<Result<Report, CheckError>> for Visit<'_> {
 
 /// Runs `faultline check`.
 pub fn run(a: Args) -> anyhow::Result<i32> {
+    if let Some(w) = a.model.as_deref().and_then(crate::check::txn::Workload::parse) {
+        return txn::run(&a, w);
+    }
+    if !a.consistency_models.is_empty() || a.out.is_some() || a.sequential_keys || a.linearizable_keys {
+        bail!("--consistency-model, --out, --sequential-keys and --linearizable-keys need --model list-append or rw-register");
+    }
     let started = Instant::now();
     let format = match &a.format {
         Some(f) => Some(Format::parse(f).with_context(|| {

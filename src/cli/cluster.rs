@@ -1,11 +1,299 @@
-//! `faultline cluster`: (being written by the control-plane work).
+//! `faultline cluster`: build, inspect and remove the embedded local cluster;
+//! and the node flags (`--nodes`, `--ssh-user`, ...) that every subcommand
+//! working on a cluster shares.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
 use clap::Subcommand;
+
+use crate::cluster::local::{self, LocalSpec, DEFAULT_PREFIX, DEFAULT_SUBNET};
+use crate::cluster::{parse_nodes_file, Cluster, HostsSpec, Subnet};
+use crate::control::{HostKeyPolicy, SshOptions};
+use crate::db::{self, Db, Etcd, EtcdOptions};
+
 /// Cluster subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show the local cluster.
-    Status,
+    /// Build the local cluster: N nodes, each a network namespace on a bridge
+    /// with its own pid/uts/mount namespaces and sshd. Idempotent.
+    Up(UpArgs),
+    /// Show the local cluster's nodes and whether they run.
+    Status(StateArgs),
+    /// Remove the local cluster: nodes, namespaces, veths, bridge, state.
+    /// Safe to run twice or after a crash.
+    Down(DownArgs),
+    /// Measure: 5-node cluster with etcd healthy, and command latency over a
+    /// kept connection. Builds and removes its own cluster.
+    #[command(hide = true)]
+    Bench(BenchArgs),
 }
-pub fn run(_c: Command) -> anyhow::Result<i32> {
-    anyhow::bail!("not yet built")
+
+/// Where the local cluster's state lives.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StateArgs {
+    /// State directory (default: $FAULTLINE_STATE_DIR, else
+    /// /run/faultline/cluster).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateArgs {
+    /// The state directory these flags name.
+    pub fn dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(local::default_state_dir)
+    }
+}
+
+/// `cluster up` flags.
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// Subnet of the bridge (.1) and the nodes (.11, .12, ...).
+    #[arg(long, default_value = DEFAULT_SUBNET)]
+    subnet: String,
+    /// Prefix of namespace and interface names (<prefix>-n1, <prefix>-br).
+    #[arg(long, default_value = DEFAULT_PREFIX)]
+    name_prefix: String,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+/// `cluster down` flags.
+#[derive(clap::Args, Debug)]
+pub struct DownArgs {
+    /// Also sweep namespaces and links named with this prefix when no state
+    /// records them (after the state directory was lost).
+    #[arg(long)]
+    name_prefix: Option<String>,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+/// `cluster bench` flags.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 5)]
+    nodes: usize,
+    /// Subnet for the bench cluster.
+    #[arg(long, default_value = "10.78.250.0/24")]
+    subnet: String,
+    /// Commands to time over the kept connection.
+    #[arg(long, default_value_t = 200)]
+    commands: usize,
+    /// State directory of the bench cluster.
+    #[arg(long, default_value = "/run/faultline/bench")]
+    state_dir: PathBuf,
+}
+
+/// Flags that say which nodes to work on: real hosts over SSH, or (without
+/// `--nodes`/`--nodes-file`) the local cluster.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Real hosts, comma-separated (n1,n2,n3). Without it, the local cluster.
+    #[arg(long = "nodes", value_delimiter = ',', conflicts_with = "nodes_file")]
+    pub hosts: Vec<String>,
+    /// A file with one host per line (# comments allowed).
+    #[arg(long)]
+    pub nodes_file: Option<PathBuf>,
+    /// SSH login user.
+    #[arg(long, default_value = "root")]
+    pub ssh_user: String,
+    /// SSH private key (ed25519 or RSA); default ~/.ssh/id_ed25519, id_rsa. A
+    /// login password, if the hosts need one, comes from
+    /// $FAULTLINE_SSH_PASSWORD.
+    #[arg(long)]
+    pub ssh_key: Option<PathBuf>,
+    /// SSH port.
+    #[arg(long, default_value_t = 22)]
+    pub ssh_port: u16,
+    /// Run commands through `sudo -n` (for a non-root --ssh-user; needs
+    /// passwordless sudo).
+    #[arg(long)]
+    pub sudo: bool,
+    /// Add unknown host keys to known_hosts instead of refusing them.
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// known_hosts file (default ~/.ssh/known_hosts).
+    #[arg(long)]
+    pub known_hosts: Option<PathBuf>,
+    /// Seconds allowed to connect and log in to a node.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout: u64,
+    #[command(flatten)]
+    pub state: StateArgs,
+}
+
+impl NodeArgs {
+    /// Connects to the nodes these flags name.
+    pub fn cluster(&self) -> anyhow::Result<Cluster> {
+        let mut hosts = self.hosts.clone();
+        if let Some(f) = &self.nodes_file {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("reading nodes file {}", f.display()))?;
+            hosts = parse_nodes_file(&text).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            if hosts.is_empty() {
+                bail!("{}: no hosts in the file", f.display());
+            }
+        }
+        if hosts.is_empty() {
+            let dir = self.state.dir();
+            return Ok(Cluster::local(&dir)?);
+        }
+        let defaults = SshOptions::default();
+        let known = match (&self.known_hosts, &defaults.host_keys) {
+            (Some(k), _) => k.clone(),
+            (None, HostKeyPolicy::Verify(k)) => k.clone(),
+            (None, _) => PathBuf::from("/root/.ssh/known_hosts"),
+        };
+        let ssh = SshOptions {
+            user: self.ssh_user.clone(),
+            port: self.ssh_port,
+            key: self.ssh_key.clone(),
+            password: std::env::var("FAULTLINE_SSH_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty()),
+            host_keys: if self.accept_new_host_keys {
+                HostKeyPolicy::AcceptNew(known)
+            } else {
+                HostKeyPolicy::Verify(known)
+            },
+            sudo: self.sudo,
+            connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
+            ..defaults
+        };
+        Ok(Cluster::hosts(&HostsSpec::new(hosts, ssh))?)
+    }
+}
+
+fn parse_subnet(s: &str) -> anyhow::Result<Subnet> {
+    s.parse()
+        .map_err(|e: String| anyhow::anyhow!("--subnet: {e}"))
+}
+
+/// Runs a `cluster` subcommand.
+pub fn run(c: Command) -> anyhow::Result<i32> {
+    match c {
+        Command::Up(a) => {
+            let spec = LocalSpec {
+                nodes: a.nodes,
+                subnet: parse_subnet(&a.subnet)?,
+                prefix: a.name_prefix,
+                state_dir: a.state.dir(),
+            };
+            let t0 = Instant::now();
+            let cluster = local::up(&spec)?;
+            println!(
+                "local cluster up in {:.2} s (state in {})",
+                t0.elapsed().as_secs_f64(),
+                spec.state_dir.display()
+            );
+            for n in cluster.nodes() {
+                println!("  {}  {}", n.name(), n.host());
+            }
+            Ok(0)
+        }
+        Command::Status(a) => {
+            let dir = a.dir();
+            let Some(st) = local::status(&dir)? else {
+                println!("no local cluster (no state in {})", dir.display());
+                return Ok(1);
+            };
+            println!(
+                "local cluster {} on {} (bridge {} at {}), netem: {}",
+                st.state.prefix,
+                st.state.subnet,
+                st.state.bridge,
+                st.state.bridge_ip,
+                if st.state.has_netem { "yes" } else { "no" }
+            );
+            for n in &st.nodes {
+                let pid = n.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+                let state = match (n.running, n.ssh_listening) {
+                    (true, true) => "up",
+                    (true, false) => "running, sshd not answering",
+                    _ => "down",
+                };
+                println!("  {:<4} {:<15} pid {:<8} {state}", n.name, n.ip, pid);
+            }
+            Ok(if st.healthy() { 0 } else { 1 })
+        }
+        Command::Down(a) => {
+            let dir = a.state.dir();
+            let report = local::down(&dir, a.name_prefix.as_deref())?;
+            println!(
+                "local cluster down: {} node(s) killed, {} namespace(s) and {} link(s) removed",
+                report.killed,
+                report.namespaces.len(),
+                report.links.len()
+            );
+            Ok(0)
+        }
+        Command::Bench(a) => bench(a),
+    }
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<i32> {
+    let spec = LocalSpec {
+        nodes: a.nodes,
+        subnet: parse_subnet(&a.subnet)?,
+        prefix: "flbench".into(),
+        state_dir: a.state_dir.clone(),
+    };
+    // Start from nothing, so the figure includes building everything.
+    local::down(&spec.state_dir, Some(&spec.prefix))?;
+    let result = bench_on(&spec, a.commands);
+    let down = local::down(&spec.state_dir, Some(&spec.prefix));
+    result?;
+    down?;
+    Ok(0)
+}
+
+fn bench_on(spec: &LocalSpec, commands: usize) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let cluster = local::up(spec)?;
+    let t_up = t0.elapsed();
+    let etcd = Etcd::new(EtcdOptions::default(), cluster.nodes());
+    db::setup(&etcd, &cluster, Duration::from_secs(30))?;
+    let t_etcd = t0.elapsed();
+    println!(
+        "{}-node local cluster up (sshd answering, logged in): {:.2} s",
+        spec.nodes,
+        t_up.as_secs_f64()
+    );
+    println!(
+        "{}-node local cluster up with etcd healthy:           {:.2} s (target < 10 s)",
+        spec.nodes,
+        t_etcd.as_secs_f64()
+    );
+    let node = &cluster.nodes()[0];
+    node.run("true")?; // warm the kept session
+    let mut times = Vec::with_capacity(commands);
+    for _ in 0..commands.max(1) {
+        let t = Instant::now();
+        node.run("true")?;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "one command over a kept connection ({} runs): median {:.2} ms, p90 {:.2} ms, max {:.2} ms (target median < 20 ms)",
+        times.len(),
+        ms(pct(0.5)),
+        ms(pct(0.9)),
+        ms(pct(1.0))
+    );
+    println!(
+        "etcd leader: {:?}",
+        etcd.primaries(cluster.nodes()).unwrap_or_default()
+    );
+    db::teardown(&etcd, &cluster)?;
+    Ok(())
 }

@@ -1,11 +1,135 @@
-//! `faultline db`: (being written by the control-plane work).
+//! `faultline db`: bring a database up or down on a cluster by hand (an audit
+//! starts by bringing a cluster up), and ask how it is doing.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
 use clap::Subcommand;
+
+use super::cluster::NodeArgs;
+use crate::cluster::Cluster;
+use crate::db::{self, Db, Etcd, EtcdOptions};
+
 /// Db subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show the db.
-    Status,
+    /// Install, start and wait for the database on every node.
+    Up(UpArgs),
+    /// Kill the database on every node and wipe its data and logs.
+    Down(DownArgs),
+    /// Show on each node whether the database runs, and the leader.
+    Status(DbArgs),
 }
-pub fn run(_c: Command) -> anyhow::Result<i32> {
-    anyhow::bail!("not yet built")
+
+/// Which database, on which nodes.
+#[derive(clap::Args, Debug)]
+pub struct DbArgs {
+    /// The database.
+    #[arg(long, default_value = "etcd", value_parser = clap::builder::PossibleValuesParser::new(db::KNOWN))]
+    db: String,
+    /// An etcd binary on this machine to upload to the nodes instead of
+    /// installing Debian's etcd-server.
+    #[arg(long)]
+    etcd_binary: Option<PathBuf>,
+    #[command(flatten)]
+    nodes: NodeArgs,
+}
+
+/// `db up` flags.
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    which: DbArgs,
+    /// Seconds to wait for the database to become healthy.
+    #[arg(long, default_value_t = 60)]
+    healthy_timeout: u64,
+}
+
+/// `db down` flags.
+#[derive(clap::Args, Debug)]
+pub struct DownArgs {
+    #[command(flatten)]
+    which: DbArgs,
+    /// Copy the nodes' logs into this directory before wiping them.
+    #[arg(long)]
+    logs: Option<PathBuf>,
+}
+
+fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Box<dyn Db>)> {
+    let cluster = args.nodes.cluster()?;
+    let db: Box<dyn Db> = match args.db.as_str() {
+        "etcd" => {
+            let opts = EtcdOptions {
+                binary: args.etcd_binary.clone(),
+                ..EtcdOptions::default()
+            };
+            Box::new(Etcd::new(opts, cluster.nodes()))
+        }
+        other => anyhow::bail!(
+            "unknown database {other:?} (known: {})",
+            db::KNOWN.join(", ")
+        ),
+    };
+    Ok((cluster, db))
+}
+
+/// Runs a `db` subcommand.
+pub fn run(c: Command) -> anyhow::Result<i32> {
+    match c {
+        Command::Up(a) => {
+            let (cluster, db) = open(&a.which)?;
+            let t0 = Instant::now();
+            db::setup(
+                db.as_ref(),
+                &cluster,
+                Duration::from_secs(a.healthy_timeout),
+            )?;
+            println!(
+                "{} healthy on {} node(s) in {:.2} s",
+                db.name(),
+                cluster.nodes().len(),
+                t0.elapsed().as_secs_f64()
+            );
+            Ok(0)
+        }
+        Command::Down(a) => {
+            let (cluster, db) = open(&a.which)?;
+            if let Some(dir) = &a.logs {
+                let got = db::collect_logs(db.as_ref(), &cluster, dir)?;
+                println!("{} log file(s) copied to {}", got.len(), dir.display());
+            }
+            db::teardown(db.as_ref(), &cluster)?;
+            println!(
+                "{} down and wiped on {} node(s)",
+                db.name(),
+                cluster.nodes().len()
+            );
+            Ok(0)
+        }
+        Command::Status(a) => {
+            let (cluster, db) = open(&a)?;
+            let running = cluster.on_all(|n| db.is_running(n));
+            let mut all = true;
+            for (n, r) in cluster.nodes().iter().zip(running) {
+                let s = match r {
+                    Ok(true) => "running".to_string(),
+                    Ok(false) => {
+                        all = false;
+                        "not running".to_string()
+                    }
+                    Err(e) => {
+                        all = false;
+                        format!("unknown: {e}")
+                    }
+                };
+                println!("  {:<4} {:<15} {s}", n.name(), n.host());
+            }
+            match db.primaries(cluster.nodes()) {
+                Ok(p) if !p.is_empty() => println!("leader: {}", p.join(", ")),
+                Ok(_) => println!("leader: none found"),
+                Err(e) => println!("leader: unknown ({e})"),
+            }
+            Ok(if all { 0 } else { 1 })
+        }
+    }
 }

@@ -10,6 +10,12 @@ mod check;
 mod cluster;
 #[cfg(feature = "controller")]
 mod db;
+#[cfg(feature = "controller")]
+mod run;
+#[cfg(feature = "controller")]
+mod heal;
+#[cfg(feature = "nfq")]
+mod nfq_delay;
 
 /// Exit code: the history (or run) is valid.
 pub const EXIT_VALID: i32 = 0;
@@ -44,6 +50,20 @@ enum Command {
     #[cfg(feature = "controller")]
     #[command(subcommand)]
     Db(db::Command),
+    /// Lift every fault faultline may have left on the cluster: partition
+    /// and packet rules, paused and killed database processes, moved clocks.
+    #[cfg(feature = "controller")]
+    Heal(heal::Args),
+    /// Run one test: set up the db, drive clients under faults, check.
+    #[cfg(feature = "controller")]
+    Run(Box<run::Args>),
+    /// Check a stored run again (its history, with its checkers).
+    #[cfg(feature = "controller")]
+    Analyze(run::AnalyzeArgs),
+    /// The NFQUEUE packet-delay program run on nodes without netem.
+    #[cfg(feature = "nfq")]
+    #[command(hide = true)]
+    NfqDelay(nfq_delay::Args),
 }
 
 /// Parses the command line, runs the subcommand and returns the exit code.
@@ -63,6 +83,14 @@ pub fn main() -> i32 {
         Command::Cluster(c) => cluster::run(c),
         #[cfg(feature = "controller")]
         Command::Db(c) => db::run(c),
+        #[cfg(feature = "controller")]
+        Command::Run(a) => run::run(*a),
+        #[cfg(feature = "controller")]
+        Command::Analyze(a) => run::analyze(a),
+        #[cfg(feature = "controller")]
+        Command::Heal(a) => heal::run(a),
+        #[cfg(feature = "nfq")]
+        Command::NfqDelay(a) => nfq_delay::run(a),
     };
     match result {
         Ok(code) => code,
@@ -74,7 +102,9 @@ pub fn main() -> i32 {
 }
 
 fn init_logging(verbose: u8) {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -82,8 +112,39 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter);
+    let registry = tracing_subscriber::registry().with(stderr);
+    // A run's faultline.log gets info and above, whatever the terminal shows.
+    #[cfg(feature = "controller")]
+    let registry = registry.with(
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(|| RunLog)
+            .with_filter(EnvFilter::new("info")),
+    );
+    let _ = registry.try_init();
+}
+
+/// Writes to the current run's `faultline.log`, if there is one.
+#[cfg(feature = "controller")]
+struct RunLog;
+
+#[cfg(feature = "controller")]
+impl std::io::Write for RunLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut g) = crate::runner::LOG_FILE.lock() {
+            if let Some(f) = g.as_mut() {
+                return f.write(buf);
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Ok(mut g) = crate::runner::LOG_FILE.lock() {
+            if let Some(f) = g.as_mut() {
+                return f.flush();
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,1 +1,183 @@
-//! (being written)
+//! Database lifecycles: installing, starting, faulting and removing the system
+//! under test on every node.
+//!
+//! The door is the [`Db`] trait, after Jepsen's DB protocol: one method per
+//! step, each about one node, so the runner and the nemeses can act on any
+//! subset of nodes. [`setup`], [`teardown`] and [`collect_logs`] apply the
+//! steps to a whole cluster in parallel. The same code serves the local
+//! cluster and real hosts: it only talks to [`Node`]s.
+//!
+//! [`etcd::Etcd`] is the first implementation; [`daemon`] holds the
+//! pid-file process handling any database started as a plain daemon can share.
+
+pub mod daemon;
+pub mod etcd;
+mod http;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cluster::{split_results, Cluster, Node};
+use crate::control::ControlError;
+
+pub use etcd::{Etcd, EtcdOptions};
+
+/// Why a database step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A remote command failed (names node and command).
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    /// A step failed on one node for a reason found by the db code.
+    #[error("{db} on {node}: {action}: {reason}")]
+    Node {
+        /// The database.
+        db: String,
+        /// The node.
+        node: String,
+        /// The step (install, start, ...).
+        action: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The cluster did not become healthy in time.
+    #[error("{db} not healthy after {:.1} s: {}", waited.as_secs_f64(), nodes.join("; "))]
+    Unhealthy {
+        /// The database.
+        db: String,
+        /// How long we waited.
+        waited: Duration,
+        /// For each unhealthy node: its name, the last reason and the end
+        /// of its log.
+        nodes: Vec<String>,
+    },
+    /// A step failed on several nodes.
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Many(Vec<DbError>),
+    /// A bad option.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DbError {
+    fn from_many(mut errors: Vec<DbError>) -> DbError {
+        if errors.len() == 1 {
+            errors.remove(0)
+        } else {
+            DbError::Many(errors)
+        }
+    }
+}
+
+/// A database under test, in the spirit of Jepsen's DB protocol. Every method
+/// acts on one node and is safe to call again (starting a running node,
+/// killing a dead one and wiping a clean one succeed).
+pub trait Db: Send + Sync + std::fmt::Debug {
+    /// The database's name (`etcd`).
+    fn name(&self) -> &str;
+
+    /// Makes the software present on the node (a package, an uploaded binary).
+    fn install(&self, node: &Node) -> Result<(), DbError>;
+
+    /// Writes configuration; called after install, before the first start.
+    fn configure(&self, _node: &Node) -> Result<(), DbError> {
+        Ok(())
+    }
+
+    /// Starts the database on the node, in the background.
+    fn start(&self, node: &Node) -> Result<(), DbError>;
+
+    /// Stops it politely (SIGTERM, then SIGKILL after a grace period).
+    fn stop(&self, node: &Node) -> Result<(), DbError>;
+
+    /// Kills it at once (SIGKILL) and waits until it is gone.
+    fn kill(&self, node: &Node) -> Result<(), DbError>;
+
+    /// Freezes it (SIGSTOP).
+    fn pause(&self, node: &Node) -> Result<(), DbError>;
+
+    /// Thaws it (SIGCONT).
+    fn resume(&self, node: &Node) -> Result<(), DbError>;
+
+    /// Whether its process is alive on the node (paused counts as alive).
+    fn is_running(&self, node: &Node) -> Result<bool, DbError>;
+
+    /// Removes its data and logs from the node (after kill or stop).
+    fn wipe(&self, node: &Node) -> Result<(), DbError>;
+
+    /// Waits until every node in `nodes` serves requests, or fails after
+    /// `timeout` naming the nodes that do not, with the end of their logs.
+    fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError>;
+
+    /// The log files on the node worth keeping with a test's results.
+    fn log_files(&self, node: &Node) -> Vec<String>;
+
+    /// The names of the nodes that currently lead (for leader-based
+    /// systems); empty when the database has no such notion.
+    fn primaries(&self, _nodes: &[Node]) -> Result<Vec<String>, DbError> {
+        Ok(Vec::new())
+    }
+}
+
+fn on_all_nodes(
+    cluster: &Cluster,
+    f: impl Fn(&Node) -> Result<(), DbError> + Sync,
+) -> Result<(), DbError> {
+    let (_, errors) = split_results(cluster.on_all(f));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(DbError::from_many(errors))
+    }
+}
+
+/// Installs, configures and starts `db` on every node at once, then waits
+/// until it is healthy.
+pub fn setup(db: &dyn Db, cluster: &Cluster, healthy_within: Duration) -> Result<(), DbError> {
+    on_all_nodes(cluster, |n| db.install(n))?;
+    on_all_nodes(cluster, |n| db.configure(n))?;
+    on_all_nodes(cluster, |n| db.start(n))?;
+    db.wait_healthy(cluster.nodes(), healthy_within)
+}
+
+/// Kills `db` on every node and wipes its data and logs. Call
+/// [`collect_logs`] first to keep the logs.
+pub fn teardown(db: &dyn Db, cluster: &Cluster) -> Result<(), DbError> {
+    on_all_nodes(cluster, |n| {
+        db.kill(n)?;
+        db.wipe(n)
+    })
+}
+
+/// Copies every node's log files into `dest/<node>/`, returning the local
+/// paths. Log files that do not exist on a node are skipped.
+pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<PathBuf>, DbError> {
+    let results = cluster.on_all(|node| {
+        let mut got = Vec::new();
+        for remote in db.log_files(node) {
+            let exists = node
+                .exec(&format!("test -f {}", crate::control::shell_quote(&remote)))?
+                .success();
+            if !exists {
+                continue;
+            }
+            let base = Path::new(&remote)
+                .file_name()
+                .map(|s| s.to_os_string())
+                .unwrap_or_else(|| "log".into());
+            let local = dest.join(node.name()).join(base);
+            node.download(&remote, &local)?;
+            got.push(local);
+        }
+        Ok::<_, DbError>(got)
+    });
+    let (lists, errors) = split_results(results);
+    if errors.is_empty() {
+        Ok(lists.into_iter().flatten().collect())
+    } else {
+        Err(DbError::from_many(errors))
+    }
+}
+
+/// The databases `faultline db` knows by name.
+pub const KNOWN: &[&str] = &["etcd"];

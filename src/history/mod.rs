@@ -12,7 +12,7 @@ pub mod read;
 
 pub use op::{Op, OpType, Process};
 pub use pair::{Call, HistoryError, Outcome};
-pub use read::{read_path, read_str, Format, ReadError};
+pub use read::{detect, read_path, read_str, Format, ReadError};
 
 use std::path::PathBuf;
 

@@ -1,0 +1,422 @@
+//! List-append inference: each key is a list, transactions append unique
+//! values and read whole lists. The longest committed read of a key reveals
+//! its version order (every other read must be a prefix of it); from that
+//! order come the ww, wr and rw edges. Non-cycle anomalies found here:
+//! internal, duplicate-elements, incompatible-order, G1a, G1b, dirty-update,
+//! lost-update and garbage-read.
+
+use super::infer::{show_list, Found, Inferred, Kind, Why};
+use super::parse::{Interner, Mop, Txn, NIL};
+use super::TxnError;
+use crate::history::Outcome;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// Who appended a value: the transaction, and whether it was that
+/// transaction's last append to the key (reading anything else is G1b).
+#[derive(Clone, Copy)]
+struct Writer {
+    txn: u32,
+    last: bool,
+}
+
+/// A committed read: which transaction, and the list it saw.
+struct Read<'a> {
+    txn: u32,
+    values: &'a [u32],
+    /// Read before the transaction wrote the key itself: it observes other
+    /// transactions' versions and so yields wr and rw edges.
+    external: bool,
+}
+
+/// Infers edges and non-cycle anomalies of a list-append history.
+pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError> {
+    let mut out = Inferred::default();
+    let (writers, committed) = writers(txns, atoms)?;
+    let failed = |t: u32| txns[t as usize].outcome == Outcome::Fail;
+
+    // Reads per key, with internal consistency checked along the way.
+    let mut reads: FxHashMap<u32, Vec<Read<'_>>> = FxHashMap::default();
+    let mut writes_key: FxHashSet<(u32, u32)> = FxHashSet::default();
+    for (t, txn) in txns.iter().enumerate() {
+        let t = t as u32;
+        for m in &txn.mops {
+            if let Mop::Append { key, .. } = m {
+                writes_key.insert((t, *key));
+            }
+        }
+        if txn.outcome != Outcome::Ok {
+            continue;
+        }
+        internal(t, txn, atoms, &mut out, &mut reads);
+    }
+
+    let mut keys: Vec<u32> = reads.keys().copied().collect();
+    keys.sort_unstable();
+    for key in keys {
+        let rs = &reads[&key];
+        let k = atoms.show(key);
+        // The version order: the longest read. Every read must be a prefix.
+        let longest = rs
+            .iter()
+            .max_by_key(|r| r.values.len())
+            .map(|r| (r.txn, r.values))
+            .unwrap_or((0, &[]));
+        let order = longest.1;
+        let mut prefix = vec![true; rs.len()];
+        let mut reported_incompatible = false;
+        for (i, r) in rs.iter().enumerate() {
+            if !order.starts_with(r.values) {
+                prefix[i] = false;
+                if !reported_incompatible {
+                    reported_incompatible = true;
+                    out.push(Found {
+                        name: "incompatible-order",
+                        txns: vec![longest.0, r.txn],
+                        key: Some(key),
+                        text: format!(
+                            "T1 read key {k} = {} and T2 read key {k} = {}: neither is a prefix of the other, so no single order of appends explains both",
+                            show_list(atoms, order),
+                            show_list(atoms, r.values)
+                        ),
+                    });
+                }
+            }
+        }
+        if let Some((a, b, v)) = duplicate(order) {
+            out.push(Found {
+                name: "duplicate-elements",
+                txns: vec![longest.0],
+                key: Some(key),
+                text: format!(
+                    "T1 read key {k} = {}, in which {} appears twice (positions {a} and {b}); every appended value is unique",
+                    show_list(atoms, order),
+                    atoms.show(v)
+                ),
+            });
+        }
+        for (i, r) in rs.iter().enumerate() {
+            if !prefix[i] {
+                if let Some((a, b, v)) = duplicate(r.values) {
+                    out.push(Found {
+                        name: "duplicate-elements",
+                        txns: vec![r.txn],
+                        key: Some(key),
+                        text: format!(
+                            "T1 read key {k} = {}, in which {} appears twice (positions {a} and {b}); every appended value is unique",
+                            show_list(atoms, r.values),
+                            atoms.show(v)
+                        ),
+                    });
+                }
+            }
+        }
+
+        // Walk the order: ww edges between successive committed writers,
+        // dirty updates after an aborted append, values nobody appended.
+        let mut prev: Option<(u32, u32)> = None;
+        let mut aborted: Option<(u32, u32)> = None;
+        let mut garbage_reported = false;
+        for &v in order {
+            let Some(w) = writers.get(&(key, v)) else {
+                if !garbage_reported {
+                    garbage_reported = true;
+                    out.push(Found {
+                        name: "garbage-read",
+                        txns: vec![longest.0],
+                        key: Some(key),
+                        text: format!(
+                            "T1 read key {k} = {}, but no transaction appended {} to key {k}",
+                            show_list(atoms, order),
+                            atoms.show(v)
+                        ),
+                    });
+                }
+                continue;
+            };
+            if failed(w.txn) {
+                aborted.get_or_insert((w.txn, v));
+                continue;
+            }
+            if let Some((ft, fv)) = aborted.take() {
+                out.push(Found {
+                    name: "dirty-update",
+                    txns: vec![ft, w.txn],
+                    key: Some(key),
+                    text: format!(
+                        "key {k} = {} holds {}, appended by T1, which failed, and after it {}, appended by T2: T2 updated a state only an aborted transaction produced",
+                        show_list(atoms, order),
+                        atoms.show(fv),
+                        atoms.show(v)
+                    ),
+                });
+            }
+            if let Some((pt, pv)) = prev {
+                if pt != w.txn {
+                    out.edges
+                        .push((pt, w.txn, Kind::Ww, Why { key, v1: pv, v2: v }));
+                }
+            }
+            prev = Some((w.txn, v));
+        }
+        // Committed appends no read observed: lists only grow, so each came
+        // after every version read, whatever the order among themselves.
+        let in_order: FxHashSet<u32> = order.iter().copied().collect();
+        let unobserved: Vec<(u32, u32)> = committed
+            .get(&key)
+            .map(|vs| {
+                vs.iter()
+                    .filter(|(v, _)| !in_order.contains(v))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some((pt, pv)) = prev {
+            for &(v, w) in &unobserved {
+                if w != pt {
+                    out.edges
+                        .push((pt, w, Kind::Ww, Why { key, v1: pv, v2: v }));
+                }
+            }
+        }
+        // The next committed (or possibly committed) version after position
+        // `n` of the order, for rw edges.
+        let next_after = |n: usize| -> Option<(u32, u32)> {
+            order[n..].iter().find_map(|&v| {
+                writers
+                    .get(&(key, v))
+                    .filter(|w| !failed(w.txn))
+                    .map(|w| (w.txn, v))
+            })
+        };
+
+        let mut lost: FxHashMap<usize, Vec<u32>> = FxHashMap::default();
+        for (i, r) in rs.iter().enumerate() {
+            // G1a: any element from an aborted transaction.
+            if let Some((&v, w)) = r.values.iter().find_map(|v| {
+                writers
+                    .get(&(key, *v))
+                    .filter(|w| failed(w.txn))
+                    .map(|w| (v, w))
+            }) {
+                out.push(Found {
+                    name: "G1a",
+                    txns: vec![r.txn, w.txn],
+                    key: Some(key),
+                    text: format!(
+                        "T1 read key {k} = {}, including {}, which T2 appended; T2 failed, so T1 read an aborted write",
+                        show_list(atoms, r.values),
+                        atoms.show(v)
+                    ),
+                });
+            }
+            if !r.external {
+                continue;
+            }
+            if let Some(&last) = r.values.last() {
+                if let Some(w) = writers.get(&(key, last)) {
+                    if w.txn != r.txn && !failed(w.txn) {
+                        out.edges.push((
+                            w.txn,
+                            r.txn,
+                            Kind::Wr,
+                            Why {
+                                key,
+                                v1: last,
+                                v2: NIL,
+                            },
+                        ));
+                        if !w.last {
+                            out.push(Found {
+                                name: "G1b",
+                                txns: vec![r.txn, w.txn],
+                                key: Some(key),
+                                text: format!(
+                                    "T1 read key {k} = {}, ending in {}, which T2 appended, but T2 appended more to key {k} afterwards: T1 read an intermediate state",
+                                    show_list(atoms, r.values),
+                                    atoms.show(last)
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            if prefix[i] {
+                let seen = r.values.last().copied().unwrap_or(NIL);
+                if let Some((w, v)) = next_after(r.values.len()) {
+                    if w != r.txn {
+                        out.edges.push((
+                            r.txn,
+                            w,
+                            Kind::Rw,
+                            Why {
+                                key,
+                                v1: seen,
+                                v2: v,
+                            },
+                        ));
+                    }
+                }
+                for &(v, w) in &unobserved {
+                    if w != r.txn {
+                        out.edges.push((
+                            r.txn,
+                            w,
+                            Kind::Rw,
+                            Why {
+                                key,
+                                v1: seen,
+                                v2: v,
+                            },
+                        ));
+                    }
+                }
+                if writes_key.contains(&(r.txn, key)) {
+                    lost.entry(r.values.len()).or_default().push(r.txn);
+                }
+            }
+        }
+        let mut lost: Vec<(usize, Vec<u32>)> =
+            lost.into_iter().filter(|(_, ts)| ts.len() > 1).collect();
+        lost.sort_unstable();
+        for (n, ts) in lost {
+            let names: Vec<String> = (1..=ts.len()).map(|i| format!("T{i}")).collect();
+            out.push(Found {
+                name: "lost-update",
+                txns: ts,
+                key: Some(key),
+                text: format!(
+                    "{} all read key {k} = {} and then appended to it: each update was made without seeing the others, so all but one are lost",
+                    names.join(", "),
+                    show_list(atoms, &order[..n])
+                ),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The writer of every appended value; a value appended twice is bad input
+/// (inference relies on unique values).
+fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
+    let mut writers: FxHashMap<(u32, u32), Writer> = FxHashMap::default();
+    let mut committed: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
+    for (t, txn) in txns.iter().enumerate() {
+        let t = t as u32;
+        let mut last_of_key: FxHashMap<u32, u32> = FxHashMap::default();
+        for m in &txn.mops {
+            if let Mop::Append { key, value } = *m {
+                if let Some(prev) = writers.insert(
+                    (key, value),
+                    Writer {
+                        txn: t,
+                        last: false,
+                    },
+                ) {
+                    return Err(TxnError::DuplicateWrite {
+                        key: atoms.show(key),
+                        value: atoms.show(value),
+                        first: txns[prev.txn as usize].invoke,
+                        second: txn.invoke,
+                    });
+                }
+                last_of_key.insert(key, value);
+                if txn.outcome == Outcome::Ok {
+                    committed.entry(key).or_default().push((value, t));
+                }
+            }
+        }
+        for (key, value) in last_of_key {
+            if let Some(w) = writers.get_mut(&(key, value)) {
+                w.last = true;
+            }
+        }
+    }
+    Ok((writers, committed))
+}
+
+/// The writer of each `(key, value)`, and each key's committed appends
+/// `(value, txn)`.
+type Writers = (
+    FxHashMap<(u32, u32), Writer>,
+    FxHashMap<u32, Vec<(u32, u32)>>,
+);
+
+/// Within one transaction, per key: the last list read (if any), what the
+/// transaction appended since, and whether it appended at all.
+type KeyState<'a> = (Option<&'a [u32]>, Vec<u32>, bool);
+
+/// Checks that each read of a committed transaction agrees with its own
+/// earlier reads and appends (`internal`), and collects its reads.
+fn internal<'a>(
+    t: u32,
+    txn: &'a Txn,
+    atoms: &Interner,
+    out: &mut Inferred,
+    reads: &mut FxHashMap<u32, Vec<Read<'a>>>,
+) {
+    // Per key: the last list read (if any) and what was appended since.
+    let mut state: FxHashMap<u32, KeyState<'a>> = FxHashMap::default();
+    for m in &txn.mops {
+        match m {
+            Mop::Append { key, value } => {
+                let s = state.entry(*key).or_insert((None, Vec::new(), false));
+                s.1.push(*value);
+                s.2 = true;
+            }
+            Mop::ReadList {
+                key,
+                values: Some(values),
+            } => {
+                let s = state.entry(*key).or_insert((None, Vec::new(), false));
+                let ok = match s.0 {
+                    Some(base) => {
+                        values.len() == base.len() + s.1.len()
+                            && values.starts_with(base)
+                            && values[base.len()..] == s.1[..]
+                    }
+                    None => values.ends_with(&s.1),
+                };
+                if !ok {
+                    let expected = match s.0 {
+                        Some(base) => {
+                            let mut e = base.to_vec();
+                            e.extend_from_slice(&s.1);
+                            show_list(atoms, &e)
+                        }
+                        None => format!("a list ending in {}", show_list(atoms, &s.1)),
+                    };
+                    out.push(Found {
+                        name: "internal",
+                        txns: vec![t],
+                        key: Some(*key),
+                        text: format!(
+                            "T1 read key {} = {}, but its own earlier operations imply {expected}",
+                            atoms.show(*key),
+                            show_list(atoms, values)
+                        ),
+                    });
+                }
+                let external = s.0.is_none() && !s.2;
+                reads.entry(*key).or_default().push(Read {
+                    txn: t,
+                    values,
+                    external,
+                });
+                s.0 = Some(values);
+                s.1.clear();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The first value that appears twice in `xs`: its two positions and value.
+fn duplicate(xs: &[u32]) -> Option<(usize, usize, u32)> {
+    let mut seen: FxHashMap<u32, usize> = FxHashMap::default();
+    for (i, &x) in xs.iter().enumerate() {
+        if let Some(j) = seen.insert(x, i) {
+            return Some((j, i, x));
+        }
+    }
+    None
+}

@@ -1,0 +1,435 @@
+//! The transactional checker, after Elle (Kingsbury and Alvaro, VLDB 2020).
+//!
+//! A history of `txn` operations, each a list of micro-operations, is
+//! checked against consistency models such as serializability:
+//!
+//! 1. [`parse`] decodes each call into a transaction (Elle's conventions:
+//!    `["append", k, v]`, `["r", k, [..]]` for list-append; `["w", k, v]`,
+//!    `["r", k, v]` for rw-register).
+//! 2. `list_append` / `rw_register` infer each key's version order and the
+//!    data dependencies (ww, wr, rw), and report the anomalies visible
+//!    without a cycle (G1a, G1b, internal, dirty-update, lost-update, ...).
+//! 3. [`graph`] adds process and real-time order and builds the petgraph
+//!    dependency graph; [`search`] finds, per anomaly class (G0, G1c,
+//!    G-single, G2-item and their `-process` / `-realtime` variants), the
+//!    shortest cycle in each strongly connected component.
+//! 4. [`models`] maps the anomalies found onto the lattice of consistency
+//!    models: the report names the weakest models ruled out (`not`), the
+//!    stronger ones ruled out with them (`also_not`), and the verdict for
+//!    the requested models.
+//!
+//! ```
+//! use faultline::check::txn::{self, Options, Workload};
+//! use faultline::check::Validity;
+//! use faultline::history::{History, Op, OpType::*, Process::Client};
+//! use serde_json::json;
+//!
+//! // Write skew: each transaction reads the key the other appends to.
+//! let h = History::new(vec![
+//!     Op::new(0, Client(0), Invoke, "txn", json!([["r", "x", null], ["append", "y", 1]])),
+//!     Op::new(0, Client(1), Invoke, "txn", json!([["r", "y", null], ["append", "x", 2]])),
+//!     Op::new(0, Client(0), Ok, "txn", json!([["r", "x", []], ["append", "y", 1]])),
+//!     Op::new(0, Client(1), Ok, "txn", json!([["r", "y", []], ["append", "x", 2]])),
+//!     Op::new(0, Client(2), Invoke, "txn", json!([["r", "x", null], ["r", "y", null]])),
+//!     Op::new(0, Client(2), Ok, "txn", json!([["r", "x", [2]], ["r", "y", [1]]])),
+//! ]);
+//! let report = txn::check(&h, &Options::new(Workload::ListAppend)).unwrap();
+//! assert_eq!(report.validity, Validity::Invalid);
+//! assert_eq!(report.anomaly_types, vec!["G2-item"]);
+//! assert_eq!(report.not, vec!["repeatable-read"]);
+//! ```
+
+mod explain;
+mod graph;
+mod infer;
+mod list_append;
+pub mod models;
+mod parse;
+mod rw_register;
+mod search;
+
+use super::Validity;
+use crate::history::{Call, History, HistoryError, Outcome, Process};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The kind of objects the transactions operate on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// Keys are lists; `["append", k, v]` and `["r", k, [..]]`.
+    ListAppend,
+    /// Keys are registers; `["w", k, v]` and `["r", k, v]`.
+    RwRegister,
+}
+
+impl Workload {
+    /// `list-append` or `rw-register`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::ListAppend => "list-append",
+            Workload::RwRegister => "rw-register",
+        }
+    }
+
+    /// Parses `list-append` or `rw-register`.
+    pub fn parse(s: &str) -> Option<Workload> {
+        match s {
+            "list-append" => Some(Workload::ListAppend),
+            "rw-register" => Some(Workload::RwRegister),
+            _ => None,
+        }
+    }
+}
+
+/// How to check.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The workload.
+    pub workload: Workload,
+    /// The models the history must satisfy (names from
+    /// [`models::MODEL_NAMES`]); default strict serializable.
+    pub consistency_models: Vec<String>,
+    /// Give up (verdict `unknown`) after this long.
+    pub time_limit: Option<Duration>,
+    /// Give up (verdict `unknown`) on histories of more transactions.
+    pub max_txns: usize,
+    /// Give up the cycle search (verdict `unknown` unless already invalid)
+    /// after visiting this many graph nodes.
+    pub max_search_steps: u64,
+    /// Cycles kept per anomaly class.
+    pub max_cycles: usize,
+    /// rw-register: order each key's writes by process (a write follows
+    /// what its process read or wrote of the key before).
+    pub sequential_keys: bool,
+    /// rw-register: order each key's writes by real time (a write follows
+    /// a write that completed before it began).
+    pub linearizable_keys: bool,
+}
+
+impl Options {
+    /// Defaults for `workload`: strict serializable, 10 million
+    /// transactions, 200 million search steps, 16 cycles per class.
+    pub fn new(workload: Workload) -> Options {
+        Options {
+            workload,
+            consistency_models: vec!["strict-serializable".to_string()],
+            time_limit: None,
+            max_txns: 10_000_000,
+            max_search_steps: 200_000_000,
+            max_cycles: 16,
+            sequential_keys: false,
+            linearizable_keys: false,
+        }
+    }
+}
+
+/// A history the transactional checker cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// The history breaks the rules of histories.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// A transaction that is not a list of micro-operations.
+    #[error("{at}: {message}")]
+    Decode {
+        /// Where (file:line or event index).
+        at: String,
+        /// What was expected.
+        message: String,
+    },
+    /// The same value written twice to a key: inference needs unique values.
+    #[error("value {value} is written to key {key} twice (transactions invoked at events {first} and {second}); the checker needs every written value to be unique per key")]
+    DuplicateWrite {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+        /// Invocation of the first writer.
+        first: usize,
+        /// Invocation of the second.
+        second: usize,
+    },
+    /// A consistency model this checker does not know.
+    #[error("unknown consistency model {0:?}; expected one of {list}", list = models::MODEL_NAMES.join(", "))]
+    UnknownModel(String),
+}
+
+/// A transaction as a report names it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TxnRef {
+    /// `T1`, `T2`, ... within one anomaly.
+    pub name: String,
+    /// Index of its invocation in the history.
+    pub invoke_index: usize,
+    /// Index of its completion, if it completed.
+    pub complete_index: Option<usize>,
+    /// The process.
+    pub process: Process,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Its micro-operations, e.g. `[append 3 5] [r 4 [1 2]]`.
+    pub ops: String,
+}
+
+/// One edge of a cycle.
+#[derive(Clone, Debug, Serialize)]
+pub struct CycleStep {
+    /// The earlier transaction's name.
+    pub from: String,
+    /// The later transaction's name.
+    pub to: String,
+    /// `ww`, `wr`, `rw`, `process` or `realtime`.
+    pub kind: String,
+    /// Why `from` precedes `to`, in words.
+    pub why: String,
+}
+
+/// One anomaly.
+#[derive(Clone, Debug, Serialize)]
+pub struct Anomaly {
+    /// Its name: `G1c`, `G-single-realtime`, `lost-update`, ...
+    pub name: String,
+    /// The key involved, for anomalies about one key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Value>,
+    /// One paragraph, naming transactions `T1`, `T2`, ...
+    pub explanation: String,
+    /// The transactions involved, in the explanation's order.
+    pub txns: Vec<TxnRef>,
+    /// For cycle anomalies: the edges, `T1 → T2 → ... → T1`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<Vec<CycleStep>>,
+    /// For cycle anomalies: the cycle as a Graphviz dot graph.
+    #[serde(skip)]
+    pub dot: Option<String>,
+}
+
+/// The verdict on a transactional history.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The workload.
+    pub workload: Workload,
+    /// Invalid when an anomaly rules out a requested model; unknown when a
+    /// budget ran out first (see `reason`); valid otherwise.
+    pub validity: Validity,
+    /// The models checked.
+    pub consistency_models: Vec<String>,
+    /// Names of the anomalies found, sorted.
+    pub anomaly_types: Vec<String>,
+    /// The anomalies, by name (a capped number of each; see `counts`).
+    pub anomalies: BTreeMap<String, Vec<Anomaly>>,
+    /// How many of each anomaly were found (cycle anomalies: components).
+    pub counts: BTreeMap<String, usize>,
+    /// The weakest models the anomalies rule out.
+    pub not: Vec<String>,
+    /// The stronger models ruled out along with them.
+    pub also_not: Vec<String>,
+    /// The models no anomaly found rules out (all of them hold only if the
+    /// search was complete).
+    pub still_possible: Vec<String>,
+    /// Why the verdict is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Transactions checked (`ok`, `info` and `fail`).
+    pub txns: usize,
+    /// Client operations that were not transactions, skipped.
+    pub skipped_ops: usize,
+    /// Edges of the dependency graph (one per ordered pair).
+    pub edges: usize,
+    /// Time spent checking.
+    #[serde(rename = "elapsed_ms", serialize_with = "as_millis")]
+    pub elapsed: Duration,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+/// Checks a history of transactions.
+pub fn check(history: &History, opts: &Options) -> Result<Report, TxnError> {
+    let calls = history.calls()?;
+    check_calls(history, &calls, opts)
+}
+
+/// Checks already-paired calls of `history` (see [`History::calls`]).
+pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<Report, TxnError> {
+    let start = Instant::now();
+    for m in &opts.consistency_models {
+        if !models::is_model(m) {
+            return Err(TxnError::UnknownModel(m.clone()));
+        }
+    }
+    let mut atoms = parse::Interner::default();
+    let (txns, skipped_ops) = parse::decode(history, calls, opts.workload, &mut atoms)?;
+    let mut report = Report {
+        workload: opts.workload,
+        validity: Validity::Valid,
+        consistency_models: opts.consistency_models.clone(),
+        anomaly_types: Vec::new(),
+        anomalies: BTreeMap::new(),
+        counts: BTreeMap::new(),
+        not: Vec::new(),
+        also_not: Vec::new(),
+        still_possible: Vec::new(),
+        reason: None,
+        txns: txns.len(),
+        skipped_ops,
+        edges: 0,
+        elapsed: Duration::ZERO,
+    };
+    let unknown = |mut r: Report, why: String| {
+        r.validity = Validity::Unknown;
+        r.reason = Some(why);
+        r.elapsed = start.elapsed();
+        r
+    };
+    if txns.len() > opts.max_txns {
+        let why = format!(
+            "{} transactions exceed the limit of {}",
+            txns.len(),
+            opts.max_txns
+        );
+        return Ok(unknown(report, why));
+    }
+    if !txns.iter().any(|t| t.outcome == Outcome::Ok) {
+        return Ok(unknown(
+            report,
+            "no transaction committed: there is nothing to check".to_string(),
+        ));
+    }
+
+    let inferred = match opts.workload {
+        Workload::ListAppend => list_append::infer(&txns, &atoms)?,
+        Workload::RwRegister => rw_register::infer(&txns, &atoms, opts)?,
+    };
+    let graph = graph::DepGraph::build(&txns, &inferred.edges);
+    report.edges = graph.g.edge_count();
+    let ctx = explain::Ctx {
+        txns: &txns,
+        atoms: &atoms,
+        workload: opts.workload,
+    };
+    for f in &inferred.found {
+        report
+            .anomalies
+            .entry(f.name.to_string())
+            .or_default()
+            .push(ctx.found(f));
+    }
+    for (name, n) in &inferred.counts {
+        report.counts.insert(name.to_string(), *n);
+    }
+
+    // Cycle search, within the time limit and step budget.
+    let mut budget = search::Budget {
+        deadline: opts.time_limit.map(|t| start + t),
+        max_steps: opts.max_search_steps,
+        steps: 0,
+    };
+    let mut incomplete = None;
+    for class in search::classes() {
+        if budget.deadline.is_some_and(|d| Instant::now() >= d) {
+            incomplete = Some(format!(
+                "the time limit of {:?} ran out before the {} search",
+                opts.time_limit.unwrap_or_default(),
+                class.name
+            ));
+            break;
+        }
+        let found = search::search(&graph, &class, &mut budget, opts.max_cycles);
+        if found.count > 0 {
+            report.counts.insert(class.name.to_string(), found.count);
+            let list = report.anomalies.entry(class.name.to_string()).or_default();
+            for c in &found.cycles {
+                list.push(ctx.cycle(&graph, class.name, c));
+            }
+        }
+        if !found.complete {
+            incomplete = Some(format!(
+                "the cycle search ran out of budget ({} steps{}) during the {} search",
+                budget.steps,
+                opts.time_limit
+                    .map(|t| format!(", time limit {t:?}"))
+                    .unwrap_or_default(),
+                class.name
+            ));
+            break;
+        }
+    }
+
+    report.anomaly_types = report.anomalies.keys().cloned().collect();
+    let names: Vec<&str> = report.anomaly_types.iter().map(String::as_str).collect();
+    let (not, also_not) = models::boundary(&names);
+    report.still_possible = models::still_possible(&names);
+    report.not = not;
+    report.also_not = also_not;
+    let ruled_out = report.consistency_models.iter().any(|m| {
+        let bad = models::proscribed_by(m);
+        names.iter().any(|a| bad.contains(a))
+    });
+    report.validity = if ruled_out {
+        Validity::Invalid
+    } else {
+        Validity::Valid
+    };
+    if let (false, Some(why)) = (ruled_out, incomplete) {
+        return Ok(unknown(report, why));
+    }
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+/// Writes a report's explanations into `dir`: `<anomaly>.txt` with every
+/// kept anomaly of that name, and for cycles `<anomaly>/<i>.dot` (plus
+/// `<i>.svg` when Graphviz's `dot` is installed). Returns the files written.
+pub fn write_outputs(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    let mut have_dot = true;
+    for (name, list) in &report.anomalies {
+        let mut text = String::new();
+        for (i, a) in list.iter().enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            if let Some(k) = &a.key {
+                text.push_str(&format!("On key {}:\n", explain::show_json(k)));
+            }
+            text.push_str(&explain::long_text(a));
+        }
+        let txt = dir.join(format!("{name}.txt"));
+        std::fs::write(&txt, text)?;
+        written.push(txt);
+        let sub = dir.join(name);
+        for (i, a) in list.iter().enumerate() {
+            let Some(dot) = &a.dot else { continue };
+            std::fs::create_dir_all(&sub)?;
+            let path = sub.join(format!("{i}.dot"));
+            std::fs::write(&path, dot)?;
+            written.push(path.clone());
+            if have_dot {
+                let svg = sub.join(format!("{i}.svg"));
+                // A missing Graphviz is normal: the dot files are the output.
+                match std::process::Command::new("dot")
+                    .arg("-Tsvg")
+                    .arg(&path)
+                    .arg("-o")
+                    .arg(&svg)
+                    .status()
+                {
+                    Ok(s) if s.success() => written.push(svg),
+                    Ok(_) => {}
+                    Err(_) => have_dot = false,
+                }
+            }
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests;

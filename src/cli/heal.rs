@@ -1,0 +1,73 @@
+//! `faultline heal`: lifts every fault faultline may have left on a cluster
+//! (partition and packet rules, delay programs, paused and killed database
+//! processes, moved clocks), from a fresh process: after a controller was
+//! killed, or by hand. Works with the record of active faults and without.
+
+use std::path::PathBuf;
+
+use super::cluster::NodeArgs;
+use crate::db::{self, Db, Etcd, EtcdOptions};
+use crate::nemesis::{self, Nemeses, Nemesis, NemesisOptions};
+
+/// `heal` flags.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The database whose processes to resume and restart.
+    #[arg(long, default_value = "etcd", value_parser = clap::builder::PossibleValuesParser::new(db::KNOWN))]
+    db: String,
+    /// Heal the network (and clocks) only: leave database processes alone.
+    #[arg(long)]
+    no_db: bool,
+    /// The etcd binary that was uploaded to the nodes (as for `db up`), so
+    /// a restart runs the same one.
+    #[arg(long)]
+    etcd_binary: Option<PathBuf>,
+    /// The record of active faults (default: `nemesis.json` in the local
+    /// cluster's state directory; none for real hosts).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    #[command(flatten)]
+    nodes: NodeArgs,
+}
+
+/// Runs `faultline heal`.
+pub fn run(a: Args) -> anyhow::Result<i32> {
+    let cluster = a.nodes.cluster()?;
+    let db: Option<std::sync::Arc<dyn Db>> = if a.no_db {
+        None
+    } else {
+        match a.db.as_str() {
+            "etcd" => {
+                let opts = EtcdOptions {
+                    binary: a.etcd_binary.clone(),
+                    ..EtcdOptions::default()
+                };
+                Some(std::sync::Arc::new(Etcd::new(opts, cluster.nodes())))
+            }
+            other => anyhow::bail!(
+                "unknown database {other:?} (known: {})",
+                db::KNOWN.join(", ")
+            ),
+        }
+    };
+    let record = a
+        .record
+        .clone()
+        .or_else(|| nemesis::default_record_path(&cluster));
+    let nem = Nemeses::new(
+        cluster,
+        db,
+        NemesisOptions {
+            record,
+            ..NemesisOptions::default()
+        },
+    );
+    if let Ok(active) = nem.env().active() {
+        if !active.is_empty() {
+            println!("recorded faults: {}", serde_json::to_string(&active)?);
+        }
+    }
+    let done = nem.heal()?;
+    println!("healed: {done}");
+    Ok(0)
+}

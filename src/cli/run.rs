@@ -1,0 +1,239 @@
+//! `faultline run`: one test, from flags or a test file — and `faultline
+//! analyze`, which checks a stored run again.
+
+use super::cluster::NodeArgs;
+use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
+use crate::check::Validity;
+use crate::cluster::{local, Cluster};
+use crate::runner::test::{check_history, run_test, Dirs, TestSpec};
+use crate::runner::Stop;
+use crate::store::RunDir;
+use anyhow::{bail, Context};
+use std::path::{Path, PathBuf};
+
+/// Arguments of `faultline run`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error. \
+Without --nodes/--nodes-file the test runs on the local cluster, which is built (5 nodes) when none is up \
+and removed afterwards unless --leave-db-running.")]
+pub struct Args {
+    /// A test file (TOML) with the fields of a test (docs/test-format.md);
+    /// flags override it.
+    test_file: Option<PathBuf>,
+    /// The database.
+    #[arg(long)]
+    db: Option<String>,
+    /// The workload: a name from the workloads folder or a .toml path.
+    #[arg(long)]
+    workload: Option<String>,
+    /// Nemeses, comma-separated (partition, kill, pause, packet, clock, or
+    /// files in the nemeses folder); `none` for no faults.
+    #[arg(long, value_delimiter = ',')]
+    nemesis: Option<Vec<String>>,
+    /// Seconds between nemesis operations.
+    #[arg(long, value_name = "SECONDS")]
+    nemesis_interval: Option<f64>,
+    /// Seconds of the main phase.
+    #[arg(long, value_name = "SECONDS")]
+    time_limit: Option<f64>,
+    /// Client workers.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Operations per second over all workers.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seed of every random choice (recorded in test.json).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Reads: linearizable (default) or serializable (local, maybe stale).
+    #[arg(long)]
+    read_mode: Option<String>,
+    /// Seconds an operation may take before it is recorded `info`.
+    #[arg(long, value_name = "SECONDS")]
+    op_timeout: Option<f64>,
+    /// Leave the db (and a local cluster this run built) running.
+    #[arg(long)]
+    leave_db_running: bool,
+    /// The test's name (default: db-workload-nemeses).
+    #[arg(long)]
+    name: Option<String>,
+    /// The results root.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Folder of workload files (default: ./workloads, or the one beside the binary's source).
+    #[arg(long)]
+    workloads_dir: Option<PathBuf>,
+    /// Folder of nemesis files (default: ./nemeses, likewise).
+    #[arg(long)]
+    nemeses_dir: Option<PathBuf>,
+    /// Nodes of the local cluster when this run builds it.
+    #[arg(long, default_value_t = 5)]
+    local_nodes: usize,
+    #[command(flatten)]
+    nodes: NodeArgs,
+}
+
+/// Arguments of `faultline analyze`.
+#[derive(clap::Args, Debug)]
+pub struct AnalyzeArgs {
+    /// A run's folder (or a `latest` link).
+    dir: PathBuf,
+}
+
+/// The first existing folder named `name`: in the current directory, then
+/// beside the source tree the binary was built from.
+fn definitions_dir(given: &Option<PathBuf>, name: &str) -> PathBuf {
+    if let Some(d) = given {
+        return d.clone();
+    }
+    let here = PathBuf::from(name);
+    if here.is_dir() {
+        return here;
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+    if built.is_dir() {
+        return built;
+    }
+    PathBuf::from("/usr/share/faultline").join(name)
+}
+
+fn load_test_file(path: &Path) -> anyhow::Result<TestSpec> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str::<TestSpec>(&text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        match line {
+            Some(l) => anyhow::anyhow!("{}:{l}: {}", path.display(), e.message()),
+            None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
+        }
+    })
+}
+
+/// Runs `faultline run`.
+pub fn run(a: Args) -> anyhow::Result<i32> {
+    let mut spec = match &a.test_file {
+        Some(p) => load_test_file(p)?,
+        None => TestSpec::default(),
+    };
+    if let Some(v) = a.db.clone() {
+        spec.db = v;
+    }
+    if let Some(v) = a.workload.clone() {
+        spec.workload = v;
+    }
+    if let Some(v) = a.nemesis.clone() {
+        spec.nemesis = v.into_iter().filter(|n| n != "none" && !n.is_empty()).collect();
+    }
+    spec.nemesis_interval = a.nemesis_interval.or(spec.nemesis_interval);
+    spec.time_limit = a.time_limit.unwrap_or(spec.time_limit);
+    spec.concurrency = a.concurrency.unwrap_or(spec.concurrency);
+    spec.rate = a.rate.or(spec.rate);
+    spec.seed = a.seed.or(spec.seed);
+    if let Some(v) = a.read_mode.clone() {
+        spec.read_mode = v;
+    }
+    spec.op_timeout = a.op_timeout.unwrap_or(spec.op_timeout);
+    spec.leave_db_running |= a.leave_db_running;
+    if let Some(v) = a.name.clone() {
+        spec.name = v;
+    }
+    if let Err(e) = spec.validate() {
+        bail!("{e}");
+    }
+    let dirs = Dirs {
+        workloads: definitions_dir(&a.workloads_dir, "workloads"),
+        nemeses: definitions_dir(&a.nemeses_dir, "nemeses"),
+        results: a.results.clone(),
+    };
+
+    // The cluster: given hosts, the local cluster that is up, or a new one.
+    let local_run = a.nodes.hosts.is_empty() && a.nodes.nodes_file.is_none();
+    let mut built_here = false;
+    let cluster: Cluster = match a.nodes.cluster() {
+        Ok(c) => c,
+        Err(e) if local_run => {
+            tracing::info!("no local cluster up ({e}); building one");
+            eprintln!("building a local cluster of {} nodes...", a.local_nodes);
+            let spec = local::LocalSpec { nodes: a.local_nodes, state_dir: a.nodes.state.dir(), ..Default::default() };
+            built_here = true;
+            local::up(&spec)?
+        }
+        Err(e) => return Err(e),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let stop = Stop::new();
+    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let outcome = runtime.block_on(async {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            eprintln!("\ninterrupted: stopping the clients, healing every fault, collecting logs...");
+            s.trigger();
+        });
+        run_test(spec.clone(), cluster, &dirs, stop.clone(), show_progress).await
+    });
+    if built_here && !spec.leave_db_running {
+        if let Err(e) = local::down(&a.nodes.state.dir(), None) {
+            eprintln!("warning: removing the local cluster: {e}");
+        }
+    }
+    let outcome = outcome?;
+    for line in &outcome.summary {
+        println!("{line}");
+    }
+    if outcome.interrupted {
+        println!("(interrupted: the history is partial, and checked as it is)");
+    }
+    println!("{}: {}", outcome.validity, outcome.dir.display());
+    Ok(exit_code(outcome.validity))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn exit_code(v: Validity) -> i32 {
+    match v {
+        Validity::Valid => EXIT_VALID,
+        Validity::Invalid => EXIT_INVALID,
+        Validity::Unknown => EXIT_UNKNOWN,
+    }
+}
+
+/// Runs `faultline analyze`: checks a stored run's history again with the
+/// checkers its test.json names, and rewrites results.json.
+pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
+    let stored = RunDir::open(&a.dir)?;
+    let model = stored.test["model"].as_str().unwrap_or("cas-register").to_string();
+    let checkers: Vec<String> = stored.test["checkers"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .unwrap_or_else(|| vec!["linearizable".into()]);
+    let read_mode = stored.test["read_mode"].as_str().unwrap_or("linearizable").to_string();
+    let (validity, results, summary) = check_history(&stored.history, &model, &checkers, &read_mode, None);
+    stored.dir.write_results(&results)?;
+    for line in &summary {
+        println!("{line}");
+    }
+    println!("{validity}: {}", stored.dir.path.display());
+    let _ = EXIT_ERROR;
+    Ok(exit_code(validity))
+}

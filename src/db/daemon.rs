@@ -1,0 +1,131 @@
+//! Running a database as a plain daemon over SSH: start it detached with a
+//! pid file and a log file, signal it by pid, and tell whether it lives.
+//!
+//! Shared by every [`Db`](super::Db) that has no service manager of its own,
+//! so the same commands work on the local cluster (no systemd) and on real
+//! hosts.
+
+use std::time::Duration;
+
+use crate::cluster::Node;
+use crate::control::{shell_quote, ControlError};
+
+/// Where a daemon keeps its pid and output on a node, and what its process is
+/// called.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// The pid file.
+    pub pid_file: String,
+    /// The log file (stdout and stderr, appended).
+    pub log_file: String,
+    /// The process name as the kernel shows it (`/proc/<pid>/comm`), checked
+    /// before signalling so a recycled pid is never hit.
+    pub comm: String,
+}
+
+/// A shell function `alive PID COMM`: true when the process exists, is not a
+/// zombie and has the expected name.
+const ALIVE_FN: &str =
+    "alive() { [ -r /proc/$1/stat ] && [ \"$(cat /proc/$1/comm 2>/dev/null)\" = \"$2\" ] \
+     && ! grep -qE '^[0-9]+ \\(.*\\) [ZX]' /proc/$1/stat 2>/dev/null; }";
+
+impl Daemon {
+    /// A daemon whose binary is `binary` (its file name gives `comm`).
+    pub fn new(binary_name: &str, pid_file: &str, log_file: &str) -> Self {
+        // The kernel keeps the first 15 bytes of the name.
+        let comm: String = binary_name.chars().take(15).collect();
+        Daemon {
+            pid_file: pid_file.to_string(),
+            log_file: log_file.to_string(),
+            comm,
+        }
+    }
+
+    fn prelude(&self) -> String {
+        format!(
+            "{ALIVE_FN}; PIDF={}; COMM={}; p=$(cat \"$PIDF\" 2>/dev/null || true); ",
+            shell_quote(&self.pid_file),
+            shell_quote(&self.comm)
+        )
+    }
+
+    /// Starts `command` (already quoted words) in `dir`, detached from the SSH
+    /// session with `setsid`, stdin from /dev/null and output appended to the
+    /// log. Does nothing when it already runs. Returns once the pid file is
+    /// written.
+    pub fn start(&self, node: &Node, dir: &str, command: &str) -> Result<(), ControlError> {
+        // The pid is written by the shell that then execs the daemon, so it
+        // is the daemon's own pid. `&` applies to this one command only,
+        // or the SSH channel would wait for the whole list.
+        let script = format!(
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then exit 0; fi; \
+             rm -f \"$PIDF\"; cd {dir} || exit 1; \
+             setsid sh -c 'echo $$ > \"$0\"; exec \"$@\"' \"$PIDF\" {command} \
+             >> {log} 2>&1 < /dev/null & \
+             i=0; while [ ! -s \"$PIDF\" ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done; \
+             [ -s \"$PIDF\" ] || {{ echo 'no pid file after 5 s' >&2; exit 1; }}",
+            pre = self.prelude(),
+            dir = shell_quote(dir),
+            log = shell_quote(&self.log_file),
+        );
+        node.run(&script).map(|_| ())
+    }
+
+    /// Sends `signal` (e.g. `STOP`) to the daemon if it runs. Returns whether
+    /// it was running.
+    pub fn signal(&self, node: &Node, signal: &str) -> Result<bool, ControlError> {
+        let script = format!(
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then kill -{signal} \"$p\"; echo sent; fi",
+            pre = self.prelude(),
+        );
+        Ok(node.run(&script)?.contains("sent"))
+    }
+
+    /// Sends `signal`, then waits up to `grace` for the process to end, then
+    /// SIGKILLs it and waits again, up to 30 s (a process blocked in an
+    /// fsync on a loaded disk dies only when the fsync returns). Removes the
+    /// pid file.
+    pub fn stop(&self, node: &Node, signal: &str, grace: Duration) -> Result<(), ControlError> {
+        let steps = (grace.as_millis() / 20).max(1);
+        let script = format!(
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then \
+               kill -{signal} \"$p\"; kill -CONT \"$p\" 2>/dev/null; \
+               i=0; while alive \"$p\" \"$COMM\" && [ $i -lt {steps} ]; do sleep 0.02; i=$((i+1)); done; \
+               if alive \"$p\" \"$COMM\"; then kill -KILL \"$p\"; \
+                 i=0; while alive \"$p\" \"$COMM\" && [ $i -lt 1500 ]; do sleep 0.02; i=$((i+1)); done; fi; \
+               if alive \"$p\" \"$COMM\"; then echo \"pid $p survived SIGKILL for $((i / 50)) s (state $(cut -d' ' -f3 /proc/$p/stat 2>/dev/null))\" >&2; exit 1; fi; \
+             fi; rm -f \"$PIDF\"",
+            pre = self.prelude(),
+        );
+        node.run_timeout(&script, grace + Duration::from_secs(30))
+            .map(|_| ())
+    }
+
+    /// Whether the daemon's process is alive (stopped counts as alive).
+    pub fn is_running(&self, node: &Node) -> Result<bool, ControlError> {
+        let script = format!(
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then echo yes; else echo no; fi",
+            pre = self.prelude()
+        );
+        Ok(node.run(&script)?.trim() == "yes")
+    }
+
+    /// The pid of the running daemon, if it runs.
+    pub fn pid(&self, node: &Node) -> Result<Option<u32>, ControlError> {
+        let script = format!(
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then echo \"$p\"; fi",
+            pre = self.prelude()
+        );
+        Ok(node.run(&script)?.trim().parse().ok())
+    }
+
+    /// The last `lines` lines of the log (empty if there is none).
+    pub fn log_tail(&self, node: &Node, lines: usize) -> String {
+        node.exec(&format!(
+            "tail -n {lines} {} 2>/dev/null",
+            shell_quote(&self.log_file)
+        ))
+        .map(|o| o.stdout)
+        .unwrap_or_default()
+    }
+}

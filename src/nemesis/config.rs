@@ -1,0 +1,500 @@
+//! Nemesis files (`nemeses/*.toml`): one fault family each, with the
+//! targets to choose from and the interval, loaded at run time. The format
+//! is documented in `docs/nemesis-format.md`.
+//!
+//! Every error names the file, the line and the field: unknown fields are
+//! refused (`deny_unknown_fields`), and toml's byte spans are turned into
+//! line numbers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{Family, Fault, PacketBehavior, PartitionSpec, Targets};
+
+/// A bad nemesis file: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}: {}{message}", file.display(), field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file.
+    pub file: PathBuf,
+    /// The 1-based line (1 when unknown).
+    pub line: usize,
+    /// The field, when the error is about one.
+    pub field: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A fault family as a file defines it: what a schedule may start, and for
+/// how long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NemesisDef {
+    /// The family.
+    pub family: Family,
+    /// The start faults to choose from (one per target choice, per mode).
+    pub starts: Vec<Fault>,
+    /// Time between a start and its stop, and between a stop and the next
+    /// start; `None` leaves it to `--nemesis-interval` or the default.
+    pub interval: Option<Duration>,
+}
+
+impl NemesisDef {
+    /// The fault that ends this family's faults.
+    pub fn stop(&self) -> Fault {
+        stop_of(self.family)
+    }
+
+    /// The definition used when no file names the family: Jepsen's usual
+    /// choices (partitions of every shape; kills and pauses of one node, a
+    /// minority, a majority, all, or the leader; 20% loss on all nodes;
+    /// clock bumps of ±0.5 s... with no interval of its own.
+    pub fn builtin(family: Family) -> NemesisDef {
+        let targets = [
+            Targets::One,
+            Targets::Minority,
+            Targets::Majority,
+            Targets::All,
+            Targets::Primaries,
+        ];
+        let starts = match family {
+            Family::Partition => [
+                PartitionSpec::One,
+                PartitionSpec::Primaries,
+                PartitionSpec::RandomHalves,
+                PartitionSpec::MajoritiesRing,
+                PartitionSpec::Bridge,
+            ]
+            .into_iter()
+            .map(Fault::StartPartition)
+            .collect(),
+            Family::Kill => targets.into_iter().map(Fault::Kill).collect(),
+            Family::Pause => targets.into_iter().map(Fault::Pause).collect(),
+            Family::Packet => vec![Fault::StartPacket {
+                targets: Targets::All,
+                behavior: PacketBehavior {
+                    loss: Some(0.2),
+                    delay_ms: None,
+                },
+            }],
+            Family::Clock => vec![
+                Fault::BumpClock {
+                    targets: Targets::One,
+                    delta_ms: 500,
+                },
+                Fault::BumpClock {
+                    targets: Targets::One,
+                    delta_ms: -500,
+                },
+            ],
+        };
+        NemesisDef {
+            family,
+            starts,
+            interval: None,
+        }
+    }
+}
+
+/// The fault that ends a family's faults.
+pub fn stop_of(family: Family) -> Fault {
+    match family {
+        Family::Partition => Fault::StopPartition,
+        Family::Kill => Fault::Start,
+        Family::Pause => Fault::Resume,
+        Family::Packet => Fault::StopPacket,
+        Family::Clock => Fault::ResetClock,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFile {
+    fault: Spanned<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    description: Option<String>,
+    targets: Option<Spanned<Vec<toml::Value>>>,
+    interval: Option<Spanned<f64>>,
+    loss: Option<Spanned<f64>>,
+    delay_ms: Option<Spanned<u64>>,
+    modes: Option<Spanned<Vec<String>>>,
+    delta_ms: Option<Spanned<i64>>,
+    period_ms: Option<Spanned<u64>>,
+    duration_ms: Option<Spanned<u64>>,
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The field a serde message is about (`unknown field `x``, `missing
+/// field `x``).
+fn field_in(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = message[start..].find('`')? + start;
+    Some(message[start..end].to_string())
+}
+
+/// Parses the text of a nemesis file; `file` names it in errors.
+pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
+    let err = |line: usize, field: Option<&str>, message: String| ConfigError {
+        file: file.to_path_buf(),
+        line,
+        field: field.map(String::from),
+        message,
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let msg = e.message().trim().to_string();
+        let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
+        let field = if msg.contains("field `") {
+            field_in(&msg)
+        } else {
+            None
+        };
+        err(line, field.as_deref(), msg)
+    })?;
+    let at = |span: std::ops::Range<usize>| line_of(text, span.start);
+    let family = Family::parse(raw.fault.get_ref())
+        .map_err(|m| err(at(raw.fault.span()), Some("fault"), m))?;
+
+    // Fields that belong to another family are mistakes, not options.
+    let only =
+        |present: bool, span: Option<std::ops::Range<usize>>, name: &str, fams: &[Family]| {
+            if present && !fams.contains(&family) {
+                Err(err(
+                    span.map(at).unwrap_or(1),
+                    Some(name),
+                    format!(
+                        "not used by fault {family} (only by {})",
+                        fams.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+    only(
+        raw.loss.is_some(),
+        raw.loss.as_ref().map(|s| s.span()),
+        "loss",
+        &[Family::Packet],
+    )?;
+    only(
+        raw.delay_ms.is_some(),
+        raw.delay_ms.as_ref().map(|s| s.span()),
+        "delay-ms",
+        &[Family::Packet],
+    )?;
+    for (v, name) in [
+        (raw.modes.as_ref().map(|s| s.span()), "modes"),
+        (raw.delta_ms.as_ref().map(|s| s.span()), "delta-ms"),
+        (raw.period_ms.as_ref().map(|s| s.span()), "period-ms"),
+        (raw.duration_ms.as_ref().map(|s| s.span()), "duration-ms"),
+    ] {
+        only(v.is_some(), v, name, &[Family::Clock])?;
+    }
+
+    let interval = match &raw.interval {
+        Some(s) => {
+            let secs = *s.get_ref();
+            if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+                return Err(err(
+                    at(s.span()),
+                    Some("interval"),
+                    format!("must be a number of seconds in (0, 86400], got {secs}"),
+                ));
+            }
+            Some(Duration::from_secs_f64(secs))
+        }
+        None => None,
+    };
+
+    let builtin = NemesisDef::builtin(family);
+    let targets_line = raw.targets.as_ref().map(|t| at(t.span())).unwrap_or(1);
+    // Each entry of `targets` as a value faults understand.
+    let target_values: Option<Vec<serde_json::Value>> = match &raw.targets {
+        Some(t) => {
+            if t.get_ref().is_empty() {
+                return Err(err(
+                    targets_line,
+                    Some("targets"),
+                    "must not be empty".into(),
+                ));
+            }
+            Some(
+                t.get_ref()
+                    .iter()
+                    .map(|v| {
+                        serde_json::to_value(v).map_err(|e| {
+                            err(targets_line, Some("targets"), format!("bad entry {v}: {e}"))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        None => None,
+    };
+    let bad_target = |m: String| err(targets_line, Some("targets"), m);
+
+    let starts = match family {
+        Family::Partition => match &target_values {
+            Some(vals) => vals
+                .iter()
+                .map(|v| {
+                    PartitionSpec::from_value(v)
+                        .map(Fault::StartPartition)
+                        .map_err(bad_target)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => builtin.starts,
+        },
+        Family::Kill | Family::Pause => match &target_values {
+            Some(vals) => vals
+                .iter()
+                .map(|v| {
+                    Targets::from_value(v).map_err(bad_target).map(|t| {
+                        if family == Family::Kill {
+                            Fault::Kill(t)
+                        } else {
+                            Fault::Pause(t)
+                        }
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => builtin.starts,
+        },
+        Family::Packet => {
+            let behavior = PacketBehavior {
+                loss: raw.loss.as_ref().map(|s| *s.get_ref()),
+                delay_ms: raw.delay_ms.as_ref().map(|s| *s.get_ref()),
+            };
+            if let Err(m) = super::validate_packet(&behavior) {
+                let (line, field) = match (&raw.loss, &raw.delay_ms) {
+                    (Some(l), _) if m.contains("loss") => (at(l.span()), "loss"),
+                    (_, Some(d)) if m.contains("delay") => (at(d.span()), "delay-ms"),
+                    _ => (at(raw.fault.span()), "loss"),
+                };
+                return Err(err(line, Some(field), m));
+            }
+            let targets = match &target_values {
+                Some(vals) => vals
+                    .iter()
+                    .map(|v| Targets::from_value(v).map_err(bad_target))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => vec![Targets::All],
+            };
+            targets
+                .into_iter()
+                .map(|targets| Fault::StartPacket { targets, behavior })
+                .collect()
+        }
+        Family::Clock => {
+            let targets = match &target_values {
+                Some(vals) => vals
+                    .iter()
+                    .map(|v| Targets::from_value(v).map_err(bad_target))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => vec![Targets::One],
+            };
+            let delta = raw.delta_ms.as_ref().map(|s| *s.get_ref()).unwrap_or(500);
+            if delta == 0 {
+                let line = raw.delta_ms.as_ref().map(|s| at(s.span())).unwrap_or(1);
+                return Err(err(line, Some("delta-ms"), "must not be 0".into()));
+            }
+            let period = raw.period_ms.as_ref().map(|s| *s.get_ref()).unwrap_or(10);
+            if period == 0 {
+                let line = raw.period_ms.as_ref().map(|s| at(s.span())).unwrap_or(1);
+                return Err(err(line, Some("period-ms"), "must be positive".into()));
+            }
+            let duration = raw
+                .duration_ms
+                .as_ref()
+                .map(|s| *s.get_ref())
+                .unwrap_or(1000);
+            let modes: Vec<String> = raw
+                .modes
+                .as_ref()
+                .map(|m| m.get_ref().clone())
+                .unwrap_or_else(|| vec!["bump".into()]);
+            let modes_line = raw.modes.as_ref().map(|m| at(m.span())).unwrap_or(1);
+            if modes.is_empty() {
+                return Err(err(modes_line, Some("modes"), "must not be empty".into()));
+            }
+            let mut starts = Vec::new();
+            for t in &targets {
+                for m in &modes {
+                    match m.as_str() {
+                        "bump" => {
+                            for d in [delta, -delta] {
+                                starts.push(Fault::BumpClock {
+                                    targets: t.clone(),
+                                    delta_ms: d,
+                                });
+                            }
+                        }
+                        "strobe" => starts.push(Fault::StrobeClock {
+                            targets: t.clone(),
+                            delta_ms: delta,
+                            period_ms: period,
+                            duration_ms: duration,
+                        }),
+                        other => {
+                            return Err(err(
+                                modes_line,
+                                Some("modes"),
+                                format!("unknown mode {other:?} (expected bump, strobe)"),
+                            ))
+                        }
+                    }
+                }
+            }
+            starts
+        }
+    };
+    Ok(NemesisDef {
+        family,
+        starts,
+        interval,
+    })
+}
+
+/// Reads and parses one nemesis file.
+pub fn load_file(path: &Path) -> Result<NemesisDef, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        line: 1,
+        field: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// The definitions for `--nemesis a,b`: each name is `dir/<name>.toml`
+/// when that file exists, else the built-in definition of the family of
+/// that name. A name that is neither is an error listing the families.
+pub fn load_named(dir: Option<&Path>, names: &[String]) -> Result<Vec<NemesisDef>, ConfigError> {
+    let mut defs = Vec::new();
+    for name in names {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        if let Some(d) = dir {
+            let path = d.join(format!("{name}.toml"));
+            if path.is_file() {
+                defs.push(load_file(&path)?);
+                continue;
+            }
+        }
+        let family = Family::parse(name).map_err(|m| ConfigError {
+            file: dir
+                .map(|d| d.join(format!("{name}.toml")))
+                .unwrap_or_else(|| PathBuf::from("--nemesis")),
+            line: 1,
+            field: None,
+            message: m,
+        })?;
+        defs.push(NemesisDef::builtin(family));
+    }
+    Ok(defs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<NemesisDef, ConfigError> {
+        parse(Path::new("nemeses/x.toml"), text)
+    }
+
+    #[test]
+    fn partition_file() {
+        let d = p("fault = \"partition\"\ntargets = [\"one\", \"majorities-ring\", [[\"n1\"], [\"n2\", \"n3\"]]]\ninterval = 5\n").unwrap();
+        assert_eq!(d.family, Family::Partition);
+        assert_eq!(d.interval, Some(Duration::from_secs(5)));
+        assert_eq!(d.starts.len(), 3);
+        assert_eq!(
+            d.starts[1],
+            Fault::StartPartition(PartitionSpec::MajoritiesRing)
+        );
+        assert_eq!(d.stop(), Fault::StopPartition);
+    }
+
+    #[test]
+    fn unknown_field_names_file_line_and_field() {
+        let e = p("fault = \"kill\"\n\ntargest = [\"one\"]\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert_eq!(e.field.as_deref(), Some("targest"), "{e}");
+        let s = e.to_string();
+        assert!(s.starts_with("nemeses/x.toml:3: field `targest`"), "{s}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let e = p("fault = \"kill\"\ntargets = [\"most\"]\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (2, Some("targets")), "{e}");
+        let e = p("fault = \"packet\"\nloss = 2.0\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (2, Some("loss")), "{e}");
+        let e = p("fault = \"kill\"\nloss = 0.5\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (2, Some("loss")), "{e}");
+        assert!(e.message.contains("not used by fault kill"), "{e}");
+        let e = p("fault = \"flood\"\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (1, Some("fault")), "{e}");
+        let e = p("fault = \"kill\"\ninterval = -1\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (2, Some("interval")), "{e}");
+        let e = p("fault = \"clock\"\nmodes = [\"wobble\"]\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (2, Some("modes")), "{e}");
+        let e = p("interval = 3\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("fault"), "{e}");
+        // A type error names its line too.
+        let e = p("fault = \"kill\"\ninterval = \"soon\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+    }
+
+    #[test]
+    fn packet_and_clock_files() {
+        let d =
+            p("fault = \"packet\"\ntargets = [\"majority\"]\nloss = 0.3\ndelay-ms = 50\n").unwrap();
+        assert_eq!(
+            d.starts,
+            vec![Fault::StartPacket {
+                targets: Targets::Majority,
+                behavior: PacketBehavior {
+                    loss: Some(0.3),
+                    delay_ms: Some(50)
+                }
+            }]
+        );
+        let d = p("fault = \"clock\"\nmodes = [\"bump\", \"strobe\"]\ndelta-ms = 200\n").unwrap();
+        assert_eq!(d.starts.len(), 3);
+        assert_eq!(d.stop(), Fault::ResetClock);
+    }
+
+    #[test]
+    fn the_shipped_files_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nemeses");
+        let mut seen = 0;
+        for family in Family::ALL {
+            let path = dir.join(format!("{}.toml", family.name()));
+            let d = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(d.family, family);
+            assert!(!d.starts.is_empty());
+            seen += 1;
+        }
+        assert_eq!(seen, 5);
+        let defs = load_named(Some(&dir), &["partition".into(), "kill".into()]).unwrap();
+        assert_eq!(defs.len(), 2);
+        let builtin = load_named(None, &["pause".into()]).unwrap();
+        assert_eq!(builtin[0], NemesisDef::builtin(Family::Pause));
+        let e = load_named(None, &["flood".into()]).unwrap_err();
+        assert!(e.message.contains("partition"), "{e}");
+    }
+}

@@ -1,0 +1,239 @@
+//! Nemeses against fake nodes that record the commands they are sent: the
+//! real-host paths the local cluster cannot exercise (clock faults, netem
+//! delay), and the promise that a refused fault sends nothing.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::cluster::{Capabilities, Cluster, ClusterKind, Node};
+use crate::control::{ControlError, Output, Remote};
+
+#[derive(Debug, Default)]
+struct FakeRemote {
+    name: String,
+    commands: Mutex<Vec<String>>,
+}
+
+impl FakeRemote {
+    fn sent(&self) -> Vec<String> {
+        self.commands.lock().unwrap().clone()
+    }
+}
+
+impl Remote for FakeRemote {
+    fn node(&self) -> &str {
+        &self.name
+    }
+
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn exec_timeout(&self, command: &str, _timeout: Duration) -> Result<Output, ControlError> {
+        self.commands.lock().unwrap().push(command.to_string());
+        // The clock probe gets the controller's own time: no drift.
+        let stdout = if command == "date +%s.%N" {
+            format!(
+                "{:.6}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64()
+            )
+        } else {
+            String::new()
+        };
+        Ok(Output {
+            status: 0,
+            signal: None,
+            stdout,
+            stderr: String::new(),
+        })
+    }
+
+    fn upload(&self, _local: &Path, _remote: &str, _mode: i32) -> Result<(), ControlError> {
+        Ok(())
+    }
+
+    fn download(&self, _remote: &str, _local: &Path) -> Result<(), ControlError> {
+        Ok(())
+    }
+}
+
+fn hosts(caps: Capabilities) -> (Cluster, Vec<Arc<FakeRemote>>) {
+    let mut nodes = Vec::new();
+    let mut remotes = Vec::new();
+    for i in 1..=3 {
+        let r = Arc::new(FakeRemote {
+            name: format!("n{i}"),
+            ..FakeRemote::default()
+        });
+        nodes.push(Node::new(
+            &format!("n{i}"),
+            &format!("10.9.0.{i}"),
+            r.clone(),
+            caps,
+            "/opt/faultline",
+        ));
+        remotes.push(r);
+    }
+    (Cluster::new(nodes, ClusterKind::Hosts), remotes)
+}
+
+const REAL: Capabilities = Capabilities {
+    can_skew_clock: true,
+    has_netem: true,
+    has_iptables: true,
+    shares_host: false,
+};
+
+fn nem(cluster: Cluster) -> Nemeses {
+    Nemeses::new(cluster, None, NemesisOptions::default())
+}
+
+#[test]
+fn clock_faults_on_real_hosts_stop_ntp_and_set_the_date() {
+    let (cluster, r) = hosts(REAL);
+    let n = nem(cluster);
+    let done = n
+        .invoke(&Fault::BumpClock {
+            targets: Targets::Nodes(vec!["n2".into()]),
+            delta_ms: 500,
+        })
+        .unwrap();
+    assert_eq!(done["bumped"], json!(["n2"]));
+    assert!(r[0].sent().is_empty() && r[2].sent().is_empty());
+    let cmd = r[1].sent().join("\n");
+    assert!(
+        cmd.contains("systemctl stop") && cmd.contains("date -u -s"),
+        "{cmd}"
+    );
+    assert!(cmd.contains("-v d=0.5"), "{cmd}");
+    assert_eq!(n.env().active().unwrap().clock.len(), 1);
+
+    n.invoke(&Fault::StrobeClock {
+        targets: Targets::All,
+        delta_ms: 100,
+        period_ms: 10,
+        duration_ms: 1000,
+    })
+    .unwrap();
+    assert!(r[0].sent().join("\n").contains("faultline-strobe"));
+
+    n.invoke(&Fault::ResetClock).unwrap();
+    for remote in &r {
+        let last = remote.sent().last().cloned().unwrap_or_default();
+        assert!(
+            last.contains("date -u -s \"@1") && last.contains("systemctl is-enabled"),
+            "{last}"
+        );
+    }
+    assert!(n.env().active().unwrap().clock.is_empty());
+}
+
+#[test]
+fn refused_clock_fault_sends_nothing() {
+    let (cluster, r) = hosts(Capabilities {
+        can_skew_clock: false,
+        ..REAL
+    });
+    let n = nem(cluster);
+    let e = n
+        .invoke(&Fault::BumpClock {
+            targets: Targets::One,
+            delta_ms: 500,
+        })
+        .unwrap_err();
+    assert!(matches!(e, NemesisError::Refused { .. }), "{e}");
+    assert!(e.to_string().contains("n1, n2, n3"), "{e}");
+    assert!(r.iter().all(|x| x.sent().is_empty()));
+    assert!(n.env().active().unwrap().is_empty());
+}
+
+#[test]
+fn netem_delay_and_partition_rules_on_real_hosts() {
+    let (cluster, r) = hosts(REAL);
+    let n = nem(cluster);
+    let done = n
+        .invoke(&Fault::StartPacket {
+            targets: Targets::Nodes(vec!["n1".into()]),
+            behavior: PacketBehavior {
+                loss: Some(0.1),
+                delay_ms: Some(100),
+            },
+        })
+        .unwrap();
+    assert_eq!(done["delay"][0]["via"], "netem", "{done}");
+    let cmd = r[0].sent().join("\n");
+    assert!(
+        cmd.contains("tc qdisc replace dev \"$dev\" root netem delay 100ms"),
+        "{cmd}"
+    );
+    assert!(
+        cmd.contains(
+            "-A FAULTLINE-PKT -s 10.9.0.2 -m statistic --mode random --probability 0.1 -j DROP"
+        ),
+        "{cmd}"
+    );
+    assert!(r[1].sent().is_empty());
+
+    let done = n
+        .invoke(&Fault::StartPartition(PartitionSpec::Halves))
+        .unwrap();
+    assert_eq!(done["components"], json!([["n1"], ["n2", "n3"]]));
+    let n1 = r[0].sent().last().cloned().unwrap();
+    assert!(n1.contains("-A FAULTLINE -s 10.9.0.2 -j DROP"), "{n1}");
+    assert!(n1.contains("-A FAULTLINE -s 10.9.0.3 -j DROP"), "{n1}");
+    let n2 = r[1].sent().last().cloned().unwrap();
+    assert!(
+        n2.contains("-s 10.9.0.1 ") && !n2.contains("-s 10.9.0.3 "),
+        "{n2}"
+    );
+
+    let healed = n.heal().unwrap();
+    assert_eq!(healed["partition"]["healed"], json!(["n1", "n2", "n3"]));
+    assert_eq!(healed["db"], json!(null));
+    for remote in &r {
+        let all = remote.sent().join("\n");
+        assert!(all.contains("iptables -w -X FAULTLINE "), "{all}");
+        assert!(all.contains("iptables -w -X FAULTLINE-PKT"), "{all}");
+        assert!(all.contains("tc qdisc del dev"), "{all}");
+    }
+    assert!(n.env().active().unwrap().is_empty());
+}
+
+#[test]
+fn targets_resolve_in_cluster_order_and_unknown_nodes_are_named() {
+    let (cluster, _) = hosts(REAL);
+    let n = nem(cluster);
+    let env = n.env();
+    assert_eq!(env.resolve(&Targets::Majority).unwrap().len(), 2);
+    assert_eq!(env.resolve(&Targets::Minority).unwrap().len(), 1);
+    assert_eq!(env.resolve(&Targets::All).unwrap(), vec!["n1", "n2", "n3"]);
+    assert_eq!(
+        env.resolve(&Targets::Nodes(vec!["n3".into(), "n1".into()]))
+            .unwrap(),
+        vec!["n1", "n3"]
+    );
+    let e = env
+        .resolve(&Targets::Nodes(vec!["n9".into()]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("n9") && e.contains("n1, n2, n3"), "{e}");
+    // Primaries need a database to ask.
+    assert!(env.resolve(&Targets::Primaries).is_err());
+    // Same seed, same choices.
+    let (c2, _) = hosts(REAL);
+    let again = nem(c2);
+    let a: Vec<_> = (0..10)
+        .map(|_| env.resolve(&Targets::One).unwrap())
+        .collect();
+    let b: Vec<_> = (0..10)
+        .map(|_| again.env().resolve(&Targets::One).unwrap())
+        .collect();
+    assert_eq!(a, b);
+}

@@ -1,0 +1,418 @@
+//! Tests of the workers and the recorder against in-memory clients.
+
+use super::*;
+use crate::client::{ClientError, MemoryDb, NoopClient};
+use crate::generator::{
+    self, from_fn, limit, on_clients, on_nemesis, repeat, Dist, OpMix, ValueShape,
+};
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn register_mix(seed: u64) -> OpMix {
+    let ops = vec![
+        ("read".into(), 2, ValueShape::Null),
+        ("write".into(), 1, ValueShape::One),
+        ("cas".into(), 1, ValueShape::Pair),
+    ];
+    OpMix::new(
+        ops,
+        Dist::uniform(3).expect("dist"),
+        generator::rng(seed, 1),
+    )
+    .expect("mix")
+}
+
+fn cfg(n: usize) -> WorkerConfig {
+    WorkerConfig::new(n, vec!["n1".into(), "n2".into(), "n3".into()])
+}
+
+/// Checks what every recorded history must satisfy.
+fn assert_well_formed(h: &History) {
+    h.calls()
+        .expect("history pairs up (one op at a time per process, nothing after info)");
+    let mut last = 0;
+    for (i, op) in h.ops.iter().enumerate() {
+        assert_eq!(op.index, i as u64);
+        let t = op.time.expect("every event has a time");
+        assert!(t >= last, "time went backwards at {i}");
+        last = t;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_every_event_to_file_and_memory_with_counts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.jsonl");
+    let rec = Recorder::create(&path, Instant::now()).expect("recorder");
+    let progress = rec.progress();
+    let db = MemoryDb::registers();
+    let factory: ClientFactory = Box::new(move |_| Box::new(db.client()));
+    let gen = Box::new(limit(2_000, register_mix(7)));
+    let h = run_workers(gen, factory, None, &cfg(5), rec, Stop::new())
+        .await
+        .expect("run");
+
+    assert_eq!(h.len(), 4_000);
+    assert_well_formed(&h);
+    let c = progress.counts();
+    assert_eq!(c.invoked, 2_000);
+    assert_eq!(c.ok + c.fail + c.info, 2_000);
+    assert_eq!(c.info, 0);
+    assert!(c.fail > 0, "some cas should fail on a 3-value register");
+    // Each worker's node: worker w uses nodes[w % 3].
+    for op in &h.ops {
+        if let Process::Client(p) = op.process {
+            assert_eq!(
+                op.node.as_deref(),
+                Some(["n1", "n2", "n3"][(p % 5 % 3) as usize])
+            );
+        }
+    }
+    // The file is the same history, event for event.
+    let back = crate::history::read_path(&path, None).expect("read back");
+    assert_eq!(back.ops, h.ops);
+}
+
+/// Fails with `info` on every third operation of each client, and hangs
+/// past the timeout on every seventh.
+struct Flaky {
+    n: u64,
+    opens: Arc<AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl Client for Flaky {
+    async fn open(&mut self, _node: &str) -> Result<(), ClientError> {
+        self.opens.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        self.n += 1;
+        if self.n % 7 == 0 {
+            tokio::time::sleep(inv.timeout * 4).await;
+        }
+        if self.n % 3 == 0 {
+            return Completion::from_error(
+                inv.value.clone(),
+                &ClientError::unknown("connection reset"),
+            );
+        }
+        if self.n % 5 == 0 {
+            return Completion::from_error(inv.value.clone(), &ClientError::not_applied("refused"));
+        }
+        Completion::ok(inv.value.clone())
+    }
+
+    async fn close(&mut self) -> Result<(), ClientError> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn info_and_timeouts_give_the_worker_a_new_process() {
+    let opens = Arc::new(AtomicU64::new(0));
+    let o = opens.clone();
+    let factory: ClientFactory = Box::new(move |_| {
+        Box::new(Flaky {
+            n: 0,
+            opens: o.clone(),
+        })
+    });
+    let mut c = cfg(4);
+    c.op_timeout = Duration::from_millis(5);
+    let gen = Box::new(limit(200, repeat(OpSpec::new("write", json!(1)))));
+    let h = run_workers(
+        gen,
+        factory,
+        None,
+        &c,
+        Recorder::in_memory(Instant::now()),
+        Stop::new(),
+    )
+    .await
+    .expect("run");
+    assert_well_formed(&h);
+
+    let infos: Vec<&Op> = h.ops.iter().filter(|o| o.kind == OpType::Info).collect();
+    assert!(!infos.is_empty());
+    assert!(infos.iter().any(|o| o
+        .error
+        .as_ref()
+        .is_some_and(|e| e.to_string().contains("timeout"))));
+    assert!(h
+        .ops
+        .iter()
+        .any(|o| o.kind == OpType::Fail && o.error == Some(json!("refused"))));
+    for info in &infos {
+        let Process::Client(p) = info.process else {
+            panic!("client info")
+        };
+        // That process never acts again; the worker goes on as p + 4.
+        assert!(!h
+            .ops
+            .iter()
+            .any(|o| o.index > info.index && o.process == info.process));
+        // The worker's next event, if any, is by process p + 4.
+        let next = h.ops.iter().find(|o| {
+            o.index > info.index && matches!(o.process, Process::Client(q) if q % 4 == p % 4)
+        });
+        if let Some(next) = next {
+            assert_eq!(
+                next.process,
+                Process::Client(p + 4),
+                "after info at {}",
+                info.index
+            );
+        }
+    }
+    // Every info makes the worker reopen its client.
+    assert_eq!(opens.load(Ordering::Relaxed), 4 + infos.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_ends_an_endless_run_with_every_op_completed() {
+    let stop = Stop::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.trigger();
+    });
+    let factory: ClientFactory = Box::new(|_| Box::new(NoopClient));
+    let gen = Box::new(repeat(OpSpec::new("read", json!(null))));
+    let h = tokio::time::timeout(
+        Duration::from_secs(10),
+        run_workers(
+            gen,
+            factory,
+            None,
+            &cfg(3),
+            Recorder::in_memory(Instant::now()),
+            stop,
+        ),
+    )
+    .await
+    .expect("stops in time")
+    .expect("run");
+    assert!(h.len() > 10);
+    assert_eq!(h.len() % 2, 0);
+    assert_well_formed(&h);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_file_within_a_few_ms_while_the_run_waits() {
+    // Ten ops, then a generator that idles for a long time: the file must
+    // hold the ten ops long before the run ends.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.jsonl");
+    let rec = Recorder::create(&path, Instant::now()).expect("recorder");
+    let mut n = 0;
+    let gen = Box::new(from_fn(move |ctx| {
+        n += 1;
+        if n <= 10 {
+            generator::Next::Invoke(OpSpec::new("write", json!(n)))
+        } else if ctx.time < 600_000_000_000 {
+            generator::Next::Pending(Some(600_000_000_000))
+        } else {
+            generator::Next::Done
+        }
+    }));
+    let stop = Stop::new();
+    let factory: ClientFactory = Box::new(|_| Box::new(NoopClient));
+    let c = cfg(2);
+    let run = tokio::spawn({
+        let stop = stop.clone();
+        async move { run_workers(gen, factory, None, &c, rec, stop).await }
+    });
+    // The generator now idles for ten minutes; the events must reach the
+    // file long before that, while the run is still going.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = 0;
+    while lines < 20 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        lines = std::fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .count();
+    }
+    assert_eq!(lines, 20, "all 10 ops and completions on disk mid-run");
+    assert!(!run.is_finished(), "the run is still idling");
+    stop.trigger();
+    let h = run.await.expect("join").expect("run");
+    assert_eq!(h.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_cannot_open_fails_its_ops() {
+    struct Closed;
+    #[async_trait::async_trait]
+    impl Client for Closed {
+        async fn open(&mut self, node: &str) -> Result<(), ClientError> {
+            Err(ClientError::not_applied(format!(
+                "{node} refused the connection"
+            )))
+        }
+        async fn invoke(&mut self, _inv: &Invocation) -> Completion {
+            panic!("invoke on a client that never opened")
+        }
+        async fn close(&mut self) -> Result<(), ClientError> {
+            Ok(())
+        }
+    }
+    let factory: ClientFactory = Box::new(|_| Box::new(Closed));
+    let gen = Box::new(limit(6, repeat(OpSpec::new("read", json!(null)))));
+    let h = run_workers(
+        gen,
+        factory,
+        None,
+        &cfg(2),
+        Recorder::in_memory(Instant::now()),
+        Stop::new(),
+    )
+    .await
+    .expect("run");
+    let completions: Vec<&Op> = h.ops.iter().filter(|o| o.kind != OpType::Invoke).collect();
+    assert_eq!(completions.len(), 6);
+    assert!(completions.iter().all(|o| o.kind == OpType::Fail));
+    assert!(completions[0]
+        .error
+        .as_ref()
+        .is_some_and(|e| e.to_string().contains("refused")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nemesis_ops_are_recorded_as_info_pairs_beside_client_ops() {
+    let factory: ClientFactory = Box::new(|_| Box::new(NoopClient));
+    let gen = Box::new(generator::any(vec![
+        Box::new(on_clients(limit(
+            50,
+            repeat(OpSpec::new("read", json!(null))),
+        ))),
+        Box::new(on_nemesis(limit(
+            2,
+            repeat(OpSpec::new("start-partition", json!("majority"))),
+        ))),
+    ]));
+    let h = run_workers(
+        gen,
+        factory,
+        Some(Box::new(NoopClient)),
+        &cfg(2),
+        Recorder::in_memory(Instant::now()),
+        Stop::new(),
+    )
+    .await
+    .expect("run");
+    let nem: Vec<&Op> = h
+        .ops
+        .iter()
+        .filter(|o| o.process == Process::Nemesis)
+        .collect();
+    assert_eq!(nem.len(), 4);
+    assert!(nem
+        .iter()
+        .all(|o| o.kind == OpType::Info && o.f == "start-partition"));
+    assert_eq!(h.ops.iter().filter(|o| o.is_client()).count(), 100);
+    assert_well_formed(&h);
+}
+
+#[tokio::test]
+async fn bad_configuration_is_an_error_not_a_hang() {
+    let factory: ClientFactory = Box::new(|_| Box::new(NoopClient));
+    let gen = Box::new(repeat(OpSpec::new("read", json!(null))));
+    let c = WorkerConfig::new(0, vec!["n1".into()]);
+    assert!(matches!(
+        run_workers(
+            gen,
+            factory,
+            None,
+            &c,
+            Recorder::in_memory(Instant::now()),
+            Stop::new()
+        )
+        .await,
+        Err(RunError::Config(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_client_ends_the_run_with_an_error_not_a_hang() {
+    struct Bomb(u64);
+    #[async_trait::async_trait]
+    impl Client for Bomb {
+        async fn open(&mut self, _node: &str) -> Result<(), ClientError> {
+            Ok(())
+        }
+        async fn invoke(&mut self, inv: &Invocation) -> Completion {
+            self.0 += 1;
+            if self.0 == 3 {
+                panic!("client bug (expected by this test)");
+            }
+            Completion::ok(inv.value.clone())
+        }
+        async fn close(&mut self) -> Result<(), ClientError> {
+            Ok(())
+        }
+    }
+    let factory: ClientFactory = Box::new(|_| Box::new(Bomb(0)));
+    let gen = Box::new(repeat(OpSpec::new("read", json!(null))));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.jsonl");
+    let rec = Recorder::create(&path, Instant::now()).expect("recorder");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        run_workers(gen, factory, None, &cfg(2), rec, Stop::new()),
+    )
+    .await
+    .expect("no hang");
+    // What was recorded is still a well-formed history: the panicked op
+    // and any op sent to the dead worker end `info`.
+    let h = crate::history::read_path(&path, None).expect("read back");
+    assert_well_formed(&h);
+    assert_eq!(
+        h.ops.iter().filter(|o| o.kind == OpType::Invoke).count() * 2,
+        h.len()
+    );
+    assert!(h
+        .ops
+        .iter()
+        .any(|o| o.error == Some(json!("client panicked"))));
+    match r {
+        Err(RunError::Worker(_, msg)) => assert!(msg.contains("panic"), "{msg}"),
+        other => panic!("expected a worker error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_low_load_operations_still_reach_every_worker_and_node() {
+    // One operation at a time: a lowest-free-worker rule would send every
+    // one to worker 0 and so to node n1.
+    let mut left = 30;
+    let gen = Box::new(from_fn(move |ctx| {
+        if left == 0 {
+            generator::Next::Done
+        } else if ctx.free_count() < ctx.workers() {
+            generator::Next::Pending(None)
+        } else {
+            left -= 1;
+            generator::Next::Invoke(OpSpec::new("read", json!(null)))
+        }
+    }));
+    let factory: ClientFactory = Box::new(|_| Box::new(NoopClient));
+    let h = run_workers(
+        gen,
+        factory,
+        None,
+        &cfg(5),
+        Recorder::in_memory(Instant::now()),
+        Stop::new(),
+    )
+    .await
+    .expect("run");
+    let mut per_process = std::collections::BTreeMap::new();
+    for op in h.ops.iter().filter(|o| o.kind == OpType::Invoke) {
+        *per_process.entry(op.process).or_insert(0) += 1;
+    }
+    assert_eq!(per_process.len(), 5, "{per_process:?}");
+    assert!(per_process.values().all(|n| *n == 6), "{per_process:?}");
+}

@@ -1,0 +1,100 @@
+//! The `faultline cluster` and `faultline db` commands, run as a user would:
+//! up, status, db up/status/down, down, with their exit codes. Needs root and
+//! etcd; prints SKIP otherwise.
+#![cfg(all(feature = "controller", feature = "cli"))]
+
+mod cluster_support;
+
+use std::process::Command;
+
+use cluster_support::{leftovers, skip_reason};
+
+/// Runs faultline with `args` and the test's state dir; returns (exit code,
+/// stdout, stderr).
+fn faultline(state_dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .env("FAULTLINE_STATE_DIR", state_dir)
+        .output()
+        .expect("run faultline");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `cluster down` when dropped, so a failing test leaves nothing.
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        faultline(&self.0, &["cluster", "down", "--name-prefix", "flte"]);
+    }
+}
+
+#[test]
+fn cluster_and_db_commands() {
+    if let Some(why) = skip_reason(true) {
+        eprintln!("SKIP cluster_and_db_commands: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let _down = Down(state.clone());
+
+    let (code, out, err) = faultline(
+        &state,
+        &[
+            "cluster",
+            "up",
+            "--nodes",
+            "2",
+            "--subnet",
+            "10.78.25.0/24",
+            "--name-prefix",
+            "flte",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("n2  10.78.25.12"), "{out}");
+
+    let (code, out, _) = faultline(&state, &["cluster", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches(" up").count(), 2, "{out}");
+
+    // A bad subnet is a usage error naming the problem.
+    let (code, _, err) = faultline(&state, &["cluster", "up", "--subnet", "10.78.25.7/24"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("host bits"), "{err}");
+
+    let (code, out, err) = faultline(&state, &["db", "up", "--db", "etcd"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("etcd healthy on 2 node(s)"), "{out}");
+    let (code, out, err) = faultline(&state, &["db", "status"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches("running").count(), 2, "{out}");
+    assert!(out.contains("leader: n"), "{out}");
+
+    let logs = tmp.path().join("logs");
+    let logs_s = logs.display().to_string();
+    let (code, out, err) = faultline(&state, &["db", "down", "--logs", &logs_s]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(logs.join("n1/etcd.log").is_file() && logs.join("n2/etcd.log").is_file());
+    let (code, out, _) = faultline(&state, &["db", "status"]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out.matches("not running").count(), 2, "{out}");
+
+    let (code, out, err) = faultline(&state, &["cluster", "down"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, _) = faultline(&state, &["cluster", "down"]);
+    assert_eq!(code, 0, "down twice is fine");
+    let (code, out, _) = faultline(&state, &["cluster", "status"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no local cluster"), "{out}");
+    let (code, _, err) = faultline(&state, &["db", "up"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("cluster up"), "{err}");
+    let left = leftovers("flte", &state, "10.78.25.");
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}

@@ -1,0 +1,148 @@
+//! Helpers shared by the local-cluster integration tests: skipping when the
+//! machine cannot build a cluster, a guard that removes the cluster even when
+//! a test fails, and checks that nothing was left behind.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use faultline::cluster::local::{self, LocalSpec};
+
+/// Why these tests cannot run here, if they cannot: not root, or a program
+/// missing. The tests print a SKIP line and pass; CI runs them as root with
+/// the packages installed.
+pub fn skip_reason(need_etcd: bool) -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root".into());
+    }
+    if let Err(e) = local::check_prerequisites() {
+        return Some(e.to_string());
+    }
+    if need_etcd && !Path::new("/usr/bin/etcd").exists() {
+        return Some("etcd missing: apt-get install -y etcd-server".into());
+    }
+    None
+}
+
+/// Removes the cluster when dropped, so a failing test leaves nothing behind.
+pub struct Teardown {
+    pub spec: LocalSpec,
+    _dir: tempfile::TempDir,
+}
+
+impl Teardown {
+    /// A spec with its own state directory, prefix and subnet.
+    pub fn new(prefix: &str, subnet: &str, nodes: usize) -> Teardown {
+        let dir = tempfile::Builder::new()
+            .prefix("faultline-test-")
+            .tempdir()
+            .expect("temp dir");
+        let spec = LocalSpec {
+            nodes,
+            subnet: subnet.parse().expect("subnet"),
+            prefix: prefix.into(),
+            state_dir: dir.path().join("state"),
+        };
+        // A previous run killed halfway may have left these names behind.
+        let _ = local::down(&spec.state_dir, Some(prefix));
+        Teardown { spec, _dir: dir }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.spec.state_dir.clone()
+    }
+}
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        if let Err(e) = local::down(&self.spec.state_dir, Some(&self.spec.prefix)) {
+            eprintln!("teardown of {} failed: {e}", self.spec.prefix);
+        }
+    }
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().expect(program);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Everything of the cluster that still exists: namespaces, links,
+/// processes whose command line mentions the state dir or the subnet, and
+/// listening sockets on the subnet. Empty means clean.
+pub fn leftovers(prefix: &str, state_dir: &Path, subnet_prefix: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in run("ip", &["netns", "list"]).lines() {
+        if line.starts_with(&format!("{prefix}-")) {
+            found.push(format!("netns {line}"));
+        }
+    }
+    for line in run("ip", &["-o", "link", "show"]).lines() {
+        if let Some(name) = line.split(':').nth(1) {
+            if name.trim().starts_with(&format!("{prefix}-")) {
+                found.push(format!("link {}", name.trim()));
+            }
+        }
+    }
+    let marker = state_dir.display().to_string();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+            if !zombie && (cmd.contains(&marker) || cmd.contains(subnet_prefix)) {
+                found.push(format!("process {pid}: {cmd}"));
+            }
+        }
+    }
+    for line in run("ss", &["-Hltn"]).lines() {
+        if line.contains(subnet_prefix) {
+            found.push(format!("socket {line}"));
+        }
+    }
+    found
+}
+
+/// One HTTP/1.0 request from the controller; returns (status, body).
+pub fn http(
+    host: &str,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    let addr = format!("{host}:{port}")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let req = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("malformed answer")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("malformed status")?;
+    Ok((code, body.to_string()))
+}

@@ -1,0 +1,266 @@
+//! Property tests of the transactional checker.
+//!
+//! Histories are built by simulating a strictly serializable store: clients
+//! invoke transactions concurrently, and each transaction takes effect
+//! atomically at the moment it completes. Such histories must be valid
+//! under strict serializability with no anomaly at all; forging one read
+//! must produce exactly the anomaly the forgery stands for.
+
+use faultline::check::txn::{self, Options, Workload};
+use faultline::check::Validity;
+use faultline::history::{History, Op, OpType, Process};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// One planned transaction: micro-ops as (is read, key).
+type Plan = Vec<(bool, u8)>;
+
+/// Runs the plans on a simulated store. `schedule` picks which of
+/// `procs` processes acts next: an idle one invokes its next plan, a busy
+/// one completes (and applies) its transaction.
+fn simulate(workload: Workload, plans: &[Plan], schedule: &[u8], procs: u8) -> History {
+    let mut lists: BTreeMap<u8, Vec<u64>> = BTreeMap::new();
+    let mut regs: BTreeMap<u8, u64> = BTreeMap::new();
+    let mut next_value = 1u64;
+    let mut pending: Vec<Option<usize>> = vec![None; procs as usize];
+    let mut ops = Vec::new();
+    let mut next_plan = 0;
+    let mut done = 0;
+    let mut picks = schedule.iter().cycle();
+    while done < plans.len() {
+        let p = (*picks.next().unwrap_or(&0) % procs) as usize;
+        match pending[p] {
+            None if next_plan < plans.len() => {
+                pending[p] = Some(next_plan);
+                // The invocation's values are filled in at completion.
+                ops.push(Op::new(
+                    0,
+                    Process::Client(p as u64),
+                    OpType::Invoke,
+                    "txn",
+                    Value::Null,
+                ));
+                next_plan += 1;
+            }
+            None => {
+                // Nothing left to invoke: let a busy process finish.
+                if let Some(q) = pending.iter().position(Option::is_some) {
+                    complete(
+                        workload,
+                        &plans[pending[q].unwrap_or(0)],
+                        q,
+                        &mut pending,
+                        &mut ops,
+                        &mut lists,
+                        &mut regs,
+                        &mut next_value,
+                    );
+                    done += 1;
+                }
+            }
+            Some(i) => {
+                complete(
+                    workload,
+                    &plans[i],
+                    p,
+                    &mut pending,
+                    &mut ops,
+                    &mut lists,
+                    &mut regs,
+                    &mut next_value,
+                );
+                done += 1;
+            }
+        }
+    }
+    History::new(ops)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn complete(
+    workload: Workload,
+    plan: &Plan,
+    p: usize,
+    pending: &mut [Option<usize>],
+    ops: &mut Vec<Op>,
+    lists: &mut BTreeMap<u8, Vec<u64>>,
+    regs: &mut BTreeMap<u8, u64>,
+    next_value: &mut u64,
+) {
+    let mut invoked = Vec::new();
+    let mut result = Vec::new();
+    for &(read, k) in plan {
+        match (workload, read) {
+            (Workload::ListAppend, true) => {
+                invoked.push(json!(["r", k, null]));
+                result.push(json!(["r", k, lists.get(&k).cloned().unwrap_or_default()]));
+            }
+            (Workload::ListAppend, false) => {
+                lists.entry(k).or_default().push(*next_value);
+                invoked.push(json!(["append", k, *next_value]));
+                result.push(json!(["append", k, *next_value]));
+                *next_value += 1;
+            }
+            (Workload::RwRegister, true) => {
+                invoked.push(json!(["r", k, null]));
+                result.push(json!(["r", k, regs.get(&k)]));
+            }
+            (Workload::RwRegister, false) => {
+                regs.insert(k, *next_value);
+                invoked.push(json!(["w", k, *next_value]));
+                result.push(json!(["w", k, *next_value]));
+                *next_value += 1;
+            }
+        }
+    }
+    if let Some(inv) = ops
+        .iter_mut()
+        .rev()
+        .find(|o| o.process == Process::Client(p as u64))
+    {
+        inv.value = Value::Array(invoked);
+    }
+    pending[p] = None;
+    ops.push(Op::new(
+        0,
+        Process::Client(p as u64),
+        OpType::Ok,
+        "txn",
+        Value::Array(result),
+    ));
+}
+
+fn plans() -> impl Strategy<Value = (Vec<Plan>, Vec<u8>, u8)> {
+    let plan = prop::collection::vec((any::<bool>(), 0u8..4), 1..=5);
+    (
+        prop::collection::vec(plan, 1..30),
+        prop::collection::vec(any::<u8>(), 1..64),
+        1u8..5,
+    )
+}
+
+fn check(h: &History, workload: Workload, model: &str) -> txn::Report {
+    let opts = Options {
+        consistency_models: vec![model.to_string()],
+        ..Options::new(workload)
+    };
+    txn::check(h, &opts).expect("simulated histories are well formed")
+}
+
+/// Appends one transaction by a fresh process after everything else.
+fn push_txn(h: &mut History, process: u64, outcome: OpType, invoked: Value, completed: Value) {
+    h.ops.push(Op::new(
+        0,
+        Process::Client(process),
+        OpType::Invoke,
+        "txn",
+        invoked,
+    ));
+    h.ops.push(Op::new(
+        0,
+        Process::Client(process),
+        outcome,
+        "txn",
+        completed,
+    ));
+    h.reindex();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn simulated_serializable_histories_are_valid((plans, schedule, procs) in plans()) {
+        for workload in [Workload::ListAppend, Workload::RwRegister] {
+            let h = simulate(workload, &plans, &schedule, procs);
+            let r = check(&h, workload, "strict-serializable");
+            prop_assert_eq!(r.validity, Validity::Valid, "{:?}: {:?}", workload, r.anomalies);
+            prop_assert!(r.anomaly_types.is_empty());
+            prop_assert!(r.not.is_empty());
+        }
+    }
+
+    #[test]
+    fn a_forged_stale_read_is_g_single_realtime((plans, schedule, procs) in plans()) {
+        let mut h = simulate(Workload::ListAppend, &plans, &schedule, procs);
+        // The final list of some key, without the appends of the last
+        // transaction that appended to it (dropping only some of them would
+        // be an intermediate read, G1b).
+        let Some((k, list)) = final_lists(&h).into_iter().find(|(_, l)| !l.is_empty()) else { return Ok(()) };
+        let last_txn = list[list.len() - 1].1;
+        let stale: Vec<u64> = list.iter().filter(|(_, t)| *t != last_txn).map(|(v, _)| *v).collect();
+        push_txn(&mut h, 100, OpType::Ok, json!([["r", k, null]]), json!([["r", k, stale]]));
+        let r = check(&h, Workload::ListAppend, "strict-serializable");
+        prop_assert_eq!(r.validity, Validity::Invalid);
+        prop_assert!(r.anomaly_types.contains(&"G-single-realtime".to_string()), "{:?}", r.anomaly_types);
+        let a = &r.anomalies["G-single-realtime"][0];
+        let expected = format!("read key {k} (");
+        prop_assert!(a.explanation.contains(&expected), "{}", a.explanation);
+        prop_assert!(a.cycle.as_ref().is_some_and(|c| c.iter().filter(|s| s.kind == "rw").count() == 1));
+        // Without real time the stale read is serializable.
+        prop_assert_eq!(check(&h, Workload::ListAppend, "serializable").validity, Validity::Valid);
+    }
+
+    #[test]
+    fn a_forged_read_of_an_aborted_append_is_g1a((plans, schedule, procs) in plans()) {
+        let mut h = simulate(Workload::ListAppend, &plans, &schedule, procs);
+        let lists = final_lists(&h);
+        let (k, list) = lists.into_iter().next().unwrap_or((0, Vec::new()));
+        let mut list: Vec<u64> = list.into_iter().map(|(v, _)| v).collect();
+        push_txn(&mut h, 100, OpType::Fail, json!([["append", k, 999_999]]), json!([["append", k, 999_999]]));
+        list.push(999_999);
+        push_txn(&mut h, 101, OpType::Ok, json!([["r", k, null]]), json!([["r", k, list]]));
+        let r = check(&h, Workload::ListAppend, "read-committed");
+        prop_assert_eq!(r.validity, Validity::Invalid);
+        prop_assert_eq!(r.anomaly_types.clone(), vec!["G1a".to_string()]);
+        prop_assert!(r.anomalies["G1a"][0].explanation.contains("including 999999, which T2 appended; T2 failed"));
+        prop_assert!(r.not.contains(&"read-committed".to_string()));
+    }
+
+    #[test]
+    fn a_forged_register_read_of_nil_is_g_single_realtime((plans, schedule, procs) in plans()) {
+        let mut h = simulate(Workload::RwRegister, &plans, &schedule, procs);
+        // A key some committed transaction wrote: reading nil at the end is stale.
+        let Some(k) = written_register(&h) else { return Ok(()) };
+        push_txn(&mut h, 100, OpType::Ok, json!([["r", k, null]]), json!([["r", k, null]]));
+        let r = check(&h, Workload::RwRegister, "strict-serializable");
+        prop_assert_eq!(r.validity, Validity::Invalid, "{:?}", r.anomalies);
+        prop_assert!(r.anomaly_types.contains(&"G-single-realtime".to_string()), "{:?}", r.anomaly_types);
+        let expected = format!("read key {k} = nil, which T");
+        prop_assert!(r.anomalies["G-single-realtime"][0].explanation.contains(&expected));
+        prop_assert_eq!(check(&h, Workload::RwRegister, "serializable").validity, Validity::Valid);
+    }
+}
+
+/// The final list of every key in a simulated list-append history: its
+/// appends in completion order, each with the event that completed it.
+fn final_lists(h: &History) -> Vec<(u64, Vec<(u64, usize)>)> {
+    let mut lists: BTreeMap<u64, Vec<(u64, usize)>> = BTreeMap::new();
+    for (i, o) in h
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.kind == OpType::Ok)
+    {
+        for m in o.value.as_array().into_iter().flatten() {
+            if m[0] == "append" {
+                lists
+                    .entry(m[1].as_u64().unwrap_or(0))
+                    .or_default()
+                    .push((m[2].as_u64().unwrap_or(0), i));
+            }
+        }
+    }
+    lists.into_iter().collect()
+}
+
+/// A register key that some committed transaction wrote.
+fn written_register(h: &History) -> Option<u64> {
+    h.ops
+        .iter()
+        .filter(|o| o.kind == OpType::Ok)
+        .flat_map(|o| o.value.as_array().cloned().unwrap_or_default())
+        .find(|m| m[0] == "w")
+        .and_then(|m| m[1].as_u64())
+}
