@@ -69,6 +69,10 @@ pub struct Args {
     /// Nodes of the local cluster when this run builds it.
     #[arg(long, default_value_t = 5)]
     local_nodes: usize,
+    /// Never install missing Debian packages for the local cluster (by
+    /// default, as root, they are installed with apt-get).
+    #[arg(long)]
+    no_install: bool,
     #[command(flatten)]
     nodes: NodeArgs,
 }
@@ -147,6 +151,9 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
 
     // The cluster: given hosts, the local cluster that is up, or a new one.
     let local_run = a.nodes.hosts.is_empty() && a.nodes.nodes_file.is_none();
+    if local_run && !a.no_install {
+        ensure_host_packages()?;
+    }
     let mut built_here = false;
     let cluster: Cluster = match a.nodes.cluster() {
         Ok(c) => c,
@@ -186,6 +193,59 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     }
     println!("{}: {}", outcome.validity, outcome.dir.display());
     Ok(exit_code(outcome.validity))
+}
+
+/// What the local cluster and etcd need on this machine: (program, package).
+const HOST_PACKAGES: &[(&str, &str)] = &[
+    ("/usr/sbin/sshd", "openssh-server"),
+    ("ssh-keygen", "openssh-client"),
+    ("ip", "iproute2"),
+    ("iptables", "iptables"),
+    ("unshare", "util-linux"),
+    ("etcd", "etcd-server"),
+];
+
+/// Installs the Debian packages the local cluster needs when some are
+/// missing and we are root — a fresh machine runs a test in one command.
+fn ensure_host_packages() -> anyhow::Result<()> {
+    let present = |prog: &str| {
+        if prog.starts_with('/') {
+            return Path::new(prog).exists();
+        }
+        std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
+            .unwrap_or(false)
+            || ["/usr/sbin", "/sbin", "/usr/bin"].iter().any(|d| Path::new(d).join(prog).is_file())
+    };
+    let missing: Vec<&str> = HOST_PACKAGES.iter().filter(|(p, _)| !present(p)).map(|(_, pkg)| *pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!(
+            "the local cluster needs these Debian packages: {} (install them as root: apt-get install -y {}), and root to run",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("installing the Debian packages the local cluster needs: {} ...", missing.join(" "));
+    let apt = |args: &[&str]| -> anyhow::Result<()> {
+        let status = std::process::Command::new("apt-get")
+            .args(["-q", "-o", "DPkg::Lock::Timeout=600"])
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("running apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed ({status})", args.join(" "));
+        }
+        Ok(())
+    };
+    apt(&["update"])?;
+    let mut install = vec!["install", "-y"];
+    install.extend(missing.iter());
+    apt(&install)
 }
 
 async fn wait_for_signal() {

@@ -16,6 +16,8 @@ use crate::control::{ControlError, Output, Remote};
 struct FakeRemote {
     name: String,
     commands: Mutex<Vec<String>>,
+    /// Unreachable: every command fails to connect.
+    down: bool,
 }
 
 impl FakeRemote {
@@ -34,6 +36,13 @@ impl Remote for FakeRemote {
     }
 
     fn exec_timeout(&self, command: &str, _timeout: Duration) -> Result<Output, ControlError> {
+        if self.down {
+            return Err(ControlError::new(
+                &self.name,
+                command,
+                crate::control::ErrorKind::Connect("connection refused".into()),
+            ));
+        }
         self.commands.lock().unwrap().push(command.to_string());
         // The clock probe gets the controller's own time: no drift.
         let stdout = if command == "date +%s.%N" {
@@ -65,11 +74,17 @@ impl Remote for FakeRemote {
 }
 
 fn hosts(caps: Capabilities) -> (Cluster, Vec<Arc<FakeRemote>>) {
+    hosts_down(caps, "")
+}
+
+/// Three fake hosts; the one named `down` is unreachable.
+fn hosts_down(caps: Capabilities, down: &str) -> (Cluster, Vec<Arc<FakeRemote>>) {
     let mut nodes = Vec::new();
     let mut remotes = Vec::new();
     for i in 1..=3 {
         let r = Arc::new(FakeRemote {
             name: format!("n{i}"),
+            down: format!("n{i}") == down,
             ..FakeRemote::default()
         });
         nodes.push(Node::new(
@@ -227,13 +242,43 @@ fn targets_resolve_in_cluster_order_and_unknown_nodes_are_named() {
     // Primaries need a database to ask.
     assert!(env.resolve(&Targets::Primaries).is_err());
     // Same seed, same choices.
-    let (c2, _) = hosts(REAL);
-    let again = nem(c2);
-    let a: Vec<_> = (0..10)
-        .map(|_| env.resolve(&Targets::One).unwrap())
-        .collect();
-    let b: Vec<_> = (0..10)
-        .map(|_| again.env().resolve(&Targets::One).unwrap())
-        .collect();
+    let draws = || {
+        let (c, _) = hosts(REAL);
+        let fresh = nem(c);
+        (0..10)
+            .map(|_| fresh.env().resolve(&Targets::One).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (draws(), draws());
     assert_eq!(a, b);
+}
+
+#[test]
+fn heal_goes_on_past_an_unreachable_node_and_keeps_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("nemesis.json");
+    let (cluster, r) = hosts_down(REAL, "n2");
+    let n = Nemeses::new(
+        cluster,
+        None,
+        NemesisOptions {
+            record: Some(record.clone()),
+            ..NemesisOptions::default()
+        },
+    );
+    let e = n
+        .invoke(&Fault::StartPartition(PartitionSpec::Halves))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("n2") && e.contains("cannot connect"), "{e}");
+    // The intent was recorded before anything was sent.
+    assert!(!n.env().active().unwrap().partition.is_empty());
+    let e = n.heal().unwrap_err().to_string();
+    assert!(e.contains("n2"), "{e}");
+    // The reachable nodes were healed all the same.
+    for i in [0, 2] {
+        let all = r[i].sent().join("\n");
+        assert!(all.contains("iptables -w -X FAULTLINE "), "{all}");
+    }
+    assert!(record.exists(), "a failed heal must keep the record");
 }
