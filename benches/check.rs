@@ -27,7 +27,12 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--porcupine" => porcupine = args.next().map(PathBuf::from),
-            "--ops" => scale_ops = args.next().and_then(|n| n.parse().ok()).unwrap_or(scale_ops),
+            "--ops" => {
+                scale_ops = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(scale_ops)
+            }
             _ => corpus = Some(PathBuf::from(a)),
         }
     }
@@ -38,18 +43,24 @@ fn main() {
     let theirs = porcupine.map(|p| load_porcupine(&p)).unwrap_or_default();
     match &corpus {
         Some(dir) => corpus_bench(dir, &theirs),
-        None => println!("no corpus given and ../shared/corpus/porcupine absent: skipping the corpus figures"),
+        None => println!(
+            "no corpus given and ../shared/corpus/porcupine absent: skipping the corpus figures"
+        ),
     }
     scale_bench(scale_ops);
 }
 
 /// Porcupine's figures by (set, file name): set is etcd, kv or kvnp (kv unsplit).
 fn load_porcupine(p: &Path) -> HashMap<(String, String), f64> {
-    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+    let text =
+        std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
     text.lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| {
-            let file = Path::new(v["file"].as_str()?).file_name()?.to_string_lossy().to_string();
+            let file = Path::new(v["file"].as_str()?)
+                .file_name()?
+                .to_string_lossy()
+                .to_string();
             let set = v["set"].as_str().unwrap_or("").to_string();
             Some(((set, file), v["check_ms"].as_f64()?))
         })
@@ -70,7 +81,10 @@ fn time_file<M: Model>(m: &M, path: &Path, split: bool, reps: usize) -> Timed {
     let t0 = Instant::now();
     let h = history::read_path(path, None).unwrap_or_else(|e| panic!("{e}"));
     let read = t0.elapsed();
-    let opts = Options { split_by_key: split, ..Options::default() };
+    let opts = Options {
+        split_by_key: split,
+        ..Options::default()
+    };
     let mut best = Duration::MAX;
     let mut verdict = String::new();
     for _ in 0..reps {
@@ -79,7 +93,11 @@ fn time_file<M: Model>(m: &M, path: &Path, split: bool, reps: usize) -> Timed {
         best = best.min(t.elapsed());
         verdict = r.validity.to_string();
     }
-    Timed { read, check: best, verdict }
+    Timed {
+        read,
+        check: best,
+        verdict,
+    }
 }
 
 fn side(theirs: &HashMap<(String, String), f64>, set: &str, file: &str, ours_ms: f64) -> String {
@@ -90,7 +108,10 @@ fn side(theirs: &HashMap<(String, String), f64>, set: &str, file: &str, ours_ms:
 }
 
 fn corpus_bench(dir: &Path, theirs: &HashMap<(String, String), f64>) {
-    println!("== corpus {} (check time: best of 3, one thread per key) ==", dir.display());
+    println!(
+        "== corpus {} (check time: best of 3, one thread per key) ==",
+        dir.display()
+    );
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("jepsen"))
         .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
         .unwrap_or_default();
@@ -99,14 +120,26 @@ fn corpus_bench(dir: &Path, theirs: &HashMap<(String, String), f64>) {
     let mut rows = Vec::new();
     for f in &files {
         let t = time_file(&CasRegister::default(), f, true, 3);
-        let name = f.file_name().unwrap_or_default().to_string_lossy().to_string();
-        porc += theirs.get(&("etcd".to_string(), name.clone())).copied().unwrap_or(0.0);
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        porc += theirs
+            .get(&("etcd".to_string(), name.clone()))
+            .copied()
+            .unwrap_or(0.0);
         read += t.read;
         check += t.check;
         rows.push((t.check, name, t.verdict, t.read));
     }
     for (c, name, v, r) in &rows {
-        println!("  {name:<16} {v:<8} check {:8.3} ms  read {:6.3} ms{}", ms(*c), ms(*r), side(theirs, "etcd", name, ms(*c)));
+        println!(
+            "  {name:<16} {v:<8} check {:8.3} ms  read {:6.3} ms{}",
+            ms(*c),
+            ms(*r),
+            side(theirs, "etcd", name, ms(*c))
+        );
     }
     rows.sort_by_key(|r| std::cmp::Reverse(r.0));
     println!(
@@ -114,12 +147,18 @@ fn corpus_bench(dir: &Path, theirs: &HashMap<(String, String), f64>) {
         files.len(),
         ms(check),
         ms(check + read),
-        rows.iter().take(4).map(|r| format!("{} {:.2} ms", r.1, ms(r.0))).collect::<Vec<_>>().join(", ")
+        rows.iter()
+            .take(4)
+            .map(|r| format!("{} {:.2} ms", r.1, ms(r.0)))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if porc > 0.0 {
         println!("etcd: porcupine {porc:.1} ms in all -> faultline takes {:.3} of porcupine's time ({:.1}x faster)", ms(check) / porc, porc / ms(check));
     }
-    for name in ["c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad"] {
+    for name in [
+        "c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad",
+    ] {
         let f = dir.join("kv").join(format!("{name}.txt"));
         if !f.exists() {
             continue;
@@ -169,7 +208,13 @@ impl Rng {
 /// A register history over `keys` keys from `procs` processes, each op on
 /// a random key taking effect inside its interval; `crash_permille` of ops
 /// crash (`info`), half of those taking effect at some later point.
-pub fn generate_register_history(ops: usize, keys: u64, procs: u64, crash_permille: u64, seed: u64) -> History {
+pub fn generate_register_history(
+    ops: usize,
+    keys: u64,
+    procs: u64,
+    crash_permille: u64,
+    seed: u64,
+) -> History {
     struct Planned {
         process: u64,
         key: u64,
@@ -201,7 +246,17 @@ pub fn generate_register_history(ops: usize, keys: u64, procs: u64, crash_permil
             5..=7 => ("write", json!(rng.below(5))),
             _ => ("cas", json!([rng.below(5), rng.below(5)])),
         };
-        plan.push(Planned { process: ids[slot], key, f, input, output: Value::Null, kind: if crashed { OpType::Info } else { OpType::Ok }, call, ret, lin });
+        plan.push(Planned {
+            process: ids[slot],
+            key,
+            f,
+            input,
+            output: Value::Null,
+            kind: if crashed { OpType::Info } else { OpType::Ok },
+            call,
+            ret,
+            lin,
+        });
         clock[slot] = ret;
         if crashed {
             ids[slot] += procs;
@@ -240,7 +295,14 @@ pub fn generate_register_history(ops: usize, keys: u64, procs: u64, crash_permil
         .map(|(t, i, done)| {
             let p = &plan[i];
             let (kind, value) = match (done, p.kind) {
-                (false, _) => (OpType::Invoke, if p.f == "read" { Value::Null } else { p.input.clone() }),
+                (false, _) => (
+                    OpType::Invoke,
+                    if p.f == "read" {
+                        Value::Null
+                    } else {
+                        p.input.clone()
+                    },
+                ),
                 (true, OpType::Info) => (OpType::Info, p.input.clone()),
                 (true, k) => (k, p.output.clone()),
             };
@@ -254,7 +316,9 @@ pub fn generate_register_history(ops: usize, keys: u64, procs: u64, crash_permil
 }
 
 fn scale_bench(n: usize) {
-    println!("== scale: generated register history, {n} ops, 1,000 keys, 20 processes, 1% crashed ==");
+    println!(
+        "== scale: generated register history, {n} ops, 1,000 keys, 20 processes, 1% crashed =="
+    );
     let t = Instant::now();
     let h = generate_register_history(n, 1000, 20, 10, 42);
     let dir = std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()));
@@ -266,7 +330,12 @@ fn scale_bench(n: usize) {
         h.write_jsonl(&mut w).expect("write history");
         w.flush().expect("flush history");
     }
-    println!("generated {} events in {:.1} s -> {}", h.len(), t.elapsed().as_secs_f64(), path.display());
+    println!(
+        "generated {} events in {:.1} s -> {}",
+        h.len(),
+        t.elapsed().as_secs_f64(),
+        path.display()
+    );
     drop(h);
     // Run the real command so peak memory is that of one check, read included.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
@@ -278,7 +347,11 @@ fn scale_bench(n: usize) {
     let v: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
     println!(
         "faultline check: verdict {} , {} ops, {} keys, check {:.0} ms, read {:.0} ms",
-        v["verdict"], v["ops"], v["keys"], v["elapsed_ms"].as_f64().unwrap_or(-1.0), v["read_ms"].as_f64().unwrap_or(-1.0)
+        v["verdict"],
+        v["ops"],
+        v["keys"],
+        v["elapsed_ms"].as_f64().unwrap_or(-1.0),
+        v["read_ms"].as_f64().unwrap_or(-1.0)
     );
     print!("{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);

@@ -17,6 +17,8 @@ pub mod model;
 pub mod cli;
 
 #[cfg(feature = "controller")]
+pub mod client;
+#[cfg(feature = "controller")]
 pub mod cluster;
 #[cfg(feature = "controller")]
 pub mod control;
@@ -25,12 +27,10 @@ pub mod db;
 #[cfg(feature = "controller")]
 pub mod generator;
 #[cfg(feature = "controller")]
-pub mod client;
+pub mod nemesis;
 #[cfg(feature = "controller")]
 pub mod runner;
 #[cfg(feature = "controller")]
 pub mod store;
 #[cfg(feature = "controller")]
 pub mod workload;
-#[cfg(feature = "controller")]
-pub mod nemesis;

@@ -8,8 +8,8 @@
 //! when a budget ran out, never a guess.
 
 pub mod linear;
-pub mod txn;
 pub mod set;
+pub mod txn;
 
 use serde::Serialize;
 

@@ -91,10 +91,16 @@ pub fn check(history: &History, opts: &SetOptions) -> Result<SetReport, HistoryE
     let mut index: FxHashMap<String, usize> = FxHashMap::default();
     let mut last_add_event = 0usize;
     for c in calls.iter().filter(|c| c.f == "add") {
-        last_add_event = last_add_event.max(c.complete.unwrap_or(c.invoke)).max(c.invoke);
+        last_add_event = last_add_event
+            .max(c.complete.unwrap_or(c.invoke))
+            .max(c.invoke);
         let key = c.input.to_string();
         let i = *index.entry(key).or_insert_with(|| {
-            elements.push(Element { value: c.input.clone(), outcome: Outcome::Fail, acked_at: None });
+            elements.push(Element {
+                value: c.input.clone(),
+                outcome: Outcome::Fail,
+                acked_at: None,
+            });
             elements.len() - 1
         });
         // An element added twice counts as its best outcome.
@@ -112,12 +118,19 @@ pub fn check(history: &History, opts: &SetOptions) -> Result<SetReport, HistoryE
         .iter()
         .filter(|c| c.f == "read" && c.outcome == Outcome::Ok)
         .map(|c| {
-            let items = c.output.as_array().map(|a| a.iter().map(|v| v.to_string()).collect()).unwrap_or_default();
+            let items = c
+                .output
+                .as_array()
+                .map(|a| a.iter().map(|v| v.to_string()).collect())
+                .unwrap_or_default();
             (c, items)
         })
         .collect();
-    let final_reads: Vec<&FxHashSet<String>> =
-        reads.iter().filter(|(c, _)| c.invoke > last_add_event).map(|(_, s)| s).collect();
+    let final_reads: Vec<&FxHashSet<String>> = reads
+        .iter()
+        .filter(|(c, _)| c.invoke > last_add_event)
+        .map(|(_, s)| s)
+        .collect();
 
     let mut r = SetReport {
         validity: Validity::Valid,
@@ -149,7 +162,11 @@ pub fn check(history: &History, opts: &SetOptions) -> Result<SetReport, HistoryE
                     r.lost.push(&e.value);
                 }
                 let acked = e.acked_at.unwrap_or(usize::MAX);
-                if reads.iter().any(|(c, s)| c.invoke > acked && !s.contains(&key)) && in_all_final {
+                if reads
+                    .iter()
+                    .any(|(c, s)| c.invoke > acked && !s.contains(&key))
+                    && in_all_final
+                {
                     r.stale.push(&e.value);
                 }
             }
@@ -168,10 +185,15 @@ pub fn check(history: &History, opts: &SetOptions) -> Result<SetReport, HistoryE
         }
     }
     let known: FxHashSet<String> = elements.iter().map(|e| e.value.to_string()).collect();
-    let mut extra: Vec<&String> = seen_anywhere.iter().filter(|k| !known.contains(**k)).copied().collect();
+    let mut extra: Vec<&String> = seen_anywhere
+        .iter()
+        .filter(|k| !known.contains(**k))
+        .copied()
+        .collect();
     extra.sort();
     for k in extra {
-        r.unexpected.push(&serde_json::from_str(k).unwrap_or(Value::String(k.clone())));
+        r.unexpected
+            .push(&serde_json::from_str(k).unwrap_or(Value::String(k.clone())));
     }
 
     let mut problems = Vec::new();
@@ -187,7 +209,11 @@ pub fn check(history: &History, opts: &SetOptions) -> Result<SetReport, HistoryE
         problems.push(format!(
             "{} element{} read that no successful or pending add wrote (e.g. {})",
             r.unexpected.count,
-            if r.unexpected.count == 1 { " was" } else { "s were" },
+            if r.unexpected.count == 1 {
+                " was"
+            } else {
+                "s were"
+            },
             show(&r.unexpected.examples)
         ));
     }
@@ -204,7 +230,9 @@ pub fn check(history: &History, opts: &SetOptions) -> Result<SetReport, HistoryE
         r.explanation = problems.join("; ");
     } else if final_reads.is_empty() && r.attempted > 0 {
         r.validity = Validity::Unknown;
-        r.explanation = "no read began after the last add ended, so nothing says which elements survived".into();
+        r.explanation =
+            "no read began after the last add ended, so nothing says which elements survived"
+                .into();
     } else {
         r.explanation = format!(
             "all {} acknowledged elements are in every final read ({} final reads; {} recovered, {} stale)",
@@ -215,7 +243,11 @@ pub fn check(history: &History, opts: &SetOptions) -> Result<SetReport, HistoryE
 }
 
 fn show(vals: &[Value]) -> String {
-    vals.iter().take(5).map(|v| v.to_string()).collect::<Vec<_>>().join(", ")
+    vals.iter()
+        .take(5)
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -239,17 +271,28 @@ mod tests {
     }
 
     fn read(p: u64, items: Value) -> Vec<Op> {
-        vec![op(p, OpType::Invoke, "read", Value::Null), op(p, OpType::Ok, "read", items)]
+        vec![
+            op(p, OpType::Invoke, "read", Value::Null),
+            op(p, OpType::Ok, "read", items),
+        ]
     }
 
     #[test]
     fn every_acknowledged_element_in_final_reads_is_valid() {
-        let mut ops = adds(&[(1, OpType::Ok), (2, OpType::Ok), (3, OpType::Info), (4, OpType::Fail)]);
+        let mut ops = adds(&[
+            (1, OpType::Ok),
+            (2, OpType::Ok),
+            (3, OpType::Info),
+            (4, OpType::Fail),
+        ]);
         ops.extend(read(100, json!([1, 2, 3])));
         ops.extend(read(101, json!([2, 1, 3])));
         let r = check(&History::new(ops), &SetOptions::default()).unwrap();
         assert_eq!(r.validity, Validity::Valid, "{}", r.explanation);
-        assert_eq!((r.ok.count, r.recovered.count, r.never_read.count), (2, 1, 0));
+        assert_eq!(
+            (r.ok.count, r.recovered.count, r.never_read.count),
+            (2, 1, 0)
+        );
         assert_eq!(r.final_reads, 2);
         assert_eq!(r.explanation, "all 2 acknowledged elements are in every final read (2 final reads; 1 recovered, 0 stale)");
     }
@@ -263,7 +306,10 @@ mod tests {
         assert_eq!(r.validity, Validity::Invalid);
         assert_eq!(r.lost.count, 1);
         assert_eq!(r.lost.examples, vec![json!(2)]);
-        assert_eq!(r.explanation, "1 acknowledged element is missing from a final read (e.g. 2)");
+        assert_eq!(
+            r.explanation,
+            "1 acknowledged element is missing from a final read (e.g. 2)"
+        );
     }
 
     #[test]
@@ -274,7 +320,12 @@ mod tests {
         assert_eq!(r.validity, Validity::Invalid);
         assert_eq!(r.unexpected.count, 2);
         assert_eq!(r.unexpected.examples, vec![json!(2), json!(9)]);
-        assert!(r.explanation.starts_with("2 elements were read that no successful or pending add wrote"), "{}", r.explanation);
+        assert!(
+            r.explanation
+                .starts_with("2 elements were read that no successful or pending add wrote"),
+            "{}",
+            r.explanation
+        );
     }
 
     #[test]
@@ -302,6 +353,8 @@ mod tests {
         let ops = adds(&[(1, OpType::Ok)]);
         let r = check(&History::new(ops), &SetOptions::default()).unwrap();
         assert_eq!(r.validity, Validity::Unknown);
-        assert!(r.explanation.starts_with("no read began after the last add ended"));
+        assert!(r
+            .explanation
+            .starts_with("no read began after the last add ended"));
     }
 }

@@ -17,9 +17,11 @@ mod txn;
 
 /// Arguments of `faultline check`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 bad input or usage. \
+#[command(
+    after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 bad input or usage. \
 With several files the worst wins: bad input, then invalid, then unknown. \
-With --expect: 0 when every verdict is as expected, 1 otherwise.")]
+With --expect: 0 when every verdict is as expected, 1 otherwise."
+)]
 pub struct Args {
     /// History files, or directories to search for them (recursively).
     #[arg(required = true)]
@@ -96,27 +98,44 @@ impl ModelVisitor<Result<Report, CheckError>> for Visit<'_> {
 
 /// Runs `faultline check`.
 pub fn run(a: Args) -> anyhow::Result<i32> {
-    if let Some(w) = a.model.as_deref().and_then(crate::check::txn::Workload::parse) {
+    if let Some(w) = a
+        .model
+        .as_deref()
+        .and_then(crate::check::txn::Workload::parse)
+    {
         return txn::run(&a, w);
     }
-    if !a.consistency_models.is_empty() || a.out.is_some() || a.sequential_keys || a.linearizable_keys {
+    if !a.consistency_models.is_empty()
+        || a.out.is_some()
+        || a.sequential_keys
+        || a.linearizable_keys
+    {
         bail!("--consistency-model, --out, --sequential-keys and --linearizable-keys need --model list-append or rw-register");
     }
     let started = Instant::now();
     let format = match &a.format {
         Some(f) => Some(Format::parse(f).with_context(|| {
-            format!("unknown --format {f:?}; expected one of {}", Format::NAMES.join(", "))
+            format!(
+                "unknown --format {f:?}; expected one of {}",
+                Format::NAMES.join(", ")
+            )
         })?),
         None => None,
     };
     if let Some(m) = &a.model {
         if model::by_name(m, NameOnly).is_none() {
             let names: Vec<&str> = model::MODELS.iter().map(|(n, _)| *n).collect();
-            bail!("unknown --model {m:?}; expected one of {}", names.join(", "));
+            bail!(
+                "unknown --model {m:?}; expected one of {}",
+                names.join(", ")
+            );
         }
     }
-    let mut opts =
-        Options { split_by_key: !a.no_split, stop_at_first_invalid: !a.all_keys, ..Options::default() };
+    let mut opts = Options {
+        split_by_key: !a.no_split,
+        stop_at_first_invalid: !a.all_keys,
+        ..Options::default()
+    };
     if let Some(t) = a.time_limit {
         if !(t > 0.0 && t.is_finite()) {
             bail!("--time-limit must be a positive number of seconds, got {t}");
@@ -129,9 +148,19 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
 
     let (files, skipped) = collect(&a.paths)?;
     if files.is_empty() {
-        bail!("no history files found in {}", a.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no history files found in {}",
+            a.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
-    let results: Vec<FileResult> = files.par_iter().map(|p| check_file(p, format, a.model.as_deref(), &opts)).collect();
+    let results: Vec<FileResult> = files
+        .par_iter()
+        .map(|p| check_file(p, format, a.model.as_deref(), &opts))
+        .collect();
 
     let many = results.len() > 1;
     for r in &results {
@@ -141,10 +170,23 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             print_human(r, many);
         }
     }
-    let count = |v: Validity| results.iter().filter(|r| matches!(&r.outcome, Ok((_, rep)) if rep.validity == v)).count();
+    let count = |v: Validity| {
+        results
+            .iter()
+            .filter(|r| matches!(&r.outcome, Ok((_, rep)) if rep.validity == v))
+            .count()
+    };
     let errors = results.iter().filter(|r| r.outcome.is_err()).count();
-    let (valid, invalid, unknown) = (count(Validity::Valid), count(Validity::Invalid), count(Validity::Unknown));
-    let check_time: Duration = results.iter().filter_map(|r| r.outcome.as_ref().ok()).map(|(_, rep)| rep.elapsed).sum();
+    let (valid, invalid, unknown) = (
+        count(Validity::Valid),
+        count(Validity::Invalid),
+        count(Validity::Unknown),
+    );
+    let check_time: Duration = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().ok())
+        .map(|(_, rep)| rep.elapsed)
+        .sum();
     let read_time: Duration = results.iter().map(|r| r.read_time).sum();
     if many && !a.json {
         println!(
@@ -199,7 +241,8 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, usize)> {
         let mut stack = vec![p.clone()];
         let mut found = Vec::new();
         while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+            let entries = std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot list {}", dir.display()))?;
             for e in entries {
                 let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
                 let path = e.path();
@@ -225,15 +268,24 @@ fn collect(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, usize)> {
 /// Files that sit beside histories but are never one (READMEs, verdict
 /// tables, reports).
 fn is_document(path: &Path) -> bool {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    matches!(ext.as_str(), "md" | "tsv" | "csv" | "html" | "svg" | "png" | "toml" | "json")
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(
+        ext.as_str(),
+        "md" | "tsv" | "csv" | "html" | "svg" | "png" | "toml" | "json"
+    )
 }
 
 /// True for empty files and files whose first 64 KiB detect as a format.
 fn looks_like_history(path: &Path) -> bool {
     use std::io::Read;
     let mut buf = Vec::new();
-    let Ok(f) = std::fs::File::open(path) else { return true };
+    let Ok(f) = std::fs::File::open(path) else {
+        return true;
+    };
     if f.take(64 << 10).read_to_end(&mut buf).is_err() {
         return true;
     }
@@ -241,7 +293,12 @@ fn looks_like_history(path: &Path) -> bool {
     text.trim().is_empty() || history::read::detect(&text).is_some()
 }
 
-fn check_file(path: &Path, format: Option<Format>, model_name: Option<&str>, opts: &Options) -> FileResult {
+fn check_file(
+    path: &Path,
+    format: Option<Format>,
+    model_name: Option<&str>,
+    opts: &Options,
+) -> FileResult {
     let t0 = Instant::now();
     let read = history::read_path(path, format);
     let read_time = t0.elapsed();
@@ -261,12 +318,23 @@ fn check_file(path: &Path, format: Option<Format>, model_name: Option<&str>, opt
                 )
             })?,
         };
-        let report = model::by_name(name, Visit { history: &h, calls: &calls, opts })
-            .ok_or_else(|| format!("unknown model {name}"))?
-            .map_err(|e| e.to_string())?;
+        let report = model::by_name(
+            name,
+            Visit {
+                history: &h,
+                calls: &calls,
+                opts,
+            },
+        )
+        .ok_or_else(|| format!("unknown model {name}"))?
+        .map_err(|e| e.to_string())?;
         Ok((name.to_string(), report))
     })();
-    FileResult { path: path.to_path_buf(), read_time, outcome }
+    FileResult {
+        path: path.to_path_buf(),
+        read_time,
+        outcome,
+    }
 }
 
 fn ms(d: Duration) -> String {
@@ -302,7 +370,11 @@ fn print_human(r: &FileResult, many: bool) {
     let shown = if many { 1 } else { 10 };
     for k in failures.iter().take(shown) {
         if let Some(reason) = &k.reason {
-            let key = k.key.as_ref().map(|k| format!("key {k}: ")).unwrap_or_default();
+            let key = k
+                .key
+                .as_ref()
+                .map(|k| format!("key {k}: "))
+                .unwrap_or_default();
             println!("  {key}unknown: {reason}");
         }
         if let Some(cx) = &k.counterexample {
@@ -311,13 +383,32 @@ fn print_human(r: &FileResult, many: bool) {
                 continue;
             }
             let op = &cx.op;
-            let done = op.complete_index.map(|c| format!(" to {c}")).unwrap_or_default();
-            println!("    the operation: process {} {} (events {}{done}), {:?}", op.process, op.f, op.invoke_index, op.outcome);
+            let done = op
+                .complete_index
+                .map(|c| format!(" to {c}"))
+                .unwrap_or_default();
+            println!(
+                "    the operation: process {} {} (events {}{done}), {:?}",
+                op.process, op.f, op.invoke_index, op.outcome
+            );
             if let Some(path) = cx.final_paths.first() {
                 let tail = 8.min(path.len());
-                println!("    longest linearizable prefix ({} steps{}):", path.len(), if tail < path.len() { ", last 8 shown" } else { "" });
+                println!(
+                    "    longest linearizable prefix ({} steps{}):",
+                    path.len(),
+                    if tail < path.len() {
+                        ", last 8 shown"
+                    } else {
+                        ""
+                    }
+                );
                 for s in &path[path.len() - tail..] {
-                    println!("      process {:<4} {:<40} -> {}", s.op.process.to_string(), s.op.description, s.state);
+                    println!(
+                        "      process {:<4} {:<40} -> {}",
+                        s.op.process.to_string(),
+                        s.op.description,
+                        s.state
+                    );
                 }
             }
             if cx.final_paths.len() > 1 {
@@ -326,13 +417,18 @@ fn print_human(r: &FileResult, many: bool) {
         }
     }
     if failures.len() > shown {
-        println!("  ... and {} more keys not valid (see --json)", failures.len() - shown);
+        println!(
+            "  ... and {} more keys not valid (see --json)",
+            failures.len() - shown
+        );
     }
 }
 
 fn to_json(r: &FileResult) -> serde_json::Value {
     match &r.outcome {
-        Err(e) => json!({"path": r.path, "verdict": "error", "error": e, "read_ms": r.read_time.as_secs_f64() * 1e3}),
+        Err(e) => {
+            json!({"path": r.path, "verdict": "error", "error": e, "read_ms": r.read_time.as_secs_f64() * 1e3})
+        }
         Ok((name, rep)) => {
             let failures: Vec<_> = rep.failures().collect();
             json!({
@@ -351,7 +447,8 @@ fn to_json(r: &FileResult) -> serde_json::Value {
 }
 
 fn compare_expected(tsv: &Path, results: &[FileResult]) -> anyhow::Result<i32> {
-    let text = std::fs::read_to_string(tsv).with_context(|| format!("cannot read {}", tsv.display()))?;
+    let text =
+        std::fs::read_to_string(tsv).with_context(|| format!("cannot read {}", tsv.display()))?;
     let base = tsv.parent().unwrap_or(Path::new("."));
     let mut expected: BTreeMap<PathBuf, String> = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
@@ -360,31 +457,53 @@ fn compare_expected(tsv: &Path, results: &[FileResult]) -> anyhow::Result<i32> {
         }
         let mut parts = line.split('\t');
         let (Some(p), Some(v), None) = (parts.next(), parts.next(), parts.next()) else {
-            bail!("{}:{}: expected `path<TAB>valid|invalid|unknown`, found {line:?}", tsv.display(), i + 1);
+            bail!(
+                "{}:{}: expected `path<TAB>valid|invalid|unknown`, found {line:?}",
+                tsv.display(),
+                i + 1
+            );
         };
         if !matches!(v.trim(), "valid" | "invalid" | "unknown") {
-            bail!("{}:{}: expected valid, invalid or unknown, found {v:?}", tsv.display(), i + 1);
+            bail!(
+                "{}:{}: expected valid, invalid or unknown, found {v:?}",
+                tsv.display(),
+                i + 1
+            );
         }
         expected.insert(canonical(&base.join(p)), v.trim().to_string());
     }
     let mut matched = 0;
     let mut mismatches = Vec::new();
     for (path, want) in &expected {
-        let got = results.iter().find(|r| canonical(&r.path) == *path).map(|r| match &r.outcome {
-            Ok((_, rep)) => rep.validity.as_str().to_string(),
-            Err(_) => "error".to_string(),
-        });
+        let got = results
+            .iter()
+            .find(|r| canonical(&r.path) == *path)
+            .map(|r| match &r.outcome {
+                Ok((_, rep)) => rep.validity.as_str().to_string(),
+                Err(_) => "error".to_string(),
+            });
         match got {
             Some(g) if g == *want => matched += 1,
             Some(g) => mismatches.push(format!("{}: expected {want}, got {g}", path.display())),
-            None => mismatches.push(format!("{}: expected {want}, but it was not checked", path.display())),
+            None => mismatches.push(format!(
+                "{}: expected {want}, but it was not checked",
+                path.display()
+            )),
         }
     }
     for m in &mismatches {
         println!("MISMATCH {m}");
     }
-    println!("expected verdicts: {matched} of {} as expected ({})", expected.len(), tsv.display());
-    Ok(if mismatches.is_empty() { EXIT_VALID } else { EXIT_INVALID })
+    println!(
+        "expected verdicts: {matched} of {} as expected ({})",
+        expected.len(),
+        tsv.display()
+    );
+    Ok(if mismatches.is_empty() {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    })
 }
 
 fn canonical(p: &Path) -> PathBuf {
@@ -395,5 +514,9 @@ fn canonical(p: &Path) -> PathBuf {
 fn peak_rss_mib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|k| k / 1024)
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|k| k / 1024)
 }

@@ -11,11 +11,11 @@ mod cluster;
 #[cfg(feature = "controller")]
 mod db;
 #[cfg(feature = "controller")]
-mod run;
-#[cfg(feature = "controller")]
 mod heal;
 #[cfg(feature = "nfq")]
 mod nfq_delay;
+#[cfg(feature = "controller")]
+mod run;
 
 /// Exit code: the history (or run) is valid.
 pub const EXIT_VALID: i32 = 0;
@@ -71,7 +71,11 @@ pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_VALID };
+            let code = if e.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_VALID
+            };
             let _ = e.print();
             return code;
         }
@@ -112,7 +116,9 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter);
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(filter);
     let registry = tracing_subscriber::registry().with(stderr);
     // A run's faultline.log gets info and above, whatever the terminal shows.
     #[cfg(feature = "controller")]

@@ -102,9 +102,12 @@ fn definitions_dir(given: &Option<PathBuf>, name: &str) -> PathBuf {
 }
 
 fn load_test_file(path: &Path) -> anyhow::Result<TestSpec> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     toml::from_str::<TestSpec>(&text).map_err(|e| {
-        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
         match line {
             Some(l) => anyhow::anyhow!("{}:{l}: {}", path.display(), e.message()),
             None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
@@ -125,7 +128,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         spec.workload = v;
     }
     if let Some(v) = a.nemesis.clone() {
-        spec.nemesis = v.into_iter().filter(|n| n != "none" && !n.is_empty()).collect();
+        spec.nemesis = v
+            .into_iter()
+            .filter(|n| n != "none" && !n.is_empty())
+            .collect();
     }
     spec.nemesis_interval = a.nemesis_interval.or(spec.nemesis_interval);
     spec.time_limit = a.time_limit.unwrap_or(spec.time_limit);
@@ -160,21 +166,30 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         Err(e) if local_run => {
             tracing::info!("no local cluster up ({e}); building one");
             eprintln!("building a local cluster of {} nodes...", a.local_nodes);
-            let spec = local::LocalSpec { nodes: a.local_nodes, state_dir: a.nodes.state.dir(), ..Default::default() };
+            let spec = local::LocalSpec {
+                nodes: a.local_nodes,
+                state_dir: a.nodes.state.dir(),
+                ..Default::default()
+            };
             built_here = true;
             local::up(&spec)?
         }
         Err(e) => return Err(e),
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting tokio")?;
     let stop = Stop::new();
     let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let outcome = runtime.block_on(async {
         let s = stop.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
-            eprintln!("\ninterrupted: stopping the clients, healing every fault, collecting logs...");
+            eprintln!(
+                "\ninterrupted: stopping the clients, healing every fault, collecting logs..."
+            );
             s.trigger();
         });
         run_test(spec.clone(), cluster, &dirs, stop.clone(), show_progress).await
@@ -215,9 +230,15 @@ fn ensure_host_packages() -> anyhow::Result<()> {
         std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
             .unwrap_or(false)
-            || ["/usr/sbin", "/sbin", "/usr/bin"].iter().any(|d| Path::new(d).join(prog).is_file())
+            || ["/usr/sbin", "/sbin", "/usr/bin"]
+                .iter()
+                .any(|d| Path::new(d).join(prog).is_file())
     };
-    let missing: Vec<&str> = HOST_PACKAGES.iter().filter(|(p, _)| !present(p)).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = HOST_PACKAGES
+        .iter()
+        .filter(|(p, _)| !present(p))
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -229,7 +250,10 @@ fn ensure_host_packages() -> anyhow::Result<()> {
             missing.join(" ")
         );
     }
-    eprintln!("installing the Debian packages the local cluster needs: {} ...", missing.join(" "));
+    eprintln!(
+        "installing the Debian packages the local cluster needs: {} ...",
+        missing.join(" ")
+    );
     let apt = |args: &[&str]| -> anyhow::Result<()> {
         let status = std::process::Command::new("apt-get")
             .args(["-q", "-o", "DPkg::Lock::Timeout=600"])
@@ -282,13 +306,24 @@ fn exit_code(v: Validity) -> i32 {
 /// checkers its test.json names, and rewrites results.json.
 pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
     let stored = RunDir::open(&a.dir)?;
-    let model = stored.test["model"].as_str().unwrap_or("cas-register").to_string();
+    let model = stored.test["model"]
+        .as_str()
+        .unwrap_or("cas-register")
+        .to_string();
     let checkers: Vec<String> = stored.test["checkers"]
         .as_array()
-        .map(|c| c.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|c| {
+            c.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_else(|| vec!["linearizable".into()]);
-    let read_mode = stored.test["read_mode"].as_str().unwrap_or("linearizable").to_string();
-    let (validity, results, summary) = check_history(&stored.history, &model, &checkers, &read_mode, None);
+    let read_mode = stored.test["read_mode"]
+        .as_str()
+        .unwrap_or("linearizable")
+        .to_string();
+    let (validity, results, summary) =
+        check_history(&stored.history, &model, &checkers, &read_mode, None);
     stored.dir.write_results(&results)?;
     for line in &summary {
         println!("{line}");

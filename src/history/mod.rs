@@ -31,7 +31,11 @@ pub struct History {
 impl History {
     /// A history of these events, renumbered from 0.
     pub fn new(ops: Vec<Op>) -> History {
-        let mut h = History { ops, source: None, lines: Vec::new() };
+        let mut h = History {
+            ops,
+            source: None,
+            lines: Vec::new(),
+        };
         h.reindex();
         h
     }

@@ -133,8 +133,24 @@ pub struct Op {
 
 impl Op {
     /// A new event with no time, key, node or error.
-    pub fn new(index: u64, process: Process, kind: OpType, f: impl Into<String>, value: Value) -> Op {
-        Op { index, time: None, process, kind, f: f.into(), value, key: None, node: None, error: None }
+    pub fn new(
+        index: u64,
+        process: Process,
+        kind: OpType,
+        f: impl Into<String>,
+        value: Value,
+    ) -> Op {
+        Op {
+            index,
+            time: None,
+            process,
+            kind,
+            f: f.into(),
+            value,
+            key: None,
+            node: None,
+            error: None,
+        }
     }
 
     /// True for events of client processes, false for the nemesis.

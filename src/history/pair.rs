@@ -241,7 +241,10 @@ mod tests {
     fn rejects_completion_without_invocation() {
         let h = History::new(vec![op(0, OpType::Ok, "read", json!(1))]);
         let e = h.calls().unwrap_err();
-        assert!(matches!(e, HistoryError::CompletionWithoutInvocation { .. }), "{e}");
+        assert!(
+            matches!(e, HistoryError::CompletionWithoutInvocation { .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("no operation in flight"));
     }
 

@@ -51,7 +51,11 @@ impl Chunk {
             hash = hash.wrapping_mul(BASE).wrapping_add(b as u64 + 1);
             pow = pow.wrapping_mul(BASE);
         }
-        Chunk { text: Arc::from(s), hash, pow }
+        Chunk {
+            text: Arc::from(s),
+            hash,
+            pow,
+        }
     }
 }
 
@@ -60,7 +64,14 @@ impl Text {
         if c.text.is_empty() {
             return Text::default();
         }
-        Text { len: c.text.len(), hash: c.hash, last: Some(Arc::new(Piece { prev: None, text: c.text.clone() })) }
+        Text {
+            len: c.text.len(),
+            hash: c.hash,
+            last: Some(Arc::new(Piece {
+                prev: None,
+                text: c.text.clone(),
+            })),
+        }
     }
 
     fn append(&self, c: &Chunk) -> Text {
@@ -70,7 +81,10 @@ impl Text {
         Text {
             len: self.len + c.text.len(),
             hash: self.hash.wrapping_mul(c.pow).wrapping_add(c.hash),
-            last: Some(Arc::new(Piece { prev: self.last.clone(), text: c.text.clone() })),
+            last: Some(Arc::new(Piece {
+                prev: self.last.clone(),
+                text: c.text.clone(),
+            })),
         }
     }
 
@@ -185,7 +199,8 @@ pub struct KvState {
 
 impl PartialEq for KvState {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && (Arc::ptr_eq(&self.entries, &other.entries) || self.entries == other.entries)
+        self.hash == other.hash
+            && (Arc::ptr_eq(&self.entries, &other.entries) || self.entries == other.entries)
     }
 }
 impl Eq for KvState {}
@@ -208,12 +223,17 @@ fn entry_hash(key: u32, t: &Text) -> u64 {
 
 impl KvState {
     fn find(&self, key: u32) -> Option<&Text> {
-        self.entries.binary_search_by_key(&key, |(k, _)| *k).ok().map(|i| &self.entries[i].1)
+        self.entries
+            .binary_search_by_key(&key, |(k, _)| *k)
+            .ok()
+            .map(|i| &self.entries[i].1)
     }
 
     /// The value of a key ("" when absent).
     pub fn get(&self, key: u32) -> String {
-        self.find(key).map(Text::to_string_lossless).unwrap_or_default()
+        self.find(key)
+            .map(Text::to_string_lossless)
+            .unwrap_or_default()
     }
 
     fn with(&self, key: u32, value: Text) -> KvState {
@@ -241,7 +261,10 @@ impl KvState {
         if !placed && value.len > 0 {
             entries.push((key, value));
         }
-        KvState { hash, entries: Arc::from(entries) }
+        KvState {
+            hash,
+            entries: Arc::from(entries),
+        }
     }
 }
 
@@ -274,7 +297,12 @@ impl Model for Kv {
     fn decode(&self, call: &Call, values: &mut Values) -> Result<Option<KvOp>, String> {
         let key = match &call.key {
             Some(k) => values.intern(k),
-            None => return Err(format!("model kv needs a key on every operation; `{}` has none", call.f)),
+            None => {
+                return Err(format!(
+                    "model kv needs a key on every operation; `{}` has none",
+                    call.f
+                ))
+            }
         };
         Ok(match (call.f.as_str(), call.outcome) {
             ("get" | "read", Outcome::Ok) => Some(KvOp::Get(key, chunk(&call.output))),
@@ -358,20 +386,33 @@ mod tests {
         let t4 = Text::of(&a).append(&bc);
         assert_eq!(t3, t4);
         assert_ne!(t3, Text::of(&Chunk::new("abd")));
-        assert!(!same_content(t3.last.as_deref(), Text::of(&Chunk::new("xbc")).last.as_deref()));
+        assert!(!same_content(
+            t3.last.as_deref(),
+            Text::of(&Chunk::new("xbc")).last.as_deref()
+        ));
     }
 
     #[test]
     fn state_equality_and_hash_ignore_history() {
         let m = Kv;
         let s0 = m.init();
-        let Next::One(s1) = m.step(&s0, &KvOp::Append(1, Chunk::new("x"))) else { panic!() };
-        let Next::One(s1) = m.step(&s1, &KvOp::Append(2, Chunk::new("y"))) else { panic!() };
-        let Next::One(s2) = m.step(&s0, &KvOp::Put(2, Chunk::new("y"))) else { panic!() };
-        let Next::One(s2) = m.step(&s2, &KvOp::Put(1, Chunk::new("x"))) else { panic!() };
+        let Next::One(s1) = m.step(&s0, &KvOp::Append(1, Chunk::new("x"))) else {
+            panic!()
+        };
+        let Next::One(s1) = m.step(&s1, &KvOp::Append(2, Chunk::new("y"))) else {
+            panic!()
+        };
+        let Next::One(s2) = m.step(&s0, &KvOp::Put(2, Chunk::new("y"))) else {
+            panic!()
+        };
+        let Next::One(s2) = m.step(&s2, &KvOp::Put(1, Chunk::new("x"))) else {
+            panic!()
+        };
         assert_eq!(s1, s2);
         assert_eq!(s1.hash, s2.hash);
-        let Next::One(s3) = m.step(&s2, &KvOp::Put(1, Chunk::new(""))) else { panic!() };
+        let Next::One(s3) = m.step(&s2, &KvOp::Put(1, Chunk::new(""))) else {
+            panic!()
+        };
         assert_eq!(s3.get(1), "");
         assert_eq!(s3.entries.len(), 1);
     }

@@ -129,7 +129,10 @@ impl Values {
     pub fn new() -> Values {
         let mut ids = FxHashMap::default();
         ids.insert("null".to_string(), 0);
-        Values { ids, vals: vec![Value::Null] }
+        Values {
+            ids,
+            vals: vec![Value::Null],
+        }
     }
 
     /// The id of `v`, added if new. Equal JSON values get equal ids.
@@ -163,10 +166,22 @@ impl Values {
 
 /// The names accepted by [`by_name`], with a line on each.
 pub const MODELS: &[(&str, &str)] = &[
-    ("register", "read/write register; reads must see the latest write"),
-    ("cas-register", "register with compare-and-set; a failed cas observed a mismatch"),
-    ("cas-register-knossos", "cas-register where a failed cas never happened (Knossos' reading)"),
-    ("kv", "keys to strings with get, put and append (alias multi-register)"),
+    (
+        "register",
+        "read/write register; reads must see the latest write",
+    ),
+    (
+        "cas-register",
+        "register with compare-and-set; a failed cas observed a mismatch",
+    ),
+    (
+        "cas-register-knossos",
+        "cas-register where a failed cas never happened (Knossos' reading)",
+    ),
+    (
+        "kv",
+        "keys to strings with get, put and append (alias multi-register)",
+    ),
     ("mutex", "acquire/release lock"),
     ("set", "add elements, read the whole set"),
     ("fifo-queue", "enqueue/dequeue in order (alias queue)"),
@@ -179,8 +194,12 @@ pub const MODELS: &[(&str, &str)] = &[
 pub fn by_name<R>(name: &str, f: impl ModelVisitor<R>) -> Option<R> {
     Some(match name {
         "register" => f.visit(&Register),
-        "cas-register" => f.visit(&CasRegister { failed_cas_never_happened: false }),
-        "cas-register-knossos" => f.visit(&CasRegister { failed_cas_never_happened: true }),
+        "cas-register" => f.visit(&CasRegister {
+            failed_cas_never_happened: false,
+        }),
+        "cas-register-knossos" => f.visit(&CasRegister {
+            failed_cas_never_happened: true,
+        }),
         "kv" | "multi-register" => f.visit(&Kv),
         "mutex" => f.visit(&Mutex),
         "set" => f.visit(&Set),
@@ -201,13 +220,18 @@ pub trait ModelVisitor<R> {
 pub(crate) fn expect_pair<'a>(v: &'a Value, what: &str) -> Result<(&'a Value, &'a Value), String> {
     match v.as_array().map(|a| a.as_slice()) {
         Some([a, b]) => Ok((a, b)),
-        _ => Err(format!("expected {what} as a two-element array [old new], found {v}")),
+        _ => Err(format!(
+            "expected {what} as a two-element array [old new], found {v}"
+        )),
     }
 }
 
 /// The error for an unknown function name.
 pub(crate) fn unknown_f(model: &str, call: &Call, known: &str) -> String {
-    format!("model {model} does not know the function `{}` (known: {known})", call.f)
+    format!(
+        "model {model} does not know the function `{}` (known: {known})",
+        call.f
+    )
 }
 
 /// Guesses the built-in model from the functions a history uses: only

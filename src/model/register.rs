@@ -55,7 +55,11 @@ fn decode_register(
     values: &mut Values,
     cas: Option<bool>,
 ) -> Result<Option<RegisterOp>, String> {
-    let known = if cas.is_some() { "read, write, cas" } else { "read, write" };
+    let known = if cas.is_some() {
+        "read, write, cas"
+    } else {
+        "read, write"
+    };
     Ok(match (call.f.as_str(), call.outcome) {
         ("read", Outcome::Ok) => Some(RegisterOp::Read(values.intern(&call.output))),
         // A failed or unknown read changed nothing and saw nothing.
@@ -81,7 +85,9 @@ fn step_register(state: u32, op: &RegisterOp) -> Next<u32> {
         RegisterOp::Read(v) if v == state => Next::One(state),
         RegisterOp::Read(_) => Next::Illegal,
         RegisterOp::Write(v) => Next::One(v),
-        RegisterOp::Cas { from, to } | RegisterOp::CasUnknown { from, to } if from == state => Next::One(to),
+        RegisterOp::Cas { from, to } | RegisterOp::CasUnknown { from, to } if from == state => {
+            Next::One(to)
+        }
         // An unknown cas that would not match is the same as one that never
         // happened, which the search already tries: prune it here.
         RegisterOp::Cas { .. } | RegisterOp::CasUnknown { .. } => Next::Illegal,
@@ -94,9 +100,18 @@ fn describe_register(op: &RegisterOp, values: &Values) -> String {
     match *op {
         RegisterOp::Read(v) => format!("read returned {}", values.show(v)),
         RegisterOp::Write(v) => format!("write {}", values.show(v)),
-        RegisterOp::Cas { from, to } => format!("cas {} -> {} succeeded", values.show(from), values.show(to)),
-        RegisterOp::CasUnknown { from, to } => format!("cas {} -> {} (outcome unknown)", values.show(from), values.show(to)),
-        RegisterOp::CasMismatch { from } => format!("cas from {} failed (found another value)", values.show(from)),
+        RegisterOp::Cas { from, to } => {
+            format!("cas {} -> {} succeeded", values.show(from), values.show(to))
+        }
+        RegisterOp::CasUnknown { from, to } => format!(
+            "cas {} -> {} (outcome unknown)",
+            values.show(from),
+            values.show(to)
+        ),
+        RegisterOp::CasMismatch { from } => format!(
+            "cas from {} failed (found another value)",
+            values.show(from)
+        ),
     }
 }
 
@@ -140,7 +155,12 @@ impl Model for CasRegister {
         0
     }
     fn decode(&self, call: &Call, values: &mut Values) -> Result<Option<RegisterOp>, String> {
-        decode_register(self.name(), call, values, Some(self.failed_cas_never_happened))
+        decode_register(
+            self.name(),
+            call,
+            values,
+            Some(self.failed_cas_never_happened),
+        )
     }
     fn step(&self, state: &u32, op: &RegisterOp) -> Next<u32> {
         step_register(*state, op)

@@ -34,7 +34,10 @@ impl Model for Set {
             ("add", _) => Some(SetOp::Add(values.intern(&call.input))),
             ("read", Outcome::Ok) => {
                 let Some(items) = call.output.as_array() else {
-                    return Err(format!("expected a set read to return an array, found {}", call.output));
+                    return Err(format!(
+                        "expected a set read to return an array, found {}",
+                        call.output
+                    ));
                 };
                 let mut ids: Vec<u32> = items.iter().map(|v| values.intern(v)).collect();
                 ids.sort_unstable();

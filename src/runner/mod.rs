@@ -29,7 +29,11 @@ pub static LOG_FILE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex:
 
 /// Sends log lines to `path` from now on (besides stderr).
 pub fn attach_log_file(path: &std::path::Path) {
-    if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         if let Ok(mut g) = LOG_FILE.lock() {
             *g = Some(f);
         }

@@ -15,7 +15,9 @@ use crate::check::Validity;
 use crate::client::etcd::{DataKind, EtcdClientFactory, EtcdClientOptions, ReadMode};
 use crate::cluster::Cluster;
 use crate::db::{self, Db, Etcd, EtcdOptions};
-use crate::generator::{self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target};
+use crate::generator::{
+    self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
+};
 use crate::history::{History, Op, OpType, Process};
 use crate::model::{self, Model, ModelVisitor};
 use crate::nemesis::{self, config, schedule::Schedule, Fault, Nemeses, Nemesis, NemesisClient};
@@ -93,8 +95,15 @@ impl TestSpec {
         if !self.name.is_empty() {
             return self.name.clone();
         }
-        let stem = Path::new(&self.workload).file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
-        let nem = if self.nemesis.is_empty() { "none".to_string() } else { self.nemesis.join("+") };
+        let stem = Path::new(&self.workload)
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let nem = if self.nemesis.is_empty() {
+            "none".to_string()
+        } else {
+            self.nemesis.join("+")
+        };
         format!("{}-{}-{}", self.db, stem, nem)
     }
 
@@ -104,29 +113,43 @@ impl TestSpec {
             if v > 0.0 && v.is_finite() {
                 Ok(())
             } else {
-                Err(format!("{name} must be a positive number of seconds, got {v}"))
+                Err(format!(
+                    "{name} must be a positive number of seconds, got {v}"
+                ))
             }
         };
         positive("time_limit", self.time_limit)?;
         positive("op_timeout", self.op_timeout)?;
         if self.recovery_time < 0.0 {
-            return Err(format!("recovery_time must not be negative, got {}", self.recovery_time));
+            return Err(format!(
+                "recovery_time must not be negative, got {}",
+                self.recovery_time
+            ));
         }
         if let Some(i) = self.nemesis_interval {
             positive("nemesis_interval", i)?;
         }
         if let Some(r) = self.rate {
             if !(r > 0.0 && r.is_finite()) {
-                return Err(format!("rate must be a positive number of operations per second, got {r}"));
+                return Err(format!(
+                    "rate must be a positive number of operations per second, got {r}"
+                ));
             }
         }
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
         if self.db != "etcd" {
-            return Err(format!("unknown db {:?} (known: {})", self.db, db::KNOWN.join(", ")));
+            return Err(format!(
+                "unknown db {:?} (known: {})",
+                self.db,
+                db::KNOWN.join(", ")
+            ));
         }
-        self.read_mode.parse::<ReadMode>().map(|_| ()).map_err(|e| format!("read_mode: {e}"))
+        self.read_mode
+            .parse::<ReadMode>()
+            .map(|_| ())
+            .map_err(|e| format!("read_mode: {e}"))
     }
 }
 
@@ -155,22 +178,40 @@ pub struct Outcome {
 }
 
 /// Runs one test on `cluster`, writing everything under `dirs.results`.
-pub async fn run_test(spec: TestSpec, cluster: Cluster, dirs: &Dirs, stop: Stop, show_progress: bool) -> anyhow::Result<Outcome> {
+pub async fn run_test(
+    spec: TestSpec,
+    cluster: Cluster,
+    dirs: &Dirs,
+    stop: Stop,
+    show_progress: bool,
+) -> anyhow::Result<Outcome> {
     use anyhow::Context as _;
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     let seed = spec.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
     });
     let workload = find_workload(&spec.workload, &dirs.workloads)?;
-    let defs = config::load_named(Some(&dirs.nemeses), &spec.nemesis).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let run_dir = RunDir::create(&dirs.results, &spec.test_name(), std::time::SystemTime::now())?;
+    let defs = config::load_named(Some(&dirs.nemeses), &spec.nemesis)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run_dir = RunDir::create(
+        &dirs.results,
+        &spec.test_name(),
+        std::time::SystemTime::now(),
+    )?;
     super::attach_log_file(&run_dir.log());
     tracing::info!(dir = %run_dir.path.as_path().display(), seed, "test starting");
     let mut test_json = serde_json::to_value(&spec)?;
     test_json["seed"] = json!(seed);
     test_json["name"] = json!(spec.test_name());
     test_json["faultline_version"] = json!(env!("CARGO_PKG_VERSION"));
-    test_json["nodes"] = json!(cluster.nodes().iter().map(|n| json!({"name": n.name(), "host": n.host()})).collect::<Vec<_>>());
+    test_json["nodes"] = json!(cluster
+        .nodes()
+        .iter()
+        .map(|n| json!({"name": n.name(), "host": n.host()}))
+        .collect::<Vec<_>>());
     test_json["cluster"] = json!(match cluster.kind() {
         crate::cluster::ClusterKind::Local { .. } => "local",
         _ => "hosts",
@@ -180,9 +221,19 @@ pub async fn run_test(spec: TestSpec, cluster: Cluster, dirs: &Dirs, stop: Stop,
     run_dir.write_test(&test_json)?;
 
     // The db.
-    let etcd = Arc::new(Etcd::new(EtcdOptions { binary: spec.etcd_binary.clone(), ..EtcdOptions::default() }, cluster.nodes()));
+    let etcd = Arc::new(Etcd::new(
+        EtcdOptions {
+            binary: spec.etcd_binary.clone(),
+            ..EtcdOptions::default()
+        },
+        cluster.nodes(),
+    ));
     let db: Arc<dyn Db> = etcd.clone();
-    eprintln!("setting up {} on {} nodes...", db.name(), cluster.nodes().len());
+    eprintln!(
+        "setting up {} on {} nodes...",
+        db.name(),
+        cluster.nodes().len()
+    );
     {
         let (db, cluster) = (db.clone(), cluster.clone());
         let leave = spec.leave_db_running;
@@ -208,10 +259,27 @@ pub async fn run_test(spec: TestSpec, cluster: Cluster, dirs: &Dirs, stop: Stop,
     let nemeses = Arc::new(Nemeses::new(
         cluster.clone(),
         Some(db.clone()),
-        nemesis::NemesisOptions { seed, record: nemesis::default_record_path(&cluster), helper: None },
+        nemesis::NemesisOptions {
+            seed,
+            record: nemesis::default_record_path(&cluster),
+            helper: None,
+        },
     ));
     let started = Instant::now();
-    let ran = run_phase(&spec, seed, &workload, &defs, &cluster, &etcd, nemeses.clone(), &run_dir, stop.clone(), show_progress, started).await;
+    let ran = run_phase(
+        &spec,
+        seed,
+        &workload,
+        &defs,
+        &cluster,
+        &etcd,
+        nemeses.clone(),
+        &run_dir,
+        stop.clone(),
+        show_progress,
+        started,
+    )
+    .await;
     let interrupted = stop.is_stopped() && ran.as_ref().map(|h| !h.1).unwrap_or(true);
 
     // Cleanup: heal, logs, teardown.
@@ -236,8 +304,14 @@ pub async fn run_test(spec: TestSpec, cluster: Cluster, dirs: &Dirs, stop: Stop,
         Err(e) => tracing::error!("heal task: {e}"),
     }
     {
-        let (db, cluster, dest) = (db.clone(), cluster.clone(), run_dir.path.as_path().join("nodes"));
-        match tokio::task::spawn_blocking(move || db::collect_logs(db.as_ref(), &cluster, &dest)).await {
+        let (db, cluster, dest) = (
+            db.clone(),
+            cluster.clone(),
+            run_dir.path.as_path().join("nodes"),
+        );
+        match tokio::task::spawn_blocking(move || db::collect_logs(db.as_ref(), &cluster, &dest))
+            .await
+        {
             Ok(Ok(files)) => tracing::info!("collected {} log files", files.len()),
             Ok(Err(e)) => tracing::warn!("collecting logs: {e}"),
             Err(e) => tracing::warn!("collecting logs: {e}"),
@@ -255,11 +329,22 @@ pub async fn run_test(spec: TestSpec, cluster: Cluster, dirs: &Dirs, stop: Stop,
     let (history, _) = ran?;
     let history = read_back(&run_dir.history()).unwrap_or(history);
     let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
-    let (validity, results, summary) = check_history(&history, &workload.model, &workload.checkers, &spec.read_mode, check_limit);
+    let (validity, results, summary) = check_history(
+        &history,
+        &workload.model,
+        &workload.checkers,
+        &spec.read_mode,
+        check_limit,
+    );
     let mut results = results;
     results["interrupted"] = json!(interrupted);
     run_dir.write_results(&results)?;
-    Ok(Outcome { validity, dir: run_dir.path.as_path().to_path_buf(), summary, interrupted })
+    Ok(Outcome {
+        validity,
+        dir: run_dir.path.as_path().to_path_buf(),
+        summary,
+        interrupted,
+    })
 }
 
 /// The workers and the nemesis under the generator; returns the history and
@@ -294,17 +379,33 @@ async fn run_phase(
     let gen = build_generator(spec, seed, workload, defs);
     let recorder = Recorder::create(&run_dir.history(), start)?;
     let progress = recorder.progress();
-    let mut cfg = WorkerConfig::new(spec.concurrency, cluster.nodes().iter().map(|n| n.name().to_string()).collect());
+    let mut cfg = WorkerConfig::new(
+        spec.concurrency,
+        cluster
+            .nodes()
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect(),
+    );
     cfg.op_timeout = Duration::from_secs_f64(spec.op_timeout);
-    let nemesis_client: Box<dyn crate::client::Client> = Box::new(NemesisClient::new(nemeses.clone() as Arc<dyn Nemesis>));
+    let nemesis_client: Box<dyn crate::client::Client> =
+        Box::new(NemesisClient::new(nemeses.clone() as Arc<dyn Nemesis>));
     let ticker = show_progress.then(|| {
         let progress = progress.clone();
         let record = nemeses.record_path().map(Path::to_path_buf);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                let faults = record.as_ref().map(|p| active_faults(p)).unwrap_or_default();
-                eprint!("\r\x1b[2K{:>6.1}s  {}  faults: {}", start.elapsed().as_secs_f64(), progress.counts().line(), faults);
+                let faults = record
+                    .as_ref()
+                    .map(|p| active_faults(p))
+                    .unwrap_or_default();
+                eprint!(
+                    "\r\x1b[2K{:>6.1}s  {}  faults: {}",
+                    start.elapsed().as_secs_f64(),
+                    progress.counts().line(),
+                    faults
+                );
                 let _ = std::io::stderr().flush();
             }
         })
@@ -314,11 +415,25 @@ async fn run_phase(
         workload.name,
         spec.time_limit,
         spec.concurrency,
-        spec.rate.map(|r| format!("{r} ops/s")).unwrap_or_else(|| "no rate limit".into()),
-        if spec.nemesis.is_empty() { "none".to_string() } else { spec.nemesis.join(",") },
+        spec.rate
+            .map(|r| format!("{r} ops/s"))
+            .unwrap_or_else(|| "no rate limit".into()),
+        if spec.nemesis.is_empty() {
+            "none".to_string()
+        } else {
+            spec.nemesis.join(",")
+        },
         run_dir.history().display()
     );
-    let result = run_workers(gen, factory, Some(nemesis_client), &cfg, recorder, stop.clone()).await;
+    let result = run_workers(
+        gen,
+        factory,
+        Some(nemesis_client),
+        &cfg,
+        recorder,
+        stop.clone(),
+    )
+    .await;
     if let Some(t) = ticker {
         t.abort();
         eprintln!();
@@ -333,20 +448,35 @@ async fn run_phase(
 
 /// main (rate, time limit) ∥ nemesis schedule → stop every fault → wait
 /// for recovery → final reads.
-fn build_generator(spec: &TestSpec, seed: u64, workload: &Workload, defs: &[config::NemesisDef]) -> Box<dyn Generator> {
+fn build_generator(
+    spec: &TestSpec,
+    seed: u64,
+    workload: &Workload,
+    defs: &[config::NemesisDef],
+) -> Box<dyn Generator> {
     let mut main = workload.main_generator(seed);
     if let Some(r) = spec.rate {
         main = Box::new(rate(r, generator::rng(seed, 0x7261_7465), main));
     }
     let interval = spec.nemesis_interval.map(Duration::from_secs_f64);
     let schedule = Schedule::new(defs.to_vec(), interval, seed ^ 0x6E65_6D65);
-    let mut stops: Vec<Box<dyn Generator>> =
-        schedule.final_ops().into_iter().map(|op| Box::new(generator::once(generator::repeat(op))) as Box<dyn Generator>).collect();
+    let mut stops: Vec<Box<dyn Generator>> = schedule
+        .final_ops()
+        .into_iter()
+        .map(|op| Box::new(generator::once(generator::repeat(op))) as Box<dyn Generator>)
+        .collect();
     let heal = OpSpec::new(Fault::HealAll.f(), Fault::HealAll.value()).with_target(Target::Nemesis);
     stops.push(Box::new(generator::once(generator::repeat(heal))));
     let limit_ns = (spec.time_limit * 1e9) as u64;
-    let body = time_limit(limit_ns, any(vec![Box::new(on_clients(main)), Box::new(on_nemesis(schedule))]));
-    let mut parts: Vec<Box<dyn Generator>> = vec![Box::new(body), Box::new(on_nemesis(generator::seq(stops)))];
+    let body = time_limit(
+        limit_ns,
+        any(vec![
+            Box::new(on_clients(main)),
+            Box::new(on_nemesis(schedule)),
+        ]),
+    );
+    let mut parts: Vec<Box<dyn Generator>> =
+        vec![Box::new(body), Box::new(on_nemesis(generator::seq(stops)))];
     parts.push(Box::new(sleep(Duration::from_secs_f64(spec.recovery_time))));
     if let Some(f) = workload.final_generator() {
         parts.push(f);
@@ -378,19 +508,28 @@ fn find_workload(name: &str, dir: &Path) -> anyhow::Result<Workload> {
 }
 
 fn version_of(cluster: &Cluster) -> anyhow::Result<String> {
-    let n = cluster.nodes().first().ok_or_else(|| anyhow::anyhow!("no nodes"))?;
+    let n = cluster
+        .nodes()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("no nodes"))?;
     let out = n.run("etcd --version 2>/dev/null | head -1 || true")?;
     Ok(out.trim().to_string())
 }
 
 /// The active faults, from the nemesis record, in a few words.
 fn active_faults(record: &Path) -> String {
-    let Ok(text) = std::fs::read_to_string(record) else { return "none".into() };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else { return "?".into() };
+    let Ok(text) = std::fs::read_to_string(record) else {
+        return "none".into();
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        return "?".into();
+    };
     let mut names = Vec::new();
     if let Some(o) = v.as_object() {
         for (k, val) in o {
-            let empty = val.is_null() || val.as_array().is_some_and(|a| a.is_empty()) || val.as_object().is_some_and(|a| a.is_empty());
+            let empty = val.is_null()
+                || val.as_array().is_some_and(|a| a.is_empty())
+                || val.as_object().is_some_and(|a| a.is_empty());
             if !empty {
                 names.push(k.clone());
             }
@@ -406,8 +545,12 @@ fn active_faults(record: &Path) -> String {
 /// Appends nemesis ops recorded after the workers stopped (the final heal)
 /// to the history file, continuing its numbering.
 fn append_ops(path: &Path, ops: &[Op], start: Instant) {
-    let n = std::fs::read_to_string(path).map(|t| t.lines().filter(|l| !l.trim().is_empty()).count()).unwrap_or(0);
-    let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) else { return };
+    let n = std::fs::read_to_string(path)
+        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0);
+    let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) else {
+        return;
+    };
     for (i, op) in ops.iter().enumerate() {
         let mut op = op.clone();
         op.index = (n + i) as u64;
@@ -448,29 +591,68 @@ pub fn check_history(
     for name in checkers {
         let (v, details, line) = match name.as_str() {
             "linearizable" => {
-                let opts = Options { time_limit, ..Options::default() };
-                match model::by_name(model_name, Lin { history, opts: &opts }) {
-                    None => (Validity::Unknown, json!({"error": format!("unknown model {model_name}")}), format!("unknown model {model_name}")),
-                    Some(Err(e)) => (Validity::Unknown, json!({"error": e.to_string()}), format!("cannot check: {e}")),
+                let opts = Options {
+                    time_limit,
+                    ..Options::default()
+                };
+                match model::by_name(
+                    model_name,
+                    Lin {
+                        history,
+                        opts: &opts,
+                    },
+                ) {
+                    None => (
+                        Validity::Unknown,
+                        json!({"error": format!("unknown model {model_name}")}),
+                        format!("unknown model {model_name}"),
+                    ),
+                    Some(Err(e)) => (
+                        Validity::Unknown,
+                        json!({"error": e.to_string()}),
+                        format!("cannot check: {e}"),
+                    ),
                     Some(Ok(r)) => {
                         let bad: Vec<_> = r.failures().collect();
-                        let mut line = format!("{} ops, {} keys, {} not valid", r.ops, r.keys.len(), bad.len());
+                        let mut line = format!(
+                            "{} ops, {} keys, {} not valid",
+                            r.ops,
+                            r.keys.len(),
+                            bad.len()
+                        );
                         if let Some(cx) = bad.iter().find_map(|k| k.counterexample.as_ref()) {
                             line.push_str(&format!(": {}", cx.explanation));
                         } else if let Some(reason) = bad.iter().find_map(|k| k.reason.as_ref()) {
                             line.push_str(&format!(": {reason}"));
                         }
                         let failures: Vec<_> = bad.into_iter().cloned().collect();
-                        (r.validity, json!({"valid": r.validity, "model": r.model, "ops": r.ops, "keys": r.keys.len(), "elapsed_ms": r.elapsed.as_secs_f64() * 1e3, "failures": failures}), line)
+                        (
+                            r.validity,
+                            json!({"valid": r.validity, "model": r.model, "ops": r.ops, "keys": r.keys.len(), "elapsed_ms": r.elapsed.as_secs_f64() * 1e3, "failures": failures}),
+                            line,
+                        )
                     }
                 }
             }
-            "set" => match set::check(history, &SetOptions { linearizable: read_mode == "linearizable" }) {
+            "set" => match set::check(
+                history,
+                &SetOptions {
+                    linearizable: read_mode == "linearizable",
+                },
+            ) {
                 Ok(r) => {
                     let line = r.explanation.clone();
-                    (r.validity, serde_json::to_value(&r).unwrap_or(Value::Null), line)
+                    (
+                        r.validity,
+                        serde_json::to_value(&r).unwrap_or(Value::Null),
+                        line,
+                    )
                 }
-                Err(e) => (Validity::Unknown, json!({"error": e.to_string()}), format!("cannot check: {e}")),
+                Err(e) => (
+                    Validity::Unknown,
+                    json!({"error": e.to_string()}),
+                    format!("cannot check: {e}"),
+                ),
             },
             "stats" => {
                 let s = stats(history);
@@ -482,7 +664,11 @@ pub fn check_history(
                 );
                 (Validity::Valid, s, line)
             }
-            other => (Validity::Unknown, json!({"error": format!("unknown checker {other}")}), format!("unknown checker {other}")),
+            other => (
+                Validity::Unknown,
+                json!({"error": format!("unknown checker {other}")}),
+                format!("unknown checker {other}"),
+            ),
         };
         validity = validity.merge(v);
         let mut d = details;
@@ -492,7 +678,11 @@ pub fn check_history(
         results.insert(name.clone(), d);
         summary.push(format!("{name}: {v} — {line}"));
     }
-    (validity, json!({"valid": validity, "checkers": results}), summary)
+    (
+        validity,
+        json!({"valid": validity, "checkers": results}),
+        summary,
+    )
 }
 
 /// Counts of outcomes, overall and per function, of client operations.
@@ -510,8 +700,12 @@ fn stats(history: &History) -> Value {
         };
         by_f.entry(op.f.clone()).or_default()[slot] += 1;
     }
-    let total = by_f.values().fold([0u64; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
-    let per: serde_json::Map<String, Value> =
-        by_f.into_iter().map(|(f, c)| (f, json!({"ok": c[0], "fail": c[1], "info": c[2]}))).collect();
+    let total = by_f
+        .values()
+        .fold([0u64; 3], |a, c| [a[0] + c[0], a[1] + c[1], a[2] + c[2]]);
+    let per: serde_json::Map<String, Value> = by_f
+        .into_iter()
+        .map(|(f, c)| (f, json!({"ok": c[0], "fail": c[1], "info": c[2]})))
+        .collect();
     json!({"ok": total[0], "fail": total[1], "info": total[2], "by_f": per})
 }

@@ -19,9 +19,16 @@ pub fn is_linearizable<M: Model>(model: &M, history: &History) -> Result<bool, C
     for c in &calls {
         let decoded = model
             .decode(c, &mut values)
-            .map_err(|message| CheckError::Decode { at: history.locate(c.invoke), message })?;
+            .map_err(|message| CheckError::Decode {
+                at: history.locate(c.invoke),
+                message,
+            })?;
         if let Some(op) = decoded {
-            let ret = if c.outcome == Outcome::Info { None } else { c.complete };
+            let ret = if c.outcome == Outcome::Info {
+                None
+            } else {
+                c.complete
+            };
             ops.push((op, c.invoke, ret));
         }
     }
@@ -35,7 +42,11 @@ fn extend<M: Model>(
     done: &mut Vec<bool>,
     state: &M::State,
 ) -> bool {
-    if ops.iter().zip(done.iter()).all(|((_, _, ret), d)| *d || ret.is_none()) {
+    if ops
+        .iter()
+        .zip(done.iter())
+        .all(|((_, _, ret), d)| *d || ret.is_none())
+    {
         return true;
     }
     for i in 0..ops.len() {
@@ -44,7 +55,10 @@ fn extend<M: Model>(
         }
         // Op i may go next only if no pending completed op returned before it was called.
         let call = ops[i].1;
-        let blocked = ops.iter().zip(done.iter()).any(|((_, _, ret), d)| !*d && ret.is_some_and(|r| r < call));
+        let blocked = ops
+            .iter()
+            .zip(done.iter())
+            .any(|((_, _, ret), d)| !*d && ret.is_some_and(|r| r < call));
         if blocked {
             continue;
         }

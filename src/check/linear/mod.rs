@@ -223,7 +223,10 @@ pub fn check_calls<M: Model>(
     let stop = AtomicBool::new(false);
     let budget = Budget {
         deadline: opts.time_limit.map(|t| start + t),
-        time_limit_text: opts.time_limit.map(|t| format!("{:?}", t)).unwrap_or_default(),
+        time_limit_text: opts
+            .time_limit
+            .map(|t| format!("{:?}", t))
+            .unwrap_or_default(),
         memory_used: &memory_used,
         memory_limit: opts.memory_limit,
         cancel,
@@ -234,7 +237,15 @@ pub fn check_calls<M: Model>(
         .par_iter()
         .zip(parts.keys.par_iter())
         .map(|(members, key)| {
-            let v = check_part(model, history, calls, members, key.clone(), &budget, opts.max_paths)?;
+            let v = check_part(
+                model,
+                history,
+                calls,
+                members,
+                key.clone(),
+                &budget,
+                opts.max_paths,
+            )?;
             if v.validity == Validity::Invalid && opts.stop_at_first_invalid {
                 stop.store(true, Ordering::Relaxed);
             }
@@ -242,8 +253,16 @@ pub fn check_calls<M: Model>(
         })
         .collect();
     let keys = keys.into_iter().collect::<Result<Vec<_>, _>>()?;
-    let validity = keys.iter().fold(Validity::Valid, |v, k| v.merge(k.validity));
-    Ok(Report { model: model.name().to_string(), validity, ops: calls.len(), keys, elapsed: start.elapsed() })
+    let validity = keys
+        .iter()
+        .fold(Validity::Valid, |v, k| v.merge(k.validity));
+    Ok(Report {
+        model: model.name().to_string(),
+        validity,
+        ops: calls.len(),
+        keys,
+        elapsed: start.elapsed(),
+    })
 }
 
 struct Parts {
@@ -253,10 +272,16 @@ struct Parts {
 
 fn partition(calls: &[Call], split: bool) -> Parts {
     if !split {
-        return Parts { keys: vec![None], members: vec![(0..calls.len()).collect()] };
+        return Parts {
+            keys: vec![None],
+            members: vec![(0..calls.len()).collect()],
+        };
     }
     let mut index: rustc_hash::FxHashMap<String, usize> = Default::default();
-    let mut parts = Parts { keys: Vec::new(), members: Vec::new() };
+    let mut parts = Parts {
+        keys: Vec::new(),
+        members: Vec::new(),
+    };
     for (i, c) in calls.iter().enumerate() {
         let name = c.key.as_ref().map(|k| k.to_string()).unwrap_or_default();
         let slot = *index.entry(name).or_insert_with(|| {
@@ -290,18 +315,31 @@ fn check_part<M: Model>(
         let c = &calls[i];
         let decoded = model
             .decode(c, &mut values)
-            .map_err(|message| CheckError::Decode { at: history.locate(c.invoke), message })?;
+            .map_err(|message| CheckError::Decode {
+                at: history.locate(c.invoke),
+                message,
+            })?;
         if let Some(op) = decoded {
             ops.push(op);
-            let ret = if c.outcome == Outcome::Info { None } else { c.complete };
+            let ret = if c.outcome == Outcome::Info {
+                None
+            } else {
+                c.complete
+            };
             spans.push((c.invoke, ret));
             origin.push(i);
         }
     }
     let n = ops.len();
     let problem = Problem::new(ops, &spans);
-    let mut verdict =
-        KeyVerdict { key, validity: Validity::Valid, ops: n, configurations: 0, reason: None, counterexample: None };
+    let mut verdict = KeyVerdict {
+        key,
+        validity: Validity::Valid,
+        ops: n,
+        configurations: 0,
+        reason: None,
+        counterexample: None,
+    };
     match search::search(model, &problem, budget, max_paths) {
         Found::Linearizable { configs } => verdict.configurations = configs,
         Found::Unknown { configs, reason } => {
@@ -324,13 +362,20 @@ fn check_part<M: Model>(
                 }
             };
             let op = op_ref(frontier.stuck_op);
-            let states: Vec<String> = frontier.states.iter().map(|s| model.describe_state(s, &values)).collect();
+            let states: Vec<String> = frontier
+                .states
+                .iter()
+                .map(|s| model.describe_state(s, &values))
+                .collect();
             let final_paths = frontier
                 .paths
                 .iter()
                 .map(|p| {
                     p.iter()
-                        .map(|(o, s)| Step { op: op_ref(*o), state: model.describe_state(s, &values) })
+                        .map(|(o, s)| Step {
+                            op: op_ref(*o),
+                            state: model.describe_state(s, &values),
+                        })
                         .collect()
                 })
                 .collect();
@@ -338,8 +383,13 @@ fn check_part<M: Model>(
             if let Some(k) = &verdict.key {
                 explanation = format!("on key {k}: {explanation}");
             }
-            verdict.counterexample =
-                Some(Counterexample { op, states, more_states: frontier.more_states, final_paths, explanation });
+            verdict.counterexample = Some(Counterexample {
+                op,
+                states,
+                more_states: frontier.more_states,
+                final_paths,
+                explanation,
+            });
         }
     }
     Ok(verdict)

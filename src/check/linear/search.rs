@@ -71,7 +71,10 @@ impl<O: PartialEq> Problem<O> {
         let ret_of = |op: u32| spans[op as usize].1.unwrap_or(usize::MAX);
         let mut i = 0;
         while i < events.len() {
-            let j = events[i..].iter().position(|e| !e.2).map_or(events.len(), |k| i + k);
+            let j = events[i..]
+                .iter()
+                .position(|e| !e.2)
+                .map_or(events.len(), |k| i + k);
             events[i..j].sort_by_key(|e| ret_of(e.1));
             i = j + 1;
         }
@@ -83,7 +86,11 @@ impl<O: PartialEq> Problem<O> {
         }
         let entries = events
             .iter()
-            .map(|&(_, op, is_call)| Entry { op, is_call, ret: if is_call { node_of_ret[op as usize] } else { 0 } })
+            .map(|&(_, op, is_call)| Entry {
+                op,
+                is_call,
+                ret: if is_call { node_of_ret[op as usize] } else { 0 },
+            })
             .collect();
         let required: Vec<bool> = spans.iter().map(|s| s.1.is_some()).collect();
         // Classes of equal unknown ops; a class's last member links back.
@@ -93,7 +100,10 @@ impl<O: PartialEq> Problem<O> {
             if required[i] {
                 continue;
             }
-            match last_of_class.iter_mut().find(|l| ops[**l as usize] == ops[i]) {
+            match last_of_class
+                .iter_mut()
+                .find(|l| ops[**l as usize] == ops[i])
+            {
                 Some(l) => {
                     prev_same[i] = *l;
                     *l = i as u32;
@@ -101,7 +111,12 @@ impl<O: PartialEq> Problem<O> {
                 None => last_of_class.push(i as u32),
             }
         }
-        Problem { ops, required, entries, prev_same }
+        Problem {
+            ops,
+            required,
+            entries,
+            prev_same,
+        }
     }
 }
 
@@ -155,20 +170,42 @@ struct Cache<S> {
 
 impl<S: Eq + Clone> Cache<S> {
     /// Inserts the configuration; false if it was already there.
-    fn insert_if_new(&mut self, hash: u64, bits: &[u64], state: &S, heap: impl FnOnce(&S) -> usize) -> bool {
+    fn insert_if_new(
+        &mut self,
+        hash: u64,
+        bits: &[u64],
+        state: &S,
+        heap: impl FnOnce(&S) -> usize,
+    ) -> bool {
         let (arena, w) = (&self.arena, self.words);
-        if self.table.find(hash, |s| s.hash == hash && s.state == *state && arena[s.off..s.off + w] == *bits).is_some() {
+        if self
+            .table
+            .find(hash, |s| {
+                s.hash == hash && s.state == *state && arena[s.off..s.off + w] == *bits
+            })
+            .is_some()
+        {
             return false;
         }
         let off = self.arena.len();
         self.arena.extend_from_slice(bits);
         self.heap += heap(state);
-        self.table.insert_unique(hash, Slot { hash, off, state: state.clone() }, |s| s.hash);
+        self.table.insert_unique(
+            hash,
+            Slot {
+                hash,
+                off,
+                state: state.clone(),
+            },
+            |s| s.hash,
+        );
         true
     }
 
     fn bytes(&self) -> usize {
-        self.heap + self.arena.capacity() * 8 + self.table.capacity() * (std::mem::size_of::<Slot<S>>() + 1)
+        self.heap
+            + self.arena.capacity() * 8
+            + self.table.capacity() * (std::mem::size_of::<Slot<S>>() + 1)
     }
 }
 
@@ -216,11 +253,21 @@ pub(crate) fn search<M: Model>(
     let mut remaining = p.required.iter().filter(|r| **r).count();
     let mut state = model.init();
     let mut stack: Vec<Frame<M::State>> = Vec::new();
-    let mut cache = Cache { table: HashTable::new(), arena: Vec::new(), words, heap: 0 };
+    let mut cache = Cache {
+        table: HashTable::new(),
+        arena: Vec::new(),
+        words,
+        heap: 0,
+    };
     let heap = |s: &M::State| model.heap_bytes(s);
     cache.insert_if_new(zh ^ state_hash(&state), &bits, &state, heap);
 
-    let mut frontier = Frontier { stuck_op: 0, states: Vec::new(), more_states: false, paths: Vec::new() };
+    let mut frontier = Frontier {
+        stuck_op: 0,
+        states: Vec::new(),
+        more_states: false,
+        paths: Vec::new(),
+    };
     let mut best_node = 0u32;
     let mut reported = 0usize;
     let mut steps = 0u64;
@@ -233,15 +280,21 @@ pub(crate) fn search<M: Model>(
 
     let result = 'search: loop {
         if remaining == 0 {
-            break 'search Found::Linearizable { configs: cache.table.len() as u64 };
+            break 'search Found::Linearizable {
+                configs: cache.table.len() as u64,
+            };
         }
         steps += 1;
         if steps & 0xFFF == 0 {
             let bytes = cache.bytes() + stack.capacity() * std::mem::size_of::<Frame<M::State>>();
             if bytes >= reported {
-                budget.memory_used.fetch_add(bytes - reported, Ordering::Relaxed);
+                budget
+                    .memory_used
+                    .fetch_add(bytes - reported, Ordering::Relaxed);
             } else {
-                budget.memory_used.fetch_sub(reported - bytes, Ordering::Relaxed);
+                budget
+                    .memory_used
+                    .fetch_sub(reported - bytes, Ordering::Relaxed);
             }
             reported = bytes;
             let configs = cache.table.len() as u64;
@@ -257,11 +310,17 @@ pub(crate) fn search<M: Model>(
             if budget.deadline.is_some_and(|d| Instant::now() >= d) {
                 break 'search Found::Unknown {
                     configs,
-                    reason: format!("time limit of {} reached after {configs} configurations", budget.time_limit_text),
+                    reason: format!(
+                        "time limit of {} reached after {configs} configurations",
+                        budget.time_limit_text
+                    ),
                 };
             }
             if budget.cancel.load(Ordering::Relaxed) {
-                break 'search Found::Unknown { configs, reason: "cancelled".into() };
+                break 'search Found::Unknown {
+                    configs,
+                    reason: "cancelled".into(),
+                };
             }
             if budget.stop.load(Ordering::Relaxed) {
                 break 'search Found::Unknown {
@@ -271,7 +330,11 @@ pub(crate) fn search<M: Model>(
             }
         }
 
-        let entry = if node == tail { None } else { Some(p.entries[node as usize - 1]) };
+        let entry = if node == tail {
+            None
+        } else {
+            Some(p.entries[node as usize - 1])
+        };
         match entry {
             Some(e)
                 if e.is_call
@@ -285,19 +348,27 @@ pub(crate) fn search<M: Model>(
                 let read_only = model.read_only(&p.ops[op]);
                 let mut advanced = false;
                 let mut dead_end = false;
-                let mut try_state = |s: M::State, alt: u32, many: bool, state: &mut M::State| -> bool {
-                    bits[op >> 6] ^= 1 << (op & 63);
-                    zh ^= zobrist[op];
-                    if cache.insert_if_new(zh ^ state_hash(&s), &bits, &s, heap) {
-                        let prev_state = std::mem::replace(state, s);
-                        stack.push(Frame { node, prev_state, alt, many, forced: read_only, phase });
-                        true
-                    } else {
+                let mut try_state =
+                    |s: M::State, alt: u32, many: bool, state: &mut M::State| -> bool {
                         bits[op >> 6] ^= 1 << (op & 63);
                         zh ^= zobrist[op];
-                        false
-                    }
-                };
+                        if cache.insert_if_new(zh ^ state_hash(&s), &bits, &s, heap) {
+                            let prev_state = std::mem::replace(state, s);
+                            stack.push(Frame {
+                                node,
+                                prev_state,
+                                alt,
+                                many,
+                                forced: read_only,
+                                phase,
+                            });
+                            true
+                        } else {
+                            bits[op >> 6] ^= 1 << (op & 63);
+                            zh ^= zobrist[op];
+                            false
+                        }
+                    };
                 match model.step(&state, &p.ops[op]) {
                     Next::Illegal => {}
                     Next::One(s) => {
@@ -378,7 +449,10 @@ pub(crate) fn search<M: Model>(
         // Backtrack: undo the last step, and every forced step under it.
         loop {
             let Some(f) = stack.pop() else {
-                break 'search Found::NotLinearizable { configs: cache.table.len() as u64, frontier };
+                break 'search Found::NotLinearizable {
+                    configs: cache.table.len() as u64,
+                    frontier,
+                };
             };
             state = f.prev_state;
             let e = p.entries[f.node as usize - 1];
@@ -419,7 +493,10 @@ fn path_of<O, S: Clone>(p: &Problem<O>, stack: &[Frame<S>], current: &S) -> Vec<
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let after = stack.get(i + 1).map(|g| g.prev_state.clone()).unwrap_or_else(|| current.clone());
+            let after = stack
+                .get(i + 1)
+                .map(|g| g.prev_state.clone())
+                .unwrap_or_else(|| current.clone());
             (p.entries[f.node as usize - 1].op, after)
         })
         .collect()

@@ -25,7 +25,11 @@ fn h(text: &str) -> History {
             };
             let process = Process::Client(words[0].parse().expect("process"));
             let kind = OpType::parse(words[1]).expect("type");
-            let value = if words.len() > 3 { serde_json::from_str(&words[3..].join(" ")).expect("value") } else { json!(null) };
+            let value = if words.len() > 3 {
+                serde_json::from_str(&words[3..].join(" ")).expect("value")
+            } else {
+                json!(null)
+            };
             let mut op = Op::new(0, process, kind, words[2], value);
             op.key = key;
             op
@@ -36,23 +40,39 @@ fn h(text: &str) -> History {
 
 fn run<M: Model>(m: &M, text: &str) -> Report {
     let hist = h(text);
-    let opts = Options { stop_at_first_invalid: false, ..Options::default() };
+    let opts = Options {
+        stop_at_first_invalid: false,
+        ..Options::default()
+    };
     let report = check(m, &hist, &opts).expect("checkable");
     // Differential: the exhaustive oracle agrees on every small example.
     if report.keys.len() == 1 && report.keys[0].ops <= 9 && report.validity != Validity::Unknown {
         let oracle = brute::is_linearizable(m, &hist).expect("checkable");
-        assert_eq!(oracle, report.validity == Validity::Valid, "oracle disagrees on:\n{text}");
+        assert_eq!(
+            oracle,
+            report.validity == Validity::Valid,
+            "oracle disagrees on:\n{text}"
+        );
     }
     report
 }
 
 fn explanation(r: &Report) -> &str {
-    &r.failures().next().expect("a failure").counterexample.as_ref().expect("counterexample").explanation
+    &r.failures()
+        .next()
+        .expect("a failure")
+        .counterexample
+        .as_ref()
+        .expect("counterexample")
+        .explanation
 }
 
 #[test]
 fn register_sequential_read_of_last_write_is_valid() {
-    let r = run(&Register, "0 invoke write 1\n0 ok write 1\n1 invoke read\n1 ok read 1");
+    let r = run(
+        &Register,
+        "0 invoke write 1\n0 ok write 1\n1 invoke read\n1 ok read 1",
+    );
     assert_eq!(r.validity, Validity::Valid);
     assert_eq!(r.keys[0].ops, 2);
 }
@@ -68,18 +88,33 @@ fn register_stale_read_is_invalid_and_names_the_read() {
     assert_eq!(cx.op.f, "read");
     assert_eq!(cx.op.invoke_index, 4);
     assert_eq!(cx.states, vec!["2"]);
-    assert_eq!(cx.explanation, "read returned 1, but every order of the operations before it leaves 2");
+    assert_eq!(
+        cx.explanation,
+        "read returned 1, but every order of the operations before it leaves 2"
+    );
     // The longest prefix: both writes, ending in state 2.
     let path = &cx.final_paths[0];
-    assert_eq!(path.iter().map(|s| s.op.description.as_str()).collect::<Vec<_>>(), vec!["write 1", "write 2"]);
+    assert_eq!(
+        path.iter()
+            .map(|s| s.op.description.as_str())
+            .collect::<Vec<_>>(),
+        vec!["write 1", "write 2"]
+    );
     assert_eq!(path.last().unwrap().state, "2");
 }
 
 #[test]
 fn register_concurrent_write_may_be_seen_either_way() {
     // Two concurrent reads during a write: one saw it, one did not.
-    let r = run(&Register, "0 invoke write 1\n1 invoke read\n2 invoke read\n1 ok read 1\n2 ok read null\n0 ok write 1");
-    assert_eq!(r.validity, Validity::Valid, "read nil, write 1, read 1 is a linearization");
+    let r = run(
+        &Register,
+        "0 invoke write 1\n1 invoke read\n2 invoke read\n1 ok read 1\n2 ok read null\n0 ok write 1",
+    );
+    assert_eq!(
+        r.validity,
+        Validity::Valid,
+        "read nil, write 1, read 1 is a linearization"
+    );
 }
 
 #[test]
@@ -94,7 +129,10 @@ fn register_read_after_read_cannot_go_back() {
         "0 invoke write 1\n1 invoke read\n1 ok read 1\n1 invoke read\n1 ok read null\n0 ok write 1\n",
     );
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(explanation(&r), "read returned nil, but every order of the operations before it leaves 1");
+    assert_eq!(
+        explanation(&r),
+        "read returned nil, but every order of the operations before it leaves 1"
+    );
 }
 
 #[test]
@@ -109,7 +147,10 @@ fn info_write_may_take_effect_late_or_never() {
     let early = "2 invoke read\n2 ok read 2\n1 invoke write 2\n1 info write 2";
     let r = run(&Register, early);
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(explanation(&r), "read returned 2, but every order of the operations before it leaves nil");
+    assert_eq!(
+        explanation(&r),
+        "read returned 2, but every order of the operations before it leaves nil"
+    );
 }
 
 #[test]
@@ -119,7 +160,10 @@ fn info_write_takes_effect_at_most_once() {
     assert_eq!(r.validity, Validity::Invalid);
     let cx = r.keys[0].counterexample.as_ref().unwrap();
     assert_eq!(cx.op.invoke_index, 10);
-    assert_eq!(cx.explanation, "read returned 2, but every order of the operations before it leaves 1");
+    assert_eq!(
+        cx.explanation,
+        "read returned 2, but every order of the operations before it leaves 1"
+    );
 }
 
 #[test]
@@ -130,7 +174,12 @@ fn cas_register_failed_cas_observed_a_mismatch() {
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(explanation(&r), "cas from 1 failed (found another value), but every order of the operations before it leaves 1");
     // Knossos' reading: a failed cas never happened, so nothing is wrong.
-    let r = run(&CasRegister { failed_cas_never_happened: true }, text);
+    let r = run(
+        &CasRegister {
+            failed_cas_never_happened: true,
+        },
+        text,
+    );
     assert_eq!(r.validity, Validity::Valid);
 }
 
@@ -139,7 +188,10 @@ fn cas_register_successful_cas_needs_its_old_value() {
     let text = "0 invoke write 1\n0 ok write 1\n1 invoke cas [2, 3]\n1 ok cas [2, 3]";
     let r = run(&CasRegister::default(), text);
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(explanation(&r), "cas 2 -> 3 succeeded, but every order of the operations before it leaves 1");
+    assert_eq!(
+        explanation(&r),
+        "cas 2 -> 3 succeeded, but every order of the operations before it leaves 1"
+    );
     let ok = "0 invoke write 1\n1 invoke cas [1, 3]\n0 ok write 1\n1 ok cas [1, 3]\n2 invoke read\n2 ok read 3";
     assert_eq!(run(&CasRegister::default(), ok).validity, Validity::Valid);
 }
@@ -151,7 +203,10 @@ fn cas_register_unknown_cas_may_or_may_not_apply() {
     let back = "0 invoke write 1\n0 ok write 1\n1 invoke cas [1, 5]\n1 info cas [1, 5]\n2 invoke read\n2 ok read 5\n2 invoke read\n2 ok read 1";
     let r = run(&CasRegister::default(), back);
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(explanation(&r), "read returned 1, but every order of the operations before it leaves 5");
+    assert_eq!(
+        explanation(&r),
+        "read returned 1, but every order of the operations before it leaves 5"
+    );
 }
 
 #[test]
@@ -163,7 +218,12 @@ fn multiple_states_are_all_listed() {
     let mut states = cx.states.clone();
     states.sort();
     assert_eq!(states, vec!["1", "2"]);
-    assert!(cx.explanation.ends_with("leaves one of 2 or 1") || cx.explanation.ends_with("leaves one of 1 or 2"), "{}", cx.explanation);
+    assert!(
+        cx.explanation.ends_with("leaves one of 2 or 1")
+            || cx.explanation.ends_with("leaves one of 1 or 2"),
+        "{}",
+        cx.explanation
+    );
 }
 
 #[test]
@@ -185,19 +245,43 @@ fn kv_splits_by_key_and_reports_each_key() {
 fn kv_whole_history_search_agrees_with_split() {
     let text = "0 invoke append \"1\" @x\n1 invoke append \"2\" @x\n0 ok append \"1\" @x\n1 ok append \"2\" @x\n2 invoke get @x\n2 ok get \"21\" @x\n3 invoke put \"z\" @y\n3 ok put \"z\" @y";
     let split = run(&Kv, text);
-    let whole = check(&Kv, &h(text), &Options { split_by_key: false, ..Options::default() }).unwrap();
+    let whole = check(
+        &Kv,
+        &h(text),
+        &Options {
+            split_by_key: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     assert_eq!(split.validity, Validity::Valid);
     assert_eq!(whole.validity, Validity::Valid);
     assert_eq!(whole.keys.len(), 1);
     let bad = text.replace("\"21\"", "\"12z\"");
-    let whole = check(&Kv, &h(&bad), &Options { split_by_key: false, ..Options::default() }).unwrap();
+    let whole = check(
+        &Kv,
+        &h(&bad),
+        &Options {
+            split_by_key: false,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     assert_eq!(whole.validity, Validity::Invalid);
 }
 
 #[test]
 fn unkeyed_model_refuses_whole_multi_key_history() {
     let text = "0 invoke write 1 @x\n0 ok write 1 @x\n1 invoke write 1 @y\n1 ok write 1 @y";
-    let e = check(&Register, &h(text), &Options { split_by_key: false, ..Options::default() }).unwrap_err();
+    let e = check(
+        &Register,
+        &h(text),
+        &Options {
+            split_by_key: false,
+            ..Options::default()
+        },
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("does not distinguish keys"), "{e}");
 }
 
@@ -206,7 +290,10 @@ fn mutex_two_holders_is_invalid() {
     let text = "0 invoke acquire\n0 ok acquire\n1 invoke acquire\n1 ok acquire";
     let r = run(&Mutex, text);
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(explanation(&r), "acquire, but every order of the operations before it leaves held");
+    assert_eq!(
+        explanation(&r),
+        "acquire, but every order of the operations before it leaves held"
+    );
     let ok = "0 invoke acquire\n0 ok acquire\n1 invoke acquire\n0 invoke release\n0 ok release\n1 ok acquire";
     assert_eq!(run(&Mutex, ok).validity, Validity::Valid);
 }
@@ -218,7 +305,10 @@ fn set_read_must_show_every_completed_add() {
     let lost = "0 invoke add 1\n0 ok add 1\n2 invoke read\n2 ok read []";
     let r = run(&Set, lost);
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(explanation(&r), "read returned #{}, but every order of the operations before it leaves #{1}");
+    assert_eq!(
+        explanation(&r),
+        "read returned #{}, but every order of the operations before it leaves #{1}"
+    );
 }
 
 #[test]
@@ -226,7 +316,10 @@ fn fifo_queue_order_matters() {
     let text = "0 invoke enqueue 1\n0 ok enqueue 1\n0 invoke enqueue 2\n0 ok enqueue 2\n1 invoke dequeue\n1 ok dequeue 2";
     let r = run(&FifoQueue, text);
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(explanation(&r), "dequeue returned 2, but every order of the operations before it leaves [1 2]");
+    assert_eq!(
+        explanation(&r),
+        "dequeue returned 2, but every order of the operations before it leaves [1 2]"
+    );
     assert_eq!(run(&UnorderedQueue, text).validity, Validity::Valid);
 }
 
@@ -255,10 +348,21 @@ fn time_limit_gives_unknown_with_reason() {
         text.push_str(&format!("{p} ok read {}\n", p - 100));
     }
     text.push_str("999 invoke read\n999 ok read 12345\n");
-    let opts = Options { time_limit: Some(Duration::from_millis(200)), ..Options::default() };
+    let opts = Options {
+        time_limit: Some(Duration::from_millis(200)),
+        ..Options::default()
+    };
     let r = check(&Register, &h(&text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
-    assert!(r.keys[0].reason.as_deref().unwrap_or("").starts_with("time limit of 200ms reached"), "{:?}", r.keys[0].reason);
+    assert!(
+        r.keys[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("time limit of 200ms reached"),
+        "{:?}",
+        r.keys[0].reason
+    );
 }
 
 #[test]
@@ -274,18 +378,45 @@ fn memory_limit_gives_unknown_with_reason() {
         text.push_str(&format!("{p} ok read {}\n", p - 100));
     }
     text.push_str("999 invoke read\n999 ok read 12345\n");
-    let opts = Options { memory_limit: 1 << 20, ..Options::default() };
+    let opts = Options {
+        memory_limit: 1 << 20,
+        ..Options::default()
+    };
     let r = check(&Register, &h(&text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
-    assert!(r.keys[0].reason.as_deref().unwrap_or("").starts_with("memory budget of 1 MiB reached"), "{:?}", r.keys[0].reason);
+    assert!(
+        r.keys[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("memory budget of 1 MiB reached"),
+        "{:?}",
+        r.keys[0].reason
+    );
 }
 
 #[test]
 fn decode_errors_name_the_event() {
-    let e = check(&CasRegister::default(), &h("0 invoke cas 3\n0 ok cas 3"), &Options::default()).unwrap_err();
-    assert_eq!(e.to_string(), "event 0: expected the cas value as a two-element array [old new], found 3");
-    let e = check(&Register, &h("0 invoke frob 3\n0 ok frob 3"), &Options::default()).unwrap_err();
-    assert!(e.to_string().contains("does not know the function `frob`"), "{e}");
+    let e = check(
+        &CasRegister::default(),
+        &h("0 invoke cas 3\n0 ok cas 3"),
+        &Options::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "event 0: expected the cas value as a two-element array [old new], found 3"
+    );
+    let e = check(
+        &Register,
+        &h("0 invoke frob 3\n0 ok frob 3"),
+        &Options::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("does not know the function `frob`"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -297,7 +428,8 @@ fn empty_history_is_valid() {
 #[test]
 fn first_invalid_key_stops_the_others_with_a_reason() {
     // Key "a" is invalid at once; key "b" is a long hopeless search.
-    let mut text = String::from("0 invoke write 1 @a\n0 ok write 1 @a\n1 invoke read @a\n1 ok read 2 @a\n");
+    let mut text =
+        String::from("0 invoke write 1 @a\n0 ok write 1 @a\n1 invoke read @a\n1 ok read 2 @a\n");
     for p in 10..50 {
         text.push_str(&format!("{p} invoke write {p} @b\n{p} info write {p} @b\n"));
     }
@@ -308,14 +440,23 @@ fn first_invalid_key_stops_the_others_with_a_reason() {
         text.push_str(&format!("{p} ok read {} @b\n", p - 90));
     }
     text.push_str("999 invoke read @b\n999 ok read 12345 @b\n");
-    let opts = Options { time_limit: Some(Duration::from_secs(20)), ..Options::default() };
+    let opts = Options {
+        time_limit: Some(Duration::from_secs(20)),
+        ..Options::default()
+    };
     let started = Instant::now();
     let r = check(&Register, &h(&text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(r.keys[0].validity, Validity::Invalid);
-    assert!(started.elapsed() < Duration::from_secs(10), "the hopeless key was not stopped");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the hopeless key was not stopped"
+    );
     if r.keys[1].validity == Validity::Unknown {
-        assert_eq!(r.keys[1].reason.as_deref(), Some("not finished: another key was found invalid first"));
+        assert_eq!(
+            r.keys[1].reason.as_deref(),
+            Some("not finished: another key was found invalid first")
+        );
     }
 }
 
@@ -328,5 +469,8 @@ fn equal_crashed_ops_are_interchangeable_but_each_counts_once() {
     let thrice = format!("{twice}\n2 invoke write 1\n2 ok write 1\n2 invoke read\n2 ok read 2");
     let r = run(&Register, &thrice);
     assert_eq!(r.validity, Validity::Invalid);
-    assert_eq!(explanation(&r), "read returned 2, but every order of the operations before it leaves 1");
+    assert_eq!(
+        explanation(&r),
+        "read returned 2, but every order of the operations before it leaves 1"
+    );
 }
