@@ -478,9 +478,11 @@ impl super::Nemesis for PacketNemesis {
 
     fn heal(&self) -> Result<Value, NemesisError> {
         let healed = on_nodes(&self.env, &all_names(&self.env), |n| {
-            let mut s = stop_delay_program(n);
-            s.push_str(&remove_chain(LOSS_CHAIN, "INPUT"));
+            // Rules first, so new packets stop going to the queue before
+            // the program that empties it is killed.
+            let mut s = remove_chain(LOSS_CHAIN, "INPUT");
             s.push_str(&remove_chain(DELAY_CHAIN, "OUTPUT"));
+            s.push_str(&stop_delay_program(n));
             if n.capabilities().has_netem {
                 s.push_str(
                     "for d in $(ls /sys/class/net); do \

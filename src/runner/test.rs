@@ -261,7 +261,9 @@ pub async fn run_test(
         Some(db.clone()),
         nemesis::NemesisOptions {
             seed,
-            record: nemesis::default_record_path(&cluster),
+            // Real hosts have no state dir: keep the record in the run's folder.
+            record: nemesis::default_record_path(&cluster)
+                .or_else(|| Some(run_dir.path.join("nemesis.json"))),
             helper: None,
         },
     ));

@@ -14,7 +14,6 @@ use super::graph::DepGraph;
 use super::infer::Kind;
 use petgraph::graph::NodeIndex;
 use petgraph::visit::{EdgeFiltered, EdgeRef};
-use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -42,6 +41,15 @@ const REALTIME: u8 = 1 << Kind::Realtime as u8;
 
 /// Every cycle class, base classes first (worst first), then the process
 /// variants, then the real-time ones.
+/// Class names by base (G0, G1c, G-single, G2-item) and variant (none,
+/// process, realtime).
+const NAMES: [[&str; 3]; 4] = [
+    ["G0", "G0-process", "G0-realtime"],
+    ["G1c", "G1c-process", "G1c-realtime"],
+    ["G-single", "G-single-process", "G-single-realtime"],
+    ["G2-item", "G2-item-process", "G2-item-realtime"],
+];
+
 pub(crate) fn classes() -> Vec<Class> {
     // (name, allowed kinds, start kind, needs wr, min rw, max rw)
     let base = [
@@ -106,26 +114,30 @@ pub(crate) fn classes() -> Vec<Class> {
 /// where the first began.
 pub(crate) type Cycle = Vec<(u32, u32, Kind)>;
 
-/// The search's budget.
+/// The budget of one class's search.
 pub(crate) struct Budget {
     /// Stop at this instant.
     pub deadline: Option<Instant>,
-    /// Stop after visiting this many edges in all.
+    /// Stop after expanding this many (transaction, progress) states.
     pub max_steps: u64,
-    /// Edges visited so far.
+    /// States expanded so far.
     pub steps: u64,
 }
 
 impl Budget {
-    fn spent(&mut self, n: u64) -> bool {
-        self.steps += n;
+    fn spent(&mut self) -> bool {
+        self.steps += 1;
         if self.steps > self.max_steps {
             return true;
         }
-        // Checking the clock every visit would cost more than the search.
-        self.steps & 0xfff < n && self.deadline.is_some_and(|d| Instant::now() >= d)
+        // Checking the clock every step would cost more than the search.
+        self.steps & 0xfff == 0 && self.deadline.is_some_and(|d| Instant::now() >= d)
     }
 }
+
+/// Start edges tried in one component before giving it up as
+/// inconclusive: each failed try costs a search of the whole component.
+pub(crate) const MAX_TRIES: usize = 64;
 
 /// What a class's search found.
 pub(crate) struct Found {
@@ -133,8 +145,63 @@ pub(crate) struct Found {
     pub cycles: Vec<Cycle>,
     /// How many components had a cycle of the class.
     pub count: usize,
-    /// False when the budget ran out before every component was searched.
+    /// False when some component could not be searched to the end.
     pub complete: bool,
+    /// Cycles of other classes met while searching this one (see
+    /// `fallback`), with their class names.
+    pub others: Vec<(&'static str, Cycle)>,
+}
+
+/// Progress along a path: wr seen (bit 0), rw count saturating at 2
+/// (bits 1-2): six states.
+type State = u8;
+const STATES: usize = 6;
+
+/// Per-search tables indexed by `node * STATES + state`, reused across
+/// start edges; a generation stamp clears them in O(1).
+struct Scratch {
+    stamp: Vec<u32>,
+    /// Previous (node, state, kind); state `u8::MAX` marks the start edge.
+    prev: Vec<(u32, State, u8)>,
+    generation: u32,
+}
+
+impl Scratch {
+    fn new(nodes: usize) -> Scratch {
+        Scratch {
+            stamp: vec![0; nodes * STATES],
+            prev: vec![(0, 0, 0); nodes * STATES],
+            generation: 0,
+        }
+    }
+
+    fn seen(&self, i: usize) -> bool {
+        self.stamp[i] == self.generation
+    }
+
+    fn set(&mut self, i: usize, p: (u32, State, u8)) {
+        self.stamp[i] = self.generation;
+        self.prev[i] = p;
+    }
+
+    /// True when `node` is on the path ending at state index `at`
+    /// (including the start edge's source).
+    fn on_path(&self, mut at: usize, node: u32) -> bool {
+        loop {
+            if (at / STATES) as u32 == node {
+                return true;
+            }
+            let (p, ps, _) = self.prev[at];
+            if ps == u8::MAX {
+                return p == node;
+            }
+            at = idx(p, ps);
+        }
+    }
+}
+
+fn idx(node: u32, s: State) -> usize {
+    node as usize * STATES + s as usize
 }
 
 /// Searches the class in the graph's nontrivial components.
@@ -146,45 +213,80 @@ pub(crate) fn search(
 ) -> Found {
     let g = &graph.g;
     let allowed = class.allowed;
-    let filtered = EdgeFiltered::from_fn(g, |e| e.weight() & allowed != 0);
-    let sccs = petgraph::algo::tarjan_scc(&filtered);
-    let mut comp = vec![u32::MAX; g.node_count()];
+    let comp = components(graph, allowed);
     let mut found = Found {
         cycles: Vec::new(),
         count: 0,
         complete: true,
     };
-    let mut nontrivial: Vec<Vec<NodeIndex<u32>>> =
-        sccs.into_iter().filter(|c| c.len() > 1).collect();
-    // Smallest components first: their cycles are short and cheap.
-    nontrivial.sort_by_key(|c| (c.len(), c.iter().map(|n| n.index()).min()));
-    for (i, c) in nontrivial.iter().enumerate() {
-        for n in c {
-            comp[n.index()] = i as u32;
-        }
+    if comp.count == 0 {
+        return found;
     }
-    'components: for (i, c) in nontrivial.iter().enumerate() {
-        let mut members: Vec<NodeIndex<u32>> = c.clone();
-        members.sort_unstable();
-        for &a in &members {
+    // A G-single path back from the rw edge uses no rw edge: rw edges
+    // whose ends share a ww/wr component are sure to close a cycle, so
+    // they are tried first.
+    let path_allowed = if class.start == Kind::Rw && class.max_rw <= 1 {
+        allowed & !RW
+    } else {
+        allowed
+    };
+    let inner = (path_allowed != allowed).then(|| components(graph, path_allowed));
+    let mut scratch = Scratch::new(g.node_count());
+    for c in 0..comp.count {
+        let mut starts: Vec<(NodeIndex<u32>, NodeIndex<u32>)> = Vec::new();
+        for &a in &comp.members[c] {
             for e in g.edges(a) {
-                let b = e.target();
-                if comp[b.index()] != i as u32 || e.weight() & class.start.bit() == 0 {
-                    continue;
+                if comp.of[e.target().index()] == c as u32 && e.weight() & class.start.bit() != 0 {
+                    starts.push((a, e.target()));
                 }
-                match shortest(graph, class, &comp, i as u32, a, b, class.start, budget) {
-                    Walk::Found(cycle) => {
+            }
+        }
+        if let Some(inner) = &inner {
+            starts.sort_by_key(|(a, b)| {
+                let (ca, cb) = (inner.of[a.index()], inner.of[b.index()]);
+                (ca != cb || ca == u32::MAX, a.index(), b.index())
+            });
+        }
+        let mut tries = 0;
+        let mut hit = false;
+        for &(a, b) in &starts {
+            match shortest(graph, class, &comp.of, c as u32, a, b, budget, &mut scratch) {
+                Walk::Found(cycle) => {
+                    found.count += 1;
+                    if found.cycles.len() < max_cycles {
+                        found.cycles.push(cycle);
+                    }
+                    hit = true;
+                    break;
+                }
+                Walk::None => {
+                    tries += 1;
+                    if tries >= MAX_TRIES && tries < starts.len() {
+                        found.complete = false;
+                        hit = true;
+                        break;
+                    }
+                }
+                Walk::OutOfBudget => {
+                    found.complete = false;
+                    return found;
+                }
+            }
+        }
+        if !hit && lossy(class) {
+            if let Some(&(a, b)) = starts.first() {
+                match fallback(graph, class, &comp.of, c as u32, a, b, budget, &mut scratch) {
+                    Some((name, cycle)) if name == class.name => {
                         found.count += 1;
                         if found.cycles.len() < max_cycles {
                             found.cycles.push(cycle);
                         }
-                        continue 'components;
                     }
-                    Walk::None => {}
-                    Walk::OutOfBudget => {
+                    Some((name, cycle)) => {
                         found.complete = false;
-                        return found;
+                        found.others.push((name, cycle));
                     }
+                    None => found.complete = false,
                 }
             }
         }
@@ -192,20 +294,79 @@ pub(crate) fn search(
     found
 }
 
-type Prev = FxHashMap<(u32, State), (u32, State, Kind)>;
+/// True when the class's search tracks progress along the path (wr seen,
+/// rw count): it then keeps one path per (transaction, progress), and
+/// requiring simple cycles can make it miss one.
+fn lossy(class: &Class) -> bool {
+    let rw_on_path = class.allowed & RW != 0 && !(class.start == Kind::Rw && class.max_rw <= 1);
+    (class.need_wr && class.start != Kind::Wr) || (rw_on_path && (class.min_rw > 0 || class.max_rw < 2))
+}
 
-/// True when `node` is on the path that ends at `at` (including the start
-/// edge's source).
-fn on_path(prev: &Prev, mut at: (u32, State), node: u32) -> bool {
-    loop {
-        if at.0 == node {
-            return true;
+/// When a lossy search found nothing in a component, the component still
+/// has a cycle through the start edge (it is strongly connected): find the
+/// shortest one with no rules, and name its class. If that class is not
+/// the one searched, the caller reports it and marks the search incomplete
+/// rather than claiming the searched class absent.
+#[allow(clippy::too_many_arguments)]
+fn fallback(
+    graph: &DepGraph,
+    class: &Class,
+    comp: &[u32],
+    c: u32,
+    a: NodeIndex<u32>,
+    b: NodeIndex<u32>,
+    budget: &mut Budget,
+    scratch: &mut Scratch,
+) -> Option<(&'static str, Cycle)> {
+    let any = Class { need_wr: false, min_rw: 0, max_rw: u8::MAX, ..*class };
+    let Walk::Found(cycle) = shortest(graph, &any, comp, c, a, b, budget, scratch) else { return None };
+    let rw = cycle.iter().filter(|e| e.2 == Kind::Rw).count();
+    let wr = cycle.iter().any(|e| e.2 == Kind::Wr);
+    let base = match (rw, wr) {
+        (0, false) => 0,
+        (0, true) => 1,
+        (1, _) => 2,
+        _ => 3,
+    };
+    let variant = match class.start {
+        Kind::Process => 1,
+        Kind::Realtime => 2,
+        _ => 0,
+    };
+    Some((NAMES[base][variant], cycle))
+}
+
+/// The nontrivial strongly connected components of the graph restricted
+/// to `allowed` kinds, smallest first.
+struct Components {
+    count: usize,
+    /// Component of each node, `u32::MAX` for nodes on no cycle.
+    of: Vec<u32>,
+    members: Vec<Vec<NodeIndex<u32>>>,
+}
+
+fn components(graph: &DepGraph, allowed: u8) -> Components {
+    let g = &graph.g;
+    let filtered = EdgeFiltered::from_fn(g, |e| e.weight() & allowed != 0);
+    let mut members: Vec<Vec<NodeIndex<u32>>> = petgraph::algo::tarjan_scc(&filtered)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .collect();
+    for m in &mut members {
+        m.sort_unstable();
+    }
+    // Smallest components first: their cycles are short and cheap.
+    members.sort_by_key(|c| (c.len(), c[0].index()));
+    let mut of = vec![u32::MAX; g.node_count()];
+    for (i, c) in members.iter().enumerate() {
+        for n in c {
+            of[n.index()] = i as u32;
         }
-        match prev.get(&at) {
-            Some(&(p, ps, _)) if ps == u8::MAX => return p == node,
-            Some(&(p, ps, _)) => at = (p, ps),
-            None => return false,
-        }
+    }
+    Components {
+        count: members.len(),
+        of,
+        members,
     }
 }
 
@@ -214,10 +375,6 @@ enum Walk {
     None,
     OutOfBudget,
 }
-
-/// Progress along a path: wr seen (bit 0), rw count saturating at 2
-/// (bits 1-2).
-type State = u8;
 
 fn step(s: State, kind: Kind) -> (bool, u8) {
     let wr = s & 1 != 0 || kind == Kind::Wr;
@@ -229,7 +386,8 @@ fn pack(wr: bool, rw: u8) -> State {
     u8::from(wr) | (rw << 1)
 }
 
-/// The shortest cycle of the class that starts with edge `a -kind-> b`.
+/// The shortest simple cycle of the class that starts with the edge
+/// `a → b` (of the class's start kind).
 #[allow(clippy::too_many_arguments)]
 fn shortest(
     graph: &DepGraph,
@@ -238,38 +396,38 @@ fn shortest(
     c: u32,
     a: NodeIndex<u32>,
     b: NodeIndex<u32>,
-    kind: Kind,
     budget: &mut Budget,
+    scratch: &mut Scratch,
 ) -> Walk {
     let g = &graph.g;
-    let ok_rw = |rw: u8| rw <= class.max_rw;
+    let kind = class.start;
+    let max_rw = class.max_rw.min(2);
     let (wr0, rw0) = step(0, kind);
-    if !ok_rw(rw0) {
+    if rw0 > max_rw {
         return Walk::None;
     }
     let s0 = pack(wr0, rw0);
     let done = |s: State| {
-        (!class.need_wr || s & 1 != 0) && (s >> 1) >= class.min_rw.min(2) && ok_rw(s >> 1)
+        (!class.need_wr || s & 1 != 0) && (s >> 1) >= class.min_rw.min(2) && (s >> 1) <= max_rw
     };
-    // (node, state) -> (previous node, previous state, edge kind)
-    let mut prev: Prev = FxHashMap::default();
-    let mut queue: VecDeque<(NodeIndex<u32>, State)> = VecDeque::new();
-    prev.insert((b.index() as u32, s0), (a.index() as u32, u8::MAX, kind));
-    queue.push_back((b, s0));
-    let mut goal = None;
-    if b == a && done(s0) {
-        goal = Some((a.index() as u32, s0));
+    let (ai, bi) = (a.index() as u32, b.index() as u32);
+    scratch.generation = scratch.generation.wrapping_add(1);
+    if scratch.generation == 0 {
+        // Wrapped: stale stamps could now match, so clear them.
+        scratch.stamp.iter_mut().for_each(|x| *x = u32::MAX);
+        scratch.generation = 1;
     }
+    scratch.set(idx(bi, s0), (ai, u8::MAX, kind as u8));
+    let mut queue: VecDeque<(u32, State)> = VecDeque::new();
+    queue.push_back((bi, s0));
+    let mut goal = None;
     'bfs: while let Some((n, s)) = queue.pop_front() {
-        if goal.is_some() {
-            break;
-        }
-        if budget.spent(1) {
+        if budget.spent() {
             return Walk::OutOfBudget;
         }
-        for e in g.edges(n) {
-            let (m, mask) = (e.target(), *e.weight());
-            if comp[m.index()] != c {
+        for e in g.edges(NodeIndex::new(n as usize)) {
+            let (m, mask) = (e.target().index() as u32, *e.weight());
+            if comp[m as usize] != c {
                 continue;
             }
             for k in Kind::ALL {
@@ -278,28 +436,28 @@ fn shortest(
                 }
                 let (wr, rw) = step(s, k);
                 // More rw edges than allowed can never come back down.
-                if rw > class.max_rw.min(2) {
+                if rw > max_rw {
                     continue;
                 }
                 let ns = pack(wr, rw);
-                let key = (m.index() as u32, ns);
-                if prev.contains_key(&key) {
+                let i = idx(m, ns);
+                if scratch.seen(i) {
                     continue;
                 }
-                if m == a {
+                if m == ai {
                     if done(ns) {
-                        prev.insert(key, (n.index() as u32, s, k));
-                        goal = Some(key);
+                        scratch.set(i, (n, s, k as u8));
+                        goal = Some(i);
                         break 'bfs;
                     }
                     continue;
                 }
                 // Cycles are simple: a walk through a node twice would count
                 // edges of two different cycles.
-                if on_path(&prev, (n.index() as u32, s), m.index() as u32) {
+                if scratch.on_path(idx(n, s), m) {
                     continue;
                 }
-                prev.insert(key, (n.index() as u32, s, k));
+                scratch.set(i, (n, s, k as u8));
                 queue.push_back((m, ns));
             }
         }
@@ -309,14 +467,12 @@ fn shortest(
     };
     let mut cycle = Vec::new();
     loop {
-        let Some(&(p, ps, k)) = prev.get(&at) else {
-            return Walk::None;
-        };
-        cycle.push((p, at.0, k));
+        let (p, ps, k) = scratch.prev[at];
+        cycle.push((p, (at / STATES) as u32, Kind::ALL[k as usize]));
         if ps == u8::MAX {
             break;
         }
-        at = (p, ps);
+        at = idx(p, ps);
     }
     cycle.reverse();
     Walk::Found(cycle)

@@ -553,7 +553,30 @@ fn budgets_give_unknown_with_a_reason() {
         1 ok [["r","y",[]],["append","x",2]]
     "#;
     let opts = Options {
+        max_search_steps: 0,
+        ..Options::new(Workload::ListAppend)
+    };
+    let r = check(&h(text), &opts).unwrap();
+    assert_eq!(r.validity, Validity::Unknown);
+    assert_eq!(
+        r.reason.as_deref(),
+        Some(
+            "the cycle search for G-single, G2-item was cut short (budget of 0 steps per class, \
+             64 start edges per component); cycles of those classes may have been missed"
+        )
+    );
+    // One step per class still finds the write skew: a budget cuts
+    // searches short but never invents or hides a verdict.
+    let opts = Options {
         max_search_steps: 1,
+        ..Options::new(Workload::ListAppend)
+    };
+    let r = check(&h(text), &opts).unwrap();
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G2-item"]);
+
+    let opts = Options {
+        time_limit: Some(Duration::ZERO),
         ..Options::new(Workload::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
@@ -562,7 +585,7 @@ fn budgets_give_unknown_with_a_reason() {
         r.reason
             .as_deref()
             .unwrap_or("")
-            .contains("ran out of budget"),
+            .contains("(time limit 0ns)"),
         "{:?}",
         r.reason
     );
