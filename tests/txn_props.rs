@@ -179,6 +179,16 @@ proptest! {
             prop_assert!(r.anomaly_types.is_empty());
             prop_assert!(r.not.is_empty());
         }
+        // The optional register orders are sound: they find nothing either.
+        let h = simulate(Workload::RwRegister, &plans, &schedule, procs);
+        let opts = Options {
+            sequential_keys: true,
+            linearizable_keys: true,
+            ..Options::new(Workload::RwRegister)
+        };
+        let r = txn::check(&h, &opts).expect("well formed");
+        prop_assert_eq!(r.validity, Validity::Valid, "{:?}", r.anomalies);
+        prop_assert!(r.anomaly_types.is_empty());
     }
 
     #[test]

@@ -822,7 +822,10 @@ impl EtcdClient {
                 if r.succeeded {
                     Ok(Completion::ok(inv.value.clone()))
                 } else {
-                    Ok(Completion::fail(inv.value.clone(), "cas: value differs"))
+                    Ok(Completion::fail(
+                        inv.value.clone(),
+                        crate::model::CAS_MISMATCH,
+                    ))
                 }
             }
             Op::ReadSet { prefix } => {

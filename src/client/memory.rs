@@ -90,7 +90,7 @@ impl MemoryDb {
                         st.registers.insert(key, new.clone());
                         Completion::ok(inv.value.clone())
                     } else {
-                        Completion::fail(inv.value.clone(), "cas: value differs")
+                        Completion::fail(inv.value.clone(), crate::model::CAS_MISMATCH)
                     }
                 }
                 _ => Completion::fail(inv.value.clone(), "cas needs [expected, new]"),

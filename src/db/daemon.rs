@@ -24,10 +24,12 @@ pub struct Daemon {
 }
 
 /// A shell function `alive PID COMM`: true when the process exists, is not a
-/// zombie and has the expected name.
+/// zombie and has the expected name. The state test is positive (a state
+/// other than Z or X) so that a process vanishing between two reads counts
+/// as gone: a negated grep would succeed on the missing file.
 const ALIVE_FN: &str =
     "alive() { [ -r /proc/$1/stat ] && [ \"$(cat /proc/$1/comm 2>/dev/null)\" = \"$2\" ] \
-     && ! grep -qE '^[0-9]+ \\(.*\\) [ZX]' /proc/$1/stat 2>/dev/null; }";
+     && grep -qE '^[0-9]+ \\(.*\\) [^ZX]' /proc/$1/stat 2>/dev/null; }";
 
 impl Daemon {
     /// A daemon whose binary is `binary` (its file name gives `comm`).

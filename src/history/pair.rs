@@ -32,6 +32,8 @@ pub struct Call {
     pub output: Value,
     /// How it ended.
     pub outcome: Outcome,
+    /// The completion's `error`, when it has one.
+    pub error: Option<Value>,
     /// Position of the invocation in the history.
     pub invoke: usize,
     /// Position of the completion, or `None` when it never completed.
@@ -151,6 +153,7 @@ impl History {
                         input: op.value.clone(),
                         output: Value::Null,
                         outcome: Outcome::Info,
+                        error: None,
                         invoke: i,
                         complete: None,
                     });
@@ -176,6 +179,7 @@ impl History {
                     let c = &mut calls[call_of_slot[&op.process]];
                     c.output = op.value.clone();
                     c.complete = Some(i);
+                    c.error = op.error.clone();
                     c.outcome = match kind {
                         OpType::Ok => Outcome::Ok,
                         OpType::Fail => Outcome::Fail,

@@ -164,6 +164,12 @@ impl Values {
     }
 }
 
+/// The `error` a client records on a compare-and-set that ran and found
+/// another value. A failed cas with no `error` (Jepsen's and Porcupine's
+/// histories) is read the same way; a failed cas with any other `error`
+/// (refused before it was sent, say) never ran and constrains nothing.
+pub const CAS_MISMATCH: &str = "mismatch";
+
 /// The names accepted by [`by_name`], with a line on each.
 pub const MODELS: &[(&str, &str)] = &[
     (

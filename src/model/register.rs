@@ -41,7 +41,8 @@ pub struct Register;
 /// and `write`, starting at nil.
 ///
 /// A `fail`ed cas, by default, ran and observed a mismatch (the reading
-/// Jepsen's etcd tests and Porcupine use). With `failed_cas_never_happened`
+/// Jepsen's etcd tests and Porcupine use) — when its `error` is absent or
+/// [`super::CAS_MISMATCH`]; with any other `error` it never ran. With `failed_cas_never_happened`
 /// (Knossos' reading) a failed cas is left out like any failed operation.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CasRegister {
@@ -73,11 +74,23 @@ fn decode_register(
                 Outcome::Ok => Some(RegisterOp::Cas { from, to }),
                 Outcome::Info => Some(RegisterOp::CasUnknown { from, to }),
                 Outcome::Fail if cas == Some(true) => None,
-                Outcome::Fail => Some(RegisterOp::CasMismatch { from }),
+                Outcome::Fail if observed_mismatch(call) => Some(RegisterOp::CasMismatch { from }),
+                // Failed for another reason (never sent): it never happened.
+                Outcome::Fail => None,
             }
         }
         _ => return Err(unknown_f(model, call, known)),
     })
+}
+
+/// A failed cas compared and found another value: it says so, or says
+/// nothing at all (the convention of Jepsen's and Porcupine's histories).
+fn observed_mismatch(call: &Call) -> bool {
+    match &call.error {
+        None | Some(serde_json::Value::Null) => true,
+        Some(serde_json::Value::String(s)) => s == super::CAS_MISMATCH,
+        Some(_) => false,
+    }
 }
 
 fn step_register(state: u32, op: &RegisterOp) -> Next<u32> {

@@ -474,3 +474,18 @@ fn equal_crashed_ops_are_interchangeable_but_each_counts_once() {
         "read returned 2, but every order of the operations before it leaves 1"
     );
 }
+
+#[test]
+fn failed_cas_with_another_error_never_ran() {
+    // The register holds 1; a cas from 1 that failed because it was never
+    // sent says nothing about the register.
+    let mut hist = h("0 invoke write 1\n0 ok write 1\n1 invoke cas [1, 2]\n1 fail cas [1, 2]");
+    hist.ops[3].error = Some(json!("connect: connection refused"));
+    let r = check(&CasRegister::default(), &hist, &Options::default()).unwrap();
+    assert_eq!(r.validity, Validity::Valid);
+    // Marked as a mismatch, it is the impossible observation again.
+    hist.ops[3].error = Some(json!(crate::model::CAS_MISMATCH));
+    let r = check(&CasRegister::default(), &hist, &Options::default()).unwrap();
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(explanation(&r), "cas from 1 failed (found another value), but every order of the operations before it leaves 1");
+}

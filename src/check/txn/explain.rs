@@ -119,10 +119,18 @@ impl Ctx<'_> {
         for &(a, b, kind) in cycle {
             let (an, bn) = (&names[at(a)], &names[at(b)]);
             let why = self.because(graph, (an, a), (bn, b), kind);
+            let key = match kind {
+                Kind::Ww | Kind::Wr | Kind::Rw => graph
+                    .whys
+                    .get(&(a, b, kind))
+                    .map(|w| self.atoms.value(w.key).clone()),
+                Kind::Process | Kind::Realtime => None,
+            };
             steps.push(CycleStep {
                 from: an.clone(),
                 to: bn.clone(),
                 kind: kind.name().to_string(),
+                key,
                 why,
             });
         }
@@ -193,7 +201,10 @@ impl Ctx<'_> {
                 "  {} -> {} [label=\"{}\", color=\"{color}\", fontcolor=\"{color}\", tooltip=\"{}\"];\n",
                 st.from,
                 st.to,
-                st.kind,
+                match &st.key {
+                    Some(k) => esc(&format!("{} {}", st.kind, show_json(k))),
+                    None => st.kind.clone(),
+                },
                 esc(&st.why)
             ));
         }

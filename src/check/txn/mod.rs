@@ -52,7 +52,7 @@ use super::Validity;
 use crate::history::{Call, History, HistoryError, Outcome, Process};
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,9 @@ pub struct CycleStep {
     pub to: String,
     /// `ww`, `wr`, `rw`, `process` or `realtime`.
     pub kind: String,
+    /// The key of a data edge (`ww`, `wr`, `rw`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Value>,
     /// Why `from` precedes `to`, in words.
     pub why: String,
 }
@@ -343,27 +346,23 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
         };
         let found = search::search(&graph, &class, &mut budget, opts.max_cycles);
         if found.count > 0 {
-            report.counts.insert(class.name.to_string(), found.count);
+            *report.counts.entry(class.name.to_string()).or_insert(0) += found.count;
             let list = report.anomalies.entry(class.name.to_string()).or_default();
             for c in &found.cycles {
                 list.push(ctx.cycle(&graph, class.name, c));
+            }
+        }
+        for (name, c) in &found.others {
+            *report.counts.entry(name.to_string()).or_insert(0) += 1;
+            let list = report.anomalies.entry(name.to_string()).or_default();
+            if list.len() < opts.max_cycles {
+                list.push(ctx.cycle(&graph, name, c));
             }
         }
         if !found.complete {
             incomplete.push(class.name);
         }
     }
-    let incomplete = (!incomplete.is_empty()).then(|| {
-        format!(
-            "the cycle search for {} was cut short ({}); cycles of those classes may have been missed",
-            incomplete.join(", "),
-            match opts.time_limit {
-                Some(t) if timed_out => format!("time limit {t:?}"),
-                _ => format!("budget of {} steps per class, {} start edges per component", opts.max_search_steps, search::MAX_TRIES),
-            }
-        )
-    });
-
     report.anomaly_types = report.anomalies.keys().cloned().collect();
     let names: Vec<&str> = report.anomaly_types.iter().map(String::as_str).collect();
     let (not, also_not) = models::boundary(&names);
@@ -379,7 +378,27 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
     } else {
         Validity::Valid
     };
-    if let (false, Some(why)) = (ruled_out, incomplete) {
+    // A search cut short matters only for classes a requested model
+    // proscribes, and only when nothing found already rules it out.
+    let proscribed: Vec<BTreeSet<&str>> = report
+        .consistency_models
+        .iter()
+        .map(|m| models::proscribed_by(m))
+        .collect();
+    incomplete.retain(|c| proscribed.iter().any(|p| p.contains(c)));
+    if !ruled_out && !incomplete.is_empty() {
+        let why = format!(
+            "the cycle search for {} was cut short ({}); cycles of those classes may have been missed",
+            incomplete.join(", "),
+            match opts.time_limit {
+                Some(t) if timed_out => format!("time limit {t:?}"),
+                _ => format!(
+                    "budget of {} steps per class, {} start edges per component",
+                    opts.max_search_steps,
+                    search::MAX_TRIES
+                ),
+            }
+        );
         return Ok(unknown(report, why));
     }
     report.elapsed = start.elapsed();

@@ -109,20 +109,11 @@ pub(crate) fn decode(
             continue;
         }
         // An ok completion carries the reads' results; otherwise the
-        // invocation's value is what we know (reads unknown).
-        let value = if c.outcome == Outcome::Ok {
-            &c.output
-        } else {
-            &c.input
-        };
-        let value = if value.is_null() { &c.input } else { value };
-        let at = || {
-            history.locate(
-                c.complete
-                    .filter(|_| c.outcome == Outcome::Ok)
-                    .unwrap_or(c.invoke),
-            )
-        };
+        // invocation's value is what we know (reads unknown). An ok
+        // completion without a value says nothing about its reads either.
+        let reads_known = c.outcome == Outcome::Ok && !c.output.is_null();
+        let value = if reads_known { &c.output } else { &c.input };
+        let at = || history.locate(c.complete.filter(|_| reads_known).unwrap_or(c.invoke));
         let Some(list) = value.as_array() else {
             return Err(TxnError::Decode {
                 at: at(),
@@ -131,7 +122,7 @@ pub(crate) fn decode(
         };
         let mut mops = Vec::with_capacity(list.len());
         for m in list {
-            let mop = decode_mop(m, workload, c.outcome == Outcome::Ok, atoms)
+            let mop = decode_mop(m, workload, reads_known, atoms)
                 .map_err(|message| TxnError::Decode { at: at(), message })?;
             mops.push(mop);
         }

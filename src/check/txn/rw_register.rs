@@ -289,10 +289,7 @@ fn sequential(txns: &[Txn], versions: &mut FxHashMap<u32, FxHashSet<(u32, u32)>>
                     key,
                     value: Some(v),
                 } => {
-                    seen.entry(key).or_insert(v);
-                    if let Some(s) = seen.get_mut(&key) {
-                        *s = v;
-                    }
+                    seen.insert(key, v);
                 }
                 _ => {}
             }

@@ -39,8 +39,6 @@ const RW: u8 = 1 << Kind::Rw as u8;
 const PROCESS: u8 = 1 << Kind::Process as u8;
 const REALTIME: u8 = 1 << Kind::Realtime as u8;
 
-/// Every cycle class, base classes first (worst first), then the process
-/// variants, then the real-time ones.
 /// Class names by base (G0, G1c, G-single, G2-item) and variant (none,
 /// process, realtime).
 const NAMES: [[&str; 3]; 4] = [
@@ -50,55 +48,29 @@ const NAMES: [[&str; 3]; 4] = [
     ["G2-item", "G2-item-process", "G2-item-realtime"],
 ];
 
+/// Every cycle class, base classes first (worst first), then the process
+/// variants, then the real-time ones.
 pub(crate) fn classes() -> Vec<Class> {
-    // (name, allowed kinds, start kind, needs wr, min rw, max rw)
+    // (allowed kinds, start kind, needs wr, min rw, max rw), by base:
+    // G0: write cycles; G1c: ww and wr, at least one wr (else it is G0);
+    // G-single: exactly one anti-dependency; G2-item: two or more (one
+    // would be G-single).
     let base = [
-        // G0: write cycles.
-        (
-            ["G0", "G0-process", "G0-realtime"],
-            WW,
-            Kind::Ww,
-            false,
-            0,
-            0,
-        ),
-        // G1c: ww and wr, at least one wr (else it is G0).
-        (
-            ["G1c", "G1c-process", "G1c-realtime"],
-            WW | WR,
-            Kind::Wr,
-            true,
-            0,
-            0,
-        ),
-        // G-single: exactly one anti-dependency.
-        (
-            ["G-single", "G-single-process", "G-single-realtime"],
-            WW | WR | RW,
-            Kind::Rw,
-            false,
-            1,
-            1,
-        ),
-        // G2-item: two or more anti-dependencies (one would be G-single).
-        (
-            ["G2-item", "G2-item-process", "G2-item-realtime"],
-            WW | WR | RW,
-            Kind::Rw,
-            false,
-            2,
-            u8::MAX,
-        ),
+        (WW, Kind::Ww, false, 0, 0),
+        (WW | WR, Kind::Wr, true, 0, 0),
+        (WW | WR | RW, Kind::Rw, false, 1, 1),
+        (WW | WR | RW, Kind::Rw, false, 2, u8::MAX),
+    ];
+    let variants = [
+        (0, None),
+        (PROCESS, Some(Kind::Process)),
+        (REALTIME, Some(Kind::Realtime)),
     ];
     let mut out = Vec::new();
-    for (variant, extra, start) in [
-        (0, 0, None),
-        (1, PROCESS, Some(Kind::Process)),
-        (2, REALTIME, Some(Kind::Realtime)),
-    ] {
-        for (names, allowed, s, need_wr, min_rw, max_rw) in base {
+    for (v, (extra, start)) in variants.into_iter().enumerate() {
+        for (b, (allowed, s, need_wr, min_rw, max_rw)) in base.into_iter().enumerate() {
             out.push(Class {
-                name: names[variant],
+                name: NAMES[b][v],
                 allowed: allowed | extra,
                 start: start.unwrap_or(s),
                 need_wr,
@@ -218,6 +190,7 @@ pub(crate) fn search(
         cycles: Vec::new(),
         count: 0,
         complete: true,
+        others: Vec::new(),
     };
     if comp.count == 0 {
         return found;
@@ -299,7 +272,8 @@ pub(crate) fn search(
 /// requiring simple cycles can make it miss one.
 fn lossy(class: &Class) -> bool {
     let rw_on_path = class.allowed & RW != 0 && !(class.start == Kind::Rw && class.max_rw <= 1);
-    (class.need_wr && class.start != Kind::Wr) || (rw_on_path && (class.min_rw > 0 || class.max_rw < 2))
+    (class.need_wr && class.start != Kind::Wr)
+        || (rw_on_path && (class.min_rw > 0 || class.max_rw < 2))
 }
 
 /// When a lossy search found nothing in a component, the component still
@@ -318,8 +292,15 @@ fn fallback(
     budget: &mut Budget,
     scratch: &mut Scratch,
 ) -> Option<(&'static str, Cycle)> {
-    let any = Class { need_wr: false, min_rw: 0, max_rw: u8::MAX, ..*class };
-    let Walk::Found(cycle) = shortest(graph, &any, comp, c, a, b, budget, scratch) else { return None };
+    let any = Class {
+        need_wr: false,
+        min_rw: 0,
+        max_rw: u8::MAX,
+        ..*class
+    };
+    let Walk::Found(cycle) = shortest(graph, &any, comp, c, a, b, budget, scratch) else {
+        return None;
+    };
     let rw = cycle.iter().filter(|e| e.2 == Kind::Rw).count();
     let wr = cycle.iter().any(|e| e.2 == Kind::Wr);
     let base = match (rw, wr) {

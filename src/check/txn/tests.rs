@@ -685,7 +685,94 @@ fn outputs_are_text_and_dot_files() {
     );
     let dot = std::fs::read_to_string(dir.join("G1c/0.dot")).unwrap();
     assert!(dot.starts_with("digraph \"G1c\" {"), "{dot}");
-    assert!(dot.contains("T1 -> T2 [label=\"wr\""), "{dot}");
+    assert!(dot.contains("T1 -> T2 [label=\"wr x\""), "{dot}");
     assert!(files.iter().any(|f| f.ends_with("G1c/0.dot")));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lattice_rules_out_models_through_implications() {
+    let si = models::proscribed_by("snapshot-isolation");
+    assert!(si.contains("G-single") && si.contains("lost-update") && si.contains("G1a"));
+    assert!(
+        !si.contains("G2-item"),
+        "write skew is allowed under snapshot isolation"
+    );
+    let rc = models::proscribed_by("read-committed");
+    assert!(rc.contains("G1c") && rc.contains("G0") && rc.contains("dirty-update"));
+    assert!(!rc.contains("G-single"));
+    // Nothing found: nothing ruled out.
+    assert_eq!(models::boundary(&[]), (vec![], vec![]));
+    // A process-order cycle rules out only the session models.
+    let (not, also) = models::boundary(&["G2-item-process"]);
+    assert_eq!(not, vec!["strong-session-serializable"]);
+    assert_eq!(also, vec!["strict-serializable"]);
+    assert!(models::still_possible(&["G2-item-process"]).contains(&"serializable".to_string()));
+}
+
+#[test]
+fn an_ok_completion_without_a_value_reads_nothing() {
+    // The client lost the result: the read is unknown, not an empty list
+    // (which would be a stale read of x).
+    let r = la(r#"
+        0 invoke [["append","x",1]]
+        0 ok [["append","x",1]]
+        1 invoke [["r","x",null]]
+        1 ok null
+    "#);
+    assert_eq!(r.validity, Validity::Valid, "{:?}", r.anomalies);
+    assert!(r.anomaly_types.is_empty());
+}
+
+#[test]
+fn g1c_process_and_realtime() {
+    // T3 is concurrent with both; process 0 runs T1 then T2, yet T1 saw
+    // T3, which saw T2.
+    let r = la(r#"
+        1 invoke [["append","y",1],["r","x",null]]
+        0 invoke [["r","y",null]]
+        0 ok [["r","y",[1]]]
+        0 invoke [["append","x",1]]
+        0 ok [["append","x",1]]
+        1 ok [["append","y",1],["r","x",[1]]]
+    "#);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G1c-process", "G1c-realtime"]);
+    assert_eq!(
+        explanation(&r, "G1c-process"),
+        "T1 < T2 because process 0 ran T1 before T2; \
+         T2 < T3 because T3 read key x after T2 appended 1 to it; \
+         T3 < T1 because T1 read key y after T3 appended 1 to it: a contradiction"
+    );
+    assert_eq!(r.not, vec!["strong-session-read-committed"]);
+    assert!(r.still_possible.contains(&"serializable".to_string()));
+}
+
+#[test]
+fn rw_register_sequential_keys_order_a_process_writes() {
+    // Process 0 wrote x = 1 and then x = 2 (with z = 1); T1, concurrent
+    // with both, read the old x but the new z. Only the per-process write
+    // order tells that 1 precedes 2.
+    let text = r#"
+        1 invoke [["r","x",null],["r","z",null]]
+        0 invoke [["w","x",1]]
+        0 ok [["w","x",1]]
+        0 invoke [["w","x",2],["w","z",1]]
+        0 ok [["w","x",2],["w","z",1]]
+        1 ok [["r","x",1],["r","z",1]]
+    "#;
+    let plain = rw(text);
+    assert_eq!(plain.validity, Validity::Valid, "{:?}", plain.anomaly_types);
+    let opts = Options {
+        sequential_keys: true,
+        ..Options::new(Workload::RwRegister)
+    };
+    let r = check(&h(text), &opts).unwrap();
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G-single"]);
+    assert_eq!(
+        explanation(&r, "G-single"),
+        "T1 < T2 because T1 read key x = 1, which T2 overwrote with 2; \
+         T2 < T1 because T1 read key z = 1, which T2 wrote: a contradiction"
+    );
 }
