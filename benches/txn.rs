@@ -5,9 +5,11 @@
 //! checker must find.
 //!
 //! ```text
-//! cargo bench --no-default-features --bench txn -- [--txns N] [--concurrency C] [--keys K] [--stale PERMILLE]
+//! cargo bench --no-default-features --bench txn -- [--txns N] [--concurrency C] [--keys K] [--stale PERMILLE] [--write PATH]
 //! ```
 //!
+//! `--write PATH` also writes the history as JSON Lines (to time
+//! `faultline check --model list-append PATH` end to end).
 //! `--stale P` also checks a broken copy in which P‰ of the reads miss
 //! their key's last element: many anomalies, large cyclic components.
 //!
@@ -131,15 +133,18 @@ fn generate(txns: usize, concurrency: u64, keys: u64, seed: u64) -> History {
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let (mut txns, mut concurrency, mut keys, mut stale) = (100_000usize, 10u64, 100u64, 0u64);
+    let mut write: Option<String> = None;
     while let Some(a) = args.next() {
-        let v = args.next().and_then(|v| v.parse::<u64>().ok());
+        let raw = args.next();
+        let v = raw.as_deref().and_then(|v| v.parse::<u64>().ok());
         match (a.as_str(), v) {
+            ("--write", _) if raw.is_some() => write = raw,
             ("--txns", Some(v)) => txns = v as usize,
             ("--concurrency", Some(v)) => concurrency = v.max(1),
             ("--keys", Some(v)) => keys = v.max(1),
             ("--stale", Some(v)) => stale = v.min(1000),
             _ => {
-                eprintln!("usage: txn [--txns N] [--concurrency C] [--keys K] [--stale PERMILLE]");
+                eprintln!("usage: txn [--txns N] [--concurrency C] [--keys K] [--stale PERMILLE] [--write PATH]");
                 std::process::exit(2);
             }
         }
@@ -157,6 +162,13 @@ fn main() {
         h.len(),
         t0.elapsed().as_secs_f64()
     );
+
+    if let Some(path) = &write {
+        let file = std::fs::File::create(path).expect("create the --write file");
+        h.write_jsonl(std::io::BufWriter::new(file))
+            .expect("write the history");
+        println!("wrote {path}");
+    }
 
     let opts = Options::new(Workload::ListAppend);
     let t = Instant::now();

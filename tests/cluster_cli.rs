@@ -5,24 +5,8 @@
 
 mod cluster_support;
 
-use std::process::Command;
 
-use cluster_support::{leftovers, skip_reason};
-
-/// Runs faultline with `args` and the test's state dir; returns (exit code,
-/// stdout, stderr).
-fn faultline(state_dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .env("FAULTLINE_STATE_DIR", state_dir)
-        .output()
-        .expect("run faultline");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use cluster_support::{faultline, leftovers, skip_reason};
 
 /// Runs `cluster down` when dropped, so a failing test leaves nothing.
 struct Down(std::path::PathBuf);

@@ -7,23 +7,9 @@
 
 mod cluster_support;
 
-use cluster_support::{leftovers, skip_reason};
-use std::path::Path;
+use cluster_support::{faultline, leftovers, skip_reason};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn faultline(state: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .env("FAULTLINE_STATE_DIR", state)
-        .output()
-        .expect("run faultline");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 struct Down(std::path::PathBuf);
 impl Drop for Down {

@@ -146,3 +146,18 @@ pub fn http(
         .ok_or("malformed status")?;
     Ok((code, body.to_string()))
 }
+
+/// Runs the faultline binary with `args` and `FAULTLINE_STATE_DIR` set to
+/// `state_dir`; returns (exit code, stdout, stderr).
+pub fn faultline(state_dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(args)
+        .env("FAULTLINE_STATE_DIR", state_dir)
+        .output()
+        .expect("run faultline");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -333,10 +333,9 @@ fn unordered_queue_unknown_dequeue_may_take_any_element() {
     assert_eq!(run(&UnorderedQueue, &dup).validity, Validity::Invalid);
 }
 
-#[test]
-fn time_limit_gives_unknown_with_reason() {
-    // Many concurrent crashed writes and reads of values nobody wrote: a
-    // hopeless search that must stop at the limit, not answer.
+/// Forty crashed writes and forty reads of their values, then a read of a
+/// value nobody wrote: a hopeless search that only a budget stops.
+fn hopeless_history() -> History {
     let mut text = String::new();
     for p in 0..40 {
         text.push_str(&format!("{p} invoke write {p}\n{p} info write {p}\n"));
@@ -348,11 +347,16 @@ fn time_limit_gives_unknown_with_reason() {
         text.push_str(&format!("{p} ok read {}\n", p - 100));
     }
     text.push_str("999 invoke read\n999 ok read 12345\n");
+    h(&text)
+}
+
+#[test]
+fn time_limit_gives_unknown_with_reason() {
     let opts = Options {
         time_limit: Some(Duration::from_millis(200)),
         ..Options::default()
     };
-    let r = check(&Register, &h(&text), &opts).unwrap();
+    let r = check(&Register, &hopeless_history(), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
     assert!(
         r.keys[0]
@@ -367,22 +371,11 @@ fn time_limit_gives_unknown_with_reason() {
 
 #[test]
 fn memory_limit_gives_unknown_with_reason() {
-    let mut text = String::new();
-    for p in 0..40 {
-        text.push_str(&format!("{p} invoke write {p}\n{p} info write {p}\n"));
-    }
-    for p in 100..140 {
-        text.push_str(&format!("{p} invoke read\n"));
-    }
-    for p in 100..140 {
-        text.push_str(&format!("{p} ok read {}\n", p - 100));
-    }
-    text.push_str("999 invoke read\n999 ok read 12345\n");
     let opts = Options {
         memory_limit: 1 << 20,
         ..Options::default()
     };
-    let r = check(&Register, &h(&text), &opts).unwrap();
+    let r = check(&Register, &hopeless_history(), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
     assert!(
         r.keys[0]

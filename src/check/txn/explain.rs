@@ -12,6 +12,7 @@ use serde_json::Value;
 /// What explanations need to know about the history.
 pub(crate) struct Ctx<'a> {
     pub txns: &'a [Txn],
+    pub calls: &'a [crate::history::Call],
     pub atoms: &'a Interner,
     pub workload: Workload,
 }
@@ -32,7 +33,13 @@ pub(crate) fn show_json(v: &Value) -> String {
 impl Ctx<'_> {
     fn txn_ref(&self, name: String, t: u32) -> TxnRef {
         let txn = &self.txns[t as usize];
-        let ops = match &txn.json {
+        let call = &self.calls[txn.call];
+        let value = if txn.from_completion {
+            &call.output
+        } else {
+            &call.input
+        };
+        let ops = match value {
             Value::Array(xs) => xs.iter().map(show_json).collect::<Vec<_>>().join(" "),
             v => show_json(v),
         };

@@ -3,16 +3,17 @@
 //! A history of `txn` operations, each a list of micro-operations, is
 //! checked against consistency models such as serializability:
 //!
-//! 1. [`parse`] decodes each call into a transaction (Elle's conventions:
+//! 1. `parse` decodes each call into a transaction (Elle's conventions:
 //!    `["append", k, v]`, `["r", k, [..]]` for list-append; `["w", k, v]`,
 //!    `["r", k, v]` for rw-register).
 //! 2. `list_append` / `rw_register` infer each key's version order and the
 //!    data dependencies (ww, wr, rw), and report the anomalies visible
 //!    without a cycle (G1a, G1b, internal, dirty-update, lost-update, ...).
-//! 3. [`graph`] adds process and real-time order and builds the petgraph
-//!    dependency graph; [`search`] finds, per anomaly class (G0, G1c,
+//! 3. `graph` adds process and real-time order and builds the petgraph
+//!    dependency graph; `search` finds, per anomaly class (G0, G1c,
 //!    G-single, G2-item and their `-process` / `-realtime` variants), the
-//!    shortest cycle in each strongly connected component.
+//!    shortest cycle in each strongly connected component; `explain` words
+//!    each anomaly and draws each cycle as Graphviz dot.
 //! 4. [`models`] maps the anomalies found onto the lattice of consistency
 //!    models: the report names the weakest models ruled out (`not`), the
 //!    stronger ones ruled out with them (`also_not`), and the verdict for
@@ -314,6 +315,7 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
     report.edges = graph.g.edge_count();
     let ctx = explain::Ctx {
         txns: &txns,
+        calls,
         atoms: &atoms,
         workload: opts.workload,
     };
@@ -333,6 +335,8 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
     let deadline = opts.time_limit.map(|t| start + t);
     let mut incomplete: Vec<&str> = Vec::new();
     let mut timed_out = false;
+    // Node sets of the cycles reported per class, to drop repeats.
+    let mut seen_cycles: BTreeMap<&str, Vec<Vec<u32>>> = BTreeMap::new();
     for class in search::classes() {
         if timed_out || deadline.is_some_and(|d| Instant::now() >= d) {
             timed_out = true;
@@ -345,6 +349,11 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
             steps: 0,
         };
         let found = search::search(&graph, &class, &mut budget, opts.max_cycles);
+        for c in &found.cycles {
+            let mut n: Vec<u32> = c.iter().map(|e| e.0).collect();
+            n.sort_unstable();
+            seen_cycles.entry(class.name).or_default().push(n);
+        }
         if found.count > 0 {
             *report.counts.entry(class.name.to_string()).or_insert(0) += found.count;
             let list = report.anomalies.entry(class.name.to_string()).or_default();
@@ -353,6 +362,19 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
             }
         }
         for (name, c) in &found.others {
+            // The class's own search may already have reported this cycle.
+            let nodes = |c: &search::Cycle| {
+                let mut n: Vec<u32> = c.iter().map(|e| e.0).collect();
+                n.sort_unstable();
+                n
+            };
+            let known = seen_cycles
+                .get(*name)
+                .is_some_and(|s| s.contains(&nodes(c)));
+            if known {
+                continue;
+            }
+            seen_cycles.entry(name).or_default().push(nodes(c));
             *report.counts.entry(name.to_string()).or_insert(0) += 1;
             let list = report.anomalies.entry(name.to_string()).or_default();
             if list.len() < opts.max_cycles {

@@ -2,8 +2,8 @@
 //! `consistency-model` namespace (Adya; Bailis et al.; Cerone et al.;
 //! Daudjee and Salem), cut down to the models this checker can speak for.
 //!
-//! Two small graphs: `a → b` in [`MODELS`] means a history satisfying `a`
-//! also satisfies `b`; `a → b` in [`IMPLIED`] means an `a` anomaly is also a
+//! Two small graphs: `a → b` in `MODELS` means a history satisfying `a`
+//! also satisfies `b`; `a → b` in `IMPLIED` means an `a` anomaly is also a
 //! `b` anomaly. A model is ruled out when a found anomaly (or one it
 //! implies) is among those the model, or a model it implies, proscribes.
 

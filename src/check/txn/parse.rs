@@ -89,8 +89,11 @@ pub(crate) struct Txn {
     pub complete: Option<usize>,
     /// Its micro-operations, reads filled in from the completion when `ok`.
     pub mops: Vec<Mop>,
-    /// The micro-operations as they appear in the history, for reports.
-    pub json: Value,
+    /// Its call (index into the calls decoded), whose value the reports show.
+    pub call: usize,
+    /// True when the micro-operations came from the completion (reads
+    /// known), false when from the invocation.
+    pub from_completion: bool,
 }
 
 /// Decodes every `txn` call; calls with other functions are skipped and
@@ -103,7 +106,7 @@ pub(crate) fn decode(
 ) -> Result<(Vec<Txn>, usize), TxnError> {
     let mut txns = Vec::with_capacity(calls.len());
     let mut skipped = 0;
-    for c in calls {
+    for (ci, c) in calls.iter().enumerate() {
         if c.f != "txn" {
             skipped += 1;
             continue;
@@ -132,7 +135,8 @@ pub(crate) fn decode(
             invoke: c.invoke,
             complete: c.complete,
             mops,
-            json: value.clone(),
+            call: ci,
+            from_completion: reads_known,
         });
     }
     Ok((txns, skipped))

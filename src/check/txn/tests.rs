@@ -179,6 +179,7 @@ fn g_single_read_skew() {
         "T1 < T2 because T1 read key x (an empty list) before T2 appended 1 to it; \
          T2 < T1 because T1 read key y after T2 appended 1 to it: a contradiction"
     );
+    assert_eq!(r.counts["G-single"], 1);
     // Elle counts G-single on items as G2-item too: it rules out both.
     assert_eq!(r.not, vec!["snapshot-isolation", "repeatable-read"]);
     assert!(r.also_not.contains(&"serializable".to_string()));
