@@ -5,9 +5,11 @@
 //! checker must find.
 //!
 //! ```text
-//! cargo bench --no-default-features --bench txn -- [--txns N] [--concurrency C] [--keys K] [--stale PERMILLE] [--write PATH]
+//! cargo bench --no-default-features --bench txn -- [--rw-register] [--txns N] [--concurrency C] [--keys K] [--stale PERMILLE] [--write PATH]
 //! ```
 //!
+//! `--rw-register` generates an rw-register history instead (unique
+//! writes, 100 per key before it is retired).
 //! `--write PATH` also writes the history as JSON Lines (to time
 //! `faultline check --model list-append PATH` end to end).
 //! `--stale P` also checks a broken copy in which P‰ of the reads miss
@@ -39,8 +41,10 @@ impl Rng {
 }
 
 /// Generates the history: `txns` transactions over `concurrency` processes,
-/// `keys` keys active at once, each retired after 100 appends.
-fn generate(txns: usize, concurrency: u64, keys: u64, seed: u64) -> History {
+/// `keys` keys active at once, each retired after 100 appends (or, for
+/// rw-register, 100 writes of unique values).
+fn generate(workload: Workload, txns: usize, concurrency: u64, keys: u64, seed: u64) -> History {
+    let registers = workload == Workload::RwRegister;
     let mut rng = Rng(seed | 1);
     let mut lists: Vec<Vec<u64>> = Vec::new();
     let mut active: Vec<usize> = Vec::new();
@@ -60,10 +64,10 @@ fn generate(txns: usize, concurrency: u64, keys: u64, seed: u64) -> History {
                 let mops: Vec<Value> = (0..n)
                     .map(|_| {
                         let k = active[rng.below(keys) as usize];
-                        if rng.below(2) == 0 {
-                            json!(["r", k, null])
-                        } else {
-                            json!(["append", k, null])
+                        match (rng.below(2) == 0, registers) {
+                            (true, _) => json!(["r", k, null]),
+                            (false, false) => json!(["append", k, null]),
+                            (false, true) => json!(["w", k, null]),
                         }
                     })
                     .collect();
@@ -84,12 +88,14 @@ fn generate(txns: usize, concurrency: u64, keys: u64, seed: u64) -> History {
                 let mut done = Vec::new();
                 for m in v.as_array().into_iter().flatten() {
                     let k = m[1].as_u64().unwrap_or(0) as usize;
-                    if m[0] == "r" {
+                    if m[0] == "r" && registers {
+                        done.push(json!(["r", k, lists[k].last()]));
+                    } else if m[0] == "r" {
                         done.push(json!(["r", k, lists[k]]));
                     } else {
                         let x = lists[k].len() as u64 + 1;
                         lists[k].push(x);
-                        done.push(json!(["append", k, x]));
+                        done.push(json!([if registers { "w" } else { "append" }, k, x]));
                         if lists[k].len() >= 100 {
                             if let Some(slot) = active.iter().position(|&a| a == k) {
                                 active[slot] = lists.len();
@@ -134,7 +140,12 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let (mut txns, mut concurrency, mut keys, mut stale) = (100_000usize, 10u64, 100u64, 0u64);
     let mut write: Option<String> = None;
+    let mut workload = Workload::ListAppend;
     while let Some(a) = args.next() {
+        if a == "--rw-register" {
+            workload = Workload::RwRegister;
+            continue;
+        }
         let raw = args.next();
         let v = raw.as_deref().and_then(|v| v.parse::<u64>().ok());
         match (a.as_str(), v) {
@@ -144,13 +155,13 @@ fn main() {
             ("--keys", Some(v)) => keys = v.max(1),
             ("--stale", Some(v)) => stale = v.min(1000),
             _ => {
-                eprintln!("usage: txn [--txns N] [--concurrency C] [--keys K] [--stale PERMILLE] [--write PATH]");
+                eprintln!("usage: txn [--rw-register] [--txns N] [--concurrency C] [--keys K] [--stale PERMILLE] [--write PATH]");
                 std::process::exit(2);
             }
         }
     }
     let t0 = Instant::now();
-    let h = generate(txns, concurrency, keys, 0x5eed);
+    let h = generate(workload, txns, concurrency, keys, 0x5eed);
     let micro: usize = h
         .ops
         .iter()
@@ -170,7 +181,7 @@ fn main() {
         println!("wrote {path}");
     }
 
-    let opts = Options::new(Workload::ListAppend);
+    let opts = Options::new(workload);
     let t = Instant::now();
     let r = txn::check(&h, &opts).expect("generated history is well formed");
     let secs = t.elapsed().as_secs_f64();
@@ -199,12 +210,17 @@ fn main() {
             o.value
                 .as_array()?
                 .iter()
-                .find(|m| m[0] == "r" && m[2].as_array().is_some_and(|l| l.len() > 1))
+                .find(|m| {
+                    m[0] == "r" && (m[2].as_array().is_some_and(|l| l.len() > 1) || m[2].is_u64())
+                })
                 .cloned()
         });
     if let Some(m) = last_read {
-        let mut stale = m[2].as_array().cloned().unwrap_or_default();
-        stale.pop();
+        // A list without its last element; a register's initial nil.
+        let stale = match m[2].as_array() {
+            Some(l) => Value::Array(l[..l.len() - 1].to_vec()),
+            None => Value::Null,
+        };
         let p = Process::Client(concurrency + 1);
         bad.ops.push(Op::new(
             0,
@@ -235,7 +251,7 @@ fn main() {
         "the forged read must be found"
     );
 
-    if stale > 0 {
+    if stale > 0 && workload == Workload::ListAppend {
         let mut broken = h.clone();
         let mut rng = Rng(7);
         let mut forged = 0;

@@ -5,7 +5,6 @@
 
 mod cluster_support;
 
-
 use cluster_support::{faultline, leftovers, skip_reason};
 
 /// Runs `cluster down` when dropped, so a failing test leaves nothing.

@@ -8,6 +8,7 @@
 use super::{unknown_f, Model, Next, Values};
 use crate::history::{Call, Outcome};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -189,18 +190,18 @@ pub enum KvOp {
 }
 
 /// The store: every key not listed holds "". Its hash is kept up to date by
-/// each step, so the search never rehashes strings.
+/// each step, so the search never rehashes strings. Up to two keys live
+/// inline (a history split by key has one), so a step allocates no array.
 #[derive(Clone, Debug, Default)]
 pub struct KvState {
     hash: u64,
     /// Keys with a non-empty value, sorted by key id.
-    entries: Arc<[(u32, Text)]>,
+    entries: SmallVec<[(u32, Text); 2]>,
 }
 
 impl PartialEq for KvState {
     fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash
-            && (Arc::ptr_eq(&self.entries, &other.entries) || self.entries == other.entries)
+        self.hash == other.hash && self.entries == other.entries
     }
 }
 impl Eq for KvState {}
@@ -240,7 +241,8 @@ impl KvState {
         let empty = Text::default();
         let old = self.find(key).unwrap_or(&empty);
         let hash = self.hash ^ entry_hash(key, old) ^ entry_hash(key, &value);
-        let mut entries: Vec<(u32, Text)> = Vec::with_capacity(self.entries.len() + 1);
+        let mut entries: SmallVec<[(u32, Text); 2]> =
+            SmallVec::with_capacity(self.entries.len() + 1);
         let mut placed = false;
         for (k, v) in self.entries.iter() {
             if *k == key {
@@ -261,10 +263,7 @@ impl KvState {
         if !placed && value.len > 0 {
             entries.push((key, value));
         }
-        KvState {
-            hash,
-            entries: Arc::from(entries),
-        }
+        KvState { hash, entries }
     }
 }
 
@@ -361,9 +360,14 @@ impl Model for Kv {
     }
 
     fn heap_bytes(&self, state: &KvState) -> usize {
-        // Each remembered state owns its entry array and at most one new
-        // piece (the rest is shared with the state it came from).
-        state.entries.len() * std::mem::size_of::<(u32, Text)>() + 64
+        // A remembered state owns its entry array beyond the inline two and
+        // at most one new piece (the rest is shared with the state it came from).
+        let spilled = if state.entries.spilled() {
+            state.entries.len() * std::mem::size_of::<(u32, Text)>()
+        } else {
+            0
+        };
+        spilled + 64
     }
 }
 

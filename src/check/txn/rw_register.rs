@@ -200,7 +200,14 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner, opts: &Options) -> Result<In
             .into_iter()
             .find(|c| c.len() > 1);
         if let Some(mut c) = cyclic {
-            c.sort_unstable();
+            // In the order a reader expects: numbers by value.
+            c.sort_by(|a, b| {
+                let (va, vb) = (atoms.value(*a), atoms.value(*b));
+                match (va.as_f64(), vb.as_f64()) {
+                    (Some(x), Some(y)) => x.total_cmp(&y),
+                    _ => va.to_string().cmp(&vb.to_string()),
+                }
+            });
             let vs: Vec<String> = c.iter().map(|&v| atoms.show(v)).collect();
             let ts: Vec<u32> = c
                 .iter()
@@ -211,7 +218,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner, opts: &Options) -> Result<In
                 txns: ts,
                 key: Some(key),
                 text: format!(
-                    "the versions {} of key {k} must each come before the next and the last before the first: no order of writes explains the reads",
+                    "the version order of key {k} has a cycle among {}: no order of writes explains what was read",
                     vs.join(", ")
                 ),
             });

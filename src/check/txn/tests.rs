@@ -777,3 +777,60 @@ fn rw_register_sequential_keys_order_a_process_writes() {
          T2 < T1 because T1 read key z = 1, which T2 wrote: a contradiction"
     );
 }
+
+#[test]
+fn rw_register_cyclic_versions() {
+    // Each read the other's write and then overwrote it: 2 < 1 and 1 < 2.
+    let r = rw(r#"
+        0 invoke [["r","x",null],["w","x",1]]
+        1 invoke [["r","x",null],["w","x",2]]
+        0 ok [["r","x",2],["w","x",1]]
+        1 ok [["r","x",1],["w","x",2]]
+    "#);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G1c", "cyclic-versions"]);
+    assert_eq!(
+        explanation(&r, "cyclic-versions"),
+        "the version order of key x has a cycle among 1, 2: no order of writes explains what was read"
+    );
+    assert_eq!(r.not, vec!["read-uncommitted"]);
+}
+
+#[test]
+fn garbage_read() {
+    let r = la(r#"
+        0 invoke [["r","x",null]]
+        0 ok [["r","x",[7]]]
+    "#);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["garbage-read"]);
+    assert_eq!(
+        explanation(&r, "garbage-read"),
+        "T1 read key x = [7], but no transaction appended 7 to key x"
+    );
+    assert_eq!(r.not, vec!["read-uncommitted"]);
+}
+
+#[test]
+fn g2_item_process() {
+    // T3 runs alongside process 0's T1 and T2; each of T2 and T3 misses
+    // the other's effects and T3 misses T1's.
+    let r = la(r#"
+        1 invoke [["r","w",null],["append","z",1]]
+        0 invoke [["append","w",1]]
+        0 ok [["append","w",1]]
+        0 invoke [["r","z",null]]
+        0 ok [["r","z",[]]]
+        1 ok [["r","w",[]],["append","z",1]]
+    "#);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G2-item-process", "G2-item-realtime"]);
+    assert_eq!(
+        explanation(&r, "G2-item-process"),
+        "T1 < T2 because process 0 ran T1 before T2; \
+         T2 < T3 because T2 read key z (an empty list) before T3 appended 1 to it; \
+         T3 < T1 because T3 read key w (an empty list) before T1 appended 1 to it: a contradiction"
+    );
+    assert_eq!(r.not, vec!["strong-session-serializable"]);
+    assert_eq!(r.also_not, vec!["strict-serializable"]);
+}
