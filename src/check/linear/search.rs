@@ -251,11 +251,17 @@ pub(crate) fn search<M: Model>(
     let zobrist: Vec<u64> = (0..p.ops.len() as u64).map(splitmix).collect();
     let mut zh = 0u64;
     let mut remaining = p.required.iter().filter(|r| **r).count();
+    // Unknown-outcome ops not yet linearized: when none is left, the
+    // second scan phase would find nothing, so it is skipped.
+    let mut unknown_left = p.required.len() - remaining;
     let mut state = model.init();
     let mut stack: Vec<Frame<M::State>> = Vec::new();
+    // Most searches visit thousands of configurations: start there rather
+    // than rehash the table through every small size.
+    let initial = (p.ops.len() * 8).clamp(64, 1 << 14);
     let mut cache = Cache {
-        table: HashTable::new(),
-        arena: Vec::new(),
+        table: HashTable::with_capacity(initial),
+        arena: Vec::with_capacity(initial * words),
         words,
         heap: 0,
     };
@@ -398,6 +404,8 @@ pub(crate) fn search<M: Model>(
                         next[prev[r] as usize] = next[r];
                         prev[next[r] as usize] = prev[r];
                         remaining -= 1;
+                    } else {
+                        unknown_left -= 1;
                     }
                     node = next[0];
                     start_alt = 0;
@@ -416,7 +424,7 @@ pub(crate) fn search<M: Model>(
                 continue;
             }
             // The end of the completed ops' candidates: now the unknown ones.
-            _ if phase == 0 => {
+            _ if phase == 0 && unknown_left > 0 => {
                 phase = 1;
                 node = next[0];
                 continue;
@@ -465,6 +473,8 @@ pub(crate) fn search<M: Model>(
                 next[prev[r] as usize] = r as u32;
                 prev[next[r] as usize] = r as u32;
                 remaining += 1;
+            } else {
+                unknown_left += 1;
             }
             let c = f.node as usize;
             next[prev[c] as usize] = c as u32;
