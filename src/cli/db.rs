@@ -65,6 +65,10 @@ fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Box<dyn Db>)> {
             };
             Box::new(Etcd::new(opts, cluster.nodes()))
         }
+        "postgres" => Box::new(db::Postgres::new(
+            db::PostgresOptions::default(),
+            cluster.nodes(),
+        )),
         other => anyhow::bail!(
             "unknown database {other:?} (known: {})",
             db::KNOWN.join(", ")

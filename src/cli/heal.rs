@@ -44,6 +44,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
                 };
                 Some(std::sync::Arc::new(Etcd::new(opts, cluster.nodes())))
             }
+            "postgres" => Some(std::sync::Arc::new(db::Postgres::new(
+                db::PostgresOptions::default(),
+                cluster.nodes(),
+            ))),
             other => anyhow::bail!(
                 "unknown database {other:?} (known: {})",
                 db::KNOWN.join(", ")

@@ -5,7 +5,7 @@ use super::cluster::NodeArgs;
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::check::Validity;
 use crate::cluster::{local, Cluster};
-use crate::runner::test::{check_history, run_test, Dirs, TestSpec};
+use crate::runner::test::{check_history, preflight, run_test, CheckSettings, Dirs, TestSpec};
 use crate::runner::Stop;
 use crate::store::RunDir;
 use anyhow::{bail, Context};
@@ -48,6 +48,14 @@ pub struct Args {
     /// Reads: linearizable (default) or serializable (local, maybe stale).
     #[arg(long)]
     read_mode: Option<String>,
+    /// The consistency model the txn checker holds the history to
+    /// (default strict-serializable).
+    #[arg(long)]
+    consistency_model: Option<String>,
+    /// PostgreSQL: the isolation level (read-committed, repeatable-read,
+    /// serializable; default serializable).
+    #[arg(long)]
+    isolation: Option<String>,
     /// Seconds an operation may take before it is recorded `info`.
     #[arg(long, value_name = "SECONDS")]
     op_timeout: Option<f64>,
@@ -142,6 +150,12 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         spec.read_mode = v;
     }
     spec.op_timeout = a.op_timeout.unwrap_or(spec.op_timeout);
+    if let Some(v) = a.consistency_model.clone() {
+        spec.consistency_model = v;
+    }
+    if let Some(v) = a.isolation.clone() {
+        spec.isolation = v;
+    }
     spec.leave_db_running |= a.leave_db_running;
     if let Some(v) = a.name.clone() {
         spec.name = v;
@@ -154,11 +168,12 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         nemeses: definitions_dir(&a.nemeses_dir, "nemeses"),
         results: a.results.clone(),
     };
+    preflight(&spec, &dirs)?;
 
     // The cluster: given hosts, the local cluster that is up, or a new one.
     let local_run = a.nodes.hosts.is_empty() && a.nodes.nodes_file.is_none();
     if local_run && !a.no_install {
-        ensure_host_packages()?;
+        ensure_host_packages(&spec.db)?;
     }
     let mut built_here = false;
     let cluster: Cluster = match a.nodes.cluster() {
@@ -210,19 +225,26 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     Ok(exit_code(outcome.validity))
 }
 
-/// What the local cluster and etcd need on this machine: (program, package).
+/// What the local cluster needs on this machine: (program, package).
 const HOST_PACKAGES: &[(&str, &str)] = &[
     ("/usr/sbin/sshd", "openssh-server"),
     ("ssh-keygen", "openssh-client"),
     ("ip", "iproute2"),
     ("iptables", "iptables"),
     ("unshare", "util-linux"),
-    ("etcd", "etcd-server"),
 ];
 
-/// Installs the Debian packages the local cluster needs when some are
-/// missing and we are root — a fresh machine runs a test in one command.
-fn ensure_host_packages() -> anyhow::Result<()> {
+/// What each db needs on this machine for the local cluster.
+fn db_packages(db: &str) -> &'static [(&'static str, &'static str)] {
+    match db {
+        "postgres" => &[("/usr/lib/postgresql", "postgresql")],
+        _ => &[("etcd", "etcd-server")],
+    }
+}
+
+/// Installs the Debian packages the local cluster and `db` need when some
+/// are missing and we are root — a fresh machine runs a test in one command.
+fn ensure_host_packages(db: &str) -> anyhow::Result<()> {
     let present = |prog: &str| {
         if prog.starts_with('/') {
             return Path::new(prog).exists();
@@ -236,6 +258,7 @@ fn ensure_host_packages() -> anyhow::Result<()> {
     };
     let missing: Vec<&str> = HOST_PACKAGES
         .iter()
+        .chain(db_packages(db))
         .filter(|(p, _)| !present(p))
         .map(|(_, pkg)| *pkg)
         .collect();
@@ -322,8 +345,20 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
         .as_str()
         .unwrap_or("linearizable")
         .to_string();
-    let (validity, results, summary) =
-        check_history(&stored.history, &model, &checkers, &read_mode, None);
+    let consistency_model = stored.test["consistency_model"]
+        .as_str()
+        .unwrap_or("strict-serializable")
+        .to_string();
+    let (validity, results, summary) = check_history(
+        &stored.history,
+        &model,
+        &checkers,
+        &CheckSettings {
+            read_mode: &read_mode,
+            consistency_model: &consistency_model,
+            time_limit: None,
+        },
+    );
     stored.dir.write_results(&results)?;
     for line in &summary {
         println!("{line}");

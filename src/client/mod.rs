@@ -14,6 +14,7 @@
 
 pub mod etcd;
 pub mod memory;
+pub mod postgres;
 
 pub use memory::{MemoryClient, MemoryDb, NoopClient};
 

@@ -13,6 +13,7 @@
 pub mod daemon;
 pub mod etcd;
 mod http;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::cluster::{split_results, Cluster, Node};
 use crate::control::ControlError;
 
 pub use etcd::{Etcd, EtcdOptions};
+pub use postgres::{Postgres, PostgresOptions};
 
 /// Why a database step failed.
 #[derive(Debug, thiserror::Error)]
@@ -180,4 +182,4 @@ pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<P
 }
 
 /// The databases `faultline db` knows by name.
-pub const KNOWN: &[&str] = &["etcd"];
+pub const KNOWN: &[&str] = &["etcd", "postgres"];

@@ -13,8 +13,9 @@ use crate::check::linear::{self, Options};
 use crate::check::set::{self, SetOptions};
 use crate::check::Validity;
 use crate::client::etcd::{DataKind, EtcdClientFactory, EtcdClientOptions, ReadMode};
+use crate::client::postgres::{Isolation, PostgresClientFactory, PostgresClientOptions};
 use crate::cluster::Cluster;
-use crate::db::{self, Db, Etcd, EtcdOptions};
+use crate::db::{self, Db, Etcd, EtcdOptions, Postgres, PostgresOptions};
 use crate::generator::{
     self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
 };
@@ -37,7 +38,7 @@ use std::time::{Duration, Instant};
 pub struct TestSpec {
     /// The test's name (the results folder); default `<db>-<workload>-<nemeses>`.
     pub name: String,
-    /// The database: `etcd`.
+    /// The database: `etcd`, or `postgres` (one server, on the first node).
     pub db: String,
     /// The workload: a name in the workloads folder, or a path to a file.
     pub workload: String,
@@ -65,6 +66,11 @@ pub struct TestSpec {
     pub etcd_binary: Option<PathBuf>,
     /// Seconds the checkers may take (none: no limit).
     pub check_time_limit: Option<f64>,
+    /// The consistency model the `txn` checker holds the history to.
+    pub consistency_model: String,
+    /// PostgreSQL: the isolation level of every transaction
+    /// (`read-committed`, `repeatable-read`, `serializable`).
+    pub isolation: String,
 }
 
 impl Default for TestSpec {
@@ -85,6 +91,8 @@ impl Default for TestSpec {
             leave_db_running: false,
             etcd_binary: None,
             check_time_limit: None,
+            consistency_model: "strict-serializable".into(),
+            isolation: "serializable".into(),
         }
     }
 }
@@ -139,13 +147,23 @@ impl TestSpec {
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
-        if self.db != "etcd" {
+        if !db::KNOWN.contains(&self.db.as_str()) {
             return Err(format!(
                 "unknown db {:?} (known: {})",
                 self.db,
                 db::KNOWN.join(", ")
             ));
         }
+        if !crate::check::txn::models::is_model(&self.consistency_model) {
+            return Err(format!(
+                "unknown consistency_model {:?}; expected one of {}",
+                self.consistency_model,
+                crate::check::txn::models::MODEL_NAMES.join(", ")
+            ));
+        }
+        self.isolation
+            .parse::<Isolation>()
+            .map_err(|e| format!("isolation: {e}"))?;
         self.read_mode
             .parse::<ReadMode>()
             .map(|_| ())
@@ -221,14 +239,8 @@ pub async fn run_test(
     run_dir.write_test(&test_json)?;
 
     // The db.
-    let etcd = Arc::new(Etcd::new(
-        EtcdOptions {
-            binary: spec.etcd_binary.clone(),
-            ..EtcdOptions::default()
-        },
-        cluster.nodes(),
-    ));
-    let db: Arc<dyn Db> = etcd.clone();
+    let target = System::new(&spec, &cluster, &workload)?;
+    let db = target.db();
     eprintln!(
         "setting up {} on {} nodes...",
         db.name(),
@@ -250,7 +262,7 @@ pub async fn run_test(
         .await
         .context("db set-up task")??;
     }
-    if let Ok(v) = version_of(&cluster) {
+    if let Ok(v) = version_of(&cluster, &target) {
         test_json["db_version"] = json!(v);
         run_dir.write_test(&test_json)?;
     }
@@ -274,7 +286,7 @@ pub async fn run_test(
         &workload,
         &defs,
         &cluster,
-        &etcd,
+        &target,
         nemeses.clone(),
         &run_dir,
         stop.clone(),
@@ -335,8 +347,11 @@ pub async fn run_test(
         &history,
         &workload.model,
         &workload.checkers,
-        &spec.read_mode,
-        check_limit,
+        &CheckSettings {
+            read_mode: &spec.read_mode,
+            consistency_model: &spec.consistency_model,
+            time_limit: check_limit,
+        },
     );
     let mut results = results;
     results["interrupted"] = json!(interrupted);
@@ -358,7 +373,7 @@ async fn run_phase(
     workload: &Workload,
     defs: &[config::NemesisDef],
     cluster: &Cluster,
-    etcd: &Arc<Etcd>,
+    target: &System,
     nemeses: Arc<Nemeses>,
     run_dir: &RunDir,
     stop: Stop,
@@ -369,15 +384,7 @@ async fn run_phase(
         let n = nemeses.clone();
         tokio::task::spawn_blocking(move || n.setup()).await??;
     }
-    let read_mode: ReadMode = spec.read_mode.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let opts = EtcdClientOptions {
-        read_mode,
-        timeout: Duration::from_secs_f64(spec.op_timeout),
-        workload: workload.name.clone(),
-        kind: DataKind::for_model(&workload.model),
-        ..EtcdClientOptions::default()
-    };
-    let factory = EtcdClientFactory::for_etcd(etcd, cluster.nodes(), opts)?.into_factory();
+    let factory = target.client_factory(spec, workload, cluster)?;
     let gen = build_generator(spec, seed, workload, defs);
     let recorder = Recorder::create(&run_dir.history(), start)?;
     let progress = recorder.progress();
@@ -509,13 +516,114 @@ fn find_workload(name: &str, dir: &Path) -> anyhow::Result<Workload> {
     w.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn version_of(cluster: &Cluster) -> anyhow::Result<String> {
+fn version_of(cluster: &Cluster, target: &System) -> anyhow::Result<String> {
     let n = cluster
         .nodes()
         .first()
         .ok_or_else(|| anyhow::anyhow!("no nodes"))?;
-    let out = n.run("etcd --version 2>/dev/null | head -1 || true")?;
+    let cmd = match target {
+        System::Etcd(_) => "etcd --version 2>/dev/null | head -1 || true",
+        System::Postgres(..) => {
+            "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres --version 2>/dev/null || true"
+        }
+    };
+    let out = n.run(cmd)?;
     Ok(out.trim().to_string())
+}
+
+/// Checks a test before any cluster is built: its fields, its workload
+/// file, and that the db's clients can run the workload.
+pub fn preflight(spec: &TestSpec, dirs: &Dirs) -> anyhow::Result<()> {
+    spec.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let workload = find_workload(&spec.workload, &dirs.workloads)?;
+    check_db_workload(&spec.db, &workload)
+}
+
+/// Refuses a workload the db's clients cannot run.
+fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
+    let txn = workload.txn.is_some();
+    match db {
+        "etcd" if txn => anyhow::bail!(
+            "etcd does not run the transactional workload {} yet (no multi-key \
+             transactions in its client): use --db postgres",
+            workload.name
+        ),
+        "postgres" if !txn => anyhow::bail!(
+            "postgres runs the transactional workloads (list-append, rw-register), \
+             not {} (model {})",
+            workload.name,
+            workload.model
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The database under test and how its clients are made.
+enum System {
+    Etcd(Arc<Etcd>),
+    Postgres(Arc<Postgres>, Isolation),
+}
+
+impl System {
+    /// The db `spec.db` names, refusing workloads its clients cannot run.
+    fn new(spec: &TestSpec, cluster: &Cluster, workload: &Workload) -> anyhow::Result<System> {
+        check_db_workload(&spec.db, workload)?;
+        match spec.db.as_str() {
+            "etcd" => Ok(System::Etcd(Arc::new(Etcd::new(
+                EtcdOptions {
+                    binary: spec.etcd_binary.clone(),
+                    ..EtcdOptions::default()
+                },
+                cluster.nodes(),
+            )))),
+            "postgres" => {
+                let isolation = spec.isolation.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok(System::Postgres(
+                    Arc::new(Postgres::new(PostgresOptions::default(), cluster.nodes())),
+                    isolation,
+                ))
+            }
+            other => anyhow::bail!("unknown db {other:?} (known: {})", db::KNOWN.join(", ")),
+        }
+    }
+
+    fn db(&self) -> Arc<dyn Db> {
+        match self {
+            System::Etcd(e) => e.clone(),
+            System::Postgres(p, _) => p.clone(),
+        }
+    }
+
+    fn client_factory(
+        &self,
+        spec: &TestSpec,
+        workload: &Workload,
+        cluster: &Cluster,
+    ) -> anyhow::Result<crate::client::ClientFactory> {
+        match self {
+            System::Etcd(etcd) => {
+                let read_mode: ReadMode =
+                    spec.read_mode.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let opts = EtcdClientOptions {
+                    read_mode,
+                    timeout: Duration::from_secs_f64(spec.op_timeout),
+                    workload: workload.name.clone(),
+                    kind: DataKind::for_model(&workload.model),
+                    ..EtcdClientOptions::default()
+                };
+                Ok(EtcdClientFactory::for_etcd(etcd, cluster.nodes(), opts)?.into_factory())
+            }
+            System::Postgres(pg, isolation) => {
+                let host = pg
+                    .host()
+                    .ok_or_else(|| anyhow::anyhow!("postgres needs a node"))?;
+                let mut opts = PostgresClientOptions::new(host, pg.port());
+                opts.isolation = *isolation;
+                opts.list_append = workload.model == "list-append";
+                Ok(PostgresClientFactory::new(opts).into_factory())
+            }
+        }
+    }
 }
 
 /// The active faults, from the nemesis record, in a few words.
@@ -578,15 +686,26 @@ impl ModelVisitor<Result<linear::Report, linear::CheckError>> for Lin<'_> {
     }
 }
 
+/// What the checkers need beside the history, the model and their names.
+#[derive(Clone, Copy, Debug)]
+pub struct CheckSettings<'a> {
+    /// `linearizable` or `serializable` reads (the set checker).
+    pub read_mode: &'a str,
+    /// The consistency model of the `txn` checker.
+    pub consistency_model: &'a str,
+    /// How long a checker may take.
+    pub time_limit: Option<Duration>,
+}
+
 /// Runs the workload's checkers over a history: the verdict, the
 /// `results.json` value, and a line per checker.
 pub fn check_history(
     history: &History,
     model_name: &str,
     checkers: &[String],
-    read_mode: &str,
-    time_limit: Option<Duration>,
+    settings: &CheckSettings<'_>,
 ) -> (Validity, Value, Vec<String>) {
+    let (read_mode, time_limit) = (settings.read_mode, settings.time_limit);
     let mut validity = Validity::Valid;
     let mut results = serde_json::Map::new();
     let mut summary = Vec::new();
@@ -656,6 +775,7 @@ pub fn check_history(
                     format!("cannot check: {e}"),
                 ),
             },
+            "txn" => check_txn(history, model_name, settings),
             "stats" => {
                 let s = stats(history);
                 let line = format!(
@@ -685,6 +805,55 @@ pub fn check_history(
         json!({"valid": validity, "checkers": results}),
         summary,
     )
+}
+
+/// The transactional checker over a `list-append` or `rw-register` history.
+fn check_txn(
+    history: &History,
+    model_name: &str,
+    settings: &CheckSettings<'_>,
+) -> (Validity, Value, String) {
+    use crate::check::txn;
+    let Some(w) = txn::Workload::parse(model_name) else {
+        return (
+            Validity::Unknown,
+            json!({"error": format!("the txn checker takes list-append or rw-register, not {model_name}")}),
+            format!("the txn checker takes list-append or rw-register, not {model_name}"),
+        );
+    };
+    let mut opts = txn::Options::new(w);
+    opts.consistency_models = vec![settings.consistency_model.to_string()];
+    opts.time_limit = settings.time_limit;
+    match txn::check(history, &opts) {
+        Ok(r) => {
+            let mut line = format!(
+                "{} txns, {} ({})",
+                r.txns,
+                if r.anomaly_types.is_empty() {
+                    "no anomalies".to_string()
+                } else {
+                    format!("anomalies {}", r.anomaly_types.join(", "))
+                },
+                settings.consistency_model
+            );
+            if !r.not.is_empty() {
+                line.push_str(&format!("; not {}", r.not.join(", ")));
+            }
+            if let Some(why) = &r.reason {
+                line.push_str(&format!("; {why}"));
+            }
+            (
+                r.validity,
+                serde_json::to_value(&r).unwrap_or(Value::Null),
+                line,
+            )
+        }
+        Err(e) => (
+            Validity::Unknown,
+            json!({"error": e.to_string()}),
+            format!("cannot check: {e}"),
+        ),
+    }
 }
 
 /// Counts of outcomes, overall and per function, of client operations.

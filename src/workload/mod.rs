@@ -20,16 +20,25 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+pub mod txn;
+pub use txn::{TxnGen, TxnSpec};
+
 /// The models a workload may name, with the functions each accepts.
 pub const MODELS: &[(&str, &[&str])] = &[
     ("cas-register", &["read", "write", "cas"]),
     ("register", &["read", "write"]),
     ("set", &["add", "read"]),
+    ("list-append", &["txn"]),
+    ("rw-register", &["txn"]),
     ("noop", &[]),
 ];
 
 /// The checkers a workload may name.
-pub const CHECKERS: &[&str] = &["linearizable", "set", "stats", "perf", "timeline"];
+pub const CHECKERS: &[&str] = &["linearizable", "set", "txn", "stats", "perf", "timeline"];
+
+/// The models whose operations are transactions (`f = "txn"`), generated
+/// by [`txn::TxnGen`] from the file's `[txn]` table.
+pub const TXN_MODELS: &[&str] = &["list-append", "rw-register"];
 
 /// RNG streams, so each random choice has its own draws (see
 /// [`generator::rng`]). Per-key streams start at `KEY_STREAMS`.
@@ -37,6 +46,7 @@ const RATE_STREAM: u64 = 1;
 const MIX_STREAM: u64 = 2;
 const KEY_STREAM: u64 = 3;
 const KEY_STREAMS: u64 = 1 << 32;
+const TXN_STREAM: u64 = 4;
 
 /// A workload file that cannot be used: the file, the line and the field
 /// at fault, and what was expected.
@@ -147,6 +157,9 @@ pub struct Workload {
     /// Functions each worker invokes once, in order, after the main phase
     /// (and after every operation of it has completed).
     pub final_ops: Vec<String>,
+    /// The shape of transactions, for the transactional models
+    /// ([`TXN_MODELS`]); `None` for the others.
+    pub txn: Option<TxnSpec>,
 }
 
 /// How the main phase is bounded and paced.
@@ -276,6 +289,24 @@ impl Workload {
                 final_ops.push(f.into_inner());
             }
         }
+        let is_txn = TXN_MODELS.contains(&model.as_str());
+        let txn = match raw.txn {
+            Some(t) if !is_txn => {
+                return Err(bad(
+                    t.span(),
+                    format!("[txn] applies to the models {} only", TXN_MODELS.join(", ")),
+                ))
+            }
+            Some(t) => Some(t.into_inner().validate(&bad)?),
+            None if is_txn => Some(TxnSpec::default()),
+            None => None,
+        };
+        if is_txn && keys.is_some() {
+            return Err(bad(
+                ops_span,
+                format!("model {model} draws its own keys: remove [keys] and use [txn]"),
+            ));
+        }
         let name = match raw.name {
             Some(n) => n.into_inner(),
             None => source
@@ -292,6 +323,7 @@ impl Workload {
             keys,
             values,
             final_ops,
+            txn,
         })
     }
 
@@ -314,6 +346,13 @@ impl Workload {
 
     /// The main phase, unbounded in time and unpaced.
     pub fn main_generator(&self, seed: u64) -> Box<dyn Generator> {
+        if let Some(spec) = &self.txn {
+            return Box::new(TxnGen::new(
+                spec.clone(),
+                self.model == "list-append",
+                generator::rng(seed, TXN_STREAM),
+            ));
+        }
         let values = self.values.build();
         match &self.keys {
             None => self.mix(values, seed, MIX_STREAM),
@@ -451,6 +490,56 @@ struct RawWorkload {
     values: Option<Spanned<RawDist>>,
     #[serde(rename = "final")]
     final_: Option<Spanned<RawFinal>>,
+    txn: Option<Spanned<RawTxn>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTxn {
+    min_ops: Option<Spanned<i64>>,
+    max_ops: Option<Spanned<i64>>,
+    active_keys: Option<Spanned<i64>>,
+    max_writes_per_key: Option<Spanned<i64>>,
+    read_fraction: Option<Spanned<f64>>,
+}
+
+impl RawTxn {
+    fn validate(self, bad: &Bad<'_>) -> Result<TxnSpec, WorkloadError> {
+        let d = TxnSpec::default();
+        let min_ops = match &self.min_ops {
+            Some(v) => int_in(v, 1, 1000, bad)? as usize,
+            None => d.min_ops,
+        };
+        let max_ops = match &self.max_ops {
+            Some(v) => int_in(v, min_ops as i64, 1000, bad)? as usize,
+            None => d.max_ops.max(min_ops),
+        };
+        let active_keys = match &self.active_keys {
+            Some(v) => int_in(v, 1, 100_000, bad)? as usize,
+            None => d.active_keys,
+        };
+        let max_writes_per_key = match &self.max_writes_per_key {
+            Some(v) => int_in(v, 1, MAX_COUNT, bad)?,
+            None => d.max_writes_per_key,
+        };
+        let read_fraction = match &self.read_fraction {
+            Some(f) if !(0.0..=1.0).contains(f.get_ref()) => {
+                return Err(bad(
+                    f.span(),
+                    format!("must be a number from 0 to 1, got {}", f.get_ref()),
+                ))
+            }
+            Some(f) => *f.get_ref(),
+            None => d.read_fraction,
+        };
+        Ok(TxnSpec {
+            min_ops,
+            max_ops,
+            active_keys,
+            max_writes_per_key,
+            read_fraction,
+        })
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,362 @@
+//! PostgreSQL: Debian's `postgresql` package, one server on the FIRST node
+//! of the cluster (the other nodes take part in nothing: every step on
+//! them is a no-op), started as the `postgres` user (the server refuses to
+//! run as root) with a pid file and a log file under the node's work
+//! directory, listening on the node's address with trust authentication
+//! for the controller's address and the node's own subnets.
+//!
+//! The data directory is made by `initdb` on first configuration; the
+//! database [`DATABASE`](crate::client::postgres::DATABASE) and the tables
+//! of the transactional workloads are created once the server answers.
+//! kill, pause and resume signal the server's whole process group (the
+//! postmaster and its backends), so a paused server is really frozen and
+//! a killed one leaves no backend holding its shared memory.
+
+use std::time::{Duration, Instant};
+
+use super::daemon::Daemon;
+use super::{Db, DbError};
+use crate::client::postgres::{DATABASE, SCHEMA};
+use crate::cluster::Node;
+use crate::control::shell_quote;
+
+/// How PostgreSQL is run.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// The port it listens on.
+    pub port: u16,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions { port: 5432 }
+    }
+}
+
+/// PostgreSQL on the first node of a cluster.
+#[derive(Debug, Clone)]
+pub struct Postgres {
+    opts: PostgresOptions,
+    /// (name, host) of the node that runs the server.
+    primary: Option<(String, String)>,
+}
+
+/// Finds the newest installed server's bin directory, or fails.
+const BINDIR: &str = "B=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1); \
+     [ -n \"$B\" ] && [ -x \"$B/postgres\" ] || { echo 'postgresql is not installed (/usr/lib/postgresql/*/bin/postgres)' >&2; exit 1; }; ";
+
+impl Postgres {
+    /// A server on the first of `nodes`.
+    pub fn new(opts: PostgresOptions, nodes: &[Node]) -> Self {
+        Postgres {
+            opts,
+            primary: nodes
+                .first()
+                .map(|n| (n.name().to_string(), n.host().to_string())),
+        }
+    }
+
+    /// The address clients connect to (the first node's host).
+    pub fn host(&self) -> Option<&str> {
+        self.primary.as_ref().map(|(_, h)| h.as_str())
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.opts.port
+    }
+
+    fn runs_on(&self, node: &Node) -> bool {
+        self.primary.as_ref().is_some_and(|(n, _)| n == node.name())
+    }
+
+    /// The node's postgres directory (data, socket, log, pid file).
+    pub fn dir(&self, node: &Node) -> String {
+        format!("{}/postgres", node.work_dir())
+    }
+
+    fn data_dir(&self, node: &Node) -> String {
+        format!("{}/data", self.dir(node))
+    }
+
+    fn daemon(&self, node: &Node) -> Daemon {
+        let dir = self.dir(node);
+        Daemon::new(
+            "postgres",
+            &format!("{dir}/postgres.pid"),
+            &format!("{dir}/postgres.log"),
+        )
+    }
+
+    fn err(&self, node: &Node, action: &str, reason: impl ToString) -> DbError {
+        DbError::Node {
+            db: "postgres".into(),
+            node: node.name().into(),
+            action: action.into(),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn bindir(&self, node: &Node) -> Result<String, DbError> {
+        let out = node
+            .run(&format!("{BINDIR}echo \"$B\""))
+            .map_err(|e| self.err(node, "find the server", e))?;
+        Ok(out.trim().to_string())
+    }
+
+    /// Sends `signal` to the server's process group when it runs; returns
+    /// whether it ran.
+    fn signal_group(&self, node: &Node, signal: &str) -> Result<bool, DbError> {
+        match self.daemon(node).pid(node)? {
+            None => Ok(false),
+            Some(p) => {
+                node.run(&format!("kill -{signal} -- -{p} 2>/dev/null || true"))?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// One readiness probe, then the database and tables.
+    fn probe(&self, node: &Node) -> Result<(), String> {
+        let dir = shell_quote(&self.dir(node));
+        let port = self.opts.port;
+        let script = format!(
+            "{BINDIR}\"$B/pg_isready\" -q -h {dir} -p {port} || {{ echo 'not ready' >&2; exit 1; }}; \
+             P=\"$B/psql -X -q -v ON_ERROR_STOP=1 -h {dir} -p {port} -U postgres\"; \
+             $P -d postgres -tAc \"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'\" | grep -q 1 || \
+             $P -d postgres -c 'CREATE DATABASE {DATABASE}' || exit 1; \
+             $P -d {DATABASE} -c {schema}",
+            schema = shell_quote(SCHEMA),
+        );
+        match node.exec(&script) {
+            Ok(o) if o.success() => Ok(()),
+            Ok(o) => Err(o.stderr.trim().to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+impl Db for Postgres {
+    fn name(&self) -> &str {
+        "postgres"
+    }
+
+    fn install(&self, node: &Node) -> Result<(), DbError> {
+        if !self.runs_on(node) {
+            return Ok(());
+        }
+        let present = node
+            .exec(&format!("{BINDIR}command -v setpriv >/dev/null"))?
+            .success();
+        if present {
+            return Ok(());
+        }
+        if node.capabilities().shares_host {
+            return Err(self.err(
+                node,
+                "install",
+                "PostgreSQL is not installed on this machine, and local nodes cannot reach a \
+                 package mirror: run `apt-get install -y postgresql` here",
+            ));
+        }
+        // The package starts a cluster of its own: stop it, ours has its
+        // own data directory.
+        let script = "export DEBIAN_FRONTEND=noninteractive; \
+            apt-get install -y -q -o DPkg::Lock::Timeout=600 postgresql util-linux >/dev/null 2>&1 || \
+            { apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null && \
+              apt-get install -y -q -o DPkg::Lock::Timeout=600 postgresql util-linux; } || exit 1; \
+            if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postgresql >/dev/null 2>&1; fi; true";
+        node.run_timeout(script, Duration::from_secs(900))
+            .map_err(|e| self.err(node, "install (apt-get install postgresql)", e))?;
+        Ok(())
+    }
+
+    fn configure(&self, node: &Node) -> Result<(), DbError> {
+        if !self.runs_on(node) {
+            return Ok(());
+        }
+        let dir = shell_quote(&self.dir(node));
+        let data = shell_quote(&self.data_dir(node));
+        // The postgres user must reach its directory through the work dir.
+        // The controller's address is the one SSH sees us come from.
+        let script = format!(
+            "{BINDIR}chmod a+x {work}; mkdir -p {dir}; chown postgres: {dir}; chmod 755 {dir}; \
+             if [ ! -s {data}/PG_VERSION ]; then \
+               setpriv --reuid=postgres --regid=postgres --init-groups \"$B/initdb\" -D {data} \
+                 -A trust -U postgres --no-sync -E UTF8 >> {dir}/initdb.log 2>&1 \
+                 || {{ tail -n 20 {dir}/initdb.log >&2; exit 1; }}; \
+             fi; \
+             c=${{SSH_CLIENT%% *}}; \
+             {{ echo 'local all all trust'; echo 'host all all 127.0.0.1/32 trust'; \
+                echo 'host all all samenet trust'; \
+                case \"$c\" in *:*) echo \"host all all $c/128 trust\";; ?*) echo \"host all all $c/32 trust\";; esac; \
+             }} > {data}/pg_hba.conf; chown postgres: {data}/pg_hba.conf",
+            work = shell_quote(node.work_dir()),
+        );
+        node.run(&script)
+            .map_err(|e| self.err(node, "configure (initdb)", e))?;
+        // A server left running by an earlier test keeps its rows: empty
+        // the tables so values stay unique per key within this test.
+        if self.daemon(node).is_running(node)? {
+            let port = self.opts.port;
+            node.run(&format!(
+                "{BINDIR}\"$B/psql\" -X -q -h {dir} -p {port} -U postgres -d {DATABASE} \
+                 -c 'TRUNCATE la, rw' 2>/dev/null || true"
+            ))?;
+        }
+        Ok(())
+    }
+
+    fn start(&self, node: &Node) -> Result<(), DbError> {
+        if !self.runs_on(node) {
+            return Ok(());
+        }
+        let b = self.bindir(node)?;
+        let listen = if node.host().parse::<std::net::IpAddr>().is_ok() {
+            node.host().to_string()
+        } else {
+            "*".to_string()
+        };
+        let args = [
+            "setpriv".to_string(),
+            "--reuid=postgres".into(),
+            "--regid=postgres".into(),
+            "--init-groups".into(),
+            format!("{b}/postgres"),
+            "-D".into(),
+            self.data_dir(node),
+            "-c".into(),
+            format!("listen_addresses={listen}"),
+            "-c".into(),
+            format!("port={}", self.opts.port),
+            "-c".into(),
+            format!("unix_socket_directories={}", self.dir(node)),
+            "-c".into(),
+            "max_connections=200".into(),
+            "-c".into(),
+            "log_line_prefix=%m [%p] ".into(),
+        ];
+        let command: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+        self.daemon(node)
+            .start(node, &self.dir(node), &command.join(" "))?;
+        Ok(())
+    }
+
+    fn stop(&self, node: &Node) -> Result<(), DbError> {
+        if !self.runs_on(node) {
+            return Ok(());
+        }
+        // SIGINT is PostgreSQL's fast shutdown.
+        let pid = self.daemon(node).pid(node)?;
+        self.daemon(node)
+            .stop(node, "INT", Duration::from_secs(10))?;
+        if let Some(p) = pid {
+            node.run(&format!("kill -KILL -- -{p} 2>/dev/null || true"))?;
+        }
+        Ok(())
+    }
+
+    fn kill(&self, node: &Node) -> Result<(), DbError> {
+        if !self.runs_on(node) {
+            return Ok(());
+        }
+        let pid = self.daemon(node).pid(node)?;
+        if let Some(p) = pid {
+            // The whole group, frozen or not: backends must not outlive
+            // the postmaster holding its shared memory.
+            node.run(&format!(
+                "kill -KILL -- -{p} 2>/dev/null; kill -CONT -- -{p} 2>/dev/null; true"
+            ))?;
+        }
+        self.daemon(node)
+            .stop(node, "KILL", Duration::from_secs(5))?;
+        Ok(())
+    }
+
+    fn pause(&self, node: &Node) -> Result<(), DbError> {
+        if !self.runs_on(node) {
+            return Ok(());
+        }
+        if self.signal_group(node, "STOP")? {
+            Ok(())
+        } else {
+            Err(self.err(node, "pause", "postgres is not running"))
+        }
+    }
+
+    fn resume(&self, node: &Node) -> Result<(), DbError> {
+        if !self.runs_on(node) {
+            return Ok(());
+        }
+        self.signal_group(node, "CONT")?;
+        Ok(())
+    }
+
+    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
+        if !self.runs_on(node) {
+            return Ok(false);
+        }
+        Ok(self.daemon(node).is_running(node)?)
+    }
+
+    fn wipe(&self, node: &Node) -> Result<(), DbError> {
+        if !self.runs_on(node) {
+            return Ok(());
+        }
+        if self.daemon(node).is_running(node)? {
+            return Err(self.err(node, "wipe", "postgres still runs; kill or stop it first"));
+        }
+        node.run(&format!("rm -rf {}", shell_quote(&self.dir(node))))?;
+        Ok(())
+    }
+
+    fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
+        let Some(node) = nodes.iter().find(|n| self.runs_on(n)) else {
+            return Ok(());
+        };
+        let start = Instant::now();
+        loop {
+            let why = match self.probe(node) {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            };
+            if start.elapsed() >= timeout {
+                let log = self.daemon(node).log_tail(node, 5);
+                let running = self.daemon(node).is_running(node).unwrap_or(false);
+                return Err(DbError::Unhealthy {
+                    db: "postgres".into(),
+                    waited: start.elapsed(),
+                    nodes: vec![format!(
+                        "{}: {why}{}; log: {}",
+                        node.name(),
+                        if running {
+                            ""
+                        } else {
+                            " (postgres not running)"
+                        },
+                        crate::control::tail(log.trim(), 800)
+                    )],
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn log_files(&self, node: &Node) -> Vec<String> {
+        if !self.runs_on(node) {
+            return Vec::new();
+        }
+        vec![
+            self.daemon(node).log_file,
+            format!("{}/initdb.log", self.dir(node)),
+        ]
+    }
+
+    fn primaries(&self, nodes: &[Node]) -> Result<Vec<String>, DbError> {
+        Ok(nodes
+            .iter()
+            .filter(|n| self.runs_on(n))
+            .map(|n| n.name().to_string())
+            .collect())
+    }
+}
