@@ -100,17 +100,8 @@ impl Node {
         command: String,
         timeout: Duration,
     ) -> Result<Output, ControlError> {
-        let node = self.clone();
-        let shown = command.clone();
-        tokio::task::spawn_blocking(move || node.exec_timeout(&command, timeout))
+        self.blocking(command, move |node, c| node.exec_timeout(c, timeout))
             .await
-            .unwrap_or_else(|e| {
-                Err(ControlError::new(
-                    &self.name,
-                    &shown,
-                    control::ErrorKind::Session(format!("the SSH task failed: {e}")),
-                ))
-            })
     }
 
     /// [`Node::run_timeout`] for async code: runs on tokio's blocking pool.
@@ -119,9 +110,20 @@ impl Node {
         command: String,
         timeout: Duration,
     ) -> Result<String, ControlError> {
+        self.blocking(command, move |node, c| node.run_timeout(c, timeout))
+            .await
+    }
+
+    /// Runs `f(node, command)` on tokio's blocking pool (ssh2 blocks); a
+    /// task that dies becomes an error naming the node and the command.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        command: String,
+        f: impl FnOnce(&Node, &str) -> Result<T, ControlError> + Send + 'static,
+    ) -> Result<T, ControlError> {
         let node = self.clone();
         let shown = command.clone();
-        tokio::task::spawn_blocking(move || node.run_timeout(&command, timeout))
+        tokio::task::spawn_blocking(move || f(&node, &command))
             .await
             .unwrap_or_else(|e| {
                 Err(ControlError::new(
