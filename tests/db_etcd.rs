@@ -8,42 +8,9 @@ mod cluster_support;
 
 use std::time::{Duration, Instant};
 
-use cluster_support::{http, leftovers, skip_reason, Teardown};
+use cluster_support::{b64, etcd_put as put, http, leftovers, skip_reason, Teardown};
 use faultline::cluster::{local, Node};
 use faultline::db::{self, Db, Etcd, EtcdOptions};
-
-/// Standard base64, which the etcd JSON gateway uses for keys and values.
-fn b64(data: &str) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = data.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn put(node: &Node, key: &str, value: &str) -> Result<(), String> {
-    let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value));
-    let (code, answer) = http(node.host(), 2379, "POST", "/v3/kv/put", &body)?;
-    if code == 200 {
-        Ok(())
-    } else {
-        Err(format!("put on {} answered {code}: {answer}", node.name()))
-    }
-}
 
 /// A linearizable read on `node`; the value base64-encoded, if the key exists.
 fn get(node: &Node, key: &str) -> Result<Option<String>, String> {

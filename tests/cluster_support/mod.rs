@@ -161,3 +161,20 @@ pub fn faultline(state_dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Standard base64, which the etcd JSON gateway uses for keys and values.
+pub fn b64(data: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// A put through `node`'s etcd JSON gateway.
+pub fn etcd_put(node: &faultline::cluster::Node, key: &str, value: &str) -> Result<(), String> {
+    let body = format!(r#"{{"key":"{}","value":"{}"}}"#, b64(key), b64(value));
+    let (code, answer) = http(node.host(), 2379, "POST", "/v3/kv/put", &body)?;
+    if code == 200 {
+        Ok(())
+    } else {
+        Err(format!("put on {} answered {code}: {answer}", node.name()))
+    }
+}
