@@ -89,9 +89,10 @@ impl Text {
         }
     }
 
-    /// True if this text ends with... is exactly `s`: compares piece by
-    /// piece from the end, without building the string.
-    fn equals_str(&self, s: &str) -> bool {
+    /// True if this text is exactly `s`: compares piece by piece from the
+    /// end (the newest piece, where orders differ), without building the
+    /// string.
+    fn equals_bytes(&self, s: &[u8]) -> bool {
         if self.len != s.len() {
             return false;
         }
@@ -99,7 +100,7 @@ impl Text {
         let mut piece = self.last.as_deref();
         while let Some(p) = piece {
             let start = end - p.text.len();
-            if s.as_bytes()[start..end] != *p.text.as_bytes() {
+            if s[start..end] != *p.text.as_bytes() {
                 return false;
             }
             end = start;
@@ -281,6 +282,12 @@ fn chunk(v: &Value) -> Chunk {
     }
 }
 
+fn read_key(op: &KvOp) -> u32 {
+    match op {
+        KvOp::Get(k, _) | KvOp::Put(k, _) | KvOp::Append(k, _) => *k,
+    }
+}
+
 impl Model for Kv {
     type Op = KvOp;
     type State = KvState;
@@ -318,7 +325,11 @@ impl Model for Kv {
             KvOp::Get(k, v) => {
                 let matches = match state.find(*k) {
                     None => v.text.is_empty(),
-                    Some(t) => t.len == v.text.len() && t.hash == v.hash && t.equals_str(&v.text),
+                    Some(t) => {
+                        t.len == v.text.len()
+                            && t.hash == v.hash
+                            && t.equals_bytes(v.text.as_bytes())
+                    }
                 };
                 if matches {
                     Next::One(state.clone())
@@ -359,6 +370,20 @@ impl Model for Kv {
         matches!(op, KvOp::Get(..))
     }
 
+    fn grows(&self, op: &KvOp) -> bool {
+        matches!(op, KvOp::Append(..))
+    }
+
+    fn may_grow_into(&self, state: &KvState, read: &KvOp) -> bool {
+        match (read, state.find(read_key(read))) {
+            (_, None) => true,
+            (KvOp::Get(_, v), Some(t)) => {
+                t.len <= v.text.len() && t.equals_bytes(&v.text.as_bytes()[..t.len])
+            }
+            _ => true,
+        }
+    }
+
     fn heap_bytes(&self, state: &KvState) -> usize {
         // A remembered state owns its entry array beyond the inline two and
         // at most one new piece (the rest is shared with the state it came from).
@@ -382,8 +407,8 @@ mod tests {
         let t2 = Text::of(&ab);
         assert_eq!(t1, t2);
         assert_eq!(t1.to_string_lossless(), "ab");
-        assert!(t1.equals_str("ab"));
-        assert!(!t1.equals_str("ba"));
+        assert!(t1.equals_bytes(b"ab"));
+        assert!(!t1.equals_bytes(b"ba"));
         assert_ne!(t1, Text::of(&Chunk::new("ba")));
         let (c, bc) = (Chunk::new("c"), Chunk::new("bc"));
         let t3 = Text::default().append(&a).append(&b).append(&c);

@@ -96,6 +96,26 @@ pub trait Model: Sync {
         false
     }
 
+    /// True when `op` can only grow a state, in the order that
+    /// [`Model::may_grow_into`] speaks of: an append to a string, an add to
+    /// a set. With it the search drops a configuration as soon as a read
+    /// that must come before any other kind of op can no longer become
+    /// legal, instead of trying every order of the growing ops first. Say
+    /// false when unsure: it is only an optimization.
+    fn grows(&self, op: &Self::Op) -> bool {
+        let _ = op;
+        false
+    }
+
+    /// For a [`Model::read_only`] `read`: false only when no sequence of
+    /// [`Model::grows`] ops applied to `state` can make `read` legal (the
+    /// string read does not start with the state's string; the set read
+    /// lacks an element the state has). Say true when unsure.
+    fn may_grow_into(&self, state: &Self::State, read: &Self::Op) -> bool {
+        let _ = (state, read);
+        true
+    }
+
     /// Bytes a state owns on the heap beyond its own size, counted against
     /// the memory budget for every state the search remembers.
     fn heap_bytes(&self, state: &Self::State) -> usize {

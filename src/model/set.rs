@@ -74,6 +74,16 @@ impl Model for Set {
     fn read_only(&self, op: &SetOp) -> bool {
         matches!(op, SetOp::Read(_))
     }
+    fn grows(&self, op: &SetOp) -> bool {
+        matches!(op, SetOp::Add(_))
+    }
+    fn may_grow_into(&self, state: &Arc<[u32]>, read: &SetOp) -> bool {
+        // Adds only grow the set: the read must hold all it has now.
+        match read {
+            SetOp::Read(r) => state.iter().all(|x| r.binary_search(x).is_ok()),
+            SetOp::Add(_) => true,
+        }
+    }
     fn heap_bytes(&self, state: &Arc<[u32]>) -> usize {
         state.len() * 4 + 16
     }

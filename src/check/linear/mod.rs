@@ -31,7 +31,7 @@ use super::Validity;
 use crate::history::{Call, History, HistoryError, Outcome, Process};
 use crate::model::{Model, Values};
 use rayon::prelude::*;
-use search::{Budget, Found, Problem};
+use search::{Budget, Found, Problem, Tactics};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -340,7 +340,39 @@ fn check_part<M: Model>(
         reason: None,
         counterexample: None,
     };
-    match search::search(model, &problem, budget, max_paths) {
+    let pruned = Tactics {
+        growth_pruning: true,
+        max_configs: None,
+    };
+    let mut found = search::search(model, &problem, budget, max_paths, pruned);
+    if let Found::NotLinearizable { configs, .. } = &found {
+        if problem.ops.iter().any(|o| model.grows(o)) {
+            // Growth pruning may stop short of the furthest point a
+            // linearization reaches. The verdict is settled; search again
+            // without it for the exact counterexample, while that is cheap.
+            let exact = Tactics {
+                growth_pruning: false,
+                max_configs: Some((configs * 16).max(200_000)),
+            };
+            let first = *configs;
+            match search::search(model, &problem, budget, max_paths, exact) {
+                Found::NotLinearizable { configs, frontier } => {
+                    found = Found::NotLinearizable {
+                        configs: first + configs,
+                        frontier,
+                    }
+                }
+                // Growth pruning is sound, so this cannot be; should it
+                // ever happen, the exhaustive answer stands.
+                Found::Linearizable { configs } => {
+                    debug_assert!(false, "growth pruning rejected a linearizable history");
+                    found = Found::Linearizable { configs };
+                }
+                Found::Unknown { .. } => {}
+            }
+        }
+    }
+    match found {
         Found::Linearizable { configs } => verdict.configurations = configs,
         Found::Unknown { configs, reason } => {
             verdict.validity = Validity::Unknown;

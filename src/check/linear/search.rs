@@ -234,12 +234,24 @@ struct Frame<S> {
     phase: u8,
 }
 
+/// How a search may cut corners.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tactics {
+    /// Drop configurations where a pending read can no longer hold
+    /// ([`Model::grows`]). Sound for the verdict, but the furthest point
+    /// reached, and so the counterexample, may come earlier.
+    pub growth_pruning: bool,
+    /// Give up (unknown) after this many configurations.
+    pub max_configs: Option<u64>,
+}
+
 /// Searches for a linearization of `p` under `model`.
 pub(crate) fn search<M: Model>(
     model: &M,
     p: &Problem<M::Op>,
     budget: &Budget<'_>,
     max_paths: usize,
+    tactics: Tactics,
 ) -> Found<M::State> {
     let n = p.entries.len();
     let tail = n as u32 + 1;
@@ -266,6 +278,15 @@ pub(crate) fn search<M: Model>(
         heap: 0,
     };
     let heap = |s: &M::State| model.heap_bytes(s);
+    // Growth pruning (see `Model::grows`): which ops let the look-ahead
+    // pass (they only grow the state, or leave it), and which are reads
+    // it checks. Off when no op grows.
+    let passes: Vec<bool> = p
+        .ops
+        .iter()
+        .map(|o| model.grows(o) || model.read_only(o))
+        .collect();
+    let growth = tactics.growth_pruning && p.ops.iter().any(|o| model.grows(o));
     cache.insert_if_new(zh ^ state_hash(&state), &bits, &state, heap);
 
     let mut frontier = Frontier {
@@ -320,6 +341,12 @@ pub(crate) fn search<M: Model>(
                         "time limit of {} reached after {configs} configurations",
                         budget.time_limit_text
                     ),
+                };
+            }
+            if tactics.max_configs.is_some_and(|m| configs > m) {
+                break 'search Found::Unknown {
+                    configs,
+                    reason: format!("gave up after {configs} configurations"),
                 };
             }
             if budget.cancel.load(Ordering::Relaxed) {
@@ -407,15 +434,36 @@ pub(crate) fn search<M: Model>(
                     } else {
                         unknown_left -= 1;
                     }
-                    node = next[0];
                     start_alt = 0;
-                    phase = 0;
-                    continue;
-                }
-                start_alt = 0;
-                if !dead_end {
-                    node = next[node as usize];
-                    continue;
+                    let doomed = if growth {
+                        cannot_grow(model, p, &next, &passes, &state)
+                    } else {
+                        None
+                    };
+                    match doomed {
+                        None => {
+                            node = next[0];
+                            phase = 0;
+                            continue;
+                        }
+                        // A pending read can no longer hold: as far as this
+                        // order goes, it is stuck there. Undo this step.
+                        Some(read) => note_stuck(
+                            p,
+                            &mut frontier,
+                            &mut best_node,
+                            read,
+                            &state,
+                            &stack,
+                            max_paths,
+                        ),
+                    }
+                } else {
+                    start_alt = 0;
+                    if !dead_end {
+                        node = next[node as usize];
+                        continue;
+                    }
                 }
             }
             // A call of the other phase: not now.
@@ -432,23 +480,15 @@ pub(crate) fn search<M: Model>(
             Some(_) => {
                 // Stuck at a return entry: the op it closes should already
                 // be linearized. Remember how far the search got.
-                if node > best_node {
-                    best_node = node;
-                    frontier.stuck_op = p.entries[node as usize - 1].op;
-                    frontier.states.clear();
-                    frontier.paths.clear();
-                    frontier.more_states = false;
-                }
-                if node == best_node && !frontier.states.contains(&state) {
-                    if frontier.states.len() < MAX_FRONTIER_STATES {
-                        frontier.states.push(state.clone());
-                        if frontier.paths.len() < max_paths {
-                            frontier.paths.push(path_of(p, &stack, &state));
-                        }
-                    } else {
-                        frontier.more_states = true;
-                    }
-                }
+                note_stuck(
+                    p,
+                    &mut frontier,
+                    &mut best_node,
+                    node,
+                    &state,
+                    &stack,
+                    max_paths,
+                );
             }
             // Defensive: the list always holds a return entry while
             // `remaining > 0`, so the tail is never reached.
@@ -495,6 +535,72 @@ pub(crate) fn search<M: Model>(
     };
     budget.memory_used.fetch_sub(reported, Ordering::Relaxed);
     result
+}
+
+/// Remembers that the search, in `state` after the ops on `stack`, could
+/// not pass the return entry at list node `node`, if that is as far as it
+/// has got.
+fn note_stuck<O, S: Clone + PartialEq>(
+    p: &Problem<O>,
+    frontier: &mut Frontier<S>,
+    best_node: &mut u32,
+    node: u32,
+    state: &S,
+    stack: &[Frame<S>],
+    max_paths: usize,
+) {
+    if node > *best_node {
+        *best_node = node;
+        frontier.stuck_op = p.entries[node as usize - 1].op;
+        frontier.states.clear();
+        frontier.paths.clear();
+        frontier.more_states = false;
+    }
+    if node == *best_node && !frontier.states.contains(state) {
+        if frontier.states.len() < MAX_FRONTIER_STATES {
+            frontier.states.push(state.clone());
+            if frontier.paths.len() < max_paths {
+                frontier.paths.push(path_of(p, stack, state));
+            }
+        } else {
+            frontier.more_states = true;
+        }
+    }
+}
+
+/// How far ahead [`cannot_grow`] looks, in list entries.
+const LOOKAHEAD: usize = 64;
+
+/// The list node of the return of a read that is still to be linearized
+/// but no longer can be: walking the list from its head, while every call
+/// met only grows the state or leaves it (so any state before the read's
+/// return is `state` grown), a read's return whose result `state` cannot
+/// grow into.
+fn cannot_grow<M: Model>(
+    model: &M,
+    p: &Problem<M::Op>,
+    next: &[u32],
+    passes: &[bool],
+    state: &M::State,
+) -> Option<u32> {
+    let tail = p.entries.len() as u32 + 1;
+    let mut node = next[0];
+    for _ in 0..LOOKAHEAD {
+        if node == tail {
+            break;
+        }
+        let e = p.entries[node as usize - 1];
+        let op = e.op as usize;
+        if e.is_call {
+            if !passes[op] {
+                break;
+            }
+        } else if model.read_only(&p.ops[op]) && !model.may_grow_into(state, &p.ops[op]) {
+            return Some(node);
+        }
+        node = next[node as usize];
+    }
+    None
 }
 
 /// The linearization on the stack, with the state after each step.
