@@ -42,6 +42,10 @@
 //! `keys_only`, paged at a fixed revision so even a large set is read as one
 //! consistent snapshot.
 //!
+//! Transactions of the `list-append` and `rw-register` workloads (`f =
+//! "txn"`) live in the `txn` submodule: a read of every key, then one etcd
+//! txn comparing each key's `mod_revision`.
+//!
 //! # Classification
 //!
 //! `fail` (certainly not applied): a compare that did not match, a request
