@@ -114,6 +114,12 @@ fn is_commit(body: &Value) -> bool {
 
 #[test]
 fn transactions_decode_and_encode_as_etcd_expects() {
+    // The runner picks the kind from the workload's model.
+    assert_eq!(DataKind::for_model("list-append"), DataKind::List);
+    assert_eq!(DataKind::for_model("rw-register"), DataKind::RwRegister);
+    assert_eq!(Shape::of(DataKind::List), Some(Shape::List));
+    assert_eq!(Shape::of(DataKind::RwRegister), Some(Shape::Register));
+    assert_eq!(Shape::of(DataKind::Set), None);
     let t = Txn::decode(
         "list-append",
         Shape::List,
