@@ -42,6 +42,10 @@
 //! `keys_only`, paged at a fixed revision so even a large set is read as one
 //! consistent snapshot.
 //!
+//! Transactions of the `list-append` and `rw-register` workloads (`f =
+//! "txn"`) live in the `txn` submodule: a read of every key, then one etcd
+//! txn comparing each key's `mod_revision`.
+//!
 //! # Classification
 //!
 //! `fail` (certainly not applied): a compare that did not match, a request
@@ -119,16 +123,22 @@ pub enum DataKind {
     Register,
     /// Sets: `add` an element, `read` the whole set.
     Set,
+    /// Lists of the `list-append` workload: `txn` of `append` and `r`.
+    List,
+    /// Registers of the `rw-register` workload: `txn` of `w` and `r`.
+    RwRegister,
 }
 
 impl DataKind {
-    /// The kind a checker model works on: sets for `set`, registers
+    /// The kind a checker model works on: sets for `set`, lists for
+    /// `list-append`, transactional registers for `rw-register`, registers
     /// otherwise (as [`super::MemoryDb::for_model`]).
     pub fn for_model(model: &str) -> DataKind {
-        if model == "set" {
-            DataKind::Set
-        } else {
-            DataKind::Register
+        match model {
+            "set" => DataKind::Set,
+            "list-append" => DataKind::List,
+            "rw-register" => DataKind::RwRegister,
+            _ => DataKind::Register,
         }
     }
 }
@@ -916,6 +926,9 @@ impl Client for EtcdClient {
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        if inv.f == "txn" {
+            return self.invoke_txn(inv).await;
+        }
         let op = match parse_op(inv, &self.opts) {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
@@ -945,6 +958,8 @@ impl Client for EtcdClient {
         Ok(())
     }
 }
+
+mod txn;
 
 #[cfg(test)]
 mod tests;

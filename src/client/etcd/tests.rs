@@ -11,6 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+mod txn;
+
 fn inv(f: &str, key: Option<Value>, value: Value) -> Invocation {
     Invocation {
         process: Process::Client(0),
