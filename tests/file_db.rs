@@ -193,10 +193,125 @@ fn etcd_through_shell_commands_and_a_bash_client() {
         assert!(etcd_pids(&ns).is_empty(), "etcd still runs in {ns}");
     }
 
+    explicit_lifecycle(&state, tmp.path(), &results);
+
     let (code, out, err) = faultline(&state, &["cluster", "down", "--name-prefix", PREFIX]);
     assert_eq!(code, 0, "{out}{err}");
     let left = leftovers(PREFIX, &state, "10.78.100.");
     assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+/// The same etcd from a db file without `daemon`: the file's own start
+/// (which detaches), kill, running, pause and resume commands, under the
+/// kill and pause nemeses, on the cluster the first run left up.
+fn explicit_lifecycle(state: &Path, tmp: &Path, results: &Path) {
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/etcd-files/client.sh");
+    let file = tmp.join("etcd-explicit.toml");
+    let pid = "$(cat {dir}/pid)";
+    // A zombie (a dead etcd its new parent has not reaped) counts as gone.
+    let alive = format!(
+        "test -f {{dir}}/pid && kill -0 {pid} 2>/dev/null && ! grep -q '^State:.*Z' /proc/{pid}/status"
+    );
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+port = 2379
+member = "{{node}}=http://{{ip}}:2380"
+start = "cd {{dir}}; {alive} && exit 0; setsid etcd --name {{node}} --data-dir {{dir}}/data --listen-peer-urls http://0.0.0.0:2380 --initial-advertise-peer-urls http://{{ip}}:2380 --listen-client-urls http://0.0.0.0:{{port}} --advertise-client-urls http://{{ip}}:{{port}} --initial-cluster {{initial_cluster}} --initial-cluster-state new >> {{dir}}/out.log 2>&1 < /dev/null & echo $! > {{dir}}/pid"
+running = "{alive}"
+kill = "if {alive}; then kill -9 {pid}; while {alive}; do sleep 0.05; done; fi; rm -f {{dir}}/pid"
+pause = "kill -STOP {pid}"
+resume = "kill -CONT {pid} 2>/dev/null; true"
+health = "etcdctl --endpoints=http://{{ip}}:{{port}} --dial-timeout=1s --command-timeout=2s endpoint health"
+logs = ["{{dir}}/out.log"]
+client = "bash {client} {{node}} http://{{ip}}:{{port}}"
+"#,
+            client = client.display()
+        ),
+    )
+    .unwrap();
+    // This file has no `primaries`: kill and pause only nodes by count.
+    let nemeses = tmp.join("nemeses");
+    std::fs::create_dir_all(&nemeses).unwrap();
+    for fault in ["kill", "pause"] {
+        std::fs::write(
+            nemeses.join(format!("{fault}-some.toml")),
+            format!("fault = \"{fault}\"\ntargets = [\"one\", \"minority\"]\n"),
+        )
+        .unwrap();
+    }
+    let db = format!("file:{}", file.display());
+    let res = results.display().to_string();
+    let nem = nemeses.display().to_string();
+    let (code, out, err) = faultline(
+        state,
+        &[
+            "run",
+            "--db",
+            &db,
+            "--workload",
+            "register",
+            "--nemeses-dir",
+            &nem,
+            "--nemesis",
+            "kill-some,pause-some",
+            "--nemesis-interval",
+            "2",
+            "--time-limit",
+            "10",
+            "--concurrency",
+            "4",
+            "--rate",
+            "30",
+            "--seed",
+            "3",
+            "--results",
+            &res,
+        ],
+    );
+    eprintln!("explicit lifecycle:\n{out}\n{err}");
+    assert_eq!(code, 0, "valid expected:\n{out}\n{err}");
+    let latest = results.join("latest");
+    assert!(
+        latest.display().to_string().contains("etcd-explicit")
+            || std::fs::read_to_string(latest.join("test.json"))
+                .unwrap_or_default()
+                .contains("etcd-explicit"),
+        "the second run"
+    );
+    let text = std::fs::read_to_string(latest.join("history.jsonl")).unwrap();
+    let nemesis: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["process"] == "nemesis")
+        .collect();
+    for v in &nemesis {
+        eprintln!("nemesis: {v}");
+    }
+    let did = |f: &str, field: &str| {
+        nemesis
+            .iter()
+            .any(|v| v["f"] == f && v["value"][field].as_array().is_some_and(|a| !a.is_empty()))
+    };
+    assert!(
+        did("kill", "killed"),
+        "a kill went through the file's commands"
+    );
+    assert!(did("start", "started"), "the killed node was started again");
+    assert!(
+        did("pause", "paused"),
+        "a pause went through the file's commands"
+    );
+    assert!(did("resume", "resumed"), "and a resume");
+    assert!(
+        latest.join("nodes/n1/out.log").exists(),
+        "the file's log was collected"
+    );
+    for i in 1..=3 {
+        let ns = format!("{PREFIX}-n{i}");
+        assert!(etcd_pids(&ns).is_empty(), "etcd still runs in {ns}");
+    }
 }
 
 #[test]
