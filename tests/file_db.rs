@@ -73,6 +73,24 @@ fn etcd_through_shell_commands_and_a_bash_client() {
     assert_eq!(code, 0, "{out}{err}");
 
     let db = example().display().to_string();
+    // By hand first: up, the leader through the file's `primaries`, down.
+    let (code, out, err) = faultline(&state, &["db", "up", "--db", &db]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("etcd healthy on 3 node(s)"), "{out}");
+    let (code, out, err) = faultline(&state, &["db", "status", "--db", &db]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        ["n1", "n2", "n3"]
+            .iter()
+            .any(|n| out.contains(&format!("leader: {n}\n"))),
+        "one leader named: {out}"
+    );
+    let (code, out, err) = faultline(&state, &["db", "down", "--db", &db]);
+    assert_eq!(code, 0, "{out}{err}");
+    for i in 1..=3 {
+        assert!(etcd_pids(&format!("{PREFIX}-n{i}")).is_empty(), "db down");
+    }
+
     let res = results.display().to_string();
     let started = std::time::Instant::now();
     let (code, out, err) = faultline(
