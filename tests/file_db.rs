@@ -85,6 +85,9 @@ fn etcd_through_shell_commands_and_a_bash_client() {
             .any(|n| out.contains(&format!("leader: {n}\n"))),
         "one leader named: {out}"
     );
+    let (code, out, err) = faultline(&state, &["heal", "--db", &db]);
+    assert_eq!(code, 0, "heal takes a db file:\n{out}{err}");
+    assert!(out.contains("healed"), "{out}");
     let (code, out, err) = faultline(&state, &["db", "down", "--db", &db]);
     assert_eq!(code, 0, "{out}{err}");
     for i in 1..=3 {

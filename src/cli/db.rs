@@ -56,8 +56,8 @@ pub struct DownArgs {
     logs: Option<PathBuf>,
 }
 
-/// A known database's name, or a db file's.
-fn parse_db(s: &str) -> Result<String, String> {
+/// A known database's name, or a db file's (a clap value parser).
+pub(crate) fn parse_db(s: &str) -> Result<String, String> {
     if db::KNOWN.contains(&s) || db::file::db_file_path(s).is_some() {
         Ok(s.to_string())
     } else {
@@ -68,14 +68,21 @@ fn parse_db(s: &str) -> Result<String, String> {
     }
 }
 
+/// The db file `db` names, loaded and checked; `None` for a known db.
+pub(crate) fn load_db_file(
+    db: &str,
+) -> anyhow::Result<Option<std::sync::Arc<db::file::FileDbSpec>>> {
+    match db::file::db_file_path(db) {
+        Some(p) => Ok(Some(std::sync::Arc::new(
+            db::file::FileDbSpec::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ))),
+        None => Ok(None),
+    }
+}
+
 fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Box<dyn Db>)> {
     // A db file is loaded and checked before the cluster is looked at.
-    let file = match db::file::db_file_path(&args.db) {
-        Some(p) => Some(std::sync::Arc::new(
-            db::file::FileDbSpec::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        )),
-        None => None,
-    };
+    let file = load_db_file(&args.db)?;
     let cluster = args.nodes.cluster()?;
     if let Some(spec) = file {
         let db = db::file::FileDb::new(spec, cluster.nodes())?;
