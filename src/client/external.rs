@@ -211,8 +211,17 @@ impl ExternalClient {
             let tail = Arc::clone(&tail);
             let node = node.clone();
             tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
+                // Bytes, not `lines()`: invalid UTF-8 must not stop the
+                // draining, or the program would block on a full pipe.
+                let mut reader = BufReader::new(stderr);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match reader.read_until(b'\n', &mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
                     tracing::debug!(node = %node, "client stderr: {line}");
                     if let Ok(mut t) = tail.lock() {
                         if t.len() == STDERR_LINES {

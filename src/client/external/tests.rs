@@ -17,7 +17,7 @@ while IFS= read -r line; do
     *'"f":"info"'*) echo '{"type":"info","error":"maybe"}' ;;
     *'"f":"badtype"'*) echo '{"type":"done"}' ;;
     *'"f":"garbage"'*) echo 'this is not json' ;;
-    *'"f":"crash"'*) echo 'dying now' >&2; exit 3 ;;
+    *'"f":"crash"'*) printf 'bad \377 byte\ndying now\n' >&2; exit 3 ;;
     *'"f":"hang"'*) sleep 1234 & echo $! > "$1/sleeper"; wait ;;
   esac
 done
