@@ -24,8 +24,9 @@ pub enum Command {
 /// Which database, on which nodes.
 #[derive(clap::Args, Debug)]
 pub struct DbArgs {
-    /// The database.
-    #[arg(long, default_value = "etcd", value_parser = clap::builder::PossibleValuesParser::new(db::KNOWN))]
+    /// The database: a known one, or a db file (FILE.toml or file:PATH;
+    /// docs/file-db.md).
+    #[arg(long, default_value = "etcd", value_parser = parse_db)]
     db: String,
     /// An etcd binary on this machine to upload to the nodes instead of
     /// installing Debian's etcd-server.
@@ -55,8 +56,38 @@ pub struct DownArgs {
     logs: Option<PathBuf>,
 }
 
+/// A known database's name, or a db file's (a clap value parser).
+pub(crate) fn parse_db(s: &str) -> Result<String, String> {
+    if db::KNOWN.contains(&s) || db::file::db_file_path(s).is_some() {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "known: {}, or a db file (FILE.toml or file:PATH)",
+            db::KNOWN.join(", ")
+        ))
+    }
+}
+
+/// The db file `db` names, loaded and checked; `None` for a known db.
+pub(crate) fn load_db_file(
+    db: &str,
+) -> anyhow::Result<Option<std::sync::Arc<db::file::FileDbSpec>>> {
+    match db::file::db_file_path(db) {
+        Some(p) => Ok(Some(std::sync::Arc::new(
+            db::file::FileDbSpec::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        ))),
+        None => Ok(None),
+    }
+}
+
 fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Box<dyn Db>)> {
+    // A db file is loaded and checked before the cluster is looked at.
+    let file = load_db_file(&args.db)?;
     let cluster = args.nodes.cluster()?;
+    if let Some(spec) = file {
+        let db = db::file::FileDb::new(spec, cluster.nodes())?;
+        return Ok((cluster, Box::new(db)));
+    }
     let db: Box<dyn Db> = match args.db.as_str() {
         "etcd" => {
             let opts = EtcdOptions {

@@ -12,8 +12,9 @@ use crate::nemesis::{self, Nemeses, Nemesis, NemesisOptions};
 /// `heal` flags.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The database whose processes to resume and restart.
-    #[arg(long, default_value = "etcd", value_parser = clap::builder::PossibleValuesParser::new(db::KNOWN))]
+    /// The database whose processes to resume and restart (a known one, or
+    /// a db file: FILE.toml or file:PATH).
+    #[arg(long, default_value = "etcd", value_parser = super::db::parse_db)]
     db: String,
     /// Heal the network (and clocks) only: leave database processes alone.
     #[arg(long)]
@@ -32,9 +33,15 @@ pub struct Args {
 
 /// Runs `faultline heal`.
 pub fn run(a: Args) -> anyhow::Result<i32> {
+    let file = super::db::load_db_file(&a.db)?;
     let cluster = a.nodes.cluster()?;
     let db: Option<std::sync::Arc<dyn Db>> = if a.no_db {
         None
+    } else if let Some(spec) = file {
+        Some(std::sync::Arc::new(db::file::FileDb::new(
+            spec,
+            cluster.nodes(),
+        )?))
     } else {
         match a.db.as_str() {
             "etcd" => {

@@ -20,9 +20,14 @@ pub struct Args {
     /// A test file (TOML) with the fields of a test (docs/test-format.md);
     /// flags override it.
     test_file: Option<PathBuf>,
-    /// The database.
+    /// The database: etcd, postgres, or a db file (FILE.toml or file:PATH;
+    /// docs/file-db.md).
     #[arg(long)]
     db: Option<String>,
+    /// A db file's client program (a command line with the file's
+    /// variables, e.g. "./client.py {node} {ip}"), instead of its `client`.
+    #[arg(long, value_name = "COMMAND")]
+    client: Option<String>,
     /// The workload: a name from the workloads folder or a .toml path.
     #[arg(long)]
     workload: Option<String>,
@@ -132,6 +137,9 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     if let Some(v) = a.db.clone() {
         spec.db = v;
     }
+    if let Some(v) = a.client.clone() {
+        spec.client = Some(v);
+    }
     if let Some(v) = a.workload.clone() {
         spec.workload = v;
     }
@@ -238,6 +246,8 @@ const HOST_PACKAGES: &[(&str, &str)] = &[
 fn db_packages(db: &str) -> &'static [(&'static str, &'static str)] {
     match db {
         "postgres" => &[("/usr/lib/postgresql", "postgresql")],
+        // A db file installs what it needs with its own `install` command.
+        f if crate::db::file::db_file_path(f).is_some() => &[],
         _ => &[("etcd", "etcd-server")],
     }
 }

@@ -13,6 +13,7 @@
 //! tests and benches.
 
 pub mod etcd;
+pub mod external;
 pub mod memory;
 pub mod postgres;
 

@@ -12,6 +12,7 @@
 
 pub mod daemon;
 pub mod etcd;
+pub mod file;
 mod http;
 pub mod postgres;
 

@@ -13,8 +13,10 @@ use crate::check::linear::{self, Options};
 use crate::check::set::{self, SetOptions};
 use crate::check::Validity;
 use crate::client::etcd::{DataKind, EtcdClientFactory, EtcdClientOptions, ReadMode};
+use crate::client::external::{ExternalClientFactory, NodeCommand};
 use crate::client::postgres::{Isolation, PostgresClientFactory, PostgresClientOptions};
 use crate::cluster::Cluster;
+use crate::db::file::{FileDb, FileDbSpec, Template};
 use crate::db::{self, Db, Etcd, EtcdOptions, Postgres, PostgresOptions};
 use crate::generator::{
     self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
@@ -38,8 +40,12 @@ use std::time::{Duration, Instant};
 pub struct TestSpec {
     /// The test's name (the results folder); default `<db>-<workload>-<nemeses>`.
     pub name: String,
-    /// The database: `etcd`, or `postgres` (one server, on the first node).
+    /// The database: `etcd`, `postgres` (one server, on the first node), or
+    /// a db file (`path.toml` or `file:PATH`, docs/file-db.md).
     pub db: String,
+    /// A db file's client program command line, instead of the file's own
+    /// `client` (a template with the file's variables).
+    pub client: Option<String>,
     /// The workload: a name in the workloads folder, or a path to a file.
     pub workload: String,
     /// Nemesis names (files in the nemeses folder, or fault families).
@@ -78,6 +84,7 @@ impl Default for TestSpec {
         TestSpec {
             name: String::new(),
             db: "etcd".into(),
+            client: None,
             workload: "register".into(),
             nemesis: vec!["partition".into()],
             nemesis_interval: None,
@@ -112,7 +119,15 @@ impl TestSpec {
         } else {
             self.nemesis.join("+")
         };
-        format!("{}-{}-{}", self.db, stem, nem)
+        // A db file is named by its stem, not its path.
+        let db = match db::file::db_file_path(&self.db) {
+            Some(p) => p
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "file".into()),
+            None => self.db.clone(),
+        };
+        format!("{db}-{stem}-{nem}")
     }
 
     /// Checks values that serde cannot (positive durations, known names).
@@ -147,9 +162,15 @@ impl TestSpec {
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
-        if !db::KNOWN.contains(&self.db.as_str()) {
+        if self.client.is_some() && db::file::db_file_path(&self.db).is_none() {
             return Err(format!(
-                "unknown db {:?} (known: {})",
+                "client: a client program is for db files (--db FILE.toml), not {:?}",
+                self.db
+            ));
+        }
+        if !db::KNOWN.contains(&self.db.as_str()) && db::file::db_file_path(&self.db).is_none() {
+            return Err(format!(
+                "unknown db {:?} (known: {}, or a db file: FILE.toml or file:PATH)",
                 self.db,
                 db::KNOWN.join(", ")
             ));
@@ -241,6 +262,10 @@ pub async fn run_test(
     // The db.
     let target = System::new(&spec, &cluster, &workload)?;
     let db = target.db();
+    let healthy_within = match &target {
+        System::File(f, _) => f.spec().health_timeout,
+        _ => Duration::from_secs(60),
+    };
     eprintln!(
         "setting up {} on {} nodes...",
         db.name(),
@@ -250,7 +275,7 @@ pub async fn run_test(
         let (db, cluster) = (db.clone(), cluster.clone());
         let leave = spec.leave_db_running;
         tokio::task::spawn_blocking(move || {
-            let set_up = db::setup(db.as_ref(), &cluster, Duration::from_secs(60));
+            let set_up = db::setup(db.as_ref(), &cluster, healthy_within);
             // A half set-up db is torn down, so the next run starts clean.
             if set_up.is_err() && !leave {
                 if let Err(e) = db::teardown(db.as_ref(), &cluster) {
@@ -523,6 +548,11 @@ fn version_of(cluster: &Cluster, target: &System) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no nodes"))?;
     let cmd = match target {
         System::Etcd(_) => "etcd --version 2>/dev/null | head -1 || true",
+        System::File(f, _) => {
+            return f
+                .version(n)
+                .ok_or_else(|| anyhow::anyhow!("no version command"))
+        }
         System::Postgres(..) => {
             "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres --version 2>/dev/null || true"
         }
@@ -536,7 +566,30 @@ fn version_of(cluster: &Cluster, target: &System) -> anyhow::Result<String> {
 pub fn preflight(spec: &TestSpec, dirs: &Dirs) -> anyhow::Result<()> {
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     let workload = find_workload(&spec.workload, &dirs.workloads)?;
-    check_db_workload(&spec.db, &workload)
+    check_db_workload(&spec.db, &workload)?;
+    if db::file::db_file_path(&spec.db).is_some() {
+        file_db(spec)?;
+    }
+    Ok(())
+}
+
+/// The db file `spec.db` names, loaded and checked, with its client
+/// command line (`spec.client` or the file's `client`).
+fn file_db(spec: &TestSpec) -> anyhow::Result<(Arc<FileDbSpec>, Template)> {
+    let path = db::file::db_file_path(&spec.db)
+        .ok_or_else(|| anyhow::anyhow!("{:?} is not a db file", spec.db))?;
+    let file = FileDbSpec::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client = match &spec.client {
+        Some(c) => file.client_template(c).map_err(|e| anyhow::anyhow!(e))?,
+        None => file.client.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no client program: add `client = \"program args {{node}} {{ip}}\"` \
+                 to the file, or pass --client (docs/file-db.md)",
+                path.display()
+            )
+        })?,
+    };
+    Ok((Arc::new(file), client))
 }
 
 /// Refuses a workload the db's clients cannot run. etcd's client runs
@@ -558,6 +611,8 @@ fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
 enum System {
     Etcd(Arc<Etcd>),
     Postgres(Arc<Postgres>, Isolation),
+    /// A db file, and its client program's command line.
+    File(Arc<FileDb>, Template),
 }
 
 impl System {
@@ -579,6 +634,11 @@ impl System {
                     isolation,
                 ))
             }
+            other if db::file::db_file_path(other).is_some() => {
+                let (file, client) = file_db(spec)?;
+                let db = FileDb::new(file, cluster.nodes())?;
+                Ok(System::File(Arc::new(db), client))
+            }
             other => anyhow::bail!("unknown db {other:?} (known: {})", db::KNOWN.join(", ")),
         }
     }
@@ -587,6 +647,7 @@ impl System {
         match self {
             System::Etcd(e) => e.clone(),
             System::Postgres(p, _) => p.clone(),
+            System::File(f, _) => f.clone(),
         }
     }
 
@@ -617,6 +678,23 @@ impl System {
                 opts.isolation = *isolation;
                 opts.list_append = workload.model == "list-append";
                 Ok(PostgresClientFactory::new(opts).into_factory())
+            }
+            System::File(f, client) => {
+                let mut commands = std::collections::HashMap::new();
+                for n in cluster.nodes() {
+                    let vars = f
+                        .vars(n.name())
+                        .ok_or_else(|| anyhow::anyhow!("no variables for node {}", n.name()))?;
+                    let command = client.expand(vars).map_err(|e| anyhow::anyhow!(e))?;
+                    commands.insert(
+                        n.name().to_string(),
+                        NodeCommand {
+                            ip: n.host().to_string(),
+                            command,
+                        },
+                    );
+                }
+                Ok(ExternalClientFactory::new(commands).into_factory())
             }
         }
     }

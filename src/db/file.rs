@@ -1,0 +1,1047 @@
+//! Any database through a file: a TOML file of shell command templates
+//! (install, start, kill, health, ...) describes how to run a system on a
+//! node, so a vendor system can be tested without writing Rust.
+//!
+//! The format is documented in `docs/file-db.md`. In short: every command is
+//! a template whose `{variables}` are filled per node (`{node}`, `{ip}`,
+//! `{dir}`, `{initial_cluster}`, user `[vars]`, ...) and run on that node
+//! over SSH. A `daemon = "program args"` line lets faultline start the
+//! program detached with a pid file and a log file ([`super::daemon`]) and
+//! signal it by pid; without it, the file gives `start`, `kill` and
+//! `running` commands itself and must detach its own processes.
+//!
+//! Every template is checked when the file is loaded: a TOML mistake or an
+//! unknown variable is reported as `file:line:column: what was expected`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::daemon::Daemon;
+use super::{Db, DbError};
+use crate::cluster::Node;
+use crate::control::shell_quote;
+
+/// The variables every template may use, besides the file's own `[vars]`.
+pub const BUILTIN_VARS: &[&str] = &[
+    "name",
+    "node",
+    "ip",
+    "port",
+    "dir",
+    "work_dir",
+    "log",
+    "here",
+    "nodes",
+    "ips",
+    "endpoints",
+    "initial_cluster",
+];
+
+/// The built-in variables the `member` template (one entry of
+/// `{initial_cluster}`) may use, besides the `[vars]`.
+const MEMBER_VARS: &[&str] = &["name", "node", "ip", "port"];
+
+/// The built-in variables a `[vars]` value may use: all but
+/// `{initial_cluster}`, which is made of `member`s that may use `[vars]`.
+const VAR_VARS: &[&str] = &[
+    "name",
+    "node",
+    "ip",
+    "port",
+    "dir",
+    "work_dir",
+    "log",
+    "here",
+    "nodes",
+    "ips",
+    "endpoints",
+];
+
+/// The variables the `dir` template may use.
+const DIR_VARS: &[&str] = &["name", "node", "ip", "port", "work_dir"];
+
+/// A mistake in a db file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDbError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column (in characters), when known.
+    pub column: Option<usize>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl fmt::Display for FileDbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for FileDbError {}
+
+/// 1-based (line, column) of byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+        .chars()
+        .count()
+        + 1;
+    (line, col)
+}
+
+/// One piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Var(String),
+}
+
+/// A command template: text with `{variable}`s. `{{` and `}}` stand for
+/// literal braces; a `{` not followed by a name and `}` (a shell group
+/// `{ a; b; }`, an awk program `{print $1}`) is literal text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The field it came from (`start`, `vars.peer_url`, `--client`).
+    pub field: String,
+    /// The text as written (after TOML unescaping).
+    pub text: String,
+    pieces: Vec<Piece>,
+}
+
+impl Template {
+    /// Parses `text`; `field` names it in errors.
+    pub fn parse(field: &str, text: &str) -> Template {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            if rest.starts_with("{{") {
+                lit.push('{');
+                rest = &rest[2..];
+            } else if rest.starts_with("}}") {
+                lit.push('}');
+                rest = &rest[2..];
+            } else if c == '{' {
+                match var_name_at(rest) {
+                    Some(name) => {
+                        if !lit.is_empty() {
+                            pieces.push(Piece::Text(std::mem::take(&mut lit)));
+                        }
+                        pieces.push(Piece::Var(name.to_string()));
+                        rest = &rest[name.len() + 2..];
+                    }
+                    None => {
+                        lit.push('{');
+                        rest = &rest[1..];
+                    }
+                }
+            } else {
+                lit.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        if !lit.is_empty() {
+            pieces.push(Piece::Text(lit));
+        }
+        Template {
+            field: field.to_string(),
+            text: text.to_string(),
+            pieces,
+        }
+    }
+
+    /// The variables it uses, in order of first use.
+    pub fn vars(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for p in &self.pieces {
+            if let Piece::Var(v) = p {
+                if !out.contains(&v.as_str()) {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
+
+    /// The first variable not in `known`, if any.
+    pub fn unknown_var<'a>(&'a self, known: &dyn Fn(&str) -> bool) -> Option<&'a str> {
+        self.vars().into_iter().find(|v| !known(v))
+    }
+
+    /// The text with every variable replaced (values go in as they are,
+    /// unquoted). A variable missing from `vars` is an error naming it.
+    pub fn expand(&self, vars: &Vars) -> Result<String, String> {
+        let mut out = String::with_capacity(self.text.len() + 32);
+        for p in &self.pieces {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var(v) => match vars.get(v) {
+                    Some(val) => out.push_str(val),
+                    None => {
+                        return Err(format!("{}: unknown variable {{{v}}}", self.field));
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `{name}` at the start of `s`: the name, when it is one.
+fn var_name_at(s: &str) -> Option<&str> {
+    let body = s.strip_prefix('{')?;
+    let end = body.find('}')?;
+    let name = &body[..end];
+    let mut chars = name.chars();
+    let first = chars.next()?;
+    if (first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        Some(name)
+    } else {
+        None
+    }
+}
+
+/// The values of the variables for one node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vars(HashMap<String, String>);
+
+impl Vars {
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    /// Sets `name`.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.0.insert(name.to_string(), value.into());
+    }
+}
+
+/// A template with where it was written, for load-time errors.
+#[derive(Debug, Clone)]
+struct Located {
+    template: Template,
+    span: Range<usize>,
+}
+
+/// The file as TOML gives it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    name: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    dir: Option<Spanned<String>>,
+    member: Option<Spanned<String>>,
+    install: Option<Spanned<String>>,
+    configure: Option<Spanned<String>>,
+    daemon: Option<Spanned<String>>,
+    daemon_name: Option<Spanned<String>>,
+    start: Option<Spanned<String>>,
+    stop: Option<Spanned<String>>,
+    kill: Option<Spanned<String>>,
+    pause: Option<Spanned<String>>,
+    resume: Option<Spanned<String>>,
+    running: Option<Spanned<String>>,
+    wipe: Option<Spanned<String>>,
+    health: Option<Spanned<String>>,
+    primaries: Option<Spanned<String>>,
+    version: Option<Spanned<String>>,
+    logs: Option<Vec<Spanned<String>>>,
+    client: Option<Spanned<String>>,
+    health_timeout: Option<Spanned<f64>>,
+    vars: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// A db file, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct FileDbSpec {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// The file's folder, absolute (`{here}`).
+    pub here: PathBuf,
+    /// The system's name (`name`, default: the file's stem).
+    pub name: String,
+    /// `{port}`.
+    pub port: u16,
+    /// How long set-up waits for every node to be healthy.
+    pub health_timeout: Duration,
+    dir: Template,
+    member: Template,
+    vars: Vec<(String, Template)>,
+    install: Option<Template>,
+    configure: Option<Template>,
+    daemon: Option<Template>,
+    daemon_name: Option<String>,
+    start: Option<Template>,
+    stop: Option<Template>,
+    kill: Option<Template>,
+    pause: Option<Template>,
+    resume: Option<Template>,
+    running: Option<Template>,
+    wipe: Option<Template>,
+    health: Template,
+    primaries: Option<Template>,
+    version: Option<Template>,
+    logs: Vec<Template>,
+    /// The client program's command line, if the file names one.
+    pub client: Option<Template>,
+}
+
+/// Whether `db` names a db file (`file:PATH`, or a path ending in `.toml`),
+/// and which.
+pub fn db_file_path(db: &str) -> Option<PathBuf> {
+    if let Some(p) = db.strip_prefix("file:") {
+        return Some(PathBuf::from(p));
+    }
+    db.ends_with(".toml").then(|| PathBuf::from(db))
+}
+
+impl FileDbSpec {
+    /// Reads and checks the db file at `path`.
+    pub fn load(path: &Path) -> Result<FileDbSpec, FileDbError> {
+        let text = std::fs::read_to_string(path).map_err(|e| FileDbError {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            message: format!("cannot read: {e}"),
+        })?;
+        FileDbSpec::parse(&text, path)
+    }
+
+    /// Parses and checks db file text; `path` names it in errors and gives
+    /// `{here}` (its folder).
+    pub fn parse(text: &str, path: &Path) -> Result<FileDbSpec, FileDbError> {
+        let at = |span: Option<Range<usize>>, message: String| {
+            let (line, column) = match span {
+                Some(s) => {
+                    let (l, c) = line_col(text, s.start);
+                    (Some(l), Some(c))
+                }
+                None => (None, None),
+            };
+            FileDbError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| at(e.span(), e.message().trim().to_string()))?;
+
+        let located = |field: &str, s: &Spanned<String>| Located {
+            template: Template::parse(field, s.get_ref()),
+            span: s.span(),
+        };
+        // Where `{var}` is written inside the value, for the column.
+        let var_error = |l: &Located, var: &str, allowed: &[&str], extra: &str| {
+            let needle = format!("{{{var}}}");
+            let offset = text
+                .get(l.span.clone())
+                .and_then(|src| src.find(&needle))
+                .map_or(l.span.start, |o| l.span.start + o);
+            let mut names: Vec<&str> = allowed.to_vec();
+            names.sort_unstable();
+            at(
+                Some(offset..offset),
+                format!(
+                    "{}: unknown variable {{{var}}}; expected one of {}{extra} \
+                     (write {{{{ and }}}} for literal braces)",
+                    l.template.field,
+                    names
+                        .iter()
+                        .map(|n| format!("{{{n}}}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            )
+        };
+
+        let name = match &raw.name {
+            Some(n) => {
+                let v = n.get_ref().trim();
+                if v.is_empty()
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                {
+                    return Err(at(
+                        Some(n.span()),
+                        format!(
+                            "name: expected a non-empty name of letters, digits, '-', '_' or '.', got {v:?}"
+                        ),
+                    ));
+                }
+                v.to_string()
+            }
+            None => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "db".into()),
+        };
+        let port = match &raw.port {
+            Some(p) => u16::try_from(*p.get_ref())
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| {
+                    at(
+                        Some(p.span()),
+                        format!("port: expected 1 to 65535, got {}", p.get_ref()),
+                    )
+                })?,
+            None => 0,
+        };
+        let health_timeout = match &raw.health_timeout {
+            Some(t) => {
+                let v = *t.get_ref();
+                if !(v > 0.0 && v.is_finite()) {
+                    return Err(at(
+                        Some(t.span()),
+                        format!("health_timeout: expected a positive number of seconds, got {v}"),
+                    ));
+                }
+                Duration::from_secs_f64(v)
+            }
+            None => Duration::from_secs(60),
+        };
+
+        // User variables: names must not hide a built-in one; values may
+        // use the built-in variables.
+        let mut vars = Vec::new();
+        for (k, v) in raw.vars.iter().flatten() {
+            let l = located(&format!("vars.{k}"), v);
+            if BUILTIN_VARS.contains(&k.as_str()) {
+                return Err(at(
+                    Some(v.span()),
+                    format!("vars.{k}: {{{k}}} is a built-in variable; choose another name"),
+                ));
+            }
+            if var_name_at(&format!("{{{k}}}")) != Some(k.as_str()) {
+                return Err(at(
+                    Some(v.span()),
+                    format!(
+                        "vars.{k}: a variable name is letters, digits and '_', not starting with a digit"
+                    ),
+                ));
+            }
+            if let Some(bad) = l.template.unknown_var(&|n| VAR_VARS.contains(&n)) {
+                return Err(var_error(
+                    &l,
+                    bad,
+                    VAR_VARS,
+                    " (a [vars] value may use built-in variables but {initial_cluster})",
+                ));
+            }
+            vars.push((k.clone(), l));
+        }
+        let user: Vec<String> = vars.iter().map(|(k, _)| k.clone()).collect();
+        let all: Vec<&str> = BUILTIN_VARS
+            .iter()
+            .copied()
+            .chain(user.iter().map(String::as_str))
+            .collect();
+        let check =
+            |field: &str, s: &Option<Spanned<String>>| -> Result<Option<Template>, FileDbError> {
+                let Some(s) = s else { return Ok(None) };
+                let l = located(field, s);
+                if l.template.text.trim().is_empty() {
+                    return Err(at(
+                        Some(s.span()),
+                        format!("{field}: expected a command, got an empty string"),
+                    ));
+                }
+                if let Some(bad) = l.template.unknown_var(&|n| all.contains(&n)) {
+                    return Err(var_error(&l, bad, &all, ""));
+                }
+                Ok(Some(l.template))
+            };
+        let restricted =
+            |field: &str, s: &Option<Spanned<String>>, allowed: &[&str], default: &str| {
+                let Some(s) = s else {
+                    return Ok(Template::parse(field, default));
+                };
+                let l = located(field, s);
+                match l.template.unknown_var(&|n| allowed.contains(&n)) {
+                    Some(bad) => Err(var_error(&l, bad, allowed, "")),
+                    None => Ok(l.template),
+                }
+            };
+        let dir = restricted("dir", &raw.dir, DIR_VARS, "{work_dir}/{name}")?;
+        let member_vars: Vec<&str> = MEMBER_VARS
+            .iter()
+            .copied()
+            .chain(user.iter().map(String::as_str))
+            .collect();
+        let member = restricted("member", &raw.member, &member_vars, "{node}={ip}")?;
+
+        let daemon = check("daemon", &raw.daemon)?;
+        let start = check("start", &raw.start)?;
+        let stop = check("stop", &raw.stop)?;
+        let kill = check("kill", &raw.kill)?;
+        let pause = check("pause", &raw.pause)?;
+        let resume = check("resume", &raw.resume)?;
+        let running = check("running", &raw.running)?;
+        if let Some(d) = &raw.daemon {
+            // The daemon helper does all of these by pid: a second way
+            // would be ambiguous.
+            for (field, s) in [
+                ("start", &raw.start),
+                ("stop", &raw.stop),
+                ("kill", &raw.kill),
+                ("pause", &raw.pause),
+                ("resume", &raw.resume),
+                ("running", &raw.running),
+            ] {
+                if let Some(s) = s {
+                    return Err(at(
+                        Some(s.span()),
+                        format!(
+                            "{field}: not used with `daemon` (line {}): faultline starts, stops, \
+                             kills, pauses and resumes the daemon by its pid; remove {field}, \
+                             or remove daemon and give start, kill and running yourself",
+                            line_col(text, d.span().start).0
+                        ),
+                    ));
+                }
+            }
+        } else {
+            if let Some(n) = &raw.daemon_name {
+                return Err(at(
+                    Some(n.span()),
+                    "daemon_name: only used with `daemon`".into(),
+                ));
+            }
+            let missing: Vec<&str> = [
+                ("start", start.is_none()),
+                ("kill", kill.is_none()),
+                ("running", running.is_none()),
+            ]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(f, _)| *f)
+            .collect();
+            if !missing.is_empty() {
+                return Err(at(
+                    None,
+                    format!(
+                        "missing {}: give `daemon = \"program args\"` (faultline runs it in the \
+                         background with a pid file), or all of start (which must detach), kill \
+                         and running (exits 0 while the process lives)",
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
+        let daemon_name = raw.daemon_name.as_ref().map(|n| n.get_ref().clone());
+        let health = check("health", &raw.health)?.ok_or_else(|| {
+            at(
+                None,
+                "missing health: a command that exits 0 when the node serves requests".into(),
+            )
+        })?;
+        let mut logs = Vec::new();
+        for (i, l) in raw.logs.iter().flatten().enumerate() {
+            let field = format!("logs[{i}]");
+            if let Some(t) = check(&field, &Some(l.clone()))? {
+                logs.push(t);
+            }
+        }
+        let here = path
+            .parent()
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
+            .unwrap_or(Path::new("."));
+        let here = std::fs::canonicalize(here).unwrap_or_else(|_| here.to_path_buf());
+        Ok(FileDbSpec {
+            path: path.to_path_buf(),
+            here,
+            name,
+            port,
+            health_timeout,
+            dir,
+            member,
+            vars: vars.into_iter().map(|(k, l)| (k, l.template)).collect(),
+            install: check("install", &raw.install)?,
+            configure: check("configure", &raw.configure)?,
+            daemon,
+            daemon_name,
+            start,
+            stop,
+            kill,
+            pause,
+            resume,
+            running,
+            wipe: check("wipe", &raw.wipe)?,
+            health,
+            primaries: check("primaries", &raw.primaries)?,
+            version: check("version", &raw.version)?,
+            logs,
+            client: check("client", &raw.client)?,
+        })
+    }
+
+    /// Whether a template may use `name`: a built-in or a `[vars]` name.
+    pub fn knows_var(&self, name: &str) -> bool {
+        BUILTIN_VARS.contains(&name) || self.vars.iter().any(|(k, _)| k == name)
+    }
+
+    /// Checks a client command line given outside the file (`--client`).
+    pub fn client_template(&self, text: &str) -> Result<Template, String> {
+        let t = Template::parse("--client", text);
+        if t.text.trim().is_empty() {
+            return Err("--client: expected a command line".into());
+        }
+        if let Some(bad) = t.unknown_var(&|n| self.knows_var(n)) {
+            return Err(format!(
+                "--client {text:?}: unknown variable {{{bad}}}; the variables are the built-in \
+                 ones ({}) and the [vars] of {}",
+                BUILTIN_VARS.join(", "),
+                self.path.display()
+            ));
+        }
+        Ok(t)
+    }
+
+    /// The variables of every member, in the order of `members` (name, ip,
+    /// work dir).
+    pub fn vars_for(&self, members: &[(String, String, String)]) -> Result<Vec<Vars>, String> {
+        let port = self.port.to_string();
+        let join = |f: &dyn Fn(&(String, String, String)) -> String| {
+            members.iter().map(f).collect::<Vec<_>>().join(",")
+        };
+        let nodes = join(&|m| m.0.clone());
+        let ips = join(&|m| m.1.clone());
+        let endpoints = join(&|m| format!("{}:{port}", m.1));
+        // First everything but {initial_cluster}, then the members it is
+        // made of (which may use [vars]), then {initial_cluster} itself.
+        let mut out = Vec::new();
+        let mut entries = Vec::new();
+        for (node, ip, work_dir) in members {
+            let mut v = Vars::default();
+            v.set("name", &self.name);
+            v.set("node", node);
+            v.set("ip", ip);
+            v.set("port", &port);
+            v.set("work_dir", work_dir);
+            let dir = self.dir.expand(&v)?;
+            v.set("log", format!("{dir}/{}.log", self.name));
+            v.set("dir", dir);
+            v.set("here", self.here.display().to_string());
+            v.set("nodes", &nodes);
+            v.set("ips", &ips);
+            v.set("endpoints", &endpoints);
+            let mut user = Vec::new();
+            for (k, t) in &self.vars {
+                user.push((k.clone(), t.expand(&v)?));
+            }
+            for (k, val) in user {
+                v.set(&k, val);
+            }
+            entries.push(self.member.expand(&v)?);
+            out.push(v);
+        }
+        let initial = entries.join(",");
+        for v in &mut out {
+            v.set("initial_cluster", &initial);
+        }
+        Ok(out)
+    }
+}
+
+/// A database run by the commands of a db file.
+#[derive(Debug, Clone)]
+pub struct FileDb {
+    spec: std::sync::Arc<FileDbSpec>,
+    /// Each node's variables, by node name.
+    vars: HashMap<String, Vars>,
+}
+
+impl FileDb {
+    /// The db of `spec` on `nodes`.
+    pub fn new(spec: std::sync::Arc<FileDbSpec>, nodes: &[Node]) -> Result<FileDb, DbError> {
+        let members: Vec<(String, String, String)> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.name().to_string(),
+                    n.host().to_string(),
+                    n.work_dir().to_string(),
+                )
+            })
+            .collect();
+        let all = spec
+            .vars_for(&members)
+            .map_err(|e| DbError::Invalid(format!("{}: {e}", spec.path.display())))?;
+        let vars = members.into_iter().map(|m| m.0).zip(all).collect();
+        Ok(FileDb { spec, vars })
+    }
+
+    /// The file's description.
+    pub fn spec(&self) -> &FileDbSpec {
+        &self.spec
+    }
+
+    /// The variables of the node named `node`.
+    pub fn vars(&self, node: &str) -> Option<&Vars> {
+        self.vars.get(node)
+    }
+
+    fn err(&self, node: &Node, action: &str, reason: impl ToString) -> DbError {
+        DbError::Node {
+            db: self.spec.name.clone(),
+            node: node.name().into(),
+            action: format!("{action} ({})", self.spec.path.display()),
+            reason: reason.to_string(),
+        }
+    }
+
+    fn node_vars(&self, node: &Node) -> Result<&Vars, DbError> {
+        self.vars.get(node.name()).ok_or_else(|| {
+            self.err(
+                node,
+                "variables",
+                "this node is not one the db was made for",
+            )
+        })
+    }
+
+    fn expand(&self, node: &Node, t: &Template) -> Result<String, DbError> {
+        let vars = self.node_vars(node)?;
+        t.expand(vars).map_err(|e| self.err(node, &t.field, e))
+    }
+
+    fn var(&self, node: &Node, name: &str) -> Result<String, DbError> {
+        Ok(self
+            .node_vars(node)?
+            .get(name)
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    /// Runs template `t` on the node; it must exit 0.
+    fn run(&self, node: &Node, t: &Template, timeout: Duration) -> Result<String, DbError> {
+        let cmd = self.expand(node, t)?;
+        let out = node.exec_timeout(&cmd, timeout)?;
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            let said = if out.stderr.trim().is_empty() {
+                out.stdout.trim().to_string()
+            } else {
+                out.stderr.trim().to_string()
+            };
+            Err(self.err(
+                node,
+                &t.field,
+                format!(
+                    "`{cmd}` exited with {}: {}",
+                    status_text(&out),
+                    crate::control::tail(&said, 600)
+                ),
+            ))
+        }
+    }
+
+    fn daemon(&self, node: &Node) -> Result<Option<(Daemon, String)>, DbError> {
+        let Some(t) = &self.spec.daemon else {
+            return Ok(None);
+        };
+        let command = self.expand(node, t)?;
+        let comm = match &self.spec.daemon_name {
+            Some(n) => n.clone(),
+            None => {
+                let first = command.split_whitespace().next().unwrap_or("");
+                Path::new(first)
+                    .file_name()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            }
+        };
+        let dir = self.var(node, "dir")?;
+        let d = Daemon::new(
+            &comm,
+            &format!("{dir}/{}.pid", self.spec.name),
+            &self.var(node, "log")?,
+        );
+        Ok(Some((d, command)))
+    }
+
+    fn mkdir(&self, node: &Node) -> Result<(), DbError> {
+        let dir = self.var(node, "dir")?;
+        node.run(&format!("mkdir -p {}", shell_quote(&dir)))?;
+        Ok(())
+    }
+
+    /// The end of what the node's logs say, for an unhealthy node.
+    fn log_tail(&self, node: &Node) -> String {
+        let files = self.log_files(node);
+        let Some(f) = files.first() else {
+            return String::new();
+        };
+        node.exec(&format!("tail -n 5 {} 2>/dev/null", shell_quote(f)))
+            .map(|o| o.stdout)
+            .unwrap_or_default()
+    }
+
+    /// One run of the health command on the node.
+    fn health(&self, node: &Node) -> Result<(), String> {
+        let cmd = self
+            .expand(node, &self.spec.health)
+            .map_err(|e| e.to_string())?;
+        let out = node
+            .exec_timeout(&cmd, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        if out.success() {
+            Ok(())
+        } else {
+            let said = format!("{} {}", out.stderr.trim(), out.stdout.trim());
+            Err(format!(
+                "health check exited with {}: {}",
+                status_text(&out),
+                crate::control::tail(said.trim(), 300)
+            ))
+        }
+    }
+
+    /// The version the `version` command prints on the node, if the file
+    /// has one.
+    pub fn version(&self, node: &Node) -> Option<String> {
+        let t = self.spec.version.as_ref()?;
+        self.run(node, t, Duration::from_secs(30))
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+}
+
+/// How an exit reads in a message.
+fn status_text(out: &crate::control::Output) -> String {
+    match &out.signal {
+        Some(sig) => format!("signal {sig}"),
+        None => format!("status {}", out.status),
+    }
+}
+
+const SHORT: Duration = Duration::from_secs(60);
+
+impl Db for FileDb {
+    fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    fn install(&self, node: &Node) -> Result<(), DbError> {
+        self.mkdir(node)?;
+        if let Some(t) = &self.spec.install {
+            self.run(node, t, Duration::from_secs(900))?;
+        }
+        Ok(())
+    }
+
+    fn configure(&self, node: &Node) -> Result<(), DbError> {
+        self.mkdir(node)?;
+        if let Some(t) = &self.spec.configure {
+            self.run(node, t, Duration::from_secs(300))?;
+        }
+        Ok(())
+    }
+
+    fn start(&self, node: &Node) -> Result<(), DbError> {
+        self.mkdir(node)?;
+        if let Some((d, command)) = self.daemon(node)? {
+            let dir = self.var(node, "dir")?;
+            d.start(node, &dir, &command)
+                .map_err(|e| self.err(node, "daemon", e))?;
+            return Ok(());
+        }
+        match &self.spec.start {
+            Some(t) => self.run(node, t, SHORT).map(|_| ()),
+            None => Err(self.err(node, "start", "no start command")),
+        }
+    }
+
+    fn stop(&self, node: &Node) -> Result<(), DbError> {
+        if let Some((d, _)) = self.daemon(node)? {
+            return Ok(d.stop(node, "TERM", Duration::from_secs(10))?);
+        }
+        match self.spec.stop.as_ref().or(self.spec.kill.as_ref()) {
+            Some(t) => self.run(node, t, SHORT).map(|_| ()),
+            None => Err(self.err(node, "stop", "no stop or kill command")),
+        }
+    }
+
+    fn kill(&self, node: &Node) -> Result<(), DbError> {
+        if let Some((d, _)) = self.daemon(node)? {
+            return Ok(d.stop(node, "KILL", Duration::from_secs(5))?);
+        }
+        match &self.spec.kill {
+            Some(t) => self.run(node, t, SHORT).map(|_| ()),
+            None => Err(self.err(node, "kill", "no kill command")),
+        }
+    }
+
+    fn pause(&self, node: &Node) -> Result<(), DbError> {
+        if let Some((d, _)) = self.daemon(node)? {
+            return if d.signal(node, "STOP")? {
+                Ok(())
+            } else {
+                Err(self.err(node, "pause", "the daemon is not running"))
+            };
+        }
+        match &self.spec.pause {
+            Some(t) => self.run(node, t, SHORT).map(|_| ()),
+            None => Err(self.err(
+                node,
+                "pause",
+                "the file has no pause command (add `pause = ...`, or use `daemon`)",
+            )),
+        }
+    }
+
+    fn resume(&self, node: &Node) -> Result<(), DbError> {
+        if let Some((d, _)) = self.daemon(node)? {
+            d.signal(node, "CONT")?;
+            return Ok(());
+        }
+        // Without a pause command nothing was ever paused: resuming is a
+        // no-op, as heal must be safe at any time.
+        match &self.spec.resume {
+            Some(t) => self.run(node, t, SHORT).map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
+        if let Some((d, _)) = self.daemon(node)? {
+            return Ok(d.is_running(node)?);
+        }
+        match &self.spec.running {
+            Some(t) => {
+                let cmd = self.expand(node, t)?;
+                Ok(node.exec_timeout(&cmd, SHORT)?.success())
+            }
+            None => Err(self.err(node, "running", "no running command")),
+        }
+    }
+
+    fn wipe(&self, node: &Node) -> Result<(), DbError> {
+        if self.spec.daemon.is_some() && self.is_running(node)? {
+            return Err(self.err(node, "wipe", "the daemon still runs; kill or stop it first"));
+        }
+        match &self.spec.wipe {
+            Some(t) => self.run(node, t, SHORT).map(|_| ()),
+            None => {
+                let dir = self.var(node, "dir")?;
+                node.run(&format!("rm -rf {}", shell_quote(&dir)))?;
+                Ok(())
+            }
+        }
+    }
+
+    fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
+        let start = Instant::now();
+        let mut pending: Vec<(&Node, String)> = nodes.iter().map(|n| (n, String::new())).collect();
+        loop {
+            let results = crate::control::parallel(&pending, |(n, _)| self.health(n));
+            pending = pending
+                .into_iter()
+                .zip(results)
+                .filter_map(|((n, _), r)| r.err().map(|why| (n, why)))
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                let nodes = pending
+                    .iter()
+                    .map(|(n, why)| {
+                        let running = self.is_running(n).unwrap_or(false);
+                        format!(
+                            "{}: {why}{}; log: {}",
+                            n.name(),
+                            if running { "" } else { " (not running)" },
+                            crate::control::tail(self.log_tail(n).trim(), 800)
+                        )
+                    })
+                    .collect();
+                return Err(DbError::Unhealthy {
+                    db: self.spec.name.clone(),
+                    waited: start.elapsed(),
+                    nodes,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn log_files(&self, node: &Node) -> Vec<String> {
+        let mut files = Vec::new();
+        if self.spec.daemon.is_some() {
+            if let Ok(l) = self.var(node, "log") {
+                files.push(l);
+            }
+        }
+        for t in &self.spec.logs {
+            if let Ok(f) = self.expand(node, t) {
+                if !files.contains(&f) {
+                    files.push(f);
+                }
+            }
+        }
+        files
+    }
+
+    fn primaries(&self, nodes: &[Node]) -> Result<Vec<String>, DbError> {
+        let Some(t) = &self.spec.primaries else {
+            return Ok(Vec::new());
+        };
+        // Asked on each node in turn until one answers: a node that is
+        // killed, paused or cut off cannot say.
+        for n in nodes {
+            let Ok(cmd) = self.expand(n, t) else { continue };
+            let Ok(out) = n.exec_timeout(&cmd, Duration::from_secs(10)) else {
+                continue;
+            };
+            if !out.success() {
+                continue;
+            }
+            let names: Vec<String> = out
+                .stdout
+                .split(|c: char| c.is_whitespace() || c == ',')
+                .filter(|w| nodes.iter().any(|n| n.name() == *w))
+                .map(String::from)
+                .collect();
+            return Ok(names);
+        }
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests;
