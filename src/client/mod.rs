@@ -15,6 +15,7 @@
 pub mod etcd;
 pub mod memory;
 pub mod postgres;
+pub mod zookeeper;
 
 pub use memory::{MemoryClient, MemoryDb, NoopClient};
 

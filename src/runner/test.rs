@@ -14,8 +14,10 @@ use crate::check::set::{self, SetOptions};
 use crate::check::Validity;
 use crate::client::etcd::{DataKind, EtcdClientFactory, EtcdClientOptions, ReadMode};
 use crate::client::postgres::{Isolation, PostgresClientFactory, PostgresClientOptions};
+use crate::client::zookeeper::{ZkClientFactory, ZkClientOptions, ZkDataKind, ZkReadMode};
 use crate::cluster::Cluster;
 use crate::db::{self, Db, Etcd, EtcdOptions, Postgres, PostgresOptions};
+use crate::db::{Zookeeper, ZookeeperOptions};
 use crate::generator::{
     self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
 };
@@ -54,7 +56,8 @@ pub struct TestSpec {
     pub rate: Option<f64>,
     /// The seed of every random choice; chosen and recorded when absent.
     pub seed: Option<u64>,
-    /// `linearizable` or `serializable` reads.
+    /// etcd: `linearizable` or `serializable` reads; ZooKeeper: `plain`
+    /// (the connected server's data) or `sync` (sync, then read).
     pub read_mode: String,
     /// Seconds one operation may take before it is recorded `info`.
     pub op_timeout: f64,
@@ -164,6 +167,13 @@ impl TestSpec {
         self.isolation
             .parse::<Isolation>()
             .map_err(|e| format!("isolation: {e}"))?;
+        if self.db == "zookeeper" {
+            return self
+                .read_mode
+                .parse::<ZkReadMode>()
+                .map(|_| ())
+                .map_err(|e| format!("read_mode: {e}"));
+        }
         self.read_mode
             .parse::<ReadMode>()
             .map(|_| ())
@@ -523,6 +533,7 @@ fn version_of(cluster: &Cluster, target: &System) -> anyhow::Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no nodes"))?;
     let cmd = match target {
         System::Etcd(_) => "etcd --version 2>/dev/null | head -1 || true",
+        System::Zookeeper(_) => "dpkg-query -W -f '${Version}' zookeeper 2>/dev/null || true",
         System::Postgres(..) => {
             "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres --version 2>/dev/null || true"
         }
@@ -548,6 +559,10 @@ fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
              transactions in its client): use --db postgres",
             workload.name
         ),
+        "zookeeper" if txn => anyhow::bail!(
+            "zookeeper runs the register and set workloads, not the transactional {}",
+            workload.name
+        ),
         "postgres" if !txn => anyhow::bail!(
             "postgres runs the transactional workloads (list-append, rw-register), \
              not {} (model {})",
@@ -562,6 +577,7 @@ fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
 enum System {
     Etcd(Arc<Etcd>),
     Postgres(Arc<Postgres>, Isolation),
+    Zookeeper(Arc<Zookeeper>),
 }
 
 impl System {
@@ -583,6 +599,10 @@ impl System {
                     isolation,
                 ))
             }
+            "zookeeper" => Ok(System::Zookeeper(Arc::new(Zookeeper::new(
+                ZookeeperOptions::default(),
+                cluster.nodes(),
+            )))),
             other => anyhow::bail!("unknown db {other:?} (known: {})", db::KNOWN.join(", ")),
         }
     }
@@ -591,6 +611,7 @@ impl System {
         match self {
             System::Etcd(e) => e.clone(),
             System::Postgres(p, _) => p.clone(),
+            System::Zookeeper(z) => z.clone(),
         }
     }
 
@@ -621,6 +642,19 @@ impl System {
                 opts.isolation = *isolation;
                 opts.list_append = workload.model == "list-append";
                 Ok(PostgresClientFactory::new(opts).into_factory())
+            }
+            System::Zookeeper(zk) => {
+                let opts = ZkClientOptions {
+                    read_mode: spec.read_mode.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+                    timeout: Duration::from_secs_f64(spec.op_timeout),
+                    workload: workload.name.clone(),
+                    kind: ZkDataKind::for_model(&workload.model),
+                    ..ZkClientOptions::default()
+                };
+                Ok(
+                    ZkClientFactory::for_nodes(cluster.nodes(), zk.client_port(), opts)?
+                        .into_factory(),
+                )
             }
         }
     }
