@@ -124,13 +124,13 @@ fn zookeeper_lifecycle() {
     assert_eq!(zk.mode(victim).as_deref(), Ok("follower"));
 
     // Pause a follower: it stops answering; resumed, it serves again.
-    let follower = nodes
-        .iter()
-        .find(|n| n.name() != new)
-        .expect("a follower");
+    let follower = nodes.iter().find(|n| n.name() != new).expect("a follower");
     zk.pause(follower).expect("pause");
     assert!(zk.mode(follower).is_err(), "a paused server answered srvr");
-    assert!(zk.is_running(follower).expect("is_running"), "paused is alive");
+    assert!(
+        zk.is_running(follower).expect("is_running"),
+        "paused is alive"
+    );
     zk.resume(follower).expect("resume");
     zk.wait_healthy(&nodes, Duration::from_secs(60))
         .expect("healthy after resume");
