@@ -100,6 +100,10 @@ fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Box<dyn Db>)> {
             db::PostgresOptions::default(),
             cluster.nodes(),
         )),
+        "zookeeper" => Box::new(db::Zookeeper::new(
+            db::ZookeeperOptions::default(),
+            cluster.nodes(),
+        )),
         other => anyhow::bail!(
             "unknown database {other:?} (known: {})",
             db::KNOWN.join(", ")

@@ -55,6 +55,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
                 db::PostgresOptions::default(),
                 cluster.nodes(),
             ))),
+            "zookeeper" => Some(std::sync::Arc::new(db::Zookeeper::new(
+                db::ZookeeperOptions::default(),
+                cluster.nodes(),
+            ))),
             other => anyhow::bail!(
                 "unknown database {other:?} (known: {})",
                 db::KNOWN.join(", ")

@@ -50,7 +50,8 @@ pub struct Args {
     /// Seed of every random choice (recorded in test.json).
     #[arg(long)]
     seed: Option<u64>,
-    /// Reads: linearizable (default) or serializable (local, maybe stale).
+    /// Reads: etcd linearizable (default) or serializable (local, maybe
+    /// stale); ZooKeeper plain (default, maybe stale) or sync (sync first).
     #[arg(long)]
     read_mode: Option<String>,
     /// The consistency model the txn checker holds the history to
@@ -157,6 +158,14 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     if let Some(v) = a.read_mode.clone() {
         spec.read_mode = v;
     }
+    // ZooKeeper's reads are `plain` or `sync`: the default (etcd's
+    // `linearizable`) means its default, plain.
+    if spec.db == "zookeeper"
+        && a.read_mode.is_none()
+        && spec.read_mode == TestSpec::default().read_mode
+    {
+        spec.read_mode = "plain".into();
+    }
     spec.op_timeout = a.op_timeout.unwrap_or(spec.op_timeout);
     if let Some(v) = a.consistency_model.clone() {
         spec.consistency_model = v;
@@ -248,6 +257,7 @@ fn db_packages(db: &str) -> &'static [(&'static str, &'static str)] {
         "postgres" => &[("/usr/lib/postgresql", "postgresql")],
         // A db file installs what it needs with its own `install` command.
         f if crate::db::file::db_file_path(f).is_some() => &[],
+        "zookeeper" => &[("/usr/share/java/zookeeper.jar", "zookeeper")],
         _ => &[("etcd", "etcd-server")],
     }
 }

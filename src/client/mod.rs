@@ -16,6 +16,7 @@ pub mod etcd;
 pub mod external;
 pub mod memory;
 pub mod postgres;
+pub mod zookeeper;
 
 pub use memory::{MemoryClient, MemoryDb, NoopClient};
 

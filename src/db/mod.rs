@@ -7,7 +7,8 @@
 //! steps to a whole cluster in parallel. The same code serves the local
 //! cluster and real hosts: it only talks to [`Node`]s.
 //!
-//! [`etcd::Etcd`] is the first implementation; [`daemon`] holds the
+//! [`etcd::Etcd`] is the first implementation, [`postgres::Postgres`] and
+//! [`zookeeper::Zookeeper`] follow it; [`daemon`] holds the
 //! pid-file process handling any database started as a plain daemon can share.
 
 pub mod daemon;
@@ -15,6 +16,7 @@ pub mod etcd;
 pub mod file;
 mod http;
 pub mod postgres;
+pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +26,7 @@ use crate::control::ControlError;
 
 pub use etcd::{Etcd, EtcdOptions};
 pub use postgres::{Postgres, PostgresOptions};
+pub use zookeeper::{Zookeeper, ZookeeperOptions};
 
 /// Why a database step failed.
 #[derive(Debug, thiserror::Error)]
@@ -183,4 +186,4 @@ pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<P
 }
 
 /// The databases `faultline db` knows by name.
-pub const KNOWN: &[&str] = &["etcd", "postgres"];
+pub const KNOWN: &[&str] = &["etcd", "postgres", "zookeeper"];

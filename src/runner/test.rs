@@ -15,9 +15,11 @@ use crate::check::Validity;
 use crate::client::etcd::{DataKind, EtcdClientFactory, EtcdClientOptions, ReadMode};
 use crate::client::external::{ExternalClientFactory, NodeCommand};
 use crate::client::postgres::{Isolation, PostgresClientFactory, PostgresClientOptions};
+use crate::client::zookeeper::{ZkClientFactory, ZkClientOptions, ZkDataKind, ZkReadMode};
 use crate::cluster::Cluster;
 use crate::db::file::{FileDb, FileDbSpec, Template};
 use crate::db::{self, Db, Etcd, EtcdOptions, Postgres, PostgresOptions};
+use crate::db::{Zookeeper, ZookeeperOptions};
 use crate::generator::{
     self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
 };
@@ -60,7 +62,8 @@ pub struct TestSpec {
     pub rate: Option<f64>,
     /// The seed of every random choice; chosen and recorded when absent.
     pub seed: Option<u64>,
-    /// `linearizable` or `serializable` reads.
+    /// etcd: `linearizable` or `serializable` reads; ZooKeeper: `plain`
+    /// (the connected server's data) or `sync` (sync, then read).
     pub read_mode: String,
     /// Seconds one operation may take before it is recorded `info`.
     pub op_timeout: f64,
@@ -185,6 +188,13 @@ impl TestSpec {
         self.isolation
             .parse::<Isolation>()
             .map_err(|e| format!("isolation: {e}"))?;
+        if self.db == "zookeeper" {
+            return self
+                .read_mode
+                .parse::<ZkReadMode>()
+                .map(|_| ())
+                .map_err(|e| format!("read_mode: {e}"));
+        }
         self.read_mode
             .parse::<ReadMode>()
             .map(|_| ())
@@ -553,6 +563,7 @@ fn version_of(cluster: &Cluster, target: &System) -> anyhow::Result<String> {
                 .version(n)
                 .ok_or_else(|| anyhow::anyhow!("no version command"))
         }
+        System::Zookeeper(_) => "dpkg-query -W -f '${Version}' zookeeper 2>/dev/null || true",
         System::Postgres(..) => {
             "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres --version 2>/dev/null || true"
         }
@@ -597,6 +608,10 @@ fn file_db(spec: &TestSpec) -> anyhow::Result<(Arc<FileDbSpec>, Template)> {
 fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
     let txn = workload.txn.is_some();
     match db {
+        "zookeeper" if txn => anyhow::bail!(
+            "zookeeper runs the register and set workloads, not the transactional {}",
+            workload.name
+        ),
         "postgres" if !txn => anyhow::bail!(
             "postgres runs the transactional workloads (list-append, rw-register), \
              not {} (model {})",
@@ -613,6 +628,7 @@ enum System {
     Postgres(Arc<Postgres>, Isolation),
     /// A db file, and its client program's command line.
     File(Arc<FileDb>, Template),
+    Zookeeper(Arc<Zookeeper>),
 }
 
 impl System {
@@ -639,6 +655,10 @@ impl System {
                 let db = FileDb::new(file, cluster.nodes())?;
                 Ok(System::File(Arc::new(db), client))
             }
+            "zookeeper" => Ok(System::Zookeeper(Arc::new(Zookeeper::new(
+                ZookeeperOptions::default(),
+                cluster.nodes(),
+            )))),
             other => anyhow::bail!("unknown db {other:?} (known: {})", db::KNOWN.join(", ")),
         }
     }
@@ -648,6 +668,7 @@ impl System {
             System::Etcd(e) => e.clone(),
             System::Postgres(p, _) => p.clone(),
             System::File(f, _) => f.clone(),
+            System::Zookeeper(z) => z.clone(),
         }
     }
 
@@ -695,6 +716,19 @@ impl System {
                     );
                 }
                 Ok(ExternalClientFactory::new(commands).into_factory())
+            }
+            System::Zookeeper(zk) => {
+                let opts = ZkClientOptions {
+                    read_mode: spec.read_mode.parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+                    timeout: Duration::from_secs_f64(spec.op_timeout),
+                    workload: workload.name.clone(),
+                    kind: ZkDataKind::for_model(&workload.model),
+                    ..ZkClientOptions::default()
+                };
+                Ok(
+                    ZkClientFactory::for_nodes(cluster.nodes(), zk.client_port(), opts)?
+                        .into_factory(),
+                )
             }
         }
     }
