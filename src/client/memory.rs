@@ -499,6 +499,112 @@ mod tests {
         );
     }
 
+    fn apply(db: &MemoryDb, f: &str, value: Value) -> Completion {
+        let mut i = inv(f, 0, value);
+        i.key = None;
+        db.apply(&i)
+    }
+
+    #[test]
+    fn counters_add_and_read_and_a_duplicating_flaw_double_counts() {
+        let db = MemoryDb::for_model("counter");
+        apply(&db, "add", json!(2));
+        apply(&db, "add", json!(3));
+        assert_eq!(apply(&db, "read", json!(null)).value, json!(5));
+        assert_eq!(apply(&db, "add", json!("x")).status, Status::Fail);
+        let db = MemoryDb::for_model("counter").with_flaw(Flaw::Duplicate(2));
+        apply(&db, "add", json!(1));
+        apply(&db, "add", json!(1));
+        assert_eq!(apply(&db, "read", json!(null)).value, json!(3));
+    }
+
+    #[test]
+    fn bank_transfers_keep_the_total_and_refuse_overdrafts() {
+        let db = MemoryDb::for_model("bank");
+        assert_eq!(
+            apply(&db, "read", json!(null)).value,
+            json!({"0": 20, "1": 20, "2": 20, "3": 20, "4": 20})
+        );
+        let t = apply(&db, "transfer", json!({"from": 0, "to": 1, "amount": 5}));
+        assert_eq!(t.status, Status::Ok);
+        let over = apply(&db, "transfer", json!({"from": 0, "to": 1, "amount": 16}));
+        assert_eq!(
+            (over.status, over.error),
+            (Status::Fail, Some(json!("insufficient funds")))
+        );
+        let same = apply(&db, "transfer", json!({"from": 2, "to": 2, "amount": 1}));
+        assert_eq!(same.status, Status::Fail);
+        assert_eq!(apply(&db, "read", json!(null)).value["1"], json!(25));
+        let lossy = MemoryDb::for_model("bank").with_flaw(Flaw::Lose(1));
+        apply(&lossy, "transfer", json!({"from": 0, "to": 1, "amount": 5}));
+        assert_eq!(
+            apply(&lossy, "read", json!(null)).value,
+            json!({"0": 15, "1": 20, "2": 20, "3": 20, "4": 20}),
+            "the deposit was lost"
+        );
+    }
+
+    #[test]
+    fn ids_queues_and_their_flaws() {
+        let db = MemoryDb::for_model("unique-ids");
+        let ids: Vec<Value> = (0..3)
+            .map(|_| apply(&db, "generate", json!(null)).value)
+            .collect();
+        assert_eq!(ids, vec![json!(0), json!(1), json!(2)]);
+        let dup = MemoryDb::for_model("unique-ids").with_flaw(Flaw::Duplicate(2));
+        let ids: Vec<Value> = (0..3)
+            .map(|_| apply(&dup, "generate", json!(null)).value)
+            .collect();
+        assert_eq!(
+            ids,
+            vec![json!(0), json!(1), json!(1)],
+            "the third repeats the second"
+        );
+
+        let q = MemoryDb::for_model("queue");
+        for v in 1..=3 {
+            apply(&q, "enqueue", json!(v));
+        }
+        assert_eq!(apply(&q, "dequeue", json!(null)).value, json!(1));
+        assert_eq!(apply(&q, "drain", json!(null)).value, json!([2, 3]));
+        let empty = apply(&q, "dequeue", json!(null));
+        assert_eq!(
+            (empty.status, empty.error),
+            (Status::Fail, Some(json!("empty")))
+        );
+        let lossy = MemoryDb::for_model("queue").with_flaw(Flaw::Lose(2));
+        for v in 1..=4 {
+            apply(&lossy, "enqueue", json!(v));
+        }
+        assert_eq!(apply(&lossy, "drain", json!(null)).value, json!([1, 3]));
+    }
+
+    #[test]
+    fn transactions_read_their_writes_and_replicas_diverge_until_replicated() {
+        let db = MemoryDb::for_model("long-fork");
+        apply(&db, "txn", json!([["w", 1, 1], ["append", 2, 7]]));
+        let r = apply(
+            &db,
+            "txn",
+            json!([["r", 1, null], ["r", 2, null], ["r", 3, null]]),
+        );
+        assert_eq!(r.value, json!([["r", 1, 1], ["r", 2, [7]], ["r", 3, null]]));
+        let bad = apply(&db, "txn", json!([["x", 1]]));
+        assert_eq!(bad.status, Status::Fail);
+
+        let db = MemoryDb::for_model("long-fork").with_flaw(Flaw::Replicas(4));
+        let read = json!([["r", 1, null], ["r", 2, null]]);
+        db.apply_at("n1", &inv("txn", 0, json!([["w", 1, 1]])));
+        db.apply_at("n2", &inv("txn", 0, json!([["w", 2, 1]])));
+        let a = db.apply_at("n1", &inv("txn", 0, read.clone())).value;
+        assert_eq!(a, json!([["r", 1, 1], ["r", 2, null]]));
+        // The fourth transaction replicates everything.
+        let b = db.apply_at("n2", &inv("txn", 0, read.clone())).value;
+        assert_eq!(b, json!([["r", 1, null], ["r", 2, 1]]), "a long fork");
+        let c = db.apply_at("n1", &inv("txn", 0, read)).value;
+        assert_eq!(c, json!([["r", 1, 1], ["r", 2, 1]]));
+    }
+
     #[tokio::test]
     async fn a_closed_client_refuses_without_applying() {
         let db = MemoryDb::registers();
