@@ -1,4 +1,5 @@
-//! The etcd client: registers and sets on etcd 3.4+ through its JSON gateway.
+//! The etcd client: registers, sets, counters and unique ids on etcd 3.4+
+//! through its JSON gateway (counters and ids live in `etcd/classic.rs`).
 //!
 //! # Why the JSON gateway and not gRPC
 //!
@@ -119,16 +120,22 @@ pub enum DataKind {
     Register,
     /// Sets: `add` an element, `read` the whole set.
     Set,
+    /// Counters: `add` (a compare-and-set loop), `read` (see `classic.rs`).
+    Counter,
+    /// An id source: `generate` (a put's revision; see `classic.rs`).
+    UniqueIds,
 }
 
 impl DataKind {
-    /// The kind a checker model works on: sets for `set`, registers
-    /// otherwise (as [`super::MemoryDb::for_model`]).
+    /// The kind a checker model works on: sets for `set`, counters for
+    /// `counter`, ids for `unique-ids`, registers otherwise (as
+    /// [`super::MemoryDb::for_model`]).
     pub fn for_model(model: &str) -> DataKind {
-        if model == "set" {
-            DataKind::Set
-        } else {
-            DataKind::Register
+        match model {
+            "set" => DataKind::Set,
+            "counter" => DataKind::Counter,
+            "unique-ids" => DataKind::UniqueIds,
+            _ => DataKind::Register,
         }
     }
 }
@@ -916,6 +923,9 @@ impl Client for EtcdClient {
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        if let Some(c) = self.invoke_classic(inv).await {
+            return c;
+        }
         let op = match parse_op(inv, &self.opts) {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
@@ -946,5 +956,6 @@ impl Client for EtcdClient {
     }
 }
 
+mod classic;
 #[cfg(test)]
 mod tests;
