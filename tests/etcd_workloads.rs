@@ -3,7 +3,10 @@
 //! counter (compare-and-set loop) and id source (a put's revision) must
 //! give histories the workloads' checkers find valid, with results.json
 //! naming the checker's figures and `faultline check --model` agreeing.
-//! Needs root and etcd; prints SKIP otherwise.
+//! Then, on the same nodes, the long-fork workload against PostgreSQL
+//! under repeatable read (snapshot isolation, which forbids long forks).
+//! Needs root and etcd (and postgresql for the last part); prints SKIP
+//! otherwise.
 #![cfg(all(feature = "controller", feature = "cli"))]
 
 mod cluster_support;
@@ -18,45 +21,45 @@ struct Down(std::path::PathBuf);
 impl Drop for Down {
     fn drop(&mut self) {
         faultline(&self.0, &["db", "down"]);
+        faultline(&self.0, &["db", "down", "--db", "postgres"]);
         faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
     }
 }
 
 /// Runs `workload` for a few seconds with partitions; returns the exit
 /// code, the output and the run's results.json.
-fn run(state: &Path, results: &Path, workload: &str) -> (i32, String, Value) {
-    let (code, out, err) = faultline(
-        state,
-        &[
-            "run",
-            "--workload",
-            workload,
-            "--nemesis",
-            "partition",
-            "--nemesis-interval",
-            "2",
-            "--time-limit",
-            "8",
-            "--concurrency",
-            "6",
-            "--rate",
-            "150",
-            "--seed",
-            "3",
-            "--leave-db-running",
-            "--results",
-            &results.display().to_string(),
-        ],
-    );
+fn run(state: &Path, results: &Path, workload: &str, db: &[&str]) -> (i32, String, Value) {
+    let nemesis = if db.is_empty() { "partition" } else { "none" };
+    let results_arg = results.display().to_string();
+    let mut args = vec!["run", "--workload", workload];
+    args.extend_from_slice(db);
+    args.extend_from_slice(&[
+        "--nemesis",
+        nemesis,
+        "--nemesis-interval",
+        "2",
+        "--time-limit",
+        "8",
+        "--concurrency",
+        "6",
+        "--rate",
+        "150",
+        "--seed",
+        "3",
+        "--leave-db-running",
+        "--results",
+        &results_arg,
+    ]);
+    let (code, out, err) = faultline(state, &args);
     let text = std::fs::read_to_string(results.join("latest/results.json")).unwrap_or_default();
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
     (code, format!("{out}\n{err}"), json)
 }
 
 #[test]
-fn counter_and_unique_ids_on_etcd_under_partitions_are_valid() {
+fn classic_workloads_on_etcd_and_postgres_are_valid() {
     if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP counter_and_unique_ids_on_etcd_under_partitions_are_valid: {why}");
+        eprintln!("SKIP classic_workloads_on_etcd_and_postgres_are_valid: {why}");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -78,7 +81,7 @@ fn counter_and_unique_ids_on_etcd_under_partitions_are_valid() {
     assert_eq!(code, 0, "{out}{err}");
 
     let results = tmp.path().join("counter");
-    let (code, out, r) = run(&state, &results, "counter");
+    let (code, out, r) = run(&state, &results, "counter", &[]);
     assert_eq!(code, 0, "{out}");
     let c = &r["checkers"]["counter"];
     assert_eq!(c["validity"], "valid", "{c}");
@@ -117,7 +120,7 @@ fn counter_and_unique_ids_on_etcd_under_partitions_are_valid() {
     );
 
     let results = tmp.path().join("ids");
-    let (code, out, r) = run(&state, &results, "unique-ids");
+    let (code, out, r) = run(&state, &results, "unique-ids", &[]);
     assert_eq!(code, 0, "{out}");
     let u = &r["checkers"]["unique-ids"];
     assert_eq!(u["validity"], "valid", "{u}");
@@ -129,6 +132,24 @@ fn counter_and_unique_ids_on_etcd_under_partitions_are_valid() {
 
     let (code, out, err) = faultline(&state, &["db", "down"]);
     assert_eq!(code, 0, "{out}{err}");
+
+    if std::fs::read_dir("/usr/lib/postgresql").is_ok() {
+        let results = tmp.path().join("long-fork");
+        let pg = ["--db", "postgres", "--isolation", "repeatable-read"];
+        let (code, out, r) = run(&state, &results, "long-fork", &pg);
+        assert_eq!(code, 0, "{out}");
+        let f = &r["checkers"]["long-fork"];
+        assert_eq!(f["validity"], "valid", "{f}");
+        eprintln!(
+            "long-fork on postgres (repeatable read): {} reads of {} groups, {} writes",
+            f["reads"], f["groups"], f["writes"]
+        );
+        assert!(f["reads"].as_u64().unwrap_or(0) > 100, "{f}");
+        let (code, out, err) = faultline(&state, &["db", "down", "--db", "postgres"]);
+        assert_eq!(code, 0, "{out}{err}");
+    } else {
+        eprintln!("SKIP long-fork on postgres: postgresql missing");
+    }
     let (code, out, err) = faultline(&state, &["cluster", "down"]);
     assert_eq!(code, 0, "{out}{err}");
     let left = leftovers(PREFIX, &state, "10.78.130.");
