@@ -8,7 +8,10 @@
 //! - `duplicated`: dequeued more times than it was enqueued;
 //! - `unexpected`: dequeued but never enqueued, or enqueued only by
 //!   enqueues that definitely failed;
-//! - `recovered`: enqueue of unknown outcome, later dequeued — fine.
+//! - `recovered`: enqueue of unknown outcome, later dequeued — fine;
+//! - `maybe_taken`: acknowledged, never seen dequeued, but a dequeue of
+//!   unknown outcome may have taken it (no more such elements than such
+//!   dequeues on that queue) — the verdict is then unknown, not invalid.
 //!
 //! Operations: `enqueue` (value: the element), `dequeue` (result: the
 //! element, or `null` / a `fail` when empty) and `drain` (result: the list
@@ -68,6 +71,9 @@ pub struct QueueReport {
     pub lost: Class,
     /// Acknowledged, never dequeued, queue never drained: maybe still there.
     pub undrained: Class,
+    /// Acknowledged, never seen dequeued, but as many dequeues of unknown
+    /// outcome on that queue could have taken them.
+    pub maybe_taken: Class,
     /// Dequeued more times than enqueued.
     pub duplicated: Class,
     /// Dequeued, never (successfully or possibly) enqueued.
@@ -103,6 +109,7 @@ pub fn check_calls(calls: &[Call], opts: &QueueOptions) -> QueueReport {
         ok: 0,
         lost: Class::default(),
         undrained: Class::default(),
+        maybe_taken: Class::default(),
         duplicated: Class::default(),
         unexpected: Class::default(),
         recovered: Class::default(),
@@ -135,6 +142,13 @@ pub fn check_calls(calls: &[Call], opts: &QueueOptions) -> QueueReport {
     if !problems.is_empty() {
         r.validity = Validity::Invalid;
         r.explanation = problems.join("; ");
+    } else if r.maybe_taken.count > 0 {
+        r.validity = Validity::Unknown;
+        r.explanation = format!(
+            "{} never seen dequeued, but as many dequeues of unknown outcome may have taken them (e.g. {})",
+            plural(r.maybe_taken.count, "acknowledged element was", "acknowledged elements were"),
+            show(&r.maybe_taken.examples, 5)
+        );
     } else if r.undrained.count > 0 {
         r.validity = Validity::Unknown;
         r.explanation = format!(
@@ -171,6 +185,7 @@ fn check_key(key: &Option<Value>, calls: &[&Call], r: &mut QueueReport) {
     };
     let mut out: Vec<&Value> = Vec::new();
     let mut drained = false;
+    let mut unknown_dequeues = 0usize;
     let mut enqueued = Vec::new();
     for c in calls {
         match (c.f.as_str(), c.outcome) {
@@ -179,6 +194,7 @@ fn check_key(key: &Option<Value>, calls: &[&Call], r: &mut QueueReport) {
                 enqueued.push((element(&c.input, &mut order), o));
             }
             ("dequeue", Outcome::Ok) if !c.output.is_null() => out.push(&c.output),
+            ("dequeue", Outcome::Info) => unknown_dequeues += 1,
             ("drain", Outcome::Ok) => {
                 drained = true;
                 out.extend(c.output.as_array().into_iter().flatten());
@@ -202,6 +218,13 @@ fn check_key(key: &Option<Value>, calls: &[&Call], r: &mut QueueReport) {
         }
     }
     r.drained += usize::from(drained);
+    let missing: usize = elements
+        .values()
+        .map(|e| e.ok.saturating_sub(e.dequeued))
+        .sum();
+    // Few enough missing elements that the dequeues of unknown outcome
+    // could have taken every one of them: nothing is certainly lost.
+    let maybe_taken = drained && missing <= unknown_dequeues;
     for k in &order {
         let e = &elements[k];
         r.acknowledged += e.ok;
@@ -215,7 +238,9 @@ fn check_key(key: &Option<Value>, calls: &[&Call], r: &mut QueueReport) {
             r.duplicated.push(key, &e.value, e.dequeued - possible);
         }
         if e.ok > e.dequeued {
-            let class = if drained {
+            let class = if maybe_taken {
+                &mut r.maybe_taken
+            } else if drained {
                 &mut r.lost
             } else {
                 &mut r.undrained
@@ -313,6 +338,29 @@ mod tests {
     }
 
     #[test]
+    fn a_dequeue_of_unknown_outcome_may_have_taken_a_missing_element() {
+        let parts = vec![
+            enq(1, OpType::Ok),
+            enq(2, OpType::Ok),
+            call(3, "dequeue", Value::Null, OpType::Info, Value::Null),
+            drain(json!([2])),
+        ];
+        let r = run(parts.clone(), QueueOptions::default());
+        assert_eq!(r.validity, Validity::Unknown);
+        assert_eq!((r.lost.count, r.maybe_taken.count), (0, 1));
+        assert_eq!(
+            r.explanation,
+            "1 acknowledged element was never seen dequeued, but as many dequeues of unknown outcome may have taken them (e.g. 1)"
+        );
+        // Two missing, one unknown dequeue: at least one is lost.
+        let mut more = parts;
+        more.insert(1, enq(5, OpType::Ok));
+        let r = run(more, QueueOptions::default());
+        assert_eq!(r.validity, Validity::Invalid);
+        assert_eq!(r.lost.examples, vec![json!(1), json!(5)]);
+    }
+
+    #[test]
     fn without_a_drain_missing_elements_are_unknown_not_lost() {
         let r = run(vec![enq(1, OpType::Ok)], QueueOptions::default());
         assert_eq!(r.validity, Validity::Unknown);
@@ -321,5 +369,102 @@ mod tests {
             r.explanation,
             "1 acknowledged element was never dequeued, but no drain succeeded, so they may still be queued (e.g. 1)"
         );
+    }
+
+    /// A history built against a real queue: 3 process slots take steps
+    /// from `script`; each enqueue or dequeue takes effect atomically at a
+    /// step between its invocation and completion (or never, for a failed
+    /// one), and a final drain empties the queue. Valid by construction;
+    /// removing one element from the drain loses it.
+    fn simulate(script: &[(u8, u8)]) -> History {
+        const P: usize = 3;
+        let mut q = std::collections::VecDeque::new();
+        let mut ops = Vec::new();
+        let mut next = 0u64;
+        // Per slot: (is_enqueue, element, effect done, dequeued element).
+        type Slot = Option<(bool, u64, bool, Option<u64>)>;
+        let mut busy: [Slot; P] = [None; P];
+        let ev = |p: usize, kind: OpType, f: &str, v: Value| {
+            Op::new(0, Process::Client(p as u64), kind, f, v)
+        };
+        for &(slot, action) in script {
+            let s = slot as usize % P;
+            match busy[s] {
+                None => {
+                    let enq = action % 3 != 0;
+                    if enq {
+                        ops.push(ev(s, OpType::Invoke, "enqueue", json!(next)));
+                        next += 1;
+                        busy[s] = Some((true, next - 1, false, None));
+                    } else {
+                        ops.push(ev(s, OpType::Invoke, "dequeue", Value::Null));
+                        busy[s] = Some((false, 0, false, None));
+                    }
+                }
+                Some((enq, v, false, _)) if action % 2 == 0 => {
+                    let got = if enq {
+                        q.push_back(v);
+                        None
+                    } else {
+                        q.pop_front()
+                    };
+                    busy[s] = Some((enq, v, true, got));
+                }
+                Some((enq, v, done, got)) => {
+                    ops.push(match (enq, done, got) {
+                        (true, true, _) => ev(s, OpType::Ok, "enqueue", json!(v)),
+                        (true, false, _) => ev(s, OpType::Fail, "enqueue", json!(v)),
+                        (false, _, Some(x)) => ev(s, OpType::Ok, "dequeue", json!(x)),
+                        (false, _, None) => ev(s, OpType::Fail, "dequeue", Value::Null),
+                    });
+                    busy[s] = None;
+                }
+            }
+        }
+        // Calls still in flight complete (ok if they took effect, else
+        // fail); every slot is then idle for the drain.
+        for (s, b) in busy.iter().enumerate() {
+            ops.push(match b {
+                Some((true, v, true, _)) => ev(s, OpType::Ok, "enqueue", json!(v)),
+                Some((true, v, false, _)) => ev(s, OpType::Fail, "enqueue", json!(v)),
+                Some((false, _, _, Some(x))) => ev(s, OpType::Ok, "dequeue", json!(x)),
+                Some((false, _, _, None)) => ev(s, OpType::Fail, "dequeue", Value::Null),
+                None => continue,
+            });
+        }
+        ops.push(ev(P, OpType::Invoke, "drain", Value::Null));
+        ops.push(ev(
+            P,
+            OpType::Ok,
+            "drain",
+            json!(q.drain(..).collect::<Vec<_>>()),
+        ));
+        History::new(ops)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn histories_of_a_real_queue_are_valid_and_a_dropped_element_is_lost(
+            script in proptest::collection::vec((0u8..3, 0u8..12), 0..150),
+        ) {
+            let h = simulate(&script);
+            let r = check(&h, &QueueOptions::default()).unwrap();
+            proptest::prop_assert_eq!(r.validity, Validity::Valid, "{}", r.explanation);
+            // Drop the last element the drain returned, if it was
+            // acknowledged: it is lost.
+            let mut forged = h.clone();
+            let last = forged.ops.len() - 1;
+            let drained = forged.ops[last].value.as_array().cloned().unwrap_or_default();
+            let Some(gone) = drained.last().cloned() else { return Ok(()) };
+            let acked = h.ops.iter().any(|o| o.kind == OpType::Ok && o.f == "enqueue" && o.value == gone);
+            forged.ops[last].value = json!(drained[..drained.len() - 1]);
+            let r = check(&forged, &QueueOptions::default()).unwrap();
+            if acked {
+                proptest::prop_assert_eq!(r.validity, Validity::Invalid);
+                proptest::prop_assert_eq!(r.lost.examples.clone(), vec![gone]);
+            } else {
+                proptest::prop_assert_eq!(r.validity, Validity::Valid, "an unacknowledged element may vanish");
+            }
+        }
     }
 }
