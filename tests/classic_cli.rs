@@ -133,3 +133,41 @@ fn bad_input_and_misplaced_flags_exit_3() {
         "{err}"
     );
 }
+
+#[test]
+fn databases_that_cannot_run_a_workload_are_refused_before_any_cluster() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |workload: &str, db: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+            .args([
+                "run",
+                "--workload",
+                workload,
+                "--db",
+                db,
+                "--time-limit",
+                "1",
+            ])
+            .env("FAULTLINE_STATE_DIR", dir.path().join("state"))
+            .output()
+            .expect("runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run("bank", "etcd");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("the etcd client does not run the bank workload yet"),
+        "{err}"
+    );
+    let (code, err) = run("queue", "etcd");
+    assert_eq!(code, 3, "{err}");
+    let (code, err) = run("counter", "postgres");
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("long-fork), not counter (model counter)"),
+        "{err}"
+    );
+}

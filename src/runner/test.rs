@@ -562,8 +562,8 @@ fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
             workload.name
         ),
         "postgres" if !txn => anyhow::bail!(
-            "postgres runs the transactional workloads (list-append, rw-register), \
-             not {} (model {})",
+            "postgres runs the transactional workloads (list-append, rw-register, \
+             long-fork), not {} (model {})",
             workload.name,
             workload.model
         ),
