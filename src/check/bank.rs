@@ -315,4 +315,79 @@ mod tests {
         assert_eq!(r.validity, Validity::Unknown);
         assert_eq!(r.explanation, "no read succeeded, so no total was seen");
     }
+
+    /// A history built against a real bank of 4 accounts holding 100:
+    /// each (slot, from, to, amount) step invokes a transfer or a read on
+    /// a free slot, or completes a busy one, the effect happening
+    /// atomically at completion. Valid by construction; adding 1 to one
+    /// balance of one read makes exactly that read wrong.
+    fn simulate(script: &[(u8, u8, u8, u8)]) -> History {
+        let mut balances = [25i64; 4];
+        let mut ops = Vec::new();
+        let mut busy: [Option<Value>; 3] = [None, None, None];
+        for &(slot, from, to, amount) in script {
+            let s = slot as usize % 3;
+            let p = Process::Client(s as u64);
+            match busy[s].take() {
+                None => {
+                    let (f, v) = if amount % 4 == 0 {
+                        ("read", Value::Null)
+                    } else {
+                        let (from, to) = (from % 4, to % 4);
+                        let to = if to == from { (to + 1) % 4 } else { to };
+                        (
+                            "transfer",
+                            json!({"from": from, "to": to, "amount": amount % 30}),
+                        )
+                    };
+                    ops.push(Op::new(0, p, OpType::Invoke, f, v.clone()));
+                    busy[s] = Some(v);
+                }
+                Some(Value::Null) => {
+                    let read: serde_json::Map<String, Value> = (0..4)
+                        .map(|i| (i.to_string(), json!(balances[i])))
+                        .collect();
+                    ops.push(Op::new(0, p, OpType::Ok, "read", Value::Object(read)));
+                }
+                Some(t) => {
+                    let field = |n: &str| t[n].as_i64().unwrap_or(0);
+                    let (from, to, amount) = (field("from"), field("to"), field("amount"));
+                    let kind = if balances[from as usize] >= amount {
+                        balances[from as usize] -= amount;
+                        balances[to as usize] += amount;
+                        OpType::Ok
+                    } else {
+                        OpType::Fail
+                    };
+                    ops.push(Op::new(0, p, kind, "transfer", t));
+                }
+            }
+        }
+        History::new(ops)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn histories_of_a_real_bank_are_valid_and_a_forged_balance_is_caught(
+            script in proptest::collection::vec((0u8..3, 0u8..4, 0u8..4, 0u8..40), 0..200),
+            pick in 0usize..1000,
+        ) {
+            let h = simulate(&script);
+            let r = check(&h, &TOTAL).unwrap();
+            proptest::prop_assert_ne!(r.validity, Validity::Invalid, "{}", r.explanation);
+            let reads: Vec<usize> = (0..h.len())
+                .filter(|i| h.ops[*i].kind == OpType::Ok && h.ops[*i].f == "read")
+                .collect();
+            proptest::prop_assume!(!reads.is_empty());
+            let at = reads[pick % reads.len()];
+            let mut forged = h.clone();
+            let b = forged.ops[at].value["2"].as_i64().unwrap_or(0);
+            forged.ops[at].value["2"] = json!(b + 1);
+            let r = check(&forged, &TOTAL).unwrap();
+            proptest::prop_assert_eq!(r.validity, Validity::Invalid);
+            proptest::prop_assert_eq!(r.wrong_total.count, 1);
+            proptest::prop_assert_eq!(r.wrong_total.first[0].op.complete, Some(at));
+            proptest::prop_assert_eq!(r.wrong_total.first[0].total, Some(101));
+        }
+    }
 }
