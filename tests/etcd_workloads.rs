@@ -94,6 +94,10 @@ fn classic_workloads_on_etcd_and_postgres_are_valid() {
         c["adds_info"]
     );
     assert!(reads > 50 && adds > 100, "{c}");
+    let latest = results.join("latest").display().to_string();
+    let (code, out, err) = faultline(&state, &["analyze", &latest]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("counter: valid — all "), "{out}");
     let history = results.join("latest/history.jsonl").display().to_string();
     let (code, out, _) = faultline(&state, &["check", "--model", "counter", &history]);
     assert_eq!(code, 0, "{out}");
