@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod classic;
 mod txn;
 
 /// Arguments of `faultline check`.
@@ -28,9 +29,22 @@ pub struct Args {
     paths: Vec<PathBuf>,
     /// Model: register, cas-register, cas-register-knossos, kv, mutex, set,
     /// fifo-queue, unordered-queue. Guessed from the functions when absent.
-    /// list-append or rw-register check transactions (Elle-style) instead.
+    /// list-append or rw-register check transactions (Elle-style) instead;
+    /// bank, counter, unique-ids, queue (total-queue: lost, duplicated,
+    /// unexpected) or long-fork run Jepsen's checker of that workload
+    /// (docs/checkers.md). For a linearizable FIFO queue use fifo-queue.
     #[arg(long, short)]
     model: Option<String>,
+    /// With bank: the total every read must see (default: the first
+    /// successful read's total).
+    #[arg(long, value_name = "AMOUNT")]
+    total: Option<i64>,
+    /// With bank: balances may be negative.
+    #[arg(long)]
+    negative_balances: bool,
+    /// With queue: at-least-once delivery, duplicates are not an error.
+    #[arg(long)]
+    duplicates_allowed: bool,
     /// With list-append or rw-register: a consistency model the history must
     /// satisfy (repeatable; default strict-serializable).
     #[arg(long = "consistency-model", value_name = "MODEL")]
@@ -98,6 +112,16 @@ impl ModelVisitor<Result<Report, CheckError>> for Visit<'_> {
 
 /// Runs `faultline check`.
 pub fn run(a: Args) -> anyhow::Result<i32> {
+    if let Some(name) = a
+        .model
+        .as_deref()
+        .filter(|m| crate::check::classic::NAMES.contains(m))
+    {
+        return classic::run(&a, name);
+    }
+    if a.total.is_some() || a.negative_balances || a.duplicates_allowed {
+        bail!("--total, --negative-balances and --duplicates-allowed need --model bank or queue");
+    }
     if let Some(w) = a
         .model
         .as_deref()

@@ -348,6 +348,7 @@ fn exit_code(v: Validity) -> i32 {
 /// Runs `faultline analyze`: checks a stored run's history again with the
 /// checkers its test.json names, and rewrites results.json.
 pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
+    use crate::check::{bank::BankOptions, classic::ClassicOptions};
     let stored = RunDir::open(&a.dir)?;
     let model = stored.test["model"]
         .as_str()
@@ -377,6 +378,15 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
             read_mode: &read_mode,
             consistency_model: &consistency_model,
             time_limit: None,
+            classic: ClassicOptions {
+                bank: BankOptions {
+                    total: stored.test["bank"]["total"].as_i64(),
+                    negative_balances: stored.test["bank"]["negative_balances"]
+                        .as_bool()
+                        .unwrap_or(false),
+                },
+                ..ClassicOptions::default()
+            },
         },
     );
     stored.dir.write_results(&results)?;

@@ -1,4 +1,5 @@
-//! The etcd client: registers and sets on etcd 3.4+ through its JSON gateway.
+//! The etcd client: registers, sets, counters and unique ids on etcd 3.4+
+//! through its JSON gateway (counters and ids live in `etcd/classic.rs`).
 //!
 //! # Why the JSON gateway and not gRPC
 //!
@@ -127,17 +128,24 @@ pub enum DataKind {
     List,
     /// Registers of the `rw-register` workload: `txn` of `w` and `r`.
     RwRegister,
+    /// Counters: `add` (a compare-and-set loop), `read` (see `classic.rs`).
+    Counter,
+    /// An id source: `generate` (a put's revision; see `classic.rs`).
+    UniqueIds,
 }
 
 impl DataKind {
     /// The kind a checker model works on: sets for `set`, lists for
-    /// `list-append`, transactional registers for `rw-register`, registers
-    /// otherwise (as [`super::MemoryDb::for_model`]).
+    /// `list-append`, transactional registers for `rw-register`, counters
+    /// for `counter`, ids for `unique-ids`, registers otherwise (as
+    /// [`super::MemoryDb::for_model`]).
     pub fn for_model(model: &str) -> DataKind {
         match model {
             "set" => DataKind::Set,
             "list-append" => DataKind::List,
             "rw-register" => DataKind::RwRegister,
+            "counter" => DataKind::Counter,
+            "unique-ids" => DataKind::UniqueIds,
             _ => DataKind::Register,
         }
     }
@@ -929,6 +937,9 @@ impl Client for EtcdClient {
         if inv.f == "txn" {
             return self.invoke_txn(inv).await;
         }
+        if let Some(c) = self.invoke_classic(inv).await {
+            return c;
+        }
         let op = match parse_op(inv, &self.opts) {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
@@ -959,6 +970,7 @@ impl Client for EtcdClient {
     }
 }
 
+mod classic;
 mod txn;
 
 #[cfg(test)]

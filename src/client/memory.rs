@@ -1,56 +1,164 @@
-//! In-process clients: a linearizable in-memory database and a client that
+//! In-process clients: an atomic in-memory database and a client that
 //! does nothing. For tests of the runner and checkers, and for benches that
-//! measure the harness rather than a database.
+//! measure the harness rather than a database. [`Flaw`] breaks the
+//! database on purpose, so tests can show a checker catches what it
+//! should.
 
 use super::{Client, ClientError, Completion, Invocation};
-use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
+use crate::workload::Workload;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-/// The state of [`MemoryDb`]: registers and sets, by key.
+/// What a [`MemoryDb`] stores, which decides what its functions mean.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Registers by key: `read`, `write`, `cas` (and sets by key: `add`,
+    /// `read-set`).
+    Registers,
+    /// Sets by key: `add`, `read`.
+    Sets,
+    /// Counters by key: `add` (a whole number), `read`.
+    Counters,
+    /// One bank: `transfer` `{from, to, amount}`, `read` (every balance).
+    Bank {
+        /// Opening balances of accounts `0..`.
+        initial: Vec<i64>,
+        /// Balances may go below zero.
+        negative: bool,
+    },
+    /// One id source: `generate`.
+    UniqueIds,
+    /// Queues by key: `enqueue`, `dequeue`, `drain`.
+    Queues,
+    /// Transactions over registers and lists: `txn` with micro-operations
+    /// `["r", k, null]`, `["w", k, v]`, `["append", k, v]`.
+    Txn,
+}
+
+/// A deliberate bug, for tests that a checker catches it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flaw {
+    /// A correct database.
+    #[default]
+    None,
+    /// Every `n`-th change is acknowledged but (partly) not applied: an
+    /// add, an enqueue, a transfer's deposit, an id counter's increment.
+    Lose(u64),
+    /// Every `n`-th change is applied twice: an add, a transfer's deposit;
+    /// a dequeue leaves its element in the queue; a generate hands out the
+    /// previous id again.
+    Duplicate(u64),
+    /// Transactions run on one replica per node; each write reaches the
+    /// other replicas only every `n`-th transaction, so nodes observe
+    /// concurrent writes in different orders (long forks).
+    Replicas(u64),
+}
+
+/// The state of [`MemoryDb`], by key.
 #[derive(Debug, Default)]
 struct State {
     registers: HashMap<String, Value>,
     sets: HashMap<String, BTreeSet<u64>>,
+    counters: HashMap<String, i64>,
+    balances: Option<Vec<i64>>,
+    next_id: u64,
+    queues: HashMap<String, VecDeque<Value>>,
+    /// Transactional data (key text → register value or list).
+    txn: HashMap<String, Value>,
+    /// With [`Flaw::Replicas`]: each node's copy, and the writes not yet
+    /// copied to every node.
+    replicas: HashMap<String, HashMap<String, Value>>,
+    unreplicated: Vec<(String, String, Value)>,
+    /// Changes made, for [`Flaw`]s that strike every `n`-th.
+    changes: u64,
 }
 
-/// A linearizable in-memory database shared by many [`MemoryClient`]s: every
-/// operation happens atomically under one lock, between its invocation and
-/// its completion, so any history it produces is linearizable.
+impl State {
+    /// Counts a change; true when the flaw `every` strikes it.
+    fn strikes(&mut self, every: u64) -> bool {
+        self.changes += 1;
+        every > 0 && self.changes % every == 0
+    }
+}
+
+/// An in-memory database shared by many [`MemoryClient`]s: every operation
+/// happens atomically under one lock, between its invocation and its
+/// completion, so (without a [`Flaw`]) every history it produces is
+/// linearizable.
 ///
-/// Registers: `read` (value `null`, result the current value or `null`),
-/// `write` (value), `cas` (`[expected, new]`, `fail` when the current value
-/// differs). Sets: `add` (an integer), `read-set` / `read` on a set key (the
-/// sorted members). A key is a register or a set by its first use.
-#[derive(Debug, Default, Clone)]
+/// What its functions mean depends on the workload it serves
+/// ([`MemoryDb::for_workload`]): registers (`read`, `write`, `cas`), sets
+/// (`add`, `read`), counters (`add`, `read`), a bank (`transfer`, `read`),
+/// an id source (`generate`), queues (`enqueue`, `dequeue` — `fail` when
+/// empty — and `drain`), or transactions (`txn`).
+#[derive(Debug, Clone)]
 pub struct MemoryDb {
     state: Arc<Mutex<State>>,
-    /// When true, `read` returns set members (set workloads).
-    sets: bool,
+    kind: Arc<Kind>,
+    flaw: Flaw,
+}
+
+impl Default for MemoryDb {
+    fn default() -> Self {
+        MemoryDb::of(Kind::Registers)
+    }
 }
 
 impl MemoryDb {
+    fn of(kind: Kind) -> MemoryDb {
+        MemoryDb {
+            state: Arc::default(),
+            kind: Arc::new(kind),
+            flaw: Flaw::None,
+        }
+    }
+
     /// A database whose `read` reads registers.
     pub fn registers() -> MemoryDb {
-        MemoryDb::default()
+        MemoryDb::of(Kind::Registers)
     }
 
     /// A database whose `read` reads sets (for set workloads).
     pub fn sets() -> MemoryDb {
-        MemoryDb {
-            state: Arc::default(),
-            sets: true,
+        MemoryDb::of(Kind::Sets)
+    }
+
+    /// The database a model's histories come from (a bank gets
+    /// [`crate::workload::BankSpec::default`]'s accounts).
+    pub fn for_model(model: &str) -> MemoryDb {
+        MemoryDb::of(match model {
+            "set" => Kind::Sets,
+            "counter" => Kind::Counters,
+            "unique-ids" => Kind::UniqueIds,
+            "queue" => Kind::Queues,
+            "bank" => {
+                let spec = crate::workload::BankSpec::default();
+                Kind::Bank {
+                    initial: spec.initial_balances(),
+                    negative: spec.negative_balances,
+                }
+            }
+            "long-fork" | "list-append" | "rw-register" => Kind::Txn,
+            _ => Kind::Registers,
+        })
+    }
+
+    /// The database for a workload: its model's, with its bank's accounts.
+    pub fn for_workload(w: &Workload) -> MemoryDb {
+        match &w.bank {
+            Some(spec) => MemoryDb::of(Kind::Bank {
+                initial: spec.initial_balances(),
+                negative: spec.negative_balances,
+            }),
+            None => MemoryDb::for_model(&w.model),
         }
     }
 
-    /// The database a model's histories come from: sets for `set`,
-    /// registers otherwise.
-    pub fn for_model(model: &str) -> MemoryDb {
-        if model == "set" {
-            MemoryDb::sets()
-        } else {
-            MemoryDb::registers()
-        }
+    /// This database with a deliberate bug.
+    pub fn with_flaw(mut self, flaw: Flaw) -> MemoryDb {
+        self.flaw = flaw;
+        self
     }
 
     /// A new client of this database.
@@ -63,15 +171,20 @@ impl MemoryDb {
 
     /// Performs one operation atomically.
     pub fn apply(&self, inv: &Invocation) -> Completion {
+        self.apply_at("", inv)
+    }
+
+    /// Performs one operation atomically, on `node` (which matters only
+    /// with [`Flaw::Replicas`]).
+    pub fn apply_at(&self, node: &str, inv: &Invocation) -> Completion {
         let key = inv.key.as_ref().map_or_else(String::new, Value::to_string);
         // A poisoned lock means another client panicked mid-operation; the
         // maps are still consistent (every operation is one insert), so go on.
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match (inv.f.as_str(), self.sets) {
-            ("read", false) => {
-                Completion::ok(st.registers.get(&key).cloned().unwrap_or(Value::Null))
-            }
-            ("read", true) | ("read-set", _) => {
+        let st = &mut *st;
+        let v = &inv.value;
+        match (&*self.kind, inv.f.as_str()) {
+            (Kind::Sets, "read") | (_, "read-set") => {
                 let members: Vec<u64> = st
                     .sets
                     .get(&key)
@@ -79,31 +192,190 @@ impl MemoryDb {
                     .unwrap_or_default();
                 Completion::ok(json!(members))
             }
-            ("write", _) => {
-                st.registers.insert(key, inv.value.clone());
-                Completion::ok(inv.value.clone())
+            (Kind::Counters, "add") => match v.as_i64() {
+                Some(n) => {
+                    let times = match self.flaw {
+                        Flaw::Lose(e) if st.strikes(e) => 0,
+                        Flaw::Duplicate(e) if st.strikes(e) => 2,
+                        _ => 1,
+                    };
+                    *st.counters.entry(key).or_default() += n * times;
+                    Completion::ok(v.clone())
+                }
+                None => Completion::fail(v.clone(), "add needs a whole number"),
+            },
+            (Kind::Counters, "read") => {
+                Completion::ok(json!(st.counters.get(&key).copied().unwrap_or(0)))
             }
-            ("cas", _) => match inv.value.as_array().map(Vec::as_slice) {
+            (Kind::Bank { initial, negative }, f) => {
+                let balances = st.balances.get_or_insert_with(|| initial.clone());
+                match f {
+                    "read" => Completion::ok(Value::Object(
+                        balances
+                            .iter()
+                            .enumerate()
+                            .map(|(i, b)| (i.to_string(), json!(b)))
+                            .collect::<Map<_, _>>(),
+                    )),
+                    "transfer" => self.transfer(st, *negative, v),
+                    f => Completion::fail(v.clone(), format!("unknown function {f:?}")),
+                }
+            }
+            (Kind::UniqueIds, "generate") => {
+                let id = st.next_id;
+                let advance = match self.flaw {
+                    Flaw::Lose(e) if st.strikes(e) => 0,
+                    Flaw::Duplicate(e) if id > 0 && st.strikes(e) => {
+                        return Completion::ok(json!(id - 1))
+                    }
+                    _ => 1,
+                };
+                st.next_id += advance;
+                Completion::ok(json!(id))
+            }
+            (Kind::Queues, "enqueue") => {
+                if !matches!(self.flaw, Flaw::Lose(e) if st.strikes(e)) {
+                    st.queues.entry(key).or_default().push_back(v.clone());
+                }
+                Completion::ok(v.clone())
+            }
+            (Kind::Queues, "dequeue") => {
+                let dup = matches!(self.flaw, Flaw::Duplicate(e) if st.strikes(e));
+                let q = st.queues.entry(key).or_default();
+                let got = if dup {
+                    q.front().cloned()
+                } else {
+                    q.pop_front()
+                };
+                match got {
+                    Some(x) => Completion::ok(x),
+                    None => Completion::fail(Value::Null, "empty"),
+                }
+            }
+            (Kind::Queues, "drain") => {
+                let q = st.queues.entry(key).or_default();
+                Completion::ok(Value::Array(q.drain(..).collect()))
+            }
+            (Kind::Txn, "txn") => self.txn(st, node, v),
+            (Kind::Registers, "read") => {
+                Completion::ok(st.registers.get(&key).cloned().unwrap_or(Value::Null))
+            }
+            (_, "write") => {
+                st.registers.insert(key, v.clone());
+                Completion::ok(v.clone())
+            }
+            (_, "cas") => match v.as_array().map(Vec::as_slice) {
                 Some([expected, new]) => {
                     let current = st.registers.get(&key).unwrap_or(&Value::Null);
                     if current == expected {
                         st.registers.insert(key, new.clone());
-                        Completion::ok(inv.value.clone())
+                        Completion::ok(v.clone())
                     } else {
-                        Completion::fail(inv.value.clone(), crate::model::CAS_MISMATCH)
+                        Completion::fail(v.clone(), crate::model::CAS_MISMATCH)
                     }
                 }
-                _ => Completion::fail(inv.value.clone(), "cas needs [expected, new]"),
+                _ => Completion::fail(v.clone(), "cas needs [expected, new]"),
             },
-            ("add", _) => match inv.value.as_u64() {
-                Some(v) => {
-                    st.sets.entry(key).or_default().insert(v);
-                    Completion::ok(inv.value.clone())
+            (Kind::Registers | Kind::Sets, "add") => match v.as_u64() {
+                Some(x) => {
+                    st.sets.entry(key).or_default().insert(x);
+                    Completion::ok(v.clone())
                 }
-                None => Completion::fail(inv.value.clone(), "add needs a non-negative integer"),
+                None => Completion::fail(v.clone(), "add needs a non-negative integer"),
             },
-            (f, _) => Completion::fail(inv.value.clone(), format!("unknown function {f:?}")),
+            (_, f) => Completion::fail(v.clone(), format!("unknown function {f:?}")),
         }
+    }
+
+    /// A bank transfer `{from, to, amount}`.
+    fn transfer(&self, st: &mut State, negative: bool, v: &Value) -> Completion {
+        let field = |n: &str| v.get(n).and_then(Value::as_i64);
+        let (Some(from), Some(to), Some(amount)) = (field("from"), field("to"), field("amount"))
+        else {
+            return Completion::fail(v.clone(), "transfer needs {from, to, amount}");
+        };
+        let deposit = match self.flaw {
+            Flaw::Lose(e) if st.strikes(e) => 0,
+            Flaw::Duplicate(e) if st.strikes(e) => 2 * amount,
+            _ => amount,
+        };
+        let Some(balances) = st.balances.as_mut() else {
+            return Completion::fail(v.clone(), "no accounts");
+        };
+        let n = balances.len() as i64;
+        if !(0..n).contains(&from) || !(0..n).contains(&to) || from == to {
+            return Completion::fail(v.clone(), "no such pair of accounts");
+        }
+        if !negative && balances[from as usize] < amount {
+            return Completion::fail(v.clone(), "insufficient funds");
+        }
+        balances[from as usize] -= amount;
+        balances[to as usize] += deposit;
+        Completion::ok(v.clone())
+    }
+
+    /// A transaction of `r`, `w` and `append` micro-operations, applied
+    /// whole; with [`Flaw::Replicas`], on `node`'s replica.
+    fn txn(&self, st: &mut State, node: &str, v: &Value) -> Completion {
+        let Some(mops) = v.as_array() else {
+            return Completion::fail(v.clone(), "txn needs a list of micro-operations");
+        };
+        let mut out = Vec::with_capacity(mops.len());
+        let mut writes = Vec::new();
+        let replicated = matches!(self.flaw, Flaw::Replicas(_));
+        {
+            let data = if replicated {
+                // A new replica starts from everything replicated so far.
+                let base = &st.txn;
+                st.replicas
+                    .entry(node.to_string())
+                    .or_insert_with(|| base.clone())
+            } else {
+                &mut st.txn
+            };
+            for m in mops {
+                let Some([f, k, x]) = m.as_array().map(Vec::as_slice) else {
+                    return Completion::fail(v.clone(), format!("bad micro-operation {m}"));
+                };
+                let key = k.to_string();
+                match f.as_str() {
+                    Some("r") => out.push(json!(["r", k, data.get(&key).cloned()])),
+                    Some("w") => {
+                        data.insert(key.clone(), x.clone());
+                        writes.push((key, x.clone()));
+                        out.push(m.clone());
+                    }
+                    Some("append") => {
+                        let list = data.entry(key.clone()).or_insert_with(|| json!([]));
+                        if let Some(l) = list.as_array_mut() {
+                            l.push(x.clone());
+                        }
+                        writes.push((key, list.clone()));
+                        out.push(m.clone());
+                    }
+                    _ => return Completion::fail(v.clone(), format!("bad micro-operation {m}")),
+                }
+            }
+        }
+        if let Flaw::Replicas(every) = self.flaw {
+            for (k, x) in writes {
+                st.unreplicated.push((node.to_string(), k, x));
+            }
+            if st.strikes(every) {
+                // Replicate everything, in order, to every node.
+                let pending = std::mem::take(&mut st.unreplicated);
+                let nodes: Vec<String> = st.replicas.keys().cloned().collect();
+                for (origin, k, x) in pending {
+                    st.txn.insert(k.clone(), x.clone());
+                    for n in nodes.iter().filter(|n| **n != origin) {
+                        if let Some(r) = st.replicas.get_mut(n) {
+                            r.insert(k.clone(), x.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Completion::ok(Value::Array(out))
     }
 }
 
@@ -128,7 +400,8 @@ impl Client for MemoryClient {
                 &ClientError::not_applied("client not open"),
             );
         }
-        self.db.apply(inv)
+        let node = self.node.as_deref().unwrap_or_default();
+        self.db.apply_at(node, inv)
     }
 
     async fn close(&mut self) -> Result<(), ClientError> {
@@ -224,6 +497,112 @@ mod tests {
             c.invoke(&inv("add", 0, json!("x"))).await.status,
             Status::Fail
         );
+    }
+
+    fn apply(db: &MemoryDb, f: &str, value: Value) -> Completion {
+        let mut i = inv(f, 0, value);
+        i.key = None;
+        db.apply(&i)
+    }
+
+    #[test]
+    fn counters_add_and_read_and_a_duplicating_flaw_double_counts() {
+        let db = MemoryDb::for_model("counter");
+        apply(&db, "add", json!(2));
+        apply(&db, "add", json!(3));
+        assert_eq!(apply(&db, "read", json!(null)).value, json!(5));
+        assert_eq!(apply(&db, "add", json!("x")).status, Status::Fail);
+        let db = MemoryDb::for_model("counter").with_flaw(Flaw::Duplicate(2));
+        apply(&db, "add", json!(1));
+        apply(&db, "add", json!(1));
+        assert_eq!(apply(&db, "read", json!(null)).value, json!(3));
+    }
+
+    #[test]
+    fn bank_transfers_keep_the_total_and_refuse_overdrafts() {
+        let db = MemoryDb::for_model("bank");
+        assert_eq!(
+            apply(&db, "read", json!(null)).value,
+            json!({"0": 20, "1": 20, "2": 20, "3": 20, "4": 20})
+        );
+        let t = apply(&db, "transfer", json!({"from": 0, "to": 1, "amount": 5}));
+        assert_eq!(t.status, Status::Ok);
+        let over = apply(&db, "transfer", json!({"from": 0, "to": 1, "amount": 16}));
+        assert_eq!(
+            (over.status, over.error),
+            (Status::Fail, Some(json!("insufficient funds")))
+        );
+        let same = apply(&db, "transfer", json!({"from": 2, "to": 2, "amount": 1}));
+        assert_eq!(same.status, Status::Fail);
+        assert_eq!(apply(&db, "read", json!(null)).value["1"], json!(25));
+        let lossy = MemoryDb::for_model("bank").with_flaw(Flaw::Lose(1));
+        apply(&lossy, "transfer", json!({"from": 0, "to": 1, "amount": 5}));
+        assert_eq!(
+            apply(&lossy, "read", json!(null)).value,
+            json!({"0": 15, "1": 20, "2": 20, "3": 20, "4": 20}),
+            "the deposit was lost"
+        );
+    }
+
+    #[test]
+    fn ids_queues_and_their_flaws() {
+        let db = MemoryDb::for_model("unique-ids");
+        let ids: Vec<Value> = (0..3)
+            .map(|_| apply(&db, "generate", json!(null)).value)
+            .collect();
+        assert_eq!(ids, vec![json!(0), json!(1), json!(2)]);
+        let dup = MemoryDb::for_model("unique-ids").with_flaw(Flaw::Duplicate(2));
+        let ids: Vec<Value> = (0..3)
+            .map(|_| apply(&dup, "generate", json!(null)).value)
+            .collect();
+        assert_eq!(
+            ids,
+            vec![json!(0), json!(1), json!(1)],
+            "the third repeats the second"
+        );
+
+        let q = MemoryDb::for_model("queue");
+        for v in 1..=3 {
+            apply(&q, "enqueue", json!(v));
+        }
+        assert_eq!(apply(&q, "dequeue", json!(null)).value, json!(1));
+        assert_eq!(apply(&q, "drain", json!(null)).value, json!([2, 3]));
+        let empty = apply(&q, "dequeue", json!(null));
+        assert_eq!(
+            (empty.status, empty.error),
+            (Status::Fail, Some(json!("empty")))
+        );
+        let lossy = MemoryDb::for_model("queue").with_flaw(Flaw::Lose(2));
+        for v in 1..=4 {
+            apply(&lossy, "enqueue", json!(v));
+        }
+        assert_eq!(apply(&lossy, "drain", json!(null)).value, json!([1, 3]));
+    }
+
+    #[test]
+    fn transactions_read_their_writes_and_replicas_diverge_until_replicated() {
+        let db = MemoryDb::for_model("long-fork");
+        apply(&db, "txn", json!([["w", 1, 1], ["append", 2, 7]]));
+        let r = apply(
+            &db,
+            "txn",
+            json!([["r", 1, null], ["r", 2, null], ["r", 3, null]]),
+        );
+        assert_eq!(r.value, json!([["r", 1, 1], ["r", 2, [7]], ["r", 3, null]]));
+        let bad = apply(&db, "txn", json!([["x", 1]]));
+        assert_eq!(bad.status, Status::Fail);
+
+        let db = MemoryDb::for_model("long-fork").with_flaw(Flaw::Replicas(4));
+        let read = json!([["r", 1, null], ["r", 2, null]]);
+        db.apply_at("n1", &inv("txn", 0, json!([["w", 1, 1]])));
+        db.apply_at("n2", &inv("txn", 0, json!([["w", 2, 1]])));
+        let a = db.apply_at("n1", &inv("txn", 0, read.clone())).value;
+        assert_eq!(a, json!([["r", 1, 1], ["r", 2, null]]));
+        // The fourth transaction replicates everything.
+        let b = db.apply_at("n2", &inv("txn", 0, read.clone())).value;
+        assert_eq!(b, json!([["r", 1, null], ["r", 2, 1]]), "a long fork");
+        let c = db.apply_at("n1", &inv("txn", 0, read)).value;
+        assert_eq!(c, json!([["r", 1, 1], ["r", 2, 1]]));
     }
 
     #[tokio::test]

@@ -127,11 +127,11 @@ pub enum ValueShape {
 }
 
 impl ValueShape {
-    /// The usual shape of a function name: `read` → null, `cas` → pair,
-    /// anything else one value.
+    /// The usual shape of a function name: `read`, `dequeue`, `drain`
+    /// and `generate` → null, `cas` → pair, anything else one value.
     pub fn for_f(f: &str) -> ValueShape {
         match f {
-            "read" => ValueShape::Null,
+            "read" | "dequeue" | "drain" | "generate" => ValueShape::Null,
             "cas" => ValueShape::Pair,
             _ => ValueShape::One,
         }

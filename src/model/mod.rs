@@ -210,7 +210,10 @@ pub const MODELS: &[(&str, &str)] = &[
     ),
     ("mutex", "acquire/release lock"),
     ("set", "add elements, read the whole set"),
-    ("fifo-queue", "enqueue/dequeue in order (alias queue)"),
+    (
+        "fifo-queue",
+        "enqueue/dequeue in order (alias queue, except in `faultline check`, where queue is the total-queue checker)",
+    ),
     ("unordered-queue", "enqueue/dequeue in any order"),
 ];
 

@@ -267,6 +267,10 @@ pub async fn run_test(
     });
     test_json["model"] = json!(workload.model);
     test_json["checkers"] = json!(workload.checkers);
+    if let Some(b) = &workload.bank {
+        // `faultline analyze` holds reads to the same total.
+        test_json["bank"] = json!({"total": b.total, "negative_balances": b.negative_balances});
+    }
     run_dir.write_test(&test_json)?;
 
     // The db.
@@ -386,6 +390,7 @@ pub async fn run_test(
             read_mode: &spec.read_mode,
             consistency_model: &spec.consistency_model,
             time_limit: check_limit,
+            classic: workload.classic_options(),
         },
     );
     let mut results = results;
@@ -606,19 +611,30 @@ fn file_db(spec: &TestSpec) -> anyhow::Result<(Arc<FileDbSpec>, Template)> {
 /// Refuses a workload the db's clients cannot run. etcd's client runs
 /// them all: registers, sets, and transactions (`client/etcd/txn.rs`).
 fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
-    let txn = workload.txn.is_some();
-    match db {
-        "zookeeper" if txn => anyhow::bail!(
-            "zookeeper runs the register and set workloads, not the transactional {}",
-            workload.name
-        ),
-        "postgres" if !txn => anyhow::bail!(
-            "postgres runs the transactional workloads (list-append, rw-register), \
-             not {} (model {})",
+    // The models each built-in db's client runs; a db file's external
+    // client is given every workload (it answers `fail` to what it cannot do).
+    let runs: &[&str] = match db {
+        "etcd" => &[
+            "cas-register",
+            "set",
+            "list-append",
+            "rw-register",
+            "counter",
+            "unique-ids",
+        ],
+        "postgres" => &["list-append", "rw-register", "long-fork"],
+        "zookeeper" => &["cas-register", "set"],
+        _ => return Ok(()),
+    };
+    if runs.contains(&workload.model.as_str()) {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "the {db} client does not run the {} workload (model {}); it runs: {}",
             workload.name,
-            workload.model
-        ),
-        _ => Ok(()),
+            workload.model,
+            runs.join(", ")
+        )
     }
 }
 
@@ -803,6 +819,8 @@ pub struct CheckSettings<'a> {
     pub consistency_model: &'a str,
     /// How long a checker may take.
     pub time_limit: Option<Duration>,
+    /// Options of the classic checkers (bank, queue, ...).
+    pub classic: crate::check::classic::ClassicOptions,
 }
 
 /// Runs the workload's checkers over a history: the verdict, the
@@ -884,6 +902,21 @@ pub fn check_history(
                 ),
             },
             "txn" => check_txn(history, model_name, settings),
+            classic if crate::check::classic::NAMES.contains(&classic) => {
+                match crate::check::classic::check(classic, history, &settings.classic) {
+                    Some(Ok(v)) => (v.validity, v.report, v.explanation),
+                    Some(Err(e)) => (
+                        Validity::Unknown,
+                        json!({"error": e.to_string()}),
+                        format!("cannot check: {e}"),
+                    ),
+                    None => (
+                        Validity::Unknown,
+                        json!({"error": format!("unknown checker {classic}")}),
+                        format!("unknown checker {classic}"),
+                    ),
+                }
+            }
             "stats" => {
                 let s = stats(history);
                 let line = format!(

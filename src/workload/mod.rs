@@ -20,7 +20,11 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+pub mod bank;
+pub mod long_fork;
 pub mod txn;
+pub use bank::{BankGen, BankSpec};
+pub use long_fork::{LongForkGen, LongForkSpec};
 pub use txn::{TxnGen, TxnSpec};
 
 /// The models a workload may name, with the functions each accepts.
@@ -30,11 +34,28 @@ pub const MODELS: &[(&str, &[&str])] = &[
     ("set", &["add", "read"]),
     ("list-append", &["txn"]),
     ("rw-register", &["txn"]),
+    ("bank", &["transfer", "read"]),
+    ("counter", &["add", "read"]),
+    ("unique-ids", &["generate"]),
+    ("queue", &["enqueue", "dequeue", "drain"]),
+    ("long-fork", &["txn"]),
     ("noop", &[]),
 ];
 
 /// The checkers a workload may name.
-pub const CHECKERS: &[&str] = &["linearizable", "set", "txn", "stats", "perf", "timeline"];
+pub const CHECKERS: &[&str] = &[
+    "linearizable",
+    "set",
+    "txn",
+    "bank",
+    "counter",
+    "unique-ids",
+    "queue",
+    "long-fork",
+    "stats",
+    "perf",
+    "timeline",
+];
 
 /// The models whose operations are transactions (`f = "txn"`), generated
 /// by [`txn::TxnGen`] from the file's `[txn]` table.
@@ -47,6 +68,8 @@ const MIX_STREAM: u64 = 2;
 const KEY_STREAM: u64 = 3;
 const KEY_STREAMS: u64 = 1 << 32;
 const TXN_STREAM: u64 = 4;
+const BANK_STREAM: u64 = 5;
+const LONG_FORK_STREAM: u64 = 6;
 
 /// A workload file that cannot be used: the file, the line and the field
 /// at fault, and what was expected.
@@ -160,6 +183,12 @@ pub struct Workload {
     /// The shape of transactions, for the transactional models
     /// ([`TXN_MODELS`]); `None` for the others.
     pub txn: Option<TxnSpec>,
+    /// The bank's accounts and money, for model `bank`; `None` for the
+    /// others.
+    pub bank: Option<BankSpec>,
+    /// The shape of key groups, for model `long-fork`; `None` for the
+    /// others.
+    pub long_fork: Option<LongForkSpec>,
 }
 
 /// How the main phase is bounded and paced.
@@ -307,6 +336,34 @@ impl Workload {
                 format!("model {model} draws its own keys: remove [keys] and use [txn]"),
             ));
         }
+        let bank = match raw.bank {
+            Some(b) if model != "bank" => {
+                return Err(bad(
+                    b.span(),
+                    "[bank] applies to the model bank only".into(),
+                ))
+            }
+            Some(b) => Some(b.into_inner().validate(&bad)?),
+            None if model == "bank" => Some(BankSpec::default()),
+            None => None,
+        };
+        let long_fork = match raw.long_fork {
+            Some(l) if model != "long-fork" => {
+                return Err(bad(
+                    l.span(),
+                    "[long_fork] applies to the model long-fork only".into(),
+                ))
+            }
+            Some(l) => Some(l.into_inner().validate(&bad)?),
+            None if model == "long-fork" => Some(LongForkSpec::default()),
+            None => None,
+        };
+        if (bank.is_some() || long_fork.is_some()) && keys.is_some() {
+            return Err(bad(
+                ops_span,
+                format!("model {model} draws its own keys: remove [keys]"),
+            ));
+        }
         let name = match raw.name {
             Some(n) => n.into_inner(),
             None => source
@@ -324,6 +381,8 @@ impl Workload {
             values,
             final_ops,
             txn,
+            bank,
+            long_fork,
         })
     }
 
@@ -346,6 +405,30 @@ impl Workload {
 
     /// The main phase, unbounded in time and unpaced.
     pub fn main_generator(&self, seed: u64) -> Box<dyn Generator> {
+        if let Some(spec) = &self.long_fork {
+            return Box::new(LongForkGen::new(
+                spec.clone(),
+                generator::rng(seed, LONG_FORK_STREAM),
+            ));
+        }
+        if let Some(spec) = &self.bank {
+            let ops = self
+                .ops
+                .iter()
+                .map(|(f, w)| (f.clone(), *w, ValueShape::Null))
+                .collect();
+            if let Some(mix) = OpMix::new(
+                ops,
+                Dist::Uniform { n: 1 },
+                generator::rng(seed, MIX_STREAM),
+            ) {
+                return Box::new(BankGen::new(
+                    spec.clone(),
+                    mix,
+                    generator::rng(seed, BANK_STREAM),
+                ));
+            }
+        }
         if let Some(spec) = &self.txn {
             return Box::new(TxnGen::new(
                 spec.clone(),
@@ -401,6 +484,19 @@ impl Workload {
         match self.final_generator() {
             None => main,
             Some(final_phase) => Box::new(phases(vec![main, final_phase])),
+        }
+    }
+
+    /// What the classic checkers (bank, queue, ...) need from this
+    /// workload.
+    pub fn classic_options(&self) -> crate::check::classic::ClassicOptions {
+        crate::check::classic::ClassicOptions {
+            bank: self
+                .bank
+                .as_ref()
+                .map(BankSpec::check_options)
+                .unwrap_or_default(),
+            ..Default::default()
         }
     }
 
@@ -491,6 +587,72 @@ struct RawWorkload {
     #[serde(rename = "final")]
     final_: Option<Spanned<RawFinal>>,
     txn: Option<Spanned<RawTxn>>,
+    bank: Option<Spanned<RawBank>>,
+    long_fork: Option<Spanned<RawLongFork>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBank {
+    accounts: Option<Spanned<i64>>,
+    total: Option<Spanned<i64>>,
+    max_transfer: Option<Spanned<i64>>,
+    negative_balances: Option<bool>,
+}
+
+impl RawBank {
+    fn validate(self, bad: &Bad<'_>) -> Result<BankSpec, WorkloadError> {
+        let d = BankSpec::default();
+        Ok(BankSpec {
+            accounts: match &self.accounts {
+                Some(v) => int_in(v, 2, 100_000, bad)?,
+                None => d.accounts,
+            },
+            total: match &self.total {
+                Some(v) => int_in(v, 0, 1 << 50, bad)? as i64,
+                None => d.total,
+            },
+            max_transfer: match &self.max_transfer {
+                Some(v) => int_in(v, 1, 1 << 50, bad)? as i64,
+                None => d.max_transfer,
+            },
+            negative_balances: self.negative_balances.unwrap_or(d.negative_balances),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLongFork {
+    group_size: Option<Spanned<i64>>,
+    active_groups: Option<Spanned<i64>>,
+    read_fraction: Option<Spanned<f64>>,
+}
+
+impl RawLongFork {
+    fn validate(self, bad: &Bad<'_>) -> Result<LongForkSpec, WorkloadError> {
+        let d = LongForkSpec::default();
+        Ok(LongForkSpec {
+            group_size: match &self.group_size {
+                Some(v) => int_in(v, 2, 64, bad)?,
+                None => d.group_size,
+            },
+            active_groups: match &self.active_groups {
+                Some(v) => int_in(v, 1, 10_000, bad)? as usize,
+                None => d.active_groups,
+            },
+            read_fraction: match &self.read_fraction {
+                Some(f) if !(0.0..=1.0).contains(f.get_ref()) => {
+                    return Err(bad(
+                        f.span(),
+                        format!("must be a number from 0 to 1, got {}", f.get_ref()),
+                    ))
+                }
+                Some(f) => *f.get_ref(),
+                None => d.read_fraction,
+            },
+        })
+    }
 }
 
 #[derive(Deserialize)]

@@ -242,3 +242,76 @@ fn missing_file_and_missing_model_are_reported() {
     let e = parse("[ops]\nread = 1\n").expect_err("no model");
     assert!(e.message.contains("model"), "{e}");
 }
+
+#[test]
+fn shipped_classic_workloads_load_and_generate_their_functions() {
+    for (name, fs) in [
+        ("bank", &["read", "transfer"][..]),
+        ("counter", &["add", "read"][..]),
+        ("unique-ids", &["generate"][..]),
+        ("queue", &["dequeue", "enqueue"][..]),
+        ("long-fork", &["txn"][..]),
+    ] {
+        let w = shipped(name);
+        assert_eq!(w.model, name);
+        assert_eq!(w.checkers, vec![name.to_string(), "stats".into()]);
+        let ops = simulate(&mut *w.main_generator(9), 4, 1, 400);
+        assert_eq!(ops.len(), 400, "{name}");
+        let mut seen: Vec<&str> = ops.iter().map(|o| o.f.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, fs, "{name}");
+        for o in &ops {
+            match o.f.as_str() {
+                "read" | "dequeue" | "generate" => assert!(o.value.is_null(), "{name} {o:?}"),
+                "transfer" => assert!(o.value["amount"].as_i64().is_some_and(|a| a >= 1)),
+                "add" => assert!(o.value.as_u64().is_some_and(|a| a <= 5)),
+                "enqueue" => assert!(o.value.as_u64().is_some()),
+                _ => assert!(o.value.as_array().is_some_and(|m| !m.is_empty())),
+            }
+        }
+    }
+    let q = shipped("queue");
+    assert_eq!(q.final_ops, vec!["drain"]);
+    let b = shipped("bank");
+    assert_eq!(b.bank, Some(BankSpec::default()));
+    assert_eq!(b.classic_options().bank.total, Some(100));
+    assert_eq!(
+        shipped("long-fork").long_fork,
+        Some(LongForkSpec::default())
+    );
+}
+
+#[test]
+fn classic_tables_are_validated_and_refused_elsewhere() {
+    let e = parse("model = \"bank\"\n[ops]\ntransfer = 1\n[bank]\naccounts = 1\n").unwrap_err();
+    assert_eq!(e.line, Some(5));
+    assert_eq!(e.field.as_deref(), Some("bank.accounts"));
+    assert_eq!(e.message, "must be from 2 to 100000, got 1");
+    let e = parse("model = \"counter\"\n[ops]\nadd = 1\n[bank]\naccounts = 3\n").unwrap_err();
+    assert_eq!(e.message, "[bank] applies to the model bank only");
+    let e = parse("model = \"long-fork\"\n[ops]\ntxn = 1\n[long_fork]\nread_fraction = 2.0\n")
+        .unwrap_err();
+    assert_eq!(e.message, "must be a number from 0 to 1, got 2");
+    let e = parse(
+        "model = \"bank\"\n[ops]\ntransfer = 1\n[keys]\ndistribution = \"uniform\"\ncount = 3\n",
+    )
+    .unwrap_err();
+    assert_eq!(e.message, "model bank draws its own keys: remove [keys]");
+    let e = parse("model = \"queue\"\n[ops]\npush = 1\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "model queue has no function \"push\"; it takes enqueue, dequeue, drain"
+    );
+    let w = parse(
+        "model = \"bank\"\n[ops]\ntransfer = 1\n[bank]\ntotal = 7\nnegative_balances = true\n",
+    )
+    .unwrap();
+    assert_eq!(
+        w.classic_options().bank,
+        crate::check::bank::BankOptions {
+            total: Some(7),
+            negative_balances: true
+        }
+    );
+}

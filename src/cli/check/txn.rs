@@ -101,7 +101,7 @@ pub(super) fn run(a: &Args, workload: Workload) -> anyhow::Result<i32> {
 }
 
 /// Bad input beats invalid beats unknown beats valid.
-fn worse(a: i32, b: i32) -> i32 {
+pub(super) fn worse(a: i32, b: i32) -> i32 {
     let rank = |c: i32| match c {
         EXIT_ERROR => 3,
         EXIT_INVALID => 2,
