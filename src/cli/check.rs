@@ -390,7 +390,10 @@ fn print_human(r: &FileResult, many: bool) {
         if keys == 1 { "" } else { "s" },
         ms(rep.elapsed)
     );
-    let failures: Vec<_> = rep.failures().collect();
+    let mut failures: Vec<_> = rep.failures().collect();
+    // Invalid keys first: their counterexamples are the news; keys left
+    // unknown because another key was invalid first say little.
+    failures.sort_by_key(|k| k.counterexample.is_none());
     let shown = if many { 1 } else { 10 };
     for k in failures.iter().take(shown) {
         if let Some(reason) = &k.reason {

@@ -345,11 +345,12 @@ fn check_part<M: Model>(
         max_configs: None,
     };
     let mut found = search::search(model, &problem, budget, max_paths, pruned);
-    if let Found::NotLinearizable { configs, .. } = &found {
-        if problem.ops.iter().any(|o| model.grows(o)) {
-            // Growth pruning may stop short of the furthest point a
-            // linearization reaches. The verdict is settled; search again
-            // without it for the exact counterexample, while that is cheap.
+    if let Found::NotLinearizable { configs, frontier } = &found {
+        if frontier.pruned_here {
+            // Growth pruning stopped some order at the stuck op, so the
+            // states listed may not be the states there. The verdict is
+            // settled; search again without it for the exact
+            // counterexample, while that is cheap.
             let exact = Tactics {
                 growth_pruning: false,
                 max_configs: Some((configs * 16).max(200_000)),

@@ -141,6 +141,12 @@ pub(crate) struct Frontier<S> {
     pub stuck_op: u32,
     pub states: Vec<S>,
     pub more_states: bool,
+    /// True when growth pruning stopped some order at the stuck op: the
+    /// states listed may then be ones before further growing ops, not at
+    /// the op. When false this is the frontier the unpruned search finds
+    /// (an order cut short by pruning gets no further than the read that
+    /// stopped it, so it cannot reach a later stuck op).
+    pub pruned_here: bool,
     pub paths: Vec<Vec<(u32, S)>>,
 }
 
@@ -293,6 +299,7 @@ pub(crate) fn search<M: Model>(
         stuck_op: 0,
         states: Vec::new(),
         more_states: false,
+        pruned_here: false,
         paths: Vec::new(),
     };
     let mut best_node = 0u32;
@@ -456,6 +463,7 @@ pub(crate) fn search<M: Model>(
                             &state,
                             &stack,
                             max_paths,
+                            true,
                         ),
                     }
                 } else {
@@ -488,6 +496,7 @@ pub(crate) fn search<M: Model>(
                     &state,
                     &stack,
                     max_paths,
+                    false,
                 );
             }
             // Defensive: the list always holds a return entry while
@@ -538,8 +547,9 @@ pub(crate) fn search<M: Model>(
 }
 
 /// Remembers that the search, in `state` after the ops on `stack`, could
-/// not pass the return entry at list node `node`, if that is as far as it
-/// has got.
+/// not pass the return entry at list node `node` (`pruned`: growth pruning
+/// says it never will), if that is as far as it has got.
+#[allow(clippy::too_many_arguments)]
 fn note_stuck<O, S: Clone + PartialEq>(
     p: &Problem<O>,
     frontier: &mut Frontier<S>,
@@ -548,6 +558,7 @@ fn note_stuck<O, S: Clone + PartialEq>(
     state: &S,
     stack: &[Frame<S>],
     max_paths: usize,
+    pruned: bool,
 ) {
     if node > *best_node {
         *best_node = node;
@@ -555,6 +566,10 @@ fn note_stuck<O, S: Clone + PartialEq>(
         frontier.states.clear();
         frontier.paths.clear();
         frontier.more_states = false;
+        frontier.pruned_here = false;
+    }
+    if node == *best_node {
+        frontier.pruned_here |= pruned;
     }
     if node == *best_node && !frontier.states.contains(state) {
         if frontier.states.len() < MAX_FRONTIER_STATES {
