@@ -45,7 +45,8 @@ pub struct Args {
     /// Seed of every random choice (recorded in test.json).
     #[arg(long)]
     seed: Option<u64>,
-    /// Reads: linearizable (default) or serializable (local, maybe stale).
+    /// Reads. etcd: linearizable (default) or serializable (local, maybe
+    /// stale). redis: replica (default: the worker's own node) or primary.
     #[arg(long)]
     read_mode: Option<String>,
     /// The consistency model the txn checker holds the history to
@@ -238,6 +239,10 @@ const HOST_PACKAGES: &[(&str, &str)] = &[
 fn db_packages(db: &str) -> &'static [(&'static str, &'static str)] {
     match db {
         "postgres" => &[("/usr/lib/postgresql", "postgresql")],
+        "redis" => &[
+            ("redis-server", "redis-server"),
+            ("redis-sentinel", "redis-sentinel"),
+        ],
         _ => &[("etcd", "etcd-server")],
     }
 }

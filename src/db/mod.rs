@@ -7,13 +7,15 @@
 //! steps to a whole cluster in parallel. The same code serves the local
 //! cluster and real hosts: it only talks to [`Node`]s.
 //!
-//! [`etcd::Etcd`] is the first implementation; [`daemon`] holds the
+//! [`etcd::Etcd`] is the first implementation, then [`postgres::Postgres`]
+//! and [`redis::Redis`] (with Sentinel); [`daemon`] holds the
 //! pid-file process handling any database started as a plain daemon can share.
 
 pub mod daemon;
 pub mod etcd;
 mod http;
 pub mod postgres;
+pub mod redis;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use crate::cluster::{split_results, Cluster, Node};
 use crate::control::ControlError;
 
+pub use self::redis::{Redis, RedisOptions};
 pub use etcd::{Etcd, EtcdOptions};
 pub use postgres::{Postgres, PostgresOptions};
 
@@ -182,4 +185,4 @@ pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<P
 }
 
 /// The databases `faultline db` knows by name.
-pub const KNOWN: &[&str] = &["etcd", "postgres"];
+pub const KNOWN: &[&str] = &["etcd", "postgres", "redis"];

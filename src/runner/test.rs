@@ -14,8 +14,10 @@ use crate::check::set::{self, SetOptions};
 use crate::check::Validity;
 use crate::client::etcd::{DataKind, EtcdClientFactory, EtcdClientOptions, ReadMode};
 use crate::client::postgres::{Isolation, PostgresClientFactory, PostgresClientOptions};
+use crate::client::redis::{RedisClientFactory, RedisClientOptions, RedisReadMode};
 use crate::cluster::Cluster;
 use crate::db::{self, Db, Etcd, EtcdOptions, Postgres, PostgresOptions};
+use crate::db::{Redis, RedisOptions};
 use crate::generator::{
     self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
 };
@@ -38,7 +40,8 @@ use std::time::{Duration, Instant};
 pub struct TestSpec {
     /// The test's name (the results folder); default `<db>-<workload>-<nemeses>`.
     pub name: String,
-    /// The database: `etcd`, or `postgres` (one server, on the first node).
+    /// The database: `etcd`, `postgres` (one server, on the first node), or
+    /// `redis` (a master, replicas and Sentinels; docs/redis.md).
     pub db: String,
     /// The workload: a name in the workloads folder, or a path to a file.
     pub workload: String,
@@ -54,7 +57,9 @@ pub struct TestSpec {
     pub rate: Option<f64>,
     /// The seed of every random choice; chosen and recorded when absent.
     pub seed: Option<u64>,
-    /// `linearizable` or `serializable` reads.
+    /// etcd: `linearizable` or `serializable` reads. redis: `replica` (the
+    /// client's own node) or `primary` (the master); `linearizable` means
+    /// `replica` there.
     pub read_mode: String,
     /// Seconds one operation may take before it is recorded `info`.
     pub op_timeout: f64,
@@ -164,6 +169,13 @@ impl TestSpec {
         self.isolation
             .parse::<Isolation>()
             .map_err(|e| format!("isolation: {e}"))?;
+        if self.db == "redis" {
+            return self
+                .read_mode
+                .parse::<RedisReadMode>()
+                .map(|_| ())
+                .map_err(|e| format!("read_mode: {e}"));
+        }
         self.read_mode
             .parse::<ReadMode>()
             .map(|_| ())
@@ -526,6 +538,7 @@ fn version_of(cluster: &Cluster, target: &System) -> anyhow::Result<String> {
         System::Postgres(..) => {
             "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres --version 2>/dev/null || true"
         }
+        System::Redis(_) => "redis-server --version 2>/dev/null || true",
     };
     let out = n.run(cmd)?;
     Ok(out.trim().to_string())
@@ -548,6 +561,10 @@ fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
              transactions in its client): use --db postgres",
             workload.name
         ),
+        "redis" if txn => anyhow::bail!(
+            "redis runs the register and set workloads, not the transactional {}",
+            workload.name
+        ),
         "postgres" if !txn => anyhow::bail!(
             "postgres runs the transactional workloads (list-append, rw-register), \
              not {} (model {})",
@@ -562,6 +579,7 @@ fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
 enum System {
     Etcd(Arc<Etcd>),
     Postgres(Arc<Postgres>, Isolation),
+    Redis(Arc<Redis>),
 }
 
 impl System {
@@ -583,6 +601,10 @@ impl System {
                     isolation,
                 ))
             }
+            "redis" => Ok(System::Redis(Arc::new(Redis::new(
+                RedisOptions::default(),
+                cluster.nodes(),
+            )))),
             other => anyhow::bail!("unknown db {other:?} (known: {})", db::KNOWN.join(", ")),
         }
     }
@@ -591,6 +613,7 @@ impl System {
         match self {
             System::Etcd(e) => e.clone(),
             System::Postgres(p, _) => p.clone(),
+            System::Redis(r) => r.clone(),
         }
     }
 
@@ -621,6 +644,18 @@ impl System {
                 opts.isolation = *isolation;
                 opts.list_append = workload.model == "list-append";
                 Ok(PostgresClientFactory::new(opts).into_factory())
+            }
+            System::Redis(r) => {
+                let read_mode: RedisReadMode =
+                    spec.read_mode.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let opts = RedisClientOptions {
+                    read_mode,
+                    timeout: Duration::from_secs_f64(spec.op_timeout),
+                    workload: workload.name.clone(),
+                    kind: DataKind::for_model(&workload.model),
+                    ..RedisClientOptions::default()
+                };
+                Ok(RedisClientFactory::for_redis(r, cluster.nodes(), opts)?.into_factory())
             }
         }
     }
