@@ -54,7 +54,7 @@ impl Default for RedisOptions {
             port: 6379,
             sentinel_port: 26379,
             down_after_ms: 2000,
-            failover_timeout_ms: 6000,
+            failover_timeout_ms: 4000,
         }
     }
 }
@@ -347,7 +347,18 @@ impl Db for Redis {
         // Sentinel rewrites both files as it reconfigures instances: a
         // running node keeps what it was told, a fresh one starts from
         // the initial topology.
-        if self.server(node).is_running(node)? || self.sentinel(node).is_running(node)? {
+        if self.server(node).is_running(node)? {
+            // Left running by an earlier test: empty it, so values stay
+            // unique per key within this test. Only the master accepts
+            // FLUSHALL; replicas refuse it and replicate the master's.
+            node.run(&format!(
+                "redis-cli -h {} -p {} FLUSHALL >/dev/null 2>&1 || true",
+                shell_quote(node.host()),
+                self.opts.port
+            ))?;
+            return Ok(());
+        }
+        if self.sentinel(node).is_running(node)? {
             return Ok(());
         }
         let script = format!(
@@ -384,6 +395,20 @@ impl Db for Redis {
                 shell_quote(&format!("{dir}/sentinel.conf"))
             ),
         )?;
+        // Sentinel refreshes what it knows of the replicas (INFO) every
+        // 10 s until the master is objectively down, and a failover
+        // skips replicas whose INFO is older than 5 s: the first attempt
+        // then aborts ("-failover-abort-no-good-slave") and the next
+        // comes 2 x failover-timeout later. Refreshing every second (a
+        // debug setting, not kept in the config, so set at each start)
+        // makes the first attempt succeed.
+        let script = format!(
+            "i=0; until redis-cli -h {h} -p {p} SENTINEL DEBUG info-period 1000 2>/dev/null | grep -q OK; do                i=$((i+1)); [ $i -ge 100 ] && {{ echo 'sentinel did not answer within 5 s' >&2; exit 1; }}; sleep 0.05; done",
+            h = shell_quote(node.host()),
+            p = self.opts.sentinel_port,
+        );
+        node.run(&script)
+            .map_err(|e| self.err(node, "start (sentinel info-period)", e))?;
         Ok(())
     }
 
