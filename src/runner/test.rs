@@ -915,3 +915,39 @@ fn stats(history: &History) -> Value {
         .collect();
     json!({"ok": total[0], "fail": total[1], "info": total[2], "by_f": per})
 }
+
+#[cfg(test)]
+mod redis_spec_tests {
+    use super::*;
+
+    #[test]
+    fn redis_takes_replica_or_primary_reads_and_refuses_transactions() {
+        let spec = |read_mode: &str| TestSpec {
+            db: "redis".into(),
+            read_mode: read_mode.into(),
+            ..TestSpec::default()
+        };
+        assert_eq!(spec("replica").validate(), Ok(()));
+        assert_eq!(spec("primary").validate(), Ok(()));
+        // The generic default means the redis default.
+        assert_eq!(spec("linearizable").validate(), Ok(()));
+        let e = spec("serializable").validate().unwrap_err();
+        assert!(e.starts_with("read_mode: ") && e.contains("replica"), "{e}");
+        // etcd keeps its own modes.
+        let etcd = TestSpec {
+            read_mode: "primary".into(),
+            ..TestSpec::default()
+        };
+        assert!(etcd.validate().unwrap_err().contains("linearizable"));
+
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+        let txn = Workload::find("list-append", &dir).expect("list-append workload");
+        let e = check_db_workload("redis", &txn).unwrap_err().to_string();
+        assert!(
+            e.contains("redis runs the register and set workloads"),
+            "{e}"
+        );
+        let set = Workload::find("set", &dir).expect("set workload");
+        assert!(check_db_workload("redis", &set).is_ok());
+    }
+}
