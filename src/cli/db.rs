@@ -104,6 +104,7 @@ fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Box<dyn Db>)> {
             db::ZookeeperOptions::default(),
             cluster.nodes(),
         )),
+        "redis" => Box::new(db::Redis::new(db::RedisOptions::default(), cluster.nodes())),
         other => anyhow::bail!(
             "unknown database {other:?} (known: {})",
             db::KNOWN.join(", ")

@@ -59,6 +59,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
                 db::ZookeeperOptions::default(),
                 cluster.nodes(),
             ))),
+            "redis" => Some(std::sync::Arc::new(db::Redis::new(
+                db::RedisOptions::default(),
+                cluster.nodes(),
+            ))),
             other => anyhow::bail!(
                 "unknown database {other:?} (known: {})",
                 db::KNOWN.join(", ")

@@ -51,7 +51,8 @@ pub struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Reads: etcd linearizable (default) or serializable (local, maybe
-    /// stale); ZooKeeper plain (default, maybe stale) or sync (sync first).
+    /// stale); ZooKeeper plain (default, maybe stale) or sync (sync first);
+    /// Redis replica (default: the worker's own node) or primary.
     #[arg(long)]
     read_mode: Option<String>,
     /// The consistency model the txn checker holds the history to
@@ -258,6 +259,10 @@ fn db_packages(db: &str) -> &'static [(&'static str, &'static str)] {
         // A db file installs what it needs with its own `install` command.
         f if crate::db::file::db_file_path(f).is_some() => &[],
         "zookeeper" => &[("/usr/share/java/zookeeper.jar", "zookeeper")],
+        "redis" => &[
+            ("redis-server", "redis-server"),
+            ("redis-sentinel", "redis-sentinel"),
+        ],
         _ => &[("etcd", "etcd-server")],
     }
 }

@@ -10,12 +10,14 @@
 //!
 //! The trait is object-safe (through `async-trait`) so a workload picks a
 //! `Box<dyn Client>` at run time. [`memory`] holds in-process clients for
-//! tests and benches.
+//! tests and benches. [`etcd`], [`postgres`] and [`redis`] talk to real
+//! databases.
 
 pub mod etcd;
 pub mod external;
 pub mod memory;
 pub mod postgres;
+pub mod redis;
 pub mod zookeeper;
 
 pub use memory::{MemoryClient, MemoryDb, NoopClient};

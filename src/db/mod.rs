@@ -7,8 +7,8 @@
 //! steps to a whole cluster in parallel. The same code serves the local
 //! cluster and real hosts: it only talks to [`Node`]s.
 //!
-//! [`etcd::Etcd`] is the first implementation, [`postgres::Postgres`] and
-//! [`zookeeper::Zookeeper`] follow it; [`daemon`] holds the
+//! [`etcd::Etcd`] is the first implementation, then [`postgres::Postgres`],
+//! [`zookeeper::Zookeeper`] and [`redis::Redis`] (with Sentinel); [`daemon`] holds the
 //! pid-file process handling any database started as a plain daemon can share.
 
 pub mod daemon;
@@ -16,6 +16,7 @@ pub mod etcd;
 pub mod file;
 mod http;
 pub mod postgres;
+pub mod redis;
 pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ use std::time::Duration;
 use crate::cluster::{split_results, Cluster, Node};
 use crate::control::ControlError;
 
+pub use self::redis::{Redis, RedisOptions};
 pub use etcd::{Etcd, EtcdOptions};
 pub use postgres::{Postgres, PostgresOptions};
 pub use zookeeper::{Zookeeper, ZookeeperOptions};
@@ -186,4 +188,4 @@ pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<P
 }
 
 /// The databases `faultline db` knows by name.
-pub const KNOWN: &[&str] = &["etcd", "postgres", "zookeeper"];
+pub const KNOWN: &[&str] = &["etcd", "postgres", "zookeeper", "redis"];

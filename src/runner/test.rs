@@ -15,10 +15,12 @@ use crate::check::Validity;
 use crate::client::etcd::{DataKind, EtcdClientFactory, EtcdClientOptions, ReadMode};
 use crate::client::external::{ExternalClientFactory, NodeCommand};
 use crate::client::postgres::{Isolation, PostgresClientFactory, PostgresClientOptions};
+use crate::client::redis::{RedisClientFactory, RedisClientOptions, RedisReadMode};
 use crate::client::zookeeper::{ZkClientFactory, ZkClientOptions, ZkDataKind, ZkReadMode};
 use crate::cluster::Cluster;
 use crate::db::file::{FileDb, FileDbSpec, Template};
 use crate::db::{self, Db, Etcd, EtcdOptions, Postgres, PostgresOptions};
+use crate::db::{Redis, RedisOptions};
 use crate::db::{Zookeeper, ZookeeperOptions};
 use crate::generator::{
     self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
@@ -43,6 +45,7 @@ pub struct TestSpec {
     /// The test's name (the results folder); default `<db>-<workload>-<nemeses>`.
     pub name: String,
     /// The database: `etcd`, `postgres` (one server, on the first node), or
+    /// `zookeeper`, `redis` (a master, replicas and Sentinels; docs/redis.md),
     /// a db file (`path.toml` or `file:PATH`, docs/file-db.md).
     pub db: String,
     /// A db file's client program command line, instead of the file's own
@@ -63,7 +66,9 @@ pub struct TestSpec {
     /// The seed of every random choice; chosen and recorded when absent.
     pub seed: Option<u64>,
     /// etcd: `linearizable` or `serializable` reads; ZooKeeper: `plain`
-    /// (the connected server's data) or `sync` (sync, then read).
+    /// (the connected server's data) or `sync` (sync, then read); redis:
+    /// `replica` (the client's own node) or `primary` (the master). Empty:
+    /// the db's default.
     pub read_mode: String,
     /// Seconds one operation may take before it is recorded `info`.
     pub op_timeout: f64,
@@ -192,6 +197,13 @@ impl TestSpec {
             return self
                 .read_mode
                 .parse::<ZkReadMode>()
+                .map(|_| ())
+                .map_err(|e| format!("read_mode: {e}"));
+        }
+        if self.db == "redis" {
+            return self
+                .read_mode
+                .parse::<RedisReadMode>()
                 .map(|_| ())
                 .map_err(|e| format!("read_mode: {e}"));
         }
@@ -572,6 +584,7 @@ fn version_of(cluster: &Cluster, target: &System) -> anyhow::Result<String> {
         System::Postgres(..) => {
             "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres --version 2>/dev/null || true"
         }
+        System::Redis(_) => "redis-server --version 2>/dev/null || true",
     };
     let out = n.run(cmd)?;
     Ok(out.trim().to_string())
@@ -623,7 +636,7 @@ fn check_db_workload(db: &str, workload: &Workload) -> anyhow::Result<()> {
             "unique-ids",
         ],
         "postgres" => &["list-append", "rw-register", "long-fork"],
-        "zookeeper" => &["cas-register", "set"],
+        "zookeeper" | "redis" => &["cas-register", "set"],
         _ => return Ok(()),
     };
     if runs.contains(&workload.model.as_str()) {
@@ -645,6 +658,7 @@ enum System {
     /// A db file, and its client program's command line.
     File(Arc<FileDb>, Template),
     Zookeeper(Arc<Zookeeper>),
+    Redis(Arc<Redis>),
 }
 
 impl System {
@@ -675,6 +689,10 @@ impl System {
                 ZookeeperOptions::default(),
                 cluster.nodes(),
             )))),
+            "redis" => Ok(System::Redis(Arc::new(Redis::new(
+                RedisOptions::default(),
+                cluster.nodes(),
+            )))),
             other => anyhow::bail!("unknown db {other:?} (known: {})", db::KNOWN.join(", ")),
         }
     }
@@ -685,6 +703,7 @@ impl System {
             System::Postgres(p, _) => p.clone(),
             System::File(f, _) => f.clone(),
             System::Zookeeper(z) => z.clone(),
+            System::Redis(r) => r.clone(),
         }
     }
 
@@ -745,6 +764,18 @@ impl System {
                     ZkClientFactory::for_nodes(cluster.nodes(), zk.client_port(), opts)?
                         .into_factory(),
                 )
+            }
+            System::Redis(r) => {
+                let read_mode: RedisReadMode =
+                    spec.read_mode.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+                let opts = RedisClientOptions {
+                    read_mode,
+                    timeout: Duration::from_secs_f64(spec.op_timeout),
+                    workload: workload.name.clone(),
+                    kind: DataKind::for_model(&workload.model),
+                    ..RedisClientOptions::default()
+                };
+                Ok(RedisClientFactory::for_redis(r, cluster.nodes(), opts)?.into_factory())
             }
         }
     }
@@ -1020,4 +1051,40 @@ fn stats(history: &History) -> Value {
         .map(|(f, c)| (f, json!({"ok": c[0], "fail": c[1], "info": c[2]})))
         .collect();
     json!({"ok": total[0], "fail": total[1], "info": total[2], "by_f": per})
+}
+
+#[cfg(test)]
+mod redis_spec_tests {
+    use super::*;
+
+    #[test]
+    fn redis_takes_replica_or_primary_reads_and_refuses_transactions() {
+        let spec = |read_mode: &str| TestSpec {
+            db: "redis".into(),
+            read_mode: read_mode.into(),
+            ..TestSpec::default()
+        };
+        assert_eq!(spec("replica").validate(), Ok(()));
+        assert_eq!(spec("primary").validate(), Ok(()));
+        // The generic default means the redis default.
+        assert_eq!(spec("linearizable").validate(), Ok(()));
+        let e = spec("serializable").validate().unwrap_err();
+        assert!(e.starts_with("read_mode: ") && e.contains("replica"), "{e}");
+        // etcd keeps its own modes.
+        let etcd = TestSpec {
+            read_mode: "primary".into(),
+            ..TestSpec::default()
+        };
+        assert!(etcd.validate().unwrap_err().contains("linearizable"));
+
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+        let txn = Workload::find("list-append", &dir).expect("list-append workload");
+        let e = check_db_workload("redis", &txn).unwrap_err().to_string();
+        assert!(
+            e.contains("redis runs the register and set workloads"),
+            "{e}"
+        );
+        let set = Workload::find("set", &dir).expect("set workload");
+        assert!(check_db_workload("redis", &set).is_ok());
+    }
 }
