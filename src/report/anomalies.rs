@@ -127,7 +127,12 @@ fn section(i: usize, name: &str, a: &Value) -> String {
         "<p class=\"explanation\">{}</p>\n<b>Let:</b>\n<ul>",
         esc(&str_of(a, "explanation"))
     ));
-    for t in a.get("txns").and_then(Value::as_array).into_iter().flatten() {
+    for t in a
+        .get("txns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         s.push_str(&format!(
             "<li><b>{}</b> = process {}, {}, event {}{}: <code>{}</code></li>",
             esc(&str_of(t, "name")),

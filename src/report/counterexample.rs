@@ -91,12 +91,19 @@ fn section(
         .collect();
     let descr: rustc_hash::FxHashMap<usize, &str> = path
         .iter()
-        .filter_map(|st| Some((idx(&st["op"], "invoke_index")?, st["op"]["description"].as_str()?)))
+        .filter_map(|st| {
+            Some((
+                idx(&st["op"], "invoke_index")?,
+                st["op"]["description"].as_str()?,
+            ))
+        })
         .chain(stuck_inv.and_then(|i| Some((i, cx["op"]["description"].as_str()?))))
         .collect();
     // The window: from the earliest of the last prefix ops shown to the
     // stuck op's completion.
-    let stuck = stuck_inv.and_then(|i| by_invoke.get(&i)).map(|&i| &d.spans[i]);
+    let stuck = stuck_inv
+        .and_then(|i| by_invoke.get(&i))
+        .map(|&i| &d.spans[i]);
     let recent: Vec<&Span> = path
         .iter()
         .rev()
@@ -279,7 +286,10 @@ fn svg(
             row - 8.0,
             esc(&title)
         ));
-        let num = order.get(&sp.invoke).map(|n| format!("{n}: ")).unwrap_or_default();
+        let num = order
+            .get(&sp.invoke)
+            .map(|n| format!("{n}: "))
+            .unwrap_or_default();
         s.push_str(&format!(
             "<text class=\"op-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>\n",
             a + 2.0,

@@ -301,13 +301,22 @@ mod tests {
         let h = History::new(vec![
             at(Op::new(0, Client(0), Invoke, "write", json!(1)), 10),
             at(Op::new(0, Nemesis, Info, "kill", json!(["n1"])), 20),
-            at(Op::new(0, Nemesis, Info, "kill", json!({"n1": "killed"})), 25),
+            at(
+                Op::new(0, Nemesis, Info, "kill", json!({"n1": "killed"})),
+                25,
+            ),
             at(Op::new(0, Client(0), Ok, "write", json!(1)), 30),
             at(Op::new(0, Client(1), Invoke, "read", json!(null)), 40),
             at(Op::new(0, Nemesis, Info, "start", json!(null)), 50),
             at(Op::new(0, Nemesis, Info, "start", json!(null)), 60),
-            at(Op::new(0, Nemesis, Info, "start-partition", json!("majority")), 70),
-            at(Op::new(0, Nemesis, Info, "start-partition", json!("done")), 71),
+            at(
+                Op::new(0, Nemesis, Info, "start-partition", json!("majority")),
+                70,
+            ),
+            at(
+                Op::new(0, Nemesis, Info, "start-partition", json!("done")),
+                71,
+            ),
         ]);
         let d = Data::new(&h);
         assert!(d.timed);

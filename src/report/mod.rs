@@ -89,18 +89,20 @@ pub fn write_all(dir: &Path, run: &Run<'_>) -> Written {
     attempt("timeline.html", &|| {
         write(dir, "timeline.html", &timeline::render(&run.title, &data))
     });
-    attempt("counterexample.html", &|| {
-        match counterexample::render(&run.title, &data, run.results) {
+    attempt(
+        "counterexample.html",
+        &|| match counterexample::render(&run.title, &data, run.results) {
             Some(html) => write(dir, "counterexample.html", &html),
             None => Ok(Made::Skipped("no key is invalid".into())),
-        }
-    });
-    attempt("anomalies.html", &|| {
-        match anomalies::render(&run.title, run.results) {
+        },
+    );
+    attempt(
+        "anomalies.html",
+        &|| match anomalies::render(&run.title, run.results) {
             Some(html) => write(dir, "anomalies.html", &html),
             None => Ok(Made::Skipped("no transactional anomaly".into())),
-        }
-    });
+        },
+    );
     let html = summary::render(run, &data, &w);
     match write(dir, "report.html", &html) {
         Ok(Made::Files(fs)) => w.files.extend(fs),
@@ -151,7 +153,7 @@ pub fn script_json(v: &Value) -> String {
 /// The shared page head: title and the small stylesheet every page uses.
 pub(crate) fn head(title: &str, extra_css: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n{}\n{}\n</style>\n</head>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>{}</title>\n<style>\n{}\n{}\n</style>\n</head>\n",
         esc(title),
         BASE_CSS,
         extra_css

@@ -148,7 +148,12 @@ fn latency_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) -> 
     }
     let x_max = secs(d, d.t_end).max(1e-3);
     let y_min = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min).max(1e-3) / 1.5;
-    let y_max = pts.iter().map(|p| p.1).fold(0f64, f64::max).max(y_min * 10.0) * 1.5;
+    let y_max = pts
+        .iter()
+        .map(|p| p.1)
+        .fold(0f64, f64::max)
+        .max(y_min * 10.0)
+        * 1.5;
     let mut chart = ChartBuilder::on(&root)
         .caption("Latency (invocation to completion)", ("sans-serif", 18))
         .margin(12)
@@ -184,7 +189,11 @@ fn latency_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) -> 
                     .label(name)
                     .legend(move |(x, y)| Circle::new((x, y), 3, c.filled())),
                 1 => chart
-                    .draw_series(series.iter().map(|&p| TriangleMarker::new(p, 3, c.filled())))
+                    .draw_series(
+                        series
+                            .iter()
+                            .map(|&p| TriangleMarker::new(p, 3, c.filled())),
+                    )
                     .map_err(err)?
                     .label(name)
                     .legend(move |(x, y)| TriangleMarker::new((x, y), 4, c.filled())),
@@ -194,14 +203,14 @@ fn latency_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) -> 
                     .label(name)
                     .legend(move |(x, y)| Cross::new((x, y), 4, c.stroke_width(1))),
                 _ => chart
-                    .draw_series(
-                        series
-                            .iter()
-                            .map(|&p| EmptyElement::at(p) + Rectangle::new([(-2, -2), (2, 2)], c.filled())),
-                    )
+                    .draw_series(series.iter().map(|&p| {
+                        EmptyElement::at(p) + Rectangle::new([(-2, -2), (2, 2)], c.filled())
+                    }))
                     .map_err(err)?
                     .label(name)
-                    .legend(move |(x, y)| Rectangle::new([(x - 3, y - 3), (x + 3, y + 3)], c.filled())),
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x - 3, y - 3), (x + 3, y + 3)], c.filled())
+                    }),
             };
         }
     }
@@ -221,12 +230,9 @@ pub fn write_latency(dir: &Path, d: &Data) -> Result<Made, String> {
     if let Some(m) = no_times(d) {
         return Ok(m);
     }
-    both(
-        dir,
-        "latency",
-        &|a| latency_chart(a, d),
-        &|a| latency_chart(a, d),
-    )
+    both(dir, "latency", &|a| latency_chart(a, d), &|a| {
+        latency_chart(a, d)
+    })
 }
 
 /// Per window: (window start in s, p50, p95, p99, max) of latencies in ms.
@@ -249,12 +255,20 @@ pub fn quantiles(d: &Data) -> Vec<(f64, [f64; 4])> {
         .collect()
 }
 
-fn quantile_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) -> Result<(), String> {
+fn quantile_chart<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    d: &Data,
+) -> Result<(), String> {
     root.fill(&WHITE).map_err(err)?;
     let qs = quantiles(d);
     let w = window_secs(secs(d, d.t_end));
     let y_min = qs.iter().map(|q| q.1[0]).fold(f64::MAX, f64::min).max(1e-3) / 1.5;
-    let y_max = qs.iter().map(|q| q.1[3]).fold(0f64, f64::max).max(y_min * 10.0) * 1.5;
+    let y_max = qs
+        .iter()
+        .map(|q| q.1[3])
+        .fold(0f64, f64::max)
+        .max(y_min * 10.0)
+        * 1.5;
     let x_max = secs(d, d.t_end).max(1e-3);
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -289,7 +303,9 @@ fn quantile_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) ->
             ))
             .map_err(err)?
             .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], c.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x - 8, y), (x + 8, y)], c.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -307,12 +323,9 @@ pub fn write_quantiles(dir: &Path, d: &Data) -> Result<Made, String> {
     if let Some(m) = no_times(d) {
         return Ok(m);
     }
-    both(
-        dir,
-        "latency-quantiles",
-        &|a| quantile_chart(a, d),
-        &|a| quantile_chart(a, d),
-    )
+    both(dir, "latency-quantiles", &|a| quantile_chart(a, d), &|a| {
+        quantile_chart(a, d)
+    })
 }
 
 /// Completions per second, per window and outcome: (window start, [ok, fail, info]).
@@ -336,12 +349,7 @@ fn rate_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) -> Res
     root.fill(&WHITE).map_err(err)?;
     let rs = rates(d);
     let w = window_secs(secs(d, d.t_end));
-    let y_max = rs
-        .iter()
-        .flat_map(|r| r.1)
-        .fold(0f64, f64::max)
-        .max(1.0)
-        * 1.15;
+    let y_max = rs.iter().flat_map(|r| r.1).fold(0f64, f64::max).max(1.0) * 1.15;
     let x_max = secs(d, d.t_end).max(1e-3);
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -370,7 +378,9 @@ fn rate_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) -> Res
             ))
             .map_err(err)?
             .label(e.name())
-            .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], c.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x - 8, y), (x + 8, y)], c.stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()
@@ -388,10 +398,5 @@ pub fn write_rate(dir: &Path, d: &Data) -> Result<Made, String> {
     if let Some(m) = no_times(d) {
         return Ok(m);
     }
-    both(
-        dir,
-        "rate",
-        &|a| rate_chart(a, d),
-        &|a| rate_chart(a, d),
-    )
+    both(dir, "rate", &|a| rate_chart(a, d), &|a| rate_chart(a, d))
 }

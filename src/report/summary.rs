@@ -98,7 +98,7 @@ pub fn render(run: &Run<'_>, d: &Data, w: &Written) -> String {
     ] {
         if has(&format!("{stem}.svg")) {
             s.push_str(&format!(
-                "<figure><img src=\"{stem}.svg\" alt=\"{what}\" width=\"1200\"><figcaption>{what} (<a href=\"{stem}.png\">PNG</a>)</figcaption></figure>\n"
+                "<figure><img src=\"{stem}.svg\" alt=\"{what}\" width=\"1200\"/><figcaption>{what} (<a href=\"{stem}.png\">PNG</a>)</figcaption></figure>\n"
             ));
         } else if let Some((_, why)) = w.skipped.iter().find(|(n, _)| n == stem) {
             s.push_str(&format!(

@@ -94,7 +94,7 @@ pub fn render(title: &str, d: &Data) -> String {
 <span class=\"muted\">wheel: scroll · ctrl/alt+wheel or +/−: zoom · shift+wheel or drag: pan · drawn in <span id=\"render-ms\"></span> ms</span></header>\n",
         esc(title)
     ));
-    s.push_str("<div id=\"wrap\"><canvas id=\"timeline\"></canvas><div id=\"tooltip\" hidden></div></div>\n");
+    s.push_str("<div id=\"wrap\"><canvas id=\"timeline\"></canvas><div id=\"tooltip\" hidden=\"hidden\"></div></div>\n");
     s.push_str("<script type=\"application/json\" id=\"timeline-data\">");
     s.push_str(&script_json(&data_json(d)));
     s.push_str("</script>\n<script>\n");
