@@ -138,7 +138,7 @@ pub fn write_ci(
                 .iter()
                 .flat_map(|s| {
                     s.cases.iter().map(|c| Verdict {
-                        name: format!("{} ({})", s.name, c.name),
+                        name: format!("{} — {}", s.name, c.name),
                         ..c.clone()
                     })
                 })
