@@ -1081,7 +1081,8 @@ mod redis_spec_tests {
         let txn = Workload::find("list-append", &dir).expect("list-append workload");
         let e = check_db_workload("redis", &txn).unwrap_err().to_string();
         assert!(
-            e.contains("redis runs the register and set workloads"),
+            e.contains("the redis client does not run the list-append workload")
+                && e.contains("it runs: cas-register, set"),
             "{e}"
         );
         let set = Workload::find("set", &dir).expect("set workload");
