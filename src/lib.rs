@@ -15,6 +15,8 @@ pub mod model;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "report")]
+pub mod report;
 
 #[cfg(feature = "controller")]
 pub mod client;

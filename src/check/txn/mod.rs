@@ -208,8 +208,9 @@ pub struct Anomaly {
     /// For cycle anomalies: the edges, `T1 → T2 → ... → T1`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cycle: Option<Vec<CycleStep>>,
-    /// For cycle anomalies: the cycle as a Graphviz dot graph.
-    #[serde(skip)]
+    /// For cycle anomalies: the cycle as a Graphviz dot graph (kept in
+    /// results.json so reports can draw it later).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dot: Option<String>,
 }
 
