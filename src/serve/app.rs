@@ -101,6 +101,9 @@ pub fn router(root: &Path) -> std::io::Result<Router> {
         .route("/", get(index))
         .route("/runs.json", get(runs_json))
         .route("/compare", get(compare))
+        // Browsers ask for it on every page; an empty answer keeps their
+        // consoles free of 404 errors.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/runs/{test}/{start}", get(run_redirect))
         .route("/runs/{test}/{start}/", get(run_page))
         .route("/runs/{test}/{start}/download.tar.gz", get(download))

@@ -108,7 +108,8 @@ impl Filters {
 fn fmt_duration(s: Option<f64>) -> String {
     match s {
         Some(s) if s >= 60.0 => format!("{}m {:02}s", (s / 60.0) as u64, (s % 60.0) as u64),
-        Some(s) => format!("{s:.1} s"),
+        Some(s) if s >= 1.0 => format!("{s:.1} s"),
+        Some(s) => format!("{:.0} ms", s * 1e3),
         None => "—".into(),
     }
 }

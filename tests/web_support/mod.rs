@@ -3,7 +3,10 @@
 //! results.json and whatever else analyze writes), a `faultline serve`
 //! child on a free port, and a plain HTTP/1.0 GET that sends the path
 //! exactly as given (so traversal attempts reach the server unnormalized).
+//! Each fixture run also gets its report pages from `report::write_all`.
 #![allow(dead_code)]
+
+pub mod webdriver;
 
 use faultline::store::RunDir;
 use serde_json::{json, Value};
@@ -74,6 +77,24 @@ pub fn make_run(root: &Path, name: &str, secs: u64, test: Value, history: &str) 
         dir.path.display(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+    // The per-run pages (report.html, timeline.html, ...), as a run writes them.
+    let stored = RunDir::open(&dir.path).expect("open the run");
+    let results = stored.results.clone().expect("results.json");
+    let written = faultline::report::write_all(
+        &dir.path,
+        &faultline::report::Run {
+            title: format!("{name} {}", stored.dir.start),
+            history: &stored.history,
+            test: Some(&stored.test),
+            results: &results,
+            links: vec![],
+        },
+    );
+    assert!(
+        written.failures.is_empty(),
+        "report: {:?}",
+        written.failures
     );
     dir.path
 }
