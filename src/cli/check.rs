@@ -6,6 +6,7 @@ use crate::check::linear::{self, CheckError, Options, Report};
 use crate::check::Validity;
 use crate::history::{self, Call, Format, History};
 use crate::model::{self, Model, ModelVisitor};
+use crate::report;
 use anyhow::{bail, Context};
 use rayon::prelude::*;
 use serde_json::json;
@@ -35,11 +36,22 @@ pub struct Args {
     /// satisfy (repeatable; default strict-serializable).
     #[arg(long = "consistency-model", value_name = "MODEL")]
     consistency_models: Vec<String>,
-    /// With list-append or rw-register: write each anomaly's explanation
+    /// Write the report artifacts (report.html, timeline.html, plots,
+    /// counterexample.html or anomalies.html; docs/reports.md) into this
+    /// directory, in a subdirectory per file when there are several. With
+    /// list-append or rw-register also each anomaly's explanation
     /// (`<anomaly>.txt`) and cycle graphs (`<anomaly>/<i>.dot`, `.svg` when
-    /// Graphviz is installed) into this directory.
+    /// Graphviz is installed).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Also write a JUnit XML file here: a testsuite per file, an invalid
+    /// or unknown verdict as a failure whose message explains it.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write a Markdown summary here (a row per file), e.g.
+    /// "$GITHUB_STEP_SUMMARY".
+    #[arg(long, value_name = "FILE")]
+    summary_md: Option<PathBuf>,
     /// With rw-register: also order each key's writes per process.
     #[arg(long)]
     sequential_keys: bool,
@@ -105,12 +117,8 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     {
         return txn::run(&a, w);
     }
-    if !a.consistency_models.is_empty()
-        || a.out.is_some()
-        || a.sequential_keys
-        || a.linearizable_keys
-    {
-        bail!("--consistency-model, --out, --sequential-keys and --linearizable-keys need --model list-append or rw-register");
+    if !a.consistency_models.is_empty() || a.sequential_keys || a.linearizable_keys {
+        bail!("--consistency-model, --sequential-keys and --linearizable-keys need --model list-append or rw-register");
     }
     let started = Instant::now();
     let format = match &a.format {
@@ -208,6 +216,55 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             peak_rss_mib().map_or("?".into(), |m| m.to_string())
         );
     }
+    let many_files = results.len() > 1;
+    let mut suites = Vec::new();
+    for r in &results {
+        let details = to_json(r);
+        let (validity, sentence) = match &r.outcome {
+            Err(e) => ("error".to_string(), e.clone()),
+            Ok((_, rep)) => (
+                rep.validity.to_string(),
+                report::sentence("linearizable", &details),
+            ),
+        };
+        if let (Some(out), Ok((_, rep))) = (&a.out, &r.outcome) {
+            let dir = if many_files {
+                out.join(txn::stem(&r.path))
+            } else {
+                out.clone()
+            };
+            let mut details = details.clone();
+            details["valid"] = json!(rep.validity);
+            let results = json!({"valid": rep.validity, "checkers": {"linearizable": details}});
+            file_artifacts(&r.path, &dir, format, &results);
+        }
+        suites.push(report::junit::Suite {
+            name: r.path.display().to_string(),
+            cases: vec![report::Verdict {
+                name: match &r.outcome {
+                    Ok((model, _)) => format!("linearizable ({model})"),
+                    Err(_) => "linearizable".into(),
+                },
+                validity,
+                sentence,
+            }],
+            seconds: r
+                .outcome
+                .as_ref()
+                .ok()
+                .map(|(_, rep)| rep.elapsed.as_secs_f64()),
+        });
+    }
+    let overall = if errors > 0 {
+        "error"
+    } else if invalid > 0 {
+        "invalid"
+    } else if unknown > 0 {
+        "unknown"
+    } else {
+        "valid"
+    };
+    ci_outputs(&a, &suites, overall);
     if let Some(tsv) = &a.expect {
         return compare_expected(tsv, &results);
     }
@@ -220,6 +277,50 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     } else {
         EXIT_VALID
     })
+}
+
+/// Writes the report artifacts of one checked file into `dir` (the history
+/// is read again). Problems are warnings: they never change the verdict.
+fn file_artifacts(path: &Path, dir: &Path, format: Option<Format>, results: &serde_json::Value) {
+    let h = match history::read_path(path, format) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("warning: no report for {}: {e}", path.display());
+            return;
+        }
+    };
+    let link = canonical(path).display().to_string();
+    let w = report::write_all(
+        dir,
+        &report::Run {
+            title: path.display().to_string(),
+            history: &h,
+            test: None,
+            results,
+            links: vec![(format!("{} — the history", path.display()), link)],
+        },
+    );
+    for (name, why) in &w.failures {
+        eprintln!("warning: {}: report artifact {name}: {why}", path.display());
+    }
+}
+
+/// The `--junit` and `--summary-md` files, when asked for.
+fn ci_outputs(a: &Args, suites: &[report::junit::Suite], overall: &str) {
+    let title = match suites {
+        [one] => one.name.clone(),
+        many => format!("check of {} files", many.len()),
+    };
+    for e in report::write_ci(
+        a.junit.as_deref(),
+        a.summary_md.as_deref(),
+        &title,
+        overall,
+        suites,
+        None,
+    ) {
+        eprintln!("warning: {e}");
+    }
 }
 
 struct NameOnly;

@@ -5,9 +5,12 @@ use super::cluster::NodeArgs;
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::check::Validity;
 use crate::cluster::{local, Cluster};
+use crate::report;
 use crate::runner::test::{check_history, preflight, run_test, CheckSettings, Dirs, TestSpec};
 use crate::runner::Stop;
-use crate::store::RunDir;
+use crate::store::{
+    RunDir, StoredRun, HISTORY_JSONL, LOG_FILE, NODES_DIR, RESULTS_JSON, TEST_JSON,
+};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
@@ -83,6 +86,14 @@ pub struct Args {
     no_install: bool,
     #[command(flatten)]
     nodes: NodeArgs,
+    /// Also write a JUnit XML file here: one testcase per checker, an
+    /// invalid or unknown verdict as a failure whose message explains it.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write a Markdown summary here (verdict table, counts), e.g.
+    /// "$GITHUB_STEP_SUMMARY".
+    #[arg(long, value_name = "FILE")]
+    summary_md: Option<PathBuf>,
 }
 
 /// Arguments of `faultline analyze`.
@@ -90,6 +101,14 @@ pub struct Args {
 pub struct AnalyzeArgs {
     /// A run's folder (or a `latest` link).
     dir: PathBuf,
+    /// Also write a JUnit XML file here: one testcase per checker, an
+    /// invalid or unknown verdict as a failure whose message explains it.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Also write a Markdown summary here (verdict table, counts), e.g.
+    /// "$GITHUB_STEP_SUMMARY".
+    #[arg(long, value_name = "FILE")]
+    summary_md: Option<PathBuf>,
 }
 
 /// The first existing folder named `name`: in the current directory, then
@@ -218,11 +237,104 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     for line in &outcome.summary {
         println!("{line}");
     }
+    match RunDir::open(&outcome.dir) {
+        Ok(stored) => {
+            let results = stored
+                .results
+                .clone()
+                .unwrap_or_else(|| serde_json::json!({"valid": outcome.validity, "checkers": {}}));
+            report_run(
+                &stored,
+                &results,
+                a.junit.as_deref(),
+                a.summary_md.as_deref(),
+            );
+        }
+        Err(e) => {
+            tracing::warn!("no report: {e}");
+            eprintln!("warning: no report: {e}");
+        }
+    }
     if outcome.interrupted {
         println!("(interrupted: the history is partial, and checked as it is)");
     }
     println!("{}: {}", outcome.validity, outcome.dir.display());
     Ok(exit_code(outcome.validity))
+}
+
+/// Writes a run's artifacts (report.html and the rest, docs/reports.md)
+/// into its folder, and the CI outputs asked for. Never fails: problems are
+/// warnings, and noted in report.html.
+fn report_run(
+    stored: &StoredRun,
+    results: &serde_json::Value,
+    junit: Option<&Path>,
+    md: Option<&Path>,
+) {
+    let dir = &stored.dir.path;
+    let title = format!("{} {}", stored.dir.test_name, stored.dir.start);
+    let mut links: Vec<(String, String)> = [
+        (TEST_JSON, "configuration"),
+        (RESULTS_JSON, "checker results"),
+        (HISTORY_JSONL, "history"),
+        (LOG_FILE, "faultline's log"),
+    ]
+    .iter()
+    .filter(|(f, _)| dir.join(f).is_file())
+    .map(|(f, what)| (format!("{f} — {what}"), f.to_string()))
+    .collect();
+    links.extend(node_logs(dir).into_iter().map(|p| (p.clone(), p)));
+    let w = report::write_all(
+        dir,
+        &report::Run {
+            title: title.clone(),
+            history: &stored.history,
+            test: Some(&stored.test),
+            results,
+            links,
+        },
+    );
+    for (name, why) in &w.failures {
+        tracing::warn!("report artifact {name}: {why}");
+        eprintln!("warning: report artifact {name}: {why}");
+    }
+    println!("report: {}", dir.join("report.html").display());
+    let data = report::Data::new(&stored.history);
+    let overall = results
+        .get("valid")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("unknown");
+    let suite = report::junit::Suite {
+        name: title.clone(),
+        cases: report::verdicts(results),
+        seconds: None,
+    };
+    let counts = report::markdown::counts_line(&data);
+    for e in report::write_ci(junit, md, &title, overall, &[suite], Some(&counts)) {
+        tracing::warn!("{e}");
+        eprintln!("warning: {e}");
+    }
+}
+
+/// Files under `nodes/`, relative to the run's folder, sorted.
+fn node_logs(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join(NODES_DIR)];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(rel) = p.strip_prefix(dir) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 /// What the local cluster needs on this machine: (program, package).
@@ -363,6 +475,12 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
     for line in &summary {
         println!("{line}");
     }
+    report_run(
+        &stored,
+        &results,
+        a.junit.as_deref(),
+        a.summary_md.as_deref(),
+    );
     println!("{validity}: {}", stored.dir.path.display());
     let _ = EXIT_ERROR;
     Ok(exit_code(validity))

@@ -112,6 +112,49 @@ pub fn write_all(dir: &Path, run: &Run<'_>) -> Written {
     w
 }
 
+/// Writes the CI outputs asked for: JUnit XML to `junit`, the Markdown
+/// summary to `markdown` (one row per checker for one suite; one per
+/// suite and checker for several). Returns what could not be written, for
+/// warnings: a CI file never changes the verdict.
+pub fn write_ci(
+    junit: Option<&Path>,
+    markdown: Option<&Path>,
+    title: &str,
+    overall: &str,
+    suites: &[junit::Suite],
+    counts: Option<&str>,
+) -> Vec<String> {
+    let mut errors = Vec::new();
+    if let Some(p) = junit {
+        if let Err(e) = std::fs::write(p, junit::render(suites)) {
+            errors.push(format!("{}: cannot write JUnit XML: {e}", p.display()));
+        }
+    }
+    if let Some(p) = markdown {
+        let rows: Vec<Verdict> = if suites.len() == 1 {
+            suites[0].cases.clone()
+        } else {
+            suites
+                .iter()
+                .flat_map(|s| {
+                    s.cases.iter().map(|c| Verdict {
+                        name: format!("{} ({})", s.name, c.name),
+                        ..c.clone()
+                    })
+                })
+                .collect()
+        };
+        let text = markdown::render(title, overall, &rows, counts);
+        if let Err(e) = std::fs::write(p, text) {
+            errors.push(format!(
+                "{}: cannot write the Markdown summary: {e}",
+                p.display()
+            ));
+        }
+    }
+    errors
+}
+
 fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>()
         .cloned()

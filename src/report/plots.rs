@@ -55,19 +55,17 @@ fn window_secs(duration: f64) -> f64 {
     }
 }
 
-/// Renders `draw` into `<stem>.svg` and `<stem>.png`.
-fn both(
-    dir: &Path,
-    stem: &str,
-    svg_draw: &dyn Fn(DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
-    png_draw: &dyn Fn(DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
-) -> Result<Made, String> {
-    register_font()?;
-    let svg = dir.join(format!("{stem}.svg"));
-    let png = dir.join(format!("{stem}.png"));
-    svg_draw(SVGBackend::new(&svg, SIZE).into_drawing_area())?;
-    png_draw(BitMapBackend::new(&png, SIZE).into_drawing_area())?;
-    Ok(Made::Files(vec![svg, png]))
+/// Draws `$chart` (a function generic over the backend) into
+/// `<stem>.svg` and `<stem>.png`.
+macro_rules! both {
+    ($dir:expr, $stem:expr, $chart:ident, $d:expr) => {{
+        register_font()?;
+        let svg = $dir.join(format!("{}.svg", $stem));
+        let png = $dir.join(format!("{}.png", $stem));
+        $chart(SVGBackend::new(&svg, SIZE).into_drawing_area(), $d)?;
+        $chart(BitMapBackend::new(&png, SIZE).into_drawing_area(), $d)?;
+        Ok(Made::Files(vec![svg, png]))
+    }};
 }
 
 fn err<E: std::fmt::Debug>(e: E) -> String {
@@ -230,9 +228,7 @@ pub fn write_latency(dir: &Path, d: &Data) -> Result<Made, String> {
     if let Some(m) = no_times(d) {
         return Ok(m);
     }
-    both(dir, "latency", &|a| latency_chart(a, d), &|a| {
-        latency_chart(a, d)
-    })
+    both!(dir, "latency", latency_chart, d)
 }
 
 /// Per window: (window start in s, p50, p95, p99, max) of latencies in ms.
@@ -323,25 +319,31 @@ pub fn write_quantiles(dir: &Path, d: &Data) -> Result<Made, String> {
     if let Some(m) = no_times(d) {
         return Ok(m);
     }
-    both(dir, "latency-quantiles", &|a| quantile_chart(a, d), &|a| {
-        quantile_chart(a, d)
-    })
+    both!(dir, "latency-quantiles", quantile_chart, d)
 }
 
 /// Completions per second, per window and outcome: (window start, [ok, fail, info]).
 pub fn rates(d: &Data) -> Vec<(f64, [f64; 3])> {
     let w = window_secs(secs(d, d.t_end));
-    let n = (secs(d, d.t_end) / w).floor() as usize + 1;
+    // Whole nanoseconds, so a completion at the very end falls in the last
+    // window rather than in an empty one after it.
+    let w_ns = ((w * 1e9).round() as u64).max(1);
+    let n = d.t_end.div_ceil(w_ns).max(1) as usize;
     let mut r = vec![[0f64; 3]; n];
     for s in &d.spans {
         if let Some(t1) = s.t1 {
-            let b = ((secs(d, t1) / w).floor() as usize).min(n - 1);
-            r[b][s.ending.code() as usize] += 1.0 / w;
+            let b = ((t1 / w_ns) as usize).min(n - 1);
+            r[b][s.ending.code() as usize] += 1.0;
         }
     }
     r.into_iter()
         .enumerate()
-        .map(|(i, x)| (i as f64 * w, x))
+        .map(|(i, x)| {
+            // The last window is cut short by the end of the run.
+            let start = i as u64 * w_ns;
+            let width = d.t_end.saturating_sub(start).clamp(1, w_ns) as f64 / 1e9;
+            (start as f64 / 1e9, x.map(|c| c / width))
+        })
         .collect()
 }
 
@@ -398,5 +400,5 @@ pub fn write_rate(dir: &Path, d: &Data) -> Result<Made, String> {
     if let Some(m) = no_times(d) {
         return Ok(m);
     }
-    both(dir, "rate", &|a| rate_chart(a, d), &|a| rate_chart(a, d))
+    both!(dir, "rate", rate_chart, d)
 }

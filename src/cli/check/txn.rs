@@ -1,7 +1,7 @@
 //! `faultline check --model list-append|rw-register`: the transactional
 //! checker on each file, one verdict per file, exit code of the worst.
 
-use super::{collect, ms, Args};
+use super::{ci_outputs, collect, file_artifacts, ms, Args};
 use crate::check::txn::{self, Options, Report, Workload};
 use crate::check::Validity;
 use crate::cli::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
@@ -63,6 +63,7 @@ pub(super) fn run(a: &Args, workload: Workload) -> anyhow::Result<i32> {
         .collect();
 
     let mut worst = EXIT_VALID;
+    let mut suites = Vec::new();
     for (path, r) in &results {
         let out_dir = a
             .out
@@ -87,6 +88,23 @@ pub(super) fn run(a: &Args, workload: Workload) -> anyhow::Result<i32> {
                     .filter(|_| written.is_some_and(|w| !w.is_empty())),
             );
         }
+        let details = to_json(path, r);
+        if let (Some(dir), Ok(rep)) = (&out_dir, r) {
+            let results = json!({"valid": rep.validity, "checkers": {"txn": details}});
+            file_artifacts(path, dir, format, &results);
+        }
+        suites.push(crate::report::junit::Suite {
+            name: path.display().to_string(),
+            cases: vec![crate::report::Verdict {
+                name: format!("txn ({})", workload.name()),
+                validity: match r {
+                    Ok(rep) => rep.validity.to_string(),
+                    Err(_) => "error".into(),
+                },
+                sentence: crate::report::sentence("txn", &details),
+            }],
+            seconds: r.as_ref().ok().map(|rep| rep.elapsed.as_secs_f64()),
+        });
         let code = match r {
             Err(_) => EXIT_ERROR,
             Ok(rep) => match rep.validity {
@@ -97,6 +115,13 @@ pub(super) fn run(a: &Args, workload: Workload) -> anyhow::Result<i32> {
         };
         worst = worse(worst, code);
     }
+    let overall = match worst {
+        EXIT_ERROR => "error",
+        EXIT_INVALID => "invalid",
+        EXIT_UNKNOWN => "unknown",
+        _ => "valid",
+    };
+    ci_outputs(a, &suites, overall);
     Ok(worst)
 }
 
@@ -115,7 +140,8 @@ fn worse(a: i32, b: i32) -> i32 {
     }
 }
 
-fn stem(p: &Path) -> String {
+/// A file's name without its extension: its folder under `--out`.
+pub(super) fn stem(p: &Path) -> String {
     p.file_stem()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_else(|| "history".to_string())
