@@ -80,6 +80,10 @@ fn serve_lists_filters_shows_and_downloads_runs_and_refuses_traversal() {
     assert_eq!(r.status, 200);
     let html = r.text();
     assert!(html.contains("G2-item"), "{html}");
+    assert!(
+        html.contains("<iframe class=\"report\" id=\"report\" title=\"report\" src=\"/runs/"),
+        "report.html is not framed:\n{html}"
+    );
     for f in [
         "test.json",
         "history.jsonl",
@@ -127,7 +131,9 @@ fn serve_lists_filters_shows_and_downloads_runs_and_refuses_traversal() {
         let path = e.path().expect("path").to_string_lossy().into_owned();
         let mut text = String::new();
         if e.header().entry_type().is_file() {
-            e.read_to_string(&mut text).expect("read entry");
+            let mut bytes = Vec::new();
+            e.read_to_end(&mut bytes).expect("read entry");
+            text = String::from_utf8_lossy(&bytes).into_owned();
         } else if e.header().entry_type().is_symlink() {
             text = "<symlink>".into();
         }
@@ -140,7 +146,17 @@ fn serve_lists_filters_shows_and_downloads_runs_and_refuses_traversal() {
             .map(String::as_str),
         Some(web_support::WRITE_SKEW)
     );
-    assert!(entries.contains_key(&format!("{prefix}/results.json")));
+    for f in [
+        "results.json",
+        "report.html",
+        "timeline.html",
+        "anomalies.html",
+    ] {
+        assert!(
+            entries.contains_key(&format!("{prefix}/{f}")),
+            "{f} not in the archive"
+        );
+    }
     assert_eq!(
         entries
             .get(&format!("{prefix}/nodes/n1/db.log"))
