@@ -327,3 +327,56 @@ fn compare_tables_the_newest_run_of_each_combination() {
         "{html}"
     );
 }
+
+#[test]
+fn compare_run_goes_through_faultline_run_and_reports_what_could_not_run() {
+    // A db no run accepts: `faultline run`'s own validation refuses it before
+    // any cluster is touched, and the table says `not run`.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let root = tmp.path().join("results");
+    let out_dir = tmp.path().join("cmp");
+    let out = Command::new(bin())
+        .args([
+            "compare",
+            "--run",
+            "--db",
+            "no-such-db",
+            "--workload",
+            "register",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "1",
+            "--results",
+        ])
+        .arg(&root)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("run compare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[1/1] faultline run --db no-such-db --workload register --nemesis none"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error: unknown db \"no-such-db\""),
+        "{stderr}"
+    );
+    let md = std::fs::read_to_string(out_dir.join("compare.md")).expect("compare.md");
+    assert!(
+        md.contains("| no-such-db | register | none | not run |"),
+        "{md}"
+    );
+    // --run needs every axis.
+    let out = Command::new(bin())
+        .args(["compare", "--run", "--db", "etcd", "--results"])
+        .arg(&root)
+        .output()
+        .expect("run compare");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--run needs --db, --workload and --nemesis")
+    );
+}

@@ -68,6 +68,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     };
     if a.run {
         run_missing(&a, &sel)?;
+        // Every run may have failed before making its folder: the table
+        // still says so.
+        std::fs::create_dir_all(&a.results)
+            .with_context(|| format!("creating {}", a.results.display()))?;
     }
     if !a.results.is_dir() {
         bail!(
