@@ -29,6 +29,10 @@ pub struct Args {
     /// faults (default: every nemesis stored).
     #[arg(long, value_delimiter = ',')]
     nemesis: Vec<String>,
+    /// test.json fields that split a combination into rows, comma-separated
+    /// (e.g. `isolation`: one row per PostgreSQL isolation level).
+    #[arg(long, value_delimiter = ',', value_name = "FIELDS")]
+    split_by: Vec<String>,
     /// Run each combination that has no stored run before gathering.
     #[arg(long)]
     run: bool,
@@ -65,6 +69,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         dbs: a.db.clone(),
         workloads: a.workload.clone(),
         nemeses: a.nemesis.clone(),
+        split_by: a.split_by.clone(),
     };
     if a.run {
         run_missing(&a, &sel)?;
@@ -98,6 +103,9 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     if rows.is_empty() {
         eprintln!("no stored run matches; see --db/--workload/--nemesis, or add --run");
     }
+    if a.split_by.is_empty() && rows.iter().any(|r| r.runs > 1) {
+        eprintln!("note: some combinations have several runs and show the newest; --split-by FIELD (e.g. isolation) gives each value of a test.json field its own row");
+    }
     let verdicts: Vec<&str> = rows
         .iter()
         .map(|r| {
@@ -129,7 +137,11 @@ fn run_missing(a: &Args, sel: &Selection) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
-    let todo: Vec<compare::Row> = compare::gather(&stored, sel)
+    let grid = Selection {
+        split_by: Vec::new(),
+        ..sel.clone()
+    };
+    let todo: Vec<compare::Row> = compare::gather(&stored, &grid)
         .into_iter()
         .filter(|r| a.rerun || r.run.is_none())
         .collect();

@@ -7,7 +7,7 @@
 //! | `GET /runs/{test}/{start}/files/{path}` | one file of the run (`?download=1`: as an attachment) |
 //! | `GET /runs/{test}/{start}/download.tar.gz` | the whole run folder |
 //! | `GET /runs.json` | the list as JSON |
-//! | `GET /compare` | the comparison table; `?db=`, `?workload=`, `?nemesis=` (comma-separated) |
+//! | `GET /compare` | the comparison table; `?db=`, `?workload=`, `?nemesis=`, `?split_by=` (comma-separated) |
 //!
 //! Every path is checked by [`super::safe::resolve`]: nothing outside the
 //! results directory is ever read.
@@ -357,6 +357,8 @@ struct CompareQuery {
     workload: String,
     #[serde(default)]
     nemesis: String,
+    #[serde(default)]
+    split_by: String,
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -377,6 +379,7 @@ async fn compare(State(s): Shared, Query(q): Query<CompareQuery>) -> Response {
         dbs: split_list(&q.db),
         workloads: split_list(&q.workload),
         nemeses: split_list(&q.nemesis),
+        split_by: split_list(&q.split_by),
     };
     let rows = super::compare::gather(&runs, &sel);
     let table = super::compare::html_table(&rows, &super::compare::Links::Server(String::new()));

@@ -22,6 +22,9 @@ pub struct Selection {
     /// Nemeses: `partition`, `kill`, `partition+kill` (several at once),
     /// or `none`.
     pub nemeses: Vec<String>,
+    /// test.json fields that split a combination further (e.g.
+    /// `isolation`: PostgreSQL at each isolation level is its own row).
+    pub split_by: Vec<String>,
 }
 
 /// One combination and its newest run.
@@ -33,6 +36,9 @@ pub struct Row {
     pub workload: String,
     /// The nemeses, as `a+b`, or `none`.
     pub nemesis: String,
+    /// The `--split-by` fields' values, `field=value` joined by spaces
+    /// (empty without `--split-by`).
+    pub variant: String,
     /// The newest stored run of this combination.
     pub run: Option<RunSummary>,
     /// How many stored runs there are of it.
@@ -56,12 +62,23 @@ pub fn nemesis_key(label: &str) -> String {
     }
 }
 
-fn key_of(r: &RunSummary) -> (String, String, String) {
+type Key = (String, String, String, String);
+
+fn key_of(r: &RunSummary, split_by: &[String]) -> Key {
     (
         r.db.clone(),
         r.workload.clone(),
         nemesis_key(&r.nemesis.join("+")),
+        variant_of(r, split_by),
     )
+}
+
+fn variant_of(r: &RunSummary, split_by: &[String]) -> String {
+    split_by
+        .iter()
+        .map(|f| format!("{f}={}", r.field(f)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The rows for `sel` over `runs` (newest first, as [`super::runs::scan`]
@@ -69,32 +86,37 @@ fn key_of(r: &RunSummary) -> (String, String, String) {
 pub fn gather(runs: &[RunSummary], sel: &Selection) -> Vec<Row> {
     let want_n: Vec<String> = sel.nemeses.iter().map(|n| nemesis_key(n)).collect();
     let keep = |axis: &[String], v: &str| axis.is_empty() || axis.iter().any(|a| a == v);
-    let mut keys: BTreeSet<(String, String, String)> = runs
+    let mut keys: BTreeSet<Key> = runs
         .iter()
-        .map(key_of)
-        .filter(|(d, w, n)| keep(&sel.dbs, d) && keep(&sel.workloads, w) && keep(&want_n, n))
+        .map(|r| key_of(r, &sel.split_by))
+        .filter(|(d, w, n, _)| keep(&sel.dbs, d) && keep(&sel.workloads, w) && keep(&want_n, n))
         .collect();
     if !sel.dbs.is_empty() && !sel.workloads.is_empty() && !want_n.is_empty() {
         for d in &sel.dbs {
             for w in &sel.workloads {
                 for n in &want_n {
-                    keys.insert((d.clone(), w.clone(), n.clone()));
+                    let stored = keys.iter().any(|(kd, kw, kn, _)| (kd, kw, kn) == (d, w, n));
+                    if !stored {
+                        keys.insert((d.clone(), w.clone(), n.clone(), String::new()));
+                    }
                 }
             }
         }
     }
     keys.into_iter()
-        .map(|(db, workload, nemesis)| {
+        .map(|key| {
             let matching: Vec<&RunSummary> = runs
                 .iter()
-                .filter(|r| key_of(r) == (db.clone(), workload.clone(), nemesis.clone()))
+                .filter(|r| key_of(r, &sel.split_by) == key)
                 .collect();
+            let (db, workload, nemesis, variant) = key;
             Row {
                 run: matching.first().map(|r| (*r).clone()),
                 runs: matching.len(),
                 db,
                 workload,
                 nemesis,
+                variant,
             }
         })
         .collect()
@@ -154,10 +176,17 @@ pub fn tally(rows: &[Row]) -> String {
 pub fn markdown(rows: &[Row], links: &Links) -> String {
     let mut s = String::from("# faultline compare\n\n");
     let _ = writeln!(s, "{}.\n", tally(rows));
-    s.push_str(
-        "| db | workload | nemesis | verdict | anomalies | failing checkers | ops | run |\n",
+    let variants = rows.iter().any(|r| !r.variant.is_empty());
+    let (vh, vs) = if variants {
+        (" variant |", "---|")
+    } else {
+        ("", "")
+    };
+    let _ = writeln!(
+        s,
+        "| db | workload | nemesis |{vh} verdict | anomalies | failing checkers | ops | run |"
     );
-    s.push_str("|---|---|---|---|---|---|---:|---|\n");
+    let _ = writeln!(s, "|---|---|---|{vs}---|---|---|---:|---|");
     let cell = |t: &str| t.replace('|', "\\|");
     for row in rows {
         let (anomalies, failing, ops, link) = match &row.run {
@@ -175,9 +204,14 @@ pub fn markdown(rows: &[Row], links: &Links) -> String {
         } else {
             format!("**{v}**")
         };
+        let variant = if variants {
+            format!(" {} |", cell(&row.variant))
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} |{variant} {} | {} | {} | {} | {} |",
             cell(&row.db),
             cell(&row.workload),
             cell(&row.nemesis),
@@ -195,19 +229,27 @@ pub fn markdown(rows: &[Row], links: &Links) -> String {
 pub fn html_table(rows: &[Row], links: &Links) -> String {
     let mut b = String::new();
     let _ = write!(b, "<p id=\"tally\">{}.</p>", esc(&tally(rows)));
-    b.push_str(
-        "<table id=\"compare\"><thead><tr><th>db</th><th>workload</th><th>nemesis</th><th>verdict</th>\
+    let variants = rows.iter().any(|r| !r.variant.is_empty());
+    let _ = write!(
+        b,
+        "<table id=\"compare\"><thead><tr><th>db</th><th>workload</th><th>nemesis</th>{}<th>verdict</th>\
 <th>anomalies</th><th>failing checkers</th><th>ops</th><th>run</th></tr></thead><tbody>",
+        if variants { "<th>variant</th>" } else { "" }
     );
     for row in rows {
         let v = verdict_of(row);
         let _ = write!(
             b,
-            "<tr class=\"combo\" data-verdict=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            "<tr class=\"combo\" data-verdict=\"{}\"><td>{}</td><td>{}</td><td>{}</td>{}<td>{}</td>",
             esc(v),
             esc(&row.db),
             esc(&row.workload),
             esc(&row.nemesis),
+            if variants {
+                format!("<td>{}</td>", esc(&row.variant))
+            } else {
+                String::new()
+            },
             verdict_badge(v)
         );
         match &row.run {
@@ -260,6 +302,7 @@ mod tests {
             verdict: verdict.into(),
             checkers: vec![],
             has_report: false,
+            test: serde_json::json!({"isolation": start}),
         }
     }
 
@@ -282,6 +325,7 @@ mod tests {
             dbs: vec!["etcd".into(), "redis".into()],
             workloads: vec!["register".into()],
             nemeses: vec!["partition".into()],
+            split_by: vec![],
         };
         let rows = gather(&runs, &grid);
         assert_eq!(rows.len(), 2);
@@ -291,6 +335,22 @@ mod tests {
             tally(&rows),
             "2 combinations, 0 valid, 1 invalid, 1 not run"
         );
+
+        // Split by a test.json field: each value its own row.
+        let split = Selection {
+            split_by: vec!["isolation".into()],
+            ..Selection::default()
+        };
+        let rows = gather(&runs, &split);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].variant, "isolation=1");
+        assert_eq!(rows[1].variant, "isolation=2");
+        assert_eq!(
+            rows[1].run.as_ref().map(|r| r.verdict.as_str()),
+            Some("invalid")
+        );
+        assert!(markdown(&rows, &Links::Files(String::new()))
+            .contains("| etcd | register | partition | isolation=2 | **invalid** |"));
     }
 
     #[test]

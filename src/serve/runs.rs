@@ -46,6 +46,9 @@ pub struct RunSummary {
     pub checkers: Vec<CheckerSummary>,
     /// Whether the run folder has a `report.html`.
     pub has_report: bool,
+    /// test.json as it is (Null when missing), for fields such as
+    /// `isolation` that `faultline compare --split-by` groups on.
+    pub test: Value,
 }
 
 impl RunSummary {
@@ -65,6 +68,16 @@ impl RunSummary {
             .filter(|c| c.valid != "valid")
             .map(|c| format!("{} ({})", c.name, c.valid))
             .collect()
+    }
+
+    /// test.json's `field` as text: strings as they are, other values as
+    /// JSON, `-` when missing or null.
+    pub fn field(&self, field: &str) -> String {
+        match &self.test[field] {
+            Value::Null => "-".into(),
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }
     }
 
     /// The anomalies of every checker, deduplicated, in order.
@@ -161,6 +174,7 @@ pub fn summarize(dir: &Path, test_name: &str, start: &str) -> RunSummary {
     let test = read_json(&dir.join(TEST_JSON)).unwrap_or(Value::Null);
     let results = read_json(&dir.join(RESULTS_JSON));
     let s = |k: &str| test[k].as_str().unwrap_or("").to_string();
+    let (db, workload) = (s("db"), s("workload"));
     let nemesis = match &test["nemesis"] {
         Value::Array(a) => a
             .iter()
@@ -181,14 +195,15 @@ pub fn summarize(dir: &Path, test_name: &str, start: &str) -> RunSummary {
         id: format!("{test_name}/{start}"),
         test_name: test_name.to_string(),
         start: start.to_string(),
-        db: s("db"),
-        workload: s("workload"),
+        db,
+        workload,
         nemesis,
         duration_s,
         ops,
         verdict,
         checkers,
         has_report: dir.join("report.html").is_file(),
+        test,
     }
 }
 
