@@ -158,7 +158,7 @@ fn section(i: usize, name: &str, a: &Value) -> String {
                 esc(&str_of(st, "why"))
             ));
         }
-        s.push_str("</ul>\n<p>: a contradiction.</p>\n");
+        s.push_str("</ul>\n<p>A contradiction: the cycle cannot be ordered.</p>\n");
     }
     s.push_str("</div>\n</div>\n</section>\n");
     s

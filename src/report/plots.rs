@@ -15,6 +15,8 @@ use std::path::Path;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (1200, 560);
+/// Most ok points the latency plot draws (about 80 bytes each in SVG).
+const MAX_POINTS: usize = 100_000;
 
 fn register_font() -> Result<(), String> {
     // plotters keeps fonts in a global table; registering once is enough.
@@ -121,29 +123,42 @@ fn shade<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
 
 fn latency_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) -> Result<(), String> {
     root.fill(&WHITE).map_err(err)?;
-    let pts: Vec<(f64, f64, Ending, usize)> = {
-        let mut fs: Vec<&str> = Vec::new();
-        d.spans
-            .iter()
-            .filter_map(|s| {
-                let lat = s.latency()? as f64 / 1e6;
-                let fi = match fs.iter().position(|f| *f == s.f) {
-                    Some(i) => i,
-                    None => {
-                        fs.push(&s.f);
-                        fs.len() - 1
-                    }
-                };
-                Some((secs(d, s.t0), lat.max(1e-3), s.ending, fi))
-            })
-            .collect()
-    };
+    // Functions in order of first completion: index = marker shape.
     let mut fs: Vec<&str> = Vec::new();
     for s in &d.spans {
         if s.t1.is_some() && !fs.contains(&s.f.as_str()) {
             fs.push(&s.f);
         }
     }
+    // Past MAX_POINTS, every k-th ok point is drawn (fail and info always):
+    // the shape stays, the files stay small.
+    let oks = d
+        .spans
+        .iter()
+        .filter(|s| s.t1.is_some() && s.ending == Ending::Ok)
+        .count();
+    let stride = oks.div_ceil(MAX_POINTS).max(1);
+    let mut nth_ok = 0usize;
+    let pts: Vec<(f64, f64, Ending, usize)> = d
+        .spans
+        .iter()
+        .filter_map(|s| {
+            let lat = s.latency()? as f64 / 1e6;
+            if s.ending == Ending::Ok {
+                nth_ok += 1;
+                if (nth_ok - 1) % stride != 0 {
+                    return None;
+                }
+            }
+            let fi = fs.iter().position(|f| *f == s.f).unwrap_or(0);
+            Some((secs(d, s.t0), lat.max(1e-3), s.ending, fi))
+        })
+        .collect();
+    let caption = if stride > 1 {
+        format!("Latency (invocation to completion); 1 in {stride} ok operations drawn")
+    } else {
+        "Latency (invocation to completion)".to_string()
+    };
     let x_max = secs(d, d.t_end).max(1e-3);
     let y_min = pts.iter().map(|p| p.1).fold(f64::MAX, f64::min).max(1e-3) / 1.5;
     let y_max = pts
@@ -153,7 +168,7 @@ fn latency_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, d: &Data) -> 
         .max(y_min * 10.0)
         * 1.5;
     let mut chart = ChartBuilder::on(&root)
-        .caption("Latency (invocation to completion)", ("sans-serif", 18))
+        .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(70)

@@ -11,6 +11,8 @@
 //!       results.json     per checker: valid?, details
 //!       faultline.log    the run's log
 //!       nodes/<node>/    log files collected from each node
+//!       report.html      the summary page, with timeline.html, plots,
+//!                        counterexample.html / anomalies.html (docs/reports.md)
 //! ```
 //!
 //! The `latest` links are replaced atomically (a new link renamed over the
