@@ -324,22 +324,13 @@ async fn download(State(s): Shared, UrlPath((test, start)): UrlPath<(String, Str
             Err(r) => return refused(r),
         };
         let prefix = format!("{test}-{start}");
-        let bytes = match super::tarball(&dir, &prefix) {
-            Ok(b) => b,
-            Err(e) => {
-                return html_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("cannot pack {}: {e}", dir.display()),
-                )
-            }
-        };
         let disposition = format!("attachment; filename=\"{prefix}.tar.gz\"");
         (
             [
                 (header::CONTENT_TYPE, "application/gzip".to_string()),
                 (header::CONTENT_DISPOSITION, disposition),
             ],
-            bytes,
+            super::tarball_body(dir, prefix),
         )
             .into_response()
     });

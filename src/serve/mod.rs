@@ -24,14 +24,79 @@ use std::path::Path;
 /// Symbolic links are stored as links, never followed, so a link inside a
 /// run cannot pull outside files into the archive.
 pub fn tarball(dir: &Path, prefix: &str) -> std::io::Result<Vec<u8>> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    write_tarball(dir, prefix, Vec::new())
+}
+
+/// [`tarball`] into any writer (returned when done).
+pub fn write_tarball<W: std::io::Write>(dir: &Path, prefix: &str, out: W) -> std::io::Result<W> {
+    let gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     tar.follow_symlinks(false);
-    tar.mode(tar::HeaderMode::Deterministic);
+    tar.mode(tar::HeaderMode::Complete);
     tar.append_dir_all(prefix, dir)?;
     let mut gz = tar.into_inner()?;
     gz.flush()?;
     gz.finish()
+}
+
+/// [`tarball`] as a streamed HTTP body: built on a blocking thread and sent
+/// 64 KiB at a time, so a run of any size costs little memory. A client
+/// that goes away stops the build; a read error mid-way ends the body with
+/// an error (the download is then visibly incomplete).
+pub fn tarball_body(dir: std::path::PathBuf, prefix: String) -> axum::body::Body {
+    use axum::body::Bytes;
+    use http_body_util::channel::{Channel, Sender};
+
+    struct ChannelWriter {
+        tx: Sender<Bytes, std::io::Error>,
+        rt: tokio::runtime::Handle,
+        buf: Vec<u8>,
+    }
+    impl ChannelWriter {
+        fn send(&mut self) -> std::io::Result<()> {
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            let chunk = Bytes::from(std::mem::replace(
+                &mut self.buf,
+                Vec::with_capacity(1 << 16),
+            ));
+            self.rt.block_on(self.tx.send_data(chunk)).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")
+            })
+        }
+    }
+    impl std::io::Write for ChannelWriter {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.buf.extend_from_slice(data);
+            if self.buf.len() >= 1 << 16 {
+                self.send()?;
+            }
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let (tx, body) = Channel::<Bytes, std::io::Error>::new(4);
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let w = ChannelWriter {
+            tx,
+            rt,
+            buf: Vec::with_capacity(1 << 16),
+        };
+        match write_tarball(&dir, &prefix, w) {
+            Ok(mut w) => {
+                if let Err(e) = w.send() {
+                    tracing::debug!("tar.gz of {}: {e}", dir.display());
+                }
+            }
+            Err(e) => tracing::warn!("tar.gz of {}: {e}", dir.display()),
+        }
+    });
+    axum::body::Body::new(body)
 }
 
 /// Binds `addr` with a clear message when it cannot (the port is taken, or
