@@ -133,12 +133,15 @@ fn check_of_several_files_gives_a_folder_and_a_testsuite_each() {
     let b = write(dir.path(), "good.jsonl", VALID_REGISTER);
     let out = dir.path().join("out");
     let junit = dir.path().join("junit.xml");
+    let md = dir.path().join("summary.md");
     let (code, text) = faultline(&[
         "check",
         "--out",
         out.to_str().unwrap(),
         "--junit",
         junit.to_str().unwrap(),
+        "--summary-md",
+        md.to_str().unwrap(),
         &a,
         &b,
     ]);
@@ -155,6 +158,17 @@ fn check_of_several_files_gives_a_folder_and_a_testsuite_each() {
     );
     let suites: Vec<_> = root.children().filter(|n| n.is_element()).collect();
     assert_eq!(suites.len(), 2);
+    let summary = read(&md);
+    assert!(
+        summary.starts_with("## faultline: check of 2 files — ❌ **invalid**"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "| {b} — linearizable (cas-register) | ✅ valid | 2 operations, 1 key: linearizable |"
+        )),
+        "{summary}"
+    );
 }
 
 #[test]

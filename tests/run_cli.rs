@@ -156,6 +156,16 @@ fn ctrl_c_during_a_partition_heals_everything_and_keeps_the_history() {
     )
     .unwrap();
     assert_eq!(results_json["interrupted"], true);
+    // The report artifacts (docs/reports.md) are written for an
+    // interrupted run too, and the partition shows as a fault window.
+    let report = std::fs::read_to_string(results.join("latest/report.html")).expect("report.html");
+    assert!(report.contains("data-checker=\"linearizable\""), "{report}");
+    let timeline =
+        std::fs::read_to_string(results.join("latest/timeline.html")).expect("timeline.html");
+    assert!(
+        timeline.contains("start-partition"),
+        "fault window in the timeline"
+    );
     let latest = results.join("latest").display().to_string();
     let (acode, aout, aerr) = faultline(&state, &["analyze", &latest]);
     assert_eq!(acode, code, "analyze disagrees:\n{aout}{aerr}");

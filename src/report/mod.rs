@@ -138,7 +138,7 @@ pub fn write_ci(
                 .iter()
                 .flat_map(|s| {
                     s.cases.iter().map(|c| Verdict {
-                        name: format!("{} ({})", s.name, c.name),
+                        name: format!("{} — {}", s.name, c.name),
                         ..c.clone()
                     })
                 })
@@ -266,7 +266,12 @@ pub fn sentence(name: &str, d: &Value) -> String {
         {
             return x.to_string();
         }
-        return format!("{} operations, {} keys: linearizable", n("ops"), n("keys"));
+        let keys = n("keys");
+        return format!(
+            "{} operations, {keys} key{}: linearizable",
+            n("ops"),
+            if keys == 1 { "" } else { "s" }
+        );
     }
     if let Some(an) = d.get("anomalies").and_then(Value::as_object) {
         if let Some((k, a)) = an
