@@ -36,6 +36,7 @@ fn pages_render_in_chromium_without_console_errors() {
     b.goto(&format!("{}/", srv.url)).expect("open /");
     assert_eq!(b.count("tr.run").expect("rows"), 4);
     assert_eq!(b.count("tr.run[data-verdict=invalid]").expect("rows"), 3);
+    assert_eq!(b.count("tr.run a.report").expect("report links"), 4);
     assert_eq!(
         b.text("tr.run td a").expect("text").as_deref(),
         Some("etcd-register-partition"),

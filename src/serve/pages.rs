@@ -109,7 +109,8 @@ fn fmt_duration(s: Option<f64>) -> String {
     match s {
         Some(s) if s >= 60.0 => format!("{}m {:02}s", (s / 60.0) as u64, (s % 60.0) as u64),
         Some(s) if s >= 1.0 => format!("{s:.1} s"),
-        Some(s) => format!("{:.0} ms", s * 1e3),
+        Some(s) if s >= 1e-3 => format!("{:.0} ms", s * 1e3),
+        Some(s) => format!("{:.0} µs", s * 1e6),
         None => "—".into(),
     }
 }
@@ -148,14 +149,14 @@ pub fn index(all: &[RunSummary], f: &Filters, root: &str) -> String {
     }
     b.push_str(
         "<table id=\"runs\"><thead><tr><th>test</th><th>started</th><th>db</th><th>workload</th>\
-<th>nemesis</th><th>duration</th><th>ops</th><th>verdict</th><th>failing checkers</th></tr></thead><tbody>",
+<th>nemesis</th><th>duration</th><th>ops</th><th>verdict</th><th>failing checkers</th><th></th></tr></thead><tbody>",
     );
     for r in runs {
         let _ = write!(
             b,
             "<tr class=\"run\" data-verdict=\"{v}\"><td><a href=\"{url}\">{name}</a></td><td>{start}</td>\
 <td>{db}</td><td>{wl}</td><td>{nem}</td><td class=\"num\">{dur}</td><td class=\"num\">{ops}</td>\
-<td>{badge}</td><td>{fail}</td></tr>",
+<td>{badge}</td><td>{fail}</td><td>{report}</td></tr>",
             v = esc(&r.verdict),
             url = run_url(r),
             name = esc(&r.test_name),
@@ -167,6 +168,11 @@ pub fn index(all: &[RunSummary], f: &Filters, root: &str) -> String {
             ops = r.ops.map(|n| n.to_string()).unwrap_or_else(|| "—".into()),
             badge = verdict_badge(&r.verdict),
             fail = esc(&r.failing_checkers().join(", ")),
+            report = if r.has_report {
+                format!("<a class=\"report\" href=\"{}files/report.html\">report</a>", run_url(r))
+            } else {
+                String::new()
+            },
         );
     }
     b.push_str("</tbody></table>");
