@@ -144,6 +144,25 @@ fn pages_render_in_chromium_without_console_errors() {
     b.screenshot(&shots.join("counterexample.png"))
         .expect("screenshot");
 
+    // The anomalies of the write-skew run.
+    let an = format!(
+        "{}/runs/{}/files/anomalies.html",
+        srv.url,
+        run_id(&fx.append)
+    );
+    b.goto(&an).expect("open the anomalies");
+    assert_eq!(
+        b.text("#anomaly-count").expect("text").as_deref(),
+        Some("1")
+    );
+    assert_eq!(b.count("section.anomaly").expect("sections"), 1);
+    assert!(b
+        .text("section.anomaly")
+        .expect("text")
+        .unwrap_or_default()
+        .contains("G2-item"));
+    no_errors(&b, &an);
+
     // The console check itself sees errors: a missing page logs one.
     b.goto(&format!("{}/no-such-page", srv.url))
         .expect("open a missing page");
