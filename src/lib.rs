@@ -32,6 +32,8 @@ pub mod generator;
 pub mod nemesis;
 #[cfg(feature = "controller")]
 pub mod runner;
+#[cfg(all(feature = "cli", feature = "controller"))]
+pub mod serve;
 #[cfg(feature = "controller")]
 pub mod store;
 #[cfg(feature = "controller")]

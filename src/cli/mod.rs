@@ -9,6 +9,8 @@ mod check;
 #[cfg(feature = "controller")]
 mod cluster;
 #[cfg(feature = "controller")]
+mod compare;
+#[cfg(feature = "controller")]
 mod db;
 #[cfg(feature = "controller")]
 mod heal;
@@ -16,6 +18,8 @@ mod heal;
 mod nfq_delay;
 #[cfg(feature = "controller")]
 mod run;
+#[cfg(feature = "controller")]
+mod serve;
 
 /// Exit code: the history (or run) is valid.
 pub const EXIT_VALID: i32 = 0;
@@ -60,6 +64,13 @@ enum Command {
     /// Check a stored run again (its history, with its checkers).
     #[cfg(feature = "controller")]
     Analyze(run::AnalyzeArgs),
+    /// Serve a web UI over a results directory: runs, reports, files.
+    #[cfg(feature = "controller")]
+    Serve(serve::Args),
+    /// One table over dbs × workloads × nemeses from stored runs (or run
+    /// them first with --run): which held, which anomalies.
+    #[cfg(feature = "controller")]
+    Compare(compare::Args),
     /// The NFQUEUE packet-delay program run on nodes without netem.
     #[cfg(feature = "nfq")]
     #[command(hide = true)]
@@ -93,6 +104,10 @@ pub fn main() -> i32 {
         Command::Analyze(a) => run::analyze(a),
         #[cfg(feature = "controller")]
         Command::Heal(a) => heal::run(a),
+        #[cfg(feature = "controller")]
+        Command::Serve(a) => serve::run(a),
+        #[cfg(feature = "controller")]
+        Command::Compare(a) => compare::run(a),
         #[cfg(feature = "nfq")]
         Command::NfqDelay(a) => nfq_delay::run(a),
     };
