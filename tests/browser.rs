@@ -2,8 +2,7 @@
 //! of runs, a filter, a run's page with its report, the timeline and the
 //! counterexample page — the expected elements are there, and the browser
 //! console has no error. Screenshots go to the target's temporary folder
-//! (printed); with FAULTLINE_UPDATE_DOCS_IMG=1 the list's screenshot also
-//! replaces docs/img/serve.png. Prints SKIP without chromium/chromedriver.
+//! (printed). Prints SKIP without chromium/chromedriver.
 #![cfg(all(feature = "cli", feature = "controller"))]
 
 mod web_support;
@@ -52,11 +51,6 @@ fn pages_render_in_chromium_without_console_errors() {
     no_errors(&b, "/");
     let shot = b.screenshot(&shots.join("index.png")).expect("screenshot");
     println!("screenshot: {}", shot.display());
-    if std::env::var_os("FAULTLINE_UPDATE_DOCS_IMG").is_some() {
-        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/img/serve.png");
-        b.screenshot(&docs).expect("docs screenshot");
-        println!("screenshot: {}", docs.display());
-    }
 
     // The filter form works without scripts: a GET with query parameters.
     b.exec(
