@@ -8,7 +8,8 @@ use clap::Subcommand;
 
 use super::cluster::NodeArgs;
 use crate::cluster::Cluster;
-use crate::db::{self, Db, Etcd, EtcdOptions};
+use crate::db::{self, Db};
+use std::sync::Arc;
 
 /// Db subcommands.
 #[derive(Subcommand, Debug)]
@@ -80,36 +81,22 @@ pub(crate) fn load_db_file(
     }
 }
 
-fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Box<dyn Db>)> {
+fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Arc<dyn Db>)> {
     // A db file is loaded and checked before the cluster is looked at.
     let file = load_db_file(&args.db)?;
     let cluster = args.nodes.cluster()?;
     if let Some(spec) = file {
         let db = db::file::FileDb::new(spec, cluster.nodes())?;
-        return Ok((cluster, Box::new(db)));
+        return Ok((cluster, Arc::new(db)));
     }
-    let db: Box<dyn Db> = match args.db.as_str() {
-        "etcd" => {
-            let opts = EtcdOptions {
-                binary: args.etcd_binary.clone(),
-                ..EtcdOptions::default()
-            };
-            Box::new(Etcd::new(opts, cluster.nodes()))
-        }
-        "postgres" => Box::new(db::Postgres::new(
-            db::PostgresOptions::default(),
-            cluster.nodes(),
-        )),
-        "zookeeper" => Box::new(db::Zookeeper::new(
-            db::ZookeeperOptions::default(),
-            cluster.nodes(),
-        )),
-        "redis" => Box::new(db::Redis::new(db::RedisOptions::default(), cluster.nodes())),
-        other => anyhow::bail!(
-            "unknown database {other:?} (known: {})",
-            db::KNOWN.join(", ")
-        ),
-    };
+    let db =
+        db::built_in(&args.db, cluster.nodes(), args.etcd_binary.clone()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown database {:?} (known: {})",
+                args.db,
+                db::KNOWN.join(", ")
+            )
+        })?;
     Ok((cluster, db))
 }
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::cluster::NodeArgs;
-use crate::db::{self, Db, Etcd, EtcdOptions};
+use crate::db::{self, Db};
 use crate::nemesis::{self, Nemeses, Nemesis, NemesisOptions};
 
 /// `heal` flags.
@@ -43,31 +43,15 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             cluster.nodes(),
         )?))
     } else {
-        match a.db.as_str() {
-            "etcd" => {
-                let opts = EtcdOptions {
-                    binary: a.etcd_binary.clone(),
-                    ..EtcdOptions::default()
-                };
-                Some(std::sync::Arc::new(Etcd::new(opts, cluster.nodes())))
-            }
-            "postgres" => Some(std::sync::Arc::new(db::Postgres::new(
-                db::PostgresOptions::default(),
-                cluster.nodes(),
-            ))),
-            "zookeeper" => Some(std::sync::Arc::new(db::Zookeeper::new(
-                db::ZookeeperOptions::default(),
-                cluster.nodes(),
-            ))),
-            "redis" => Some(std::sync::Arc::new(db::Redis::new(
-                db::RedisOptions::default(),
-                cluster.nodes(),
-            ))),
-            other => anyhow::bail!(
-                "unknown database {other:?} (known: {})",
-                db::KNOWN.join(", ")
-            ),
-        }
+        Some(
+            db::built_in(&a.db, cluster.nodes(), a.etcd_binary.clone()).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown database {:?} (known: {})",
+                    a.db,
+                    db::KNOWN.join(", ")
+                )
+            })?,
+        )
     };
     let record = a
         .record

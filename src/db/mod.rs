@@ -189,3 +189,27 @@ pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<P
 
 /// The databases `faultline db` knows by name.
 pub const KNOWN: &[&str] = &["etcd", "postgres", "zookeeper", "redis"];
+
+/// The built-in database `name` (one of [`KNOWN`]) on `nodes`, with default
+/// options; `etcd_binary` is an etcd binary to upload instead of the nodes'
+/// own. `None` for a name that is not built in.
+pub fn built_in(
+    name: &str,
+    nodes: &[Node],
+    etcd_binary: Option<PathBuf>,
+) -> Option<std::sync::Arc<dyn Db>> {
+    use std::sync::Arc;
+    Some(match name {
+        "etcd" => Arc::new(Etcd::new(
+            EtcdOptions {
+                binary: etcd_binary,
+                ..EtcdOptions::default()
+            },
+            nodes,
+        )),
+        "postgres" => Arc::new(Postgres::new(PostgresOptions::default(), nodes)),
+        "zookeeper" => Arc::new(Zookeeper::new(ZookeeperOptions::default(), nodes)),
+        "redis" => Arc::new(Redis::new(RedisOptions::default(), nodes)),
+        _ => return None,
+    })
+}
