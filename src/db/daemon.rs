@@ -130,4 +130,19 @@ impl Daemon {
         .map(|o| o.stdout)
         .unwrap_or_default()
     }
+
+    /// What a health report says of a node that does not serve: whether
+    /// `what` runs there, and the end of its log.
+    pub fn unhealthy_context(&self, node: &Node, what: &str) -> String {
+        let running = self.is_running(node).unwrap_or(false);
+        format!(
+            "{}; log: {}",
+            if running {
+                String::new()
+            } else {
+                format!(" ({what} not running)")
+            },
+            crate::control::tail(self.log_tail(node, 5).trim(), 800)
+        )
+    }
 }

@@ -3,7 +3,7 @@
 //! under the node's work directory, probed over HTTP from the controller.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::daemon::Daemon;
 use super::{http, Db, DbError};
@@ -299,40 +299,14 @@ impl Db for Etcd {
     }
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        let start = Instant::now();
-        let mut pending: Vec<(&Node, String)> = nodes.iter().map(|n| (n, String::new())).collect();
-        loop {
-            let results = crate::control::parallel(&pending, |(n, _)| self.health(n));
-            pending = pending
-                .into_iter()
-                .zip(results)
-                .filter_map(|((n, _), r)| r.err().map(|why| (n, why)))
-                .collect();
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if start.elapsed() >= timeout {
-                let nodes = pending
-                    .iter()
-                    .map(|(n, why)| {
-                        let log = self.daemon(n).log_tail(n, 5);
-                        let running = self.daemon(n).is_running(n).unwrap_or(false);
-                        format!(
-                            "{}: {why}{}; log: {}",
-                            n.name(),
-                            if running { "" } else { " (etcd not running)" },
-                            crate::control::tail(log.trim(), 800)
-                        )
-                    })
-                    .collect();
-                return Err(DbError::Unhealthy {
-                    db: "etcd".into(),
-                    waited: start.elapsed(),
-                    nodes,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::poll_healthy(
+            "etcd",
+            nodes,
+            timeout,
+            Duration::from_millis(50),
+            |pending| crate::control::parallel(pending, |n| self.health(n)),
+            |n| self.daemon(n).unhealthy_context(n, "etcd"),
+        )
     }
 
     fn log_files(&self, node: &Node) -> Vec<String> {

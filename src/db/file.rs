@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -965,39 +965,21 @@ impl Db for FileDb {
     }
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        let start = Instant::now();
-        let mut pending: Vec<(&Node, String)> = nodes.iter().map(|n| (n, String::new())).collect();
-        loop {
-            let results = crate::control::parallel(&pending, |(n, _)| self.health(n));
-            pending = pending
-                .into_iter()
-                .zip(results)
-                .filter_map(|((n, _), r)| r.err().map(|why| (n, why)))
-                .collect();
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if start.elapsed() >= timeout {
-                let nodes = pending
-                    .iter()
-                    .map(|(n, why)| {
-                        let running = self.is_running(n).unwrap_or(false);
-                        format!(
-                            "{}: {why}{}; log: {}",
-                            n.name(),
-                            if running { "" } else { " (not running)" },
-                            crate::control::tail(self.log_tail(n).trim(), 800)
-                        )
-                    })
-                    .collect();
-                return Err(DbError::Unhealthy {
-                    db: self.spec.name.clone(),
-                    waited: start.elapsed(),
-                    nodes,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        super::poll_healthy(
+            &self.spec.name,
+            nodes,
+            timeout,
+            Duration::from_millis(200),
+            |pending| crate::control::parallel(pending, |n| self.health(n)),
+            |n| {
+                let running = self.is_running(n).unwrap_or(false);
+                format!(
+                    "{}; log: {}",
+                    if running { "" } else { " (not running)" },
+                    crate::control::tail(self.log_tail(n).trim(), 800)
+                )
+            },
+        )
     }
 
     fn log_files(&self, node: &Node) -> Vec<String> {

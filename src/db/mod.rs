@@ -190,6 +190,44 @@ pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<P
 /// The databases `faultline db` knows by name.
 pub const KNOWN: &[&str] = &["etcd", "postgres", "zookeeper", "redis"];
 
+/// Waits until every node in `nodes` serves: `probe` answers for the nodes
+/// still pending (one result each, in order), asked again every `every`.
+/// After `timeout` it fails naming each node still failing, with why and
+/// `context(node)` (whether the db runs there, the end of its log).
+pub fn poll_healthy(
+    db: &str,
+    nodes: &[Node],
+    timeout: Duration,
+    every: Duration,
+    probe: impl Fn(&[&Node]) -> Vec<Result<(), String>>,
+    context: impl Fn(&Node) -> String,
+) -> Result<(), DbError> {
+    let start = std::time::Instant::now();
+    let mut pending: Vec<&Node> = nodes.iter().collect();
+    loop {
+        let failing: Vec<(&Node, String)> = pending
+            .iter()
+            .zip(probe(&pending))
+            .filter_map(|(n, r)| r.err().map(|why| (*n, why)))
+            .collect();
+        if failing.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            return Err(DbError::Unhealthy {
+                db: db.into(),
+                waited: start.elapsed(),
+                nodes: failing
+                    .iter()
+                    .map(|(n, why)| format!("{}: {why}{}", n.name(), context(n)))
+                    .collect(),
+            });
+        }
+        pending = failing.into_iter().map(|(n, _)| n).collect();
+        std::thread::sleep(every);
+    }
+}
+
 /// The built-in database `name` (one of [`KNOWN`]) on `nodes`, with default
 /// options; `etcd_binary` is an etcd binary to upload instead of the nodes'
 /// own. `None` for a name that is not built in.

@@ -12,7 +12,7 @@
 //! postmaster and its backends), so a paused server is really frozen and
 //! a killed one leaves no backend holding its shared memory.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::daemon::Daemon;
 use super::{Db, DbError};
@@ -314,32 +314,14 @@ impl Db for Postgres {
         let Some(node) = nodes.iter().find(|n| self.runs_on(n)) else {
             return Ok(());
         };
-        let start = Instant::now();
-        loop {
-            let why = match self.probe(node) {
-                Ok(()) => return Ok(()),
-                Err(why) => why,
-            };
-            if start.elapsed() >= timeout {
-                let log = self.daemon(node).log_tail(node, 5);
-                let running = self.daemon(node).is_running(node).unwrap_or(false);
-                return Err(DbError::Unhealthy {
-                    db: "postgres".into(),
-                    waited: start.elapsed(),
-                    nodes: vec![format!(
-                        "{}: {why}{}; log: {}",
-                        node.name(),
-                        if running {
-                            ""
-                        } else {
-                            " (postgres not running)"
-                        },
-                        crate::control::tail(log.trim(), 800)
-                    )],
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        super::poll_healthy(
+            "postgres",
+            std::slice::from_ref(node),
+            timeout,
+            Duration::from_millis(100),
+            |pending| pending.iter().map(|n| self.probe(n)).collect(),
+            |n| self.daemon(n).unhealthy_context(n, "postgres"),
+        )
     }
 
     fn log_files(&self, node: &Node) -> Vec<String> {

@@ -23,7 +23,7 @@
 //! failover. See docs/redis.md.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::daemon::Daemon;
 use super::{Db, DbError};
@@ -460,54 +460,37 @@ impl Db for Redis {
     }
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        let start = Instant::now();
-        let mut pending: Vec<(&Node, String)> = nodes.iter().map(|n| (n, String::new())).collect();
-        loop {
-            // The master every healthy node must agree on: what most
-            // Sentinels say, or the initial one before they answer.
-            let master = self
-                .agreed_master(nodes)
-                .ok()
-                .or_else(|| self.initial_master().map(|(_, h)| h.clone()))
-                .unwrap_or_default();
-            let results = crate::control::parallel(&pending, |(n, _)| self.probe(n, &master));
-            pending = pending
-                .into_iter()
-                .zip(results)
-                .filter_map(|((n, _), r)| r.err().map(|why| (n, why)))
-                .collect();
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if start.elapsed() >= timeout {
-                let nodes = pending
-                    .iter()
-                    .map(|(n, why)| {
-                        let log = self.server(n).log_tail(n, 3);
-                        let slog = self.sentinel(n).log_tail(n, 3);
-                        let running = self.server(n).is_running(n).unwrap_or(false);
-                        format!(
-                            "{}: {why}{}; server log: {}; sentinel log: {}",
-                            n.name(),
-                            if running {
-                                ""
-                            } else {
-                                " (redis-server not running)"
-                            },
-                            crate::control::tail(log.trim(), 400),
-                            crate::control::tail(slog.trim(), 400)
-                        )
-                    })
-                    .collect();
-                return Err(DbError::Unhealthy {
-                    db: "redis".into(),
-                    waited: start.elapsed(),
-                    nodes,
-                });
-            }
-            // Not from scratch: nodes found healthy stay so.
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        super::poll_healthy(
+            "redis",
+            nodes,
+            timeout,
+            Duration::from_millis(200),
+            |pending| {
+                // The master every healthy node must agree on: what most
+                // Sentinels say, or the initial one before they answer.
+                let master = self
+                    .agreed_master(nodes)
+                    .ok()
+                    .or_else(|| self.initial_master().map(|(_, h)| h.clone()))
+                    .unwrap_or_default();
+                crate::control::parallel(pending, |n| self.probe(n, &master))
+            },
+            |n| {
+                let log = self.server(n).log_tail(n, 3);
+                let slog = self.sentinel(n).log_tail(n, 3);
+                let running = self.server(n).is_running(n).unwrap_or(false);
+                format!(
+                    "{}; server log: {}; sentinel log: {}",
+                    if running {
+                        ""
+                    } else {
+                        " (redis-server not running)"
+                    },
+                    crate::control::tail(log.trim(), 400),
+                    crate::control::tail(slog.trim(), 400)
+                )
+            },
+        )
     }
 
     fn log_files(&self, node: &Node) -> Vec<String> {

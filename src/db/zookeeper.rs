@@ -10,7 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::daemon::Daemon;
 use super::{Db, DbError};
@@ -369,45 +369,15 @@ impl Db for Zookeeper {
     }
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        let start = Instant::now();
-        let mut pending: Vec<(&Node, String)> = nodes.iter().map(|n| (n, String::new())).collect();
-        loop {
-            let results = crate::control::parallel(&pending, |(n, _)| self.mode(n));
-            pending = pending
-                .into_iter()
-                .zip(results)
-                .filter_map(|((n, _), r)| r.err().map(|why| (n, why)))
-                .collect();
-            if pending.is_empty() {
-                return Ok(());
-            }
-            if start.elapsed() >= timeout {
-                let nodes = pending
-                    .iter()
-                    .map(|(n, why)| {
-                        let log = self.daemon(n).log_tail(n, 5);
-                        let running = self.daemon(n).is_running(n).unwrap_or(false);
-                        format!(
-                            "{}: {why}{}; log: {}",
-                            n.name(),
-                            if running {
-                                ""
-                            } else {
-                                " (zookeeper not running)"
-                            },
-                            crate::control::tail(log.trim(), 800)
-                        )
-                    })
-                    .collect();
-                return Err(DbError::Unhealthy {
-                    db: "zookeeper".into(),
-                    waited: start.elapsed(),
-                    nodes,
-                });
-            }
-            // The JVMs take seconds to start: no need to probe often.
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        // The JVMs take seconds to start: no need to probe often.
+        super::poll_healthy(
+            "zookeeper",
+            nodes,
+            timeout,
+            Duration::from_millis(250),
+            |pending| crate::control::parallel(pending, |n| self.mode(n).map(|_| ())),
+            |n| self.daemon(n).unhealthy_context(n, "zookeeper"),
+        )
     }
 
     fn log_files(&self, node: &Node) -> Vec<String> {
