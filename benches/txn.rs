@@ -18,7 +18,7 @@
 //! The history is strictly serializable by construction: each transaction
 //! takes effect atomically at the moment it completes.
 
-use faultline::check::txn::{self, Options, Workload};
+use faultline::check::txn::{self, Options, TxnKind};
 use faultline::check::Validity;
 use faultline::history::{History, Op, OpType, Process};
 use serde_json::{json, Value};
@@ -43,8 +43,8 @@ impl Rng {
 /// Generates the history: `txns` transactions over `concurrency` processes,
 /// `keys` keys active at once, each retired after 100 appends (or, for
 /// rw-register, 100 writes of unique values).
-fn generate(workload: Workload, txns: usize, concurrency: u64, keys: u64, seed: u64) -> History {
-    let registers = workload == Workload::RwRegister;
+fn generate(workload: TxnKind, txns: usize, concurrency: u64, keys: u64, seed: u64) -> History {
+    let registers = workload == TxnKind::RwRegister;
     let mut rng = Rng(seed | 1);
     let mut lists: Vec<Vec<u64>> = Vec::new();
     let mut active: Vec<usize> = Vec::new();
@@ -140,10 +140,10 @@ fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let (mut txns, mut concurrency, mut keys, mut stale) = (100_000usize, 10u64, 100u64, 0u64);
     let mut write: Option<String> = None;
-    let mut workload = Workload::ListAppend;
+    let mut workload = TxnKind::ListAppend;
     while let Some(a) = args.next() {
         if a == "--rw-register" {
-            workload = Workload::RwRegister;
+            workload = TxnKind::RwRegister;
             continue;
         }
         let raw = args.next();
@@ -251,7 +251,7 @@ fn main() {
         "the forged read must be found"
     );
 
-    if stale > 0 && workload == Workload::ListAppend {
+    if stale > 0 && workload == TxnKind::ListAppend {
         let mut broken = h.clone();
         let mut rng = Rng(7);
         let mut forged = 0;

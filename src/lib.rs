@@ -15,6 +15,8 @@ pub mod model;
 
 #[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(any(feature = "cli", feature = "controller"))]
+pub mod host;
 #[cfg(feature = "report")]
 pub mod report;
 

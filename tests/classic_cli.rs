@@ -172,3 +172,43 @@ fn databases_that_cannot_run_a_workload_are_refused_before_any_cluster() {
         "{err}"
     );
 }
+
+#[test]
+fn classic_checks_write_junit_markdown_and_expected_verdicts() {
+    // Before one check loop served every kind, --junit and --summary-md
+    // were silently ignored for the classic checkers and --expect refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = write(dir.path(), "bank.jsonl", BANK);
+    let junit = dir.path().join("junit.xml");
+    let md = dir.path().join("summary.md");
+    let tsv = write(dir.path(), "expected.tsv", "bank.jsonl\tinvalid\n");
+    let (code, out, err) = faultline(&[
+        "check",
+        "--model",
+        "bank",
+        "--total",
+        "100",
+        "--junit",
+        junit.to_str().expect("utf-8"),
+        "--summary-md",
+        md.to_str().expect("utf-8"),
+        &h,
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let x = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(x.contains("failures=\"1\""), "{x}");
+    assert!(
+        x.contains("saw balances totalling 95, not 100"),
+        "the failure explains: {x}"
+    );
+    let summary = std::fs::read_to_string(&md).expect("summary written");
+    assert!(summary.contains("| bank | ❌ invalid | "), "{summary}");
+    let (code, out, _) = faultline(&[
+        "check", "--model", "bank", "--total", "100", "--expect", &tsv, &h,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("expected verdicts: 1 of 1 as expected"),
+        "{out}"
+    );
+}

@@ -7,7 +7,7 @@
 //! strict serializability with no anomaly at all; forging one read must
 //! produce exactly the anomaly the forgery stands for.
 
-use faultline::check::txn::{self, Options, Workload};
+use faultline::check::txn::{self, Options, TxnKind};
 use faultline::check::Validity;
 use faultline::history::{History, Op, OpType, Process};
 use proptest::prelude::*;
@@ -24,7 +24,7 @@ type Plan = Vec<(bool, u8)>;
 /// effect, 2 for info without, else ok. After an info the process is
 /// replaced by a new one, as in Jepsen.
 fn simulate(
-    workload: Workload,
+    workload: TxnKind,
     plans: &[Plan],
     outcomes: &[u8],
     schedule: &[u8],
@@ -103,7 +103,7 @@ fn simulate(
 
 #[allow(clippy::too_many_arguments)]
 fn complete(
-    workload: Workload,
+    workload: TxnKind,
     plan: &Plan,
     outcome: u8,
     p: usize,
@@ -121,21 +121,21 @@ fn complete(
     let mut result = Vec::new();
     for &(read, k) in plan {
         match (workload, read) {
-            (Workload::ListAppend, true) => {
+            (TxnKind::ListAppend, true) => {
                 invoked.push(json!(["r", k, null]));
                 result.push(json!(["r", k, lists.get(&k).cloned().unwrap_or_default()]));
             }
-            (Workload::ListAppend, false) => {
+            (TxnKind::ListAppend, false) => {
                 lists.entry(k).or_default().push(*next_value);
                 invoked.push(json!(["append", k, *next_value]));
                 result.push(json!(["append", k, *next_value]));
                 *next_value += 1;
             }
-            (Workload::RwRegister, true) => {
+            (TxnKind::RwRegister, true) => {
                 invoked.push(json!(["r", k, null]));
                 result.push(json!(["r", k, regs.get(&k)]));
             }
-            (Workload::RwRegister, false) => {
+            (TxnKind::RwRegister, false) => {
                 regs.insert(k, *next_value);
                 invoked.push(json!(["w", k, *next_value]));
                 result.push(json!(["w", k, *next_value]));
@@ -174,7 +174,7 @@ fn plans() -> impl Strategy<Value = (Vec<Plan>, Vec<u8>, u8)> {
     )
 }
 
-fn check(h: &History, workload: Workload, model: &str) -> txn::Report {
+fn check(h: &History, workload: TxnKind, model: &str) -> txn::TxnReport {
     let opts = Options {
         consistency_models: vec![model.to_string()],
         ..Options::new(workload)
@@ -209,7 +209,7 @@ proptest! {
         (plans, schedule, procs) in plans(),
         outcomes in prop::collection::vec(any::<u8>(), 1..16),
     ) {
-        for workload in [Workload::ListAppend, Workload::RwRegister] {
+        for workload in [TxnKind::ListAppend, TxnKind::RwRegister] {
             let h = simulate(workload, &plans, &outcomes, &schedule, procs);
             let r = check(&h, workload, "strict-serializable");
             // With nothing committed there is nothing to check: unknown.
@@ -223,11 +223,11 @@ proptest! {
             prop_assert!(r.not.is_empty());
         }
         // The optional register orders are sound: they find nothing either.
-        let h = simulate(Workload::RwRegister, &plans, &outcomes, &schedule, procs);
+        let h = simulate(TxnKind::RwRegister, &plans, &outcomes, &schedule, procs);
         let opts = Options {
             sequential_keys: true,
             linearizable_keys: true,
-            ..Options::new(Workload::RwRegister)
+            ..Options::new(TxnKind::RwRegister)
         };
         let r = txn::check(&h, &opts).expect("well formed");
         prop_assert!(r.validity != Validity::Invalid, "{:?}", r.anomalies);
@@ -236,7 +236,7 @@ proptest! {
 
     #[test]
     fn a_forged_stale_read_is_g_single_realtime((plans, schedule, procs) in plans()) {
-        let mut h = simulate(Workload::ListAppend, &plans, &[7], &schedule, procs);
+        let mut h = simulate(TxnKind::ListAppend, &plans, &[7], &schedule, procs);
         // The final list of some key, without the appends of the last
         // transaction that appended to it (dropping only some of them would
         // be an intermediate read, G1b).
@@ -244,7 +244,7 @@ proptest! {
         let last_txn = list[list.len() - 1].1;
         let stale: Vec<u64> = list.iter().filter(|(_, t)| *t != last_txn).map(|(v, _)| *v).collect();
         push_txn(&mut h, 100, OpType::Ok, json!([["r", k, null]]), json!([["r", k, stale]]));
-        let r = check(&h, Workload::ListAppend, "strict-serializable");
+        let r = check(&h, TxnKind::ListAppend, "strict-serializable");
         prop_assert_eq!(r.validity, Validity::Invalid);
         prop_assert!(r.anomaly_types.contains(&"G-single-realtime".to_string()), "{:?}", r.anomaly_types);
         let a = &r.anomalies["G-single-realtime"][0];
@@ -252,19 +252,19 @@ proptest! {
         prop_assert!(a.explanation.contains(&expected), "{}", a.explanation);
         prop_assert!(a.cycle.as_ref().is_some_and(|c| c.iter().filter(|s| s.kind == "rw").count() == 1));
         // Without real time the stale read is serializable.
-        prop_assert_eq!(check(&h, Workload::ListAppend, "serializable").validity, Validity::Valid);
+        prop_assert_eq!(check(&h, TxnKind::ListAppend, "serializable").validity, Validity::Valid);
     }
 
     #[test]
     fn a_forged_read_of_an_aborted_append_is_g1a((plans, schedule, procs) in plans()) {
-        let mut h = simulate(Workload::ListAppend, &plans, &[7], &schedule, procs);
+        let mut h = simulate(TxnKind::ListAppend, &plans, &[7], &schedule, procs);
         let lists = final_lists(&h);
         let (k, list) = lists.into_iter().next().unwrap_or((0, Vec::new()));
         let mut list: Vec<u64> = list.into_iter().map(|(v, _)| v).collect();
         push_txn(&mut h, 100, OpType::Fail, json!([["append", k, 999_999]]), json!([["append", k, 999_999]]));
         list.push(999_999);
         push_txn(&mut h, 101, OpType::Ok, json!([["r", k, null]]), json!([["r", k, list]]));
-        let r = check(&h, Workload::ListAppend, "read-committed");
+        let r = check(&h, TxnKind::ListAppend, "read-committed");
         prop_assert_eq!(r.validity, Validity::Invalid);
         prop_assert_eq!(r.anomaly_types.clone(), vec!["G1a".to_string()]);
         prop_assert!(r.anomalies["G1a"][0].explanation.contains("including 999999, which T2 appended; T2 failed"));
@@ -273,16 +273,16 @@ proptest! {
 
     #[test]
     fn a_forged_register_read_of_nil_is_g_single_realtime((plans, schedule, procs) in plans()) {
-        let mut h = simulate(Workload::RwRegister, &plans, &[7], &schedule, procs);
+        let mut h = simulate(TxnKind::RwRegister, &plans, &[7], &schedule, procs);
         // A key some committed transaction wrote: reading nil at the end is stale.
         let Some(k) = written_register(&h) else { return Ok(()) };
         push_txn(&mut h, 100, OpType::Ok, json!([["r", k, null]]), json!([["r", k, null]]));
-        let r = check(&h, Workload::RwRegister, "strict-serializable");
+        let r = check(&h, TxnKind::RwRegister, "strict-serializable");
         prop_assert_eq!(r.validity, Validity::Invalid, "{:?}", r.anomalies);
         prop_assert!(r.anomaly_types.contains(&"G-single-realtime".to_string()), "{:?}", r.anomaly_types);
         let expected = format!("read key {k} = nil, which T");
         prop_assert!(r.anomalies["G-single-realtime"][0].explanation.contains(&expected));
-        prop_assert_eq!(check(&h, Workload::RwRegister, "serializable").validity, Validity::Valid);
+        prop_assert_eq!(check(&h, TxnKind::RwRegister, "serializable").validity, Validity::Valid);
     }
 }
 

@@ -2,17 +2,17 @@
 //! (bank, counter, unique-ids, queue, long-fork): the shipped workload
 //! file's generator, run by the runner's workers against the in-memory
 //! database, checked by the workload's own checkers through
-//! `check_history` (what `results.json` holds). A correct database must
+//! the checker registry's `check_all` (what `results.json` holds). A correct database must
 //! pass; a deliberately broken one (`Flaw`) must fail with the right
 //! reason.
 
 #![cfg(feature = "controller")]
 
+use faultline::check::registry::{check_all, Context};
 use faultline::check::Validity;
 use faultline::client::memory::Flaw;
 use faultline::client::{ClientFactory, MemoryDb};
 use faultline::history::History;
-use faultline::runner::test::{check_history, CheckSettings};
 use faultline::runner::{run_workers, Recorder, Stop, WorkerConfig};
 use faultline::workload::{GenOptions, Workload};
 use serde_json::Value;
@@ -28,8 +28,16 @@ fn workload(name: &str) -> Workload {
 /// included) against the in-memory database with `flaw`; returns the
 /// history and the workload's verdict, results and summary.
 async fn run(name: &str, flaw: Flaw, seed: u64) -> (History, Validity, Value, Vec<String>) {
-    let w = workload(name);
-    let db = MemoryDb::for_workload(&w).with_flaw(flaw);
+    run_workload(&workload(name), flaw, seed).await
+}
+
+/// Runs workload `w` as [`run`] does.
+async fn run_workload(
+    w: &Workload,
+    flaw: Flaw,
+    seed: u64,
+) -> (History, Validity, Value, Vec<String>) {
+    let db = MemoryDb::for_workload(w).with_flaw(flaw);
     let gen = w.generator(
         seed,
         GenOptions {
@@ -49,17 +57,11 @@ async fn run(name: &str, flaw: Flaw, seed: u64) -> (History, Validity, Value, Ve
     )
     .await
     .expect("run");
-    let (v, results, summary) = check_history(
-        &h,
-        &w.model,
-        &w.checkers,
-        &CheckSettings {
-            read_mode: "linearizable",
-            consistency_model: "strict-serializable",
-            time_limit: None,
-            classic: w.classic_options(),
-        },
-    );
+    let ctx = Context {
+        classic: w.classic_options(),
+        ..Context::new(Some(w.model.clone()), 1 << 30)
+    };
+    let (v, results, summary) = check_all(&h, &w.checkers, &ctx);
     (h, v, results, summary)
 }
 
@@ -146,4 +148,62 @@ async fn replicas_that_apply_writes_in_different_orders_show_long_forks() {
     assert_eq!(f["reads"].as_array().map(Vec::len), Some(2));
     assert_eq!(f["writes"].as_array().map(Vec::len), Some(2), "{f}");
     assert!(explanation(&results, "long-fork").contains("observed in opposite orders"));
+}
+
+/// The checkers docs/workload-format.md lists in its annotated example.
+fn documented_checkers() -> Vec<String> {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/workload-format.md"),
+    )
+    .expect("docs/workload-format.md");
+    let start = doc
+        .find("# Optional: the checkers to run (")
+        .expect("the checkers line");
+    let rest = &doc[start..];
+    let list = &rest[rest.find('(').expect("(") + 1..rest.find(')').expect(")")];
+    list.split(',')
+        .map(|s| s.replace('#', "").trim().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_may_name_every_documented_checker() {
+    let names = documented_checkers();
+    assert!(names.len() >= 11, "{names:?}");
+    for n in ["stats", "perf", "timeline"] {
+        assert!(names.iter().any(|x| x == n), "{names:?}");
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/register.toml");
+    let text = std::fs::read_to_string(&path)
+        .expect("register.toml")
+        .replace(
+            r#"checkers = ["linearizable", "stats"]"#,
+            &format!("checkers = {names:?}"),
+        );
+    let w = Workload::parse(&text, &path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.checkers, names);
+    let (_, _, results, summary) = run_workload(&w, Flaw::None, 3).await;
+    for n in &names {
+        let d = &results["checkers"][n.as_str()];
+        assert!(d.is_object(), "{n} missing: {results}");
+        let error = d["error"].as_str().unwrap_or("");
+        assert!(!error.contains("unknown checker"), "{n}: {error}");
+    }
+    // The checkers that fit a register's history are valid.
+    for n in ["linearizable", "stats", "perf", "timeline"] {
+        assert_eq!(results["checkers"][n]["valid"], "valid", "{n}: {summary:?}");
+    }
+    let perf = &results["checkers"]["perf"];
+    assert!(perf["latency"]["count"].as_u64().unwrap_or(0) > 0, "{perf}");
+    assert!(
+        perf["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("ms median")),
+        "{perf}"
+    );
+    let timeline = &results["checkers"]["timeline"];
+    assert!(
+        timeline["processes"].as_u64().unwrap_or(0) >= 6,
+        "{timeline}"
+    );
 }

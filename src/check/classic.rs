@@ -1,14 +1,11 @@
-//! Runs one of Jepsen's classic workload checkers by name, for the runner
-//! (`results.json`) and `faultline check --model NAME` alike: the verdict,
-//! the report as JSON, and one line.
+//! Jepsen's classic workload checkers as [`Checker`]s: bank, counter,
+//! unique-ids, queue and long-fork, each judging the history of the model
+//! of its own name.
 
+use super::registry::{CannotCheck, Checker, Context, Verdict};
 use super::{bank, counter, long_fork, queue, unique_ids, Validity};
-use crate::history::{History, HistoryError};
+use crate::history::{Call, History};
 use serde::Serialize;
-use serde_json::Value;
-
-/// The checkers this module runs (each also a workload model).
-pub const NAMES: &[&str] = &["bank", "counter", "unique-ids", "queue", "long-fork"];
 
 /// Options of the classic checkers that take any.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,107 +16,97 @@ pub struct ClassicOptions {
     pub queue: queue::QueueOptions,
 }
 
-/// A classic checker's answer.
-#[derive(Clone, Debug)]
-pub struct Verdict {
-    /// The verdict.
-    pub validity: Validity,
-    /// The whole report.
-    pub report: Value,
-    /// One or two sentences.
-    pub explanation: String,
+/// What a classic checker's check answers: validity, explanation, report.
+type Answer = Result<(Validity, String, serde_json::Value), serde_json::Error>;
+
+/// A classic checker: its name, its `faultline check` flags, and its check
+/// over paired calls.
+pub struct Classic {
+    name: &'static str,
+    flags: &'static [&'static str],
+    run: fn(&[Call], &ClassicOptions) -> Answer,
 }
 
-fn verdict<R: Serialize>(validity: Validity, explanation: &str, report: &R) -> Verdict {
-    Verdict {
+fn answer<R: Serialize>(validity: Validity, explanation: &str, report: &R) -> Answer {
+    Ok((
         validity,
-        report: serde_json::to_value(report)
-            .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
-        explanation: explanation.to_string(),
+        explanation.to_string(),
+        serde_json::to_value(report)?,
+    ))
+}
+
+/// Totals and negative balances of a bank.
+pub(super) const BANK: Classic = Classic {
+    name: "bank",
+    flags: &["--total", "--negative-balances"],
+    run: |calls, o| {
+        let r = bank::check_calls(calls, &o.bank);
+        answer(r.validity, &r.explanation, &r)
+    },
+};
+
+/// Reads of a counter within the bounds of the adds.
+pub(super) const COUNTER: Classic = Classic {
+    name: "counter",
+    flags: &[],
+    run: |calls, _| {
+        let r = counter::check_calls(calls);
+        answer(r.validity, &r.explanation, &r)
+    },
+};
+
+/// Ids returned more than once.
+pub(super) const UNIQUE_IDS: Classic = Classic {
+    name: "unique-ids",
+    flags: &[],
+    run: |calls, _| {
+        let r = unique_ids::check_calls(calls);
+        answer(r.validity, &r.explanation, &r)
+    },
+};
+
+/// A total queue: lost, duplicated, unexpected and recovered elements.
+pub(super) const QUEUE: Classic = Classic {
+    name: "queue",
+    flags: &["--duplicates-allowed"],
+    run: |calls, o| {
+        let r = queue::check_calls(calls, &o.queue);
+        answer(r.validity, &r.explanation, &r)
+    },
+};
+
+/// Reads that saw two writes in opposite orders.
+pub(super) const LONG_FORK: Classic = Classic {
+    name: "long-fork",
+    flags: &[],
+    run: |calls, _| {
+        let r = long_fork::check_calls(calls);
+        answer(r.validity, &r.explanation, &r)
+    },
+};
+
+impl Checker for Classic {
+    fn name(&self) -> &'static str {
+        self.name
     }
-}
 
-/// Runs the checker `name` (one of [`NAMES`]) over `history`; `None` for
-/// another name.
-pub fn check(
-    name: &str,
-    history: &History,
-    opts: &ClassicOptions,
-) -> Option<Result<Verdict, HistoryError>> {
-    let calls = match history.calls() {
-        Ok(c) => c,
-        Err(e) => return NAMES.contains(&name).then_some(Err(e)),
-    };
-    Some(Ok(match name {
-        "bank" => {
-            let r = bank::check_calls(&calls, &opts.bank);
-            verdict(r.validity, &r.explanation, &r)
-        }
-        "counter" => {
-            let r = counter::check_calls(&calls);
-            verdict(r.validity, &r.explanation, &r)
-        }
-        "unique-ids" => {
-            let r = unique_ids::check_calls(&calls);
-            verdict(r.validity, &r.explanation, &r)
-        }
-        "queue" => {
-            let r = queue::check_calls(&calls, &opts.queue);
-            verdict(r.validity, &r.explanation, &r)
-        }
-        "long-fork" => {
-            let r = long_fork::check_calls(&calls);
-            verdict(r.validity, &r.explanation, &r)
-        }
-        _ => return None,
-    }))
-}
+    fn judges(&self, model: &str) -> bool {
+        model == self.name
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::history::{Op, OpType, Process};
-    use serde_json::json;
+    fn flags(&self) -> &'static [&'static str] {
+        self.flags
+    }
 
-    #[test]
-    fn each_name_runs_its_checker_and_others_are_none() {
-        let h = History::new(vec![
-            Op::new(
-                0,
-                Process::Client(0),
-                OpType::Invoke,
-                "generate",
-                Value::Null,
-            ),
-            Op::new(0, Process::Client(0), OpType::Ok, "generate", json!(1)),
-            Op::new(
-                0,
-                Process::Client(1),
-                OpType::Invoke,
-                "generate",
-                Value::Null,
-            ),
-            Op::new(0, Process::Client(1), OpType::Ok, "generate", json!(1)),
-        ]);
-        let v = check("unique-ids", &h, &ClassicOptions::default())
-            .unwrap()
-            .unwrap();
-        assert_eq!(v.validity, Validity::Invalid);
-        assert_eq!(v.report["duplicated"], json!(1));
-        assert!(v
-            .explanation
-            .starts_with("1 id was returned more than once"));
-        assert!(check("linearizable", &h, &ClassicOptions::default()).is_none());
-        let bad = History::new(vec![Op::new(
-            0,
-            Process::Client(0),
-            OpType::Ok,
-            "read",
-            Value::Null,
-        )]);
-        assert!(matches!(
-            check("counter", &bad, &ClassicOptions::default()),
-            Some(Err(_))
-        ));
+    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck> {
+        let calls = history.calls()?;
+        let (validity, explanation, details) =
+            (self.run)(&calls, &ctx.classic).map_err(|e| CannotCheck(e.to_string()))?;
+        Ok(Verdict::plain(
+            validity,
+            explanation,
+            details,
+            self.name.to_string(),
+        ))
     }
 }

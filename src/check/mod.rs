@@ -1,5 +1,9 @@
 //! Checkers: functions from a history to a verdict.
 //!
+//! [`registry`] is the one door: the [`registry::Checker`] trait, the
+//! context and verdict every checker shares, and the registry of every
+//! checker by name — the runner, `faultline run --analyze` and
+//! `faultline check` reach the checkers through it alone.
 //! [`linear`] decides linearizability against a [`crate::model::Model`];
 //! [`set`] finds lost, unexpected and stale elements of a set;
 //! [`txn`] finds transactional anomalies (Elle-style) and the consistency
@@ -8,7 +12,7 @@
 //! (totals and negative balances), [`counter`] (reads within bounds),
 //! [`unique_ids`] (duplicates), [`queue`] (total-queue: lost, duplicated,
 //! unexpected, recovered) and [`long_fork`] (reads that saw two writes in
-//! opposite orders); [`classic`] runs any of them by name.
+//! opposite orders); [`classic`] makes them checkers of the registry.
 //! Every checker answers with a [`Validity`]: `Unknown` is an honest answer
 //! when a budget ran out, never a guess.
 
@@ -18,6 +22,7 @@ pub mod counter;
 pub mod linear;
 pub mod long_fork;
 pub mod queue;
+pub mod registry;
 pub mod set;
 pub mod txn;
 pub mod unique_ids;

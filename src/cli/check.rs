@@ -1,21 +1,26 @@
-//! `faultline check`: check history files (or directories of them) for
-//! linearizability, print a verdict per file and exit with the worst.
+//! `faultline check`: check history files (or directories of them) with
+//! the checker `--model` names — linearizability against a model, the
+//! transactional checker, or one of Jepsen's classic checkers, all through
+//! the one door ([`crate::check::registry`]) — print a verdict per file,
+//! write the report, JUnit and Markdown outputs asked for, and exit with
+//! the worst.
 
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
-use crate::check::linear::{self, CheckError, Options, Report};
-use crate::check::Validity;
-use crate::history::{self, Call, Format, History};
-use crate::model::{self, Model, ModelVisitor};
+use crate::check::registry::{
+    self, show_duration as ms, Checker, Context as CheckContext, Verdict,
+};
+use crate::check::txn;
+use crate::history::{self, Format, History};
 use crate::report;
 use anyhow::{bail, Context};
 use rayon::prelude::*;
-use serde_json::json;
-use std::collections::BTreeMap;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-mod classic;
-mod txn;
+mod files;
+
+use files::{collect, compare_expected, stem};
 
 /// Arguments of `faultline check`.
 #[derive(clap::Args, Debug)]
@@ -29,11 +34,12 @@ pub struct Args {
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Model: register, cas-register, cas-register-knossos, kv, mutex, set,
-    /// fifo-queue, unordered-queue. Guessed from the functions when absent.
-    /// list-append or rw-register check transactions (Elle-style) instead;
-    /// bank, counter, unique-ids, queue (total-queue: lost, duplicated,
-    /// unexpected) or long-fork run Jepsen's checker of that workload
-    /// (docs/checkers.md). For a linearizable FIFO queue use fifo-queue.
+    /// fifo-queue, unordered-queue (checked for linearizability). Guessed
+    /// from the functions when absent. list-append or rw-register check
+    /// transactions (Elle-style) instead; bank, counter, unique-ids, queue
+    /// (total-queue: lost, duplicated, unexpected) or long-fork run
+    /// Jepsen's checker of that workload (docs/checkers.md). For a
+    /// linearizable FIFO queue use fifo-queue.
     #[arg(long, short)]
     model: Option<String>,
     /// With bank: the total every read must see (default: the first
@@ -82,20 +88,22 @@ pub struct Args {
     /// Give up on a file after this many seconds (verdict unknown).
     #[arg(long, value_name = "SECONDS")]
     time_limit: Option<f64>,
-    /// Give up when the search's memo tables reach this many MiB (verdict
-    /// unknown). Default: half the available memory, at most 16 GiB.
+    /// With a linearizability model: give up when the search's memo tables
+    /// reach this many MiB (verdict unknown). Default: half the available
+    /// memory, at most 16 GiB.
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<usize>,
-    /// Search a multi-key history whole instead of key by key (needs a
-    /// keyed model such as kv).
+    /// With a linearizability model: search a multi-key history whole
+    /// instead of key by key (needs a keyed model such as kv).
     #[arg(long)]
     no_split: bool,
     /// A TSV file of `path<TAB>valid|invalid|unknown` (paths relative to the
     /// TSV's folder): compare every verdict with it.
     #[arg(long, value_name = "TSV")]
     expect: Option<PathBuf>,
-    /// Search every key to its end even after one is found invalid (by
-    /// default the other keys stop, and show as unknown).
+    /// With a linearizability model: search every key to its end even
+    /// after one is found invalid (by default the other keys stop, and show
+    /// as unknown).
     #[arg(long)]
     all_keys: bool,
     /// After checking, print time and peak memory to stderr.
@@ -107,43 +115,22 @@ pub struct Args {
 struct FileResult {
     path: PathBuf,
     read_time: Duration,
-    outcome: Result<(String, Report), String>,
+    check_time: Duration,
+    outcome: Result<Verdict, String>,
 }
 
-struct Visit<'a> {
-    history: &'a History,
-    calls: &'a [Call],
-    opts: &'a Options,
-}
-
-impl ModelVisitor<Result<Report, CheckError>> for Visit<'_> {
-    fn visit<M: Model>(self, m: &M) -> Result<Report, CheckError> {
-        linear::check_calls(m, self.history, self.calls, self.opts)
+impl FileResult {
+    /// `valid`, `invalid`, `unknown`, or `error` for bad input.
+    fn verdict(&self) -> &'static str {
+        match &self.outcome {
+            Ok(v) => v.validity.as_str(),
+            Err(_) => "error",
+        }
     }
 }
 
 /// Runs `faultline check`.
 pub fn run(a: Args) -> anyhow::Result<i32> {
-    if let Some(name) = a
-        .model
-        .as_deref()
-        .filter(|m| crate::check::classic::NAMES.contains(m))
-    {
-        return classic::run(&a, name);
-    }
-    if a.total.is_some() || a.negative_balances || a.duplicates_allowed {
-        bail!("--total, --negative-balances and --duplicates-allowed need --model bank or queue");
-    }
-    if let Some(w) = a
-        .model
-        .as_deref()
-        .and_then(crate::check::txn::Workload::parse)
-    {
-        return txn::run(&a, w);
-    }
-    if !a.consistency_models.is_empty() || a.sequential_keys || a.linearizable_keys {
-        bail!("--consistency-model, --sequential-keys and --linearizable-keys need --model list-append or rw-register");
-    }
     let started = Instant::now();
     let format = match &a.format {
         Some(f) => Some(Format::parse(f).with_context(|| {
@@ -154,29 +141,17 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         })?),
         None => None,
     };
+    let checker = registry::for_model(a.model.as_deref());
     if let Some(m) = &a.model {
-        if model::by_name(m, NameOnly).is_none() {
-            let names: Vec<&str> = model::MODELS.iter().map(|(n, _)| *n).collect();
+        if !checker.judges(m) {
             bail!(
                 "unknown --model {m:?}; expected one of {}",
-                names.join(", ")
+                checker.models_text()
             );
         }
     }
-    let mut opts = Options {
-        split_by_key: !a.no_split,
-        stop_at_first_invalid: !a.all_keys,
-        ..Options::default()
-    };
-    if let Some(t) = a.time_limit {
-        if !(t > 0.0 && t.is_finite()) {
-            bail!("--time-limit must be a positive number of seconds, got {t}");
-        }
-        opts.time_limit = Some(Duration::from_secs_f64(t));
-    }
-    if let Some(m) = a.memory_limit {
-        opts.memory_limit = m << 20;
-    }
+    refuse_foreign_flags(&a, checker)?;
+    let ctx = context(&a)?;
 
     let (files, skipped) = collect(&a.paths)?;
     if files.is_empty() {
@@ -191,34 +166,45 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     }
     let results: Vec<FileResult> = files
         .par_iter()
-        .map(|p| check_file(p, format, a.model.as_deref(), &opts))
+        .map(|p| check_file(p, format, checker, &ctx))
         .collect();
 
     let many = results.len() > 1;
+    let mut suites = Vec::new();
     for r in &results {
+        let out_dir = a.out.as_ref().map(|d| {
+            if many {
+                d.join(stem(&r.path))
+            } else {
+                d.clone()
+            }
+        });
+        let explained = match (&r.outcome, &out_dir) {
+            (Ok(v), Some(dir)) if !v.files.is_empty() => {
+                let written = report::write_explanations(&v.files, dir)
+                    .with_context(|| format!("cannot write into {}", dir.display()))?;
+                (!written.is_empty()).then_some(dir.as_path())
+            }
+            _ => None,
+        };
         if a.json {
-            println!("{}", to_json(r));
+            println!("{}", to_json(r, checker, &ctx));
         } else {
-            print_human(r, many);
+            print_human(r, many, explained);
         }
+        if let (Some(dir), Ok(v)) = (&out_dir, &r.outcome) {
+            file_artifacts(&r.path, dir, format, &results_json(checker, v));
+        }
+        suites.push(suite(r, checker, &ctx));
     }
-    let count = |v: Validity| {
-        results
-            .iter()
-            .filter(|r| matches!(&r.outcome, Ok((_, rep)) if rep.validity == v))
-            .count()
-    };
-    let errors = results.iter().filter(|r| r.outcome.is_err()).count();
-    let (valid, invalid, unknown) = (
-        count(Validity::Valid),
-        count(Validity::Invalid),
-        count(Validity::Unknown),
+    let count = |v: &str| results.iter().filter(|r| r.verdict() == v).count();
+    let (valid, invalid, unknown, errors) = (
+        count("valid"),
+        count("invalid"),
+        count("unknown"),
+        count("error"),
     );
-    let check_time: Duration = results
-        .iter()
-        .filter_map(|r| r.outcome.as_ref().ok())
-        .map(|(_, rep)| rep.elapsed)
-        .sum();
+    let check_time: Duration = results.iter().map(|r| r.check_time).sum();
     let read_time: Duration = results.iter().map(|r| r.read_time).sum();
     if many && !a.json {
         println!(
@@ -237,75 +223,162 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             ms(check_time),
             ms(read_time),
             ms(started.elapsed()),
-            peak_rss_mib().map_or("?".into(), |m| m.to_string())
+            crate::host::peak_rss_mib().map_or("?".into(), |m| m.to_string())
         );
     }
-    let many_files = results.len() > 1;
-    let mut suites = Vec::new();
-    for r in &results {
-        let details = to_json(r);
-        let (validity, sentence) = match &r.outcome {
-            Err(e) => ("error".to_string(), e.clone()),
-            Ok((_, rep)) => (
-                rep.validity.to_string(),
-                report::sentence("linearizable", &details),
-            ),
-        };
-        if let (Some(out), Ok((_, rep))) = (&a.out, &r.outcome) {
-            let dir = if many_files {
-                out.join(txn::stem(&r.path))
-            } else {
-                out.clone()
-            };
-            let mut details = details.clone();
-            details["valid"] = json!(rep.validity);
-            let results = json!({"valid": rep.validity, "checkers": {"linearizable": details}});
-            file_artifacts(&r.path, &dir, format, &results);
-        }
-        suites.push(report::junit::Suite {
-            name: r.path.display().to_string(),
-            cases: vec![report::Verdict {
-                name: match &r.outcome {
-                    Ok((model, _)) => format!("linearizable ({model})"),
-                    Err(_) => "linearizable".into(),
-                },
-                validity,
-                sentence,
-            }],
-            seconds: r
-                .outcome
-                .as_ref()
-                .ok()
-                .map(|(_, rep)| rep.elapsed.as_secs_f64()),
-        });
-    }
-    let overall = if errors > 0 {
-        "error"
+    let (overall, code) = if errors > 0 {
+        ("error", EXIT_ERROR)
     } else if invalid > 0 {
-        "invalid"
+        ("invalid", EXIT_INVALID)
     } else if unknown > 0 {
-        "unknown"
+        ("unknown", EXIT_UNKNOWN)
     } else {
-        "valid"
+        ("valid", EXIT_VALID)
     };
     ci_outputs(&a, &suites, overall);
     if let Some(tsv) = &a.expect {
-        return compare_expected(tsv, &results);
+        let verdicts: Vec<(&Path, &str)> = results
+            .iter()
+            .map(|r| (r.path.as_path(), r.verdict()))
+            .collect();
+        return compare_expected(tsv, &verdicts);
     }
-    Ok(if errors > 0 {
-        EXIT_ERROR
-    } else if invalid > 0 {
-        EXIT_INVALID
-    } else if unknown > 0 {
-        EXIT_UNKNOWN
-    } else {
-        EXIT_VALID
-    })
+    Ok(code)
+}
+
+/// Refuses the flags only another checker reads, naming the models they
+/// belong to.
+fn refuse_foreign_flags(a: &Args, checker: &dyn Checker) -> anyhow::Result<()> {
+    let given = [
+        ("--total", a.total.is_some()),
+        ("--negative-balances", a.negative_balances),
+        ("--duplicates-allowed", a.duplicates_allowed),
+        ("--consistency-model", !a.consistency_models.is_empty()),
+        ("--sequential-keys", a.sequential_keys),
+        ("--linearizable-keys", a.linearizable_keys),
+        ("--no-split", a.no_split),
+        ("--all-keys", a.all_keys),
+        ("--memory-limit", a.memory_limit.is_some()),
+    ];
+    for (flag, _) in given
+        .iter()
+        .filter(|(f, set)| *set && !checker.flags().contains(f))
+    {
+        let Some(owner) = registry::CHECKERS.iter().find(|c| c.flags().contains(flag)) else {
+            continue;
+        };
+        let flags = owner.flags();
+        let (names, verb) = match flags {
+            [one] => (one.to_string(), "applies"),
+            [init @ .., last] => (format!("{} and {last}", init.join(", ")), "apply"),
+            [] => continue,
+        };
+        bail!("{names} {verb} to --model {} only", owner.models_text());
+    }
+    Ok(())
+}
+
+/// The checkers' context from the flags.
+fn context(a: &Args) -> anyhow::Result<CheckContext> {
+    let mut ctx = CheckContext::new(
+        a.model.clone(),
+        match a.memory_limit {
+            Some(m) => m << 20,
+            None => crate::host::memory_limit(),
+        },
+    );
+    if let Some(t) = a.time_limit {
+        if !(t > 0.0 && t.is_finite()) {
+            bail!("--time-limit must be a positive number of seconds, got {t}");
+        }
+        ctx.time_limit = Some(Duration::from_secs_f64(t));
+    }
+    for m in &a.consistency_models {
+        if !txn::models::is_model(m) {
+            bail!(
+                "unknown --consistency-model {m:?}; expected one of {}",
+                txn::models::MODEL_NAMES.join(", ")
+            );
+        }
+    }
+    ctx.consistency_models = a.consistency_models.clone();
+    ctx.split_by_key = !a.no_split;
+    ctx.stop_at_first_invalid = !a.all_keys;
+    ctx.sequential_keys = a.sequential_keys;
+    ctx.linearizable_keys = a.linearizable_keys;
+    ctx.classic.bank.total = a.total;
+    ctx.classic.bank.negative_balances = a.negative_balances;
+    ctx.classic.queue.duplicates_allowed = a.duplicates_allowed;
+    Ok(ctx)
+}
+
+fn check_file(
+    path: &Path,
+    format: Option<Format>,
+    checker: &dyn Checker,
+    ctx: &CheckContext,
+) -> FileResult {
+    let t0 = Instant::now();
+    let read = history::read_path(path, format);
+    let read_time = t0.elapsed();
+    let t1 = Instant::now();
+    let outcome = read
+        .map_err(|e| e.to_string())
+        .and_then(|h: History| checker.check(&h, ctx).map_err(|e| e.to_string()));
+    FileResult {
+        path: path.to_path_buf(),
+        read_time,
+        check_time: t1.elapsed(),
+        outcome,
+    }
+}
+
+/// The model a file was checked against: the checker's report names it,
+/// else `--model`, else the checker.
+fn model_of<'a>(v: &'a Verdict, checker: &dyn Checker, ctx: &'a CheckContext) -> String {
+    v.details
+        .get("model")
+        .and_then(Value::as_str)
+        .or(ctx.model.as_deref())
+        .unwrap_or(checker.name())
+        .to_string()
+}
+
+/// The `results.json` value of one file: its one checker's details.
+fn results_json(checker: &dyn Checker, v: &Verdict) -> Value {
+    let mut details = v.details.clone();
+    details["valid"] = json!(v.validity);
+    json!({"valid": v.validity, "checkers": {checker.name(): details}})
+}
+
+/// One JUnit suite (and Markdown row) per file.
+fn suite(r: &FileResult, checker: &dyn Checker, ctx: &CheckContext) -> report::junit::Suite {
+    let (name, validity, sentence) = match &r.outcome {
+        Err(e) => (checker.name().to_string(), "error".to_string(), e.clone()),
+        Ok(v) => {
+            let model = model_of(v, checker, ctx);
+            let name = if model == checker.name() {
+                model
+            } else {
+                format!("{} ({model})", checker.name())
+            };
+            (name, v.validity.to_string(), report::sentence(&v.details))
+        }
+    };
+    report::junit::Suite {
+        name: r.path.display().to_string(),
+        cases: vec![report::Verdict {
+            name,
+            validity,
+            sentence,
+        }],
+        seconds: r.outcome.as_ref().ok().map(|_| r.check_time.as_secs_f64()),
+    }
 }
 
 /// Writes the report artifacts of one checked file into `dir` (the history
 /// is read again). Problems are warnings: they never change the verdict.
-fn file_artifacts(path: &Path, dir: &Path, format: Option<Format>, results: &serde_json::Value) {
+fn file_artifacts(path: &Path, dir: &Path, format: Option<Format>, results: &Value) {
     let h = match history::read_path(path, format) {
         Ok(h) => h,
         Err(e) => {
@@ -313,7 +386,7 @@ fn file_artifacts(path: &Path, dir: &Path, format: Option<Format>, results: &ser
             return;
         }
     };
-    let link = canonical(path).display().to_string();
+    let link = files::canonical(path).display().to_string();
     let w = report::write_all(
         dir,
         &report::Run {
@@ -347,304 +420,40 @@ fn ci_outputs(a: &Args, suites: &[report::junit::Suite], overall: &str) {
     }
 }
 
-struct NameOnly;
-impl ModelVisitor<()> for NameOnly {
-    fn visit<M: Model>(self, _: &M) {}
-}
-
-/// Expands directories into the history files in them (sorted); files in
-/// directories whose content is no known format are skipped and counted.
-fn collect(paths: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, usize)> {
-    let mut files = Vec::new();
-    let mut skipped = 0;
-    for p in paths {
-        let meta = std::fs::metadata(p).with_context(|| format!("cannot read {}", p.display()))?;
-        if !meta.is_dir() {
-            files.push(p.clone());
-            continue;
-        }
-        let mut stack = vec![p.clone()];
-        let mut found = Vec::new();
-        while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir)
-                .with_context(|| format!("cannot list {}", dir.display()))?;
-            for e in entries {
-                let e = e.with_context(|| format!("cannot list {}", dir.display()))?;
-                let path = e.path();
-                let name = e.file_name();
-                if name.to_string_lossy().starts_with('.') {
-                    continue;
-                }
-                if path.is_dir() {
-                    stack.push(path);
-                } else if !is_document(&path) && looks_like_history(&path) {
-                    found.push(path);
-                } else {
-                    skipped += 1;
-                }
-            }
-        }
-        found.sort();
-        files.extend(found);
-    }
-    Ok((files, skipped))
-}
-
-/// Files that sit beside histories but are never one (READMEs, verdict
-/// tables, reports).
-fn is_document(path: &Path) -> bool {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    matches!(
-        ext.as_str(),
-        "md" | "tsv" | "csv" | "html" | "svg" | "png" | "toml" | "json"
-    )
-}
-
-/// True for empty files and files whose first 64 KiB detect as a format.
-fn looks_like_history(path: &Path) -> bool {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let Ok(f) = std::fs::File::open(path) else {
-        return true;
-    };
-    if f.take(64 << 10).read_to_end(&mut buf).is_err() {
-        return true;
-    }
-    let text = String::from_utf8_lossy(&buf);
-    text.trim().is_empty() || history::read::detect(&text).is_some()
-}
-
-fn check_file(
-    path: &Path,
-    format: Option<Format>,
-    model_name: Option<&str>,
-    opts: &Options,
-) -> FileResult {
-    let t0 = Instant::now();
-    let read = history::read_path(path, format);
-    let read_time = t0.elapsed();
-    let outcome = (|| {
-        let h = read.map_err(|e| e.to_string())?;
-        let calls = h.calls().map_err(|e| e.to_string())?;
-        let name = match model_name {
-            Some(m) => m,
-            None => model::guess(&calls).ok_or_else(|| {
-                let mut fs: Vec<&str> = calls.iter().map(|c| c.f.as_str()).collect();
-                fs.sort_unstable();
-                fs.dedup();
-                format!(
-                    "{}: cannot guess the model from the functions {}; name it with --model",
-                    path.display(),
-                    fs.join(", ")
-                )
-            })?,
-        };
-        let report = model::by_name(
-            name,
-            Visit {
-                history: &h,
-                calls: &calls,
-                opts,
-            },
-        )
-        .ok_or_else(|| format!("unknown model {name}"))?
-        .map_err(|e| e.to_string())?;
-        Ok((name.to_string(), report))
-    })();
-    FileResult {
-        path: path.to_path_buf(),
-        read_time,
-        outcome,
-    }
-}
-
-fn ms(d: Duration) -> String {
-    let m = d.as_secs_f64() * 1000.0;
-    if m < 10.0 {
-        format!("{m:.2} ms")
-    } else if m < 10_000.0 {
-        format!("{m:.0} ms")
-    } else {
-        format!("{:.1} s", m / 1000.0)
-    }
-}
-
-fn print_human(r: &FileResult, many: bool) {
+fn print_human(r: &FileResult, many: bool, explained: Option<&Path>) {
     let path = r.path.display();
-    let (name, rep) = match &r.outcome {
+    let v = match &r.outcome {
         Err(e) => {
             println!("{path}: bad input: {e}");
             return;
         }
-        Ok(x) => x,
+        Ok(v) => v,
     };
-    let keys = rep.keys.len();
-    println!(
-        "{path}: {} ({}, {} ops, {keys} key{}, {})",
-        rep.validity,
-        name,
-        rep.ops,
-        if keys == 1 { "" } else { "s" },
-        ms(rep.elapsed)
-    );
-    let mut failures: Vec<_> = rep.failures().collect();
-    // Invalid keys first: their counterexamples are the news; keys left
-    // unknown because another key was invalid first say little.
-    failures.sort_by_key(|k| k.counterexample.is_none());
-    let shown = if many { 1 } else { 10 };
-    for k in failures.iter().take(shown) {
-        if let Some(reason) = &k.reason {
-            let key = k
-                .key
-                .as_ref()
-                .map(|k| format!("key {k}: "))
-                .unwrap_or_default();
-            println!("  {key}unknown: {reason}");
-        }
-        if let Some(cx) = &k.counterexample {
-            println!("  {}", cx.explanation);
-            if many {
-                continue;
-            }
-            let op = &cx.op;
-            let done = op
-                .complete_index
-                .map(|c| format!(" to {c}"))
-                .unwrap_or_default();
-            println!(
-                "    the operation: process {} {} (events {}{done}), {:?}",
-                op.process, op.f, op.invoke_index, op.outcome
-            );
-            if let Some(path) = cx.final_paths.first() {
-                let tail = 8.min(path.len());
-                println!(
-                    "    longest linearizable prefix ({} steps{}):",
-                    path.len(),
-                    if tail < path.len() {
-                        ", last 8 shown"
-                    } else {
-                        ""
-                    }
-                );
-                for s in &path[path.len() - tail..] {
-                    println!(
-                        "      process {:<4} {:<40} -> {}",
-                        s.op.process.to_string(),
-                        s.op.description,
-                        s.state
-                    );
-                }
-            }
-            if cx.final_paths.len() > 1 {
-                println!("    ({} more prefixes in --json)", cx.final_paths.len() - 1);
-            }
-        }
+    println!("{path}: {} ({})", v.validity, v.text.heading);
+    let lines = if many { &v.text.brief } else { &v.text.full };
+    for line in lines {
+        println!("  {line}");
     }
-    if failures.len() > shown {
-        println!(
-            "  ... and {} more keys not valid (see --json)",
-            failures.len() - shown
-        );
+    if let Some(dir) = explained {
+        println!("  explanations and cycle graphs in {}", dir.display());
     }
 }
 
-fn to_json(r: &FileResult) -> serde_json::Value {
-    match &r.outcome {
+fn to_json(r: &FileResult, checker: &dyn Checker, ctx: &CheckContext) -> Value {
+    let read_ms = r.read_time.as_secs_f64() * 1e3;
+    let v = match &r.outcome {
         Err(e) => {
-            json!({"path": r.path, "verdict": "error", "error": e, "read_ms": r.read_time.as_secs_f64() * 1e3})
+            return json!({"path": r.path, "verdict": "error", "error": e, "read_ms": read_ms})
         }
-        Ok((name, rep)) => {
-            let failures: Vec<_> = rep.failures().collect();
-            json!({
-                "path": r.path,
-                "verdict": rep.validity,
-                "model": name,
-                "ops": rep.ops,
-                "keys": rep.keys.len(),
-                "configurations": rep.keys.iter().map(|k| k.configurations).sum::<u64>(),
-                "elapsed_ms": rep.elapsed.as_secs_f64() * 1e3,
-                "read_ms": r.read_time.as_secs_f64() * 1e3,
-                "failures": failures,
-            })
-        }
+        Ok(v) => v,
+    };
+    let mut out = v.details.clone();
+    let model = model_of(v, checker, ctx);
+    if let Some(o) = out.as_object_mut() {
+        o.insert("path".into(), json!(r.path));
+        o.insert("verdict".into(), json!(v.validity));
+        o.insert("model".into(), json!(model));
+        o.insert("read_ms".into(), json!(read_ms));
     }
-}
-
-fn compare_expected(tsv: &Path, results: &[FileResult]) -> anyhow::Result<i32> {
-    let text =
-        std::fs::read_to_string(tsv).with_context(|| format!("cannot read {}", tsv.display()))?;
-    let base = tsv.parent().unwrap_or(Path::new("."));
-    let mut expected: BTreeMap<PathBuf, String> = BTreeMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let mut parts = line.split('\t');
-        let (Some(p), Some(v), None) = (parts.next(), parts.next(), parts.next()) else {
-            bail!(
-                "{}:{}: expected `path<TAB>valid|invalid|unknown`, found {line:?}",
-                tsv.display(),
-                i + 1
-            );
-        };
-        if !matches!(v.trim(), "valid" | "invalid" | "unknown") {
-            bail!(
-                "{}:{}: expected valid, invalid or unknown, found {v:?}",
-                tsv.display(),
-                i + 1
-            );
-        }
-        expected.insert(canonical(&base.join(p)), v.trim().to_string());
-    }
-    let mut matched = 0;
-    let mut mismatches = Vec::new();
-    for (path, want) in &expected {
-        let got = results
-            .iter()
-            .find(|r| canonical(&r.path) == *path)
-            .map(|r| match &r.outcome {
-                Ok((_, rep)) => rep.validity.as_str().to_string(),
-                Err(_) => "error".to_string(),
-            });
-        match got {
-            Some(g) if g == *want => matched += 1,
-            Some(g) => mismatches.push(format!("{}: expected {want}, got {g}", path.display())),
-            None => mismatches.push(format!(
-                "{}: expected {want}, but it was not checked",
-                path.display()
-            )),
-        }
-    }
-    for m in &mismatches {
-        println!("MISMATCH {m}");
-    }
-    println!(
-        "expected verdicts: {matched} of {} as expected ({})",
-        expected.len(),
-        tsv.display()
-    );
-    Ok(if mismatches.is_empty() {
-        EXIT_VALID
-    } else {
-        EXIT_INVALID
-    })
-}
-
-fn canonical(p: &Path) -> PathBuf {
-    p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
-}
-
-/// Peak resident memory of this process (VmHWM), in MiB.
-fn peak_rss_mib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace()
-        .nth(1)?
-        .parse::<u64>()
-        .ok()
-        .map(|k| k / 1024)
+    out
 }

@@ -6,7 +6,7 @@ use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::check::Validity;
 use crate::cluster::{local, Cluster};
 use crate::report;
-use crate::runner::test::{check_history, preflight, run_test, CheckSettings, Dirs, TestSpec};
+use crate::runner::test::{preflight, run_test, Dirs, TestSpec};
 use crate::runner::Stop;
 use crate::store::{
     RunDir, StoredRun, HISTORY_JSONL, LOG_FILE, NODES_DIR, RESULTS_JSON, TEST_JSON,
@@ -465,6 +465,7 @@ fn exit_code(v: Validity) -> i32 {
 /// Runs `faultline analyze`: checks a stored run's history again with the
 /// checkers its test.json names, and rewrites results.json.
 pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
+    use crate::check::registry::{check_all, Context as CheckContext};
     use crate::check::{bank::BankOptions, classic::ClassicOptions};
     let stored = RunDir::open(&a.dir)?;
     let model = stored.test["model"]
@@ -487,25 +488,21 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
         .as_str()
         .unwrap_or("strict-serializable")
         .to_string();
-    let (validity, results, summary) = check_history(
-        &stored.history,
-        &model,
-        &checkers,
-        &CheckSettings {
-            read_mode: &read_mode,
-            consistency_model: &consistency_model,
-            time_limit: None,
-            classic: ClassicOptions {
-                bank: BankOptions {
-                    total: stored.test["bank"]["total"].as_i64(),
-                    negative_balances: stored.test["bank"]["negative_balances"]
-                        .as_bool()
-                        .unwrap_or(false),
-                },
-                ..ClassicOptions::default()
+    let ctx = CheckContext {
+        linearizable_reads: read_mode == "linearizable",
+        consistency_models: vec![consistency_model],
+        classic: ClassicOptions {
+            bank: BankOptions {
+                total: stored.test["bank"]["total"].as_i64(),
+                negative_balances: stored.test["bank"]["negative_balances"]
+                    .as_bool()
+                    .unwrap_or(false),
             },
+            ..ClassicOptions::default()
         },
-    );
+        ..CheckContext::new(Some(model), crate::host::memory_limit())
+    };
+    let (validity, results, summary) = check_all(&stored.history, &checkers, &ctx);
     stored.dir.write_results(&results)?;
     for line in &summary {
         println!("{line}");

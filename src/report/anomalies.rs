@@ -4,7 +4,7 @@
 //! why each precedes the next (`Then`).
 //!
 //! The data is the txn checker's details in the results value (serialized
-//! `check::txn::Report`, whose anomalies carry their `dot` graph). Stable
+//! `check::txn::TxnReport`, whose anomalies carry their `dot` graph). Stable
 //! hooks: `#anomaly-count`; one `section.anomaly` per anomaly with
 //! `data-name`, `.explanation`, and `.graph` holding an `svg` or a
 //! `pre.dot`.

@@ -9,6 +9,7 @@
 //! | `anomalies.html` | [`anomalies`] |
 //! | `report.html` | [`summary`] |
 //! | JUnit XML, Markdown job summary | [`junit`], [`markdown`] |
+//! | a checker's explanation files (`<anomaly>.txt`, `<anomaly>/<i>.dot` and `.svg`) | [`explanations`] |
 //!
 //! [`write_all`] never fails: an artifact that cannot be rendered is logged
 //! in the returned [`Written`] and noted in `report.html`; the verdict is the
@@ -17,6 +18,7 @@
 pub mod anomalies;
 pub mod counterexample;
 pub mod data;
+pub mod explanations;
 pub mod junit;
 pub mod markdown;
 pub mod plots;
@@ -24,6 +26,7 @@ pub mod summary;
 pub mod timeline;
 
 pub use data::Data;
+pub use explanations::write_explanations;
 
 use crate::history::History;
 use serde_json::Value;
@@ -240,14 +243,14 @@ pub fn verdicts(results: &Value) -> Vec<Verdict> {
             Verdict {
                 name: name.clone(),
                 validity,
-                sentence: sentence(name, d),
+                sentence: sentence(d),
             }
         })
         .collect()
 }
 
 /// The sentence that explains one checker's details.
-pub fn sentence(name: &str, d: &Value) -> String {
+pub fn sentence(d: &Value) -> String {
     let s = |k: &str| d.get(k).and_then(Value::as_str).map(String::from);
     let n = |k: &str| d.get(k).and_then(Value::as_u64).unwrap_or(0);
     if let Some(e) = s("error") {
@@ -289,7 +292,7 @@ pub fn sentence(name: &str, d: &Value) -> String {
     if let Some(x) = s("explanation").or_else(|| s("reason")) {
         return x;
     }
-    if name == "stats" || d.get("by_f").is_some() {
+    if d.get("by_f").is_some() {
         return format!("{} ok, {} fail, {} info", n("ok"), n("fail"), n("info"));
     }
     String::new()

@@ -300,7 +300,7 @@ fn write_skew() -> History {
 
 #[test]
 fn anomalies_page_shows_each_cycle_beside_its_text() {
-    let r = txn::check(&write_skew(), &txn::Options::new(txn::Workload::ListAppend)).unwrap();
+    let r = txn::check(&write_skew(), &txn::Options::new(txn::TxnKind::ListAppend)).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     let results =
         json!({"valid": "invalid", "checkers": {"txn": serde_json::to_value(&r).unwrap()}});

@@ -20,7 +20,6 @@
 //! The full lifecycle of a test (cluster, db, nemesis set-up, final phase,
 //! checkers) lives above this, in the `run` command.
 
-pub mod checks;
 pub mod recorder;
 pub mod spec;
 mod system;

@@ -10,6 +10,7 @@
 
 use super::system::{check_db_workload, file_db, version_of, System};
 use super::{run_workers, Recorder, RunError, Stop, WorkerConfig};
+use crate::check::registry::{check_all, Context};
 use crate::check::Validity;
 use crate::cluster::Cluster;
 use crate::db;
@@ -26,7 +27,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use super::checks::{check_history, CheckSettings};
 pub use super::spec::{Dirs, TestSpec};
 
 /// What a test ended with.
@@ -198,17 +198,14 @@ pub async fn run_test(
     let (history, _) = ran?;
     let history = read_back(&run_dir.history()).unwrap_or(history);
     let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
-    let (validity, results, summary) = check_history(
-        &history,
-        &workload.model,
-        &workload.checkers,
-        &CheckSettings {
-            read_mode: &spec.read_mode,
-            consistency_model: &spec.consistency_model,
-            time_limit: check_limit,
-            classic: workload.classic_options(),
-        },
-    );
+    let ctx = Context {
+        linearizable_reads: spec.read_mode == "linearizable",
+        consistency_models: vec![spec.consistency_model.clone()],
+        time_limit: check_limit,
+        classic: workload.classic_options(),
+        ..Context::new(Some(workload.model.clone()), crate::host::memory_limit())
+    };
+    let (validity, results, summary) = check_all(&history, &workload.checkers, &ctx);
     let mut results = results;
     results["interrupted"] = json!(interrupted);
     run_dir.write_results(&results)?;

@@ -42,21 +42,6 @@ pub const MODELS: &[(&str, &[&str])] = &[
     ("noop", &[]),
 ];
 
-/// The checkers a workload may name.
-pub const CHECKERS: &[&str] = &[
-    "linearizable",
-    "set",
-    "txn",
-    "bank",
-    "counter",
-    "unique-ids",
-    "queue",
-    "long-fork",
-    "stats",
-    "perf",
-    "timeline",
-];
-
 /// The models whose operations are transactions (`f = "txn"`), generated
 /// by [`txn::TxnGen`] from the file's `[txn]` table.
 pub const TXN_MODELS: &[&str] = &["list-append", "rw-register"];
@@ -169,7 +154,7 @@ pub struct Workload {
     pub source: PathBuf,
     /// The model to check against (one of [`MODELS`]).
     pub model: String,
-    /// The checkers to run (each one of [`CHECKERS`]).
+    /// The checkers to run (each a name of [`crate::check::registry`]).
     pub checkers: Vec<String>,
     /// The op mix: `(f, weight)`, sorted by `f`.
     pub ops: Vec<(String, u32)>,
@@ -249,13 +234,13 @@ impl Workload {
 
         let mut checkers = Vec::new();
         for c in raw.checkers.into_iter().flat_map(Spanned::into_inner) {
-            if !CHECKERS.contains(&c.get_ref().as_str()) {
+            if crate::check::registry::by_name(c.get_ref()).is_none() {
                 return Err(bad(
                     c.span(),
                     format!(
                         "unknown checker {:?}; known: {}",
                         c.get_ref(),
-                        CHECKERS.join(", ")
+                        crate::check::registry::names().join(", ")
                     ),
                 ));
             }

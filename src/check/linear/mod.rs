@@ -63,7 +63,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             time_limit: None,
-            memory_limit: default_memory_limit(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
             split_by_key: true,
             stop_at_first_invalid: true,
             max_paths: 4,
@@ -72,20 +72,10 @@ impl Default for Options {
     }
 }
 
-/// Half of the machine's available memory (from /proc/meminfo), at most
-/// 16 GiB; 4 GiB when it cannot be read.
-pub fn default_memory_limit() -> usize {
-    let avail_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("MemAvailable:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|n| n.parse::<usize>().ok())
-    });
-    match avail_kib {
-        Some(k) => (k * 1024 / 2).min(16 << 30),
-        None => 4 << 30,
-    }
-}
+/// The memory budget when the caller gives none: 4 GiB. The checker core
+/// never reads the machine's memory; callers that know it pass their own
+/// [`Options::memory_limit`].
+pub const DEFAULT_MEMORY_LIMIT: usize = 4 << 30;
 
 /// A history the checker cannot check.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +161,7 @@ pub struct KeyVerdict {
 
 /// The verdict on a history.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub struct LinearReport {
     /// The model's name.
     pub model: String,
     /// Invalid if any key is, else unknown if any key is, else valid.
@@ -189,7 +179,7 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
-impl Report {
+impl LinearReport {
     /// The verdicts that are not valid.
     pub fn failures(&self) -> impl Iterator<Item = &KeyVerdict> {
         self.keys.iter().filter(|k| k.validity != Validity::Valid)
@@ -197,7 +187,11 @@ impl Report {
 }
 
 /// Checks a history for linearizability against `model`.
-pub fn check<M: Model>(model: &M, history: &History, opts: &Options) -> Result<Report, CheckError> {
+pub fn check<M: Model>(
+    model: &M,
+    history: &History,
+    opts: &Options,
+) -> Result<LinearReport, CheckError> {
     let calls = history.calls()?;
     check_calls(model, history, &calls, opts)
 }
@@ -208,7 +202,7 @@ pub fn check_calls<M: Model>(
     history: &History,
     calls: &[Call],
     opts: &Options,
-) -> Result<Report, CheckError> {
+) -> Result<LinearReport, CheckError> {
     let start = Instant::now();
     let parts = partition(calls, opts.split_by_key);
     if !opts.split_by_key && !model.keyed() && parts.keys.len() > 1 {
@@ -256,7 +250,7 @@ pub fn check_calls<M: Model>(
     let validity = keys
         .iter()
         .fold(Validity::Valid, |v, k| v.merge(k.validity));
-    Ok(Report {
+    Ok(LinearReport {
         model: model.name().to_string(),
         validity,
         ops: calls.len(),

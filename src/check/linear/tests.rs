@@ -38,7 +38,7 @@ fn h(text: &str) -> History {
     History::new(ops)
 }
 
-fn run<M: Model>(m: &M, text: &str) -> Report {
+fn run<M: Model>(m: &M, text: &str) -> LinearReport {
     let hist = h(text);
     let opts = Options {
         stop_at_first_invalid: false,
@@ -57,7 +57,7 @@ fn run<M: Model>(m: &M, text: &str) -> Report {
     report
 }
 
-fn explanation(r: &Report) -> &str {
+fn explanation(r: &LinearReport) -> &str {
     &r.failures()
         .next()
         .expect("a failure")

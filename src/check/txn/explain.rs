@@ -6,7 +6,7 @@ use super::graph::DepGraph;
 use super::infer::{Kind, Why};
 use super::parse::{Interner, Txn, NIL};
 use super::search::Cycle;
-use super::{Anomaly, CycleStep, TxnRef, Workload};
+use super::{Anomaly, CycleStep, TxnKind, TxnRef};
 use serde_json::Value;
 
 /// What explanations need to know about the history.
@@ -14,7 +14,7 @@ pub(crate) struct Ctx<'a> {
     pub txns: &'a [Txn],
     pub calls: &'a [crate::history::Call],
     pub atoms: &'a Interner,
-    pub workload: Workload,
+    pub workload: TxnKind,
 }
 
 /// A JSON value as Elle prints EDN: `[append 1 2]`, strings bare, `nil`.
@@ -64,7 +64,7 @@ impl Ctx<'_> {
             v2: NIL,
         });
         let k = show(why.key);
-        let append = self.workload == Workload::ListAppend;
+        let append = self.workload == TxnKind::ListAppend;
         match kind {
             Kind::Ww if append => {
                 format!(

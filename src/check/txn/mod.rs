@@ -20,7 +20,7 @@
 //!    the requested models.
 //!
 //! ```
-//! use faultline::check::txn::{self, Options, Workload};
+//! use faultline::check::txn::{self, Options, TxnKind};
 //! use faultline::check::Validity;
 //! use faultline::history::{History, Op, OpType::*, Process::Client};
 //! use serde_json::json;
@@ -34,7 +34,7 @@
 //!     Op::new(0, Client(2), Invoke, "txn", json!([["r", "x", null], ["r", "y", null]])),
 //!     Op::new(0, Client(2), Ok, "txn", json!([["r", "x", [2]], ["r", "y", [1]]])),
 //! ]);
-//! let report = txn::check(&h, &Options::new(Workload::ListAppend)).unwrap();
+//! let report = txn::check(&h, &Options::new(TxnKind::ListAppend)).unwrap();
 //! assert_eq!(report.validity, Validity::Invalid);
 //! assert_eq!(report.anomaly_types, vec!["G2-item"]);
 //! assert_eq!(report.not, vec!["repeatable-read"]);
@@ -49,38 +49,38 @@ mod parse;
 mod rw_register;
 mod search;
 
+use super::registry::ExplanationFile;
 use super::Validity;
 use crate::history::{Call, History, HistoryError, Outcome, Process};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The kind of objects the transactions operate on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Workload {
+pub enum TxnKind {
     /// Keys are lists; `["append", k, v]` and `["r", k, [..]]`.
     ListAppend,
     /// Keys are registers; `["w", k, v]` and `["r", k, v]`.
     RwRegister,
 }
 
-impl Workload {
+impl TxnKind {
     /// `list-append` or `rw-register`.
     pub fn name(self) -> &'static str {
         match self {
-            Workload::ListAppend => "list-append",
-            Workload::RwRegister => "rw-register",
+            TxnKind::ListAppend => "list-append",
+            TxnKind::RwRegister => "rw-register",
         }
     }
 
     /// Parses `list-append` or `rw-register`.
-    pub fn parse(s: &str) -> Option<Workload> {
+    pub fn parse(s: &str) -> Option<TxnKind> {
         match s {
-            "list-append" => Some(Workload::ListAppend),
-            "rw-register" => Some(Workload::RwRegister),
+            "list-append" => Some(TxnKind::ListAppend),
+            "rw-register" => Some(TxnKind::RwRegister),
             _ => None,
         }
     }
@@ -90,7 +90,7 @@ impl Workload {
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The workload.
-    pub workload: Workload,
+    pub workload: TxnKind,
     /// The models the history must satisfy (names from
     /// [`models::MODEL_NAMES`]); default strict serializable.
     pub consistency_models: Vec<String>,
@@ -115,7 +115,7 @@ impl Options {
     /// Defaults for `workload`: strict serializable, 10 million
     /// transactions, 20 million search steps per anomaly class, 16 cycles
     /// per class.
-    pub fn new(workload: Workload) -> Options {
+    pub fn new(workload: TxnKind) -> Options {
         Options {
             workload,
             consistency_models: vec!["strict-serializable".to_string()],
@@ -216,9 +216,9 @@ pub struct Anomaly {
 
 /// The verdict on a transactional history.
 #[derive(Clone, Debug, Serialize)]
-pub struct Report {
+pub struct TxnReport {
     /// The workload.
-    pub workload: Workload,
+    pub workload: TxnKind,
     /// Invalid when an anomaly rules out a requested model; unknown when a
     /// budget ran out first (see `reason`); valid otherwise.
     pub validity: Validity,
@@ -256,13 +256,17 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
 }
 
 /// Checks a history of transactions.
-pub fn check(history: &History, opts: &Options) -> Result<Report, TxnError> {
+pub fn check(history: &History, opts: &Options) -> Result<TxnReport, TxnError> {
     let calls = history.calls()?;
     check_calls(history, &calls, opts)
 }
 
 /// Checks already-paired calls of `history` (see [`History::calls`]).
-pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<Report, TxnError> {
+pub fn check_calls(
+    history: &History,
+    calls: &[Call],
+    opts: &Options,
+) -> Result<TxnReport, TxnError> {
     let start = Instant::now();
     for m in &opts.consistency_models {
         if !models::is_model(m) {
@@ -271,7 +275,7 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
     }
     let mut atoms = parse::Interner::default();
     let (txns, skipped_ops) = parse::decode(history, calls, opts.workload, &mut atoms)?;
-    let mut report = Report {
+    let mut report = TxnReport {
         workload: opts.workload,
         validity: Validity::Valid,
         consistency_models: opts.consistency_models.clone(),
@@ -287,7 +291,7 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
         edges: 0,
         elapsed: Duration::ZERO,
     };
-    let unknown = |mut r: Report, why: String| {
+    let unknown = |mut r: TxnReport, why: String| {
         r.validity = Validity::Unknown;
         r.reason = Some(why);
         r.elapsed = start.elapsed();
@@ -309,8 +313,8 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
     }
 
     let inferred = match opts.workload {
-        Workload::ListAppend => list_append::infer(&txns, &atoms)?,
-        Workload::RwRegister => rw_register::infer(&txns, &atoms, opts)?,
+        TxnKind::ListAppend => list_append::infer(&txns, &atoms)?,
+        TxnKind::RwRegister => rw_register::infer(&txns, &atoms, opts)?,
     };
     let graph = graph::DepGraph::build(&txns, &inferred.edges);
     report.edges = graph.g.edge_count();
@@ -428,13 +432,12 @@ pub fn check_calls(history: &History, calls: &[Call], opts: &Options) -> Result<
     Ok(report)
 }
 
-/// Writes a report's explanations into `dir`: `<anomaly>.txt` with every
-/// kept anomaly of that name, and for cycles `<anomaly>/<i>.dot` (plus
-/// `<i>.svg` when Graphviz's `dot` is installed). Returns the files written.
-pub fn write_outputs(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let mut written = Vec::new();
-    let mut have_dot = true;
+/// A report's explanations as files, for `report::write_explanations`:
+/// `<anomaly>.txt` with every kept anomaly of that name, and for cycles
+/// `<anomaly>/<i>.dot` (which the writer also draws as `.svg` when
+/// Graphviz is installed). Pure: nothing is written here.
+pub fn explanation_files(report: &TxnReport) -> Vec<ExplanationFile> {
+    let mut files = Vec::new();
     for (name, list) in &report.anomalies {
         let mut text = String::new();
         for (i, a) in list.iter().enumerate() {
@@ -446,34 +449,20 @@ pub fn write_outputs(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf
             }
             text.push_str(&explain::long_text(a));
         }
-        let txt = dir.join(format!("{name}.txt"));
-        std::fs::write(&txt, text)?;
-        written.push(txt);
-        let sub = dir.join(name);
+        files.push(ExplanationFile {
+            path: format!("{name}.txt"),
+            text,
+        });
         for (i, a) in list.iter().enumerate() {
-            let Some(dot) = &a.dot else { continue };
-            std::fs::create_dir_all(&sub)?;
-            let path = sub.join(format!("{i}.dot"));
-            std::fs::write(&path, dot)?;
-            written.push(path.clone());
-            if have_dot {
-                let svg = sub.join(format!("{i}.svg"));
-                // A missing Graphviz is normal: the dot files are the output.
-                match std::process::Command::new("dot")
-                    .arg("-Tsvg")
-                    .arg(&path)
-                    .arg("-o")
-                    .arg(&svg)
-                    .status()
-                {
-                    Ok(s) if s.success() => written.push(svg),
-                    Ok(_) => {}
-                    Err(_) => have_dot = false,
-                }
+            if let Some(dot) = &a.dot {
+                files.push(ExplanationFile {
+                    path: format!("{name}/{i}.dot"),
+                    text: dot.clone(),
+                });
             }
         }
     }
-    Ok(written)
+    files
 }
 
 #[cfg(test)]

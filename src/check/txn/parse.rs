@@ -4,7 +4,7 @@
 //! inference hashes integers, not JSON trees; the original JSON is kept for
 //! reports.
 
-use super::{TxnError, Workload};
+use super::{TxnError, TxnKind};
 use crate::history::{Call, History, Outcome, Process};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
@@ -101,7 +101,7 @@ pub(crate) struct Txn {
 pub(crate) fn decode(
     history: &History,
     calls: &[Call],
-    workload: Workload,
+    workload: TxnKind,
     atoms: &mut Interner,
 ) -> Result<(Vec<Txn>, usize), TxnError> {
     let mut txns = Vec::with_capacity(calls.len());
@@ -142,12 +142,7 @@ pub(crate) fn decode(
     Ok((txns, skipped))
 }
 
-fn decode_mop(
-    m: &Value,
-    workload: Workload,
-    ok: bool,
-    atoms: &mut Interner,
-) -> Result<Mop, String> {
+fn decode_mop(m: &Value, workload: TxnKind, ok: bool, atoms: &mut Interner) -> Result<Mop, String> {
     let parts = match m.as_array() {
         Some(p) if p.len() == 3 => p,
         _ => {
@@ -163,11 +158,11 @@ fn decode_mop(
     let key = atoms.intern(&parts[1]);
     let v = &parts[2];
     match (workload, f) {
-        (Workload::ListAppend, "append") => Ok(Mop::Append {
+        (TxnKind::ListAppend, "append") => Ok(Mop::Append {
             key,
             value: atoms.intern(v),
         }),
-        (Workload::ListAppend, "r") => {
+        (TxnKind::ListAppend, "r") => {
             if !ok {
                 return Ok(Mop::ReadList { key, values: None });
             }
@@ -186,11 +181,11 @@ fn decode_mop(
                 values: Some(values),
             })
         }
-        (Workload::RwRegister, "w") => Ok(Mop::Write {
+        (TxnKind::RwRegister, "w") => Ok(Mop::Write {
             key,
             value: atoms.intern(v),
         }),
-        (Workload::RwRegister, "r") => {
+        (TxnKind::RwRegister, "r") => {
             let value = match (ok, v) {
                 (false, _) => None,
                 (true, Value::Null) => Some(NIL),
@@ -202,8 +197,8 @@ fn decode_mop(
             "unknown micro-operation {m} for the {} workload (expected {})",
             workload.name(),
             match workload {
-                Workload::ListAppend => "[\"append\", k, v] or [\"r\", k, [..]]",
-                Workload::RwRegister => "[\"w\", k, v] or [\"r\", k, v]",
+                TxnKind::ListAppend => "[\"append\", k, v] or [\"r\", k, [..]]",
+                TxnKind::RwRegister => "[\"w\", k, v] or [\"r\", k, v]",
             }
         )),
     }

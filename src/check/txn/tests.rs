@@ -5,6 +5,7 @@
 use super::*;
 use crate::history::{Op, OpType};
 use serde_json::json;
+use std::path::Path;
 
 /// Builds a history from lines `process type json-value`.
 fn h(text: &str) -> History {
@@ -27,20 +28,20 @@ fn h(text: &str) -> History {
     History::new(ops)
 }
 
-fn run(workload: Workload, text: &str) -> Report {
+fn run(workload: TxnKind, text: &str) -> TxnReport {
     check(&h(text), &Options::new(workload)).expect("checkable")
 }
 
-fn la(text: &str) -> Report {
-    run(Workload::ListAppend, text)
+fn la(text: &str) -> TxnReport {
+    run(TxnKind::ListAppend, text)
 }
 
-fn rw(text: &str) -> Report {
-    run(Workload::RwRegister, text)
+fn rw(text: &str) -> TxnReport {
+    run(TxnKind::RwRegister, text)
 }
 
 /// The explanation of the first anomaly named `name`.
-fn explanation<'a>(r: &'a Report, name: &str) -> &'a str {
+fn explanation<'a>(r: &'a TxnReport, name: &str) -> &'a str {
     &r.anomalies
         .get(name)
         .unwrap_or_else(|| panic!("no {name} in {:?}", r.anomaly_types))[0]
@@ -206,7 +207,7 @@ fn g2_item_write_skew_rules_out_repeatable_read_but_not_snapshot_isolation() {
     assert!(r.still_possible.contains(&"snapshot-isolation".to_string()));
     let si = Options {
         consistency_models: vec!["snapshot-isolation".into()],
-        ..Options::new(Workload::ListAppend)
+        ..Options::new(TxnKind::ListAppend)
     };
     let r = check(
         &h(r#"
@@ -355,7 +356,7 @@ fn stale_read_is_g_single_realtime_only() {
     assert_eq!(r.also_not, vec!["strict-serializable"]);
     let ser = Options {
         consistency_models: vec!["serializable".into()],
-        ..Options::new(Workload::ListAppend)
+        ..Options::new(TxnKind::ListAppend)
     };
     assert_eq!(check(&h(text), &ser).unwrap().validity, Validity::Valid);
 }
@@ -534,7 +535,7 @@ fn rw_register_linearizable_keys_find_a_stale_write_order() {
     let plain = rw(text);
     let opts = Options {
         linearizable_keys: true,
-        ..Options::new(Workload::RwRegister)
+        ..Options::new(TxnKind::RwRegister)
     };
     let lin = check(&h(text), &opts).unwrap();
     assert!(!plain.anomaly_types.contains(&"G2-item".to_string()));
@@ -555,7 +556,7 @@ fn budgets_give_unknown_with_a_reason() {
     "#;
     let opts = Options {
         max_search_steps: 0,
-        ..Options::new(Workload::ListAppend)
+        ..Options::new(TxnKind::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
@@ -570,7 +571,7 @@ fn budgets_give_unknown_with_a_reason() {
     // searches short but never invents or hides a verdict.
     let opts = Options {
         max_search_steps: 1,
-        ..Options::new(Workload::ListAppend)
+        ..Options::new(TxnKind::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
@@ -578,7 +579,7 @@ fn budgets_give_unknown_with_a_reason() {
 
     let opts = Options {
         time_limit: Some(Duration::ZERO),
-        ..Options::new(Workload::ListAppend)
+        ..Options::new(TxnKind::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
@@ -593,7 +594,7 @@ fn budgets_give_unknown_with_a_reason() {
 
     let opts = Options {
         max_txns: 1,
-        ..Options::new(Workload::ListAppend)
+        ..Options::new(TxnKind::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
@@ -614,22 +615,18 @@ fn budgets_give_unknown_with_a_reason() {
 fn bad_input_is_an_error_not_a_verdict() {
     let e = check(
         &h("0 invoke [[\"w\",\"x\",1]]\n0 ok [[\"w\",\"x\",1]]"),
-        &Options::new(Workload::ListAppend),
+        &Options::new(TxnKind::ListAppend),
     )
     .unwrap_err();
     assert!(e.to_string().contains("unknown micro-operation"), "{e}");
-    let e = check(
-        &h("0 invoke 5\n0 ok 5"),
-        &Options::new(Workload::ListAppend),
-    )
-    .unwrap_err();
+    let e = check(&h("0 invoke 5\n0 ok 5"), &Options::new(TxnKind::ListAppend)).unwrap_err();
     assert!(
         e.to_string().contains("must be a list of micro-operations"),
         "{e}"
     );
     let e = check(
         &h("0 invoke [[\"append\",\"x\",1]]\n0 ok [[\"append\",\"x\",1]]\n1 invoke [[\"append\",\"x\",1]]\n1 ok [[\"append\",\"x\",1]]"),
-        &Options::new(Workload::ListAppend),
+        &Options::new(TxnKind::ListAppend),
     )
     .unwrap_err();
     assert!(
@@ -638,7 +635,7 @@ fn bad_input_is_an_error_not_a_verdict() {
     );
     let opts = Options {
         consistency_models: vec!["snapshot".into()],
-        ..Options::new(Workload::ListAppend)
+        ..Options::new(TxnKind::ListAppend)
     };
     let e = check(&h("0 invoke []\n0 ok []"), &opts).unwrap_err();
     assert!(
@@ -656,7 +653,7 @@ fn edn_keywords_read_as_strings() {
                 {:type :ok, :f :txn, :value [[:append 3 5] [:r 4 [1]]], :process 0}\n\
                 {:type :ok, :f :txn, :value [[:append 4 1] [:r 3 [5]]], :process 1}\n";
     let hist = crate::history::read_str(text, Path::new("h.edn"), None).expect("edn");
-    let r = check(&hist, &Options::new(Workload::ListAppend)).unwrap();
+    let r = check(&hist, &Options::new(TxnKind::ListAppend)).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(r.anomaly_types, vec!["G1c"]);
     assert_eq!(
@@ -674,9 +671,15 @@ fn outputs_are_text_and_dot_files() {
         0 ok [["append","x",1],["r","y",[1]]]
         1 ok [["append","y",1],["r","x",[1]]]
     "#);
-    let dir = std::env::temp_dir().join(format!("faultline-txn-out-{}", std::process::id()));
-    let files = write_outputs(&r, &dir).unwrap();
-    let txt = std::fs::read_to_string(dir.join("G1c.txt")).unwrap();
+    let files = explanation_files(&r);
+    let text = |path: &str| {
+        files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.text.clone())
+            .unwrap_or_default()
+    };
+    let txt = text("G1c.txt");
     assert!(txt.starts_with("Let:\n  T1 = process 0, ok, invoked at event 0, completed at 2: [append x 1] [r y [1]]\n"), "{txt}");
     assert!(
         txt.contains(
@@ -684,11 +687,9 @@ fn outputs_are_text_and_dot_files() {
         ),
         "{txt}"
     );
-    let dot = std::fs::read_to_string(dir.join("G1c/0.dot")).unwrap();
+    let dot = text("G1c/0.dot");
     assert!(dot.starts_with("digraph \"G1c\" {"), "{dot}");
     assert!(dot.contains("T1 -> T2 [label=\"wr x\""), "{dot}");
-    assert!(files.iter().any(|f| f.ends_with("G1c/0.dot")));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -766,7 +767,7 @@ fn rw_register_sequential_keys_order_a_process_writes() {
     assert_eq!(plain.validity, Validity::Valid, "{:?}", plain.anomaly_types);
     let opts = Options {
         sequential_keys: true,
-        ..Options::new(Workload::RwRegister)
+        ..Options::new(TxnKind::RwRegister)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Invalid);

@@ -1,0 +1,270 @@
+//! The one door to the checkers: the [`Checker`] trait, what a checker is
+//! given beside the history ([`Context`]), what it answers ([`Verdict`]),
+//! and the registry of every checker by name ([`CHECKERS`]).
+//!
+//! The runner, `faultline run --analyze` and `faultline check` all reach
+//! the checkers through here ([`by_name`], [`for_model`], [`check_all`]);
+//! no other module matches a checker's name. The adapters that wrap each
+//! checker live in the submodules and in [`super::classic`].
+
+mod linearizable;
+mod set;
+mod stats;
+mod txn;
+
+use super::classic::{self, ClassicOptions};
+use super::Validity;
+use crate::history::{History, HistoryError};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// A checker: a name, and a verdict on a history.
+pub trait Checker: Sync {
+    /// The name workloads and `results.json` use (`linearizable`, `txn`, ...).
+    fn name(&self) -> &'static str;
+
+    /// Whether `faultline check --model MODEL` runs this checker for
+    /// `model` (the classic checkers take their own name; `txn` takes the
+    /// transactional models; `linearizable` takes the rest).
+    fn judges(&self, model: &str) -> bool {
+        let _ = model;
+        false
+    }
+
+    /// The models [`Checker::judges`] accepts, for messages.
+    fn models_text(&self) -> String {
+        self.name().to_string()
+    }
+
+    /// The `faultline check` flags only this checker reads (e.g.
+    /// `--total`), so the CLI can refuse them for the others.
+    fn flags(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Checks `history`. `Err` when the history cannot be checked at all
+    /// (it breaks the rules of histories, or the checker cannot read it).
+    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck>;
+}
+
+/// What checkers need beside the history.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The workload's model (`cas-register`, `list-append`, `bank`, ...);
+    /// `None` lets the linearizability checker guess it from the functions.
+    pub model: Option<String>,
+    /// The system promises linearizable reads: the set checker then holds
+    /// a read to every element added before it began.
+    pub linearizable_reads: bool,
+    /// The consistency models the `txn` checker holds the history to
+    /// (empty: strict serializable).
+    pub consistency_models: Vec<String>,
+    /// How long a checker may take (then: unknown).
+    pub time_limit: Option<Duration>,
+    /// Bytes the linearizability search's memo tables may take (then:
+    /// unknown). The caller reads the machine's memory; the core never does.
+    pub memory_limit: usize,
+    /// Linearizability: check each key on its own.
+    pub split_by_key: bool,
+    /// Linearizability: stop the other keys when one is invalid.
+    pub stop_at_first_invalid: bool,
+    /// rw-register: order each key's writes by process.
+    pub sequential_keys: bool,
+    /// rw-register: order each key's writes by real time.
+    pub linearizable_keys: bool,
+    /// Options of the classic checkers (bank, queue).
+    pub classic: ClassicOptions,
+}
+
+impl Context {
+    /// The defaults for a history of `model`: linearizable reads, strict
+    /// serializability, no time limit, `memory_limit` bytes, split by key.
+    pub fn new(model: Option<String>, memory_limit: usize) -> Context {
+        Context {
+            model,
+            linearizable_reads: true,
+            consistency_models: Vec::new(),
+            time_limit: None,
+            memory_limit,
+            split_by_key: true,
+            stop_at_first_invalid: true,
+            sequential_keys: false,
+            linearizable_keys: false,
+            classic: ClassicOptions::default(),
+        }
+    }
+}
+
+/// A history a checker cannot check, in words.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CannotCheck(pub String);
+
+impl From<HistoryError> for CannotCheck {
+    fn from(e: HistoryError) -> Self {
+        CannotCheck(e.to_string())
+    }
+}
+
+/// A checker's answer.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// Valid, invalid or unknown.
+    pub validity: Validity,
+    /// One line: why, or what was covered.
+    pub explanation: String,
+    /// The checker's whole report, as `results.json` keeps it under
+    /// `checkers.<name>` (the caller adds `valid`).
+    pub details: Value,
+    /// The verdict for people, as `faultline check` prints it.
+    pub text: Text,
+    /// Explanation files the checker offers (`<anomaly>.txt`, cycle graphs
+    /// as dot), written by `report::write_explanations` when asked for.
+    pub files: Vec<ExplanationFile>,
+}
+
+/// A verdict for people: a heading and the lines under it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Text {
+    /// What was checked, e.g. `cas-register, 4 ops, 1 key, 0.12 ms`.
+    pub heading: String,
+    /// The findings in full (one file checked).
+    pub full: Vec<String>,
+    /// The findings in short (one of several files).
+    pub brief: Vec<String>,
+}
+
+/// A file a checker offers to explain its verdict; pure content, written
+/// elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplanationFile {
+    /// Its path relative to the output directory, e.g. `G1c/0.dot`.
+    pub path: String,
+    /// Its content.
+    pub text: String,
+}
+
+impl Verdict {
+    /// A verdict whose text is its explanation (shown in short only when
+    /// not valid).
+    pub fn plain(validity: Validity, explanation: String, details: Value, heading: String) -> Self {
+        let brief = if validity == Validity::Valid {
+            Vec::new()
+        } else {
+            vec![explanation.clone()]
+        };
+        Verdict {
+            validity,
+            text: Text {
+                heading,
+                full: vec![explanation.clone()],
+                brief,
+            },
+            explanation,
+            details,
+            files: Vec::new(),
+        }
+    }
+}
+
+/// Every checker, by name: the one registry.
+pub static CHECKERS: &[&dyn Checker] = &[
+    &linearizable::Linearizable,
+    &set::SetChecker,
+    &txn::TxnChecker,
+    &classic::BANK,
+    &classic::COUNTER,
+    &classic::UNIQUE_IDS,
+    &classic::QUEUE,
+    &classic::LONG_FORK,
+    &stats::Stats,
+    &stats::Perf,
+    &stats::Timeline,
+];
+
+/// The checker named `name`.
+pub fn by_name(name: &str) -> Option<&'static dyn Checker> {
+    CHECKERS.iter().copied().find(|c| c.name() == name)
+}
+
+/// The names of every checker, in registry order.
+pub fn names() -> Vec<&'static str> {
+    CHECKERS.iter().map(|c| c.name()).collect()
+}
+
+/// The checker of histories whose model no other checker takes:
+/// linearizability, against the models of [`crate::model::MODELS`].
+static FALLBACK: &dyn Checker = &linearizable::Linearizable;
+
+/// The checker `faultline check --model MODEL` runs: the one that judges
+/// `model` by its own name or kind (a classic checker, `txn`), else
+/// linearizability. (Linearizability also knows `queue` as a FIFO queue,
+/// but there the total-queue checker of that name wins.)
+pub fn for_model(model: Option<&str>) -> &'static dyn Checker {
+    model
+        .and_then(|m| {
+            CHECKERS
+                .iter()
+                .copied()
+                .filter(|c| c.name() != FALLBACK.name())
+                .find(|c| c.judges(m))
+        })
+        .unwrap_or(FALLBACK)
+}
+
+/// Runs the named checkers over a history: the overall verdict, the
+/// `results.json` value (`{"valid": ..., "checkers": {name: {..., "valid":
+/// ...}}}`), and a line per checker. A checker that cannot check, or a
+/// name no checker has, answers unknown with an `error`.
+pub fn check_all(
+    history: &History,
+    names: &[String],
+    ctx: &Context,
+) -> (Validity, Value, Vec<String>) {
+    let mut validity = Validity::Valid;
+    let mut results = serde_json::Map::new();
+    let mut summary = Vec::new();
+    for name in names {
+        let outcome = match by_name(name) {
+            Some(c) => c.check(history, ctx),
+            None => Err(CannotCheck(format!("unknown checker {name}"))),
+        };
+        let (v, mut details, line) = match outcome {
+            Ok(v) => (v.validity, v.details, v.explanation),
+            Err(e) => (
+                Validity::Unknown,
+                json!({"error": e.0}),
+                match by_name(name) {
+                    Some(_) => format!("cannot check: {e}"),
+                    None => e.0,
+                },
+            ),
+        };
+        validity = validity.merge(v);
+        if let Some(o) = details.as_object_mut() {
+            o.insert("valid".into(), json!(v));
+        }
+        results.insert(name.clone(), details);
+        summary.push(format!("{name}: {v} — {line}"));
+    }
+    (
+        validity,
+        json!({"valid": validity, "checkers": results}),
+        summary,
+    )
+}
+
+/// A duration for people: `0.12 ms`, `340 ms`, `12.5 s`.
+pub fn show_duration(d: Duration) -> String {
+    let m = d.as_secs_f64() * 1000.0;
+    if m < 10.0 {
+        format!("{m:.2} ms")
+    } else if m < 10_000.0 {
+        format!("{m:.0} ms")
+    } else {
+        format!("{:.1} s", m / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+//! The `linearizable` checker: the workload's model, chosen by name through
+//! the one [`ModelVisitor`], searched by [`crate::check::linear`].
+
+use super::{show_duration, CannotCheck, Checker, Context, Text, Verdict};
+use crate::check::linear::{self, CheckError, LinearReport};
+use crate::history::{Call, History};
+use crate::model::{self, Model, ModelVisitor};
+use serde_json::json;
+
+/// Linearizability against the workload's model.
+pub(super) struct Linearizable;
+
+struct Search<'a> {
+    history: &'a History,
+    calls: &'a [Call],
+    opts: &'a linear::Options,
+}
+
+impl ModelVisitor<Result<LinearReport, CheckError>> for Search<'_> {
+    fn visit<M: Model>(self, m: &M) -> Result<LinearReport, CheckError> {
+        linear::check_calls(m, self.history, self.calls, self.opts)
+    }
+}
+
+struct Known;
+impl ModelVisitor<()> for Known {
+    fn visit<M: Model>(self, _: &M) {}
+}
+
+impl Checker for Linearizable {
+    fn name(&self) -> &'static str {
+        "linearizable"
+    }
+
+    fn judges(&self, model: &str) -> bool {
+        model::by_name(model, Known).is_some()
+    }
+
+    fn models_text(&self) -> String {
+        let names: Vec<&str> = model::MODELS.iter().map(|(n, _)| *n).collect();
+        names.join(", ")
+    }
+
+    fn flags(&self) -> &'static [&'static str] {
+        &["--no-split", "--all-keys", "--memory-limit"]
+    }
+
+    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck> {
+        let calls = history.calls()?;
+        let name = match &ctx.model {
+            Some(m) => m.as_str(),
+            None => model::guess(&calls).ok_or_else(|| {
+                let mut fs: Vec<&str> = calls.iter().map(|c| c.f.as_str()).collect();
+                fs.sort_unstable();
+                fs.dedup();
+                CannotCheck(format!(
+                    "cannot guess the model from the functions {}; name it with --model",
+                    fs.join(", ")
+                ))
+            })?,
+        };
+        let opts = linear::Options {
+            time_limit: ctx.time_limit,
+            memory_limit: ctx.memory_limit,
+            split_by_key: ctx.split_by_key,
+            stop_at_first_invalid: ctx.stop_at_first_invalid,
+            ..linear::Options::default()
+        };
+        let search = Search {
+            history,
+            calls: &calls,
+            opts: &opts,
+        };
+        let r = model::by_name(name, search)
+            .ok_or_else(|| CannotCheck(format!("unknown model {name}")))?
+            .map_err(|e| CannotCheck(e.to_string()))?;
+        Ok(verdict(name, &r))
+    }
+}
+
+fn verdict(name: &str, r: &LinearReport) -> Verdict {
+    let bad: Vec<_> = r.failures().collect();
+    let mut explanation = format!(
+        "{} ops, {} keys, {} not valid",
+        r.ops,
+        r.keys.len(),
+        bad.len()
+    );
+    if let Some(cx) = bad.iter().find_map(|k| k.counterexample.as_ref()) {
+        explanation.push_str(&format!(": {}", cx.explanation));
+    } else if let Some(reason) = bad.iter().find_map(|k| k.reason.as_ref()) {
+        explanation.push_str(&format!(": {reason}"));
+    }
+    let details = json!({
+        "model": r.model,
+        "ops": r.ops,
+        "keys": r.keys.len(),
+        "configurations": r.keys.iter().map(|k| k.configurations).sum::<u64>(),
+        "elapsed_ms": r.elapsed.as_secs_f64() * 1e3,
+        "failures": bad,
+    });
+    let keys = r.keys.len();
+    let text = Text {
+        heading: format!(
+            "{name}, {} ops, {keys} key{}, {}",
+            r.ops,
+            if keys == 1 { "" } else { "s" },
+            show_duration(r.elapsed)
+        ),
+        full: lines(r, false),
+        brief: lines(r, true),
+    };
+    Verdict {
+        validity: r.validity,
+        explanation,
+        details,
+        text,
+        files: Vec::new(),
+    }
+}
+
+/// The keys that are not valid, invalid first: each one's reason or
+/// counterexample, and in full the operation and the longest linearizable
+/// prefix.
+fn lines(r: &LinearReport, brief: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut failures: Vec<_> = r.failures().collect();
+    // Invalid keys first: their counterexamples are the news; keys left
+    // unknown because another key was invalid first say little.
+    failures.sort_by_key(|k| k.counterexample.is_none());
+    let shown = if brief { 1 } else { 10 };
+    for k in failures.iter().take(shown) {
+        if let Some(reason) = &k.reason {
+            let key = k
+                .key
+                .as_ref()
+                .map(|k| format!("key {k}: "))
+                .unwrap_or_default();
+            out.push(format!("{key}unknown: {reason}"));
+        }
+        let Some(cx) = &k.counterexample else {
+            continue;
+        };
+        out.push(cx.explanation.clone());
+        if brief {
+            continue;
+        }
+        let op = &cx.op;
+        let done = op
+            .complete_index
+            .map(|c| format!(" to {c}"))
+            .unwrap_or_default();
+        out.push(format!(
+            "  the operation: process {} {} (events {}{done}), {:?}",
+            op.process, op.f, op.invoke_index, op.outcome
+        ));
+        if let Some(path) = cx.final_paths.first() {
+            let tail = 8.min(path.len());
+            out.push(format!(
+                "  longest linearizable prefix ({} steps{}):",
+                path.len(),
+                if tail < path.len() {
+                    ", last 8 shown"
+                } else {
+                    ""
+                }
+            ));
+            for s in &path[path.len() - tail..] {
+                out.push(format!(
+                    "    process {:<4} {:<40} -> {}",
+                    s.op.process.to_string(),
+                    s.op.description,
+                    s.state
+                ));
+            }
+        }
+        if cx.final_paths.len() > 1 {
+            out.push(format!(
+                "  ({} more prefixes in --json)",
+                cx.final_paths.len() - 1
+            ));
+        }
+    }
+    if failures.len() > shown {
+        out.push(format!(
+            "... and {} more keys not valid (see --json)",
+            failures.len() - shown
+        ));
+    }
+    out
+}

@@ -1,0 +1,29 @@
+//! The `set` checker: lost, unexpected and stale elements
+//! ([`crate::check::set`]).
+
+use super::{CannotCheck, Checker, Context, Verdict};
+use crate::check::set::{self, SetOptions};
+use crate::history::History;
+
+/// Lost, unexpected and stale elements of a set.
+pub(super) struct SetChecker;
+
+impl Checker for SetChecker {
+    fn name(&self) -> &'static str {
+        "set"
+    }
+
+    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck> {
+        let opts = SetOptions {
+            linearizable: ctx.linearizable_reads,
+        };
+        let r = set::check(history, &opts)?;
+        let details = serde_json::to_value(&r).map_err(|e| CannotCheck(e.to_string()))?;
+        Ok(Verdict::plain(
+            r.validity,
+            r.explanation.clone(),
+            details,
+            self.name().to_string(),
+        ))
+    }
+}

@@ -1,0 +1,145 @@
+use super::*;
+use crate::history::{Op, OpType, Process};
+use serde_json::json;
+
+fn op(p: u64, kind: OpType, f: &str, value: Value, time: u64) -> Op {
+    let mut o = Op::new(0, Process::Client(p), kind, f, value);
+    o.time = Some(time);
+    o
+}
+
+/// A stale read of a register: write 1, then read 0 after the write ended.
+fn stale_register() -> History {
+    History::new(vec![
+        op(0, OpType::Invoke, "write", json!(1), 0),
+        op(0, OpType::Ok, "write", json!(1), 1_000_000),
+        op(1, OpType::Invoke, "read", Value::Null, 2_000_000),
+        op(1, OpType::Ok, "read", json!(0), 5_000_000),
+    ])
+}
+
+fn ctx(model: &str) -> Context {
+    Context::new(Some(model.to_string()), 1 << 30)
+}
+
+#[test]
+fn every_name_is_one_checker_and_the_names_are_unique() {
+    let names = names();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len(), "{names:?}");
+    for n in &names {
+        assert_eq!(by_name(n).map(|c| c.name()), Some(*n));
+    }
+    assert!(by_name("nonsense").is_none());
+}
+
+#[test]
+fn check_models_pick_their_checker() {
+    assert_eq!(for_model(Some("bank")).name(), "bank");
+    assert_eq!(for_model(Some("queue")).name(), "queue");
+    assert_eq!(for_model(Some("list-append")).name(), "txn");
+    assert_eq!(for_model(Some("rw-register")).name(), "txn");
+    assert_eq!(for_model(Some("cas-register")).name(), "linearizable");
+    assert_eq!(for_model(None).name(), "linearizable");
+}
+
+#[test]
+fn check_all_keeps_the_results_shape_and_merges_verdicts() {
+    let names: Vec<String> = ["linearizable", "stats", "perf", "timeline"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let (v, results, lines) = check_all(&stale_register(), &names, &ctx("register"));
+    assert_eq!(v, Validity::Invalid);
+    assert_eq!(results["valid"], json!("invalid"));
+    let lin = &results["checkers"]["linearizable"];
+    assert_eq!(lin["valid"], json!("invalid"));
+    assert_eq!(lin["ops"], json!(2));
+    assert_eq!(results["checkers"]["stats"]["valid"], json!("valid"));
+    assert_eq!(results["checkers"]["stats"]["ok"], json!(2));
+    assert!(
+        lines[0].starts_with("linearizable: invalid — 2 ops, 1 keys, 1 not valid: read returned 0"),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "stats: valid — 2 ok, 0 fail, 0 info");
+}
+
+#[test]
+fn an_unknown_name_or_model_is_unknown_with_the_reason() {
+    let names = vec!["lineariz".to_string(), "txn".to_string()];
+    let (v, results, lines) = check_all(&stale_register(), &names, &ctx("register"));
+    assert_eq!(v, Validity::Unknown);
+    assert_eq!(
+        results["checkers"]["lineariz"]["error"],
+        json!("unknown checker lineariz")
+    );
+    assert_eq!(lines[0], "lineariz: unknown — unknown checker lineariz");
+    assert_eq!(
+        lines[1],
+        "txn: unknown — cannot check: the txn checker takes list-append or rw-register, not register"
+    );
+}
+
+#[test]
+fn perf_gives_latency_quantiles_per_function() {
+    let v = by_name("perf")
+        .expect("perf")
+        .check(&stale_register(), &ctx("register"))
+        .expect("checks");
+    assert_eq!(v.validity, Validity::Valid);
+    assert_eq!(v.details["latency"]["count"], json!(2));
+    assert_eq!(v.details["per_f"]["write"]["ms"]["max"], json!(1.0));
+    assert_eq!(v.details["per_f"]["read"]["ms"]["p50"], json!(3.0));
+    assert_eq!(
+        v.explanation,
+        "2 ok operations timed: latency 1.0 ms median, 3.0 ms at the 99th percentile, 3.0 ms at most"
+    );
+}
+
+#[test]
+fn timeline_says_what_the_history_covers() {
+    let mut h = stale_register();
+    h.ops.push(Op::new(
+        4,
+        Process::Nemesis,
+        OpType::Info,
+        "start-partition",
+        Value::Null,
+    ));
+    let v = by_name("timeline")
+        .expect("timeline")
+        .check(&h, &ctx("register"))
+        .expect("checks");
+    assert_eq!(v.validity, Validity::Valid);
+    assert_eq!(
+        v.explanation,
+        "2 operations by 2 processes and 1 nemesis event over 0.0 s"
+    );
+    assert_eq!(v.details["processes"], json!(2));
+}
+
+#[test]
+fn a_guessed_model_or_a_bad_history_is_said() {
+    let lin = by_name("linearizable").expect("linearizable");
+    let none = Context::new(None, 1 << 30);
+    let v = lin.check(&stale_register(), &none).expect("guessed");
+    assert_eq!(v.validity, Validity::Invalid);
+    assert!(
+        v.text.heading.starts_with("cas-register, 2 ops, 1 key, "),
+        "{:?}",
+        v.text
+    );
+    let odd = History::new(vec![op(0, OpType::Invoke, "frob", Value::Null, 0)]);
+    let e = lin.check(&odd, &none).expect_err("no model fits frob");
+    assert_eq!(
+        e.0,
+        "cannot guess the model from the functions frob; name it with --model"
+    );
+    let bad = History::new(vec![op(0, OpType::Ok, "read", json!(1), 0)]);
+    assert!(by_name("counter")
+        .expect("counter")
+        .check(&bad, &ctx("counter"))
+        .is_err());
+}
