@@ -10,7 +10,7 @@
 //! JSON lines (`{"file","verdict","check_ms"}`) of a Porcupine run made just
 //! before, on the same machine, and prints the figures side by side.
 
-use faultline::check::linear::{self, Options};
+use faultline::check::linear::{self, LinearOptions};
 use faultline::history::{self, History, Op, OpType, Process};
 use faultline::model::{CasRegister, Kv, Model};
 use serde_json::{json, Value};
@@ -81,9 +81,9 @@ fn time_file<M: Model>(m: &M, path: &Path, split: bool, reps: usize) -> Timed {
     let t0 = Instant::now();
     let h = history::read_path(path, None).unwrap_or_else(|e| panic!("{e}"));
     let read = t0.elapsed();
-    let opts = Options {
+    let opts = LinearOptions {
         split_by_key: split,
-        ..Options::default()
+        ..LinearOptions::default()
     };
     let mut times = Vec::with_capacity(reps);
     let mut verdict = String::new();

@@ -18,7 +18,7 @@
 //! The history is strictly serializable by construction: each transaction
 //! takes effect atomically at the moment it completes.
 
-use faultline::check::txn::{self, Options, TxnKind};
+use faultline::check::txn::{self, TxnKind, TxnOptions};
 use faultline::check::Validity;
 use faultline::history::{History, Op, OpType, Process};
 use serde_json::{json, Value};
@@ -181,7 +181,7 @@ fn main() {
         println!("wrote {path}");
     }
 
-    let opts = Options::new(workload);
+    let opts = TxnOptions::new(workload);
     let t = Instant::now();
     let r = txn::check(&h, &opts).expect("generated history is well formed");
     let secs = t.elapsed().as_secs_f64();

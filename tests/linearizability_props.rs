@@ -6,7 +6,7 @@
 //! 2. Small histories with one result forged must get the same verdict from
 //!    the search as from the exhaustive oracle (a differential test).
 
-use faultline::check::linear::{self, brute, Options};
+use faultline::check::linear::{self, brute, LinearOptions};
 use faultline::check::Validity;
 use faultline::history::{History, Op, OpType, Process};
 use faultline::model::{CasRegister, FifoQueue, Kv, Model, Set, UnorderedQueue};
@@ -236,9 +236,9 @@ fn generate(seed: u64, processes: u64, ops: usize, crash_percent: u64, object: O
 }
 
 fn verdict<M: Model>(m: &M, h: &History, split: bool) -> Validity {
-    let opts = Options {
+    let opts = LinearOptions {
         split_by_key: split,
-        ..Options::default()
+        ..LinearOptions::default()
     };
     linear::check(m, h, &opts)
         .expect("generated histories are well formed")

@@ -5,7 +5,7 @@
 
 #![cfg(feature = "controller")]
 
-use faultline::check::linear::{check, Options};
+use faultline::check::linear::{check, LinearOptions};
 use faultline::check::Validity;
 use faultline::client::{Client, ClientError, ClientFactory, Completion, Invocation, MemoryDb};
 use faultline::generator::{limit, Generator};
@@ -38,7 +38,7 @@ async fn run(seed: u64, ops: u64, factory: ClientFactory) -> History {
 }
 
 fn verdict(h: &History) -> Validity {
-    let report = check(&CasRegister::default(), h, &Options::default()).expect("checkable");
+    let report = check(&CasRegister::default(), h, &LinearOptions::default()).expect("checkable");
     assert!(
         report.keys.len() >= 10,
         "ops spread over many keys: {}",

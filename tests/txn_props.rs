@@ -7,7 +7,7 @@
 //! strict serializability with no anomaly at all; forging one read must
 //! produce exactly the anomaly the forgery stands for.
 
-use faultline::check::txn::{self, Options, TxnKind};
+use faultline::check::txn::{self, TxnKind, TxnOptions};
 use faultline::check::Validity;
 use faultline::history::{History, Op, OpType, Process};
 use proptest::prelude::*;
@@ -175,9 +175,9 @@ fn plans() -> impl Strategy<Value = (Vec<Plan>, Vec<u8>, u8)> {
 }
 
 fn check(h: &History, workload: TxnKind, model: &str) -> txn::TxnReport {
-    let opts = Options {
+    let opts = TxnOptions {
         consistency_models: vec![model.to_string()],
-        ..Options::new(workload)
+        ..TxnOptions::new(workload)
     };
     txn::check(h, &opts).expect("simulated histories are well formed")
 }
@@ -224,10 +224,10 @@ proptest! {
         }
         // The optional register orders are sound: they find nothing either.
         let h = simulate(TxnKind::RwRegister, &plans, &outcomes, &schedule, procs);
-        let opts = Options {
+        let opts = TxnOptions {
             sequential_keys: true,
             linearizable_keys: true,
-            ..Options::new(TxnKind::RwRegister)
+            ..TxnOptions::new(TxnKind::RwRegister)
         };
         let r = txn::check(&h, &opts).expect("well formed");
         prop_assert!(r.validity != Validity::Invalid, "{:?}", r.anomalies);

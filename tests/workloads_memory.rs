@@ -8,7 +8,7 @@
 
 #![cfg(feature = "controller")]
 
-use faultline::check::registry::{check_all, Context};
+use faultline::check::registry::{check_all, CheckContext};
 use faultline::check::Validity;
 use faultline::client::memory::Flaw;
 use faultline::client::{ClientFactory, MemoryDb};
@@ -57,9 +57,9 @@ async fn run_workload(
     )
     .await
     .expect("run");
-    let ctx = Context {
+    let ctx = CheckContext {
         classic: w.classic_options(),
-        ..Context::new(Some(w.model.clone()), 1 << 30)
+        ..CheckContext::new(Some(w.model.clone()), 1 << 30)
     };
     let (v, results, summary) = check_all(&h, &w.checkers, &ctx);
     (h, v, results, summary)

@@ -2,7 +2,7 @@
 //! unique-ids, queue and long-fork, each judging the history of the model
 //! of its own name.
 
-use super::registry::{CannotCheck, Checker, Context, Verdict};
+use super::registry::{CannotCheck, CheckContext, Checker, Verdict};
 use super::{bank, counter, long_fork, queue, unique_ids, Validity};
 use crate::history::{Call, History};
 use serde::Serialize;
@@ -98,7 +98,7 @@ impl Checker for Classic {
         self.flags
     }
 
-    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck> {
+    fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {
         let calls = history.calls()?;
         let (validity, explanation, details) =
             (self.run)(&calls, &ctx.classic).map_err(|e| CannotCheck(e.to_string()))?;

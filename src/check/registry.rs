@@ -1,5 +1,5 @@
 //! The one door to the checkers: the [`Checker`] trait, what a checker is
-//! given beside the history ([`Context`]), what it answers ([`Verdict`]),
+//! given beside the history ([`CheckContext`]), what it answers ([`Verdict`]),
 //! and the registry of every checker by name ([`CHECKERS`]).
 //!
 //! The runner, `faultline run --analyze` and `faultline check` all reach
@@ -44,12 +44,12 @@ pub trait Checker: Sync {
 
     /// Checks `history`. `Err` when the history cannot be checked at all
     /// (it breaks the rules of histories, or the checker cannot read it).
-    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck>;
+    fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck>;
 }
 
 /// What checkers need beside the history.
 #[derive(Clone, Debug)]
-pub struct Context {
+pub struct CheckContext {
     /// The workload's model (`cas-register`, `list-append`, `bank`, ...);
     /// `None` lets the linearizability checker guess it from the functions.
     pub model: Option<String>,
@@ -76,11 +76,11 @@ pub struct Context {
     pub classic: ClassicOptions,
 }
 
-impl Context {
+impl CheckContext {
     /// The defaults for a history of `model`: linearizable reads, strict
     /// serializability, no time limit, `memory_limit` bytes, split by key.
-    pub fn new(model: Option<String>, memory_limit: usize) -> Context {
-        Context {
+    pub fn new(model: Option<String>, memory_limit: usize) -> CheckContext {
+        CheckContext {
             model,
             linearizable_reads: true,
             consistency_models: Vec::new(),
@@ -219,7 +219,7 @@ pub fn for_model(model: Option<&str>) -> &'static dyn Checker {
 pub fn check_all(
     history: &History,
     names: &[String],
-    ctx: &Context,
+    ctx: &CheckContext,
 ) -> (Validity, Value, Vec<String>) {
     let mut validity = Validity::Valid;
     let mut results = serde_json::Map::new();

@@ -6,9 +6,7 @@
 //! the worst.
 
 use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
-use crate::check::registry::{
-    self, show_duration as ms, Checker, Context as CheckContext, Verdict,
-};
+use crate::check::registry::{self, show_duration as ms, CheckContext, Checker, Verdict};
 use crate::check::txn;
 use crate::history::{self, Format, History};
 use crate::report;
@@ -367,7 +365,7 @@ fn suite(r: &FileResult, checker: &dyn Checker, ctx: &CheckContext) -> report::j
     };
     report::junit::Suite {
         name: r.path.display().to_string(),
-        cases: vec![report::Verdict {
+        cases: vec![report::VerdictRow {
             name,
             validity,
             sentence,

@@ -465,7 +465,7 @@ fn exit_code(v: Validity) -> i32 {
 /// Runs `faultline analyze`: checks a stored run's history again with the
 /// checkers its test.json names, and rewrites results.json.
 pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
-    use crate::check::registry::{check_all, Context as CheckContext};
+    use crate::check::registry::{check_all, CheckContext};
     use crate::check::{bank::BankOptions, classic::ClassicOptions};
     let stored = RunDir::open(&a.dir)?;
     let model = stored.test["model"]

@@ -3,7 +3,7 @@
 //! `<failure>` (type `invalid` / `unknown`) whose message is the checker's
 //! explanation sentence; a checker that could not run is an `<error>`.
 
-use super::{esc, Verdict};
+use super::{esc, VerdictRow};
 
 /// One suite: a run or a file, and its checkers' verdicts.
 #[derive(Clone, Debug)]
@@ -11,12 +11,12 @@ pub struct Suite {
     /// The run's or file's name.
     pub name: String,
     /// One per checker.
-    pub cases: Vec<Verdict>,
+    pub cases: Vec<VerdictRow>,
     /// Seconds the checking took, when known.
     pub seconds: Option<f64>,
 }
 
-fn tally(cases: &[Verdict]) -> (usize, usize) {
+fn tally(cases: &[VerdictRow]) -> (usize, usize) {
     let failures = cases
         .iter()
         .filter(|c| matches!(c.validity.as_str(), "invalid" | "unknown"))
@@ -27,7 +27,7 @@ fn tally(cases: &[Verdict]) -> (usize, usize) {
 
 /// The document.
 pub fn render(suites: &[Suite]) -> String {
-    let all: Vec<&Verdict> = suites.iter().flat_map(|s| &s.cases).collect();
+    let all: Vec<&VerdictRow> = suites.iter().flat_map(|s| &s.cases).collect();
     let failures = all
         .iter()
         .filter(|c| matches!(c.validity.as_str(), "invalid" | "unknown"))

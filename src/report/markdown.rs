@@ -3,7 +3,7 @@
 //! the counts.
 
 use super::data::{Data, Ending};
-use super::Verdict;
+use super::VerdictRow;
 
 fn cell(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -40,7 +40,7 @@ pub fn counts_line(d: &Data) -> String {
 
 /// The summary: `title`, the overall verdict, one row per verdict (a
 /// checker, or a file for `check`), and optional counts.
-pub fn render(title: &str, overall: &str, rows: &[Verdict], counts: Option<&str>) -> String {
+pub fn render(title: &str, overall: &str, rows: &[VerdictRow], counts: Option<&str>) -> String {
     let mut s = format!(
         "## faultline: {} — {} **{}**\n\n| | verdict | explanation |\n|---|---|---|\n",
         cell(title),

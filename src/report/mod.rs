@@ -134,13 +134,13 @@ pub fn write_ci(
         }
     }
     if let Some(p) = markdown {
-        let rows: Vec<Verdict> = if suites.len() == 1 {
+        let rows: Vec<VerdictRow> = if suites.len() == 1 {
             suites[0].cases.clone()
         } else {
             suites
                 .iter()
                 .flat_map(|s| {
-                    s.cases.iter().map(|c| Verdict {
+                    s.cases.iter().map(|c| VerdictRow {
                         name: format!("{} — {}", s.name, c.name),
                         ..c.clone()
                     })
@@ -214,7 +214,7 @@ code,pre{font-family:ui-monospace,monospace;font-size:90%}pre{white-space:pre-wr
 
 /// One checker's verdict, as CI outputs and report.html show it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Verdict {
+pub struct VerdictRow {
     /// The checker (`linearizable`, `txn`, ...), or a file for `check`.
     pub name: String,
     /// `valid`, `invalid`, `unknown`, or `error` (the checker could not run).
@@ -225,7 +225,7 @@ pub struct Verdict {
 }
 
 /// The verdict of each checker of a `results.json` value.
-pub fn verdicts(results: &Value) -> Vec<Verdict> {
+pub fn verdicts(results: &Value) -> Vec<VerdictRow> {
     let Some(checkers) = results.get("checkers").and_then(Value::as_object) else {
         return Vec::new();
     };
@@ -240,7 +240,7 @@ pub fn verdicts(results: &Value) -> Vec<Verdict> {
                     .unwrap_or("unknown")
                     .to_string()
             };
-            Verdict {
+            VerdictRow {
                 name: name.clone(),
                 validity,
                 sentence: sentence(d),

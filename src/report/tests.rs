@@ -40,7 +40,12 @@ pub(crate) fn invalid_register() -> History {
 
 /// The results value `faultline run` writes for a linearizability check.
 pub(crate) fn linear_results(h: &History) -> Value {
-    let r = linear::check(&CasRegister::default(), h, &linear::Options::default()).unwrap();
+    let r = linear::check(
+        &CasRegister::default(),
+        h,
+        &linear::LinearOptions::default(),
+    )
+    .unwrap();
     let failures: Vec<_> = r.failures().cloned().collect();
     json!({"valid": r.validity, "checkers": {
         "linearizable": {"valid": r.validity, "model": r.model, "ops": r.ops, "keys": r.keys.len(), "failures": failures},
@@ -300,7 +305,11 @@ fn write_skew() -> History {
 
 #[test]
 fn anomalies_page_shows_each_cycle_beside_its_text() {
-    let r = txn::check(&write_skew(), &txn::Options::new(txn::TxnKind::ListAppend)).unwrap();
+    let r = txn::check(
+        &write_skew(),
+        &txn::TxnOptions::new(txn::TxnKind::ListAppend),
+    )
+    .unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     let results =
         json!({"valid": "invalid", "checkers": {"txn": serde_json::to_value(&r).unwrap()}});
@@ -479,7 +488,7 @@ fn junit_counts_failures_and_carries_the_explanation() {
     let h = invalid_register();
     let results = linear_results(&h);
     let mut cases = verdicts(&results);
-    cases.push(Verdict {
+    cases.push(VerdictRow {
         name: "set".into(),
         validity: "error".into(),
         sentence: "bad <input> & \"quotes\"".into(),
@@ -492,7 +501,7 @@ fn junit_counts_failures_and_carries_the_explanation() {
         },
         junit::Suite {
             name: "other".into(),
-            cases: vec![Verdict {
+            cases: vec![VerdictRow {
                 name: "txn".into(),
                 validity: "unknown".into(),
                 sentence: "budget ran out".into(),

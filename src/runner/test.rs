@@ -10,7 +10,7 @@
 
 use super::system::{check_db_workload, file_db, version_of, System};
 use super::{run_workers, Recorder, RunError, Stop, WorkerConfig};
-use crate::check::registry::{check_all, Context};
+use crate::check::registry::{check_all, CheckContext};
 use crate::check::Validity;
 use crate::cluster::Cluster;
 use crate::db;
@@ -198,12 +198,12 @@ pub async fn run_test(
     let (history, _) = ran?;
     let history = read_back(&run_dir.history()).unwrap_or(history);
     let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
-    let ctx = Context {
+    let ctx = CheckContext {
         linearizable_reads: spec.read_mode == "linearizable",
         consistency_models: vec![spec.consistency_model.clone()],
         time_limit: check_limit,
         classic: workload.classic_options(),
-        ..Context::new(Some(workload.model.clone()), crate::host::memory_limit())
+        ..CheckContext::new(Some(workload.model.clone()), crate::host::memory_limit())
     };
     let (validity, results, summary) = check_all(&history, &workload.checkers, &ctx);
     let mut results = results;

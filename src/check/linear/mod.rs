@@ -18,7 +18,7 @@
 //!     Op::new(0, Client(1), Invoke, "read", json!(null)),
 //!     Op::new(0, Client(1), Ok, "read", json!(2)),
 //! ]);
-//! let report = linear::check(&CasRegister::default(), &h, &linear::Options::default()).unwrap();
+//! let report = linear::check(&CasRegister::default(), &h, &linear::LinearOptions::default()).unwrap();
 //! assert_eq!(report.validity, Validity::Invalid);
 //! let cx = report.keys[0].counterexample.as_ref().unwrap();
 //! assert_eq!(cx.explanation, "read returned 2, but every order of the operations before it leaves 1");
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 /// How to check.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct LinearOptions {
     /// Give up (verdict `unknown`) after this long, for the whole check.
     pub time_limit: Option<Duration>,
     /// Give up (verdict `unknown`) when the searches' memo tables together
@@ -59,9 +59,9 @@ pub struct Options {
     pub cancel: Option<std::sync::Arc<AtomicBool>>,
 }
 
-impl Default for Options {
+impl Default for LinearOptions {
     fn default() -> Self {
-        Options {
+        LinearOptions {
             time_limit: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             split_by_key: true,
@@ -74,7 +74,7 @@ impl Default for Options {
 
 /// The memory budget when the caller gives none: 4 GiB. The checker core
 /// never reads the machine's memory; callers that know it pass their own
-/// [`Options::memory_limit`].
+/// [`LinearOptions::memory_limit`].
 pub const DEFAULT_MEMORY_LIMIT: usize = 4 << 30;
 
 /// A history the checker cannot check.
@@ -190,7 +190,7 @@ impl LinearReport {
 pub fn check<M: Model>(
     model: &M,
     history: &History,
-    opts: &Options,
+    opts: &LinearOptions,
 ) -> Result<LinearReport, CheckError> {
     let calls = history.calls()?;
     check_calls(model, history, &calls, opts)
@@ -201,7 +201,7 @@ pub fn check_calls<M: Model>(
     model: &M,
     history: &History,
     calls: &[Call],
-    opts: &Options,
+    opts: &LinearOptions,
 ) -> Result<LinearReport, CheckError> {
     let start = Instant::now();
     let parts = partition(calls, opts.split_by_key);

@@ -40,9 +40,9 @@ fn h(text: &str) -> History {
 
 fn run<M: Model>(m: &M, text: &str) -> LinearReport {
     let hist = h(text);
-    let opts = Options {
+    let opts = LinearOptions {
         stop_at_first_invalid: false,
-        ..Options::default()
+        ..LinearOptions::default()
     };
     let report = check(m, &hist, &opts).expect("checkable");
     // Differential: the exhaustive oracle agrees on every small example.
@@ -248,9 +248,9 @@ fn kv_whole_history_search_agrees_with_split() {
     let whole = check(
         &Kv,
         &h(text),
-        &Options {
+        &LinearOptions {
             split_by_key: false,
-            ..Options::default()
+            ..LinearOptions::default()
         },
     )
     .unwrap();
@@ -261,9 +261,9 @@ fn kv_whole_history_search_agrees_with_split() {
     let whole = check(
         &Kv,
         &h(&bad),
-        &Options {
+        &LinearOptions {
             split_by_key: false,
-            ..Options::default()
+            ..LinearOptions::default()
         },
     )
     .unwrap();
@@ -276,9 +276,9 @@ fn unkeyed_model_refuses_whole_multi_key_history() {
     let e = check(
         &Register,
         &h(text),
-        &Options {
+        &LinearOptions {
             split_by_key: false,
-            ..Options::default()
+            ..LinearOptions::default()
         },
     )
     .unwrap_err();
@@ -352,9 +352,9 @@ fn hopeless_history() -> History {
 
 #[test]
 fn time_limit_gives_unknown_with_reason() {
-    let opts = Options {
+    let opts = LinearOptions {
         time_limit: Some(Duration::from_millis(200)),
-        ..Options::default()
+        ..LinearOptions::default()
     };
     let r = check(&Register, &hopeless_history(), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
@@ -371,9 +371,9 @@ fn time_limit_gives_unknown_with_reason() {
 
 #[test]
 fn memory_limit_gives_unknown_with_reason() {
-    let opts = Options {
+    let opts = LinearOptions {
         memory_limit: 1 << 20,
-        ..Options::default()
+        ..LinearOptions::default()
     };
     let r = check(&Register, &hopeless_history(), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
@@ -393,7 +393,7 @@ fn decode_errors_name_the_event() {
     let e = check(
         &CasRegister::default(),
         &h("0 invoke cas 3\n0 ok cas 3"),
-        &Options::default(),
+        &LinearOptions::default(),
     )
     .unwrap_err();
     assert_eq!(
@@ -403,7 +403,7 @@ fn decode_errors_name_the_event() {
     let e = check(
         &Register,
         &h("0 invoke frob 3\n0 ok frob 3"),
-        &Options::default(),
+        &LinearOptions::default(),
     )
     .unwrap_err();
     assert!(
@@ -414,7 +414,7 @@ fn decode_errors_name_the_event() {
 
 #[test]
 fn empty_history_is_valid() {
-    let r = check(&Register, &History::default(), &Options::default()).unwrap();
+    let r = check(&Register, &History::default(), &LinearOptions::default()).unwrap();
     assert_eq!(r.validity, Validity::Valid);
 }
 
@@ -433,9 +433,9 @@ fn first_invalid_key_stops_the_others_with_a_reason() {
         text.push_str(&format!("{p} ok read {} @b\n", p - 90));
     }
     text.push_str("999 invoke read @b\n999 ok read 12345 @b\n");
-    let opts = Options {
+    let opts = LinearOptions {
         time_limit: Some(Duration::from_secs(20)),
-        ..Options::default()
+        ..LinearOptions::default()
     };
     let started = Instant::now();
     let r = check(&Register, &h(&text), &opts).unwrap();
@@ -474,11 +474,11 @@ fn failed_cas_with_another_error_never_ran() {
     // sent says nothing about the register.
     let mut hist = h("0 invoke write 1\n0 ok write 1\n1 invoke cas [1, 2]\n1 fail cas [1, 2]");
     hist.ops[3].error = Some(json!("connect: connection refused"));
-    let r = check(&CasRegister::default(), &hist, &Options::default()).unwrap();
+    let r = check(&CasRegister::default(), &hist, &LinearOptions::default()).unwrap();
     assert_eq!(r.validity, Validity::Valid);
     // Marked as a mismatch, it is the impossible observation again.
     hist.ops[3].error = Some(json!(crate::model::CAS_MISMATCH));
-    let r = check(&CasRegister::default(), &hist, &Options::default()).unwrap();
+    let r = check(&CasRegister::default(), &hist, &LinearOptions::default()).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(explanation(&r), "cas from 1 failed (found another value), but every order of the operations before it leaves 1");
 }

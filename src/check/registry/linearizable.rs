@@ -1,7 +1,7 @@
 //! The `linearizable` checker: the workload's model, chosen by name through
 //! the one [`ModelVisitor`], searched by [`crate::check::linear`].
 
-use super::{show_duration, CannotCheck, Checker, Context, Text, Verdict};
+use super::{show_duration, CannotCheck, CheckContext, Checker, Text, Verdict};
 use crate::check::linear::{self, CheckError, LinearReport};
 use crate::history::{Call, History};
 use crate::model::{self, Model, ModelVisitor};
@@ -13,7 +13,7 @@ pub(super) struct Linearizable;
 struct Search<'a> {
     history: &'a History,
     calls: &'a [Call],
-    opts: &'a linear::Options,
+    opts: &'a linear::LinearOptions,
 }
 
 impl ModelVisitor<Result<LinearReport, CheckError>> for Search<'_> {
@@ -45,7 +45,7 @@ impl Checker for Linearizable {
         &["--no-split", "--all-keys", "--memory-limit"]
     }
 
-    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck> {
+    fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {
         let calls = history.calls()?;
         let name = match &ctx.model {
             Some(m) => m.as_str(),
@@ -59,12 +59,12 @@ impl Checker for Linearizable {
                 ))
             })?,
         };
-        let opts = linear::Options {
+        let opts = linear::LinearOptions {
             time_limit: ctx.time_limit,
             memory_limit: ctx.memory_limit,
             split_by_key: ctx.split_by_key,
             stop_at_first_invalid: ctx.stop_at_first_invalid,
-            ..linear::Options::default()
+            ..linear::LinearOptions::default()
         };
         let search = Search {
             history,

@@ -1,7 +1,7 @@
 //! The `set` checker: lost, unexpected and stale elements
 //! ([`crate::check::set`]).
 
-use super::{CannotCheck, Checker, Context, Verdict};
+use super::{CannotCheck, CheckContext, Checker, Verdict};
 use crate::check::set::{self, SetOptions};
 use crate::history::History;
 
@@ -13,7 +13,7 @@ impl Checker for SetChecker {
         "set"
     }
 
-    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck> {
+    fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {
         let opts = SetOptions {
             linearizable: ctx.linearizable_reads,
         };

@@ -3,7 +3,7 @@
 //! valid; the report renders the plots and the timeline for every run, so
 //! these give the numbers behind them in `results.json`.
 
-use super::{CannotCheck, Checker, Context, Verdict};
+use super::{CannotCheck, CheckContext, Checker, Verdict};
 use crate::check::{plural, Validity};
 use crate::history::{History, OpType, Outcome, Process};
 use serde_json::{json, Map, Value};
@@ -17,7 +17,7 @@ impl Checker for Stats {
         "stats"
     }
 
-    fn check(&self, history: &History, _: &Context) -> Result<Verdict, CannotCheck> {
+    fn check(&self, history: &History, _: &CheckContext) -> Result<Verdict, CannotCheck> {
         let mut by_f: BTreeMap<String, [u64; 3]> = BTreeMap::new();
         for op in history.ops.iter().filter(|op| op.is_client()) {
             let slot = match op.kind {
@@ -55,7 +55,7 @@ impl Checker for Perf {
         "perf"
     }
 
-    fn check(&self, history: &History, _: &Context) -> Result<Verdict, CannotCheck> {
+    fn check(&self, history: &History, _: &CheckContext) -> Result<Verdict, CannotCheck> {
         let calls = history.calls()?;
         let time = |i: usize| history.ops.get(i).and_then(|op| op.time);
         let mut by_f: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
@@ -132,7 +132,7 @@ impl Checker for Timeline {
         "timeline"
     }
 
-    fn check(&self, history: &History, _: &Context) -> Result<Verdict, CannotCheck> {
+    fn check(&self, history: &History, _: &CheckContext) -> Result<Verdict, CannotCheck> {
         let clients: BTreeSet<u64> = history
             .ops
             .iter()

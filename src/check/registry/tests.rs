@@ -18,8 +18,8 @@ fn stale_register() -> History {
     ])
 }
 
-fn ctx(model: &str) -> Context {
-    Context::new(Some(model.to_string()), 1 << 30)
+fn ctx(model: &str) -> CheckContext {
+    CheckContext::new(Some(model.to_string()), 1 << 30)
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn timeline_says_what_the_history_covers() {
 #[test]
 fn a_guessed_model_or_a_bad_history_is_said() {
     let lin = by_name("linearizable").expect("linearizable");
-    let none = Context::new(None, 1 << 30);
+    let none = CheckContext::new(None, 1 << 30);
     let v = lin.check(&stale_register(), &none).expect("guessed");
     assert_eq!(v.validity, Validity::Invalid);
     assert!(

@@ -1,7 +1,7 @@
 //! The `txn` checker: Elle-style anomalies of list-append and rw-register
 //! histories ([`crate::check::txn`]).
 
-use super::{show_duration, CannotCheck, Checker, Context, Text, Verdict};
+use super::{show_duration, CannotCheck, CheckContext, Checker, Text, Verdict};
 use crate::check::txn::{self, TxnKind, TxnReport};
 use crate::history::History;
 
@@ -33,7 +33,7 @@ impl Checker for TxnChecker {
         ]
     }
 
-    fn check(&self, history: &History, ctx: &Context) -> Result<Verdict, CannotCheck> {
+    fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {
         let model = ctx.model.as_deref().unwrap_or("no model");
         let kind = TxnKind::parse(model).ok_or_else(|| {
             CannotCheck(format!(
@@ -41,7 +41,7 @@ impl Checker for TxnChecker {
                 self.models_text()
             ))
         })?;
-        let mut opts = txn::Options::new(kind);
+        let mut opts = txn::TxnOptions::new(kind);
         if !ctx.consistency_models.is_empty() {
             opts.consistency_models = ctx.consistency_models.clone();
         }

@@ -20,7 +20,7 @@
 //!    the requested models.
 //!
 //! ```
-//! use faultline::check::txn::{self, Options, TxnKind};
+//! use faultline::check::txn::{self, TxnOptions, TxnKind};
 //! use faultline::check::Validity;
 //! use faultline::history::{History, Op, OpType::*, Process::Client};
 //! use serde_json::json;
@@ -34,7 +34,7 @@
 //!     Op::new(0, Client(2), Invoke, "txn", json!([["r", "x", null], ["r", "y", null]])),
 //!     Op::new(0, Client(2), Ok, "txn", json!([["r", "x", [2]], ["r", "y", [1]]])),
 //! ]);
-//! let report = txn::check(&h, &Options::new(TxnKind::ListAppend)).unwrap();
+//! let report = txn::check(&h, &TxnOptions::new(TxnKind::ListAppend)).unwrap();
 //! assert_eq!(report.validity, Validity::Invalid);
 //! assert_eq!(report.anomaly_types, vec!["G2-item"]);
 //! assert_eq!(report.not, vec!["repeatable-read"]);
@@ -88,7 +88,7 @@ impl TxnKind {
 
 /// How to check.
 #[derive(Clone, Debug)]
-pub struct Options {
+pub struct TxnOptions {
     /// The workload.
     pub workload: TxnKind,
     /// The models the history must satisfy (names from
@@ -111,12 +111,12 @@ pub struct Options {
     pub linearizable_keys: bool,
 }
 
-impl Options {
+impl TxnOptions {
     /// Defaults for `workload`: strict serializable, 10 million
     /// transactions, 20 million search steps per anomaly class, 16 cycles
     /// per class.
-    pub fn new(workload: TxnKind) -> Options {
-        Options {
+    pub fn new(workload: TxnKind) -> TxnOptions {
+        TxnOptions {
             workload,
             consistency_models: vec!["strict-serializable".to_string()],
             time_limit: None,
@@ -256,7 +256,7 @@ fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error
 }
 
 /// Checks a history of transactions.
-pub fn check(history: &History, opts: &Options) -> Result<TxnReport, TxnError> {
+pub fn check(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnError> {
     let calls = history.calls()?;
     check_calls(history, &calls, opts)
 }
@@ -265,7 +265,7 @@ pub fn check(history: &History, opts: &Options) -> Result<TxnReport, TxnError> {
 pub fn check_calls(
     history: &History,
     calls: &[Call],
-    opts: &Options,
+    opts: &TxnOptions,
 ) -> Result<TxnReport, TxnError> {
     let start = Instant::now();
     for m in &opts.consistency_models {

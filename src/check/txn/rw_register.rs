@@ -17,7 +17,7 @@
 
 use super::infer::{Found, Inferred, Kind, Why};
 use super::parse::{Interner, Mop, Txn, NIL};
-use super::{Options, TxnError};
+use super::{TxnError, TxnOptions};
 use crate::history::{Outcome, Process};
 use petgraph::graphmap::DiGraphMap;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -29,7 +29,11 @@ struct Writer {
 }
 
 /// Infers edges and non-cycle anomalies of an rw-register history.
-pub(crate) fn infer(txns: &[Txn], atoms: &Interner, opts: &Options) -> Result<Inferred, TxnError> {
+pub(crate) fn infer(
+    txns: &[Txn],
+    atoms: &Interner,
+    opts: &TxnOptions,
+) -> Result<Inferred, TxnError> {
     let mut out = Inferred::default();
     let mut writers: FxHashMap<(u32, u32), Writer> = FxHashMap::default();
     // Per txn and key: first and last value it wrote.

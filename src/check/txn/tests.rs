@@ -29,7 +29,7 @@ fn h(text: &str) -> History {
 }
 
 fn run(workload: TxnKind, text: &str) -> TxnReport {
-    check(&h(text), &Options::new(workload)).expect("checkable")
+    check(&h(text), &TxnOptions::new(workload)).expect("checkable")
 }
 
 fn la(text: &str) -> TxnReport {
@@ -205,9 +205,9 @@ fn g2_item_write_skew_rules_out_repeatable_read_but_not_snapshot_isolation() {
     );
     assert_eq!(r.not, vec!["repeatable-read"]);
     assert!(r.still_possible.contains(&"snapshot-isolation".to_string()));
-    let si = Options {
+    let si = TxnOptions {
         consistency_models: vec!["snapshot-isolation".into()],
-        ..Options::new(TxnKind::ListAppend)
+        ..TxnOptions::new(TxnKind::ListAppend)
     };
     let r = check(
         &h(r#"
@@ -354,9 +354,9 @@ fn stale_read_is_g_single_realtime_only() {
     );
     assert_eq!(r.not, vec!["strong-snapshot-isolation"]);
     assert_eq!(r.also_not, vec!["strict-serializable"]);
-    let ser = Options {
+    let ser = TxnOptions {
         consistency_models: vec!["serializable".into()],
-        ..Options::new(TxnKind::ListAppend)
+        ..TxnOptions::new(TxnKind::ListAppend)
     };
     assert_eq!(check(&h(text), &ser).unwrap().validity, Validity::Valid);
 }
@@ -533,9 +533,9 @@ fn rw_register_linearizable_keys_find_a_stale_write_order() {
         2 ok [["w","y",1],["r","x",1]]
     "#;
     let plain = rw(text);
-    let opts = Options {
+    let opts = TxnOptions {
         linearizable_keys: true,
-        ..Options::new(TxnKind::RwRegister)
+        ..TxnOptions::new(TxnKind::RwRegister)
     };
     let lin = check(&h(text), &opts).unwrap();
     assert!(!plain.anomaly_types.contains(&"G2-item".to_string()));
@@ -554,9 +554,9 @@ fn budgets_give_unknown_with_a_reason() {
         0 ok [["r","x",[]],["append","y",1]]
         1 ok [["r","y",[]],["append","x",2]]
     "#;
-    let opts = Options {
+    let opts = TxnOptions {
         max_search_steps: 0,
-        ..Options::new(TxnKind::ListAppend)
+        ..TxnOptions::new(TxnKind::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
@@ -569,17 +569,17 @@ fn budgets_give_unknown_with_a_reason() {
     );
     // One step per class still finds the write skew: a budget cuts
     // searches short but never invents or hides a verdict.
-    let opts = Options {
+    let opts = TxnOptions {
         max_search_steps: 1,
-        ..Options::new(TxnKind::ListAppend)
+        ..TxnOptions::new(TxnKind::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(r.anomaly_types, vec!["G2-item"]);
 
-    let opts = Options {
+    let opts = TxnOptions {
         time_limit: Some(Duration::ZERO),
-        ..Options::new(TxnKind::ListAppend)
+        ..TxnOptions::new(TxnKind::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
@@ -592,9 +592,9 @@ fn budgets_give_unknown_with_a_reason() {
         r.reason
     );
 
-    let opts = Options {
+    let opts = TxnOptions {
         max_txns: 1,
-        ..Options::new(TxnKind::ListAppend)
+        ..TxnOptions::new(TxnKind::ListAppend)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Unknown);
@@ -615,27 +615,31 @@ fn budgets_give_unknown_with_a_reason() {
 fn bad_input_is_an_error_not_a_verdict() {
     let e = check(
         &h("0 invoke [[\"w\",\"x\",1]]\n0 ok [[\"w\",\"x\",1]]"),
-        &Options::new(TxnKind::ListAppend),
+        &TxnOptions::new(TxnKind::ListAppend),
     )
     .unwrap_err();
     assert!(e.to_string().contains("unknown micro-operation"), "{e}");
-    let e = check(&h("0 invoke 5\n0 ok 5"), &Options::new(TxnKind::ListAppend)).unwrap_err();
+    let e = check(
+        &h("0 invoke 5\n0 ok 5"),
+        &TxnOptions::new(TxnKind::ListAppend),
+    )
+    .unwrap_err();
     assert!(
         e.to_string().contains("must be a list of micro-operations"),
         "{e}"
     );
     let e = check(
         &h("0 invoke [[\"append\",\"x\",1]]\n0 ok [[\"append\",\"x\",1]]\n1 invoke [[\"append\",\"x\",1]]\n1 ok [[\"append\",\"x\",1]]"),
-        &Options::new(TxnKind::ListAppend),
+        &TxnOptions::new(TxnKind::ListAppend),
     )
     .unwrap_err();
     assert!(
         e.to_string().contains("value 1 is written to key x twice"),
         "{e}"
     );
-    let opts = Options {
+    let opts = TxnOptions {
         consistency_models: vec!["snapshot".into()],
-        ..Options::new(TxnKind::ListAppend)
+        ..TxnOptions::new(TxnKind::ListAppend)
     };
     let e = check(&h("0 invoke []\n0 ok []"), &opts).unwrap_err();
     assert!(
@@ -653,7 +657,7 @@ fn edn_keywords_read_as_strings() {
                 {:type :ok, :f :txn, :value [[:append 3 5] [:r 4 [1]]], :process 0}\n\
                 {:type :ok, :f :txn, :value [[:append 4 1] [:r 3 [5]]], :process 1}\n";
     let hist = crate::history::read_str(text, Path::new("h.edn"), None).expect("edn");
-    let r = check(&hist, &Options::new(TxnKind::ListAppend)).unwrap();
+    let r = check(&hist, &TxnOptions::new(TxnKind::ListAppend)).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(r.anomaly_types, vec!["G1c"]);
     assert_eq!(
@@ -765,9 +769,9 @@ fn rw_register_sequential_keys_order_a_process_writes() {
     "#;
     let plain = rw(text);
     assert_eq!(plain.validity, Validity::Valid, "{:?}", plain.anomaly_types);
-    let opts = Options {
+    let opts = TxnOptions {
         sequential_keys: true,
-        ..Options::new(TxnKind::RwRegister)
+        ..TxnOptions::new(TxnKind::RwRegister)
     };
     let r = check(&h(text), &opts).unwrap();
     assert_eq!(r.validity, Validity::Invalid);
