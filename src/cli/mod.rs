@@ -17,6 +17,8 @@ mod heal;
 #[cfg(feature = "nfq")]
 mod nfq_delay;
 #[cfg(feature = "controller")]
+mod progress;
+#[cfg(feature = "controller")]
 mod run;
 #[cfg(feature = "controller")]
 mod serve;
@@ -133,7 +135,10 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only for a person at a terminal: a CI log or a file gets
+    // plain text.
     let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_filter(filter);
     let registry = tracing_subscriber::registry().with(stderr);
@@ -148,6 +153,29 @@ fn init_logging(verbose: u8) {
     let _ = registry.try_init();
 }
 
+/// Where `tracing` output goes besides stderr: the current run's
+/// `faultline.log`, attached once the runner reports the run's folder.
+#[cfg(feature = "controller")]
+static RUN_LOG: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+/// Sends log lines to `path` (created or appended to) from now on, besides
+/// stderr. A log that cannot be opened is a warning: the run goes on.
+#[cfg(feature = "controller")]
+fn attach_log_file(path: &std::path::Path) {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => {
+            if let Ok(mut g) = RUN_LOG.lock() {
+                *g = Some(f);
+            }
+        }
+        Err(e) => eprintln!("warning: cannot open {}: {e}", path.display()),
+    }
+}
+
 /// Writes to the current run's `faultline.log`, if there is one.
 #[cfg(feature = "controller")]
 struct RunLog;
@@ -155,7 +183,7 @@ struct RunLog;
 #[cfg(feature = "controller")]
 impl std::io::Write for RunLog {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut g) = crate::runner::LOG_FILE.lock() {
+        if let Ok(mut g) = RUN_LOG.lock() {
             if let Some(f) = g.as_mut() {
                 return f.write(buf);
             }
@@ -163,7 +191,7 @@ impl std::io::Write for RunLog {
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        if let Ok(mut g) = crate::runner::LOG_FILE.lock() {
+        if let Ok(mut g) = RUN_LOG.lock() {
             if let Some(f) = g.as_mut() {
                 return f.flush();
             }

@@ -234,7 +234,8 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         .build()
         .context("starting tokio")?;
     let stop = Stop::new();
-    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let events =
+        super::progress::Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr())).sink();
     let outcome = runtime.block_on(async {
         let s = stop.clone();
         tokio::spawn(async move {
@@ -244,7 +245,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             );
             s.trigger();
         });
-        run_test(spec.clone(), cluster, &dirs, stop.clone(), show_progress).await
+        run_test(spec.clone(), cluster, &dirs, stop.clone(), events).await
     });
     if built_here && !spec.leave_db_running {
         if let Err(e) = local::down(&a.nodes.state.dir(), None) {

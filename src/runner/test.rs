@@ -8,20 +8,20 @@
 //! down (unless asked to leave it running); the history is on disk as it
 //! was recorded.
 
+use super::events::{EventSink, RunEvent};
 use super::system::{check_db_workload, file_db, version_of, System};
-use super::{run_workers, Recorder, RunError, Stop, WorkerConfig};
+use super::{drive_workers, Recorder, RunError, Stop, WorkerConfig};
 use crate::check::Validity;
 use crate::cluster::Cluster;
 use crate::db;
 use crate::generator::{
-    self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
+    self, any, on_clients, on_nemesis, phases, rate, time_limit, Emit, Generator, OpSpec, Target,
 };
-use crate::history::{History, Op};
+use crate::history::Op;
 use crate::nemesis::{self, config, schedule::Schedule, Fault, Nemeses, Nemesis, NemesisClient};
 use crate::store::RunDir;
 use crate::workload::Workload;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,9 +29,13 @@ use std::time::{Duration, Instant};
 pub use super::checks::{check_history, CheckSettings};
 pub use super::spec::{Dirs, TestSpec};
 
+/// How often the lifecycle reports counts and active faults while the
+/// workers run.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
 /// What a test ended with.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct TestOutcome {
     /// The verdict over every checker.
     pub validity: Validity,
     /// The run's folder.
@@ -42,14 +46,15 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
-/// Runs one test on `cluster`, writing everything under `dirs.results`.
+/// Runs one test on `cluster`, writing everything under `dirs.results`,
+/// telling `events` how it goes.
 pub async fn run_test(
     spec: TestSpec,
     cluster: Cluster,
     dirs: &Dirs,
     stop: Stop,
-    show_progress: bool,
-) -> anyhow::Result<Outcome> {
+    events: EventSink,
+) -> anyhow::Result<TestOutcome> {
     use anyhow::Context as _;
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     let seed = spec.seed.unwrap_or_else(|| {
@@ -66,7 +71,9 @@ pub async fn run_test(
         &spec.test_name(),
         std::time::SystemTime::now(),
     )?;
-    super::attach_log_file(&run_dir.log());
+    events(RunEvent::Created {
+        dir: run_dir.path.as_path().to_path_buf(),
+    });
     tracing::info!(dir = %run_dir.path.as_path().display(), seed, "test starting");
     let mut test_json = serde_json::to_value(&spec)?;
     test_json["seed"] = json!(seed);
@@ -96,11 +103,10 @@ pub async fn run_test(
         System::File(f, _) => f.spec().health_timeout,
         _ => Duration::from_secs(60),
     };
-    eprintln!(
-        "setting up {} on {} nodes...",
-        db.name(),
-        cluster.nodes().len()
-    );
+    events(RunEvent::SettingUp {
+        db: db.name().to_string(),
+        nodes: cluster.nodes().len(),
+    });
     {
         let (db, cluster) = (db.clone(), cluster.clone());
         let leave = spec.leave_db_running;
@@ -135,6 +141,10 @@ pub async fn run_test(
         },
     ));
     let started = Instant::now();
+    // The one writer of history.jsonl, from the first worker event to the
+    // final heal.
+    let mut recorder = Recorder::create(&run_dir.history(), started)
+        .with_context(|| format!("creating {}", run_dir.history().display()))?;
     let ran = run_phase(
         &spec,
         seed,
@@ -143,13 +153,13 @@ pub async fn run_test(
         &cluster,
         &target,
         nemeses.clone(),
+        &mut recorder,
         &run_dir,
         stop.clone(),
-        show_progress,
-        started,
+        &events,
     )
     .await;
-    let interrupted = stop.is_stopped() && ran.as_ref().map(|h| !h.1).unwrap_or(true);
+    let interrupted = stop.is_stopped() && ran.as_ref().map(|done| !done).unwrap_or(true);
 
     // Cleanup: heal, logs, teardown.
     let heal = {
@@ -159,19 +169,31 @@ pub async fn run_test(
     // The generator's final phase healed already when the run ended
     // normally; otherwise this heal belongs in the history.
     let record_heal = interrupted || ran.is_err();
+    let mut write_error: Option<std::io::Error> = None;
+    let mut record = |ops: &[Op]| {
+        for op in ops {
+            if let Err(e) = recorder.record(op.clone()) {
+                write_error.get_or_insert(e);
+                return;
+            }
+        }
+    };
     match &heal {
         Ok((ops, Ok(_))) => {
             if record_heal {
-                append_ops(&run_dir.history(), ops, started);
+                record(ops);
             }
         }
         Ok((ops, Err(e))) => {
-            append_ops(&run_dir.history(), ops, started);
+            record(ops);
             tracing::error!("healing failed: {e}");
-            eprintln!("warning: healing failed: {e}; run `faultline heal` to retry");
+            events(RunEvent::Warning(format!(
+                "healing failed: {e}; run `faultline heal` to retry"
+            )));
         }
         Err(e) => tracing::error!("heal task: {e}"),
     }
+    let finished = recorder.finish();
     {
         let (db, cluster, dest) = (
             db.clone(),
@@ -188,15 +210,21 @@ pub async fn run_test(
     }
     if !spec.leave_db_running {
         let (db, cluster) = (db.clone(), cluster.clone());
-        match tokio::task::spawn_blocking(move || db::teardown(db.as_ref(), &cluster)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("warning: db teardown: {e}"),
-            Err(e) => eprintln!("warning: db teardown: {e}"),
+        let torn =
+            match tokio::task::spawn_blocking(move || db::teardown(db.as_ref(), &cluster)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+        if let Err(e) = torn {
+            events(RunEvent::Warning(format!("db teardown: {e}")));
         }
     }
 
-    let (history, _) = ran?;
-    let history = read_back(&run_dir.history()).unwrap_or(history);
+    ran?;
+    if let Some(e) = write_error {
+        return Err(anyhow::anyhow!("writing the history: {e}"));
+    }
+    let history = finished.context("writing the history")?;
     let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
     let (validity, results, summary) = check_history(
         &history,
@@ -212,7 +240,7 @@ pub async fn run_test(
     let mut results = results;
     results["interrupted"] = json!(interrupted);
     run_dir.write_results(&results)?;
-    Ok(Outcome {
+    Ok(TestOutcome {
         validity,
         dir: run_dir.path.as_path().to_path_buf(),
         summary,
@@ -220,8 +248,8 @@ pub async fn run_test(
     })
 }
 
-/// The workers and the nemesis under the generator; returns the history and
-/// whether the main phase ran to its end.
+/// The workers and the nemesis under the generator, recording through
+/// `recorder`; returns whether the main phase ran to its end.
 #[allow(clippy::too_many_arguments)]
 async fn run_phase(
     spec: &TestSpec,
@@ -231,19 +259,17 @@ async fn run_phase(
     cluster: &Cluster,
     target: &System,
     nemeses: Arc<Nemeses>,
+    recorder: &mut Recorder,
     run_dir: &RunDir,
     stop: Stop,
-    show_progress: bool,
-    start: Instant,
-) -> anyhow::Result<(History, bool)> {
+    events: &EventSink,
+) -> anyhow::Result<bool> {
     {
         let n = nemeses.clone();
         tokio::task::spawn_blocking(move || n.setup()).await??;
     }
     let factory = target.client_factory(spec, workload, cluster)?;
     let gen = build_generator(spec, seed, workload, defs);
-    let recorder = Recorder::create(&run_dir.history(), start)?;
-    let progress = recorder.progress();
     let mut cfg = WorkerConfig::new(
         spec.concurrency,
         cluster
@@ -255,42 +281,33 @@ async fn run_phase(
     cfg.op_timeout = Duration::from_secs_f64(spec.op_timeout);
     let nemesis_client: Box<dyn crate::client::Client> =
         Box::new(NemesisClient::new(nemeses.clone() as Arc<dyn Nemesis>));
-    let ticker = show_progress.then(|| {
-        let progress = progress.clone();
+    events(RunEvent::Running {
+        workload: workload.name.clone(),
+        time_limit: spec.time_limit,
+        concurrency: spec.concurrency,
+        rate: spec.rate,
+        nemeses: spec.nemesis.clone(),
+        seed,
+        history: run_dir.history(),
+    });
+    let ticker = {
+        let progress = recorder.progress();
         let record = nemeses.record_path().map(Path::to_path_buf);
+        let events = events.clone();
+        // The recorder's clock: progress times match the history's.
+        let start = Instant::now() - Duration::from_nanos(recorder.now());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let faults = record
-                    .as_ref()
-                    .map(|p| active_faults(p))
-                    .unwrap_or_default();
-                eprint!(
-                    "\r\x1b[2K{:>6.1}s  {}  faults: {}",
-                    start.elapsed().as_secs_f64(),
-                    progress.counts().line(),
-                    faults
-                );
-                let _ = std::io::stderr().flush();
+                tokio::time::sleep(PROGRESS_EVERY).await;
+                events(RunEvent::Progress {
+                    elapsed: start.elapsed(),
+                    counts: progress.counts(),
+                    faults: record.as_deref().map(active_faults).unwrap_or_default(),
+                });
             }
         })
-    });
-    eprintln!(
-        "running {} for {} s: {} workers, {}, nemesis {} (seed {seed}); history in {}",
-        workload.name,
-        spec.time_limit,
-        spec.concurrency,
-        spec.rate
-            .map(|r| format!("{r} ops/s"))
-            .unwrap_or_else(|| "no rate limit".into()),
-        if spec.nemesis.is_empty() {
-            "none".to_string()
-        } else {
-            spec.nemesis.join(",")
-        },
-        run_dir.history().display()
-    );
-    let result = run_workers(
+    };
+    let result = drive_workers(
         gen,
         factory,
         Some(nemesis_client),
@@ -299,13 +316,11 @@ async fn run_phase(
         stop.clone(),
     )
     .await;
-    if let Some(t) = ticker {
-        t.abort();
-        eprintln!();
-    }
+    ticker.abort();
+    events(RunEvent::Stopped);
     let completed = !stop.is_stopped();
     match result {
-        Ok(h) => Ok((h, completed)),
+        Ok(()) => Ok(completed),
         Err(RunError::Io(e)) => Err(anyhow::anyhow!("writing the history: {e}")),
         Err(e) => Err(anyhow::anyhow!("{e}")),
     }
@@ -355,9 +370,9 @@ fn sleep(d: Duration) -> impl Generator {
     generator::from_fn(move |ctx| {
         let end = *until.get_or_insert(ctx.time + d.as_nanos() as u64);
         if ctx.time >= end {
-            Next::Done
+            Emit::Done
         } else {
-            Next::Pending(Some(end))
+            Emit::Pending(Some(end))
         }
     })
 }
@@ -384,52 +399,21 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The active faults, from the nemesis record, in a few words.
-fn active_faults(record: &Path) -> String {
+/// The kinds of fault active now, from the nemesis record (empty when
+/// none, or when the record cannot be read: it is being rewritten).
+fn active_faults(record: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(record) else {
-        return "none".into();
+        return Vec::new();
     };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else {
-        return "?".into();
+    let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&text) else {
+        return Vec::new();
     };
-    let mut names = Vec::new();
-    if let Some(o) = v.as_object() {
-        for (k, val) in o {
-            let empty = val.is_null()
+    o.into_iter()
+        .filter(|(_, val)| {
+            !(val.is_null()
                 || val.as_array().is_some_and(|a| a.is_empty())
-                || val.as_object().is_some_and(|a| a.is_empty());
-            if !empty {
-                names.push(k.clone());
-            }
-        }
-    }
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(",")
-    }
-}
-
-/// Appends nemesis ops recorded after the workers stopped (the final heal)
-/// to the history file, continuing its numbering.
-fn append_ops(path: &Path, ops: &[Op], start: Instant) {
-    let n = std::fs::read_to_string(path)
-        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
-        .unwrap_or(0);
-    let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) else {
-        return;
-    };
-    for (i, op) in ops.iter().enumerate() {
-        let mut op = op.clone();
-        op.index = (n + i) as u64;
-        op.time = Some(start.elapsed().as_nanos() as u64);
-        if let Ok(line) = serde_json::to_string(&op) {
-            let _ = writeln!(f, "{line}");
-        }
-    }
-    let _ = f.sync_all();
-}
-
-fn read_back(path: &Path) -> Option<History> {
-    crate::history::read_path(path, Some(crate::history::Format::Jsonl)).ok()
+                || val.as_object().is_some_and(|a| a.is_empty()))
+        })
+        .map(|(k, _)| k)
+        .collect()
 }
