@@ -6,7 +6,9 @@ use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::check::Validity;
 use crate::cluster::{local, Cluster};
 use crate::report;
-use crate::runner::test::{check_history, preflight, run_test, CheckSettings, Dirs, TestSpec};
+use crate::runner::test::{
+    check_history, preflight, run_test, settle, verdict_notes, CheckSettings, Dirs, TestSpec,
+};
 use crate::runner::Stop;
 use crate::store::{
     RunDir, StoredRun, HISTORY_JSONL, LOG_FILE, NODES_DIR, RESULTS_JSON, TEST_JSON,
@@ -275,7 +277,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         }
     }
     if outcome.interrupted {
-        println!("(interrupted: the history is partial, and checked as it is)");
+        println!("(interrupted: the history is partial, and checked as it is; the verdict is at best incomplete)");
     }
     println!("{}: {}", outcome.validity, outcome.dir.display());
     Ok(exit_code(outcome.validity))
@@ -459,7 +461,7 @@ fn exit_code(v: Validity) -> i32 {
     match v {
         Validity::Valid => EXIT_VALID,
         Validity::Invalid => EXIT_INVALID,
-        Validity::Unknown => EXIT_UNKNOWN,
+        Validity::Unknown | Validity::Incomplete => EXIT_UNKNOWN,
     }
 }
 
@@ -488,7 +490,7 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
         .as_str()
         .unwrap_or("strict-serializable")
         .to_string();
-    let (validity, results, summary) = check_history(
+    let (validity, mut results, mut summary) = check_history(
         &stored.history,
         &model,
         &checkers,
@@ -507,6 +509,15 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
             },
         },
     );
+    // A run that did not run to its end stays incomplete when checked again.
+    let incomplete = stored.incomplete_reason();
+    let validity = settle(
+        validity,
+        &mut results,
+        &stored.history,
+        incomplete.as_deref(),
+    );
+    summary.extend(verdict_notes(&results));
     stored.dir.write_results(&results)?;
     for line in &summary {
         println!("{line}");

@@ -17,9 +17,9 @@ use crate::db;
 use crate::generator::{
     self, any, on_clients, on_nemesis, phases, rate, time_limit, Emit, Generator, OpSpec, Target,
 };
-use crate::history::Op;
+use crate::history::{History, Op, OpType};
 use crate::nemesis::{self, config, schedule::Schedule, Fault, Nemeses, Nemesis, NemesisClient};
-use crate::store::RunDir;
+use crate::store::{RunDir, END_MARKER};
 use crate::workload::Workload;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -42,7 +42,8 @@ pub struct TestOutcome {
     pub dir: PathBuf,
     /// A line per checker, for the terminal.
     pub summary: Vec<String>,
-    /// True when the run was cut short (Ctrl-C, SIGTERM).
+    /// True when the run did not run to its end (Ctrl-C, SIGTERM, a failed
+    /// set-up); `summary` says why.
     pub interrupted: bool,
 }
 
@@ -107,7 +108,7 @@ pub async fn run_test(
         db: db.name().to_string(),
         nodes: cluster.nodes().len(),
     });
-    {
+    let set_up = {
         let (db, cluster) = (db.clone(), cluster.clone());
         let leave = spec.leave_db_running;
         tokio::task::spawn_blocking(move || {
@@ -121,7 +122,16 @@ pub async fn run_test(
             set_up
         })
         .await
-        .context("db set-up task")??;
+        .context("db set-up task")?
+    };
+    if let Err(e) = set_up {
+        // Nothing ran: an empty history, and a verdict that says why.
+        tracing::error!("db set-up failed: {e}");
+        Recorder::create(&run_dir.history(), Instant::now())
+            .and_then(Recorder::finish)
+            .with_context(|| format!("creating {}", run_dir.history().display()))?;
+        let why = format!("the db set-up failed: {e}");
+        return finish_incomplete(&run_dir, &mut test_json, why);
     }
     if let Ok(v) = version_of(&cluster, &target) {
         test_json["db_version"] = json!(v);
@@ -145,21 +155,25 @@ pub async fn run_test(
     // final heal.
     let mut recorder = Recorder::create(&run_dir.history(), started)
         .with_context(|| format!("creating {}", run_dir.history().display()))?;
-    let ran = run_phase(
-        &spec,
-        seed,
-        &workload,
-        &defs,
-        &cluster,
-        &target,
-        nemeses.clone(),
-        &mut recorder,
-        &run_dir,
-        stop.clone(),
-        &events,
-    )
-    .await;
-    let interrupted = stop.is_stopped() && ran.as_ref().map(|done| !done).unwrap_or(true);
+    // A signal during the db set-up: no workers at all.
+    let ended = if stop.is_stopped() {
+        Ok(Ended::Interrupted)
+    } else {
+        run_phase(
+            &spec,
+            seed,
+            &workload,
+            &defs,
+            &cluster,
+            &target,
+            nemeses.clone(),
+            &mut recorder,
+            &run_dir,
+            stop.clone(),
+            &events,
+        )
+        .await
+    };
 
     // Cleanup: heal, logs, teardown.
     let heal = {
@@ -168,7 +182,7 @@ pub async fn run_test(
     };
     // The generator's final phase healed already when the run ended
     // normally; otherwise this heal belongs in the history.
-    let record_heal = interrupted || ran.is_err();
+    let record_heal = !matches!(ended, Ok(Ended::Complete));
     let mut write_error: Option<std::io::Error> = None;
     let mut record = |ops: &[Op]| {
         for op in ops {
@@ -220,13 +234,25 @@ pub async fn run_test(
         }
     }
 
-    ran?;
+    // A history that could not be written is no history to judge.
+    let ended = ended.map_err(|e| anyhow::anyhow!("writing the history: {e}"))?;
     if let Some(e) = write_error {
         return Err(anyhow::anyhow!("writing the history: {e}"));
     }
     let history = finished.context("writing the history")?;
+    let incomplete = match ended {
+        Ended::Complete => None,
+        Ended::Interrupted if history.ops.iter().any(|o| o.is_client()) => Some(format!(
+            "interrupted (SIGINT or SIGTERM) {:.1} s into the run: the history is partial",
+            started.elapsed().as_secs_f64()
+        )),
+        Ended::Interrupted => {
+            Some("interrupted (SIGINT or SIGTERM) before any operation ran".to_string())
+        }
+        Ended::Failed(why) => Some(why),
+    };
     let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
-    let (validity, results, summary) = check_history(
+    let (validity, mut results, mut summary) = check_history(
         &history,
         &workload.model,
         &workload.checkers,
@@ -237,19 +263,58 @@ pub async fn run_test(
             classic: workload.classic_options(),
         },
     );
-    let mut results = results;
-    results["interrupted"] = json!(interrupted);
+    mark_end(&mut test_json, incomplete.as_deref());
+    run_dir.write_test(&test_json)?;
+    let validity = settle(validity, &mut results, &history, incomplete.as_deref());
+    summary.extend(verdict_notes(&results));
     run_dir.write_results(&results)?;
     Ok(TestOutcome {
         validity,
         dir: run_dir.path.as_path().to_path_buf(),
         summary,
-        interrupted,
+        interrupted: incomplete.is_some(),
     })
 }
 
+/// Ends a run that never got to its workers: the end marker and the
+/// results say why; the verdict is incomplete.
+fn finish_incomplete(
+    run_dir: &RunDir,
+    test_json: &mut Value,
+    why: String,
+) -> anyhow::Result<TestOutcome> {
+    mark_end(test_json, Some(&why));
+    run_dir.write_test(test_json)?;
+    let mut results = json!({"checkers": {}});
+    let validity = settle(
+        Validity::Valid,
+        &mut results,
+        &History::default(),
+        Some(&why),
+    );
+    run_dir.write_results(&results)?;
+    Ok(TestOutcome {
+        validity,
+        dir: run_dir.path.as_path().to_path_buf(),
+        summary: verdict_notes(&results),
+        interrupted: true,
+    })
+}
+
+/// How the workers' phase ended.
+enum Ended {
+    /// The generator ran to its end.
+    Complete,
+    /// A signal stopped it (or came before it began).
+    Interrupted,
+    /// It could not begin or go on (nemesis set-up, clients, a dead
+    /// worker); says why.
+    Failed(String),
+}
+
 /// The workers and the nemesis under the generator, recording through
-/// `recorder`; returns whether the main phase ran to its end.
+/// `recorder`; says how that ended. The error is a history that could not
+/// be written.
 #[allow(clippy::too_many_arguments)]
 async fn run_phase(
     spec: &TestSpec,
@@ -263,12 +328,20 @@ async fn run_phase(
     run_dir: &RunDir,
     stop: Stop,
     events: &EventSink,
-) -> anyhow::Result<bool> {
-    {
+) -> std::io::Result<Ended> {
+    let set_up = {
         let n = nemeses.clone();
-        tokio::task::spawn_blocking(move || n.setup()).await??;
+        tokio::task::spawn_blocking(move || n.setup()).await
+    };
+    match set_up {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Ok(Ended::Failed(format!("the nemesis set-up failed: {e}"))),
+        Err(e) => return Ok(Ended::Failed(format!("the nemesis set-up task: {e}"))),
     }
-    let factory = target.client_factory(spec, workload, cluster)?;
+    let factory = match target.client_factory(spec, workload, cluster) {
+        Ok(f) => f,
+        Err(e) => return Ok(Ended::Failed(format!("the clients cannot be made: {e}"))),
+    };
     let gen = build_generator(spec, seed, workload, defs);
     let mut cfg = WorkerConfig::new(
         spec.concurrency,
@@ -318,12 +391,76 @@ async fn run_phase(
     .await;
     ticker.abort();
     events(RunEvent::Stopped);
-    let completed = !stop.is_stopped();
     match result {
-        Ok(()) => Ok(completed),
-        Err(RunError::Io(e)) => Err(anyhow::anyhow!("writing the history: {e}")),
-        Err(e) => Err(anyhow::anyhow!("{e}")),
+        Ok(()) if stop.is_stopped() => Ok(Ended::Interrupted),
+        Ok(()) => Ok(Ended::Complete),
+        Err(RunError::Io(e)) => Err(e),
+        Err(e) => Ok(Ended::Failed(format!("the run stopped early: {e}"))),
     }
+}
+
+/// Writes the run's end marker into its test.json: `"end": {"complete":
+/// true}` once the history is whole, or `{"complete": false, "reason":
+/// ...}`. A run whose test.json has no end marker never got there (its
+/// controller was killed), and `faultline analyze` calls it incomplete.
+fn mark_end(test_json: &mut Value, incomplete: Option<&str>) {
+    test_json[END_MARKER] = match incomplete {
+        None => json!({"complete": true}),
+        Some(why) => json!({"complete": false, "reason": why}),
+    };
+}
+
+/// The verdict of a run, from its checkers' `validity` and `results`: a run
+/// that did not run to its end (`incomplete`, with the reason) is
+/// incomplete, unless a checker found it invalid (an anomaly found stays
+/// found); a run in which no operation succeeded vouches for nothing and is
+/// at best unknown. Writes the verdict and the reasons into `results`
+/// (`valid`, `interrupted`, `incomplete_reason`, `unknown_reason`).
+pub fn settle(
+    validity: Validity,
+    results: &mut Value,
+    history: &History,
+    incomplete: Option<&str>,
+) -> Validity {
+    let mut validity = validity;
+    let client_ops = history.ops.iter().filter(|o| o.is_client()).count();
+    let succeeded = history
+        .ops
+        .iter()
+        .any(|o| o.is_client() && o.kind == OpType::Ok);
+    if !succeeded {
+        validity = validity.merge(Validity::Unknown);
+        results["unknown_reason"] = json!(if client_ops == 0 {
+            "no operation ran: nothing to vouch for".to_string()
+        } else {
+            format!(
+                "no operation succeeded ({} invoked): nothing to vouch for",
+                client_ops.div_ceil(2)
+            )
+        });
+    }
+    if let Some(why) = incomplete {
+        validity = validity.merge(Validity::Incomplete);
+        results["incomplete_reason"] = json!(why);
+    }
+    results["interrupted"] = json!(incomplete.is_some());
+    results["valid"] = json!(validity);
+    validity
+}
+
+/// A line for each reason `settle` gave, for the terminal.
+pub fn verdict_notes(results: &Value) -> Vec<String> {
+    [
+        ("incomplete", "incomplete_reason"),
+        ("unknown", "unknown_reason"),
+    ]
+    .iter()
+    .filter_map(|(what, key)| {
+        results[key]
+            .as_str()
+            .map(|why| format!("run: {what}: {why}"))
+    })
+    .collect()
 }
 
 /// main (rate, time limit) ∥ nemesis schedule → stop every fault → wait

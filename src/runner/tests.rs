@@ -482,3 +482,75 @@ impl crate::nemesis::Nemesis for NoFaults {
         Ok(json!({}))
     }
 }
+
+fn history_of(kinds: &[OpType]) -> History {
+    let ops = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Op::new(i as u64, Process::Client(0), *k, "read", json!(null)))
+        .collect();
+    History {
+        ops,
+        ..History::default()
+    }
+}
+
+/// An interrupted run is incomplete whatever its checkers said — unless
+/// they found an anomaly, which stays found — and results.json says why.
+#[test]
+fn an_interrupted_run_is_incomplete_unless_invalid() {
+    use crate::check::Validity;
+    use crate::runner::test::settle;
+    let h = history_of(&[OpType::Invoke, OpType::Ok]);
+    let why = "interrupted (SIGINT or SIGTERM) 3.0 s into the run: the history is partial";
+    for (checkers, run) in [
+        (Validity::Valid, Validity::Incomplete),
+        (Validity::Unknown, Validity::Incomplete),
+        (Validity::Invalid, Validity::Invalid),
+    ] {
+        let mut results = json!({"valid": checkers, "checkers": {}});
+        assert_eq!(settle(checkers, &mut results, &h, Some(why)), run);
+        assert_eq!(results["valid"], json!(run.as_str()));
+        assert_eq!(results["interrupted"], json!(true));
+        assert_eq!(results["incomplete_reason"], json!(why));
+    }
+    let mut results = json!({"valid": "valid", "checkers": {}});
+    assert_eq!(
+        settle(Validity::Valid, &mut results, &h, None),
+        Validity::Valid
+    );
+    assert_eq!(results["interrupted"], json!(false));
+    assert!(results.get("incomplete_reason").is_none());
+}
+
+/// A run in which no operation succeeded vouches for nothing: unknown, not
+/// valid, and it says so.
+#[test]
+fn a_run_where_nothing_succeeded_is_unknown() {
+    use crate::check::Validity;
+    use crate::runner::test::{settle, verdict_notes};
+    let h = history_of(&[OpType::Invoke, OpType::Fail, OpType::Invoke, OpType::Info]);
+    let mut results = json!({"valid": "valid", "checkers": {}});
+    assert_eq!(
+        settle(Validity::Valid, &mut results, &h, None),
+        Validity::Unknown
+    );
+    assert_eq!(results["valid"], json!("unknown"));
+    assert_eq!(
+        results["unknown_reason"],
+        json!("no operation succeeded (2 invoked): nothing to vouch for")
+    );
+    assert_eq!(
+        verdict_notes(&results),
+        vec!["run: unknown: no operation succeeded (2 invoked): nothing to vouch for"]
+    );
+    let mut results = json!({"checkers": {}});
+    assert_eq!(
+        settle(Validity::Valid, &mut results, &History::default(), None),
+        Validity::Unknown
+    );
+    assert_eq!(
+        results["unknown_reason"],
+        json!("no operation ran: nothing to vouch for")
+    );
+}

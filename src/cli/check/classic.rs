@@ -94,7 +94,7 @@ pub(super) fn run(a: &Args, name: &str) -> anyhow::Result<i32> {
             Ok(v) => match v.validity {
                 Validity::Valid => EXIT_VALID,
                 Validity::Invalid => EXIT_INVALID,
-                Validity::Unknown => EXIT_UNKNOWN,
+                Validity::Unknown | Validity::Incomplete => EXIT_UNKNOWN,
             },
         };
         worst = worse(worst, code);

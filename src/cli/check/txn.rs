@@ -110,7 +110,7 @@ pub(super) fn run(a: &Args, workload: Workload) -> anyhow::Result<i32> {
             Ok(rep) => match rep.validity {
                 Validity::Valid => EXIT_VALID,
                 Validity::Invalid => EXIT_INVALID,
-                Validity::Unknown => EXIT_UNKNOWN,
+                Validity::Unknown | Validity::Incomplete => EXIT_UNKNOWN,
             },
         };
         worst = worse(worst, code);
