@@ -1,7 +1,8 @@
 //! The command line: clap definitions and dispatch, one file per subcommand.
 //!
 //! Exit codes, for every subcommand that checks something: 0 valid, 1 invalid,
-//! 2 unknown, 3 bad input or usage (and any other error).
+//! 2 unknown or incomplete, 3 bad input or usage (and any other error, such
+//! as a cluster whose lease another command holds).
 
 use clap::{Parser, Subcommand};
 
@@ -27,7 +28,8 @@ mod serve;
 pub const EXIT_VALID: i32 = 0;
 /// Exit code: the history (or run) is invalid.
 pub const EXIT_INVALID: i32 = 1;
-/// Exit code: the checker could not decide.
+/// Exit code: the checker could not decide, or the run did not run to its
+/// end (incomplete).
 pub const EXIT_UNKNOWN: i32 = 2;
 /// Exit code: bad input, bad usage or any other error.
 pub const EXIT_ERROR: i32 = 3;
@@ -174,6 +176,21 @@ fn attach_log_file(path: &std::path::Path) {
         }
         Err(e) => eprintln!("warning: cannot open {}: {e}", path.display()),
     }
+}
+
+/// Takes the cluster's lease for `what` (one command drives a cluster at a
+/// time), printing a note when a dead holder's lease was taken over.
+#[cfg(feature = "controller")]
+fn take_lease(
+    cluster: &crate::cluster::Cluster,
+    what: &str,
+) -> anyhow::Result<crate::cluster::lease::Lease> {
+    let lease = crate::cluster::lease::acquire(cluster, what)?;
+    if let Some(note) = lease.note() {
+        tracing::warn!("{note}");
+        eprintln!("note: {note}");
+    }
+    Ok(lease)
 }
 
 /// Writes to the current run's `faultline.log`, if there is one.

@@ -18,9 +18,12 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `faultline run`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error. \
+#[command(
+    after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown or incomplete (interrupted, failed set-up), \
+3 error (also: the cluster is in use by another run, which is named). \
 Without --nodes/--nodes-file the test runs on the local cluster, which is built (5 nodes) when none is up \
-and removed afterwards unless --leave-db-running.")]
+and removed afterwards unless --leave-db-running."
+)]
 pub struct Args {
     /// A test file (TOML) with the fields of a test (docs/test-format.md);
     /// flags override it.
@@ -231,6 +234,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         Err(e) => return Err(e),
     };
 
+    // One run per cluster: refused at once, naming the holder, while
+    // another command drives it.
+    let lease = super::take_lease(&cluster, &format!("run {}", spec.test_name()))?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -254,6 +261,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             eprintln!("warning: removing the local cluster: {e}");
         }
     }
+    drop(lease);
     let outcome = outcome?;
     for line in &outcome.summary {
         println!("{line}");
