@@ -285,7 +285,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         }
     }
     if outcome.interrupted {
-        println!("(interrupted: the history is partial, and checked as it is; the verdict is at best incomplete)");
+        println!("(the run did not run to its end: what it recorded is checked as it is, and the verdict is at best incomplete)");
     }
     println!("{}: {}", outcome.validity, outcome.dir.display());
     Ok(exit_code(outcome.validity))
