@@ -234,11 +234,14 @@ fn results_of(dir: &Path) -> serde_json::Value {
 
 /// A signal during the db set-up ends the run incomplete (exit 2), saying
 /// why, and analyze keeps it so; while a run holds the cluster, a second
-/// one is refused at once, naming the holder, and the first goes on.
+/// one is refused at once, naming the holder, and the first goes on; a db
+/// whose set-up fails ends the run incomplete too.
 #[test]
-fn an_interrupted_set_up_is_incomplete_and_a_second_run_is_refused() {
+fn an_interrupted_or_failed_set_up_is_incomplete_and_a_second_run_is_refused() {
     if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP an_interrupted_set_up_is_incomplete_and_a_second_run_is_refused: {why}");
+        eprintln!(
+            "SKIP an_interrupted_or_failed_set_up_is_incomplete_and_a_second_run_is_refused: {why}"
+        );
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -338,4 +341,40 @@ fn an_interrupted_set_up_is_incomplete_and_a_second_run_is_refused() {
     let out = first.wait_with_output().expect("wait for the first run");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
+
+    // A db whose set-up fails: incomplete, with the reason, not an error
+    // and never valid.
+    let db_file = tmp.path().join("broken.toml");
+    std::fs::write(
+        &db_file,
+        "name = \"broken\"\nport = 7000\ninstall = \"echo no package for this >&2; exit 7\"\n\
+         daemon = \"sleep 600\"\nhealth = \"true\"\nclient = \"cat\"\n",
+    )
+    .expect("db file");
+    let results_d = tmp.path().join("results-d");
+    let (code, out, err) = faultline(
+        &state,
+        &[
+            "run",
+            "--db",
+            db_file.to_str().unwrap(),
+            "--workload",
+            "register",
+            "--time-limit",
+            "5",
+            "--results",
+            results_d.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 2, "incomplete:\n{out}{err}");
+    let r = results_of(&results_d.join("latest"));
+    assert_eq!(r["valid"], "incomplete", "{r}");
+    let why = r["incomplete_reason"].as_str().unwrap_or_default();
+    assert!(
+        why.starts_with("the db set-up failed: ") && why.contains("no package for this"),
+        "{r}"
+    );
+    let latest_d = results_d.join("latest").display().to_string();
+    let (acode, aout, aerr) = faultline(&state, &["analyze", &latest_d]);
+    assert_eq!(acode, 2, "analyze keeps it incomplete:\n{aout}{aerr}");
 }
