@@ -104,6 +104,11 @@ pub async fn run_test(
         System::File(f, _) => f.spec().health_timeout,
         _ => Duration::from_secs(60),
     };
+    if stop.is_stopped() {
+        // A signal before anything was touched: nothing to clean up.
+        let why = "interrupted (SIGINT or SIGTERM) before the db set-up".to_string();
+        return finish_incomplete(&run_dir, &mut test_json, why);
+    }
     events(RunEvent::SettingUp {
         db: db.name().to_string(),
         nodes: cluster.nodes().len(),
@@ -127,9 +132,6 @@ pub async fn run_test(
     if let Err(e) = set_up {
         // Nothing ran: an empty history, and a verdict that says why.
         tracing::error!("db set-up failed: {e}");
-        Recorder::create(&run_dir.history(), Instant::now())
-            .and_then(Recorder::finish)
-            .with_context(|| format!("creating {}", run_dir.history().display()))?;
         let why = format!("the db set-up failed: {e}");
         return finish_incomplete(&run_dir, &mut test_json, why);
     }
@@ -276,13 +278,17 @@ pub async fn run_test(
     })
 }
 
-/// Ends a run that never got to its workers: the end marker and the
-/// results say why; the verdict is incomplete.
+/// Ends a run that never got to its workers: an empty history, and the
+/// end marker and the results say why; the verdict is incomplete.
 fn finish_incomplete(
     run_dir: &RunDir,
     test_json: &mut Value,
     why: String,
 ) -> anyhow::Result<TestOutcome> {
+    use anyhow::Context as _;
+    Recorder::create(&run_dir.history(), Instant::now())
+        .and_then(Recorder::finish)
+        .with_context(|| format!("creating {}", run_dir.history().display()))?;
     mark_end(test_json, Some(&why));
     run_dir.write_test(test_json)?;
     let mut results = json!({"checkers": {}});
