@@ -140,6 +140,13 @@ fn ctrl_c_during_a_partition_heals_everything_and_keeps_the_history() {
     // in what ran; never valid.
     assert!(code == 1 || code == 2, "exit {code}\n{stdout}\n{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    // stderr is a pipe here, not a terminal: plain lines, no escape codes
+    // (no live progress line, no coloured log levels).
+    assert!(stderr.contains("running register for 60 s"), "{stderr}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "escape codes in a pipe: {stderr:?}"
+    );
     assert!(stdout.contains("interrupted"), "{stdout}");
 
     // No partition rule left, every member running and not stopped.
