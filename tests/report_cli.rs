@@ -218,8 +218,11 @@ fn analyze_writes_the_report_into_the_run_folder() {
     use faultline::store::RunDir;
     let root = tempfile::tempdir().expect("tempdir");
     let run = RunDir::create(root.path(), "reg", std::time::SystemTime::now()).expect("run dir");
+    // A run that ran to its end (the end marker); without it, analyze
+    // would take it for one whose controller was killed.
     run.write_test(&serde_json::json!({
-        "name": "reg", "model": "cas-register", "checkers": ["linearizable", "stats"], "seed": 1
+        "name": "reg", "model": "cas-register", "checkers": ["linearizable", "stats"], "seed": 1,
+        "end": {"complete": true}
     }))
     .expect("test.json");
     std::fs::write(run.history(), INVALID_REGISTER).expect("history");

@@ -41,26 +41,33 @@ pub enum Validity {
     Invalid,
     /// The checker could not decide (a time or memory budget ran out); it says why.
     Unknown,
+    /// The run did not run to its end (interrupted by a signal, a failed
+    /// set-up, a killed controller): what it recorded cannot vouch for the
+    /// system, though an anomaly found in it still counts.
+    Incomplete,
 }
 
 impl Validity {
-    /// Combines the answers of parts: invalid if any part is, else unknown
-    /// if any part is, else valid.
+    /// Combines the answers of parts: invalid if any part is (an anomaly
+    /// found stays found), else incomplete if any part is, else unknown if
+    /// any part is, else valid.
     pub fn merge(self, other: Validity) -> Validity {
         use Validity::*;
         match (self, other) {
             (Invalid, _) | (_, Invalid) => Invalid,
+            (Incomplete, _) | (_, Incomplete) => Incomplete,
             (Unknown, _) | (_, Unknown) => Unknown,
             _ => Valid,
         }
     }
 
-    /// `valid`, `invalid` or `unknown`.
+    /// `valid`, `invalid`, `unknown` or `incomplete`.
     pub fn as_str(self) -> &'static str {
         match self {
             Validity::Valid => "valid",
             Validity::Invalid => "invalid",
             Validity::Unknown => "unknown",
+            Validity::Incomplete => "incomplete",
         }
     }
 }

@@ -226,6 +226,16 @@ pub fn run(c: Command) -> anyhow::Result<i32> {
         }
         Command::Down(a) => {
             let dir = a.state.dir();
+            // Not while a run (or db up, heal) uses the cluster.
+            let _lease = if dir.is_dir() {
+                let lease = crate::cluster::lease::acquire_local(&dir, "cluster down")?;
+                if let Some(note) = lease.note() {
+                    eprintln!("note: {note}");
+                }
+                Some(lease)
+            } else {
+                None
+            };
             let report = local::down(&dir, a.name_prefix.as_deref())?;
             println!(
                 "local cluster down: {} node(s) killed, {} namespace(s) and {} link(s) removed",

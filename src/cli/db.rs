@@ -105,6 +105,7 @@ pub fn run(c: Command) -> anyhow::Result<i32> {
     match c {
         Command::Up(a) => {
             let (cluster, db) = open(&a.which)?;
+            let _lease = super::take_lease(&cluster, "db up")?;
             let t0 = Instant::now();
             db::setup(
                 db.as_ref(),
@@ -121,6 +122,7 @@ pub fn run(c: Command) -> anyhow::Result<i32> {
         }
         Command::Down(a) => {
             let (cluster, db) = open(&a.which)?;
+            let _lease = super::take_lease(&cluster, "db down")?;
             if let Some(dir) = &a.logs {
                 let got = db::collect_logs(db.as_ref(), &cluster, dir)?;
                 println!("{} log file(s) copied to {}", got.len(), dir.display());

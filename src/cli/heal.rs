@@ -35,6 +35,7 @@ pub struct Args {
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let file = super::db::load_db_file(&a.db)?;
     let cluster = a.nodes.cluster()?;
+    let _lease = super::take_lease(&cluster, "heal")?;
     let db: Option<std::sync::Arc<dyn Db>> = if a.no_db {
         None
     } else if let Some(spec) = file {

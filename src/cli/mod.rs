@@ -1,7 +1,8 @@
 //! The command line: clap definitions and dispatch, one file per subcommand.
 //!
 //! Exit codes, for every subcommand that checks something: 0 valid, 1 invalid,
-//! 2 unknown, 3 bad input or usage (and any other error).
+//! 2 unknown or incomplete, 3 bad input or usage (and any other error, such
+//! as a cluster whose lease another command holds).
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,8 @@ mod heal;
 #[cfg(feature = "nfq")]
 mod nfq_delay;
 #[cfg(feature = "controller")]
+mod progress;
+#[cfg(feature = "controller")]
 mod run;
 #[cfg(feature = "controller")]
 mod serve;
@@ -25,7 +28,8 @@ mod serve;
 pub const EXIT_VALID: i32 = 0;
 /// Exit code: the history (or run) is invalid.
 pub const EXIT_INVALID: i32 = 1;
-/// Exit code: the checker could not decide.
+/// Exit code: the checker could not decide, or the run did not run to its
+/// end (incomplete).
 pub const EXIT_UNKNOWN: i32 = 2;
 /// Exit code: bad input, bad usage or any other error.
 pub const EXIT_ERROR: i32 = 3;
@@ -133,7 +137,10 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only for a person at a terminal: a CI log or a file gets
+    // plain text.
     let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_filter(filter);
     let registry = tracing_subscriber::registry().with(stderr);
@@ -148,6 +155,44 @@ fn init_logging(verbose: u8) {
     let _ = registry.try_init();
 }
 
+/// Where `tracing` output goes besides stderr: the current run's
+/// `faultline.log`, attached once the runner reports the run's folder.
+#[cfg(feature = "controller")]
+static RUN_LOG: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+/// Sends log lines to `path` (created or appended to) from now on, besides
+/// stderr. A log that cannot be opened is a warning: the run goes on.
+#[cfg(feature = "controller")]
+fn attach_log_file(path: &std::path::Path) {
+    match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        Ok(f) => {
+            if let Ok(mut g) = RUN_LOG.lock() {
+                *g = Some(f);
+            }
+        }
+        Err(e) => eprintln!("warning: cannot open {}: {e}", path.display()),
+    }
+}
+
+/// Takes the cluster's lease for `what` (one command drives a cluster at a
+/// time), printing a note when a dead holder's lease was taken over.
+#[cfg(feature = "controller")]
+fn take_lease(
+    cluster: &crate::cluster::Cluster,
+    what: &str,
+) -> anyhow::Result<crate::cluster::lease::Lease> {
+    let lease = crate::cluster::lease::acquire(cluster, what)?;
+    if let Some(note) = lease.note() {
+        tracing::warn!("{note}");
+        eprintln!("note: {note}");
+    }
+    Ok(lease)
+}
+
 /// Writes to the current run's `faultline.log`, if there is one.
 #[cfg(feature = "controller")]
 struct RunLog;
@@ -155,7 +200,7 @@ struct RunLog;
 #[cfg(feature = "controller")]
 impl std::io::Write for RunLog {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut g) = crate::runner::LOG_FILE.lock() {
+        if let Ok(mut g) = RUN_LOG.lock() {
             if let Some(f) = g.as_mut() {
                 return f.write(buf);
             }
@@ -163,7 +208,7 @@ impl std::io::Write for RunLog {
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        if let Ok(mut g) = crate::runner::LOG_FILE.lock() {
+        if let Ok(mut g) = RUN_LOG.lock() {
             if let Some(f) = g.as_mut() {
                 return f.flush();
             }

@@ -6,7 +6,7 @@ use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::check::Validity;
 use crate::cluster::{local, Cluster};
 use crate::report;
-use crate::runner::test::{preflight, run_test, Dirs, TestSpec};
+use crate::runner::test::{preflight, run_test, settle, verdict_notes, Dirs, TestSpec};
 use crate::runner::Stop;
 use crate::store::{
     RunDir, StoredRun, HISTORY_JSONL, LOG_FILE, NODES_DIR, RESULTS_JSON, TEST_JSON,
@@ -16,9 +16,12 @@ use std::path::{Path, PathBuf};
 
 /// Arguments of `faultline run`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown, 3 error. \
+#[command(
+    after_help = "Exit codes: 0 valid, 1 invalid, 2 unknown or incomplete (interrupted, failed set-up), \
+3 error (also: the cluster is in use by another run, which is named). \
 Without --nodes/--nodes-file the test runs on the local cluster, which is built (5 nodes) when none is up \
-and removed afterwards unless --leave-db-running.")]
+and removed afterwards unless --leave-db-running."
+)]
 pub struct Args {
     /// A test file (TOML) with the fields of a test (docs/test-format.md);
     /// flags override it.
@@ -229,12 +232,17 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         Err(e) => return Err(e),
     };
 
+    // One run per cluster: refused at once, naming the holder, while
+    // another command drives it.
+    let lease = super::take_lease(&cluster, &format!("run {}", spec.test_name()))?;
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting tokio")?;
     let stop = Stop::new();
-    let show_progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let events =
+        super::progress::Progress::new(std::io::IsTerminal::is_terminal(&std::io::stderr())).sink();
     let outcome = runtime.block_on(async {
         let s = stop.clone();
         tokio::spawn(async move {
@@ -244,13 +252,14 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             );
             s.trigger();
         });
-        run_test(spec.clone(), cluster, &dirs, stop.clone(), show_progress).await
+        run_test(spec.clone(), cluster, &dirs, stop.clone(), events).await
     });
     if built_here && !spec.leave_db_running {
         if let Err(e) = local::down(&a.nodes.state.dir(), None) {
             eprintln!("warning: removing the local cluster: {e}");
         }
     }
+    drop(lease);
     let outcome = outcome?;
     for line in &outcome.summary {
         println!("{line}");
@@ -274,7 +283,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         }
     }
     if outcome.interrupted {
-        println!("(interrupted: the history is partial, and checked as it is)");
+        println!("(the run did not run to its end: what it recorded is checked as it is, and the verdict is at best incomplete)");
     }
     println!("{}: {}", outcome.validity, outcome.dir.display());
     Ok(exit_code(outcome.validity))
@@ -458,7 +467,7 @@ fn exit_code(v: Validity) -> i32 {
     match v {
         Validity::Valid => EXIT_VALID,
         Validity::Invalid => EXIT_INVALID,
-        Validity::Unknown => EXIT_UNKNOWN,
+        Validity::Unknown | Validity::Incomplete => EXIT_UNKNOWN,
     }
 }
 
@@ -502,7 +511,16 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
         },
         ..CheckContext::new(Some(model), crate::host::memory_limit())
     };
-    let (validity, results, summary) = check_all(&stored.history, &checkers, &ctx);
+    let (validity, mut results, mut summary) = check_all(&stored.history, &checkers, &ctx);
+    // A run that did not run to its end stays incomplete when checked again.
+    let incomplete = stored.incomplete_reason();
+    let validity = settle(
+        validity,
+        &mut results,
+        &stored.history,
+        incomplete.as_deref(),
+    );
+    summary.extend(verdict_notes(&results));
     stored.dir.write_results(&results)?;
     for line in &summary {
         println!("{line}");

@@ -844,6 +844,8 @@ pub fn down(state_dir: &Path, prefix: Option<&str>) -> Result<DownReport, Cluste
         format!("{CLIENT_KEY}.pub"),
         "known_hosts".to_string(),
         "authorized_keys".to_string(),
+        // The caller's lease, if any, is over with the cluster.
+        super::lease::LOCAL_LEASE.to_string(),
     ] {
         let _ = fs::remove_file(paths.dir.join(f));
     }

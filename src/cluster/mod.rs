@@ -10,6 +10,7 @@
 //!   each with its own pid, uts and mount namespaces and its own sshd, built
 //!   on this machine by `faultline cluster up`.
 
+pub mod lease;
 pub mod local;
 pub mod subnet;
 

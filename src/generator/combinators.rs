@@ -7,7 +7,7 @@
 //! answer, so `any` takes the first child with an operation rather than the
 //! one whose operation is soonest.
 
-use super::{Context, Generator, Next, OpSpec, Target};
+use super::{Context, Emit, Generator, OpSpec, Target};
 use crate::history::Op;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -17,12 +17,12 @@ use std::collections::VecDeque;
 pub struct FromFn<F>(F);
 
 /// A generator that calls `f(ctx)` for every answer.
-pub fn from_fn<F: FnMut(&Context) -> Next + Send>(f: F) -> FromFn<F> {
+pub fn from_fn<F: FnMut(&Context) -> Emit + Send>(f: F) -> FromFn<F> {
     FromFn(f)
 }
 
-impl<F: FnMut(&Context) -> Next + Send> Generator for FromFn<F> {
-    fn next(&mut self, ctx: &Context) -> Next {
+impl<F: FnMut(&Context) -> Emit + Send> Generator for FromFn<F> {
+    fn next(&mut self, ctx: &Context) -> Emit {
         (self.0)(ctx)
     }
 }
@@ -37,8 +37,8 @@ pub fn repeat(op: OpSpec) -> Repeat {
 }
 
 impl Generator for Repeat {
-    fn next(&mut self, _ctx: &Context) -> Next {
-        Next::Invoke(self.0.clone())
+    fn next(&mut self, _ctx: &Context) -> Emit {
+        Emit::Invoke(self.0.clone())
     }
 }
 
@@ -62,12 +62,12 @@ pub fn once<G: Generator>(inner: G) -> Limit<G> {
 }
 
 impl<G: Generator> Generator for Limit<G> {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         if self.remaining == 0 {
-            return Next::Done;
+            return Emit::Done;
         }
         let n = self.inner.next(ctx);
-        if matches!(n, Next::Invoke(_)) {
+        if matches!(n, Emit::Invoke(_)) {
             self.remaining -= 1;
         }
         n
@@ -96,18 +96,18 @@ pub fn time_limit<G: Generator>(limit_ns: u64, inner: G) -> TimeLimit<G> {
 }
 
 impl<G: Generator> Generator for TimeLimit<G> {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         let deadline = *self
             .deadline
             .get_or_insert(ctx.time.saturating_add(self.limit_ns));
         if ctx.time >= deadline {
-            return Next::Done;
+            return Emit::Done;
         }
         match self.inner.next(ctx) {
             // Wake up at the deadline at the latest, so that a run that is
             // waiting on a slow generator still ends on time.
-            Next::Pending(until) => {
-                Next::Pending(Some(until.map_or(deadline, |t| t.min(deadline))))
+            Emit::Pending(until) => {
+                Emit::Pending(Some(until.map_or(deadline, |t| t.min(deadline))))
             }
             other => other,
         }
@@ -158,14 +158,14 @@ pub fn rate<G: Generator>(ops_per_sec: f64, rng: ChaCha8Rng, inner: G) -> Stagge
 }
 
 impl<G: Generator> Generator for Stagger<G> {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         if let Some(t) = self.next_at {
             if ctx.time < t {
-                return Next::Pending(Some(t));
+                return Emit::Pending(Some(t));
             }
         }
         let n = self.inner.next(ctx);
-        if matches!(n, Next::Invoke(_)) && self.mean_ns > 0 {
+        if matches!(n, Emit::Invoke(_)) && self.mean_ns > 0 {
             // Schedule from the planned time, not from now, so wake-up
             // latency (tokio's timer ticks in whole milliseconds) does not
             // lower the rate: ops that fell due meanwhile go at once. But
@@ -205,16 +205,16 @@ pub fn seq(gens: Vec<Box<dyn Generator>>) -> Seq {
 }
 
 impl Generator for Seq {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         while let Some(g) = self.gens.front_mut() {
             match g.next(ctx) {
-                Next::Done => {
+                Emit::Done => {
                     self.gens.pop_front();
                 }
                 other => return other,
             }
         }
-        Next::Done
+        Emit::Done
     }
 
     fn update(&mut self, ctx: &Context, event: &Op) {
@@ -243,20 +243,20 @@ pub fn phases(gens: Vec<Box<dyn Generator>>) -> Phases {
 }
 
 impl Generator for Phases {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         loop {
             if self.draining {
                 if !ctx.all_idle() {
-                    return Next::Pending(None);
+                    return Emit::Pending(None);
                 }
                 self.draining = false;
                 self.gens.pop_front();
             }
             let Some(g) = self.gens.front_mut() else {
-                return Next::Done;
+                return Emit::Done;
             };
             match g.next(ctx) {
-                Next::Done => self.draining = true,
+                Emit::Done => self.draining = true,
                 other => return other,
             }
         }
@@ -286,11 +286,11 @@ pub fn mix(gens: Vec<(u32, Box<dyn Generator>)>, rng: ChaCha8Rng) -> Mix {
 }
 
 impl Generator for Mix {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         loop {
             let total: u64 = self.gens.iter().map(|(w, _)| u64::from(*w)).sum();
             if total == 0 {
-                return Next::Done;
+                return Emit::Done;
             }
             let mut pick = self.rng.random_range(0..total);
             let mut i = 0;
@@ -299,7 +299,7 @@ impl Generator for Mix {
                 i += 1;
             }
             match self.gens[i].1.next(ctx) {
-                Next::Done => {
+                Emit::Done => {
                     self.gens.remove(i);
                 }
                 other => return other,
@@ -329,7 +329,7 @@ pub fn any(gens: Vec<Box<dyn Generator>>) -> Any {
 }
 
 impl Generator for Any {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         // Pending children that name no time wait for a completion; the
         // answer is the earliest time any child named, so timed ones (a
         // nemesis schedule) stay on time.
@@ -338,15 +338,15 @@ impl Generator for Any {
         while i < self.gens.len() {
             let k = (self.cursor + i) % self.gens.len();
             match self.gens[k].next(ctx) {
-                Next::Invoke(op) => {
+                Emit::Invoke(op) => {
                     self.cursor = (k + 1) % self.gens.len();
-                    return Next::Invoke(op);
+                    return Emit::Invoke(op);
                 }
-                Next::Pending(t) => {
-                    until = Next::earliest(until, t);
+                Emit::Pending(t) => {
+                    until = Emit::earliest(until, t);
                     i += 1;
                 }
-                Next::Done => {
+                Emit::Done => {
                     // The next child slides into position k; keep asking
                     // the ones not yet asked (i stays).
                     self.gens.remove(k);
@@ -354,13 +354,13 @@ impl Generator for Any {
                         self.cursor -= 1;
                     }
                     if self.gens.is_empty() {
-                        return Next::Done;
+                        return Emit::Done;
                     }
                     self.cursor %= self.gens.len();
                 }
             }
         }
-        Next::Pending(until)
+        Emit::Pending(until)
     }
 
     fn update(&mut self, ctx: &Context, event: &Op) {
@@ -380,9 +380,9 @@ pub fn on_clients<G: Generator>(inner: G) -> OnClients<G> {
 }
 
 impl<G: Generator> Generator for OnClients<G> {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         if ctx.free_count() == 0 {
-            return Next::Pending(None);
+            return Emit::Pending(None);
         }
         self.0.next(ctx)
     }
@@ -404,15 +404,15 @@ pub fn on_nemesis<G: Generator>(inner: G) -> OnNemesis<G> {
 }
 
 impl<G: Generator> Generator for OnNemesis<G> {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         if !ctx.has_nemesis {
-            return Next::Done;
+            return Emit::Done;
         }
         if !ctx.nemesis_free {
-            return Next::Pending(None);
+            return Emit::Pending(None);
         }
         match self.0.next(ctx) {
-            Next::Invoke(op) => Next::Invoke(op.with_target(Target::Nemesis)),
+            Emit::Invoke(op) => Emit::Invoke(op.with_target(Target::Nemesis)),
             other => other,
         }
     }
@@ -444,7 +444,7 @@ where
 }
 
 impl Generator for EachWorker {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         if self.gens.is_empty() {
             self.gens = (0..ctx.workers()).map(|w| Some((self.make)(w))).collect();
         }
@@ -459,18 +459,18 @@ impl Generator for EachWorker {
                 continue;
             }
             match g.next(ctx) {
-                Next::Invoke(op) => return Next::Invoke(op.with_target(Target::Worker(w))),
-                Next::Pending(t) => {
+                Emit::Invoke(op) => return Emit::Invoke(op.with_target(Target::Worker(w))),
+                Emit::Pending(t) => {
                     live = true;
-                    until = Next::earliest(until, t);
+                    until = Emit::earliest(until, t);
                 }
-                Next::Done => self.gens[w] = None,
+                Emit::Done => self.gens[w] = None,
             }
         }
         if live {
-            Next::Pending(until)
+            Emit::Pending(until)
         } else {
-            Next::Done
+            Emit::Done
         }
     }
 

@@ -6,7 +6,7 @@
 //! in flight at once (`independent/concurrent-generator`). Each key's
 //! history is then small and is checked on its own.
 
-use super::{Context, Generator, Next};
+use super::{Context, Emit, Generator};
 use crate::history::{Op, OpType};
 use serde_json::Value;
 
@@ -83,7 +83,7 @@ impl Independent {
 }
 
 impl Generator for Independent {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         self.refill();
         let mut until = None;
         let mut asked = 0;
@@ -101,18 +101,18 @@ impl Generator for Independent {
                 continue;
             }
             match slot.gen.next(ctx) {
-                Next::Invoke(op) => {
+                Emit::Invoke(op) => {
                     slot.outstanding += 1;
                     let op = op.with_key(slot.key.clone());
                     self.cursor = i + 1;
-                    return Next::Invoke(op);
+                    return Emit::Invoke(op);
                 }
-                Next::Pending(t) => {
-                    until = Next::earliest(until, t);
+                Emit::Pending(t) => {
+                    until = Emit::earliest(until, t);
                     self.cursor = i + 1;
                     asked += 1;
                 }
-                Next::Done => {
+                Emit::Done => {
                     // Retire the key; its successor (if any) takes the slot
                     // and is asked next without counting as asked.
                     self.slots.swap_remove(i);
@@ -120,20 +120,20 @@ impl Generator for Independent {
                     if retired > 1024 {
                         // Many keys in a row with no operation at all: let
                         // the runner breathe rather than spin here.
-                        return Next::Pending(None);
+                        return Emit::Pending(None);
                     }
                     self.refill();
                     if self.slots.is_empty() {
-                        return Next::Done;
+                        return Emit::Done;
                     }
                     self.cursor = i;
                 }
             }
         }
         if self.slots.is_empty() {
-            Next::Done
+            Emit::Done
         } else {
-            Next::Pending(until)
+            Emit::Pending(until)
         }
     }
 

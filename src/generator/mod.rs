@@ -169,7 +169,7 @@ impl OpSpec {
 
 /// A generator's answer.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Next {
+pub enum Emit {
     /// Invoke this operation now.
     Invoke(OpSpec),
     /// Nothing to do yet: ask again at this time (ns since test start) or
@@ -180,7 +180,7 @@ pub enum Next {
     Done,
 }
 
-impl Next {
+impl Emit {
     /// The earlier of two pending answers (`None` means "no time limit").
     pub(crate) fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
         match (a, b) {
@@ -199,14 +199,14 @@ impl Next {
 /// react to results (per-key concurrency, phases, until-ok).
 pub trait Generator: Send {
     /// The next operation, `Pending` or `Done`.
-    fn next(&mut self, ctx: &Context) -> Next;
+    fn next(&mut self, ctx: &Context) -> Emit;
 
     /// Hears an event the runner has just recorded. The default ignores it.
     fn update(&mut self, _ctx: &Context, _event: &Op) {}
 }
 
 impl<G: Generator + ?Sized> Generator for Box<G> {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         (**self).next(ctx)
     }
 
@@ -226,7 +226,7 @@ pub fn simulate(gen: &mut dyn Generator, workers: usize, tick: u64, max_ops: usi
     let mut idle_rounds = 0;
     while out.len() < max_ops {
         match gen.next(&ctx) {
-            Next::Invoke(spec) => {
+            Emit::Invoke(spec) => {
                 idle_rounds = 0;
                 let w = match spec.target {
                     Target::Worker(w) => w,
@@ -246,7 +246,7 @@ pub fn simulate(gen: &mut dyn Generator, workers: usize, tick: u64, max_ops: usi
                 out.push(spec);
                 ctx.time += tick;
             }
-            Next::Pending(until) => {
+            Emit::Pending(until) => {
                 idle_rounds += 1;
                 if idle_rounds > 1_000_000 {
                     break;
@@ -256,7 +256,7 @@ pub fn simulate(gen: &mut dyn Generator, workers: usize, tick: u64, max_ops: usi
                     _ => ctx.time + tick.max(1),
                 };
             }
-            Next::Done => break,
+            Emit::Done => break,
         }
     }
     out

@@ -46,7 +46,7 @@ fn drive(
             continue;
         }
         match gen.next(&ctx) {
-            Next::Invoke(spec) => {
+            Emit::Invoke(spec) => {
                 let w = match spec.target {
                     Target::Worker(w) => w,
                     _ => ctx.free_workers().next().expect("a free worker"),
@@ -69,15 +69,15 @@ fn drive(
                     spec,
                 });
             }
-            Next::Pending(until) => {
-                let t = Next::earliest(until, next_completion);
+            Emit::Pending(until) => {
+                let t = Emit::earliest(until, next_completion);
                 match t {
                     Some(t) if t > ctx.time => ctx.time = t,
                     Some(_) => ctx.time += 1,
                     None => panic!("pending with nothing in flight and no time: would hang"),
                 }
             }
-            Next::Done => {
+            Emit::Done => {
                 if running.is_empty() {
                     break;
                 }
@@ -99,7 +99,7 @@ fn limit_and_once_count_invocations() {
     let mut g = once(repeat(read()));
     assert_eq!(drive(&mut g, 3, u64::MAX, |_| 10).len(), 1);
     let mut g = limit(0, repeat(read()));
-    assert_eq!(g.next(&Context::new(1, false)), Next::Done);
+    assert_eq!(g.next(&Context::new(1, false)), Emit::Done);
 }
 
 #[test]
@@ -110,11 +110,11 @@ fn time_limit_starts_when_first_asked_and_stops_on_time() {
     assert!(seen.iter().all(|s| s.time < 1_000));
 
     // A pending inner generator wakes the runner at the deadline.
-    let mut g = time_limit(500, from_fn(|_| Next::Pending(None)));
+    let mut g = time_limit(500, from_fn(|_| Emit::Pending(None)));
     let ctx = Context::new(1, false);
-    assert_eq!(g.next(&ctx), Next::Pending(Some(500)));
-    let mut g = time_limit(500, from_fn(|_| Next::Pending(Some(9_999))));
-    assert_eq!(g.next(&ctx), Next::Pending(Some(500)));
+    assert_eq!(g.next(&ctx), Emit::Pending(Some(500)));
+    let mut g = time_limit(500, from_fn(|_| Emit::Pending(Some(9_999))));
+    assert_eq!(g.next(&ctx), Emit::Pending(Some(500)));
 }
 
 #[test]
@@ -178,7 +178,7 @@ fn mix_follows_weights_and_skips_zero() {
     let mut counts: HashMap<String, u32> = HashMap::new();
     for _ in 0..40_000 {
         match m.next(&ctx) {
-            Next::Invoke(op) => *counts.entry(op.f).or_default() += 1,
+            Emit::Invoke(op) => *counts.entry(op.f).or_default() += 1,
             other => panic!("{other:?}"),
         }
     }
@@ -264,10 +264,10 @@ fn any_interleaves_and_ends_when_all_end() {
     assert_eq!(fs, ["a", "b", "a", "a"]);
     // The earliest named time wins among pending children.
     let mut g = super::any(vec![
-        Box::new(from_fn(|_| Next::Pending(None))),
-        Box::new(from_fn(|_| Next::Pending(Some(7)))),
+        Box::new(from_fn(|_| Emit::Pending(None))),
+        Box::new(from_fn(|_| Emit::Pending(Some(7)))),
     ]);
-    assert_eq!(g.next(&Context::new(1, false)), Next::Pending(Some(7)));
+    assert_eq!(g.next(&Context::new(1, false)), Emit::Pending(Some(7)));
 }
 
 #[test]
@@ -275,17 +275,17 @@ fn nemesis_ops_are_routed_and_held_while_it_is_busy() {
     let mut g = on_nemesis(repeat(OpSpec::new("start-partition", json!(null))));
     let mut ctx = Context::new(2, true);
     match g.next(&ctx) {
-        Next::Invoke(op) => assert_eq!(op.target, Target::Nemesis),
+        Emit::Invoke(op) => assert_eq!(op.target, Target::Nemesis),
         other => panic!("{other:?}"),
     }
     ctx.nemesis_free = false;
-    assert_eq!(g.next(&ctx), Next::Pending(None));
+    assert_eq!(g.next(&ctx), Emit::Pending(None));
     // Without a nemesis in the run, nemesis generators are simply done.
-    assert_eq!(g.next(&Context::new(2, false)), Next::Done);
+    assert_eq!(g.next(&Context::new(2, false)), Emit::Done);
     let mut c = on_clients(repeat(read()));
     ctx.set_free(0, false);
     ctx.set_free(1, false);
-    assert_eq!(c.next(&ctx), Next::Pending(None));
+    assert_eq!(c.next(&ctx), Emit::Pending(None));
 }
 
 #[test]
@@ -439,12 +439,12 @@ fn rate_holds_when_wake_ups_come_late() {
     let mut n = 0;
     loop {
         match g.next(&ctx) {
-            Next::Invoke(_) => n += 1,
-            Next::Pending(Some(t)) => {
+            Emit::Invoke(_) => n += 1,
+            Emit::Pending(Some(t)) => {
                 ctx.time = t.max(ctx.time + 1).div_ceil(1_000_000) * 1_000_000
             }
-            Next::Pending(None) => panic!("rate names a time"),
-            Next::Done => break,
+            Emit::Pending(None) => panic!("rate names a time"),
+            Emit::Done => break,
         }
     }
     assert!((3_800..=4_200).contains(&n), "{n} ops in 2 s at 2000/s");

@@ -6,7 +6,7 @@
 //! test's seed and a stream number with [`rng`], so that no generator's
 //! draws depend on another's, nor on timing.
 
-use super::{Context, Generator, Next, OpSpec};
+use super::{Context, Emit, Generator, OpSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -197,8 +197,8 @@ impl OpMix {
 }
 
 impl Generator for OpMix {
-    fn next(&mut self, _ctx: &Context) -> Next {
-        Next::Invoke(self.draw())
+    fn next(&mut self, _ctx: &Context) -> Emit {
+        Emit::Invoke(self.draw())
     }
 }
 
@@ -217,9 +217,9 @@ pub fn random_keys<G: Generator>(keys: Dist, rng: ChaCha8Rng, inner: G) -> Rando
 }
 
 impl<G: Generator> Generator for RandomKeys<G> {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         match self.inner.next(ctx) {
-            Next::Invoke(op) => Next::Invoke(op.with_key(json!(self.keys.sample(&mut self.rng)))),
+            Emit::Invoke(op) => Emit::Invoke(op.with_key(json!(self.keys.sample(&mut self.rng)))),
             other => other,
         }
     }

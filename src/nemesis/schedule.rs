@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::config::NemesisDef;
 use super::Fault;
-use crate::generator::{Context, Generator, Next, OpSpec, Target};
+use crate::generator::{Context, Emit, Generator, OpSpec, Target};
 
 /// The interval when neither the flag nor the files give one (Jepsen's).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -72,35 +72,35 @@ fn op(f: &Fault) -> OpSpec {
 }
 
 impl Generator for Schedule {
-    fn next(&mut self, ctx: &Context) -> Next {
+    fn next(&mut self, ctx: &Context) -> Emit {
         if !ctx.has_nemesis || self.defs.is_empty() {
-            return Next::Done;
+            return Emit::Done;
         }
         if !ctx.nemesis_free {
-            return Next::Pending(None);
+            return Emit::Pending(None);
         }
         let current = (self.next_def + self.defs.len() - 1) % self.defs.len();
         let Some(at) = self.next_at else {
             let at = ctx.time.saturating_add(self.interval_of(self.next_def));
             self.next_at = Some(at);
-            return Next::Pending(Some(at));
+            return Emit::Pending(Some(at));
         };
         if ctx.time < at {
-            return Next::Pending(Some(at));
+            return Emit::Pending(Some(at));
         }
         if let Some(stop) = self.active.take() {
             self.next_at = Some(ctx.time.saturating_add(self.interval_of(current)));
-            return Next::Invoke(op(&stop));
+            return Emit::Invoke(op(&stop));
         }
         let i = self.next_def;
         self.next_def = (i + 1) % self.defs.len();
         let def = &self.defs[i];
         let Some(start) = def.starts.choose(&mut self.rng).cloned() else {
-            return Next::Done;
+            return Emit::Done;
         };
         self.active = Some(def.stop());
         self.next_at = Some(ctx.time.saturating_add(self.interval_of(i)));
-        Next::Invoke(op(&start))
+        Emit::Invoke(op(&start))
     }
 }
 
@@ -114,10 +114,10 @@ mod tests {
         let mut out = Vec::new();
         while ctx.time <= until_ns {
             match s.next(&ctx) {
-                Next::Invoke(op) => out.push((ctx.time, op)),
-                Next::Pending(Some(t)) => ctx.time = t,
-                Next::Pending(None) => ctx.time += 1,
-                Next::Done => break,
+                Emit::Invoke(op) => out.push((ctx.time, op)),
+                Emit::Pending(Some(t)) => ctx.time = t,
+                Emit::Pending(None) => ctx.time += 1,
+                Emit::Done => break,
             }
         }
         out
@@ -174,9 +174,9 @@ mod tests {
         let mut s = mk(1);
         let mut ctx = Context::new(1, true);
         ctx.nemesis_free = false;
-        assert_eq!(s.next(&ctx), Next::Pending(None));
+        assert_eq!(s.next(&ctx), Emit::Pending(None));
         let ctx = Context::new(1, false);
-        assert_eq!(s.next(&ctx), Next::Done);
+        assert_eq!(s.next(&ctx), Emit::Done);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! JUnit XML for CI: one `<testsuite>` per run (or per checked file), one
-//! `<testcase>` per checker. An invalid or unknown verdict is a
-//! `<failure>` (type `invalid` / `unknown`) whose message is the checker's
-//! explanation sentence; a checker that could not run is an `<error>`.
+//! `<testcase>` per checker (and one named `run` when the run did not run
+//! to its end or nothing succeeded). An invalid, unknown or incomplete
+//! verdict is a `<failure>` (type `invalid` / `unknown` / `incomplete`)
+//! whose message is the explanation sentence; a checker that could not run
+//! is an `<error>`.
 
 use super::{esc, VerdictRow};
 
@@ -19,7 +21,7 @@ pub struct Suite {
 fn tally(cases: &[VerdictRow]) -> (usize, usize) {
     let failures = cases
         .iter()
-        .filter(|c| matches!(c.validity.as_str(), "invalid" | "unknown"))
+        .filter(|c| matches!(c.validity.as_str(), "invalid" | "unknown" | "incomplete"))
         .count();
     let errors = cases.iter().filter(|c| c.validity == "error").count();
     (failures, errors)
@@ -30,7 +32,7 @@ pub fn render(suites: &[Suite]) -> String {
     let all: Vec<&VerdictRow> = suites.iter().flat_map(|s| &s.cases).collect();
     let failures = all
         .iter()
-        .filter(|c| matches!(c.validity.as_str(), "invalid" | "unknown"))
+        .filter(|c| matches!(c.validity.as_str(), "invalid" | "unknown" | "incomplete"))
         .count();
     let errors = all.iter().filter(|c| c.validity == "error").count();
     let mut s = format!(

@@ -16,6 +16,7 @@ fn mark(v: &str) -> &'static str {
         "valid" => "✅",
         "invalid" => "❌",
         "unknown" => "❔",
+        "incomplete" => "⏹️",
         _ => "⚠️",
     }
 }

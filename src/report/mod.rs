@@ -208,7 +208,7 @@ pub(crate) fn head(title: &str, extra_css: &str) -> String {
 
 const BASE_CSS: &str = "body{font-family:system-ui,sans-serif;margin:1.2em;color:#222}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
-.valid{background:#d8f0dc}.invalid{background:#f8d4d4}.unknown{background:#fbeccb}.error{background:#eee}
+.valid{background:#d8f0dc}.invalid{background:#f8d4d4}.unknown{background:#fbeccb}.incomplete{background:#e9ecef}.error{background:#eee}
 code,pre{font-family:ui-monospace,monospace;font-size:90%}pre{white-space:pre-wrap}
 .muted{color:#777}";
 
@@ -217,7 +217,8 @@ code,pre{font-family:ui-monospace,monospace;font-size:90%}pre{white-space:pre-wr
 pub struct VerdictRow {
     /// The checker (`linearizable`, `txn`, ...), or a file for `check`.
     pub name: String,
-    /// `valid`, `invalid`, `unknown`, or `error` (the checker could not run).
+    /// `valid`, `invalid`, `unknown`, `incomplete` (the run did not run to
+    /// its end), or `error` (the checker could not run).
     pub validity: String,
     /// One sentence: the counterexample's explanation, the anomaly, the
     /// reason for unknown, or a count for valid.
@@ -226,27 +227,44 @@ pub struct VerdictRow {
 
 /// The verdict of each checker of a `results.json` value.
 pub fn verdicts(results: &Value) -> Vec<VerdictRow> {
+    // The run's own verdict first, when it says why the checkers' cannot
+    // stand: it did not run to its end, or no operation succeeded.
+    let mut out: Vec<VerdictRow> = [
+        ("incomplete", "incomplete_reason"),
+        ("unknown", "unknown_reason"),
+    ]
+    .iter()
+    .filter_map(|(validity, key)| {
+        results
+            .get(*key)
+            .and_then(Value::as_str)
+            .map(|why| VerdictRow {
+                name: "run".to_string(),
+                validity: validity.to_string(),
+                sentence: why.to_string(),
+            })
+    })
+    .take(1)
+    .collect();
     let Some(checkers) = results.get("checkers").and_then(Value::as_object) else {
-        return Vec::new();
+        return out;
     };
-    checkers
-        .iter()
-        .map(|(name, d)| {
-            let validity = if d.get("error").is_some() {
-                "error".to_string()
-            } else {
-                d.get("valid")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown")
-                    .to_string()
-            };
-            VerdictRow {
-                name: name.clone(),
-                validity,
-                sentence: sentence(d),
-            }
-        })
-        .collect()
+    out.extend(checkers.iter().map(|(name, d)| {
+        let validity = if d.get("error").is_some() {
+            "error".to_string()
+        } else {
+            d.get("valid")
+                .and_then(Value::as_str)
+                .unwrap_or("unknown")
+                .to_string()
+        };
+        VerdictRow {
+            name: name.clone(),
+            validity,
+            sentence: sentence(d),
+        }
+    }));
+    out
 }
 
 /// The sentence that explains one checker's details.

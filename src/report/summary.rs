@@ -3,7 +3,7 @@
 //! links to every other artifact and file of the run, the configuration,
 //! and any artifact that failed to render.
 //!
-//! Stable hooks: `#verdict` (class and text valid/invalid/unknown),
+//! Stable hooks: `#verdict` (class and text valid/invalid/unknown/incomplete),
 //! `#verdicts` (a row per checker, `tr[data-checker]`), `#counts`,
 //! `#plots`, `#links`, `#config`, `#render-problems` (present only when
 //! something failed to render).

@@ -565,3 +565,38 @@ fn markdown_summary_has_a_row_per_checker() {
         "{md}"
     );
 }
+
+/// An incomplete run shows as a `run` verdict with its reason in
+/// report.html's table, as a JUnit failure of type `incomplete`, and as a
+/// Markdown row.
+#[test]
+fn an_incomplete_run_says_why_everywhere() {
+    let h = invalid_register();
+    let mut results = linear_results(&h);
+    results["valid"] = json!("incomplete");
+    results["incomplete_reason"] = json!("interrupted (SIGINT or SIGTERM) 1.0 s into the run");
+    let cases = verdicts(&results);
+    assert_eq!(
+        cases[0],
+        VerdictRow {
+            name: "run".into(),
+            validity: "incomplete".into(),
+            sentence: "interrupted (SIGINT or SIGTERM) 1.0 s into the run".into(),
+        }
+    );
+    let xml = junit::render(&[junit::Suite {
+        name: "reg".into(),
+        cases: cases.clone(),
+        seconds: None,
+    }]);
+    assert!(
+        xml.contains("<failure message=\"interrupted (SIGINT or SIGTERM) 1.0 s into the run\" type=\"incomplete\">"),
+        "{xml}"
+    );
+    let md = markdown::render("reg", "incomplete", &cases, None);
+    assert!(md.contains("**incomplete**"), "{md}");
+    assert!(
+        md.contains("| run | ⏹️ incomplete | interrupted (SIGINT or SIGTERM) 1.0 s into the run |"),
+        "{md}"
+    );
+}

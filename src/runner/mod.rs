@@ -17,35 +17,22 @@
 //! an `info` process may still be acting, so it must never invoke again),
 //! and reopens its client.
 //!
-//! The full lifecycle of a test (cluster, db, nemesis set-up, final phase,
-//! checkers) lives above this, in the `run` command.
+//! The full lifecycle of a test (db, nemesis set-up, final phase, cleanup,
+//! checkers) is in `test.rs`; it prints nothing, but tells its caller how
+//! it goes through [`events::RunEvent`]s (the command line draws them). The
+//! [`Recorder`] is the one writer of `history.jsonl`: [`drive_workers`]
+//! leaves it open so the lifecycle records the final heal through it too.
 
+pub mod events;
 pub mod recorder;
 pub mod spec;
 mod system;
 pub mod test;
 
-/// Where `tracing` output goes besides stderr: a run's `faultline.log`, set
-/// once the run's folder exists.
-pub static LOG_FILE: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
-
-/// Sends log lines to `path` from now on (besides stderr).
-pub fn attach_log_file(path: &std::path::Path) {
-    if let Ok(f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
-        if let Ok(mut g) = LOG_FILE.lock() {
-            *g = Some(f);
-        }
-    }
-}
-
 pub use recorder::{Counts, Progress, Recorder, FLUSH_EVERY};
 
 use crate::client::{Client, ClientFactory, Completion, Invocation, Status};
-use crate::generator::{Context, Generator, Next, OpSpec, Target};
+use crate::generator::{Context, Emit, Generator, OpSpec, Target};
 use crate::history::{History, Op, OpType, Process};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,13 +145,31 @@ struct Done {
 ///
 /// Must be called inside a tokio runtime.
 pub async fn run_workers(
-    mut gen: Box<dyn Generator>,
+    gen: Box<dyn Generator>,
     clients: ClientFactory,
     nemesis: Option<Box<dyn Client>>,
     cfg: &WorkerConfig,
     mut recorder: Recorder,
     stop: Stop,
 ) -> Result<History, RunError> {
+    let ran = drive_workers(gen, clients, nemesis, cfg, &mut recorder, stop).await;
+    let history = recorder.finish()?;
+    ran.map(|()| history)
+}
+
+/// [`run_workers`], leaving `recorder` open: the caller records what
+/// happens after the workers stop (the final heal) through the same
+/// recorder, the one writer of the history, and then finishes it.
+///
+/// Must be called inside a tokio runtime.
+pub async fn drive_workers(
+    mut gen: Box<dyn Generator>,
+    clients: ClientFactory,
+    nemesis: Option<Box<dyn Client>>,
+    cfg: &WorkerConfig,
+    recorder: &mut Recorder,
+    stop: Stop,
+) -> Result<(), RunError> {
     let n = cfg.concurrency;
     if n == 0 {
         return Err(RunError::Config("concurrency must be at least 1".into()));
@@ -250,7 +255,7 @@ pub async fn run_workers(
         // Take every completion already waiting, without blocking.
         while let Ok(d) = done_rx.try_recv() {
             in_flight -= 1;
-            if let Err(e) = complete(d, &mut ctx, &mut gen, &mut recorder, &mut processes) {
+            if let Err(e) = complete(d, &mut ctx, &mut gen, recorder, &mut processes) {
                 failure.get_or_insert(RunError::Io(e));
             }
         }
@@ -271,14 +276,14 @@ pub async fn run_workers(
                 None => {
                     ctx.time = recorder.now();
                     match gen.next(&ctx) {
-                        Next::Invoke(s) => Some(s),
-                        Next::Pending(until) => {
+                        Emit::Invoke(s) => Some(s),
+                        Emit::Pending(until) => {
                             // With nothing named, wait for a completion; the
                             // poll below covers the case of none in flight.
-                            wake = until.map(|t| instant_at(&recorder, t));
+                            wake = until.map(|t| instant_at(recorder, t));
                             None
                         }
-                        Next::Done => {
+                        Emit::Done => {
                             gen_done = true;
                             continue;
                         }
@@ -362,7 +367,7 @@ pub async fn run_workers(
                                 completion,
                             };
                             if let Err(e) =
-                                complete(d, &mut ctx, &mut gen, &mut recorder, &mut processes)
+                                complete(d, &mut ctx, &mut gen, recorder, &mut processes)
                             {
                                 failure.get_or_insert(RunError::Io(e));
                             }
@@ -400,7 +405,7 @@ pub async fn run_workers(
             d = done_rx.recv() => match d {
                 Some(d) => {
                     in_flight -= 1;
-                    if let Err(e) = complete(d, &mut ctx, &mut gen, &mut recorder, &mut processes) {
+                    if let Err(e) = complete(d, &mut ctx, &mut gen, recorder, &mut processes) {
                         failure.get_or_insert(RunError::Io(e));
                     }
                 }
@@ -430,10 +435,9 @@ pub async fn run_workers(
             }
         }
     }
-    let history = recorder.finish()?;
     match failure {
         Some(e) => Err(e),
-        None => Ok(history),
+        None => Ok(()),
     }
 }
 

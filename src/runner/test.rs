@@ -8,48 +8,54 @@
 //! down (unless asked to leave it running); the history is on disk as it
 //! was recorded.
 
+use super::events::{EventSink, RunEvent};
 use super::system::{check_db_workload, file_db, version_of, System};
-use super::{run_workers, Recorder, RunError, Stop, WorkerConfig};
+use super::{drive_workers, Recorder, RunError, Stop, WorkerConfig};
 use crate::check::registry::{check_all, CheckContext};
 use crate::check::Validity;
 use crate::cluster::Cluster;
 use crate::db;
 use crate::generator::{
-    self, any, on_clients, on_nemesis, phases, rate, time_limit, Generator, Next, OpSpec, Target,
+    self, any, on_clients, on_nemesis, phases, rate, time_limit, Emit, Generator, OpSpec, Target,
 };
-use crate::history::{History, Op};
+use crate::history::{History, Op, OpType};
 use crate::nemesis::{self, config, schedule::Schedule, Fault, Nemeses, Nemesis, NemesisClient};
-use crate::store::RunDir;
+use crate::store::{RunDir, END_MARKER};
 use crate::workload::Workload;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use super::spec::{Dirs, TestSpec};
 
+/// How often the lifecycle reports counts and active faults while the
+/// workers run.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
 /// What a test ended with.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct TestOutcome {
     /// The verdict over every checker.
     pub validity: Validity,
     /// The run's folder.
     pub dir: PathBuf,
     /// A line per checker, for the terminal.
     pub summary: Vec<String>,
-    /// True when the run was cut short (Ctrl-C, SIGTERM).
+    /// True when the run did not run to its end (Ctrl-C, SIGTERM, a failed
+    /// set-up); `summary` says why.
     pub interrupted: bool,
 }
 
-/// Runs one test on `cluster`, writing everything under `dirs.results`.
+/// Runs one test on `cluster`, writing everything under `dirs.results`,
+/// telling `events` how it goes.
 pub async fn run_test(
     spec: TestSpec,
     cluster: Cluster,
     dirs: &Dirs,
     stop: Stop,
-    show_progress: bool,
-) -> anyhow::Result<Outcome> {
+    events: EventSink,
+) -> anyhow::Result<TestOutcome> {
     use anyhow::Context as _;
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     let seed = spec.seed.unwrap_or_else(|| {
@@ -66,7 +72,9 @@ pub async fn run_test(
         &spec.test_name(),
         std::time::SystemTime::now(),
     )?;
-    super::attach_log_file(&run_dir.log());
+    events(RunEvent::Created {
+        dir: run_dir.path.as_path().to_path_buf(),
+    });
     tracing::info!(dir = %run_dir.path.as_path().display(), seed, "test starting");
     let mut test_json = serde_json::to_value(&spec)?;
     test_json["seed"] = json!(seed);
@@ -96,12 +104,16 @@ pub async fn run_test(
         System::File(f, _) => f.spec().health_timeout,
         _ => Duration::from_secs(60),
     };
-    eprintln!(
-        "setting up {} on {} nodes...",
-        db.name(),
-        cluster.nodes().len()
-    );
-    {
+    if stop.is_stopped() {
+        // A signal before anything was touched: nothing to clean up.
+        let why = "interrupted (SIGINT or SIGTERM) before the db set-up".to_string();
+        return finish_incomplete(&run_dir, &mut test_json, why);
+    }
+    events(RunEvent::SettingUp {
+        db: db.name().to_string(),
+        nodes: cluster.nodes().len(),
+    });
+    let set_up = {
         let (db, cluster) = (db.clone(), cluster.clone());
         let leave = spec.leave_db_running;
         tokio::task::spawn_blocking(move || {
@@ -115,7 +127,13 @@ pub async fn run_test(
             set_up
         })
         .await
-        .context("db set-up task")??;
+        .context("db set-up task")?
+    };
+    if let Err(e) = set_up {
+        // Nothing ran: an empty history, and a verdict that says why.
+        tracing::error!("db set-up failed: {e}");
+        let why = format!("the db set-up failed: {e}");
+        return finish_incomplete(&run_dir, &mut test_json, why);
     }
     if let Ok(v) = version_of(&cluster, &target) {
         test_json["db_version"] = json!(v);
@@ -135,21 +153,29 @@ pub async fn run_test(
         },
     ));
     let started = Instant::now();
-    let ran = run_phase(
-        &spec,
-        seed,
-        &workload,
-        &defs,
-        &cluster,
-        &target,
-        nemeses.clone(),
-        &run_dir,
-        stop.clone(),
-        show_progress,
-        started,
-    )
-    .await;
-    let interrupted = stop.is_stopped() && ran.as_ref().map(|h| !h.1).unwrap_or(true);
+    // The one writer of history.jsonl, from the first worker event to the
+    // final heal.
+    let mut recorder = Recorder::create(&run_dir.history(), started)
+        .with_context(|| format!("creating {}", run_dir.history().display()))?;
+    // A signal during the db set-up: no workers at all.
+    let ended = if stop.is_stopped() {
+        Ok(Ended::Interrupted)
+    } else {
+        run_phase(
+            &spec,
+            seed,
+            &workload,
+            &defs,
+            &cluster,
+            &target,
+            nemeses.clone(),
+            &mut recorder,
+            &run_dir,
+            stop.clone(),
+            &events,
+        )
+        .await
+    };
 
     // Cleanup: heal, logs, teardown.
     let heal = {
@@ -158,20 +184,32 @@ pub async fn run_test(
     };
     // The generator's final phase healed already when the run ended
     // normally; otherwise this heal belongs in the history.
-    let record_heal = interrupted || ran.is_err();
+    let record_heal = !matches!(ended, Ok(Ended::Complete));
+    let mut write_error: Option<std::io::Error> = None;
+    let mut record = |ops: &[Op]| {
+        for op in ops {
+            if let Err(e) = recorder.record(op.clone()) {
+                write_error.get_or_insert(e);
+                return;
+            }
+        }
+    };
     match &heal {
         Ok((ops, Ok(_))) => {
             if record_heal {
-                append_ops(&run_dir.history(), ops, started);
+                record(ops);
             }
         }
         Ok((ops, Err(e))) => {
-            append_ops(&run_dir.history(), ops, started);
+            record(ops);
             tracing::error!("healing failed: {e}");
-            eprintln!("warning: healing failed: {e}; run `faultline heal` to retry");
+            events(RunEvent::Warning(format!(
+                "healing failed: {e}; run `faultline heal` to retry"
+            )));
         }
         Err(e) => tracing::error!("heal task: {e}"),
     }
+    let finished = recorder.finish();
     {
         let (db, cluster, dest) = (
             db.clone(),
@@ -188,15 +226,33 @@ pub async fn run_test(
     }
     if !spec.leave_db_running {
         let (db, cluster) = (db.clone(), cluster.clone());
-        match tokio::task::spawn_blocking(move || db::teardown(db.as_ref(), &cluster)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("warning: db teardown: {e}"),
-            Err(e) => eprintln!("warning: db teardown: {e}"),
+        let torn =
+            match tokio::task::spawn_blocking(move || db::teardown(db.as_ref(), &cluster)).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+        if let Err(e) = torn {
+            events(RunEvent::Warning(format!("db teardown: {e}")));
         }
     }
 
-    let (history, _) = ran?;
-    let history = read_back(&run_dir.history()).unwrap_or(history);
+    // A history that could not be written is no history to judge.
+    let ended = ended.map_err(|e| anyhow::anyhow!("writing the history: {e}"))?;
+    if let Some(e) = write_error {
+        return Err(anyhow::anyhow!("writing the history: {e}"));
+    }
+    let history = finished.context("writing the history")?;
+    let incomplete = match ended {
+        Ended::Complete => None,
+        Ended::Interrupted if history.ops.iter().any(|o| o.is_client()) => Some(format!(
+            "interrupted (SIGINT or SIGTERM) {:.1} s into the run: the history is partial",
+            started.elapsed().as_secs_f64()
+        )),
+        Ended::Interrupted => {
+            Some("interrupted (SIGINT or SIGTERM) before any operation ran".to_string())
+        }
+        Ended::Failed(why) => Some(why),
+    };
     let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
     let ctx = CheckContext {
         linearizable_reads: spec.read_mode == "linearizable",
@@ -205,20 +261,63 @@ pub async fn run_test(
         classic: workload.classic_options(),
         ..CheckContext::new(Some(workload.model.clone()), crate::host::memory_limit())
     };
-    let (validity, results, summary) = check_all(&history, &workload.checkers, &ctx);
-    let mut results = results;
-    results["interrupted"] = json!(interrupted);
+    let (validity, mut results, mut summary) = check_all(&history, &workload.checkers, &ctx);
+    mark_end(&mut test_json, incomplete.as_deref());
+    run_dir.write_test(&test_json)?;
+    let validity = settle(validity, &mut results, &history, incomplete.as_deref());
+    summary.extend(verdict_notes(&results));
     run_dir.write_results(&results)?;
-    Ok(Outcome {
+    Ok(TestOutcome {
         validity,
         dir: run_dir.path.as_path().to_path_buf(),
         summary,
-        interrupted,
+        interrupted: incomplete.is_some(),
     })
 }
 
-/// The workers and the nemesis under the generator; returns the history and
-/// whether the main phase ran to its end.
+/// Ends a run that never got to its workers: an empty history, and the
+/// end marker and the results say why; the verdict is incomplete.
+fn finish_incomplete(
+    run_dir: &RunDir,
+    test_json: &mut Value,
+    why: String,
+) -> anyhow::Result<TestOutcome> {
+    use anyhow::Context as _;
+    Recorder::create(&run_dir.history(), Instant::now())
+        .and_then(Recorder::finish)
+        .with_context(|| format!("creating {}", run_dir.history().display()))?;
+    mark_end(test_json, Some(&why));
+    run_dir.write_test(test_json)?;
+    let mut results = json!({"checkers": {}});
+    let validity = settle(
+        Validity::Valid,
+        &mut results,
+        &History::default(),
+        Some(&why),
+    );
+    run_dir.write_results(&results)?;
+    Ok(TestOutcome {
+        validity,
+        dir: run_dir.path.as_path().to_path_buf(),
+        summary: verdict_notes(&results),
+        interrupted: true,
+    })
+}
+
+/// How the workers' phase ended.
+enum Ended {
+    /// The generator ran to its end.
+    Complete,
+    /// A signal stopped it (or came before it began).
+    Interrupted,
+    /// It could not begin or go on (nemesis set-up, clients, a dead
+    /// worker); says why.
+    Failed(String),
+}
+
+/// The workers and the nemesis under the generator, recording through
+/// `recorder`; says how that ended. The error is a history that could not
+/// be written.
 #[allow(clippy::too_many_arguments)]
 async fn run_phase(
     spec: &TestSpec,
@@ -228,19 +327,25 @@ async fn run_phase(
     cluster: &Cluster,
     target: &System,
     nemeses: Arc<Nemeses>,
+    recorder: &mut Recorder,
     run_dir: &RunDir,
     stop: Stop,
-    show_progress: bool,
-    start: Instant,
-) -> anyhow::Result<(History, bool)> {
-    {
+    events: &EventSink,
+) -> std::io::Result<Ended> {
+    let set_up = {
         let n = nemeses.clone();
-        tokio::task::spawn_blocking(move || n.setup()).await??;
+        tokio::task::spawn_blocking(move || n.setup()).await
+    };
+    match set_up {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Ok(Ended::Failed(format!("the nemesis set-up failed: {e}"))),
+        Err(e) => return Ok(Ended::Failed(format!("the nemesis set-up task: {e}"))),
     }
-    let factory = target.client_factory(spec, workload, cluster)?;
+    let factory = match target.client_factory(spec, workload, cluster) {
+        Ok(f) => f,
+        Err(e) => return Ok(Ended::Failed(format!("the clients cannot be made: {e}"))),
+    };
     let gen = build_generator(spec, seed, workload, defs);
-    let recorder = Recorder::create(&run_dir.history(), start)?;
-    let progress = recorder.progress();
     let mut cfg = WorkerConfig::new(
         spec.concurrency,
         cluster
@@ -252,42 +357,33 @@ async fn run_phase(
     cfg.op_timeout = Duration::from_secs_f64(spec.op_timeout);
     let nemesis_client: Box<dyn crate::client::Client> =
         Box::new(NemesisClient::new(nemeses.clone() as Arc<dyn Nemesis>));
-    let ticker = show_progress.then(|| {
-        let progress = progress.clone();
+    events(RunEvent::Running {
+        workload: workload.name.clone(),
+        time_limit: spec.time_limit,
+        concurrency: spec.concurrency,
+        rate: spec.rate,
+        nemeses: spec.nemesis.clone(),
+        seed,
+        history: run_dir.history(),
+    });
+    let ticker = {
+        let progress = recorder.progress();
         let record = nemeses.record_path().map(Path::to_path_buf);
+        let events = events.clone();
+        // The recorder's clock: progress times match the history's.
+        let start = Instant::now() - Duration::from_nanos(recorder.now());
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let faults = record
-                    .as_ref()
-                    .map(|p| active_faults(p))
-                    .unwrap_or_default();
-                eprint!(
-                    "\r\x1b[2K{:>6.1}s  {}  faults: {}",
-                    start.elapsed().as_secs_f64(),
-                    progress.counts().line(),
-                    faults
-                );
-                let _ = std::io::stderr().flush();
+                tokio::time::sleep(PROGRESS_EVERY).await;
+                events(RunEvent::Progress {
+                    elapsed: start.elapsed(),
+                    counts: progress.counts(),
+                    faults: record.as_deref().map(active_faults).unwrap_or_default(),
+                });
             }
         })
-    });
-    eprintln!(
-        "running {} for {} s: {} workers, {}, nemesis {} (seed {seed}); history in {}",
-        workload.name,
-        spec.time_limit,
-        spec.concurrency,
-        spec.rate
-            .map(|r| format!("{r} ops/s"))
-            .unwrap_or_else(|| "no rate limit".into()),
-        if spec.nemesis.is_empty() {
-            "none".to_string()
-        } else {
-            spec.nemesis.join(",")
-        },
-        run_dir.history().display()
-    );
-    let result = run_workers(
+    };
+    let result = drive_workers(
         gen,
         factory,
         Some(nemesis_client),
@@ -296,16 +392,78 @@ async fn run_phase(
         stop.clone(),
     )
     .await;
-    if let Some(t) = ticker {
-        t.abort();
-        eprintln!();
-    }
-    let completed = !stop.is_stopped();
+    ticker.abort();
+    events(RunEvent::Stopped);
     match result {
-        Ok(h) => Ok((h, completed)),
-        Err(RunError::Io(e)) => Err(anyhow::anyhow!("writing the history: {e}")),
-        Err(e) => Err(anyhow::anyhow!("{e}")),
+        Ok(()) if stop.is_stopped() => Ok(Ended::Interrupted),
+        Ok(()) => Ok(Ended::Complete),
+        Err(RunError::Io(e)) => Err(e),
+        Err(e) => Ok(Ended::Failed(format!("the run stopped early: {e}"))),
     }
+}
+
+/// Writes the run's end marker into its test.json: `"end": {"complete":
+/// true}` once the history is whole, or `{"complete": false, "reason":
+/// ...}`. A run whose test.json has no end marker never got there (its
+/// controller was killed), and `faultline analyze` calls it incomplete.
+fn mark_end(test_json: &mut Value, incomplete: Option<&str>) {
+    test_json[END_MARKER] = match incomplete {
+        None => json!({"complete": true}),
+        Some(why) => json!({"complete": false, "reason": why}),
+    };
+}
+
+/// The verdict of a run, from its checkers' `validity` and `results`: a run
+/// that did not run to its end (`incomplete`, with the reason) is
+/// incomplete, unless a checker found it invalid (an anomaly found stays
+/// found); a run in which no operation succeeded vouches for nothing and is
+/// at best unknown. Writes the verdict and the reasons into `results`
+/// (`valid`, `interrupted`, `incomplete_reason`, `unknown_reason`).
+pub fn settle(
+    validity: Validity,
+    results: &mut Value,
+    history: &History,
+    incomplete: Option<&str>,
+) -> Validity {
+    let mut validity = validity;
+    let client_ops = history.ops.iter().filter(|o| o.is_client()).count();
+    let succeeded = history
+        .ops
+        .iter()
+        .any(|o| o.is_client() && o.kind == OpType::Ok);
+    if !succeeded {
+        validity = validity.merge(Validity::Unknown);
+        results["unknown_reason"] = json!(if client_ops == 0 {
+            "no operation ran: nothing to vouch for".to_string()
+        } else {
+            format!(
+                "no operation succeeded ({} invoked): nothing to vouch for",
+                client_ops.div_ceil(2)
+            )
+        });
+    }
+    if let Some(why) = incomplete {
+        validity = validity.merge(Validity::Incomplete);
+        results["incomplete_reason"] = json!(why);
+    }
+    results["interrupted"] = json!(incomplete.is_some());
+    results["valid"] = json!(validity);
+    validity
+}
+
+/// A line for each reason `settle` gave, for the terminal.
+pub fn verdict_notes(results: &Value) -> Vec<String> {
+    [
+        ("incomplete", "incomplete_reason"),
+        ("unknown", "unknown_reason"),
+    ]
+    .iter()
+    .filter_map(|(what, key)| {
+        results[key]
+            .as_str()
+            .map(|why| format!("run: {what}: {why}"))
+    })
+    .collect()
 }
 
 /// main (rate, time limit) ∥ nemesis schedule → stop every fault → wait
@@ -352,9 +510,9 @@ fn sleep(d: Duration) -> impl Generator {
     generator::from_fn(move |ctx| {
         let end = *until.get_or_insert(ctx.time + d.as_nanos() as u64);
         if ctx.time >= end {
-            Next::Done
+            Emit::Done
         } else {
-            Next::Pending(Some(end))
+            Emit::Pending(Some(end))
         }
     })
 }
@@ -381,52 +539,21 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The active faults, from the nemesis record, in a few words.
-fn active_faults(record: &Path) -> String {
+/// The kinds of fault active now, from the nemesis record (empty when
+/// none, or when the record cannot be read: it is being rewritten).
+fn active_faults(record: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(record) else {
-        return "none".into();
+        return Vec::new();
     };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else {
-        return "?".into();
+    let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&text) else {
+        return Vec::new();
     };
-    let mut names = Vec::new();
-    if let Some(o) = v.as_object() {
-        for (k, val) in o {
-            let empty = val.is_null()
+    o.into_iter()
+        .filter(|(_, val)| {
+            !(val.is_null()
                 || val.as_array().is_some_and(|a| a.is_empty())
-                || val.as_object().is_some_and(|a| a.is_empty());
-            if !empty {
-                names.push(k.clone());
-            }
-        }
-    }
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(",")
-    }
-}
-
-/// Appends nemesis ops recorded after the workers stopped (the final heal)
-/// to the history file, continuing its numbering.
-fn append_ops(path: &Path, ops: &[Op], start: Instant) {
-    let n = std::fs::read_to_string(path)
-        .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
-        .unwrap_or(0);
-    let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) else {
-        return;
-    };
-    for (i, op) in ops.iter().enumerate() {
-        let mut op = op.clone();
-        op.index = (n + i) as u64;
-        op.time = Some(start.elapsed().as_nanos() as u64);
-        if let Ok(line) = serde_json::to_string(&op) {
-            let _ = writeln!(f, "{line}");
-        }
-    }
-    let _ = f.sync_all();
-}
-
-fn read_back(path: &Path) -> Option<History> {
-    crate::history::read_path(path, Some(crate::history::Format::Jsonl)).ok()
+                || val.as_object().is_some_and(|a| a.is_empty()))
+        })
+        .map(|(k, _)| k)
+        .collect()
 }

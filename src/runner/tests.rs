@@ -210,11 +210,11 @@ async fn events_reach_the_file_within_a_few_ms_while_the_run_waits() {
     let gen = Box::new(from_fn(move |ctx| {
         n += 1;
         if n <= 10 {
-            generator::Next::Invoke(OpSpec::new("write", json!(n)))
+            generator::Emit::Invoke(OpSpec::new("write", json!(n)))
         } else if ctx.time < 600_000_000_000 {
-            generator::Next::Pending(Some(600_000_000_000))
+            generator::Emit::Pending(Some(600_000_000_000))
         } else {
-            generator::Next::Done
+            generator::Emit::Done
         }
     }));
     let stop = Stop::new();
@@ -390,12 +390,12 @@ async fn at_low_load_operations_still_reach_every_worker_and_node() {
     let mut left = 30;
     let gen = Box::new(from_fn(move |ctx| {
         if left == 0 {
-            generator::Next::Done
+            generator::Emit::Done
         } else if ctx.free_count() < ctx.workers() {
-            generator::Next::Pending(None)
+            generator::Emit::Pending(None)
         } else {
             left -= 1;
-            generator::Next::Invoke(OpSpec::new("read", json!(null)))
+            generator::Emit::Invoke(OpSpec::new("read", json!(null)))
         }
     }));
     let factory: ClientFactory = Box::new(|_| Box::new(NoopClient));
@@ -415,4 +415,142 @@ async fn at_low_load_operations_still_reach_every_worker_and_node() {
     }
     assert_eq!(per_process.len(), 5, "{per_process:?}");
     assert!(per_process.values().all(|n| *n == 6), "{per_process:?}");
+}
+
+/// What the lifecycle records after the workers stop (the final heal) goes
+/// through the same recorder: numbered and timed after the workers' events,
+/// in the same file, with no second writer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_after_the_workers_continue_the_same_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("history.jsonl");
+    let mut rec = Recorder::create(&path, Instant::now()).expect("recorder");
+    let db = MemoryDb::registers();
+    let factory: ClientFactory = Box::new(move |_| Box::new(db.client()));
+    let gen = Box::new(limit(50, register_mix(3)));
+    drive_workers(gen, factory, None, &cfg(2), &mut rec, Stop::new())
+        .await
+        .expect("run");
+    let (heal, _) = crate::nemesis::heal_all(&NoFaults);
+    for op in heal {
+        rec.record(op).expect("record the heal");
+    }
+    let h = rec.finish().expect("finish");
+    assert_eq!(h.len(), 102);
+    assert_well_formed(&h);
+    assert_eq!(h.ops[100].f, "heal");
+    let on_disk =
+        crate::history::read_path(&path, Some(crate::history::Format::Jsonl)).expect("read back");
+    assert_eq!(
+        on_disk.ops, h.ops,
+        "the file holds exactly what was recorded"
+    );
+}
+
+/// A history that cannot be written is an error, not a silent loss.
+#[test]
+fn a_history_write_error_is_an_error() {
+    let mut rec = Recorder::create(std::path::Path::new("/dev/full"), Instant::now())
+        .expect("/dev/full opens");
+    let (heal, _) = crate::nemesis::heal_all(&NoFaults);
+    let recorded: std::io::Result<()> = heal
+        .into_iter()
+        .try_for_each(|op| rec.record(op).map(|_| ()));
+    let finished = recorded.and_then(|()| rec.finish().map(|_| ()));
+    let e = finished.expect_err("writing to a full disk fails");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+}
+
+/// A nemesis with nothing to heal.
+#[derive(Debug)]
+struct NoFaults;
+
+impl crate::nemesis::Nemesis for NoFaults {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn handles(&self, _: &crate::nemesis::Fault) -> bool {
+        false
+    }
+    fn invoke(
+        &self,
+        _: &crate::nemesis::Fault,
+    ) -> Result<serde_json::Value, crate::nemesis::NemesisError> {
+        Ok(serde_json::Value::Null)
+    }
+    fn heal(&self) -> Result<serde_json::Value, crate::nemesis::NemesisError> {
+        Ok(json!({}))
+    }
+}
+
+fn history_of(kinds: &[OpType]) -> History {
+    let ops = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| Op::new(i as u64, Process::Client(0), *k, "read", json!(null)))
+        .collect();
+    History {
+        ops,
+        ..History::default()
+    }
+}
+
+/// An interrupted run is incomplete whatever its checkers said — unless
+/// they found an anomaly, which stays found — and results.json says why.
+#[test]
+fn an_interrupted_run_is_incomplete_unless_invalid() {
+    use crate::check::Validity;
+    use crate::runner::test::settle;
+    let h = history_of(&[OpType::Invoke, OpType::Ok]);
+    let why = "interrupted (SIGINT or SIGTERM) 3.0 s into the run: the history is partial";
+    for (checkers, run) in [
+        (Validity::Valid, Validity::Incomplete),
+        (Validity::Unknown, Validity::Incomplete),
+        (Validity::Invalid, Validity::Invalid),
+    ] {
+        let mut results = json!({"valid": checkers, "checkers": {}});
+        assert_eq!(settle(checkers, &mut results, &h, Some(why)), run);
+        assert_eq!(results["valid"], json!(run.as_str()));
+        assert_eq!(results["interrupted"], json!(true));
+        assert_eq!(results["incomplete_reason"], json!(why));
+    }
+    let mut results = json!({"valid": "valid", "checkers": {}});
+    assert_eq!(
+        settle(Validity::Valid, &mut results, &h, None),
+        Validity::Valid
+    );
+    assert_eq!(results["interrupted"], json!(false));
+    assert!(results.get("incomplete_reason").is_none());
+}
+
+/// A run in which no operation succeeded vouches for nothing: unknown, not
+/// valid, and it says so.
+#[test]
+fn a_run_where_nothing_succeeded_is_unknown() {
+    use crate::check::Validity;
+    use crate::runner::test::{settle, verdict_notes};
+    let h = history_of(&[OpType::Invoke, OpType::Fail, OpType::Invoke, OpType::Info]);
+    let mut results = json!({"valid": "valid", "checkers": {}});
+    assert_eq!(
+        settle(Validity::Valid, &mut results, &h, None),
+        Validity::Unknown
+    );
+    assert_eq!(results["valid"], json!("unknown"));
+    assert_eq!(
+        results["unknown_reason"],
+        json!("no operation succeeded (2 invoked): nothing to vouch for")
+    );
+    assert_eq!(
+        verdict_notes(&results),
+        vec!["run: unknown: no operation succeeded (2 invoked): nothing to vouch for"]
+    );
+    let mut results = json!({"checkers": {}});
+    assert_eq!(
+        settle(Validity::Valid, &mut results, &History::default(), None),
+        Validity::Unknown
+    );
+    assert_eq!(
+        results["unknown_reason"],
+        json!("no operation ran: nothing to vouch for")
+    );
 }

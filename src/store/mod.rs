@@ -36,6 +36,11 @@ pub const RESULTS_JSON: &str = "results.json";
 pub const LOG_FILE: &str = "faultline.log";
 /// The folder of node log folders.
 pub const NODES_DIR: &str = "nodes";
+/// The key of a run's end marker in `test.json`: `{"complete": true}` once
+/// its history is whole, `{"complete": false, "reason": ...}` when it did
+/// not run to its end; missing while the run goes on (or when its
+/// controller was killed).
+pub const END_MARKER: &str = "end";
 /// The name of the links to the newest run.
 pub const LATEST: &str = "latest";
 
@@ -85,6 +90,41 @@ pub struct StoredRun {
     pub history: History,
     /// `results.json`, when the run got that far.
     pub results: Option<Value>,
+}
+
+impl StoredRun {
+    /// Why this run's verdict is incomplete, if it is: its results say it
+    /// was interrupted, its end marker says it did not run to its end, or
+    /// it has neither an end marker nor results (its controller was
+    /// killed). A run from before end markers, with results that do not
+    /// say interrupted, is complete.
+    pub fn incomplete_reason(&self) -> Option<String> {
+        if let Some(r) = &self.results {
+            if let Some(why) = r.get("incomplete_reason").and_then(Value::as_str) {
+                return Some(why.to_string());
+            }
+            if r.get("interrupted") == Some(&Value::Bool(true))
+                || r.get("valid").and_then(Value::as_str) == Some("incomplete")
+            {
+                return Some("interrupted: the history is partial".to_string());
+            }
+        }
+        match self.test.get(END_MARKER) {
+            Some(end) if end.get("complete") == Some(&Value::Bool(true)) => None,
+            Some(end) => Some(
+                end.get("reason")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the run did not run to its end")
+                    .to_string(),
+            ),
+            None if self.results.is_none() => Some(
+                "the run never finished: no end marker in test.json and no results.json \
+                 (was its controller killed?)"
+                    .to_string(),
+            ),
+            None => None,
+        }
+    }
 }
 
 impl RunDir {
@@ -418,5 +458,65 @@ mod tests {
         let e = RunDir::open(&run.path).expect_err("bad json");
         assert!(e.path.ends_with("test.json"), "{e}");
         assert!(RunDir::open(&root.path().join("missing")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod incomplete_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(test: Value, results: Option<Value>) -> StoredRun {
+        StoredRun {
+            dir: RunDir {
+                path: PathBuf::from("r/t/1"),
+                test_name: "t".into(),
+                start: "1".into(),
+            },
+            test,
+            history: History::default(),
+            results,
+        }
+    }
+
+    #[test]
+    fn a_run_that_did_not_end_stays_incomplete() {
+        // Killed controller: no end marker, no results.
+        let why = stored(json!({"name": "t"}), None)
+            .incomplete_reason()
+            .expect("incomplete");
+        assert!(why.contains("never finished"), "{why}");
+        // Interrupted: the results say so, with the reason kept.
+        let r = json!({"valid": "incomplete", "interrupted": true, "incomplete_reason": "interrupted (SIGINT or SIGTERM) 2.0 s into the run"});
+        assert_eq!(
+            stored(json!({"end": {"complete": false, "reason": "x"}}), Some(r)).incomplete_reason(),
+            Some("interrupted (SIGINT or SIGTERM) 2.0 s into the run".to_string())
+        );
+        // Results from before incomplete verdicts, saying interrupted.
+        let r = json!({"valid": "valid", "interrupted": true});
+        assert_eq!(
+            stored(json!({}), Some(r)).incomplete_reason(),
+            Some("interrupted: the history is partial".to_string())
+        );
+        // The end marker alone (results not yet written).
+        assert_eq!(
+            stored(
+                json!({"end": {"complete": false, "reason": "the db set-up failed: boom"}}),
+                None
+            )
+            .incomplete_reason(),
+            Some("the db set-up failed: boom".to_string())
+        );
+    }
+
+    #[test]
+    fn a_run_that_ended_is_complete() {
+        let r = json!({"valid": "valid", "interrupted": false});
+        assert_eq!(
+            stored(json!({"end": {"complete": true}}), Some(r.clone())).incomplete_reason(),
+            None
+        );
+        // From before end markers, with results: complete.
+        assert_eq!(stored(json!({}), Some(r)).incomplete_reason(), None);
     }
 }

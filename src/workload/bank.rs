@@ -4,7 +4,7 @@
 //! (`check::bank`) holds every read to the total.
 
 use crate::check::bank::BankOptions;
-use crate::generator::{Context, Generator, Next, OpMix, OpSpec};
+use crate::generator::{Context, Emit, Generator, OpMix, OpSpec};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -85,8 +85,8 @@ impl BankGen {
 }
 
 impl Generator for BankGen {
-    fn next(&mut self, _ctx: &Context) -> Next {
-        Next::Invoke(self.draw())
+    fn next(&mut self, _ctx: &Context) -> Emit {
+        Emit::Invoke(self.draw())
     }
 }
 

@@ -7,7 +7,7 @@
 //! (`check::long_fork`) looks for two reads that saw two writes in
 //! opposite orders.
 
-use crate::generator::{Context, Generator, Next, OpSpec};
+use crate::generator::{Context, Emit, Generator, OpSpec};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -99,8 +99,8 @@ impl LongForkGen {
 }
 
 impl Generator for LongForkGen {
-    fn next(&mut self, _ctx: &Context) -> Next {
-        Next::Invoke(OpSpec::new("txn", self.draw()))
+    fn next(&mut self, _ctx: &Context) -> Emit {
+        Emit::Invoke(OpSpec::new("txn", self.draw()))
     }
 }
 

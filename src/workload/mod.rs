@@ -384,7 +384,7 @@ impl Workload {
             Some(m) => Box::new(m),
             // Validation refuses an all-zero mix; one built by hand
             // generates nothing.
-            None => Box::new(generator::from_fn(|_| generator::Next::Done)),
+            None => Box::new(generator::from_fn(|_| generator::Emit::Done)),
         }
     }
 

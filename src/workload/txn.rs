@@ -7,7 +7,7 @@
 //! and replaced by a fresh one, so lists stay short and the checker's
 //! version orders small.
 
-use crate::generator::{Context, Generator, Next, OpSpec};
+use crate::generator::{Context, Emit, Generator, OpSpec};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -94,8 +94,8 @@ impl TxnGen {
 }
 
 impl Generator for TxnGen {
-    fn next(&mut self, _ctx: &Context) -> Next {
-        Next::Invoke(OpSpec::new("txn", self.draw()))
+    fn next(&mut self, _ctx: &Context) -> Emit {
+        Emit::Invoke(OpSpec::new("txn", self.draw()))
     }
 }
 

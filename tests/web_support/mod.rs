@@ -59,6 +59,9 @@ pub fn make_run(root: &Path, name: &str, secs: u64, test: Value, history: &str) 
     let dir = RunDir::create(root, name, t).expect("create run dir");
     let mut test = test;
     test["name"] = json!(name);
+    // The end marker of a run that ran to its end (without it, analyze
+    // takes the run for one whose controller was killed: incomplete).
+    test["end"] = json!({"complete": true});
     dir.write_test(&test).expect("write test.json");
     std::fs::write(dir.history(), history).expect("write history");
     std::fs::write(dir.log(), "INFO fixture run\n").expect("write log");

@@ -1,0 +1,145 @@
+//! [`Nemeses`]: every nemesis behind one `Nemesis`, sharing a seeded RNG and
+//! the record of active faults, so `faultline heal` can undo what a killed
+//! controller left behind.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::Value;
+
+use super::{clock, net, process, Env, Fault, Nemesis, NemesisError};
+use crate::cluster::{Cluster, ClusterKind};
+use crate::db::Db;
+
+/// The record file faultline keeps for `cluster` when nothing else is
+/// given: `nemesis.json` in the local cluster's state directory; none for
+/// real hosts (pass a path in the run directory instead).
+pub fn default_record_path(cluster: &Cluster) -> Option<PathBuf> {
+    match cluster.kind() {
+        ClusterKind::Local { state_dir, .. } => Some(state_dir.join("nemesis.json")),
+        ClusterKind::Hosts => None,
+    }
+}
+
+/// How [`Nemeses`] chooses and remembers.
+#[derive(Debug, Clone, Default)]
+pub struct NemesisOptions {
+    /// Seeds the RNG that picks target nodes.
+    pub seed: u64,
+    /// The record of active faults (see [`default_record_path`]); none
+    /// means heal relies on its sweep alone.
+    pub record: Option<PathBuf>,
+    /// The faultline binary that runs the NFQUEUE delay program on nodes
+    /// without netem; default: this process's executable.
+    pub helper: Option<PathBuf>,
+}
+
+/// Every nemesis behind one: dispatches each fault to the one that handles
+/// it, and heals them all. This is what a runner holds.
+#[derive(Debug)]
+pub struct Nemeses {
+    env: Arc<Env>,
+    parts: Vec<Box<dyn Nemesis>>,
+    /// Held through every invoke and heal: a heal on Ctrl-C waits for the
+    /// fault in flight, so it cannot be undone and then re-applied.
+    busy: Mutex<()>,
+}
+
+impl Nemeses {
+    /// Partitions, packet faults, kills and pauses (through `db`, when
+    /// given) and clock faults on `cluster`.
+    pub fn new(cluster: Cluster, db: Option<Arc<dyn Db>>, opts: NemesisOptions) -> Nemeses {
+        let env = Arc::new(Env::new(cluster, db, opts.seed, opts.record));
+        let mut packet = net::PacketNemesis::new(env.clone());
+        if let Some(h) = opts.helper {
+            packet = packet.with_helper(h);
+        }
+        let parts: Vec<Box<dyn Nemesis>> = vec![
+            Box::new(net::Partitioner::new(env.clone())),
+            Box::new(packet),
+            Box::new(process::DbNemesis::new(env.clone())),
+            Box::new(clock::ClockNemesis::new(env.clone())),
+        ];
+        Nemeses {
+            env,
+            parts,
+            busy: Mutex::new(()),
+        }
+    }
+
+    /// The shared environment.
+    pub fn env(&self) -> &Arc<Env> {
+        &self.env
+    }
+
+    /// The record file in use, if any.
+    pub fn record_path(&self) -> Option<&Path> {
+        self.env.record().map(|r| r.path())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        match self.busy.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn heal_locked(&self) -> Result<Value, NemesisError> {
+        let mut done = serde_json::Map::new();
+        let mut errors = Vec::new();
+        for p in &self.parts {
+            match p.heal() {
+                Ok(v) => {
+                    done.insert(p.name().to_string(), v);
+                }
+                Err(e) => {
+                    tracing::warn!(nemesis = p.name(), "heal failed: {e}");
+                    errors.push(e);
+                }
+            }
+        }
+        NemesisError::from_many(errors)?;
+        if let Some(r) = self.env.record() {
+            r.remove()?;
+        }
+        Ok(Value::Object(done))
+    }
+}
+
+impl Nemesis for Nemeses {
+    fn name(&self) -> &'static str {
+        "all"
+    }
+
+    fn handles(&self, fault: &Fault) -> bool {
+        matches!(fault, Fault::HealAll) || self.parts.iter().any(|p| p.handles(fault))
+    }
+
+    fn setup(&self) -> Result<(), NemesisError> {
+        let _busy = self.lock();
+        let errors: Vec<_> = self.parts.iter().filter_map(|p| p.setup().err()).collect();
+        NemesisError::from_many(errors)
+    }
+
+    fn invoke(&self, fault: &Fault) -> Result<Value, NemesisError> {
+        let _busy = self.lock();
+        if matches!(fault, Fault::HealAll) {
+            return self.heal_locked();
+        }
+        let part = self
+            .parts
+            .iter()
+            .find(|p| p.handles(fault))
+            .ok_or_else(|| NemesisError::Invalid(format!("no nemesis does {}", fault.f())))?;
+        tracing::info!(f = fault.f(), value = %fault.value(), "nemesis");
+        part.invoke(fault)
+    }
+
+    /// Heals every kind, going on past failures so one unreachable node
+    /// does not leave the others broken; the record is removed only when
+    /// everything healed. Waits for a fault in flight to finish first.
+    fn heal(&self) -> Result<Value, NemesisError> {
+        let _busy = self.lock();
+        self.heal_locked()
+    }
+}

@@ -1,0 +1,160 @@
+//! [`Env`]: what every nemesis shares — the cluster, the database, the
+//! seeded RNG that picks target nodes, and the record of active faults.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{grudge, ActiveFaults, NemesisError, RecordFile, Targets};
+use crate::cluster::{Cluster, Node};
+use crate::db::Db;
+
+/// What every nemesis shares: the cluster, the database, the seeded RNG
+/// for target choice, and the record of active faults.
+#[derive(Debug)]
+pub struct Env {
+    cluster: Cluster,
+    db: Option<Arc<dyn Db>>,
+    rng: Mutex<ChaCha8Rng>,
+    record: Option<RecordFile>,
+    /// The active faults of this process, kept when there is no record
+    /// file so a `start` still knows what this process killed.
+    memory: Mutex<ActiveFaults>,
+}
+
+impl Env {
+    /// An environment for `cluster`, with `db` for kills and pauses (and
+    /// leader lookups), target choices drawn from `seed`, and the active
+    /// faults kept in `record` (a JSON file) when given.
+    pub fn new(
+        cluster: Cluster,
+        db: Option<Arc<dyn Db>>,
+        seed: u64,
+        record: Option<PathBuf>,
+    ) -> Env {
+        Env {
+            cluster,
+            db,
+            rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
+            record: record.map(RecordFile::new),
+            memory: Mutex::new(ActiveFaults::default()),
+        }
+    }
+
+    /// The cluster.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The database, if one was given.
+    pub fn db(&self) -> Option<&Arc<dyn Db>> {
+        self.db.as_ref()
+    }
+
+    /// The record file, if any.
+    pub fn record(&self) -> Option<&RecordFile> {
+        self.record.as_ref()
+    }
+
+    pub(crate) fn rng(&self) -> MutexGuard<'_, ChaCha8Rng> {
+        // A panic while holding the RNG leaves it usable: it is only numbers.
+        match self.rng.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn memory(&self) -> MutexGuard<'_, ActiveFaults> {
+        match self.memory.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The active faults: the record file's when there is one (it may hold
+    /// another process's faults), else those of this process.
+    pub fn active(&self) -> Result<ActiveFaults, NemesisError> {
+        match &self.record {
+            Some(r) => r.load(),
+            None => Ok(self.memory().clone()),
+        }
+    }
+
+    /// Changes the record (no-op without one). Called *before* a fault is
+    /// injected, so a controller killed halfway leaves the intent on disk.
+    pub(crate) fn update(&self, f: impl FnOnce(&mut ActiveFaults)) -> Result<(), NemesisError> {
+        match &self.record {
+            Some(r) => r.update(f),
+            None => {
+                f(&mut self.memory());
+                Ok(())
+            }
+        }
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.cluster
+            .nodes()
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect()
+    }
+
+    pub(crate) fn node(&self, name: &str) -> Result<&Node, NemesisError> {
+        self.cluster.node(name).ok_or_else(|| {
+            NemesisError::Invalid(format!(
+                "no node named {name:?} (nodes: {})",
+                self.names().join(", ")
+            ))
+        })
+    }
+
+    /// The current leaders, by name; an error when none is known.
+    pub(crate) fn primaries(&self) -> Result<Vec<String>, NemesisError> {
+        let db = self.db.as_ref().ok_or_else(|| {
+            NemesisError::Invalid("targeting primaries needs a database to ask".into())
+        })?;
+        let p = db.primaries(self.cluster.nodes())?;
+        if p.is_empty() {
+            return Err(NemesisError::Invalid(format!(
+                "{} reports no primary on any node",
+                db.name()
+            )));
+        }
+        Ok(p)
+    }
+
+    /// Resolves targets to node names, in cluster order.
+    pub fn resolve(&self, targets: &Targets) -> Result<Vec<String>, NemesisError> {
+        let all = self.names();
+        let n = all.len();
+        let chosen: Vec<String> = match targets {
+            Targets::All => all.clone(),
+            Targets::One => all.choose(&mut *self.rng()).cloned().into_iter().collect(),
+            Targets::Minority | Targets::Majority => {
+                let k = match targets {
+                    Targets::Minority => (grudge::majority(n) - 1).max(1),
+                    _ => grudge::majority(n),
+                };
+                let mut shuffled = all.clone();
+                shuffled.shuffle(&mut *self.rng());
+                shuffled.truncate(k.min(n));
+                shuffled
+            }
+            Targets::Primaries => self.primaries()?,
+            Targets::Nodes(names) => {
+                for name in names {
+                    self.node(name)?;
+                }
+                names.clone()
+            }
+        };
+        if chosen.is_empty() {
+            return Err(NemesisError::Invalid("the cluster has no nodes".into()));
+        }
+        Ok(all.into_iter().filter(|n| chosen.contains(n)).collect())
+    }
+}

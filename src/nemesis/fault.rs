@@ -1,0 +1,514 @@
+//! The fault vocabulary: [`Fault`], one fault operation, convertible to and
+//! from the `f`/`value` of a history op (`start-partition`, `kill`, `pause`,
+//! `start-packet`, `bump-clock`, ...); [`Targets`] and [`PartitionSpec`],
+//! naming which nodes it hits; [`Family`], the fault families of
+//! `--nemesis`.
+
+use std::fmt;
+
+use serde_json::{json, Value};
+
+/// Which nodes a fault hits. Resolved to concrete nodes when the fault is
+/// injected, with the nemesis's seeded RNG (and, for `Primaries`, by asking
+/// the database who leads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Targets {
+    /// One node, chosen at random.
+    One,
+    /// A random minority: one fewer than a majority (2 of 5), at least one.
+    Minority,
+    /// A random majority (3 of 5).
+    Majority,
+    /// Every node.
+    All,
+    /// The nodes the database says lead ([`Db::primaries`]).
+    Primaries,
+    /// These nodes, by name.
+    Nodes(Vec<String>),
+}
+
+impl Targets {
+    /// The names accepted in history values and nemesis files.
+    pub const NAMES: &'static [&'static str] = &["one", "minority", "majority", "all", "primaries"];
+
+    /// Parses a name (`one`, `minority`, `majority`, `all`, `primaries`).
+    pub fn parse(s: &str) -> Result<Targets, String> {
+        match s {
+            "one" => Ok(Targets::One),
+            "minority" => Ok(Targets::Minority),
+            "majority" => Ok(Targets::Majority),
+            "all" => Ok(Targets::All),
+            "primaries" | "primary" | "leader" => Ok(Targets::Primaries),
+            other => Err(format!(
+                "unknown targets {other:?} (expected one of {}, or a list of node names)",
+                Targets::NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// Reads targets from a history value: a name or a list of node names.
+    pub fn from_value(v: &Value) -> Result<Targets, String> {
+        match v {
+            Value::String(s) => Targets::parse(s),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| {
+                    i.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| format!("node names must be strings, got {i}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Targets::Nodes),
+            Value::Null => Ok(Targets::One),
+            other => Err(format!(
+                "targets must be a name or a list of nodes, got {other}"
+            )),
+        }
+    }
+
+    /// The history value: the name, or the list of nodes.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Targets::One => json!("one"),
+            Targets::Minority => json!("minority"),
+            Targets::Majority => json!("majority"),
+            Targets::All => json!("all"),
+            Targets::Primaries => json!("primaries"),
+            Targets::Nodes(n) => json!(n),
+        }
+    }
+}
+
+/// The shape of a network partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionSpec {
+    /// One random node cut off from all others.
+    One,
+    /// The leader(s) cut off from the rest.
+    Primaries,
+    /// The node list cut in two at the middle, in node order: a minority
+    /// and a majority.
+    Halves,
+    /// The same after shuffling the nodes (Jepsen's `majority`).
+    RandomHalves,
+    /// Each node sees a majority, no two nodes the same one.
+    MajoritiesRing,
+    /// Two halves with one node that sees both.
+    Bridge,
+    /// These components, by node name; nodes in none are left alone.
+    Components(Vec<Vec<String>>),
+}
+
+impl PartitionSpec {
+    /// The names accepted in history values and nemesis files.
+    pub const NAMES: &'static [&'static str] = &[
+        "one",
+        "primaries",
+        "halves",
+        "random-halves",
+        "majority",
+        "majorities-ring",
+        "bridge",
+    ];
+
+    /// Parses a shape name; `majority` is an alias of `random-halves`.
+    pub fn parse(s: &str) -> Result<PartitionSpec, String> {
+        match s {
+            "one" => Ok(PartitionSpec::One),
+            "primaries" | "primary" | "leader" => Ok(PartitionSpec::Primaries),
+            "halves" => Ok(PartitionSpec::Halves),
+            "random-halves" | "majority" => Ok(PartitionSpec::RandomHalves),
+            "majorities-ring" => Ok(PartitionSpec::MajoritiesRing),
+            "bridge" => Ok(PartitionSpec::Bridge),
+            other => Err(format!(
+                "unknown partition {other:?} (expected one of {}, or a list of components)",
+                PartitionSpec::NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// Reads a shape from a history value: a name or a list of lists of
+    /// node names.
+    pub fn from_value(v: &Value) -> Result<PartitionSpec, String> {
+        match v {
+            Value::String(s) => PartitionSpec::parse(s),
+            Value::Array(comps) => comps
+                .iter()
+                .map(|c| match Targets::from_value(c) {
+                    Ok(Targets::Nodes(n)) => Ok(n),
+                    _ => Err(format!("a component must be a list of node names, got {c}")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(PartitionSpec::Components),
+            Value::Null => Ok(PartitionSpec::RandomHalves),
+            other => Err(format!(
+                "a partition must be a name or a list of components, got {other}"
+            )),
+        }
+    }
+
+    /// The history value.
+    pub fn to_value(&self) -> Value {
+        match self {
+            PartitionSpec::One => json!("one"),
+            PartitionSpec::Primaries => json!("primaries"),
+            PartitionSpec::Halves => json!("halves"),
+            PartitionSpec::RandomHalves => json!("random-halves"),
+            PartitionSpec::MajoritiesRing => json!("majorities-ring"),
+            PartitionSpec::Bridge => json!("bridge"),
+            PartitionSpec::Components(c) => json!(c),
+        }
+    }
+}
+
+/// What a packet fault does to traffic between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PacketBehavior {
+    /// Drop this fraction (0 < p <= 1) of the packets a target receives
+    /// from its peers.
+    pub loss: Option<f64>,
+    /// Hold every packet a target sends to its peers this long.
+    pub delay_ms: Option<u64>,
+}
+
+/// One fault operation: what a nemesis op in the history asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// `start-partition`: cut the network into this shape.
+    StartPartition(PartitionSpec),
+    /// `stop-partition`: lift every partition rule.
+    StopPartition,
+    /// `kill`: SIGKILL the database on these nodes.
+    Kill(Targets),
+    /// `start`: restart the database where it was killed (or, with no
+    /// record of kills, wherever it is not running).
+    Start,
+    /// `pause`: SIGSTOP the database on these nodes.
+    Pause(Targets),
+    /// `resume`: SIGCONT the database everywhere.
+    Resume,
+    /// `start-packet`: degrade traffic on these nodes.
+    StartPacket {
+        /// Which nodes.
+        targets: Targets,
+        /// Loss and/or delay.
+        behavior: PacketBehavior,
+    },
+    /// `stop-packet`: remove every packet rule and delay program.
+    StopPacket,
+    /// `bump-clock`: move these nodes' clocks by `delta_ms` (may be < 0).
+    BumpClock {
+        /// Which nodes.
+        targets: Targets,
+        /// The jump, in milliseconds.
+        delta_ms: i64,
+    },
+    /// `strobe-clock`: flip these nodes' clocks back and forth by
+    /// `delta_ms` every `period_ms` for `duration_ms`.
+    StrobeClock {
+        /// Which nodes.
+        targets: Targets,
+        /// The size of each flip, in milliseconds.
+        delta_ms: i64,
+        /// Time between flips.
+        period_ms: u64,
+        /// How long to keep flipping.
+        duration_ms: u64,
+    },
+    /// `reset-clock`: set every clock faulted back to the controller's time.
+    ResetClock,
+    /// `heal`: lift every fault of every kind.
+    HealAll,
+}
+
+/// The families of faults: what `--nemesis` names and what a nemesis file's
+/// `fault` field says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    /// Network partitions.
+    Partition,
+    /// Database kills and restarts.
+    Kill,
+    /// Database pauses and resumes.
+    Pause,
+    /// Packet loss and delay.
+    Packet,
+    /// Clock jumps.
+    Clock,
+}
+
+impl Family {
+    /// Every family, in a fixed order.
+    pub const ALL: [Family; 5] = [
+        Family::Partition,
+        Family::Kill,
+        Family::Pause,
+        Family::Packet,
+        Family::Clock,
+    ];
+
+    /// The family's name (`partition`, `kill`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Partition => "partition",
+            Family::Kill => "kill",
+            Family::Pause => "pause",
+            Family::Packet => "packet",
+            Family::Clock => "clock",
+        }
+    }
+
+    /// Parses a family name.
+    pub fn parse(s: &str) -> Result<Family, String> {
+        Family::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown fault {s:?} (expected one of {})",
+                    Family::ALL.map(|f| f.name()).join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn get_i64(v: &Value, key: &str) -> Result<Option<i64>, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("{key} must be an integer, got {x}")),
+    }
+}
+
+fn get_u64(v: &Value, key: &str) -> Result<Option<u64>, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| format!("{key} must be a non-negative integer, got {x}")),
+    }
+}
+
+fn targets_of(v: &Value) -> Result<Targets, String> {
+    match v.get("targets") {
+        Some(t) => Targets::from_value(t),
+        None => Ok(Targets::All),
+    }
+}
+
+impl Fault {
+    /// The op's `f`.
+    pub fn f(&self) -> &'static str {
+        match self {
+            Fault::StartPartition(_) => "start-partition",
+            Fault::StopPartition => "stop-partition",
+            Fault::Kill(_) => "kill",
+            Fault::Start => "start",
+            Fault::Pause(_) => "pause",
+            Fault::Resume => "resume",
+            Fault::StartPacket { .. } => "start-packet",
+            Fault::StopPacket => "stop-packet",
+            Fault::BumpClock { .. } => "bump-clock",
+            Fault::StrobeClock { .. } => "strobe-clock",
+            Fault::ResetClock => "reset-clock",
+            Fault::HealAll => "heal",
+        }
+    }
+
+    /// The family the fault belongs to; `None` for [`Fault::HealAll`].
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            Fault::StartPartition(_) | Fault::StopPartition => Some(Family::Partition),
+            Fault::Kill(_) | Fault::Start => Some(Family::Kill),
+            Fault::Pause(_) | Fault::Resume => Some(Family::Pause),
+            Fault::StartPacket { .. } | Fault::StopPacket => Some(Family::Packet),
+            Fault::BumpClock { .. } | Fault::StrobeClock { .. } | Fault::ResetClock => {
+                Some(Family::Clock)
+            }
+            Fault::HealAll => None,
+        }
+    }
+
+    /// The op's invocation `value`.
+    pub fn value(&self) -> Value {
+        match self {
+            Fault::StartPartition(p) => p.to_value(),
+            Fault::Kill(t) | Fault::Pause(t) => t.to_value(),
+            Fault::StartPacket { targets, behavior } => {
+                let mut v = json!({ "targets": targets.to_value() });
+                if let Some(l) = behavior.loss {
+                    v["loss"] = json!(l);
+                }
+                if let Some(d) = behavior.delay_ms {
+                    v["delay-ms"] = json!(d);
+                }
+                v
+            }
+            Fault::BumpClock { targets, delta_ms } => {
+                json!({ "targets": targets.to_value(), "delta-ms": delta_ms })
+            }
+            Fault::StrobeClock {
+                targets,
+                delta_ms,
+                period_ms,
+                duration_ms,
+            } => json!({
+                "targets": targets.to_value(),
+                "delta-ms": delta_ms,
+                "period-ms": period_ms,
+                "duration-ms": duration_ms,
+            }),
+            Fault::StopPartition
+            | Fault::Start
+            | Fault::Resume
+            | Fault::StopPacket
+            | Fault::ResetClock
+            | Fault::HealAll => Value::Null,
+        }
+    }
+
+    /// Reads a fault from a history op's `f` and `value`.
+    pub fn from_op(f: &str, value: &Value) -> Result<Fault, String> {
+        let fault = match f {
+            "start-partition" => Fault::StartPartition(PartitionSpec::from_value(value)?),
+            "stop-partition" => Fault::StopPartition,
+            "kill" => Fault::Kill(Targets::from_value(value)?),
+            "start" => Fault::Start,
+            "pause" => Fault::Pause(Targets::from_value(value)?),
+            "resume" => Fault::Resume,
+            "start-packet" => {
+                let behavior = PacketBehavior {
+                    loss: match value.get("loss") {
+                        None | Some(Value::Null) => None,
+                        Some(x) => Some(
+                            x.as_f64()
+                                .ok_or_else(|| format!("loss must be a number, got {x}"))?,
+                        ),
+                    },
+                    delay_ms: get_u64(value, "delay-ms")?,
+                };
+                validate_packet(&behavior)?;
+                Fault::StartPacket {
+                    targets: targets_of(value)?,
+                    behavior,
+                }
+            }
+            "stop-packet" => Fault::StopPacket,
+            "bump-clock" => Fault::BumpClock {
+                targets: targets_of(value)?,
+                delta_ms: get_i64(value, "delta-ms")?.ok_or("bump-clock needs delta-ms")?,
+            },
+            "strobe-clock" => Fault::StrobeClock {
+                targets: targets_of(value)?,
+                delta_ms: get_i64(value, "delta-ms")?.ok_or("strobe-clock needs delta-ms")?,
+                period_ms: get_u64(value, "period-ms")?.unwrap_or(10).max(1),
+                duration_ms: get_u64(value, "duration-ms")?.unwrap_or(1000),
+            },
+            "reset-clock" => Fault::ResetClock,
+            "heal" => Fault::HealAll,
+            other => return Err(format!("unknown nemesis operation {other:?}")),
+        };
+        Ok(fault)
+    }
+}
+
+/// Checks a packet behavior: something to do, and a loss in (0, 1].
+pub fn validate_packet(b: &PacketBehavior) -> Result<(), String> {
+    if b.loss.is_none() && b.delay_ms.is_none() {
+        return Err("a packet fault needs loss and/or delay-ms".into());
+    }
+    if let Some(l) = b.loss {
+        if !(l > 0.0 && l <= 1.0) {
+            return Err(format!("loss must be in (0, 1], got {l}"));
+        }
+    }
+    if b.delay_ms == Some(0) {
+        return Err("delay-ms must be positive".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{OpType, Process};
+    use crate::nemesis::invocation_op;
+
+    #[test]
+    fn faults_round_trip_through_ops() {
+        let faults = vec![
+            Fault::StartPartition(PartitionSpec::MajoritiesRing),
+            Fault::StartPartition(PartitionSpec::Components(vec![
+                vec!["n1".into()],
+                vec!["n2".into(), "n3".into()],
+            ])),
+            Fault::StopPartition,
+            Fault::Kill(Targets::Primaries),
+            Fault::Start,
+            Fault::Pause(Targets::Nodes(vec!["n2".into()])),
+            Fault::Resume,
+            Fault::StartPacket {
+                targets: Targets::Majority,
+                behavior: PacketBehavior {
+                    loss: Some(0.25),
+                    delay_ms: Some(100),
+                },
+            },
+            Fault::StopPacket,
+            Fault::BumpClock {
+                targets: Targets::One,
+                delta_ms: -500,
+            },
+            Fault::StrobeClock {
+                targets: Targets::All,
+                delta_ms: 200,
+                period_ms: 10,
+                duration_ms: 1000,
+            },
+            Fault::ResetClock,
+            Fault::HealAll,
+        ];
+        for f in faults {
+            let back = Fault::from_op(f.f(), &f.value()).unwrap();
+            assert_eq!(back, f);
+            let op = invocation_op(&f);
+            assert_eq!(op.process, Process::Nemesis);
+            assert_eq!(op.kind, OpType::Info);
+        }
+    }
+
+    #[test]
+    fn bad_ops_are_named() {
+        let e = Fault::from_op("explode", &Value::Null).unwrap_err();
+        assert!(e.contains("explode"), "{e}");
+        let e = Fault::from_op("kill", &json!("most")).unwrap_err();
+        assert!(e.contains("most") && e.contains("minority"), "{e}");
+        let e = Fault::from_op("start-packet", &json!({"loss": 1.5})).unwrap_err();
+        assert!(e.contains("loss"), "{e}");
+        let e = Fault::from_op("start-packet", &json!({})).unwrap_err();
+        assert!(e.contains("needs"), "{e}");
+        assert!(Fault::from_op("bump-clock", &json!({"targets": "one"})).is_err());
+        // The runner's own test uses "majority" as a partition value.
+        assert_eq!(
+            Fault::from_op("start-partition", &json!("majority")).unwrap(),
+            Fault::StartPartition(PartitionSpec::RandomHalves)
+        );
+    }
+
+    #[test]
+    fn families_parse() {
+        for f in Family::ALL {
+            assert_eq!(Family::parse(f.name()).unwrap(), f);
+        }
+        assert!(Family::parse("flood").unwrap_err().contains("partition"));
+    }
+}
