@@ -9,11 +9,11 @@
 #![cfg(feature = "controller")]
 
 use faultline::check::Validity;
-use faultline::client::memory::Flaw;
-use faultline::client::{ClientFactory, MemoryDb};
+use faultline::client::ClientFactory;
 use faultline::history::History;
 use faultline::runner::test::{check_history, CheckSettings};
 use faultline::runner::{run_workers, Recorder, Stop, WorkerConfig};
+use faultline::system::memory::{Flaw, MemoryDb};
 use faultline::workload::{GenOptions, Workload};
 use serde_json::Value;
 use std::path::Path;

@@ -7,28 +7,17 @@
 //! steps to a whole cluster in parallel. The same code serves the local
 //! cluster and real hosts: it only talks to [`Node`]s.
 //!
-//! [`etcd::Etcd`] is the first implementation, then [`postgres::Postgres`],
-//! [`zookeeper::Zookeeper`] and [`redis::Redis`] (with Sentinel); [`daemon`] holds the
-//! pid-file process handling any database started as a plain daemon can share.
+//! The implementations live with their systems (`crate::system::<name>::db`);
+//! [`daemon`] holds the pid-file process handling any database started as
+//! a plain daemon can share.
 
 pub mod daemon;
-pub mod etcd;
-pub mod file;
-mod http;
-pub mod postgres;
-pub mod redis;
-pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cluster::{split_results, Cluster, Node};
 use crate::control::ControlError;
-
-pub use self::redis::{Redis, RedisOptions};
-pub use etcd::{Etcd, EtcdOptions};
-pub use postgres::{Postgres, PostgresOptions};
-pub use zookeeper::{Zookeeper, ZookeeperOptions};
 
 /// Why a database step failed.
 #[derive(Debug, thiserror::Error)]
@@ -187,9 +176,6 @@ pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<P
     }
 }
 
-/// The databases `faultline db` knows by name.
-pub const KNOWN: &[&str] = &["etcd", "postgres", "zookeeper", "redis"];
-
 /// Waits until every node in `nodes` serves: `probe` answers for the nodes
 /// still pending (one result each, in order), asked again every `every`.
 /// After `timeout` it fails naming each node still failing, with why and
@@ -226,28 +212,4 @@ pub fn poll_healthy(
         pending = failing.into_iter().map(|(n, _)| n).collect();
         std::thread::sleep(every);
     }
-}
-
-/// The built-in database `name` (one of [`KNOWN`]) on `nodes`, with default
-/// options; `etcd_binary` is an etcd binary to upload instead of the nodes'
-/// own. `None` for a name that is not built in.
-pub fn built_in(
-    name: &str,
-    nodes: &[Node],
-    etcd_binary: Option<PathBuf>,
-) -> Option<std::sync::Arc<dyn Db>> {
-    use std::sync::Arc;
-    Some(match name {
-        "etcd" => Arc::new(Etcd::new(
-            EtcdOptions {
-                binary: etcd_binary,
-                ..EtcdOptions::default()
-            },
-            nodes,
-        )),
-        "postgres" => Arc::new(Postgres::new(PostgresOptions::default(), nodes)),
-        "zookeeper" => Arc::new(Zookeeper::new(ZookeeperOptions::default(), nodes)),
-        "redis" => Arc::new(Redis::new(RedisOptions::default(), nodes)),
-        _ => return None,
-    })
 }

@@ -1,11 +1,7 @@
 //! What defines a test: the test spec (what a test file holds and what the
 //! `run` flags set) and the folders definition files are looked up in.
 
-use crate::client::etcd::ReadMode;
-use crate::client::postgres::Isolation;
-use crate::client::redis::RedisReadMode;
-use crate::client::zookeeper::ZkReadMode;
-use crate::db;
+use crate::system::{self, Choice, Configured};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -40,7 +36,8 @@ pub struct TestSpec {
     /// etcd: `linearizable` or `serializable` reads; ZooKeeper: `plain`
     /// (the connected server's data) or `sync` (sync, then read); redis:
     /// `replica` (the client's own node) or `primary` (the master). Empty:
-    /// the db's default.
+    /// the db's default, which [`TestSpec::resolved`] writes out (so
+    /// `test.json` names the reads that were made).
     pub read_mode: String,
     /// Seconds one operation may take before it is recorded `info`.
     pub op_timeout: f64,
@@ -72,7 +69,7 @@ impl Default for TestSpec {
             concurrency: 10,
             rate: Some(200.0),
             seed: None,
-            read_mode: "linearizable".into(),
+            read_mode: String::new(),
             op_timeout: 5.0,
             recovery_time: 5.0,
             leave_db_running: false,
@@ -99,12 +96,8 @@ impl TestSpec {
         } else {
             self.nemesis.join("+")
         };
-        // A db file is named by its stem, not its path.
-        let db = match db::file::db_file_path(&self.db) {
-            Some(p) => p
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "file".into()),
+        let db = match system::find(&self.db) {
+            Some(s) => s.label(&self.db),
             None => self.db.clone(),
         };
         format!("{db}-{stem}-{nem}")
@@ -142,19 +135,6 @@ impl TestSpec {
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
-        if self.client.is_some() && db::file::db_file_path(&self.db).is_none() {
-            return Err(format!(
-                "client: a client program is for db files (--db FILE.toml), not {:?}",
-                self.db
-            ));
-        }
-        if !db::KNOWN.contains(&self.db.as_str()) && db::file::db_file_path(&self.db).is_none() {
-            return Err(format!(
-                "unknown db {:?} (known: {}, or a db file: FILE.toml or file:PATH)",
-                self.db,
-                db::KNOWN.join(", ")
-            ));
-        }
         if !crate::check::txn::models::is_model(&self.consistency_model) {
             return Err(format!(
                 "unknown consistency_model {:?}; expected one of {}",
@@ -162,27 +142,44 @@ impl TestSpec {
                 crate::check::txn::models::MODEL_NAMES.join(", ")
             ));
         }
-        self.isolation
-            .parse::<Isolation>()
-            .map_err(|e| format!("isolation: {e}"))?;
-        if self.db == "zookeeper" {
-            return self
-                .read_mode
-                .parse::<ZkReadMode>()
-                .map(|_| ())
-                .map_err(|e| format!("read_mode: {e}"));
+        self.configure().map(|_| ())
+    }
+
+    /// The fields the system under test reads.
+    pub fn choice(&self) -> Choice<'_> {
+        Choice {
+            db: &self.db,
+            read_mode: &self.read_mode,
+            isolation: &self.isolation,
+            client: self.client.as_deref(),
+            binary: self.etcd_binary.as_deref(),
         }
-        if self.db == "redis" {
-            return self
-                .read_mode
-                .parse::<RedisReadMode>()
-                .map(|_| ())
-                .map_err(|e| format!("read_mode: {e}"));
+    }
+
+    /// The system under test with its options parsed and checked (read
+    /// mode, isolation, a db file and its client program).
+    pub fn configure(&self) -> Result<Box<dyn Configured>, String> {
+        let system = system::find(&self.db).ok_or_else(|| {
+            format!(
+                "unknown db {:?} (known: {}, or a db file: FILE.toml or file:PATH)",
+                self.db,
+                system::known()
+            )
+        })?;
+        if self.client.is_some() && !system.takes_client_program() {
+            return Err(format!(
+                "client: a client program is for db files (--db FILE.toml), not {:?}",
+                self.db
+            ));
         }
-        self.read_mode
-            .parse::<ReadMode>()
-            .map(|_| ())
-            .map_err(|e| format!("read_mode: {e}"))
+        system.configure(&self.choice())
+    }
+
+    /// This spec checked, with the system's default read mode written out.
+    pub fn resolved(mut self) -> Result<TestSpec, String> {
+        self.validate()?;
+        self.read_mode = self.configure()?.read_mode().to_string();
+        Ok(self)
     }
 }
 

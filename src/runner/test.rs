@@ -8,7 +8,7 @@
 //! down (unless asked to leave it running); the history is on disk as it
 //! was recorded.
 
-use super::system::{check_db_workload, file_db, version_of, System};
+use super::system::{check_db_workload, version_of, System};
 use super::{run_workers, Recorder, RunError, Stop, WorkerConfig};
 use crate::check::Validity;
 use crate::cluster::Cluster;
@@ -51,7 +51,7 @@ pub async fn run_test(
     show_progress: bool,
 ) -> anyhow::Result<Outcome> {
     use anyhow::Context as _;
-    spec.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let spec = spec.resolved().map_err(|e| anyhow::anyhow!(e))?;
     let seed = spec.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -92,10 +92,7 @@ pub async fn run_test(
     // The db.
     let target = System::new(&spec, &cluster, &workload)?;
     let db = target.db();
-    let healthy_within = match &target {
-        System::File(f, _) => f.spec().health_timeout,
-        _ => Duration::from_secs(60),
-    };
+    let healthy_within = target.healthy_within();
     eprintln!(
         "setting up {} on {} nodes...",
         db.name(),
@@ -197,13 +194,14 @@ pub async fn run_test(
 
     let (history, _) = ran?;
     let history = read_back(&run_dir.history()).unwrap_or(history);
+    let reads = target.reads();
     let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
     let (validity, results, summary) = check_history(
         &history,
         &workload.model,
         &workload.checkers,
         &CheckSettings {
-            read_mode: &spec.read_mode,
+            read_mode: reads.checker_mode(),
             consistency_model: &spec.consistency_model,
             time_limit: check_limit,
             classic: workload.classic_options(),
@@ -377,11 +375,7 @@ fn find_workload(name: &str, dir: &Path) -> anyhow::Result<Workload> {
 pub fn preflight(spec: &TestSpec, dirs: &Dirs) -> anyhow::Result<()> {
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     let workload = find_workload(&spec.workload, &dirs.workloads)?;
-    check_db_workload(&spec.db, &workload)?;
-    if db::file::db_file_path(&spec.db).is_some() {
-        file_db(spec)?;
-    }
-    Ok(())
+    check_db_workload(spec, &workload)
 }
 
 /// The active faults, from the nemesis record, in a few words.

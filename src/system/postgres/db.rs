@@ -6,7 +6,7 @@
 //! for the controller's address and the node's own subnets.
 //!
 //! The data directory is made by `initdb` on first configuration; the
-//! database [`DATABASE`](crate::client::postgres::DATABASE) and the tables
+//! database [`DATABASE`](super::client::DATABASE) and the tables
 //! of the transactional workloads are created once the server answers.
 //! kill, pause and resume signal the server's whole process group (the
 //! postmaster and its backends), so a paused server is really frozen and
@@ -14,11 +14,11 @@
 
 use std::time::Duration;
 
-use super::daemon::Daemon;
-use super::{Db, DbError};
-use crate::client::postgres::{DATABASE, SCHEMA};
+use super::client::{DATABASE, SCHEMA};
 use crate::cluster::Node;
 use crate::control::shell_quote;
+use crate::db::daemon::Daemon;
+use crate::db::{Db, DbError};
 
 /// How PostgreSQL is run.
 #[derive(Debug, Clone)]
@@ -314,7 +314,7 @@ impl Db for Postgres {
         let Some(node) = nodes.iter().find(|n| self.runs_on(n)) else {
             return Ok(());
         };
-        super::poll_healthy(
+        crate::db::poll_healthy(
             "postgres",
             std::slice::from_ref(node),
             timeout,

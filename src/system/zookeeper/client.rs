@@ -32,7 +32,7 @@
 //! expired session after a write was sent is `info`. A read that did not
 //! answer is `fail`: it changed nothing.
 
-use super::{Client, ClientError, ClientFactory, Completion, Invocation};
+use crate::client::{Client, ClientError, ClientFactory, Completion, Invocation};
 use crate::cluster::Node;
 use serde_json::Value;
 use std::collections::HashMap;

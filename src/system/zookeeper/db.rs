@@ -12,10 +12,10 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::daemon::Daemon;
-use super::{Db, DbError};
 use crate::cluster::Node;
 use crate::control::shell_quote;
+use crate::db::daemon::Daemon;
+use crate::db::{Db, DbError};
 
 /// The Debian package's jars: the server, and the log4j binding its
 /// manifest leaves out (without it the server logs nothing at all).
@@ -370,7 +370,7 @@ impl Db for Zookeeper {
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
         // The JVMs take seconds to start: no need to probe often.
-        super::poll_healthy(
+        crate::db::poll_healthy(
             "zookeeper",
             nodes,
             timeout,

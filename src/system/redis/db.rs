@@ -25,10 +25,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::daemon::Daemon;
-use super::{Db, DbError};
 use crate::cluster::Node;
 use crate::control::shell_quote;
+use crate::db::daemon::Daemon;
+use crate::db::{Db, DbError};
 
 /// The name Sentinel monitors the master under.
 pub const MASTER_NAME: &str = "faultline";
@@ -460,7 +460,7 @@ impl Db for Redis {
     }
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        super::poll_healthy(
+        crate::db::poll_healthy(
             "redis",
             nodes,
             timeout,

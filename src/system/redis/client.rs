@@ -1,5 +1,5 @@
 //! The Redis client: registers and sets on a Redis master with replicas and
-//! Sentinels ([`crate::db::Redis`]), with the `redis` crate on tokio.
+//! Sentinels ([`super::db::Redis`]), with the `redis` crate on tokio.
 //!
 //! # Where each operation goes
 //!
@@ -52,11 +52,11 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, ErrorKind, RedisError};
 use serde_json::{json, Value};
 
-use super::etcd::DataKind;
-use super::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
+use super::db::Redis;
+use super::db::MASTER_NAME;
+use crate::client::kv::DataKind;
+use crate::client::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
 use crate::cluster::Node;
-use crate::db::redis::MASTER_NAME;
-use crate::db::Redis;
 
 /// Where reads go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,11 +73,11 @@ pub enum RedisReadMode {
 impl FromStr for RedisReadMode {
     type Err = String;
 
-    /// `replica` or `primary`; `linearizable`, the test's generic default,
-    /// means the Redis default `replica` (Redis has no linearizable reads).
+    /// `replica` or `primary`. Redis has no linearizable reads, so
+    /// `linearizable` is refused rather than taken for either.
     fn from_str(s: &str) -> Result<RedisReadMode, String> {
         match s {
-            "replica" | "linearizable" => Ok(RedisReadMode::Replica),
+            "replica" => Ok(RedisReadMode::Replica),
             "primary" => Ok(RedisReadMode::Primary),
             other => Err(format!(
                 "unknown read mode {other:?} for redis; use replica (the client's own node) \
@@ -584,7 +584,7 @@ mod tests {
     fn read_modes_parse_and_refuse_others() {
         assert_eq!("replica".parse(), Ok(RedisReadMode::Replica));
         assert_eq!("primary".parse(), Ok(RedisReadMode::Primary));
-        assert_eq!("linearizable".parse(), Ok(RedisReadMode::Replica));
+        assert!("linearizable".parse::<RedisReadMode>().is_err());
         let e = "serializable".parse::<RedisReadMode>().unwrap_err();
         assert!(e.contains("replica") && e.contains("primary"), "{e}");
     }

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::daemon::Daemon;
-use super::{http, Db, DbError};
+use super::http;
 use crate::cluster::Node;
 use crate::control::shell_quote;
+use crate::db::daemon::Daemon;
+use crate::db::{Db, DbError};
 
 /// How etcd is run.
 #[derive(Debug, Clone)]
@@ -299,7 +300,7 @@ impl Db for Etcd {
     }
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        super::poll_healthy(
+        crate::db::poll_healthy(
             "etcd",
             nodes,
             timeout,

@@ -77,9 +77,10 @@ use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
+use super::db::Etcd;
+pub use crate::client::kv::DataKind;
+use crate::client::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
 use crate::cluster::Node;
-use crate::db::Etcd;
 
 /// Which reads etcd serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,41 +114,6 @@ impl fmt::Display for ReadMode {
             ReadMode::Linearizable => "linearizable",
             ReadMode::Serializable => "serializable",
         })
-    }
-}
-
-/// What a workload's keys hold, which decides what `read` means.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DataKind {
-    /// Registers: `read`, `write`, `cas` on one etcd key per faultline key.
-    #[default]
-    Register,
-    /// Sets: `add` an element, `read` the whole set.
-    Set,
-    /// Lists of the `list-append` workload: `txn` of `append` and `r`.
-    List,
-    /// Registers of the `rw-register` workload: `txn` of `w` and `r`.
-    RwRegister,
-    /// Counters: `add` (a compare-and-set loop), `read` (see `classic.rs`).
-    Counter,
-    /// An id source: `generate` (a put's revision; see `classic.rs`).
-    UniqueIds,
-}
-
-impl DataKind {
-    /// The kind a checker model works on: sets for `set`, lists for
-    /// `list-append`, transactional registers for `rw-register`, counters
-    /// for `counter`, ids for `unique-ids`, registers otherwise (as
-    /// [`super::MemoryDb::for_model`]).
-    pub fn for_model(model: &str) -> DataKind {
-        match model {
-            "set" => DataKind::Set,
-            "list-append" => DataKind::List,
-            "rw-register" => DataKind::RwRegister,
-            "counter" => DataKind::Counter,
-            "unique-ids" => DataKind::UniqueIds,
-            _ => DataKind::Register,
-        }
     }
 }
 
