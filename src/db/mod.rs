@@ -13,6 +13,8 @@
 
 pub mod daemon;
 
+pub use daemon::{apt_install, AptPackages, NodeDaemon};
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,6 +59,16 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Step `action` of `db` failed on `node` because of `reason`.
+    pub fn on(db: &str, node: &Node, action: &str, reason: impl ToString) -> DbError {
+        DbError::Node {
+            db: db.into(),
+            node: node.name().into(),
+            action: action.into(),
+            reason: reason.to_string(),
+        }
+    }
+
     fn from_many(mut errors: Vec<DbError>) -> DbError {
         if errors.len() == 1 {
             errors.remove(0)
@@ -84,23 +96,80 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     /// Starts the database on the node, in the background.
     fn start(&self, node: &Node) -> Result<(), DbError>;
 
+    /// The daemon of this database on `node` and the folder that holds
+    /// what it wrote, for a database run as a plain daemon
+    /// ([`daemon::Daemon`]): the default [`Db::stop`], [`Db::kill`],
+    /// [`Db::pause`], [`Db::resume`], [`Db::is_running`] and [`Db::wipe`]
+    /// act on it, so such a database writes only the steps that differ.
+    /// `None`: nothing of it runs on the node, so those steps have nothing
+    /// to do (PostgreSQL's nodes but the first).
+    fn daemon_on(&self, _node: &Node) -> Option<NodeDaemon> {
+        None
+    }
+
     /// Stops it politely (SIGTERM, then SIGKILL after a grace period).
-    fn stop(&self, node: &Node) -> Result<(), DbError>;
+    fn stop(&self, node: &Node) -> Result<(), DbError> {
+        match self.daemon_on(node) {
+            Some(d) => Ok(d.daemon.stop(node, "TERM", Duration::from_secs(10))?),
+            None => Ok(()),
+        }
+    }
 
     /// Kills it at once (SIGKILL) and waits until it is gone.
-    fn kill(&self, node: &Node) -> Result<(), DbError>;
+    fn kill(&self, node: &Node) -> Result<(), DbError> {
+        match self.daemon_on(node) {
+            Some(d) => Ok(d.daemon.stop(node, "KILL", Duration::from_secs(5))?),
+            None => Ok(()),
+        }
+    }
 
-    /// Freezes it (SIGSTOP).
-    fn pause(&self, node: &Node) -> Result<(), DbError>;
+    /// Freezes it (SIGSTOP); fails when it does not run.
+    fn pause(&self, node: &Node) -> Result<(), DbError> {
+        match self.daemon_on(node) {
+            Some(d) if !d.daemon.signal(node, "STOP")? => Err(DbError::on(
+                self.name(),
+                node,
+                "pause",
+                format!("{} is not running", self.name()),
+            )),
+            _ => Ok(()),
+        }
+    }
 
-    /// Thaws it (SIGCONT).
-    fn resume(&self, node: &Node) -> Result<(), DbError>;
+    /// Thaws it (SIGCONT). Safe when nothing runs: heal calls it at any
+    /// time.
+    fn resume(&self, node: &Node) -> Result<(), DbError> {
+        if let Some(d) = self.daemon_on(node) {
+            d.daemon.signal(node, "CONT")?;
+        }
+        Ok(())
+    }
 
     /// Whether its process is alive on the node (paused counts as alive).
-    fn is_running(&self, node: &Node) -> Result<bool, DbError>;
+    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
+        match self.daemon_on(node) {
+            Some(d) => Ok(d.daemon.is_running(node)?),
+            None => Ok(false),
+        }
+    }
 
-    /// Removes its data and logs from the node (after kill or stop).
-    fn wipe(&self, node: &Node) -> Result<(), DbError>;
+    /// Removes its data and logs from the node (after kill or stop);
+    /// refuses while it runs.
+    fn wipe(&self, node: &Node) -> Result<(), DbError> {
+        let Some(d) = self.daemon_on(node) else {
+            return Ok(());
+        };
+        if d.daemon.is_running(node)? {
+            return Err(DbError::on(
+                self.name(),
+                node,
+                "wipe",
+                format!("{} still runs; kill or stop it first", self.name()),
+            ));
+        }
+        node.run(&format!("rm -rf {}", crate::control::shell_quote(&d.dir)))?;
+        Ok(())
+    }
 
     /// Waits until every node in `nodes` serves requests, or fails after
     /// `timeout` naming the nodes that do not, with the end of their logs.
