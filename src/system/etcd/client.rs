@@ -79,6 +79,7 @@ use tokio::time::Instant;
 
 use super::db::Etcd;
 pub use crate::client::kv::DataKind;
+use crate::client::kv::{self, KvOp};
 use crate::client::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
 use crate::cluster::Node;
 
@@ -318,12 +319,6 @@ enum Op {
     ReadSet { prefix: Vec<u8> },
 }
 
-impl Op {
-    fn is_read(&self) -> bool {
-        matches!(self, Op::Read { .. } | Op::ReadSet { .. })
-    }
-}
-
 /// The etcd key of a register: the JSON text of the faultline key.
 fn register_key(workload: &str, key: Option<&Value>) -> Vec<u8> {
     format!("/faultline/{workload}/{}", key.unwrap_or(&Value::Null)).into_bytes()
@@ -348,55 +343,41 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-/// The stored text of a written value; `null` is refused because it means
-/// "absent" to `cas` and would read back the same as a missing key.
-fn encode_value(v: &Value, what: &str) -> Result<String, ClientError> {
-    if v.is_null() {
-        return Err(ClientError::not_applied(format!(
-            "{what}: null cannot be stored (it means absent)"
-        )));
-    }
-    Ok(v.to_string())
+/// The etcd request of an invocation, decoded by the shared rules
+/// ([`kv::KvOp`]).
+#[cfg(test)]
+fn parse_op(inv: &Invocation, opts: &EtcdClientOptions) -> Result<Op, ClientError> {
+    Ok(encode(KvOp::decode(inv, opts.kind, "etcd")?, inv, opts))
 }
 
-fn parse_op(inv: &Invocation, opts: &EtcdClientOptions) -> Result<Op, ClientError> {
+/// The etcd request of a key-value operation on the invocation's key.
+fn encode(op: KvOp, inv: &Invocation, opts: &EtcdClientOptions) -> Op {
     let w = &opts.workload;
-    let key = inv.key.as_ref();
-    match (inv.f.as_str(), opts.kind) {
-        ("read", DataKind::Register) => Ok(Op::Read {
+    let key = Some(kv::key(inv));
+    match op {
+        KvOp::Read => Op::Read {
             key: register_key(w, key),
-        }),
-        ("read", DataKind::Set) | ("read-set", _) => Ok(Op::ReadSet {
-            prefix: set_prefix(w, key),
-        }),
-        ("write", _) => Ok(Op::Write {
-            key: register_key(w, key),
-            value: encode_value(&inv.value, "write")?,
-        }),
-        ("cas", _) => match inv.value.as_array().map(Vec::as_slice) {
-            Some([old, new]) => Ok(Op::Cas {
-                key: register_key(w, key),
-                old: old.clone(),
-                new: encode_value(new, "cas")?,
-            }),
-            _ => Err(ClientError::not_applied(
-                "cas needs [expected, new] as its value",
-            )),
         },
-        ("add", _) => {
-            if inv.value.as_i64().is_none() && inv.value.as_u64().is_none() {
-                return Err(ClientError::not_applied("add needs an integer element"));
-            }
+        KvOp::ReadSet => Op::ReadSet {
+            prefix: set_prefix(w, key),
+        },
+        KvOp::Write(v) => Op::Write {
+            key: register_key(w, key),
+            value: v.to_string(),
+        },
+        KvOp::Cas { expected, new } => Op::Cas {
+            key: register_key(w, key),
+            old: expected,
+            new: new.to_string(),
+        },
+        KvOp::Add(e) => {
             let mut k = set_prefix(w, key);
-            k.extend_from_slice(inv.value.to_string().as_bytes());
-            Ok(Op::Add {
+            k.extend_from_slice(e.to_string().as_bytes());
+            Op::Add {
                 key: k,
-                element: inv.value.to_string(),
-            })
+                element: e.to_string(),
+            }
         }
-        (f, _) => Err(ClientError::not_applied(format!(
-            "the etcd client has no function {f:?}"
-        ))),
     }
 }
 
@@ -906,27 +887,19 @@ impl Client for EtcdClient {
         if let Some(c) = self.invoke_classic(inv).await {
             return c;
         }
-        let op = match parse_op(inv, &self.opts) {
+        let op = match KvOp::decode(inv, self.opts.kind, "etcd") {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
         };
+        let request = encode(op.clone(), inv, &self.opts);
         let deadline = Instant::now() + self.op_timeout(inv);
-        match self.perform(&op, inv, deadline).await {
-            Ok(c) => c,
-            Err(mut e) => {
-                if e.class == ErrorClass::Unknown {
-                    // The connection may still carry the lost answer: a
-                    // fresh one keeps answers from being misattributed.
-                    self.conn = None;
-                    if op.is_read() {
-                        // A read has no effect, so "unknown" is "did not
-                        // happen" as far as the history is concerned.
-                        e = ClientError::not_applied(format!("read, outcome irrelevant: {e}"));
-                    }
-                }
-                Completion::from_error(inv.value.clone(), &e)
-            }
+        let done = self.perform(&request, inv, deadline).await;
+        if matches!(&done, Err(e) if e.class == ErrorClass::Unknown) {
+            // The connection may still carry the lost answer: a fresh one
+            // keeps answers from being misattributed.
+            self.conn = None;
         }
+        kv::settle(&op, inv, done)
     }
 
     async fn close(&mut self) -> Result<(), ClientError> {

@@ -54,7 +54,7 @@ use serde_json::{json, Value};
 
 use super::db::Redis;
 use super::db::MASTER_NAME;
-use crate::client::kv::DataKind;
+use crate::client::kv::{self, DataKind, KvOp};
 use crate::client::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
 use crate::cluster::Node;
 
@@ -212,29 +212,25 @@ impl Op {
     }
 }
 
-fn key_text(key: Option<&Value>) -> String {
-    key.map(Value::to_string).unwrap_or_else(|| "null".into())
+/// The Redis request of an invocation, decoded by the shared rules
+/// ([`kv::KvOp`]).
+#[cfg(test)]
+fn parse_op(inv: &Invocation, opts: &RedisClientOptions) -> Result<Op, ClientError> {
+    Ok(encode(KvOp::decode(inv, opts.kind, "redis")?, inv, opts))
 }
 
-fn parse_op(inv: &Invocation, opts: &RedisClientOptions) -> Result<Op, ClientError> {
+/// The Redis request of a key-value operation on the invocation's key.
+fn encode(op: KvOp, inv: &Invocation, opts: &RedisClientOptions) -> Op {
     let w = &opts.workload;
-    let k = key_text(inv.key.as_ref());
+    let k = kv::key(inv);
     let register = format!("faultline:{w}:{k}");
     let set = format!("faultline:{w}:set:{k}");
-    match (inv.f.as_str(), opts.kind) {
-        ("read", DataKind::Register) => Ok(Op::Read(register)),
-        ("read", DataKind::Set) => Ok(Op::ReadSet(set)),
-        ("write", _) => Ok(Op::Write(register, inv.value.to_string())),
-        ("cas", _) => match inv.value.as_array().map(Vec::as_slice) {
-            Some([old, new]) => Ok(Op::Cas(register, old.clone(), new.to_string())),
-            _ => Err(ClientError::not_applied(
-                "cas needs [expected, new] as its value",
-            )),
-        },
-        ("add", _) => Ok(Op::Add(set, inv.value.to_string())),
-        (f, _) => Err(ClientError::not_applied(format!(
-            "the redis client has no function {f:?}"
-        ))),
+    match op {
+        KvOp::Read => Op::Read(register),
+        KvOp::ReadSet => Op::ReadSet(set),
+        KvOp::Write(v) => Op::Write(register, v.to_string()),
+        KvOp::Cas { expected, new } => Op::Cas(register, expected, new.to_string()),
+        KvOp::Add(e) => Op::Add(set, e.to_string()),
     }
 }
 
@@ -485,10 +481,11 @@ impl Client for RedisClient {
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
-        let op = match parse_op(inv, &self.opts) {
+        let kv_op = match KvOp::decode(inv, self.opts.kind, "redis") {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
         };
+        let op = encode(kv_op.clone(), inv, &self.opts);
         let mut done = self.perform(&op, inv).await;
         if op.is_read() && matches!(&done, Err(e) if e.class == ErrorClass::Unknown) {
             // A read changes nothing, so it may be tried again on a fresh
@@ -499,27 +496,19 @@ impl Client for RedisClient {
             self.master = None;
             done = self.perform(&op, inv).await;
         }
-        match done {
-            Ok(c) => c,
-            Err(mut e) => {
-                let to_master = !op.is_read() || self.opts.read_mode == RedisReadMode::Primary;
-                if to_master {
-                    // READONLY, a refused connection, a timeout: the
-                    // master may have changed. Ask Sentinel next time.
-                    self.master = None;
-                }
-                if e.class == ErrorClass::Unknown {
-                    // The connection may still carry the lost answer.
-                    if !to_master {
-                        self.local = None;
-                    }
-                    if op.is_read() {
-                        e = ClientError::not_applied(format!("read, outcome irrelevant: {e}"));
-                    }
-                }
-                Completion::from_error(inv.value.clone(), &e)
+        if let Err(e) = &done {
+            let to_master = !op.is_read() || self.opts.read_mode == RedisReadMode::Primary;
+            if to_master {
+                // READONLY, a refused connection, a timeout: the master
+                // may have changed. Ask Sentinel next time.
+                self.master = None;
+            }
+            if e.class == ErrorClass::Unknown && !to_master {
+                // The connection may still carry the lost answer.
+                self.local = None;
             }
         }
+        kv::settle(&kv_op, inv, done)
     }
 
     async fn close(&mut self) -> Result<(), ClientError> {
