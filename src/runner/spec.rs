@@ -193,3 +193,162 @@ pub struct Dirs {
     /// The results root.
     pub results: PathBuf,
 }
+
+#[cfg(test)]
+mod tests {
+    //! The spec's use of the system registry: typed options parsed at
+    //! validation, the default read mode written out, and the set checker
+    //! told what the system's reads guarantee.
+
+    use super::*;
+    use crate::check::Validity;
+    use crate::history::{History, Op, OpType, Process};
+    use crate::runner::checks::{check_history, CheckSettings};
+    use crate::system::Reads;
+    use serde_json::{json, Value};
+
+    fn spec(db: &str, read_mode: &str) -> TestSpec {
+        TestSpec {
+            db: db.into(),
+            read_mode: read_mode.into(),
+            ..TestSpec::default()
+        }
+    }
+
+    #[test]
+    fn an_unknown_db_is_refused_naming_the_known_ones() {
+        assert_eq!(
+            spec("mongodb", "").validate().unwrap_err(),
+            "unknown db \"mongodb\" (known: etcd, postgres, zookeeper, redis, memory, \
+             or a db file: FILE.toml or file:PATH)"
+        );
+    }
+
+    #[test]
+    fn read_modes_are_parsed_once_per_system_and_the_default_written_out() {
+        let resolved = |db: &str, mode: &str| spec(db, mode).resolved().map(|s| s.read_mode);
+        assert_eq!(resolved("etcd", "").as_deref(), Ok("linearizable"));
+        assert_eq!(
+            resolved("etcd", "serializable").as_deref(),
+            Ok("serializable")
+        );
+        assert_eq!(resolved("zookeeper", "").as_deref(), Ok("plain"));
+        assert_eq!(resolved("zookeeper", "sync").as_deref(), Ok("sync"));
+        assert_eq!(resolved("redis", "").as_deref(), Ok("replica"));
+        assert_eq!(resolved("redis", "primary").as_deref(), Ok("primary"));
+        assert_eq!(resolved("postgres", "").as_deref(), Ok("linearizable"));
+        assert_eq!(resolved("memory", "").as_deref(), Ok("linearizable"));
+
+        // Each system refuses the others' modes, naming the field.
+        let e = resolved("etcd", "primary").unwrap_err();
+        assert!(
+            e.starts_with("read_mode: ") && e.contains("linearizable"),
+            "{e}"
+        );
+        let e = resolved("zookeeper", "linearizable").unwrap_err();
+        assert!(e.starts_with("read_mode: ") && e.contains("sync"), "{e}");
+        let e = resolved("redis", "serializable").unwrap_err();
+        assert!(e.starts_with("read_mode: ") && e.contains("replica"), "{e}");
+        // Redis has no linearizable reads: asking for them is refused, not
+        // quietly taken for replica reads.
+        let e = resolved("redis", "linearizable").unwrap_err();
+        assert!(e.starts_with("read_mode: ") && e.contains("primary"), "{e}");
+        let e = resolved("postgres", "serializable").unwrap_err();
+        assert_eq!(
+            e,
+            "read_mode: postgres has no read mode \"serializable\"; its reads are linearizable"
+        );
+
+        // Isolation is PostgreSQL's, typed there.
+        let mut pg = spec("postgres", "");
+        pg.isolation = "repeatable-read".into();
+        assert_eq!(pg.validate(), Ok(()));
+        pg.isolation = "snapshot".into();
+        assert!(pg.validate().unwrap_err().starts_with("isolation: "));
+
+        // A client program is for db files only.
+        let mut etcd = spec("etcd", "");
+        etcd.client = Some("./client".into());
+        assert_eq!(
+            etcd.validate().unwrap_err(),
+            "client: a client program is for db files (--db FILE.toml), not \"etcd\""
+        );
+    }
+
+    fn op(p: u64, kind: OpType, f: &str, v: Value) -> Op {
+        Op::new(0, Process::Client(p), kind, f, v)
+    }
+
+    /// A set history with a read that misses an acknowledged add and a final
+    /// read that has it: a stale read.
+    fn stale_set_history() -> History {
+        History::new(vec![
+            op(0, OpType::Invoke, "add", json!(1)),
+            op(0, OpType::Ok, "add", json!(1)),
+            op(1, OpType::Invoke, "read", Value::Null),
+            op(1, OpType::Ok, "read", json!([])),
+            // An add after it makes the first read no final read.
+            op(2, OpType::Invoke, "add", json!(2)),
+            op(2, OpType::Ok, "add", json!(2)),
+            op(3, OpType::Invoke, "read", Value::Null),
+            op(3, OpType::Ok, "read", json!([1, 2])),
+        ])
+    }
+
+    fn set_verdict(reads: Reads) -> (Validity, String) {
+        let (v, results, _) = check_history(
+            &stale_set_history(),
+            "set",
+            &["set".to_string()],
+            &CheckSettings {
+                read_mode: reads.checker_mode(),
+                consistency_model: "strict-serializable",
+                time_limit: None,
+                classic: Default::default(),
+            },
+        );
+        let why = results["checkers"]["set"]["explanation"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (v, why)
+    }
+
+    #[test]
+    fn redis_default_reads_mean_replica_reads_to_the_client_and_the_set_checker() {
+        // `--db redis` with no read mode: the client reads from its own node
+        // (a replica), and the set checker is told so, so a stale read of a
+        // replica is no error.
+        let configured = spec("redis", "").configure().expect("redis");
+        assert_eq!(configured.read_mode(), "replica");
+        assert_eq!(configured.reads(), Reads::MaybeStale);
+        let (v, why) = set_verdict(configured.reads());
+        assert_eq!(v, Validity::Valid, "{why}");
+        assert!(why.contains("1 stale"), "{why}");
+        // A stored run's test.json gives the same answer.
+        assert_eq!(
+            crate::system::recorded_reads("redis", "replica"),
+            Reads::MaybeStale
+        );
+
+        // etcd's default reads are linearizable: the same history is invalid.
+        let etcd = spec("etcd", "").configure().expect("etcd");
+        assert_eq!(etcd.reads(), Reads::Linearizable);
+        let (v, why) = set_verdict(etcd.reads());
+        assert_eq!(v, Validity::Invalid);
+        assert_eq!(
+            why,
+            "1 acknowledged element was missing from a read that began after the \
+             acknowledgement (e.g. 1)"
+        );
+        assert_eq!(
+            crate::system::recorded_reads("etcd", "serializable"),
+            Reads::MaybeStale
+        );
+        // A run the registry cannot configure is taken at its word.
+        assert_eq!(
+            crate::system::recorded_reads("gone.toml", "linearizable"),
+            Reads::Linearizable
+        );
+    }
+}
