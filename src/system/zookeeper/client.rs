@@ -78,36 +78,6 @@ impl fmt::Display for ZkReadMode {
     }
 }
 
-/// What the workload's keys hold.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ZkDataKind {
-    /// `read`, `write`, `cas` on one znode per key.
-    #[default]
-    Register,
-    /// `add` a child znode, `read` the children.
-    Set,
-}
-
-impl From<ZkDataKind> for DataKind {
-    fn from(k: ZkDataKind) -> DataKind {
-        match k {
-            ZkDataKind::Register => DataKind::Register,
-            ZkDataKind::Set => DataKind::Set,
-        }
-    }
-}
-
-impl ZkDataKind {
-    /// Sets for the `set` model, registers otherwise.
-    pub fn for_model(model: &str) -> ZkDataKind {
-        if model == "set" {
-            ZkDataKind::Set
-        } else {
-            ZkDataKind::Register
-        }
-    }
-}
-
 /// How the clients behave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZkClientOptions {
@@ -121,7 +91,7 @@ pub struct ZkClientOptions {
     /// The workload's name: znodes live under `/faultline/<workload>/`.
     pub workload: String,
     /// Registers or sets.
-    pub kind: ZkDataKind,
+    pub kind: DataKind,
 }
 
 impl Default for ZkClientOptions {
@@ -131,7 +101,7 @@ impl Default for ZkClientOptions {
             timeout: Duration::from_secs(5),
             session_timeout: Duration::from_secs(6),
             workload: "register".into(),
-            kind: ZkDataKind::Register,
+            kind: DataKind::Register,
         }
     }
 }
@@ -261,7 +231,7 @@ fn key_path(workload: &str, key: Option<&Value>) -> String {
 #[cfg(test)]
 fn parse_op(inv: &Invocation, opts: &ZkClientOptions) -> Result<Op, ClientError> {
     Ok(encode(
-        KvOp::decode(inv, opts.kind.into(), "ZooKeeper")?,
+        KvOp::decode(inv, opts.kind, "ZooKeeper")?,
         inv,
         opts,
     ))
@@ -531,7 +501,7 @@ impl Client for ZkClient {
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
-        let op = match KvOp::decode(inv, self.opts.kind.into(), "ZooKeeper") {
+        let op = match KvOp::decode(inv, self.opts.kind, "ZooKeeper") {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
         };
@@ -604,7 +574,7 @@ mod tests {
             })
         );
         let set = ZkClientOptions {
-            kind: ZkDataKind::Set,
+            kind: DataKind::Set,
             workload: "set".into(),
             ..o.clone()
         };

@@ -5,11 +5,11 @@
 pub mod client;
 pub mod db;
 
-pub use client::{ZkClient, ZkClientFactory, ZkClientOptions, ZkDataKind, ZkReadMode};
+pub use client::{ZkClient, ZkClientFactory, ZkClientOptions, ZkReadMode};
 pub use db::{Zookeeper, ZookeeperOptions};
 
 use super::{ClientSettings, Configured, Deployed, Package, Reads, System};
-use crate::client::ClientFactory;
+use crate::client::{kv::DataKind, ClientFactory};
 use crate::cluster::Node;
 use crate::db::Db;
 use std::sync::Arc;
@@ -93,7 +93,7 @@ impl Deployed for ZkDeployed {
             read_mode: self.read_mode,
             timeout: s.op_timeout,
             workload: s.workload.name.clone(),
-            kind: ZkDataKind::for_model(&s.workload.model),
+            kind: DataKind::for_model(&s.workload.model),
             ..ZkClientOptions::default()
         };
         Ok(ZkClientFactory::for_nodes(s.nodes, self.zk.client_port(), opts)?.into_factory())
