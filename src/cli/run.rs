@@ -23,8 +23,8 @@ pub struct Args {
     /// A test file (TOML) with the fields of a test (docs/test-format.md);
     /// flags override it.
     test_file: Option<PathBuf>,
-    /// The database: etcd, postgres, or a db file (FILE.toml or file:PATH;
-    /// docs/file-db.md).
+    /// The system under test: etcd, postgres, zookeeper, redis, memory (in
+    /// this process), or a db file (FILE.toml or file:PATH; docs/file-db.md).
     #[arg(long)]
     db: Option<String>,
     /// A db file's client program (a command line with the file's
