@@ -10,9 +10,10 @@
 //!
 //! `cargo bench --bench generator [-- --ops N]`
 
-use faultline::client::{ClientFactory, MemoryDb, NoopClient};
+use faultline::client::{ClientFactory, NoopClient};
 use faultline::generator::{limit, Generator};
 use faultline::runner::{run_workers, Recorder, Stop, WorkerConfig};
+use faultline::system::memory::MemoryDb;
 use faultline::workload::{GenOptions, Workload};
 use std::path::Path;
 use std::time::Instant;

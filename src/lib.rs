@@ -39,4 +39,6 @@ pub mod serve;
 #[cfg(feature = "controller")]
 pub mod store;
 #[cfg(feature = "controller")]
+pub mod system;
+#[cfg(feature = "controller")]
 pub mod workload;

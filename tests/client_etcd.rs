@@ -12,13 +12,13 @@ mod cluster_support;
 use std::time::{Duration, Instant};
 
 use cluster_support::{leftovers, skip_reason, Teardown};
-use faultline::client::etcd::{
-    DataKind, EtcdClient, EtcdClientFactory, EtcdClientOptions, ReadMode,
-};
+use faultline::client::kv::DataKind;
 use faultline::client::{Client, Completion, Invocation, Status};
 use faultline::cluster::local;
-use faultline::db::{self, Db, Etcd, EtcdOptions};
+use faultline::db::{self, Db};
 use faultline::history::Process;
+use faultline::system::etcd::{Etcd, EtcdOptions};
+use faultline::system::etcd::{EtcdClient, EtcdClientFactory, EtcdClientOptions, ReadMode};
 use serde_json::{json, Value};
 
 fn inv(f: &str, key: Option<Value>, value: Value) -> Invocation {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use cluster_support::{b64, etcd_put as put, http, leftovers, skip_reason, Teardown};
 use faultline::cluster::{local, Node};
-use faultline::db::{self, Db, Etcd, EtcdOptions};
+use faultline::db::{self, Db};
+use faultline::system::etcd::{Etcd, EtcdOptions};
 
 /// A linearizable read on `node`; the value base64-encoded, if the key exists.
 fn get(node: &Node, key: &str) -> Result<Option<String>, String> {

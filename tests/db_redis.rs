@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use cluster_support::{leftovers, skip_reason, Teardown};
 use faultline::cluster::{local, Node};
-use faultline::db::{self, Db, Redis, RedisOptions};
+use faultline::db::{self, Db};
+use faultline::system::redis::{Redis, RedisOptions};
 
 fn conn(node: &Node) -> redis::Connection {
     let c = redis::Client::open(format!("redis://{}:6379/", node.host())).expect("url");

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use cluster_support::{etcd_put as put, leftovers, skip_reason, Teardown};
 use faultline::client::{Client, Invocation, NoopClient, Status};
 use faultline::cluster::{local, Cluster, Node};
-use faultline::db::{self, Db, Etcd, EtcdOptions};
+use faultline::db::{self, Db};
 use faultline::generator::time_limit;
 use faultline::history::{OpType, Process};
 use faultline::nemesis::{
@@ -24,6 +24,7 @@ use faultline::nemesis::{
     PacketBehavior, PartitionSpec, Schedule, Targets,
 };
 use faultline::runner::{run_workers, Recorder, Stop, WorkerConfig};
+use faultline::system::etcd::{Etcd, EtcdOptions};
 use serde_json::json;
 
 const SUBNET: &str = "10.78.40.0/24";

@@ -7,11 +7,12 @@
 
 use faultline::check::linear::{check, LinearOptions};
 use faultline::check::Validity;
-use faultline::client::{Client, ClientError, ClientFactory, Completion, Invocation, MemoryDb};
+use faultline::client::{Client, ClientError, ClientFactory, Completion, Invocation};
 use faultline::generator::{limit, Generator};
 use faultline::history::{History, OpType};
 use faultline::model::CasRegister;
 use faultline::runner::{run_workers, Recorder, Stop, WorkerConfig};
+use faultline::system::memory::MemoryDb;
 use faultline::workload::{GenOptions, Workload};
 use serde_json::Value;
 use std::collections::HashMap;

@@ -10,10 +10,10 @@
 
 use faultline::check::registry::{check_all, CheckContext};
 use faultline::check::Validity;
-use faultline::client::memory::Flaw;
-use faultline::client::{ClientFactory, MemoryDb};
+use faultline::client::ClientFactory;
 use faultline::history::History;
 use faultline::runner::{run_workers, Recorder, Stop, WorkerConfig};
+use faultline::system::memory::{Flaw, MemoryDb};
 use faultline::workload::{GenOptions, Workload};
 use serde_json::Value;
 use std::path::Path;

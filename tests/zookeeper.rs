@@ -18,10 +18,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cluster_support::{faultline, leftovers, skip_reason, Teardown};
-use faultline::client::zookeeper::{ZkClientFactory, ZkClientOptions, ZkReadMode};
 use faultline::client::{Client, Invocation, Status};
 use faultline::cluster::local;
-use faultline::db::{self, Db, Zookeeper, ZookeeperOptions};
+use faultline::db::{self, Db};
+use faultline::system::zookeeper::{ZkClientFactory, ZkClientOptions, ZkReadMode};
+use faultline::system::zookeeper::{Zookeeper, ZookeeperOptions};
 use serde_json::{json, Value};
 
 fn zookeeper_missing() -> Option<String> {

@@ -11,7 +11,8 @@ use clap::Subcommand;
 use crate::cluster::local::{self, LocalSpec, DEFAULT_PREFIX, DEFAULT_SUBNET};
 use crate::cluster::{parse_nodes_file, Cluster, HostsSpec, Subnet};
 use crate::control::{HostKeyPolicy, SshOptions};
-use crate::db::{self, Db, Etcd, EtcdOptions};
+use crate::db::{self, Db};
+use crate::system::etcd::{Etcd, EtcdOptions};
 
 /// Cluster subcommands.
 #[derive(Subcommand, Debug)]

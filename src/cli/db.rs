@@ -9,6 +9,7 @@ use clap::Subcommand;
 use super::cluster::NodeArgs;
 use crate::cluster::Cluster;
 use crate::db::{self, Db};
+use crate::system;
 use std::sync::Arc;
 
 /// Db subcommands.
@@ -59,44 +60,20 @@ pub struct DownArgs {
 
 /// A known database's name, or a db file's (a clap value parser).
 pub(crate) fn parse_db(s: &str) -> Result<String, String> {
-    if db::KNOWN.contains(&s) || db::file::db_file_path(s).is_some() {
-        Ok(s.to_string())
-    } else {
-        Err(format!(
+    match system::find(s) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(format!(
             "known: {}, or a db file (FILE.toml or file:PATH)",
-            db::KNOWN.join(", ")
-        ))
-    }
-}
-
-/// The db file `db` names, loaded and checked; `None` for a known db.
-pub(crate) fn load_db_file(
-    db: &str,
-) -> anyhow::Result<Option<std::sync::Arc<db::file::FileDbSpec>>> {
-    match db::file::db_file_path(db) {
-        Some(p) => Ok(Some(std::sync::Arc::new(
-            db::file::FileDbSpec::load(&p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        ))),
-        None => Ok(None),
+            system::known()
+        )),
     }
 }
 
 fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Arc<dyn Db>)> {
     // A db file is loaded and checked before the cluster is looked at.
-    let file = load_db_file(&args.db)?;
+    let configured = system::with_defaults(&args.db, args.etcd_binary.as_deref())?;
     let cluster = args.nodes.cluster()?;
-    if let Some(spec) = file {
-        let db = db::file::FileDb::new(spec, cluster.nodes())?;
-        return Ok((cluster, Arc::new(db)));
-    }
-    let db =
-        db::built_in(&args.db, cluster.nodes(), args.etcd_binary.clone()).ok_or_else(|| {
-            anyhow::anyhow!(
-                "unknown database {:?} (known: {})",
-                args.db,
-                db::KNOWN.join(", ")
-            )
-        })?;
+    let db = configured.deploy(cluster.nodes())?.db();
     Ok((cluster, db))
 }
 

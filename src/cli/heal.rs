@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::cluster::NodeArgs;
-use crate::db::{self, Db};
+use crate::db::Db;
 use crate::nemesis::{self, Nemeses, Nemesis, NemesisOptions};
 
 /// `heal` flags.
@@ -33,26 +33,14 @@ pub struct Args {
 
 /// Runs `faultline heal`.
 pub fn run(a: Args) -> anyhow::Result<i32> {
-    let file = super::db::load_db_file(&a.db)?;
+    // A db file is loaded and checked before the cluster is looked at.
+    let configured = crate::system::with_defaults(&a.db, a.etcd_binary.as_deref())?;
     let cluster = a.nodes.cluster()?;
     let _lease = super::take_lease(&cluster, "heal")?;
     let db: Option<std::sync::Arc<dyn Db>> = if a.no_db {
         None
-    } else if let Some(spec) = file {
-        Some(std::sync::Arc::new(db::file::FileDb::new(
-            spec,
-            cluster.nodes(),
-        )?))
     } else {
-        Some(
-            db::built_in(&a.db, cluster.nodes(), a.etcd_binary.clone()).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "unknown database {:?} (known: {})",
-                    a.db,
-                    db::KNOWN.join(", ")
-                )
-            })?,
-        )
+        Some(configured.deploy(cluster.nodes())?.db())
     };
     let record = a
         .record

@@ -26,8 +26,8 @@ pub struct Args {
     /// A test file (TOML) with the fields of a test (docs/test-format.md);
     /// flags override it.
     test_file: Option<PathBuf>,
-    /// The database: etcd, postgres, or a db file (FILE.toml or file:PATH;
-    /// docs/file-db.md).
+    /// The system under test: etcd, postgres, zookeeper, redis, memory (in
+    /// this process), or a db file (FILE.toml or file:PATH; docs/file-db.md).
     #[arg(long)]
     db: Option<String>,
     /// A db file's client program (a command line with the file's
@@ -58,7 +58,8 @@ pub struct Args {
     seed: Option<u64>,
     /// Reads: etcd linearizable (default) or serializable (local, maybe
     /// stale); ZooKeeper plain (default, maybe stale) or sync (sync first);
-    /// Redis replica (default: the worker's own node) or primary.
+    /// Redis replica (default: the worker's own node) or primary. The
+    /// checkers assume what the db's reads guarantee.
     #[arg(long)]
     read_mode: Option<String>,
     /// The consistency model the txn checker holds the history to
@@ -181,14 +182,6 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     if let Some(v) = a.read_mode.clone() {
         spec.read_mode = v;
     }
-    // ZooKeeper's reads are `plain` or `sync`: the default (etcd's
-    // `linearizable`) means its default, plain.
-    if spec.db == "zookeeper"
-        && a.read_mode.is_none()
-        && spec.read_mode == TestSpec::default().read_mode
-    {
-        spec.read_mode = "plain".into();
-    }
     spec.op_timeout = a.op_timeout.unwrap_or(spec.op_timeout);
     if let Some(v) = a.consistency_model.clone() {
         spec.consistency_model = v;
@@ -200,9 +193,11 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     if let Some(v) = a.name.clone() {
         spec.name = v;
     }
-    if let Err(e) = spec.validate() {
-        bail!("{e}");
-    }
+    // The system's default read mode is written out (test.json names it).
+    let spec = match spec.resolved() {
+        Ok(s) => s,
+        Err(e) => bail!("{e}"),
+    };
     let dirs = Dirs {
         workloads: definitions_dir(&a.workloads_dir, "workloads"),
         nemeses: definitions_dir(&a.nemeses_dir, "nemeses"),
@@ -373,21 +368,6 @@ const HOST_PACKAGES: &[(&str, &str)] = &[
     ("unshare", "util-linux"),
 ];
 
-/// What each db needs on this machine for the local cluster.
-fn db_packages(db: &str) -> &'static [(&'static str, &'static str)] {
-    match db {
-        "postgres" => &[("/usr/lib/postgresql", "postgresql")],
-        // A db file installs what it needs with its own `install` command.
-        f if crate::db::file::db_file_path(f).is_some() => &[],
-        "zookeeper" => &[("/usr/share/java/zookeeper.jar", "zookeeper")],
-        "redis" => &[
-            ("redis-server", "redis-server"),
-            ("redis-sentinel", "redis-sentinel"),
-        ],
-        _ => &[("etcd", "etcd-server")],
-    }
-}
-
 /// Installs the Debian packages the local cluster and `db` need when some
 /// are missing and we are root — a fresh machine runs a test in one command.
 fn ensure_host_packages(db: &str) -> anyhow::Result<()> {
@@ -402,11 +382,13 @@ fn ensure_host_packages(db: &str) -> anyhow::Result<()> {
                 .iter()
                 .any(|d| Path::new(d).join(prog).is_file())
     };
+    let db_packages = crate::system::find(db).map_or(&[][..], |s| s.packages());
     let missing: Vec<&str> = HOST_PACKAGES
         .iter()
-        .chain(db_packages(db))
+        .copied()
+        .chain(db_packages.iter().map(|p| (p.program, p.package)))
         .filter(|(p, _)| !present(p))
-        .map(|(_, pkg)| *pkg)
+        .map(|(_, pkg)| pkg)
         .collect();
     if missing.is_empty() {
         return Ok(());
@@ -489,16 +471,17 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
                 .collect()
         })
         .unwrap_or_else(|| vec!["linearizable".into()]);
-    let read_mode = stored.test["read_mode"]
-        .as_str()
-        .unwrap_or("linearizable")
-        .to_string();
+    // What the system's reads guaranteed, as the run's checkers assumed.
+    let reads = crate::system::recorded_reads(
+        stored.test["db"].as_str().unwrap_or_default(),
+        stored.test["read_mode"].as_str().unwrap_or("linearizable"),
+    );
     let consistency_model = stored.test["consistency_model"]
         .as_str()
         .unwrap_or("strict-serializable")
         .to_string();
     let ctx = CheckContext {
-        linearizable_reads: read_mode == "linearizable",
+        linearizable_reads: reads.linearizable(),
         consistency_models: vec![consistency_model],
         classic: ClassicOptions {
             bank: BankOptions {

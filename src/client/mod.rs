@@ -9,18 +9,13 @@
 //! [`ClientError`] carries that classification from a driver's errors.
 //!
 //! The trait is object-safe (through `async-trait`) so a workload picks a
-//! `Box<dyn Client>` at run time. [`memory`] holds in-process clients for
-//! tests and benches. [`etcd`], [`postgres`] and [`redis`] talk to real
-//! databases.
+//! `Box<dyn Client>` at run time. [`NoopClient`] does nothing, for benches
+//! of the harness alone; [`kv`] holds the key-value operations the etcd,
+//! ZooKeeper and Redis clients share; [`external`] runs a client program.
+//! The clients of each system live in its folder under `crate::system`.
 
-pub mod etcd;
 pub mod external;
-pub mod memory;
-pub mod postgres;
-pub mod redis;
-pub mod zookeeper;
-
-pub use memory::{MemoryClient, MemoryDb, NoopClient};
+pub mod kv;
 
 use crate::history::{OpType, Process};
 use serde_json::Value;
@@ -187,3 +182,23 @@ pub trait Client: Send {
 
 /// Makes the client of each worker: called with the worker number.
 pub type ClientFactory = Box<dyn Fn(usize) -> Box<dyn Client> + Send + Sync>;
+
+/// A client that does nothing: every operation is `ok` with its own
+/// argument as result. Measures the harness alone.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoopClient;
+
+#[async_trait::async_trait]
+impl Client for NoopClient {
+    async fn open(&mut self, _node: &str) -> Result<(), ClientError> {
+        Ok(())
+    }
+
+    async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        Completion::ok(inv.value.clone())
+    }
+
+    async fn close(&mut self) -> Result<(), ClientError> {
+        Ok(())
+    }
+}

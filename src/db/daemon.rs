@@ -7,8 +7,80 @@
 
 use std::time::Duration;
 
+use super::DbError;
 use crate::cluster::Node;
 use crate::control::{shell_quote, ControlError};
+
+/// A database's daemon on one node, and the folder that holds what it
+/// wrote (what [`super::Db::wipe`] removes).
+#[derive(Debug, Clone)]
+pub struct NodeDaemon {
+    /// The daemon.
+    pub daemon: Daemon,
+    /// Its folder on the node.
+    pub dir: String,
+}
+
+/// The Debian packages a database installs on a node.
+#[derive(Debug, Clone, Copy)]
+pub struct AptPackages<'a> {
+    /// What they install, for messages (`ZooKeeper`).
+    pub what: &'a str,
+    /// The packages.
+    pub packages: &'a [&'a str],
+    /// A shell test that holds once they are installed.
+    pub present: &'a str,
+    /// The services the packages start of their own, stopped and disabled
+    /// (ours run with their own configuration on the node's address).
+    pub services: &'a [&'a str],
+    /// What else the user can do, added to the refusal on the local
+    /// cluster (`, or pass ...`).
+    pub otherwise: &'a str,
+}
+
+/// Installs `p` on `node` with apt-get unless present. Local nodes share
+/// this machine's filesystem but have no network beyond their subnet, so
+/// there a missing package is refused with the command to run here. The
+/// lock timeout lets a concurrent apt run finish first rather than fail us.
+pub fn apt_install(db: &str, node: &Node, p: &AptPackages<'_>) -> Result<(), DbError> {
+    if node.exec(p.present)?.success() {
+        return Ok(());
+    }
+    let packages = p.packages.join(" ");
+    if node.capabilities().shares_host {
+        return Err(DbError::on(
+            db,
+            node,
+            "install",
+            format!(
+                "{} is not installed on this machine, and local nodes cannot reach a \
+                 package mirror: run `apt-get install -y {packages}` here{}",
+                p.what, p.otherwise
+            ),
+        ));
+    }
+    let apt = "apt-get -y -q -o DPkg::Lock::Timeout=600";
+    let script = format!(
+        "export DEBIAN_FRONTEND=noninteractive; \
+         {apt} install {packages} >/dev/null 2>&1 || \
+         {{ {apt} update >/dev/null && {apt} install {packages}; }} || exit 1; \
+         if command -v systemctl >/dev/null 2>&1; then \
+           systemctl disable --now {services} >/dev/null 2>&1; fi; \
+         {present}",
+        services = p.services.join(" "),
+        present = p.present,
+    );
+    node.run_timeout(&script, Duration::from_secs(900))
+        .map_err(|e| {
+            DbError::on(
+                db,
+                node,
+                &format!("install (apt-get install {packages})"),
+                e,
+            )
+        })?;
+    Ok(())
+}
 
 /// Where a daemon keeps its pid and output on a node, and what its process is
 /// called.

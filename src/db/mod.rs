@@ -7,28 +7,19 @@
 //! steps to a whole cluster in parallel. The same code serves the local
 //! cluster and real hosts: it only talks to [`Node`]s.
 //!
-//! [`etcd::Etcd`] is the first implementation, then [`postgres::Postgres`],
-//! [`zookeeper::Zookeeper`] and [`redis::Redis`] (with Sentinel); [`daemon`] holds the
-//! pid-file process handling any database started as a plain daemon can share.
+//! The implementations live with their systems (`crate::system::<name>::db`);
+//! [`daemon`] holds the pid-file process handling any database started as
+//! a plain daemon can share.
 
 pub mod daemon;
-pub mod etcd;
-pub mod file;
-mod http;
-pub mod postgres;
-pub mod redis;
-pub mod zookeeper;
+
+pub use daemon::{apt_install, AptPackages, NodeDaemon};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cluster::{split_results, Cluster, Node};
 use crate::control::ControlError;
-
-pub use self::redis::{Redis, RedisOptions};
-pub use etcd::{Etcd, EtcdOptions};
-pub use postgres::{Postgres, PostgresOptions};
-pub use zookeeper::{Zookeeper, ZookeeperOptions};
 
 /// Why a database step failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +59,16 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// Step `action` of `db` failed on `node` because of `reason`.
+    pub fn on(db: &str, node: &Node, action: &str, reason: impl ToString) -> DbError {
+        DbError::Node {
+            db: db.into(),
+            node: node.name().into(),
+            action: action.into(),
+            reason: reason.to_string(),
+        }
+    }
+
     fn from_many(mut errors: Vec<DbError>) -> DbError {
         if errors.len() == 1 {
             errors.remove(0)
@@ -95,23 +96,80 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     /// Starts the database on the node, in the background.
     fn start(&self, node: &Node) -> Result<(), DbError>;
 
+    /// The daemon of this database on `node` and the folder that holds
+    /// what it wrote, for a database run as a plain daemon
+    /// ([`daemon::Daemon`]): the default [`Db::stop`], [`Db::kill`],
+    /// [`Db::pause`], [`Db::resume`], [`Db::is_running`] and [`Db::wipe`]
+    /// act on it, so such a database writes only the steps that differ.
+    /// `None`: nothing of it runs on the node, so those steps have nothing
+    /// to do (PostgreSQL's nodes but the first).
+    fn daemon_on(&self, _node: &Node) -> Option<NodeDaemon> {
+        None
+    }
+
     /// Stops it politely (SIGTERM, then SIGKILL after a grace period).
-    fn stop(&self, node: &Node) -> Result<(), DbError>;
+    fn stop(&self, node: &Node) -> Result<(), DbError> {
+        match self.daemon_on(node) {
+            Some(d) => Ok(d.daemon.stop(node, "TERM", Duration::from_secs(10))?),
+            None => Ok(()),
+        }
+    }
 
     /// Kills it at once (SIGKILL) and waits until it is gone.
-    fn kill(&self, node: &Node) -> Result<(), DbError>;
+    fn kill(&self, node: &Node) -> Result<(), DbError> {
+        match self.daemon_on(node) {
+            Some(d) => Ok(d.daemon.stop(node, "KILL", Duration::from_secs(5))?),
+            None => Ok(()),
+        }
+    }
 
-    /// Freezes it (SIGSTOP).
-    fn pause(&self, node: &Node) -> Result<(), DbError>;
+    /// Freezes it (SIGSTOP); fails when it does not run.
+    fn pause(&self, node: &Node) -> Result<(), DbError> {
+        match self.daemon_on(node) {
+            Some(d) if !d.daemon.signal(node, "STOP")? => Err(DbError::on(
+                self.name(),
+                node,
+                "pause",
+                format!("{} is not running", self.name()),
+            )),
+            _ => Ok(()),
+        }
+    }
 
-    /// Thaws it (SIGCONT).
-    fn resume(&self, node: &Node) -> Result<(), DbError>;
+    /// Thaws it (SIGCONT). Safe when nothing runs: heal calls it at any
+    /// time.
+    fn resume(&self, node: &Node) -> Result<(), DbError> {
+        if let Some(d) = self.daemon_on(node) {
+            d.daemon.signal(node, "CONT")?;
+        }
+        Ok(())
+    }
 
     /// Whether its process is alive on the node (paused counts as alive).
-    fn is_running(&self, node: &Node) -> Result<bool, DbError>;
+    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
+        match self.daemon_on(node) {
+            Some(d) => Ok(d.daemon.is_running(node)?),
+            None => Ok(false),
+        }
+    }
 
-    /// Removes its data and logs from the node (after kill or stop).
-    fn wipe(&self, node: &Node) -> Result<(), DbError>;
+    /// Removes its data and logs from the node (after kill or stop);
+    /// refuses while it runs.
+    fn wipe(&self, node: &Node) -> Result<(), DbError> {
+        let Some(d) = self.daemon_on(node) else {
+            return Ok(());
+        };
+        if d.daemon.is_running(node)? {
+            return Err(DbError::on(
+                self.name(),
+                node,
+                "wipe",
+                format!("{} still runs; kill or stop it first", self.name()),
+            ));
+        }
+        node.run(&format!("rm -rf {}", crate::control::shell_quote(&d.dir)))?;
+        Ok(())
+    }
 
     /// Waits until every node in `nodes` serves requests, or fails after
     /// `timeout` naming the nodes that do not, with the end of their logs.
@@ -187,9 +245,6 @@ pub fn collect_logs(db: &dyn Db, cluster: &Cluster, dest: &Path) -> Result<Vec<P
     }
 }
 
-/// The databases `faultline db` knows by name.
-pub const KNOWN: &[&str] = &["etcd", "postgres", "zookeeper", "redis"];
-
 /// Waits until every node in `nodes` serves: `probe` answers for the nodes
 /// still pending (one result each, in order), asked again every `every`.
 /// After `timeout` it fails naming each node still failing, with why and
@@ -226,28 +281,4 @@ pub fn poll_healthy(
         pending = failing.into_iter().map(|(n, _)| n).collect();
         std::thread::sleep(every);
     }
-}
-
-/// The built-in database `name` (one of [`KNOWN`]) on `nodes`, with default
-/// options; `etcd_binary` is an etcd binary to upload instead of the nodes'
-/// own. `None` for a name that is not built in.
-pub fn built_in(
-    name: &str,
-    nodes: &[Node],
-    etcd_binary: Option<PathBuf>,
-) -> Option<std::sync::Arc<dyn Db>> {
-    use std::sync::Arc;
-    Some(match name {
-        "etcd" => Arc::new(Etcd::new(
-            EtcdOptions {
-                binary: etcd_binary,
-                ..EtcdOptions::default()
-            },
-            nodes,
-        )),
-        "postgres" => Arc::new(Postgres::new(PostgresOptions::default(), nodes)),
-        "zookeeper" => Arc::new(Zookeeper::new(ZookeeperOptions::default(), nodes)),
-        "redis" => Arc::new(Redis::new(RedisOptions::default(), nodes)),
-        _ => return None,
-    })
 }

@@ -1,11 +1,7 @@
 //! What defines a test: the test spec (what a test file holds and what the
 //! `run` flags set) and the folders definition files are looked up in.
 
-use crate::client::etcd::ReadMode;
-use crate::client::postgres::Isolation;
-use crate::client::redis::RedisReadMode;
-use crate::client::zookeeper::ZkReadMode;
-use crate::db;
+use crate::system::{self, Choice, Configured};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -40,7 +36,8 @@ pub struct TestSpec {
     /// etcd: `linearizable` or `serializable` reads; ZooKeeper: `plain`
     /// (the connected server's data) or `sync` (sync, then read); redis:
     /// `replica` (the client's own node) or `primary` (the master). Empty:
-    /// the db's default.
+    /// the db's default, which [`TestSpec::resolved`] writes out (so
+    /// `test.json` names the reads that were made).
     pub read_mode: String,
     /// Seconds one operation may take before it is recorded `info`.
     pub op_timeout: f64,
@@ -72,7 +69,7 @@ impl Default for TestSpec {
             concurrency: 10,
             rate: Some(200.0),
             seed: None,
-            read_mode: "linearizable".into(),
+            read_mode: String::new(),
             op_timeout: 5.0,
             recovery_time: 5.0,
             leave_db_running: false,
@@ -99,12 +96,8 @@ impl TestSpec {
         } else {
             self.nemesis.join("+")
         };
-        // A db file is named by its stem, not its path.
-        let db = match db::file::db_file_path(&self.db) {
-            Some(p) => p
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "file".into()),
+        let db = match system::find(&self.db) {
+            Some(s) => s.label(&self.db),
             None => self.db.clone(),
         };
         format!("{db}-{stem}-{nem}")
@@ -142,19 +135,6 @@ impl TestSpec {
         if self.concurrency == 0 {
             return Err("concurrency must be at least 1".into());
         }
-        if self.client.is_some() && db::file::db_file_path(&self.db).is_none() {
-            return Err(format!(
-                "client: a client program is for db files (--db FILE.toml), not {:?}",
-                self.db
-            ));
-        }
-        if !db::KNOWN.contains(&self.db.as_str()) && db::file::db_file_path(&self.db).is_none() {
-            return Err(format!(
-                "unknown db {:?} (known: {}, or a db file: FILE.toml or file:PATH)",
-                self.db,
-                db::KNOWN.join(", ")
-            ));
-        }
         if !crate::check::txn::models::is_model(&self.consistency_model) {
             return Err(format!(
                 "unknown consistency_model {:?}; expected one of {}",
@@ -162,27 +142,44 @@ impl TestSpec {
                 crate::check::txn::models::MODEL_NAMES.join(", ")
             ));
         }
-        self.isolation
-            .parse::<Isolation>()
-            .map_err(|e| format!("isolation: {e}"))?;
-        if self.db == "zookeeper" {
-            return self
-                .read_mode
-                .parse::<ZkReadMode>()
-                .map(|_| ())
-                .map_err(|e| format!("read_mode: {e}"));
+        self.configure().map(|_| ())
+    }
+
+    /// The fields the system under test reads.
+    pub fn choice(&self) -> Choice<'_> {
+        Choice {
+            db: &self.db,
+            read_mode: &self.read_mode,
+            isolation: &self.isolation,
+            client: self.client.as_deref(),
+            binary: self.etcd_binary.as_deref(),
         }
-        if self.db == "redis" {
-            return self
-                .read_mode
-                .parse::<RedisReadMode>()
-                .map(|_| ())
-                .map_err(|e| format!("read_mode: {e}"));
+    }
+
+    /// The system under test with its options parsed and checked (read
+    /// mode, isolation, a db file and its client program).
+    pub fn configure(&self) -> Result<Box<dyn Configured>, String> {
+        let system = system::find(&self.db).ok_or_else(|| {
+            format!(
+                "unknown db {:?} (known: {}, or a db file: FILE.toml or file:PATH)",
+                self.db,
+                system::known()
+            )
+        })?;
+        if self.client.is_some() && !system.takes_client_program() {
+            return Err(format!(
+                "client: a client program is for db files (--db FILE.toml), not {:?}",
+                self.db
+            ));
         }
-        self.read_mode
-            .parse::<ReadMode>()
-            .map(|_| ())
-            .map_err(|e| format!("read_mode: {e}"))
+        system.configure(&self.choice())
+    }
+
+    /// This spec checked, with the system's default read mode written out.
+    pub fn resolved(mut self) -> Result<TestSpec, String> {
+        self.validate()?;
+        self.read_mode = self.configure()?.read_mode().to_string();
+        Ok(self)
     }
 }
 
@@ -195,4 +192,157 @@ pub struct Dirs {
     pub nemeses: PathBuf,
     /// The results root.
     pub results: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    //! The spec's use of the system registry: typed options parsed at
+    //! validation, the default read mode written out, and the set checker
+    //! told what the system's reads guarantee.
+
+    use super::*;
+    use crate::check::registry::{check_all, CheckContext};
+    use crate::check::Validity;
+    use crate::history::{History, Op, OpType, Process};
+    use crate::system::Reads;
+    use serde_json::{json, Value};
+
+    fn spec(db: &str, read_mode: &str) -> TestSpec {
+        TestSpec {
+            db: db.into(),
+            read_mode: read_mode.into(),
+            ..TestSpec::default()
+        }
+    }
+
+    #[test]
+    fn an_unknown_db_is_refused_naming_the_known_ones() {
+        assert_eq!(
+            spec("mongodb", "").validate().unwrap_err(),
+            "unknown db \"mongodb\" (known: etcd, postgres, zookeeper, redis, memory, \
+             or a db file: FILE.toml or file:PATH)"
+        );
+    }
+
+    #[test]
+    fn read_modes_are_parsed_once_per_system_and_the_default_written_out() {
+        let resolved = |db: &str, mode: &str| spec(db, mode).resolved().map(|s| s.read_mode);
+        assert_eq!(resolved("etcd", "").as_deref(), Ok("linearizable"));
+        assert_eq!(
+            resolved("etcd", "serializable").as_deref(),
+            Ok("serializable")
+        );
+        assert_eq!(resolved("zookeeper", "").as_deref(), Ok("plain"));
+        assert_eq!(resolved("zookeeper", "sync").as_deref(), Ok("sync"));
+        assert_eq!(resolved("redis", "").as_deref(), Ok("replica"));
+        assert_eq!(resolved("redis", "primary").as_deref(), Ok("primary"));
+        assert_eq!(resolved("postgres", "").as_deref(), Ok("linearizable"));
+        assert_eq!(resolved("memory", "").as_deref(), Ok("linearizable"));
+
+        // Each system refuses the others' modes, naming the field.
+        let e = resolved("etcd", "primary").unwrap_err();
+        assert!(
+            e.starts_with("read_mode: ") && e.contains("linearizable"),
+            "{e}"
+        );
+        let e = resolved("zookeeper", "linearizable").unwrap_err();
+        assert!(e.starts_with("read_mode: ") && e.contains("sync"), "{e}");
+        let e = resolved("redis", "serializable").unwrap_err();
+        assert!(e.starts_with("read_mode: ") && e.contains("replica"), "{e}");
+        // Redis has no linearizable reads: asking for them is refused, not
+        // quietly taken for replica reads.
+        let e = resolved("redis", "linearizable").unwrap_err();
+        assert!(e.starts_with("read_mode: ") && e.contains("primary"), "{e}");
+        let e = resolved("postgres", "serializable").unwrap_err();
+        assert_eq!(
+            e,
+            "read_mode: postgres has no read mode \"serializable\"; its reads are linearizable"
+        );
+
+        // Isolation is PostgreSQL's, typed there.
+        let mut pg = spec("postgres", "");
+        pg.isolation = "repeatable-read".into();
+        assert_eq!(pg.validate(), Ok(()));
+        pg.isolation = "snapshot".into();
+        assert!(pg.validate().unwrap_err().starts_with("isolation: "));
+
+        // A client program is for db files only.
+        let mut etcd = spec("etcd", "");
+        etcd.client = Some("./client".into());
+        assert_eq!(
+            etcd.validate().unwrap_err(),
+            "client: a client program is for db files (--db FILE.toml), not \"etcd\""
+        );
+    }
+
+    fn op(p: u64, kind: OpType, f: &str, v: Value) -> Op {
+        Op::new(0, Process::Client(p), kind, f, v)
+    }
+
+    /// A set history with a read that misses an acknowledged add and a final
+    /// read that has it: a stale read.
+    fn stale_set_history() -> History {
+        History::new(vec![
+            op(0, OpType::Invoke, "add", json!(1)),
+            op(0, OpType::Ok, "add", json!(1)),
+            op(1, OpType::Invoke, "read", Value::Null),
+            op(1, OpType::Ok, "read", json!([])),
+            // An add after it makes the first read no final read.
+            op(2, OpType::Invoke, "add", json!(2)),
+            op(2, OpType::Ok, "add", json!(2)),
+            op(3, OpType::Invoke, "read", Value::Null),
+            op(3, OpType::Ok, "read", json!([1, 2])),
+        ])
+    }
+
+    fn set_verdict(reads: Reads) -> (Validity, String) {
+        let ctx = CheckContext {
+            linearizable_reads: reads.linearizable(),
+            ..CheckContext::new(Some("set".to_string()), 1 << 30)
+        };
+        let (v, results, _) = check_all(&stale_set_history(), &["set".to_string()], &ctx);
+        let why = results["checkers"]["set"]["explanation"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        (v, why)
+    }
+
+    #[test]
+    fn redis_default_reads_mean_replica_reads_to_the_client_and_the_set_checker() {
+        // `--db redis` with no read mode: the client reads from its own node
+        // (a replica), and the set checker is told so, so a stale read of a
+        // replica is no error.
+        let configured = spec("redis", "").configure().expect("redis");
+        assert_eq!(configured.read_mode(), "replica");
+        assert_eq!(configured.reads(), Reads::MaybeStale);
+        let (v, why) = set_verdict(configured.reads());
+        assert_eq!(v, Validity::Valid, "{why}");
+        assert!(why.contains("1 stale"), "{why}");
+        // A stored run's test.json gives the same answer.
+        assert_eq!(
+            crate::system::recorded_reads("redis", "replica"),
+            Reads::MaybeStale
+        );
+
+        // etcd's default reads are linearizable: the same history is invalid.
+        let etcd = spec("etcd", "").configure().expect("etcd");
+        assert_eq!(etcd.reads(), Reads::Linearizable);
+        let (v, why) = set_verdict(etcd.reads());
+        assert_eq!(v, Validity::Invalid);
+        assert_eq!(
+            why,
+            "1 acknowledged element was missing from a read that began after the \
+             acknowledgement (e.g. 1)"
+        );
+        assert_eq!(
+            crate::system::recorded_reads("etcd", "serializable"),
+            Reads::MaybeStale
+        );
+        // A run the registry cannot configure is taken at its word.
+        assert_eq!(
+            crate::system::recorded_reads("gone.toml", "linearizable"),
+            Reads::Linearizable
+        );
+    }
 }

@@ -9,7 +9,7 @@
 //! was recorded.
 
 use super::events::{EventSink, RunEvent};
-use super::system::{check_db_workload, file_db, version_of, System};
+use super::system::{check_db_workload, version_of, System};
 use super::{drive_workers, Recorder, RunError, Stop, WorkerConfig};
 use crate::check::registry::{check_all, CheckContext};
 use crate::check::Validity;
@@ -57,7 +57,7 @@ pub async fn run_test(
     events: EventSink,
 ) -> anyhow::Result<TestOutcome> {
     use anyhow::Context as _;
-    spec.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let spec = spec.resolved().map_err(|e| anyhow::anyhow!(e))?;
     let seed = spec.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -100,10 +100,7 @@ pub async fn run_test(
     // The db.
     let target = System::new(&spec, &cluster, &workload)?;
     let db = target.db();
-    let healthy_within = match &target {
-        System::File(f, _) => f.spec().health_timeout,
-        _ => Duration::from_secs(60),
-    };
+    let healthy_within = target.healthy_within();
     if stop.is_stopped() {
         // A signal before anything was touched: nothing to clean up.
         let why = "interrupted (SIGINT or SIGTERM) before the db set-up".to_string();
@@ -254,8 +251,9 @@ pub async fn run_test(
         Ended::Failed(why) => Some(why),
     };
     let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
+    let reads = target.reads();
     let ctx = CheckContext {
-        linearizable_reads: spec.read_mode == "linearizable",
+        linearizable_reads: reads.linearizable(),
         consistency_models: vec![spec.consistency_model.clone()],
         time_limit: check_limit,
         classic: workload.classic_options(),
@@ -532,11 +530,7 @@ fn find_workload(name: &str, dir: &Path) -> anyhow::Result<Workload> {
 pub fn preflight(spec: &TestSpec, dirs: &Dirs) -> anyhow::Result<()> {
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     let workload = find_workload(&spec.workload, &dirs.workloads)?;
-    check_db_workload(&spec.db, &workload)?;
-    if db::file::db_file_path(&spec.db).is_some() {
-        file_db(spec)?;
-    }
-    Ok(())
+    check_db_workload(spec, &workload)
 }
 
 /// The kinds of fault active now, from the nemesis record (empty when

@@ -1,10 +1,11 @@
 //! Tests of the workers and the recorder against in-memory clients.
 
 use super::*;
-use crate::client::{ClientError, MemoryDb, NoopClient};
+use crate::client::{ClientError, NoopClient};
 use crate::generator::{
     self, from_fn, limit, on_clients, on_nemesis, repeat, Dist, OpMix, ValueShape,
 };
+use crate::system::memory::MemoryDb;
 use serde_json::json;
 use std::sync::atomic::{AtomicU64, Ordering};
 

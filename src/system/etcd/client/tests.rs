@@ -6,6 +6,8 @@
 use super::*;
 use crate::client::Status;
 use crate::history::Process;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -4,7 +4,7 @@
 //! Each `txn` operation runs as one transaction,
 //! `BEGIN ISOLATION LEVEL <level>` … `COMMIT`, one statement per
 //! micro-operation, on two tables created by the db
-//! ([`crate::db::postgres`]):
+//! ([`super::db`]):
 //!
 //! - list-append: `la (k int primary key, v text)`, the list a
 //!   comma-separated text; `["append", k, x]` is
@@ -25,7 +25,7 @@
 //! - anything else during `COMMIT` — the connection lost, a timeout, the
 //!   server shutting down — is `info`: it may have committed.
 
-use super::{Client, ClientError, ClientFactory, Completion, Invocation};
+use crate::client::{Client, ClientError, ClientFactory, Completion, Invocation};
 use serde_json::{json, Value};
 use std::str::FromStr;
 use std::sync::Arc;

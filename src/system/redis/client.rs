@@ -1,5 +1,5 @@
 //! The Redis client: registers and sets on a Redis master with replicas and
-//! Sentinels ([`crate::db::Redis`]), with the `redis` crate on tokio.
+//! Sentinels ([`super::db::Redis`]), with the `redis` crate on tokio.
 //!
 //! # Where each operation goes
 //!
@@ -52,11 +52,11 @@ use ::redis::aio::MultiplexedConnection;
 use ::redis::{AsyncConnectionConfig, ErrorKind, RedisError};
 use serde_json::{json, Value};
 
-use super::etcd::DataKind;
-use super::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
+use super::db::Redis;
+use super::db::MASTER_NAME;
+use crate::client::kv::{self, DataKind, KvOp};
+use crate::client::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
 use crate::cluster::Node;
-use crate::db::redis::MASTER_NAME;
-use crate::db::Redis;
 
 /// Where reads go.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,11 +73,11 @@ pub enum RedisReadMode {
 impl FromStr for RedisReadMode {
     type Err = String;
 
-    /// `replica` or `primary`; `linearizable`, the test's generic default,
-    /// means the Redis default `replica` (Redis has no linearizable reads).
+    /// `replica` or `primary`. Redis has no linearizable reads, so
+    /// `linearizable` is refused rather than taken for either.
     fn from_str(s: &str) -> Result<RedisReadMode, String> {
         match s {
-            "replica" | "linearizable" => Ok(RedisReadMode::Replica),
+            "replica" => Ok(RedisReadMode::Replica),
             "primary" => Ok(RedisReadMode::Primary),
             other => Err(format!(
                 "unknown read mode {other:?} for redis; use replica (the client's own node) \
@@ -212,29 +212,25 @@ impl Op {
     }
 }
 
-fn key_text(key: Option<&Value>) -> String {
-    key.map(Value::to_string).unwrap_or_else(|| "null".into())
+/// The Redis request of an invocation, decoded by the shared rules
+/// ([`kv::KvOp`]).
+#[cfg(test)]
+fn parse_op(inv: &Invocation, opts: &RedisClientOptions) -> Result<Op, ClientError> {
+    Ok(encode(KvOp::decode(inv, opts.kind, "redis")?, inv, opts))
 }
 
-fn parse_op(inv: &Invocation, opts: &RedisClientOptions) -> Result<Op, ClientError> {
+/// The Redis request of a key-value operation on the invocation's key.
+fn encode(op: KvOp, inv: &Invocation, opts: &RedisClientOptions) -> Op {
     let w = &opts.workload;
-    let k = key_text(inv.key.as_ref());
+    let k = kv::key(inv);
     let register = format!("faultline:{w}:{k}");
     let set = format!("faultline:{w}:set:{k}");
-    match (inv.f.as_str(), opts.kind) {
-        ("read", DataKind::Register) => Ok(Op::Read(register)),
-        ("read", DataKind::Set) => Ok(Op::ReadSet(set)),
-        ("write", _) => Ok(Op::Write(register, inv.value.to_string())),
-        ("cas", _) => match inv.value.as_array().map(Vec::as_slice) {
-            Some([old, new]) => Ok(Op::Cas(register, old.clone(), new.to_string())),
-            _ => Err(ClientError::not_applied(
-                "cas needs [expected, new] as its value",
-            )),
-        },
-        ("add", _) => Ok(Op::Add(set, inv.value.to_string())),
-        (f, _) => Err(ClientError::not_applied(format!(
-            "the redis client has no function {f:?}"
-        ))),
+    match op {
+        KvOp::Read => Op::Read(register),
+        KvOp::ReadSet => Op::ReadSet(set),
+        KvOp::Write(v) => Op::Write(register, v.to_string()),
+        KvOp::Cas { expected, new } => Op::Cas(register, expected, new.to_string()),
+        KvOp::Add(e) => Op::Add(set, e.to_string()),
     }
 }
 
@@ -485,10 +481,11 @@ impl Client for RedisClient {
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
-        let op = match parse_op(inv, &self.opts) {
+        let kv_op = match KvOp::decode(inv, self.opts.kind, "redis") {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
         };
+        let op = encode(kv_op.clone(), inv, &self.opts);
         let mut done = self.perform(&op, inv).await;
         if op.is_read() && matches!(&done, Err(e) if e.class == ErrorClass::Unknown) {
             // A read changes nothing, so it may be tried again on a fresh
@@ -499,27 +496,19 @@ impl Client for RedisClient {
             self.master = None;
             done = self.perform(&op, inv).await;
         }
-        match done {
-            Ok(c) => c,
-            Err(mut e) => {
-                let to_master = !op.is_read() || self.opts.read_mode == RedisReadMode::Primary;
-                if to_master {
-                    // READONLY, a refused connection, a timeout: the
-                    // master may have changed. Ask Sentinel next time.
-                    self.master = None;
-                }
-                if e.class == ErrorClass::Unknown {
-                    // The connection may still carry the lost answer.
-                    if !to_master {
-                        self.local = None;
-                    }
-                    if op.is_read() {
-                        e = ClientError::not_applied(format!("read, outcome irrelevant: {e}"));
-                    }
-                }
-                Completion::from_error(inv.value.clone(), &e)
+        if let Err(e) = &done {
+            let to_master = !op.is_read() || self.opts.read_mode == RedisReadMode::Primary;
+            if to_master {
+                // READONLY, a refused connection, a timeout: the master
+                // may have changed. Ask Sentinel next time.
+                self.master = None;
+            }
+            if e.class == ErrorClass::Unknown && !to_master {
+                // The connection may still carry the lost answer.
+                self.local = None;
             }
         }
+        kv::settle(&kv_op, inv, done)
     }
 
     async fn close(&mut self) -> Result<(), ClientError> {
@@ -584,7 +573,7 @@ mod tests {
     fn read_modes_parse_and_refuse_others() {
         assert_eq!("replica".parse(), Ok(RedisReadMode::Replica));
         assert_eq!("primary".parse(), Ok(RedisReadMode::Primary));
-        assert_eq!("linearizable".parse(), Ok(RedisReadMode::Replica));
+        assert!("linearizable".parse::<RedisReadMode>().is_err());
         let e = "serializable".parse::<RedisReadMode>().unwrap_err();
         assert!(e.contains("replica") && e.contains("primary"), "{e}");
     }

@@ -32,7 +32,8 @@
 //! expired session after a write was sent is `info`. A read that did not
 //! answer is `fail`: it changed nothing.
 
-use super::{Client, ClientError, ClientFactory, Completion, Invocation};
+use crate::client::kv::{self, DataKind, KvOp};
+use crate::client::{Client, ClientError, ClientFactory, Completion, Invocation};
 use crate::cluster::Node;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -77,27 +78,6 @@ impl fmt::Display for ZkReadMode {
     }
 }
 
-/// What the workload's keys hold.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ZkDataKind {
-    /// `read`, `write`, `cas` on one znode per key.
-    #[default]
-    Register,
-    /// `add` a child znode, `read` the children.
-    Set,
-}
-
-impl ZkDataKind {
-    /// Sets for the `set` model, registers otherwise.
-    pub fn for_model(model: &str) -> ZkDataKind {
-        if model == "set" {
-            ZkDataKind::Set
-        } else {
-            ZkDataKind::Register
-        }
-    }
-}
-
 /// How the clients behave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ZkClientOptions {
@@ -111,7 +91,7 @@ pub struct ZkClientOptions {
     /// The workload's name: znodes live under `/faultline/<workload>/`.
     pub workload: String,
     /// Registers or sets.
-    pub kind: ZkDataKind,
+    pub kind: DataKind,
 }
 
 impl Default for ZkClientOptions {
@@ -121,7 +101,7 @@ impl Default for ZkClientOptions {
             timeout: Duration::from_secs(5),
             session_timeout: Duration::from_secs(6),
             workload: "register".into(),
-            kind: ZkDataKind::Register,
+            kind: DataKind::Register,
         }
     }
 }
@@ -246,49 +226,37 @@ fn key_path(workload: &str, key: Option<&Value>) -> String {
     format!("/faultline/{workload}/{k}")
 }
 
-/// The stored bytes of a written value; `null` is refused because it means
-/// "absent" and would read back the same as a missing znode.
-fn encode_value(v: &Value, what: &str) -> Result<Vec<u8>, ClientError> {
-    if v.is_null() {
-        return Err(ClientError::not_applied(format!(
-            "{what}: null cannot be stored (it means absent)"
-        )));
-    }
-    Ok(v.to_string().into_bytes())
+/// The ZooKeeper request of an invocation, decoded by the shared rules
+/// ([`kv::KvOp`]).
+#[cfg(test)]
+fn parse_op(inv: &Invocation, opts: &ZkClientOptions) -> Result<Op, ClientError> {
+    Ok(encode(
+        KvOp::decode(inv, opts.kind, "ZooKeeper")?,
+        inv,
+        opts,
+    ))
 }
 
-fn parse_op(inv: &Invocation, opts: &ZkClientOptions) -> Result<Op, ClientError> {
-    let path = key_path(&opts.workload, inv.key.as_ref());
-    match (inv.f.as_str(), opts.kind) {
-        ("read", ZkDataKind::Register) => Ok(Op::Read { path }),
-        ("read", ZkDataKind::Set) | ("read-set", _) => Ok(Op::ReadSet { parent: path }),
-        ("write", _) => Ok(Op::Write {
+/// The ZooKeeper request of a key-value operation on the invocation's key.
+fn encode(op: KvOp, inv: &Invocation, opts: &ZkClientOptions) -> Op {
+    let path = key_path(&opts.workload, Some(kv::key(inv)));
+    match op {
+        KvOp::Read => Op::Read { path },
+        KvOp::ReadSet => Op::ReadSet { parent: path },
+        KvOp::Write(v) => Op::Write {
             path,
-            data: encode_value(&inv.value, "write")?,
-        }),
-        ("cas", _) => match inv.value.as_array().map(Vec::as_slice) {
-            Some([old, new]) => Ok(Op::Cas {
-                path,
-                old: old.clone(),
-                new: encode_value(new, "cas")?,
-            }),
-            _ => Err(ClientError::not_applied(
-                "cas needs [expected, new] as its value",
-            )),
+            data: v.to_string().into_bytes(),
         },
-        ("add", _) => {
-            let Some(e) = inv.value.as_i64() else {
-                return Err(ClientError::not_applied("add needs an integer element"));
-            };
-            Ok(Op::Add {
-                path: format!("{path}/{e}"),
-                parent: path,
-                element: inv.value.clone(),
-            })
-        }
-        (f, _) => Err(ClientError::not_applied(format!(
-            "the ZooKeeper client has no function {f:?}"
-        ))),
+        KvOp::Cas { expected, new } => Op::Cas {
+            path,
+            old: expected,
+            new: new.to_string().into_bytes(),
+        },
+        KvOp::Add(e) => Op::Add {
+            path: format!("{path}/{e}"),
+            parent: path,
+            element: Value::from(e),
+        },
     }
 }
 
@@ -312,11 +280,6 @@ fn classify(what: &str, e: &zk::Error) -> ClientError {
         // ClientClosed and the rest: the request may have been applied.
         _ => ClientError::unknown(msg),
     }
-}
-
-/// Any error of a read is `fail`: a read changes nothing.
-fn read_error(e: ClientError) -> ClientError {
-    ClientError::not_applied(e.message)
 }
 
 /// A register's value from its stored bytes.
@@ -388,12 +351,12 @@ impl ZkClient {
                             zk::Error::NoNode => Ok(()),
                             e => Err(e),
                         })
-                        .map_err(|e| read_error(classify("sync", &e)))?;
+                        .map_err(|e| classify("sync", &e))?;
                 }
                 match s.get_data(&path).await {
                     Ok((data, _)) => decode_value(&data),
                     Err(zk::Error::NoNode) => Ok(Value::Null),
-                    Err(e) => Err(read_error(classify("getData", &e))),
+                    Err(e) => Err(classify("getData", &e)),
                 }
             }
             Op::Write { path, data } => {
@@ -449,12 +412,12 @@ impl ZkClient {
                             zk::Error::NoNode => Ok(()),
                             e => Err(e),
                         })
-                        .map_err(|e| read_error(classify("sync", &e)))?;
+                        .map_err(|e| classify("sync", &e))?;
                 }
                 let children = match s.list_children(&parent).await {
                     Ok(c) => c,
                     Err(zk::Error::NoNode) => Vec::new(),
-                    Err(e) => return Err(read_error(classify("getChildren", &e))),
+                    Err(e) => return Err(classify("getChildren", &e)),
                 };
                 let mut members = Vec::with_capacity(children.len());
                 for c in children {
@@ -538,28 +501,27 @@ impl Client for ZkClient {
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
-        let op = match parse_op(inv, &self.opts) {
+        let op = match KvOp::decode(inv, self.opts.kind, "ZooKeeper") {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
         };
-        let is_read = matches!(op, Op::Read { .. } | Op::ReadSet { .. });
+        let request = encode(op.clone(), inv, &self.opts);
         let timeout = inv.timeout.min(self.opts.timeout);
-        let result = match tokio::time::timeout(timeout, self.run(op, timeout)).await {
+        let result = match tokio::time::timeout(timeout, self.run(request, timeout)).await {
             Ok(r) => r,
-            Err(_) => {
-                let msg = format!("timed out after {:.1} s", timeout.as_secs_f64());
-                if is_read {
-                    Err(ClientError::not_applied(msg))
-                } else {
-                    Err(ClientError::unknown(msg))
-                }
-            }
+            Err(_) => Err(ClientError::unknown(format!(
+                "timed out after {:.1} s",
+                timeout.as_secs_f64()
+            ))),
         };
-        match result {
-            Ok(v) if is_read => Completion::ok(v),
-            Ok(_) => Completion::ok(inv.value.clone()),
-            Err(e) => Completion::from_error(inv.value.clone(), &e),
-        }
+        let done = result.map(|v| {
+            if op.is_read() {
+                Completion::ok(v)
+            } else {
+                Completion::ok(inv.value.clone())
+            }
+        });
+        kv::settle(&op, inv, done)
     }
 
     async fn close(&mut self) -> Result<(), ClientError> {
@@ -612,7 +574,7 @@ mod tests {
             })
         );
         let set = ZkClientOptions {
-            kind: ZkDataKind::Set,
+            kind: DataKind::Set,
             workload: "set".into(),
             ..o.clone()
         };

@@ -25,10 +25,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::daemon::Daemon;
-use super::{Db, DbError};
 use crate::cluster::Node;
 use crate::control::shell_quote;
+use crate::db::daemon::Daemon;
+use crate::db::{AptPackages, Db, DbError, NodeDaemon};
 
 /// The name Sentinel monitors the master under.
 pub const MASTER_NAME: &str = "faultline";
@@ -307,39 +307,27 @@ impl Db for Redis {
     }
 
     fn install(&self, node: &Node) -> Result<(), DbError> {
-        let present = node
-            .exec("command -v redis-server >/dev/null 2>&1 && command -v redis-sentinel >/dev/null 2>&1")?
-            .success();
-        if present {
-            return Ok(());
-        }
-        if node.capabilities().shares_host {
-            return Err(self.err(
-                node,
-                "install",
-                "redis-server or redis-sentinel is not installed on this machine, and local \
-                 nodes cannot reach a package mirror: run \
-                 `apt-get install -y redis-server redis-sentinel` here",
-            ));
-        }
-        // The packages start services of their own on 127.0.0.1: stop
-        // them, ours have their own configs on the node's address.
-        let script = "export DEBIAN_FRONTEND=noninteractive; \
-            apt-get install -y -q -o DPkg::Lock::Timeout=600 redis-server redis-sentinel >/dev/null 2>&1 || \
-            { apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null && \
-              apt-get install -y -q -o DPkg::Lock::Timeout=600 redis-server redis-sentinel; } || exit 1; \
-            if command -v systemctl >/dev/null 2>&1; then \
-              systemctl disable --now redis-server redis-sentinel >/dev/null 2>&1; fi; \
-            command -v redis-server >/dev/null && command -v redis-sentinel >/dev/null";
-        node.run_timeout(script, Duration::from_secs(900))
-            .map_err(|e| {
-                self.err(
-                    node,
-                    "install (apt-get install redis-server redis-sentinel)",
-                    e,
-                )
-            })?;
-        Ok(())
+        crate::db::apt_install(
+            self.name(),
+            node,
+            &AptPackages {
+                what: "redis-server or redis-sentinel",
+                packages: &["redis-server", "redis-sentinel"],
+                present: "command -v redis-server >/dev/null 2>&1 && \
+                          command -v redis-sentinel >/dev/null 2>&1",
+                services: &["redis-server", "redis-sentinel"],
+                otherwise: "",
+            },
+        )
+    }
+
+    /// The server is what the nemeses kill, pause and resume; Sentinel is
+    /// stopped with it and goes with the data.
+    fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
+        Some(NodeDaemon {
+            daemon: self.server(node),
+            dir: self.dir(node),
+        })
     }
 
     fn configure(&self, node: &Node) -> Result<(), DbError> {
@@ -420,30 +408,6 @@ impl Db for Redis {
         Ok(())
     }
 
-    fn kill(&self, node: &Node) -> Result<(), DbError> {
-        Ok(self
-            .server(node)
-            .stop(node, "KILL", Duration::from_secs(5))?)
-    }
-
-    fn pause(&self, node: &Node) -> Result<(), DbError> {
-        if self.server(node).signal(node, "STOP")? {
-            Ok(())
-        } else {
-            Err(self.err(node, "pause", "redis-server is not running"))
-        }
-    }
-
-    fn resume(&self, node: &Node) -> Result<(), DbError> {
-        // Safe when nothing runs: heal calls it at any time.
-        self.server(node).signal(node, "CONT")?;
-        Ok(())
-    }
-
-    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
-        Ok(self.server(node).is_running(node)?)
-    }
-
     fn wipe(&self, node: &Node) -> Result<(), DbError> {
         if self.server(node).is_running(node)? {
             return Err(self.err(
@@ -460,7 +424,7 @@ impl Db for Redis {
     }
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        super::poll_healthy(
+        crate::db::poll_healthy(
             "redis",
             nodes,
             timeout,

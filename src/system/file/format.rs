@@ -1,4 +1,5 @@
-//! Any database through a file: a TOML file of shell command templates
+//! The db file format: loading and checking a TOML file of shell command
+//! templates. Any database through a file: a TOML file of shell command templates
 //! (install, start, kill, health, ...) describes how to run a system on a
 //! node, so a vendor system can be tested without writing Rust.
 //!
@@ -6,14 +7,14 @@
 //! a template whose `{variables}` are filled per node (`{node}`, `{ip}`,
 //! `{dir}`, `{initial_cluster}`, user `[vars]`, ...) and run on that node
 //! over SSH. A `daemon = "program args"` line lets faultline start the
-//! program detached with a pid file and a log file ([`super::daemon`]) and
+//! program detached with a pid file and a log file ([`crate::db::daemon`]) and
 //! signal it by pid; without it, the file gives `start`, `kill` and
 //! `running` commands itself and must detach its own processes.
 //!
 //! Every template is checked when the file is loaded: a TOML mistake or an
 //! unknown variable is reported as `file:line:column: what was expected`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -22,10 +23,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::daemon::Daemon;
-use super::{Db, DbError};
-use crate::cluster::Node;
-use crate::control::shell_quote;
+use super::template::{var_name_at, Template, Vars};
 
 /// The variables every template may use, besides the file's own `[vars]`.
 pub const BUILTIN_VARS: &[&str] = &[
@@ -109,136 +107,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// One piece of a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Piece {
-    Text(String),
-    Var(String),
-}
-
-/// A command template: text with `{variable}`s. `{{` and `}}` stand for
-/// literal braces; a `{` not followed by a name and `}` (a shell group
-/// `{ a; b; }`, an awk program `{print $1}`) is literal text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
-    /// The field it came from (`start`, `vars.peer_url`, `--client`).
-    pub field: String,
-    /// The text as written (after TOML unescaping).
-    pub text: String,
-    pieces: Vec<Piece>,
-}
-
-impl Template {
-    /// Parses `text`; `field` names it in errors.
-    pub fn parse(field: &str, text: &str) -> Template {
-        let mut pieces = Vec::new();
-        let mut lit = String::new();
-        let mut rest = text;
-        while let Some(c) = rest.chars().next() {
-            if rest.starts_with("{{") {
-                lit.push('{');
-                rest = &rest[2..];
-            } else if rest.starts_with("}}") {
-                lit.push('}');
-                rest = &rest[2..];
-            } else if c == '{' {
-                match var_name_at(rest) {
-                    Some(name) => {
-                        if !lit.is_empty() {
-                            pieces.push(Piece::Text(std::mem::take(&mut lit)));
-                        }
-                        pieces.push(Piece::Var(name.to_string()));
-                        rest = &rest[name.len() + 2..];
-                    }
-                    None => {
-                        lit.push('{');
-                        rest = &rest[1..];
-                    }
-                }
-            } else {
-                lit.push(c);
-                rest = &rest[c.len_utf8()..];
-            }
-        }
-        if !lit.is_empty() {
-            pieces.push(Piece::Text(lit));
-        }
-        Template {
-            field: field.to_string(),
-            text: text.to_string(),
-            pieces,
-        }
-    }
-
-    /// The variables it uses, in order of first use.
-    pub fn vars(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for p in &self.pieces {
-            if let Piece::Var(v) = p {
-                if !out.contains(&v.as_str()) {
-                    out.push(v);
-                }
-            }
-        }
-        out
-    }
-
-    /// The first variable not in `known`, if any.
-    pub fn unknown_var<'a>(&'a self, known: &dyn Fn(&str) -> bool) -> Option<&'a str> {
-        self.vars().into_iter().find(|v| !known(v))
-    }
-
-    /// The text with every variable replaced (values go in as they are,
-    /// unquoted). A variable missing from `vars` is an error naming it.
-    pub fn expand(&self, vars: &Vars) -> Result<String, String> {
-        let mut out = String::with_capacity(self.text.len() + 32);
-        for p in &self.pieces {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Var(v) => match vars.get(v) {
-                    Some(val) => out.push_str(val),
-                    None => {
-                        return Err(format!("{}: unknown variable {{{v}}}", self.field));
-                    }
-                },
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// `{name}` at the start of `s`: the name, when it is one.
-fn var_name_at(s: &str) -> Option<&str> {
-    let body = s.strip_prefix('{')?;
-    let end = body.find('}')?;
-    let name = &body[..end];
-    let mut chars = name.chars();
-    let first = chars.next()?;
-    if (first.is_ascii_alphabetic() || first == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        Some(name)
-    } else {
-        None
-    }
-}
-
-/// The values of the variables for one node.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars(HashMap<String, String>);
-
-impl Vars {
-    /// The value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    /// Sets `name`.
-    pub fn set(&mut self, name: &str, value: impl Into<String>) {
-        self.0.insert(name.to_string(), value.into());
-    }
-}
-
 /// A template with where it was written, for load-time errors.
 #[derive(Debug, Clone)]
 struct Located {
@@ -287,24 +155,24 @@ pub struct FileDbSpec {
     pub port: u16,
     /// How long set-up waits for every node to be healthy.
     pub health_timeout: Duration,
-    dir: Template,
-    member: Template,
-    vars: Vec<(String, Template)>,
-    install: Option<Template>,
-    configure: Option<Template>,
-    daemon: Option<Template>,
-    daemon_name: Option<String>,
-    start: Option<Template>,
-    stop: Option<Template>,
-    kill: Option<Template>,
-    pause: Option<Template>,
-    resume: Option<Template>,
-    running: Option<Template>,
-    wipe: Option<Template>,
-    health: Template,
-    primaries: Option<Template>,
-    version: Option<Template>,
-    logs: Vec<Template>,
+    pub(super) dir: Template,
+    pub(super) member: Template,
+    pub(super) vars: Vec<(String, Template)>,
+    pub(super) install: Option<Template>,
+    pub(super) configure: Option<Template>,
+    pub(super) daemon: Option<Template>,
+    pub(super) daemon_name: Option<String>,
+    pub(super) start: Option<Template>,
+    pub(super) stop: Option<Template>,
+    pub(super) kill: Option<Template>,
+    pub(super) pause: Option<Template>,
+    pub(super) resume: Option<Template>,
+    pub(super) running: Option<Template>,
+    pub(super) wipe: Option<Template>,
+    pub(super) health: Template,
+    pub(super) primaries: Option<Template>,
+    pub(super) version: Option<Template>,
+    pub(super) logs: Vec<Template>,
     /// The client program's command line, if the file names one.
     pub client: Option<Template>,
 }
@@ -675,355 +543,3 @@ impl FileDbSpec {
         Ok(out)
     }
 }
-
-/// A database run by the commands of a db file.
-#[derive(Debug, Clone)]
-pub struct FileDb {
-    spec: std::sync::Arc<FileDbSpec>,
-    /// Each node's variables, by node name.
-    vars: HashMap<String, Vars>,
-}
-
-impl FileDb {
-    /// The db of `spec` on `nodes`.
-    pub fn new(spec: std::sync::Arc<FileDbSpec>, nodes: &[Node]) -> Result<FileDb, DbError> {
-        let members: Vec<(String, String, String)> = nodes
-            .iter()
-            .map(|n| {
-                (
-                    n.name().to_string(),
-                    n.host().to_string(),
-                    n.work_dir().to_string(),
-                )
-            })
-            .collect();
-        let all = spec
-            .vars_for(&members)
-            .map_err(|e| DbError::Invalid(format!("{}: {e}", spec.path.display())))?;
-        let vars = members.into_iter().map(|m| m.0).zip(all).collect();
-        Ok(FileDb { spec, vars })
-    }
-
-    /// The file's description.
-    pub fn spec(&self) -> &FileDbSpec {
-        &self.spec
-    }
-
-    /// The variables of the node named `node`.
-    pub fn vars(&self, node: &str) -> Option<&Vars> {
-        self.vars.get(node)
-    }
-
-    fn err(&self, node: &Node, action: &str, reason: impl ToString) -> DbError {
-        DbError::Node {
-            db: self.spec.name.clone(),
-            node: node.name().into(),
-            action: format!("{action} ({})", self.spec.path.display()),
-            reason: reason.to_string(),
-        }
-    }
-
-    fn node_vars(&self, node: &Node) -> Result<&Vars, DbError> {
-        self.vars.get(node.name()).ok_or_else(|| {
-            self.err(
-                node,
-                "variables",
-                "this node is not one the db was made for",
-            )
-        })
-    }
-
-    fn expand(&self, node: &Node, t: &Template) -> Result<String, DbError> {
-        let vars = self.node_vars(node)?;
-        t.expand(vars).map_err(|e| self.err(node, &t.field, e))
-    }
-
-    fn var(&self, node: &Node, name: &str) -> Result<String, DbError> {
-        Ok(self
-            .node_vars(node)?
-            .get(name)
-            .unwrap_or_default()
-            .to_string())
-    }
-
-    /// Runs template `t` on the node; it must exit 0.
-    fn run(&self, node: &Node, t: &Template, timeout: Duration) -> Result<String, DbError> {
-        let cmd = self.expand(node, t)?;
-        let out = node.exec_timeout(&cmd, timeout)?;
-        if out.success() {
-            Ok(out.stdout)
-        } else {
-            let said = if out.stderr.trim().is_empty() {
-                out.stdout.trim().to_string()
-            } else {
-                out.stderr.trim().to_string()
-            };
-            Err(self.err(
-                node,
-                &t.field,
-                format!(
-                    "`{cmd}` exited with {}: {}",
-                    status_text(&out),
-                    crate::control::tail(&said, 600)
-                ),
-            ))
-        }
-    }
-
-    fn daemon(&self, node: &Node) -> Result<Option<(Daemon, String)>, DbError> {
-        let Some(t) = &self.spec.daemon else {
-            return Ok(None);
-        };
-        let command = self.expand(node, t)?;
-        let comm = match &self.spec.daemon_name {
-            Some(n) => n.clone(),
-            None => {
-                let first = command.split_whitespace().next().unwrap_or("");
-                Path::new(first)
-                    .file_name()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_default()
-            }
-        };
-        let dir = self.var(node, "dir")?;
-        let d = Daemon::new(
-            &comm,
-            &format!("{dir}/{}.pid", self.spec.name),
-            &self.var(node, "log")?,
-        );
-        Ok(Some((d, command)))
-    }
-
-    fn mkdir(&self, node: &Node) -> Result<(), DbError> {
-        let dir = self.var(node, "dir")?;
-        node.run(&format!("mkdir -p {}", shell_quote(&dir)))?;
-        Ok(())
-    }
-
-    /// The end of what the node's logs say, for an unhealthy node.
-    fn log_tail(&self, node: &Node) -> String {
-        let files = self.log_files(node);
-        let Some(f) = files.first() else {
-            return String::new();
-        };
-        node.exec(&format!("tail -n 5 {} 2>/dev/null", shell_quote(f)))
-            .map(|o| o.stdout)
-            .unwrap_or_default()
-    }
-
-    /// One run of the health command on the node.
-    fn health(&self, node: &Node) -> Result<(), String> {
-        let cmd = self
-            .expand(node, &self.spec.health)
-            .map_err(|e| e.to_string())?;
-        let out = node
-            .exec_timeout(&cmd, Duration::from_secs(10))
-            .map_err(|e| e.to_string())?;
-        if out.success() {
-            Ok(())
-        } else {
-            let said = format!("{} {}", out.stderr.trim(), out.stdout.trim());
-            Err(format!(
-                "health check exited with {}: {}",
-                status_text(&out),
-                crate::control::tail(said.trim(), 300)
-            ))
-        }
-    }
-
-    /// The version the `version` command prints on the node, if the file
-    /// has one.
-    pub fn version(&self, node: &Node) -> Option<String> {
-        let t = self.spec.version.as_ref()?;
-        self.run(node, t, Duration::from_secs(30))
-            .ok()
-            .map(|s| s.trim().to_string())
-    }
-}
-
-/// How an exit reads in a message.
-fn status_text(out: &crate::control::Output) -> String {
-    match &out.signal {
-        Some(sig) => format!("signal {sig}"),
-        None => format!("status {}", out.status),
-    }
-}
-
-const SHORT: Duration = Duration::from_secs(60);
-
-impl Db for FileDb {
-    fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    fn install(&self, node: &Node) -> Result<(), DbError> {
-        self.mkdir(node)?;
-        if let Some(t) = &self.spec.install {
-            self.run(node, t, Duration::from_secs(900))?;
-        }
-        Ok(())
-    }
-
-    fn configure(&self, node: &Node) -> Result<(), DbError> {
-        self.mkdir(node)?;
-        if let Some(t) = &self.spec.configure {
-            self.run(node, t, Duration::from_secs(300))?;
-        }
-        Ok(())
-    }
-
-    fn start(&self, node: &Node) -> Result<(), DbError> {
-        self.mkdir(node)?;
-        if let Some((d, command)) = self.daemon(node)? {
-            let dir = self.var(node, "dir")?;
-            d.start(node, &dir, &command)
-                .map_err(|e| self.err(node, "daemon", e))?;
-            return Ok(());
-        }
-        match &self.spec.start {
-            Some(t) => self.run(node, t, SHORT).map(|_| ()),
-            None => Err(self.err(node, "start", "no start command")),
-        }
-    }
-
-    fn stop(&self, node: &Node) -> Result<(), DbError> {
-        if let Some((d, _)) = self.daemon(node)? {
-            return Ok(d.stop(node, "TERM", Duration::from_secs(10))?);
-        }
-        match self.spec.stop.as_ref().or(self.spec.kill.as_ref()) {
-            Some(t) => self.run(node, t, SHORT).map(|_| ()),
-            None => Err(self.err(node, "stop", "no stop or kill command")),
-        }
-    }
-
-    fn kill(&self, node: &Node) -> Result<(), DbError> {
-        if let Some((d, _)) = self.daemon(node)? {
-            return Ok(d.stop(node, "KILL", Duration::from_secs(5))?);
-        }
-        match &self.spec.kill {
-            Some(t) => self.run(node, t, SHORT).map(|_| ()),
-            None => Err(self.err(node, "kill", "no kill command")),
-        }
-    }
-
-    fn pause(&self, node: &Node) -> Result<(), DbError> {
-        if let Some((d, _)) = self.daemon(node)? {
-            return if d.signal(node, "STOP")? {
-                Ok(())
-            } else {
-                Err(self.err(node, "pause", "the daemon is not running"))
-            };
-        }
-        match &self.spec.pause {
-            Some(t) => self.run(node, t, SHORT).map(|_| ()),
-            None => Err(self.err(
-                node,
-                "pause",
-                "the file has no pause command (add `pause = ...`, or use `daemon`)",
-            )),
-        }
-    }
-
-    fn resume(&self, node: &Node) -> Result<(), DbError> {
-        if let Some((d, _)) = self.daemon(node)? {
-            d.signal(node, "CONT")?;
-            return Ok(());
-        }
-        // Without a pause command nothing was ever paused: resuming is a
-        // no-op, as heal must be safe at any time.
-        match &self.spec.resume {
-            Some(t) => self.run(node, t, SHORT).map(|_| ()),
-            None => Ok(()),
-        }
-    }
-
-    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
-        if let Some((d, _)) = self.daemon(node)? {
-            return Ok(d.is_running(node)?);
-        }
-        match &self.spec.running {
-            Some(t) => {
-                let cmd = self.expand(node, t)?;
-                Ok(node.exec_timeout(&cmd, SHORT)?.success())
-            }
-            None => Err(self.err(node, "running", "no running command")),
-        }
-    }
-
-    fn wipe(&self, node: &Node) -> Result<(), DbError> {
-        if self.spec.daemon.is_some() && self.is_running(node)? {
-            return Err(self.err(node, "wipe", "the daemon still runs; kill or stop it first"));
-        }
-        match &self.spec.wipe {
-            Some(t) => self.run(node, t, SHORT).map(|_| ()),
-            None => {
-                let dir = self.var(node, "dir")?;
-                node.run(&format!("rm -rf {}", shell_quote(&dir)))?;
-                Ok(())
-            }
-        }
-    }
-
-    fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        super::poll_healthy(
-            &self.spec.name,
-            nodes,
-            timeout,
-            Duration::from_millis(200),
-            |pending| crate::control::parallel(pending, |n| self.health(n)),
-            |n| {
-                let running = self.is_running(n).unwrap_or(false);
-                format!(
-                    "{}; log: {}",
-                    if running { "" } else { " (not running)" },
-                    crate::control::tail(self.log_tail(n).trim(), 800)
-                )
-            },
-        )
-    }
-
-    fn log_files(&self, node: &Node) -> Vec<String> {
-        let mut files = Vec::new();
-        if self.spec.daemon.is_some() {
-            if let Ok(l) = self.var(node, "log") {
-                files.push(l);
-            }
-        }
-        for t in &self.spec.logs {
-            if let Ok(f) = self.expand(node, t) {
-                if !files.contains(&f) {
-                    files.push(f);
-                }
-            }
-        }
-        files
-    }
-
-    fn primaries(&self, nodes: &[Node]) -> Result<Vec<String>, DbError> {
-        let Some(t) = &self.spec.primaries else {
-            return Ok(Vec::new());
-        };
-        // Asked on each node in turn until one answers: a node that is
-        // killed, paused or cut off cannot say.
-        for n in nodes {
-            let Ok(cmd) = self.expand(n, t) else { continue };
-            let Ok(out) = n.exec_timeout(&cmd, Duration::from_secs(10)) else {
-                continue;
-            };
-            if !out.success() {
-                continue;
-            }
-            let names: Vec<String> = out
-                .stdout
-                .split(|c: char| c.is_whitespace() || c == ',')
-                .filter(|w| nodes.iter().any(|n| n.name() == *w))
-                .map(String::from)
-                .collect();
-            return Ok(names);
-        }
-        Ok(Vec::new())
-    }
-}
-
-#[cfg(test)]
-mod tests;

@@ -65,21 +65,22 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine as _;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::client::conn::http1;
 use hyper::Request;
 use hyper_util::rt::TokioIo;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
+use super::db::Etcd;
+pub use crate::client::kv::DataKind;
+use crate::client::kv::{self, KvOp};
+use crate::client::{Client, ClientError, ClientFactory, Completion, ErrorClass, Invocation};
 use crate::cluster::Node;
-use crate::db::Etcd;
+use gateway::*;
 
 /// Which reads etcd serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,41 +114,6 @@ impl fmt::Display for ReadMode {
             ReadMode::Linearizable => "linearizable",
             ReadMode::Serializable => "serializable",
         })
-    }
-}
-
-/// What a workload's keys hold, which decides what `read` means.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DataKind {
-    /// Registers: `read`, `write`, `cas` on one etcd key per faultline key.
-    #[default]
-    Register,
-    /// Sets: `add` an element, `read` the whole set.
-    Set,
-    /// Lists of the `list-append` workload: `txn` of `append` and `r`.
-    List,
-    /// Registers of the `rw-register` workload: `txn` of `w` and `r`.
-    RwRegister,
-    /// Counters: `add` (a compare-and-set loop), `read` (see `classic.rs`).
-    Counter,
-    /// An id source: `generate` (a put's revision; see `classic.rs`).
-    UniqueIds,
-}
-
-impl DataKind {
-    /// The kind a checker model works on: sets for `set`, lists for
-    /// `list-append`, transactional registers for `rw-register`, counters
-    /// for `counter`, ids for `unique-ids`, registers otherwise (as
-    /// [`super::MemoryDb::for_model`]).
-    pub fn for_model(model: &str) -> DataKind {
-        match model {
-            "set" => DataKind::Set,
-            "list-append" => DataKind::List,
-            "rw-register" => DataKind::RwRegister,
-            "counter" => DataKind::Counter,
-            "unique-ids" => DataKind::UniqueIds,
-            _ => DataKind::Register,
-        }
     }
 }
 
@@ -352,12 +318,6 @@ enum Op {
     ReadSet { prefix: Vec<u8> },
 }
 
-impl Op {
-    fn is_read(&self) -> bool {
-        matches!(self, Op::Read { .. } | Op::ReadSet { .. })
-    }
-}
-
 /// The etcd key of a register: the JSON text of the faultline key.
 fn register_key(workload: &str, key: Option<&Value>) -> Vec<u8> {
     format!("/faultline/{workload}/{}", key.unwrap_or(&Value::Null)).into_bytes()
@@ -382,271 +342,41 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     vec![0]
 }
 
-/// The stored text of a written value; `null` is refused because it means
-/// "absent" to `cas` and would read back the same as a missing key.
-fn encode_value(v: &Value, what: &str) -> Result<String, ClientError> {
-    if v.is_null() {
-        return Err(ClientError::not_applied(format!(
-            "{what}: null cannot be stored (it means absent)"
-        )));
-    }
-    Ok(v.to_string())
-}
-
+/// The etcd request of an invocation, decoded by the shared rules
+/// ([`kv::KvOp`]).
+#[cfg(test)]
 fn parse_op(inv: &Invocation, opts: &EtcdClientOptions) -> Result<Op, ClientError> {
+    Ok(encode(KvOp::decode(inv, opts.kind, "etcd")?, inv, opts))
+}
+
+/// The etcd request of a key-value operation on the invocation's key.
+fn encode(op: KvOp, inv: &Invocation, opts: &EtcdClientOptions) -> Op {
     let w = &opts.workload;
-    let key = inv.key.as_ref();
-    match (inv.f.as_str(), opts.kind) {
-        ("read", DataKind::Register) => Ok(Op::Read {
+    let key = Some(kv::key(inv));
+    match op {
+        KvOp::Read => Op::Read {
             key: register_key(w, key),
-        }),
-        ("read", DataKind::Set) | ("read-set", _) => Ok(Op::ReadSet {
-            prefix: set_prefix(w, key),
-        }),
-        ("write", _) => Ok(Op::Write {
-            key: register_key(w, key),
-            value: encode_value(&inv.value, "write")?,
-        }),
-        ("cas", _) => match inv.value.as_array().map(Vec::as_slice) {
-            Some([old, new]) => Ok(Op::Cas {
-                key: register_key(w, key),
-                old: old.clone(),
-                new: encode_value(new, "cas")?,
-            }),
-            _ => Err(ClientError::not_applied(
-                "cas needs [expected, new] as its value",
-            )),
         },
-        ("add", _) => {
-            if inv.value.as_i64().is_none() && inv.value.as_u64().is_none() {
-                return Err(ClientError::not_applied("add needs an integer element"));
-            }
+        KvOp::ReadSet => Op::ReadSet {
+            prefix: set_prefix(w, key),
+        },
+        KvOp::Write(v) => Op::Write {
+            key: register_key(w, key),
+            value: v.to_string(),
+        },
+        KvOp::Cas { expected, new } => Op::Cas {
+            key: register_key(w, key),
+            old: expected,
+            new: new.to_string(),
+        },
+        KvOp::Add(e) => {
             let mut k = set_prefix(w, key);
-            k.extend_from_slice(inv.value.to_string().as_bytes());
-            Ok(Op::Add {
+            k.extend_from_slice(e.to_string().as_bytes());
+            Op::Add {
                 key: k,
-                element: inv.value.to_string(),
-            })
+                element: e.to_string(),
+            }
         }
-        (f, _) => Err(ClientError::not_applied(format!(
-            "the etcd client has no function {f:?}"
-        ))),
-    }
-}
-
-/// A 64-bit integer the gateway sends as a string (proto3 JSON), accepted as
-/// a number too.
-fn de_i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum I64 {
-        N(i64),
-        S(String),
-    }
-    match I64::deserialize(d)? {
-        I64::N(n) => Ok(n),
-        I64::S(s) => s.parse().map_err(serde::de::Error::custom),
-    }
-}
-
-/// The parts of a response header we use. Fields the gateway omits when
-/// zero default to zero.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Header {
-    #[serde(deserialize_with = "de_i64")]
-    revision: i64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct KeyValue {
-    /// base64
-    key: String,
-    /// base64; omitted for `keys_only` ranges and empty values.
-    value: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct RangeResponse {
-    header: Header,
-    /// Omitted when nothing matched.
-    kvs: Vec<KeyValue>,
-    /// Omitted when false.
-    more: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct TxnResponse {
-    header: Header,
-    /// Omitted when false: the compare did not match.
-    succeeded: bool,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct PutResponse {
-    header: Header,
-}
-
-/// Checks that a 200 answer is etcd's: every etcd answer carries a header
-/// with a revision, which starts at 1 on a new cluster. Anything else (a
-/// proxy's page, an empty object) leaves the outcome unknown.
-fn check_header(what: &str, header: &Header, body: &[u8]) -> Result<(), ClientError> {
-    if header.revision > 0 {
-        Ok(())
-    } else {
-        Err(ClientError::unknown(format!(
-            "{what}: answer without an etcd header: {}",
-            snippet(body)
-        )))
-    }
-}
-
-/// The gateway's error body: `{"error": ..., "code": <gRPC code>, ...}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ErrorBody {
-    error: String,
-    message: String,
-    code: i64,
-}
-
-/// Parses a 200 answer; a body that does not parse leaves the outcome
-/// unknown (something answered, but not with what etcd sends).
-fn parse_body<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ClientError::unknown(format!(
-            "{what}: unparsable answer ({e}): {}",
-            snippet(body)
-        ))
-    })
-}
-
-fn snippet(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    match text.char_indices().nth(200) {
-        Some((i, _)) => format!("{}...", &text[..i]),
-        None => text.to_string(),
-    }
-}
-
-/// The class of a non-200 answer. Only answers given before anything was
-/// proposed are `fail`: 400 (gRPC InvalidArgument, FailedPrecondition,
-/// OutOfRange: the request was rejected when checked), 401/403
-/// (unauthenticated, permission denied) and 404 (no such endpoint). 503
-/// (Unavailable: no leader, request timed out, leader changed), 504
-/// (DeadlineExceeded), 429 and every other status may follow a proposal.
-fn classify_status(status: u16, body: &[u8]) -> ClientError {
-    let detail = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) if !e.error.is_empty() || !e.message.is_empty() => {
-            let msg = if e.message.is_empty() {
-                e.error
-            } else {
-                e.message
-            };
-            format!("HTTP {status}, code {}: {msg}", e.code)
-        }
-        _ => format!("HTTP {status}: {}", snippet(body)),
-    };
-    match status {
-        400 | 401 | 403 | 404 => ClientError::not_applied(detail),
-        _ => ClientError::unknown(detail),
-    }
-}
-
-fn b64(bytes: &[u8]) -> String {
-    B64.encode(bytes)
-}
-
-fn unb64(what: &str, text: &str) -> Result<Vec<u8>, ClientError> {
-    B64.decode(text)
-        .map_err(|e| ClientError::unknown(format!("{what}: bad base64 from etcd: {e}")))
-}
-
-/// A register's value from a range answer: `null` when the key is absent.
-fn register_value(r: &RangeResponse) -> Result<Value, ClientError> {
-    let Some(kv) = r.kvs.first() else {
-        return Ok(Value::Null);
-    };
-    let raw = unb64("read", &kv.value)?;
-    serde_json::from_slice(&raw).map_err(|e| {
-        ClientError::unknown(format!(
-            "read: the stored value is not JSON ({e}): {}",
-            snippet(&raw)
-        ))
-    })
-}
-
-/// The set element an etcd key under `prefix` stands for.
-fn set_element(prefix: &[u8], key: &[u8]) -> Result<i128, ClientError> {
-    key.strip_prefix(prefix)
-        .and_then(|e| std::str::from_utf8(e).ok())
-        .and_then(|e| e.parse::<i128>().ok())
-        .ok_or_else(|| {
-            ClientError::unknown(format!(
-                "read: key {:?} under the set prefix is no element",
-                String::from_utf8_lossy(key)
-            ))
-        })
-}
-
-fn element_value(e: i128) -> Value {
-    if let Ok(i) = i64::try_from(e) {
-        json!(i)
-    } else if let Ok(u) = u64::try_from(e) {
-        json!(u)
-    } else {
-        // Elements come from `add`, which only takes i64 or u64.
-        Value::String(e.to_string())
-    }
-}
-
-/// An error with its causes: hyper's own message ("connection error") says
-/// little; the cause ("Connection reset by peer") is what a reader needs.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
-}
-
-/// How one request on one connection went.
-enum Attempt {
-    /// An answer: status and body.
-    Answer(u16, Bytes),
-    /// hyper handed the request back: it was never written.
-    NotSent(String),
-    /// It may have been written: the outcome is unknown.
-    Failed(ClientError),
-}
-
-/// Sends `req` on `conn` and reads the whole answer.
-async fn exchange(conn: &mut Conn, req: Request<Full<Bytes>>, where_: &str) -> Attempt {
-    let resp = match conn.sender.try_send_request(req).await {
-        Ok(resp) => resp,
-        Err(e) if e.message().is_some() => return Attempt::NotSent(chain(e.error())),
-        Err(e) => {
-            return Attempt::Failed(ClientError::unknown(format!(
-                "{where_}: {}",
-                chain(e.error())
-            )))
-        }
-    };
-    let status = resp.status().as_u16();
-    match resp.into_body().collect().await {
-        Ok(body) => Attempt::Answer(status, body.to_bytes()),
-        Err(e) => Attempt::Failed(ClientError::unknown(format!(
-            "{where_}: reading the answer: {}",
-            chain(&e)
-        ))),
     }
 }
 
@@ -940,27 +670,19 @@ impl Client for EtcdClient {
         if let Some(c) = self.invoke_classic(inv).await {
             return c;
         }
-        let op = match parse_op(inv, &self.opts) {
+        let op = match KvOp::decode(inv, self.opts.kind, "etcd") {
             Ok(op) => op,
             Err(e) => return Completion::from_error(inv.value.clone(), &e),
         };
+        let request = encode(op.clone(), inv, &self.opts);
         let deadline = Instant::now() + self.op_timeout(inv);
-        match self.perform(&op, inv, deadline).await {
-            Ok(c) => c,
-            Err(mut e) => {
-                if e.class == ErrorClass::Unknown {
-                    // The connection may still carry the lost answer: a
-                    // fresh one keeps answers from being misattributed.
-                    self.conn = None;
-                    if op.is_read() {
-                        // A read has no effect, so "unknown" is "did not
-                        // happen" as far as the history is concerned.
-                        e = ClientError::not_applied(format!("read, outcome irrelevant: {e}"));
-                    }
-                }
-                Completion::from_error(inv.value.clone(), &e)
-            }
+        let done = self.perform(&request, inv, deadline).await;
+        if matches!(&done, Err(e) if e.class == ErrorClass::Unknown) {
+            // The connection may still carry the lost answer: a fresh one
+            // keeps answers from being misattributed.
+            self.conn = None;
         }
+        kv::settle(&op, inv, done)
     }
 
     async fn close(&mut self) -> Result<(), ClientError> {
@@ -971,6 +693,7 @@ impl Client for EtcdClient {
 }
 
 mod classic;
+mod gateway;
 mod txn;
 
 #[cfg(test)]

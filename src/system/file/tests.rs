@@ -1,6 +1,7 @@
 //! Db files: templates, variables, and the errors a user sees.
 
 use super::*;
+use std::path::PathBuf;
 
 const GOOD: &str = r#"
 name = "kv"

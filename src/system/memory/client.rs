@@ -1,10 +1,11 @@
-//! In-process clients: an atomic in-memory database and a client that
-//! does nothing. For tests of the runner and checkers, and for benches that
+//! The in-memory database and its client: every operation atomic under
+//! one lock. For tests of the runner and checkers, and for benches that
 //! measure the harness rather than a database. [`Flaw`] breaks the
 //! database on purpose, so tests can show a checker catches what it
-//! should.
+//! should. Its lifecycle (which nodes serve) is in `db.rs`.
 
-use super::{Client, ClientError, Completion, Invocation};
+use super::db::Health;
+use crate::client::{Client, ClientError, Completion, Invocation};
 use crate::workload::Workload;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -57,7 +58,7 @@ pub enum Flaw {
 
 /// The state of [`MemoryDb`], by key.
 #[derive(Debug, Default)]
-struct State {
+pub(super) struct State {
     registers: HashMap<String, Value>,
     sets: HashMap<String, BTreeSet<u64>>,
     counters: HashMap<String, i64>,
@@ -94,9 +95,12 @@ impl State {
 /// empty — and `drain`), or transactions (`txn`).
 #[derive(Debug, Clone)]
 pub struct MemoryDb {
-    state: Arc<Mutex<State>>,
+    pub(super) state: Arc<Mutex<State>>,
     kind: Arc<Kind>,
     flaw: Flaw,
+    /// The nodes that do not serve (killed, stopped, paused) through its
+    /// [`crate::db::Db`] lifecycle; every node serves by default.
+    pub(super) nodes: Arc<Mutex<HashMap<String, Health>>>,
 }
 
 impl Default for MemoryDb {
@@ -111,6 +115,15 @@ impl MemoryDb {
             state: Arc::default(),
             kind: Arc::new(kind),
             flaw: Flaw::None,
+            nodes: Arc::default(),
+        }
+    }
+
+    /// This database (its data and its nodes) serving `w`'s functions.
+    pub fn serving(&self, w: &Workload) -> MemoryDb {
+        MemoryDb {
+            kind: MemoryDb::for_workload(w).kind,
+            ..self.clone()
         }
     }
 
@@ -401,31 +414,22 @@ impl Client for MemoryClient {
             );
         }
         let node = self.node.as_deref().unwrap_or_default();
-        self.db.apply_at(node, inv)
+        let health = self.db.health(node);
+        match health {
+            Health::Serving => self.db.apply_at(node, inv),
+            Health::Down => Completion::from_error(
+                inv.value.clone(),
+                &ClientError::not_applied(format!("connection refused: {node} is down")),
+            ),
+            Health::Paused => Completion::from_error(
+                inv.value.clone(),
+                &ClientError::unknown(format!("timed out: {node} is paused")),
+            ),
+        }
     }
 
     async fn close(&mut self) -> Result<(), ClientError> {
         self.node = None;
-        Ok(())
-    }
-}
-
-/// A client that does nothing: every operation is `ok` with its own
-/// argument as result. Measures the harness alone.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoopClient;
-
-#[async_trait::async_trait]
-impl Client for NoopClient {
-    async fn open(&mut self, _node: &str) -> Result<(), ClientError> {
-        Ok(())
-    }
-
-    async fn invoke(&mut self, inv: &Invocation) -> Completion {
-        Completion::ok(inv.value.clone())
-    }
-
-    async fn close(&mut self) -> Result<(), ClientError> {
         Ok(())
     }
 }

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::daemon::Daemon;
-use super::{http, Db, DbError};
+use super::http;
 use crate::cluster::Node;
 use crate::control::shell_quote;
+use crate::db::daemon::Daemon;
+use crate::db::{AptPackages, Db, DbError, NodeDaemon};
 
 /// How etcd is run.
 #[derive(Debug, Clone)]
@@ -194,33 +195,24 @@ impl Db for Etcd {
             }
             return Ok(());
         }
-        if node.capabilities().shares_host {
-            // Local nodes share this machine's filesystem but have no
-            // network beyond their subnet: apt cannot fetch from inside.
-            let present = node.exec("command -v etcd >/dev/null 2>&1")?.success();
-            if present {
-                return Ok(());
-            }
-            return Err(self.err(
-                node,
-                "install",
-                "etcd is not installed on this machine, and local nodes cannot reach a \
-                 package mirror: run `apt-get install -y etcd-server` here, or pass an \
-                 etcd binary to upload (--etcd-binary)",
-            ));
-        }
-        // Debian's package; the lock timeout lets a concurrent apt
-        // run finish first rather than fail us.
-        let script = "command -v etcd >/dev/null 2>&1 && exit 0; \
-            export DEBIAN_FRONTEND=noninteractive; \
-            apt-get install -y -q -o DPkg::Lock::Timeout=600 etcd-server >/dev/null 2>&1 || \
-            { apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null && \
-              apt-get install -y -q -o DPkg::Lock::Timeout=600 etcd-server; } || exit 1; \
-            if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1; fi; \
-            command -v etcd >/dev/null";
-        node.run_timeout(script, Duration::from_secs(900))
-            .map_err(|e| self.err(node, "install (apt-get install etcd-server)", e))?;
-        Ok(())
+        crate::db::apt_install(
+            self.name(),
+            node,
+            &AptPackages {
+                what: "etcd",
+                packages: &["etcd-server"],
+                present: "command -v etcd >/dev/null 2>&1",
+                services: &["etcd"],
+                otherwise: ", or pass an etcd binary to upload (--etcd-binary)",
+            },
+        )
+    }
+
+    fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
+        Some(NodeDaemon {
+            daemon: self.daemon(node),
+            dir: self.dir(node),
+        })
     }
 
     fn configure(&self, node: &Node) -> Result<(), DbError> {
@@ -259,47 +251,8 @@ impl Db for Etcd {
         Ok(())
     }
 
-    fn stop(&self, node: &Node) -> Result<(), DbError> {
-        Ok(self
-            .daemon(node)
-            .stop(node, "TERM", Duration::from_secs(10))?)
-    }
-
-    fn kill(&self, node: &Node) -> Result<(), DbError> {
-        Ok(self
-            .daemon(node)
-            .stop(node, "KILL", Duration::from_secs(5))?)
-    }
-
-    fn pause(&self, node: &Node) -> Result<(), DbError> {
-        if self.daemon(node).signal(node, "STOP")? {
-            Ok(())
-        } else {
-            Err(self.err(node, "pause", "etcd is not running"))
-        }
-    }
-
-    fn resume(&self, node: &Node) -> Result<(), DbError> {
-        // Resuming a process that is not there is fine: heal must be safe
-        // to call at any time.
-        self.daemon(node).signal(node, "CONT")?;
-        Ok(())
-    }
-
-    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
-        Ok(self.daemon(node).is_running(node)?)
-    }
-
-    fn wipe(&self, node: &Node) -> Result<(), DbError> {
-        if self.daemon(node).is_running(node)? {
-            return Err(self.err(node, "wipe", "etcd still runs; kill or stop it first"));
-        }
-        node.run(&format!("rm -rf {}", shell_quote(&self.dir(node))))?;
-        Ok(())
-    }
-
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        super::poll_healthy(
+        crate::db::poll_healthy(
             "etcd",
             nodes,
             timeout,

@@ -6,7 +6,7 @@
 //! for the controller's address and the node's own subnets.
 //!
 //! The data directory is made by `initdb` on first configuration; the
-//! database [`DATABASE`](crate::client::postgres::DATABASE) and the tables
+//! database [`DATABASE`](super::client::DATABASE) and the tables
 //! of the transactional workloads are created once the server answers.
 //! kill, pause and resume signal the server's whole process group (the
 //! postmaster and its backends), so a paused server is really frozen and
@@ -14,11 +14,11 @@
 
 use std::time::Duration;
 
-use super::daemon::Daemon;
-use super::{Db, DbError};
-use crate::client::postgres::{DATABASE, SCHEMA};
+use super::client::{DATABASE, SCHEMA};
 use crate::cluster::Node;
 use crate::control::shell_quote;
+use crate::db::daemon::Daemon;
+use crate::db::{AptPackages, Db, DbError, NodeDaemon};
 
 /// How PostgreSQL is run.
 #[derive(Debug, Clone)]
@@ -145,30 +145,27 @@ impl Db for Postgres {
         if !self.runs_on(node) {
             return Ok(());
         }
-        let present = node
-            .exec(&format!("{BINDIR}command -v setpriv >/dev/null"))?
-            .success();
-        if present {
-            return Ok(());
-        }
-        if node.capabilities().shares_host {
-            return Err(self.err(
-                node,
-                "install",
-                "PostgreSQL is not installed on this machine, and local nodes cannot reach a \
-                 package mirror: run `apt-get install -y postgresql` here",
-            ));
-        }
-        // The package starts a cluster of its own: stop it, ours has its
-        // own data directory.
-        let script = "export DEBIAN_FRONTEND=noninteractive; \
-            apt-get install -y -q -o DPkg::Lock::Timeout=600 postgresql util-linux >/dev/null 2>&1 || \
-            { apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null && \
-              apt-get install -y -q -o DPkg::Lock::Timeout=600 postgresql util-linux; } || exit 1; \
-            if command -v systemctl >/dev/null 2>&1; then systemctl disable --now postgresql >/dev/null 2>&1; fi; true";
-        node.run_timeout(script, Duration::from_secs(900))
-            .map_err(|e| self.err(node, "install (apt-get install postgresql)", e))?;
-        Ok(())
+        // The package starts a cluster of its own: it is disabled, ours
+        // has its own data directory.
+        crate::db::apt_install(
+            self.name(),
+            node,
+            &AptPackages {
+                what: "PostgreSQL",
+                packages: &["postgresql", "util-linux"],
+                present: &format!("{BINDIR}command -v setpriv >/dev/null"),
+                services: &["postgresql"],
+                otherwise: "",
+            },
+        )
+    }
+
+    /// The server on the first node; nothing runs on the others.
+    fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
+        self.runs_on(node).then(|| NodeDaemon {
+            daemon: self.daemon(node),
+            dir: self.dir(node),
+        })
     }
 
     fn configure(&self, node: &Node) -> Result<(), DbError> {
@@ -292,29 +289,11 @@ impl Db for Postgres {
         Ok(())
     }
 
-    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
-        if !self.runs_on(node) {
-            return Ok(false);
-        }
-        Ok(self.daemon(node).is_running(node)?)
-    }
-
-    fn wipe(&self, node: &Node) -> Result<(), DbError> {
-        if !self.runs_on(node) {
-            return Ok(());
-        }
-        if self.daemon(node).is_running(node)? {
-            return Err(self.err(node, "wipe", "postgres still runs; kill or stop it first"));
-        }
-        node.run(&format!("rm -rf {}", shell_quote(&self.dir(node))))?;
-        Ok(())
-    }
-
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
         let Some(node) = nodes.iter().find(|n| self.runs_on(n)) else {
             return Ok(());
         };
-        super::poll_healthy(
+        crate::db::poll_healthy(
             "postgres",
             std::slice::from_ref(node),
             timeout,

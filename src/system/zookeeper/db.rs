@@ -12,10 +12,10 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use super::daemon::Daemon;
-use super::{Db, DbError};
 use crate::cluster::Node;
 use crate::control::shell_quote;
+use crate::db::daemon::Daemon;
+use crate::db::{AptPackages, Db, DbError, NodeDaemon};
 
 /// The Debian package's jars: the server, and the log4j binding its
 /// manifest leaves out (without it the server logs nothing at all).
@@ -248,37 +248,29 @@ impl Db for Zookeeper {
     }
 
     fn install(&self, node: &Node) -> Result<(), DbError> {
+        // Debian's package depends on a JRE.
         let present = format!(
             "test -f {} && command -v java >/dev/null 2>&1",
             CLASSPATH[0]
         );
-        if node.capabilities().shares_host {
-            // Local nodes share this machine's filesystem but have no
-            // network beyond their subnet: apt cannot fetch from inside.
-            if node.exec(&present)?.success() {
-                return Ok(());
-            }
-            return Err(self.err(
-                node,
-                "install",
-                "ZooKeeper is not installed on this machine, and local nodes cannot reach a \
-                 package mirror: run `apt-get install -y zookeeper` here",
-            ));
-        }
-        // Debian's package (it depends on a JRE); the lock timeout lets a
-        // concurrent apt run finish first rather than fail us.
-        let script = format!(
-            "{present} && exit 0; \
-            export DEBIAN_FRONTEND=noninteractive; \
-            apt-get install -y -q -o DPkg::Lock::Timeout=600 zookeeper >/dev/null 2>&1 || \
-            {{ apt-get update -q -o DPkg::Lock::Timeout=600 >/dev/null && \
-              apt-get install -y -q -o DPkg::Lock::Timeout=600 zookeeper; }} || exit 1; \
-            if command -v systemctl >/dev/null 2>&1; then systemctl disable --now zookeeper >/dev/null 2>&1; fi; \
-            {present}"
-        );
-        node.run_timeout(&script, Duration::from_secs(900))
-            .map_err(|e| self.err(node, "install (apt-get install zookeeper)", e))?;
-        Ok(())
+        crate::db::apt_install(
+            self.name(),
+            node,
+            &AptPackages {
+                what: "ZooKeeper",
+                packages: &["zookeeper"],
+                present: &present,
+                services: &["zookeeper"],
+                otherwise: "",
+            },
+        )
+    }
+
+    fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
+        Some(NodeDaemon {
+            daemon: self.daemon(node),
+            dir: self.dir(node),
+        })
     }
 
     fn configure(&self, node: &Node) -> Result<(), DbError> {
@@ -329,48 +321,9 @@ impl Db for Zookeeper {
         Ok(())
     }
 
-    fn stop(&self, node: &Node) -> Result<(), DbError> {
-        Ok(self
-            .daemon(node)
-            .stop(node, "TERM", Duration::from_secs(10))?)
-    }
-
-    fn kill(&self, node: &Node) -> Result<(), DbError> {
-        Ok(self
-            .daemon(node)
-            .stop(node, "KILL", Duration::from_secs(5))?)
-    }
-
-    fn pause(&self, node: &Node) -> Result<(), DbError> {
-        if self.daemon(node).signal(node, "STOP")? {
-            Ok(())
-        } else {
-            Err(self.err(node, "pause", "zookeeper is not running"))
-        }
-    }
-
-    fn resume(&self, node: &Node) -> Result<(), DbError> {
-        // Resuming a process that is not there is fine: heal must be safe
-        // to call at any time.
-        self.daemon(node).signal(node, "CONT")?;
-        Ok(())
-    }
-
-    fn is_running(&self, node: &Node) -> Result<bool, DbError> {
-        Ok(self.daemon(node).is_running(node)?)
-    }
-
-    fn wipe(&self, node: &Node) -> Result<(), DbError> {
-        if self.daemon(node).is_running(node)? {
-            return Err(self.err(node, "wipe", "zookeeper still runs; kill or stop it first"));
-        }
-        node.run(&format!("rm -rf {}", shell_quote(&self.dir(node))))?;
-        Ok(())
-    }
-
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
         // The JVMs take seconds to start: no need to probe often.
-        super::poll_healthy(
+        crate::db::poll_healthy(
             "zookeeper",
             nodes,
             timeout,

@@ -1,0 +1,126 @@
+//! etcd: every node a member ([`db`]), its JSON gateway client
+//! ([`client`]: registers, sets, transactions, counters, ids), linearizable
+//! or serializable reads.
+
+pub mod client;
+pub mod db;
+mod http;
+
+pub use client::{EtcdClient, EtcdClientFactory, EtcdClientOptions, ReadMode};
+pub use db::{Etcd, EtcdOptions};
+
+use super::{ClientSettings, Configured, Deployed, Package, Reads, System};
+use crate::client::{kv::DataKind, ClientFactory};
+use crate::cluster::Node;
+use crate::db::Db;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// etcd in the registry.
+#[derive(Debug)]
+pub struct EtcdSystem;
+
+/// The Debian packages etcd needs.
+pub const PACKAGES: &[Package] = &[Package {
+    program: "etcd",
+    package: "etcd-server",
+}];
+
+impl System for EtcdSystem {
+    fn name(&self) -> &'static str {
+        "etcd"
+    }
+
+    fn models(&self) -> Option<&'static [&'static str]> {
+        Some(&[
+            "cas-register",
+            "set",
+            "list-append",
+            "rw-register",
+            "counter",
+            "unique-ids",
+        ])
+    }
+
+    fn packages(&self) -> &'static [Package] {
+        PACKAGES
+    }
+
+    fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
+        let read_mode = if choice.read_mode.is_empty() {
+            ReadMode::default()
+        } else {
+            choice
+                .read_mode
+                .parse()
+                .map_err(|e| format!("read_mode: {e}"))?
+        };
+        Ok(Box::new(EtcdConfig {
+            read_mode,
+            binary: choice.binary.map(PathBuf::from),
+        }))
+    }
+}
+
+/// etcd's options in a test.
+#[derive(Debug)]
+struct EtcdConfig {
+    read_mode: ReadMode,
+    binary: Option<PathBuf>,
+}
+
+impl Configured for EtcdConfig {
+    fn read_mode(&self) -> &'static str {
+        match self.read_mode {
+            ReadMode::Linearizable => "linearizable",
+            ReadMode::Serializable => "serializable",
+        }
+    }
+
+    fn reads(&self) -> Reads {
+        match self.read_mode {
+            ReadMode::Linearizable => Reads::Linearizable,
+            ReadMode::Serializable => Reads::MaybeStale,
+        }
+    }
+
+    fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
+        let etcd = Etcd::new(
+            EtcdOptions {
+                binary: self.binary.clone(),
+                ..EtcdOptions::default()
+            },
+            nodes,
+        );
+        Ok(Box::new(EtcdDeployed {
+            etcd: Arc::new(etcd),
+            read_mode: self.read_mode,
+        }))
+    }
+}
+
+struct EtcdDeployed {
+    etcd: Arc<Etcd>,
+    read_mode: ReadMode,
+}
+
+impl Deployed for EtcdDeployed {
+    fn db(&self) -> Arc<dyn Db> {
+        self.etcd.clone()
+    }
+
+    fn client_factory(&self, s: &ClientSettings<'_>) -> anyhow::Result<ClientFactory> {
+        let opts = EtcdClientOptions {
+            read_mode: self.read_mode,
+            timeout: s.op_timeout,
+            workload: s.workload.name.clone(),
+            kind: DataKind::for_model(&s.workload.model),
+            ..EtcdClientOptions::default()
+        };
+        Ok(EtcdClientFactory::for_etcd(&self.etcd, s.nodes, opts)?.into_factory())
+    }
+
+    fn version(&self, node: &Node) -> Option<String> {
+        super::run_version(node, "etcd --version 2>/dev/null | head -1 || true")
+    }
+}

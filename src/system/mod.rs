@@ -1,0 +1,272 @@
+//! The systems under test, one folder each, in the spirit of Jepsen's one
+//! namespace per database: a folder holds the system's db lifecycle
+//! (`db.rs`), its client (`client.rs`), the models its clients run, its
+//! typed options (read mode, isolation, parsed once when a test is
+//! validated), its version command and the Debian packages it needs.
+//!
+//! The door is [`find`]: a `--db` value → the [`System`] in [`SYSTEMS`].
+//! A system is configured from a test's [`Choice`] into a [`Configured`]
+//! (typed options; what its reads guarantee), which is deployed on nodes
+//! into a [`Deployed`] (the [`Db`] and the [`ClientFactory`]).
+//!
+//! Generic pieces live elsewhere: `db/` holds the [`Db`] trait and the
+//! daemon helpers, `client/` the [`crate::client::Client`] trait, the
+//! shared key-value operations (`client/kv.rs`) and the external JSON-lines
+//! client. Nothing outside this folder names a system.
+//!
+//! How to add a system (docs/architecture.md): a folder with its db, its
+//! client and an implementation of [`System`], and one line in
+//! [`SYSTEMS`]; `memory/` is the smallest example.
+
+pub mod etcd;
+pub mod file;
+pub mod memory;
+pub mod postgres;
+pub mod redis;
+pub mod zookeeper;
+
+use crate::client::ClientFactory;
+use crate::cluster::Node;
+use crate::db::Db;
+use crate::workload::Workload;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every system `--db` can name. A system is found by [`System::names`]:
+/// its name, or (the db file system) any path to a db file.
+pub const SYSTEMS: &[&dyn System] = &[
+    &etcd::EtcdSystem,
+    &postgres::PostgresSystem,
+    &zookeeper::ZookeeperSystem,
+    &redis::RedisSystem,
+    &memory::MemorySystem,
+    &file::FileSystem,
+];
+
+/// The system `db` (a `--db` value) names.
+pub fn find(db: &str) -> Option<&'static dyn System> {
+    SYSTEMS.iter().copied().find(|s| s.names(db))
+}
+
+/// The systems known by name, for messages (`etcd, postgres, ...`); the
+/// db file system is named by a path instead.
+pub fn known() -> String {
+    SYSTEMS
+        .iter()
+        .filter(|s| s.names(s.name()))
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a test says about its system: the fields of the test spec the
+/// systems read. Empty `read_mode` and `isolation` mean the system's
+/// default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Choice<'a> {
+    /// The `--db` value (a name, or a db file's path).
+    pub db: &'a str,
+    /// The read mode's name, or empty.
+    pub read_mode: &'a str,
+    /// The isolation level's name, or empty.
+    pub isolation: &'a str,
+    /// A client program command line (db files).
+    pub client: Option<&'a str>,
+    /// A binary to upload instead of the nodes' own (etcd).
+    pub binary: Option<&'a Path>,
+}
+
+/// What a system's reads guarantee: what the checkers must assume (the
+/// set checker treats a missing element as lost only when reads are
+/// linearizable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reads {
+    /// Every read sees every write acknowledged before it began.
+    Linearizable,
+    /// A read may miss recent writes (a replica's, a local server's data).
+    MaybeStale,
+}
+
+impl Reads {
+    /// True when the checkers may assume linearizable reads.
+    pub fn linearizable(self) -> bool {
+        self == Reads::Linearizable
+    }
+
+    /// The read mode the checkers are given: `linearizable`, or
+    /// `serializable` (reads may be stale).
+    pub fn checker_mode(self) -> &'static str {
+        match self {
+            Reads::Linearizable => "linearizable",
+            Reads::MaybeStale => "serializable",
+        }
+    }
+}
+
+/// A Debian package a system needs: a program (a path, or a name looked
+/// up in `PATH`) that is there once the package is installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Package {
+    /// The program that shows the package is installed.
+    pub program: &'static str,
+    /// The Debian package.
+    pub package: &'static str,
+}
+
+/// What the clients of one test need: the workload, the nodes, the
+/// operation timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSettings<'a> {
+    /// The workload the clients run.
+    pub workload: &'a Workload,
+    /// The nodes the clients talk to.
+    pub nodes: &'a [Node],
+    /// How long one operation may take.
+    pub op_timeout: Duration,
+}
+
+/// A system under test, as the registry lists it.
+pub trait System: Send + Sync {
+    /// Its `--db` name.
+    fn name(&self) -> &'static str;
+
+    /// Whether the `--db` value `db` names this system.
+    fn names(&self, db: &str) -> bool {
+        db == self.name()
+    }
+
+    /// The name a test of `db` is called by (`<label>-<workload>-...`).
+    fn label(&self, _db: &str) -> String {
+        self.name().to_string()
+    }
+
+    /// Whether a test may name a client program for it (`--client`).
+    fn takes_client_program(&self) -> bool {
+        false
+    }
+
+    /// The models its clients run; `None`: every one (its client answers
+    /// `fail` to what it cannot do).
+    fn models(&self) -> Option<&'static [&'static str]>;
+
+    /// The Debian packages the local cluster needs for it on this machine.
+    fn packages(&self) -> &'static [Package] {
+        &[]
+    }
+
+    /// Parses and checks the test's options for this system (read mode,
+    /// isolation, a db file and its client), refusing what it does not
+    /// know with a message naming the field.
+    fn configure(&self, choice: &Choice<'_>) -> Result<Box<dyn Configured>, String>;
+}
+
+/// A system with its options parsed.
+pub trait Configured: Send + Sync + std::fmt::Debug {
+    /// The read mode's name, as `test.json` records it (the default made
+    /// explicit).
+    fn read_mode(&self) -> &'static str;
+
+    /// What its reads guarantee.
+    fn reads(&self) -> Reads;
+
+    /// Checks that clients can be made (a db file's client program is
+    /// named), before a test builds anything; `faultline db` needs none.
+    fn check_clients(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The system on `nodes`: its db and how its clients are made.
+    fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>>;
+}
+
+/// A system deployed on a cluster's nodes.
+pub trait Deployed: Send + Sync {
+    /// Its db lifecycle.
+    fn db(&self) -> Arc<dyn Db>;
+
+    /// How its clients are made, for a workload.
+    fn client_factory(&self, settings: &ClientSettings<'_>) -> anyhow::Result<ClientFactory>;
+
+    /// Its version on `node`, when it can tell.
+    fn version(&self, node: &Node) -> Option<String>;
+
+    /// How long set-up waits for every node to be healthy.
+    fn healthy_within(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+}
+
+/// Refuses a workload whose model `system`'s clients do not run.
+pub fn check_workload(system: &dyn System, workload: &Workload) -> Result<(), String> {
+    match system.models() {
+        Some(runs) if !runs.contains(&workload.model.as_str()) => Err(format!(
+            "the {} client does not run the {} workload (model {}); it runs: {}",
+            system.name(),
+            workload.name,
+            workload.model,
+            runs.join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The system `db` names with default options (`binary`: an etcd binary
+/// to upload), for `faultline db` and `faultline heal`: a db file is
+/// loaded and checked here, before any cluster is looked at.
+pub fn with_defaults(db: &str, binary: Option<&Path>) -> anyhow::Result<Box<dyn Configured>> {
+    let system = find(db).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown database {db:?} (known: {}, or a db file: FILE.toml or file:PATH)",
+            known()
+        )
+    })?;
+    system
+        .configure(&Choice {
+            db,
+            binary,
+            ..Choice::default()
+        })
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// What the checkers must assume of the reads of a stored run, from its
+/// `test.json` `db` and `read_mode`: the system's answer, or for a run
+/// the registry cannot configure (an old run, a moved db file) the
+/// recorded read mode taken at its word.
+pub fn recorded_reads(db: &str, read_mode: &str) -> Reads {
+    let configured = find(db).and_then(|s| {
+        s.configure(&Choice {
+            db,
+            read_mode,
+            ..Choice::default()
+        })
+        .ok()
+    });
+    match configured {
+        Some(c) => c.reads(),
+        None if read_mode == "linearizable" => Reads::Linearizable,
+        None => Reads::MaybeStale,
+    }
+}
+
+/// Runs the version command `command` on `node` and returns its trimmed
+/// output, `None` when it cannot be run.
+pub fn run_version(node: &Node, command: &str) -> Option<String> {
+    node.run(command).ok().map(|out| out.trim().to_string())
+}
+
+/// The one read mode of a system that has no choice of reads: empty or
+/// its name, else an error naming the field.
+pub fn only_read_mode(system: &str, given: &str, name: &'static str) -> Result<(), String> {
+    if given.is_empty() || given == name {
+        Ok(())
+    } else {
+        Err(format!(
+            "read_mode: {system} has no read mode {given:?}; its reads are {name}"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,110 @@
+//! Redis: a master on the first node, replicas, a Sentinel on every node
+//! ([`db`]); registers and sets, writes to the master Sentinel names,
+//! reads from the worker's node or the master ([`client`]).
+
+pub mod client;
+pub mod db;
+
+pub use client::{RedisClient, RedisClientFactory, RedisClientOptions, RedisReadMode};
+pub use db::{Redis, RedisOptions, MASTER_NAME};
+
+use super::{ClientSettings, Configured, Deployed, Package, Reads, System};
+use crate::client::{kv::DataKind, ClientFactory};
+use crate::cluster::Node;
+use crate::db::Db;
+use std::sync::Arc;
+
+/// Redis in the registry.
+#[derive(Debug)]
+pub struct RedisSystem;
+
+/// The Debian packages Redis needs.
+pub const PACKAGES: &[Package] = &[
+    Package {
+        program: "redis-server",
+        package: "redis-server",
+    },
+    Package {
+        program: "redis-sentinel",
+        package: "redis-sentinel",
+    },
+];
+
+impl System for RedisSystem {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn models(&self) -> Option<&'static [&'static str]> {
+        Some(&["cas-register", "set"])
+    }
+
+    fn packages(&self) -> &'static [Package] {
+        PACKAGES
+    }
+
+    fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
+        let read_mode = if choice.read_mode.is_empty() {
+            RedisReadMode::default()
+        } else {
+            choice
+                .read_mode
+                .parse()
+                .map_err(|e| format!("read_mode: {e}"))?
+        };
+        Ok(Box::new(RedisConfig { read_mode }))
+    }
+}
+
+#[derive(Debug)]
+struct RedisConfig {
+    read_mode: RedisReadMode,
+}
+
+impl Configured for RedisConfig {
+    fn read_mode(&self) -> &'static str {
+        match self.read_mode {
+            RedisReadMode::Replica => "replica",
+            RedisReadMode::Primary => "primary",
+        }
+    }
+
+    /// Neither mode is linearizable: a replica lags its master, and an old
+    /// master cut off from the others keeps answering.
+    fn reads(&self) -> Reads {
+        Reads::MaybeStale
+    }
+
+    fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
+        Ok(Box::new(RedisDeployed {
+            redis: Arc::new(Redis::new(RedisOptions::default(), nodes)),
+            read_mode: self.read_mode,
+        }))
+    }
+}
+
+struct RedisDeployed {
+    redis: Arc<Redis>,
+    read_mode: RedisReadMode,
+}
+
+impl Deployed for RedisDeployed {
+    fn db(&self) -> Arc<dyn Db> {
+        self.redis.clone()
+    }
+
+    fn client_factory(&self, s: &ClientSettings<'_>) -> anyhow::Result<ClientFactory> {
+        let opts = RedisClientOptions {
+            read_mode: self.read_mode,
+            timeout: s.op_timeout,
+            workload: s.workload.name.clone(),
+            kind: DataKind::for_model(&s.workload.model),
+            ..RedisClientOptions::default()
+        };
+        Ok(RedisClientFactory::for_redis(&self.redis, s.nodes, opts)?.into_factory())
+    }
+
+    fn version(&self, node: &Node) -> Option<String> {
+        super::run_version(node, "redis-server --version 2>/dev/null || true")
+    }
+}
