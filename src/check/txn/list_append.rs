@@ -2,8 +2,8 @@
 //! values and read whole lists. The longest committed read of a key reveals
 //! its version order (every other read must be a prefix of it); from that
 //! order come the ww, wr and rw edges. Non-cycle anomalies found here:
-//! internal, duplicate-elements, incompatible-order, G1a, G1b, dirty-update,
-//! lost-update and garbage-read.
+//! internal, future-read, duplicate-elements, incompatible-order, G1a, G1b,
+//! dirty-update, lost-update and garbage-read.
 
 use super::infer::{show_list, Found, Inferred, Kind, Why};
 use super::parse::{Interner, Mop, Txn, NIL};
@@ -31,7 +31,7 @@ struct Read<'a> {
 /// Infers edges and non-cycle anomalies of a list-append history.
 pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError> {
     let mut out = Inferred::default();
-    let (writers, committed) = writers(txns, atoms)?;
+    let (writers, appends) = writers(txns, atoms)?;
     let failed = |t: u32| txns[t as usize].outcome == Outcome::Fail;
 
     // Reads per key, with internal consistency checked along the way.
@@ -49,6 +49,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
         }
         internal(t, txn, atoms, &mut out, &mut reads);
     }
+    let committed = committed_appends(txns, &writers, &reads, appends);
 
     let mut keys: Vec<u32> = reads.keys().copied().collect();
     keys.sort_unstable();
@@ -158,8 +159,9 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
             }
             prev = Some((w.txn, v));
         }
-        // Committed appends no read observed: lists only grow, so each came
-        // after every version read, whatever the order among themselves.
+        // Appends of transactions proven committed that no read observed:
+        // lists only grow, so each came after every version read, whatever
+        // the order among themselves.
         let in_order: FxHashSet<u32> = order.iter().copied().collect();
         let unobserved: Vec<(u32, u32)> = committed
             .get(&key)
@@ -299,7 +301,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
 /// (inference relies on unique values).
 fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
     let mut writers: FxHashMap<(u32, u32), Writer> = FxHashMap::default();
-    let mut committed: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
+    let mut appends: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
         let mut last_of_key: FxHashMap<u32, u32> = FxHashMap::default();
@@ -320,8 +322,8 @@ fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
                     });
                 }
                 last_of_key.insert(key, value);
-                if txn.outcome == Outcome::Ok {
-                    committed.entry(key).or_default().push((value, t));
+                if txn.outcome != Outcome::Fail {
+                    appends.entry(key).or_default().push((value, t));
                 }
             }
         }
@@ -331,15 +333,43 @@ fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
             }
         }
     }
-    Ok((writers, committed))
+    Ok((writers, appends))
 }
 
-/// The writer of each `(key, value)`, and each key's committed appends
-/// `(value, txn)`.
+/// The writer of each `(key, value)`, and each key's appends `(value, txn)`
+/// by transactions that did not fail.
 type Writers = (
     FxHashMap<(u32, u32), Writer>,
     FxHashMap<u32, Vec<(u32, u32)>>,
 );
+
+/// Each key's appends `(value, txn)` by transactions proven committed: those
+/// that completed `ok`, and `info` ones of which a committed read observed
+/// some append (a transaction's effects are visible all or none, so one
+/// observed append proves every other committed too).
+fn committed_appends(
+    txns: &[Txn],
+    writers: &FxHashMap<(u32, u32), Writer>,
+    reads: &FxHashMap<u32, Vec<Read<'_>>>,
+    mut appends: FxHashMap<u32, Vec<(u32, u32)>>,
+) -> FxHashMap<u32, Vec<(u32, u32)>> {
+    let mut proven: FxHashSet<u32> = FxHashSet::default();
+    for (&key, rs) in reads {
+        for r in rs {
+            for &v in r.values {
+                if let Some(w) = writers.get(&(key, v)) {
+                    if txns[w.txn as usize].outcome == Outcome::Info {
+                        proven.insert(w.txn);
+                    }
+                }
+            }
+        }
+    }
+    for vs in appends.values_mut() {
+        vs.retain(|&(_, t)| txns[t as usize].outcome == Outcome::Ok || proven.contains(&t));
+    }
+    appends
+}
 
 /// Within one transaction, per key: the last list read (if any), what the
 /// transaction appended since, and whether it appended at all.
@@ -356,9 +386,25 @@ fn internal<'a>(
 ) {
     // Per key: the last list read (if any) and what was appended since.
     let mut state: FxHashMap<u32, KeyState<'a>> = FxHashMap::default();
+    // Every element this transaction has read so far, with the list it was
+    // read in: appending one of them afterwards is a future read.
+    let mut read_so_far: FxHashMap<(u32, u32), &'a [u32]> = FxHashMap::default();
     for m in &txn.mops {
         match m {
             Mop::Append { key, value } => {
+                if let Some(list) = read_so_far.get(&(*key, *value)) {
+                    out.push(Found {
+                        name: "future-read",
+                        txns: vec![t],
+                        key: Some(*key),
+                        text: format!(
+                            "T1 read key {} = {}, including {}, which T1 itself appended only afterwards: it observed its own future write",
+                            atoms.show(*key),
+                            show_list(atoms, list),
+                            atoms.show(*value)
+                        ),
+                    });
+                }
                 let s = state.entry(*key).or_insert((None, Vec::new(), false));
                 s.1.push(*value);
                 s.2 = true;
@@ -395,6 +441,9 @@ fn internal<'a>(
                             show_list(atoms, values)
                         ),
                     });
+                }
+                for &v in values {
+                    read_so_far.entry((*key, v)).or_insert(values);
                 }
                 let external = s.0.is_none() && !s.2;
                 reads.entry(*key).or_default().push(Read {

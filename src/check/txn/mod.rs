@@ -478,3 +478,5 @@ pub fn write_outputs(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_classes;

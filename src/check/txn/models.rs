@@ -136,6 +136,8 @@ const IMPLIED: &[(&str, &[&str])] = &[
     ("G2", &["G2-process"]),
     ("G2-process", &["G2-realtime"]),
     ("incompatible-order", &["G1a"]),
+    // A read of the transaction's own later write: a trivial wr cycle.
+    ("future-read", &["G1c"]),
     ("dirty-update", &["G1a"]),
     ("lost-update", &["G2-item"]),
 ];

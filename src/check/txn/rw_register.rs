@@ -12,8 +12,8 @@
 //!   that completed before another began precedes it).
 //!
 //! A cycle in a key's version order is `cyclic-versions`; such a key gives
-//! no ww or rw edges. Other non-cycle anomalies: internal, G1a, G1b,
-//! dirty-update, lost-update and garbage-read.
+//! no ww or rw edges. Other non-cycle anomalies: internal, future-read, G1a,
+//! G1b, dirty-update, lost-update and garbage-read.
 
 use super::infer::{Found, Inferred, Kind, Why};
 use super::parse::{Interner, Mop, Txn, NIL};
@@ -135,6 +135,17 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner, opts: &Options) -> Result<In
                 continue;
             };
             if w.txn == t {
+                // An external read (nothing of the key read or written before
+                // it) of the transaction's own write: the write came later.
+                out.push(Found {
+                    name: "future-read",
+                    txns: vec![t],
+                    key: Some(key),
+                    text: format!(
+                        "T1 read key {k} = {}, which T1 itself wrote only afterwards: it observed its own future write",
+                        atoms.show(v)
+                    ),
+                });
                 continue;
             }
             if failed(w.txn) {

@@ -7,7 +7,7 @@ use crate::history::{Op, OpType};
 use serde_json::json;
 
 /// Builds a history from lines `process type json-value`.
-fn h(text: &str) -> History {
+pub(super) fn h(text: &str) -> History {
     let ops = text
         .lines()
         .map(str::trim)
@@ -27,20 +27,20 @@ fn h(text: &str) -> History {
     History::new(ops)
 }
 
-fn run(workload: Workload, text: &str) -> Report {
+pub(super) fn run(workload: Workload, text: &str) -> Report {
     check(&h(text), &Options::new(workload)).expect("checkable")
 }
 
-fn la(text: &str) -> Report {
+pub(super) fn la(text: &str) -> Report {
     run(Workload::ListAppend, text)
 }
 
-fn rw(text: &str) -> Report {
+pub(super) fn rw(text: &str) -> Report {
     run(Workload::RwRegister, text)
 }
 
 /// The explanation of the first anomaly named `name`.
-fn explanation<'a>(r: &'a Report, name: &str) -> &'a str {
+pub(super) fn explanation<'a>(r: &'a Report, name: &str) -> &'a str {
     &r.anomalies
         .get(name)
         .unwrap_or_else(|| panic!("no {name} in {:?}", r.anomaly_types))[0]
