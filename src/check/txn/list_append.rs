@@ -17,6 +17,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 struct Writer {
     txn: u32,
     last: bool,
+    /// How many appends to the key the transaction made before this one.
+    seq: u32,
 }
 
 /// A committed read: which transaction, and the list it saw.
@@ -81,6 +83,25 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                         ),
                     });
                 }
+            }
+        }
+        // A transaction's appends must appear in the order it made them.
+        if !reported_incompatible {
+            if let Some((r, w, a, b)) = rs
+                .iter()
+                .find_map(|r| reordered(&writers, key, r.values).map(|(w, a, b)| (r, w, a, b)))
+            {
+                out.push(Found {
+                    name: "incompatible-order",
+                    txns: vec![r.txn, w],
+                    key: Some(key),
+                    text: format!(
+                        "T1 read key {k} = {}, but T2 appended {} before {}: no single order of appends explains both",
+                        show_list(atoms, r.values),
+                        atoms.show(a),
+                        atoms.show(b)
+                    ),
+                });
             }
         }
         if let Some((a, b, v)) = duplicate(order) {
@@ -305,13 +326,17 @@ fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
         let mut last_of_key: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut seq_of_key: FxHashMap<u32, u32> = FxHashMap::default();
         for m in &txn.mops {
             if let Mop::Append { key, value } = *m {
+                let seq = seq_of_key.entry(key).or_insert(0);
+                *seq += 1;
                 if let Some(prev) = writers.insert(
                     (key, value),
                     Writer {
                         txn: t,
                         last: false,
+                        seq: *seq - 1,
                     },
                 ) {
                     return Err(TxnError::DuplicateWrite {
@@ -457,6 +482,30 @@ fn internal<'a>(
             _ => {}
         }
     }
+}
+
+/// The first transaction whose appends to `key` appear in `xs` out of the
+/// order it made them: the transaction, and the values it appended first
+/// and second.
+fn reordered(
+    writers: &FxHashMap<(u32, u32), Writer>,
+    key: u32,
+    xs: &[u32],
+) -> Option<(u32, u32, u32)> {
+    // Per writer: the sequence number and value of its last append seen.
+    let mut seen: FxHashMap<u32, (u32, u32)> = FxHashMap::default();
+    for &x in xs {
+        let Some(w) = writers.get(&(key, x)) else {
+            continue;
+        };
+        if let Some(&(seq, v)) = seen.get(&w.txn) {
+            if w.seq < seq {
+                return Some((w.txn, x, v));
+            }
+        }
+        seen.insert(w.txn, (w.seq, x));
+    }
+    None
 }
 
 /// The first value that appears twice in `xs`: its two positions and value.

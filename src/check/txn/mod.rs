@@ -40,6 +40,7 @@
 //! assert_eq!(report.not, vec!["repeatable-read"]);
 //! ```
 
+pub mod brute;
 mod explain;
 mod graph;
 mod infer;

@@ -88,3 +88,100 @@ fn an_info_transaction_observed_by_a_read_is_committed() {
     let r = with_model(Workload::ListAppend, "serializable", &unseen);
     assert_eq!(r.validity, Validity::Valid, "{:?}", r.anomalies);
 }
+
+#[test]
+fn appends_read_out_of_their_transactions_order_are_incompatible() {
+    // Found by the exhaustive oracle: T2 appended 1 then 2, yet x = [2 1 3].
+    let r = la(r#"
+        1 invoke [["append",0,1],["append",0,2]]
+        1 ok [["append",0,1],["append",0,2]]
+        0 invoke [["append",0,3],["r",0,null]]
+        0 ok [["append",0,3],["r",0,[2,1,3]]]
+    "#);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["incompatible-order"]);
+    assert_eq!(
+        explanation(&r, "incompatible-order"),
+        "T1 read key 0 = [2 1 3], but T2 appended 1 before 2: no single order of appends explains both"
+    );
+    assert_eq!(r.not, vec!["read-committed"]);
+}
+
+/// Two rw edges, never adjacent, and no cycle with one: T1 misses T2's
+/// append to x, T3 reads T2's z, T3 misses T4's append to y, and T1 reads
+/// T4's w.
+const NONADJACENT: &str = r#"
+    0 invoke [["r","x",null],["r","w",null]]
+    1 invoke [["append","x",1],["append","z",2]]
+    2 invoke [["r","z",null],["r","y",null]]
+    3 invoke [["append","y",3],["append","w",4]]
+    1 ok [["append","x",1],["append","z",2]]
+    3 ok [["append","y",3],["append","w",4]]
+    0 ok [["r","x",[]],["r","w",[4]]]
+    2 ok [["r","z",[2]],["r","y",[]]]
+"#;
+
+#[test]
+fn g_nonadjacent_rules_out_snapshot_isolation_without_g_single() {
+    let r = with_model(Workload::ListAppend, "snapshot-isolation", NONADJACENT);
+    assert_eq!(r.validity, Validity::Invalid, "{:?}", r.anomalies);
+    assert_eq!(r.anomaly_types, vec!["G-nonadjacent", "G2-item"]);
+    assert_eq!(
+        explanation(&r, "G-nonadjacent"),
+        "T1 < T2 because T1 read key x (an empty list) before T2 appended 1 to it; \
+         T2 < T3 because T3 read key z after T2 appended 2 to it; \
+         T3 < T4 because T3 read key y (an empty list) before T4 appended 3 to it; \
+         T4 < T1 because T1 read key w after T4 appended 4 to it: a contradiction"
+    );
+    let kinds: Vec<&str> = r.anomalies["G-nonadjacent"][0]
+        .cycle
+        .as_ref()
+        .map(|c| c.iter().map(|s| s.kind.as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(kinds, vec!["rw", "wr", "rw", "wr"]);
+    assert_eq!(r.not, vec!["snapshot-isolation", "repeatable-read"]);
+    assert!(r.still_possible.contains(&"cursor-stability".to_string()));
+    // Write skew's two rw edges are adjacent: snapshot isolation allows it.
+    let skew = r#"
+        0 invoke [["r","x",null],["append","y",1]]
+        1 invoke [["r","y",null],["append","x",2]]
+        0 ok [["r","x",[]],["append","y",1]]
+        1 ok [["r","y",[]],["append","x",2]]
+    "#;
+    let r = with_model(Workload::ListAppend, "snapshot-isolation", skew);
+    assert_eq!(r.validity, Validity::Valid, "{:?}", r.anomalies);
+    assert_eq!(r.anomaly_types, vec!["G2-item"]);
+}
+
+#[test]
+fn g_nonadjacent_process_and_realtime_rule_out_the_strong_snapshot_isolations() {
+    // The same cycle, with T4 completing before T1 begins and T1's read of
+    // w dropped: T4 < T1 by real time (and by process when they share one).
+    let text = r#"
+        3 invoke [["append","y",3],["append","w",4]]
+        3 ok [["append","y",3],["append","w",4]]
+        1 invoke [["append","x",1],["append","z",2]]
+        2 invoke [["r","z",null],["r","y",null]]
+        1 ok [["append","x",1],["append","z",2]]
+        2 ok [["r","z",[2]],["r","y",[]]]
+        3 invoke [["r","x",null]]
+        3 ok [["r","x",[]]]
+    "#;
+    let r = with_model(
+        Workload::ListAppend,
+        "strong-session-snapshot-isolation",
+        text,
+    );
+    assert_eq!(r.validity, Validity::Invalid, "{:?}", r.anomalies);
+    assert!(
+        r.anomaly_types
+            .contains(&"G-nonadjacent-process".to_string()),
+        "{:?}",
+        r.anomaly_types
+    );
+    assert!(r
+        .not
+        .contains(&"strong-session-snapshot-isolation".to_string()));
+    let r = with_model(Workload::ListAppend, "snapshot-isolation", text);
+    assert_eq!(r.validity, Validity::Valid, "{:?}", r.anomalies);
+}
