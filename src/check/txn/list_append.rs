@@ -212,7 +212,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
             })
         };
 
-        let mut lost: FxHashMap<usize, Vec<u32>> = FxHashMap::default();
+        let mut lost: FxHashMap<&[u32], Vec<u32>> = FxHashMap::default();
         for (i, r) in rs.iter().enumerate() {
             // G1a: any element from an aborted transaction.
             if let Some((&v, w)) = r.values.iter().find_map(|v| {
@@ -236,31 +236,43 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                 continue;
             }
             if let Some(&last) = r.values.last() {
-                if let Some(w) = writers.get(&(key, last)) {
-                    if w.txn != r.txn && !failed(w.txn) {
-                        out.edges.push((
-                            w.txn,
-                            r.txn,
-                            Kind::Wr,
-                            Why {
-                                key,
-                                v1: last,
-                                v2: NIL,
-                            },
-                        ));
-                        if !w.last {
-                            out.push(Found {
-                                name: "G1b",
-                                txns: vec![r.txn, w.txn],
-                                key: Some(key),
-                                text: format!(
-                                    "T1 read key {k} = {}, ending in {}, which T2 appended, but T2 appended more to key {k} afterwards: T1 read an intermediate state",
-                                    show_list(atoms, r.values),
-                                    atoms.show(last)
-                                ),
-                            });
-                        }
+                // G1b whoever wrote it: an intermediate append of a failed
+                // transaction is both an aborted and an intermediate read.
+                if let Some(w) = writers.get(&(key, last)).filter(|w| w.txn != r.txn) {
+                    if !w.last {
+                        out.push(Found {
+                            name: "G1b",
+                            txns: vec![r.txn, w.txn],
+                            key: Some(key),
+                            text: format!(
+                                "T1 read key {k} = {}, ending in {}, which T2 appended, but T2 appended more to key {k} afterwards: T1 read an intermediate state",
+                                show_list(atoms, r.values),
+                                atoms.show(last)
+                            ),
+                        });
                     }
+                }
+            }
+            // The reader depends on the last version it saw that a
+            // transaction which did not fail wrote: elements of failed
+            // transactions after it (G1a) do not hide that dependency.
+            if let Some((&v, w)) = r.values.iter().rev().find_map(|v| {
+                writers
+                    .get(&(key, *v))
+                    .filter(|w| !failed(w.txn))
+                    .map(|w| (v, w))
+            }) {
+                if w.txn != r.txn {
+                    out.edges.push((
+                        w.txn,
+                        r.txn,
+                        Kind::Wr,
+                        Why {
+                            key,
+                            v1: v,
+                            v2: NIL,
+                        },
+                    ));
                 }
             }
             if prefix[i] {
@@ -293,15 +305,18 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                         ));
                     }
                 }
-                if writes_key.contains(&(r.txn, key)) {
-                    lost.entry(r.values.len()).or_default().push(r.txn);
-                }
+            }
+            // Lost update: committed transactions that read the same
+            // version and then appended, whether or not that version fits
+            // the order of the other reads.
+            if writes_key.contains(&(r.txn, key)) {
+                lost.entry(r.values).or_default().push(r.txn);
             }
         }
-        let mut lost: Vec<(usize, Vec<u32>)> =
+        let mut lost: Vec<(&[u32], Vec<u32>)> =
             lost.into_iter().filter(|(_, ts)| ts.len() > 1).collect();
         lost.sort_unstable();
-        for (n, ts) in lost {
+        for (version, ts) in lost {
             let names: Vec<String> = (1..=ts.len()).map(|i| format!("T{i}")).collect();
             out.push(Found {
                 name: "lost-update",
@@ -310,7 +325,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                 text: format!(
                     "{} all read key {k} = {} and then appended to it: each update was made without seeing the others, so all but one are lost",
                     names.join(", "),
-                    show_list(atoms, &order[..n])
+                    show_list(atoms, version)
                 ),
             });
         }

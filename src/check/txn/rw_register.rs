@@ -115,10 +115,13 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner, opts: &Options) -> Result<In
         let rs = reads.get(&key).map(Vec::as_slice).unwrap_or(&[]);
         let mut lost: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
         for &(t, v) in rs {
+            // Lost update: transactions that read the same version (nil, an
+            // aborted or unknown one included) and then wrote the key.
+            if wrote.contains_key(&(t, key)) && !writers.get(&(key, v)).is_some_and(|w| w.txn == t)
+            {
+                lost.entry(v).or_default().push(t);
+            }
             if v == NIL {
-                if wrote.contains_key(&(t, key)) {
-                    lost.entry(v).or_default().push(t);
-                }
                 continue;
             }
             let Some(w) = writers.get(&(key, v)) else {
@@ -148,6 +151,17 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner, opts: &Options) -> Result<In
                 });
                 continue;
             }
+            if !w.last {
+                out.push(Found {
+                    name: "G1b",
+                    txns: vec![t, w.txn],
+                    key: Some(key),
+                    text: format!(
+                        "T1 read key {k} = {}, which T2 wrote, but T2 later overwrote key {k} itself: T1 read an intermediate state",
+                        atoms.show(v)
+                    ),
+                });
+            }
             if failed(w.txn) {
                 out.push(Found {
                     name: "G1a",
@@ -167,20 +181,6 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner, opts: &Options) -> Result<In
                     v2: NIL,
                 },
             ));
-            if !w.last {
-                out.push(Found {
-                    name: "G1b",
-                    txns: vec![t, w.txn],
-                    key: Some(key),
-                    text: format!(
-                        "T1 read key {k} = {}, which T2 wrote, but T2 later overwrote key {k} itself: T1 read an intermediate state",
-                        atoms.show(v)
-                    ),
-                });
-            }
-            if wrote.contains_key(&(t, key)) {
-                lost.entry(v).or_default().push(t);
-            }
         }
         let mut lost: Vec<(u32, Vec<u32>)> =
             lost.into_iter().filter(|(_, ts)| ts.len() > 1).collect();

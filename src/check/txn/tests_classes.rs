@@ -185,3 +185,91 @@ fn g_nonadjacent_process_and_realtime_rule_out_the_strong_snapshot_isolations() 
     let r = with_model(Workload::ListAppend, "snapshot-isolation", text);
     assert_eq!(r.validity, Validity::Valid, "{:?}", r.anomalies);
 }
+
+#[test]
+fn an_intermediate_append_of_a_failed_transaction_is_g1a_and_g1b() {
+    let r = la(r#"
+        0 invoke [["append","x",1],["append","x",2]]
+        0 fail [["append","x",1],["append","x",2]]
+        1 invoke [["r","x",null]]
+        1 ok [["r","x",[1]]]
+    "#);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G1a", "G1b"]);
+    assert_eq!(
+        explanation(&r, "G1b"),
+        "T1 read key x = [1], ending in 1, which T2 appended, but T2 appended more to key x afterwards: \
+         T1 read an intermediate state"
+    );
+    let r = rw(r#"
+        0 invoke [["w","x",1],["w","x",2]]
+        0 fail [["w","x",1],["w","x",2]]
+        1 invoke [["r","x",null]]
+        1 ok [["r","x",1]]
+    "#);
+    assert_eq!(r.anomaly_types, vec!["G1a", "G1b"]);
+}
+
+#[test]
+fn a_read_past_an_aborted_append_still_depends_on_the_version_before() {
+    // T1 read x = [1 2]: 2 is aborted (G1a), but 1 is T2's, and T2 read
+    // T1's append to y: a G1c cycle the aborted element must not hide.
+    let r = la(r#"
+        0 invoke [["append","x",1],["r","y",null]]
+        1 invoke [["append","x",2]]
+        1 fail [["append","x",2]]
+        2 invoke [["r","x",null],["append","y",1]]
+        2 ok [["r","x",[1,2]],["append","y",1]]
+        0 ok [["append","x",1],["r","y",[1]]]
+    "#);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G1a", "G1c"]);
+    assert_eq!(
+        explanation(&r, "G1c"),
+        "T1 < T2 because T2 read key x after T1 appended 1 to it; \
+         T2 < T1 because T1 read key y after T2 appended 1 to it: a contradiction"
+    );
+}
+
+#[test]
+fn lost_updates_on_versions_outside_the_order_are_reported() {
+    // T1 and T2 both read x = [2] and appended: a lost update, even though
+    // [2] is no prefix of [1 2 3] (itself an incompatible order).
+    let r = la(r#"
+        0 invoke [["append","x",1]]
+        0 ok [["append","x",1]]
+        1 invoke [["append","x",2]]
+        1 ok [["append","x",2]]
+        2 invoke [["r","x",null],["append","x",3]]
+        3 invoke [["r","x",null],["append","x",4]]
+        2 ok [["r","x",[2]],["append","x",3]]
+        3 ok [["r","x",[2]],["append","x",4]]
+        4 invoke [["r","x",null]]
+        4 ok [["r","x",[1,2,3]]]
+    "#);
+    assert!(
+        r.anomaly_types.contains(&"lost-update".to_string()),
+        "{:?}",
+        r.anomaly_types
+    );
+    assert_eq!(
+        explanation(&r, "lost-update"),
+        "T1, T2 all read key x = [2] and then appended to it: each update was made without seeing the others, \
+         so all but one are lost"
+    );
+    // rw-register: both read an aborted x = 1 and overwrote it.
+    let r = rw(r#"
+        0 invoke [["w","x",1]]
+        0 fail [["w","x",1]]
+        1 invoke [["r","x",null],["w","x",2]]
+        2 invoke [["r","x",null],["w","x",3]]
+        1 ok [["r","x",1],["w","x",2]]
+        2 ok [["r","x",1],["w","x",3]]
+    "#);
+    // Each overwrote the other's read: G2-item; each wrote over an aborted
+    // version: dirty updates.
+    assert_eq!(
+        r.anomaly_types,
+        vec!["G1a", "G2-item", "dirty-update", "lost-update"]
+    );
+}
