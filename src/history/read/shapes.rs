@@ -1,10 +1,12 @@
 //! What an EDN history's operations are when the file does not say:
 //! whether `:value [k v]` pairs are the `[key value]` tuples of a Jepsen
 //! `independent` test ([`tuples`]), so that a history read without
-//! `--format` is read as what it is, never as one register of tuples.
+//! `--format` is read as what it is, never as one register of tuples; and
+//! which process ran the operations of an Elle history that has no
+//! `:process` ([`processes`]).
 
 use super::ReadError;
-use crate::history::{History, OpType};
+use crate::history::{History, Op, OpType, Process};
 use serde_json::Value;
 use std::path::Path;
 
@@ -129,9 +131,93 @@ pub(super) fn tuples(h: &History, source: &Path) -> Result<Tuples, ReadError> {
     }
 }
 
+/// Gives every operation without a `:process` (`anonymous[i]`) its own
+/// process, numbered after the largest one the history names, as Elle
+/// does. An invocation starts a new process; a completion completes the
+/// one invocation without a process still in flight. A completion with
+/// none in flight gets an invocation of its own, of the same value, placed
+/// at the start of the history (when it was invoked is unknown, so it is
+/// taken as concurrent with everything before it). Two or more in flight
+/// make the pairing ambiguous: an error naming the lines.
+pub(super) fn processes(
+    h: &mut History,
+    anonymous: &[bool],
+    source: &Path,
+) -> Result<(), ReadError> {
+    let mut next = h
+        .ops
+        .iter()
+        .zip(anonymous)
+        .filter_map(|(o, &a)| match o.process {
+            Process::Client(p) if !a => Some(p + 1),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let line = |h: &History, i: usize| h.line_of(i).unwrap_or(i + 1);
+    // Invocations without a process in flight: (event, process).
+    let mut open: Vec<(usize, u64)> = Vec::new();
+    let mut invented: Vec<(Op, usize)> = Vec::new();
+    for (i, _) in anonymous.iter().enumerate().filter(|(_, &a)| a) {
+        if h.ops[i].kind == OpType::Invoke {
+            h.ops[i].process = Process::Client(next);
+            open.push((i, next));
+            next += 1;
+            continue;
+        }
+        match open.as_slice() {
+            [] => {
+                h.ops[i].process = Process::Client(next);
+                let invoke = Op {
+                    kind: OpType::Invoke,
+                    time: None,
+                    error: None,
+                    ..h.ops[i].clone()
+                };
+                invented.push((invoke, line(h, i)));
+                next += 1;
+            }
+            [(_, p)] => {
+                h.ops[i].process = Process::Client(*p);
+                open.clear();
+            }
+            many => {
+                let lines: Vec<String> =
+                    many.iter().map(|(j, _)| line(h, *j).to_string()).collect();
+                return Err(ReadError::at(
+                    source,
+                    line(h, i),
+                    format!(
+                        "this completion has no :process, and the invocations on lines {} have none either: \
+                         which one it completes is ambiguous; give the operations a :process",
+                        lines.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    if !invented.is_empty() {
+        let lines = std::mem::take(&mut h.lines);
+        let ops = std::mem::take(&mut h.ops);
+        let known = lines.len() == ops.len();
+        for (op, l) in invented {
+            h.ops.push(op);
+            h.lines.push(l);
+        }
+        h.ops.extend(ops);
+        if known {
+            h.lines.extend(lines);
+        } else {
+            h.lines.clear();
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::history::read::{read_path, read_str, Format};
+    use crate::history::{OpType, Outcome, Process};
     use serde_json::json;
     use std::path::Path;
 
@@ -212,5 +298,83 @@ mod tests {
         assert_eq!(h.ops[0].key, Some(json!(1)));
         let h = read_str(text, Path::new("h.edn"), Some(Format::Edn)).unwrap();
         assert_eq!(h.ops[0].value, json!([1, 3]));
+    }
+
+    #[test]
+    fn elle_histories_without_process_or_f_are_transactions_each_its_own_process() {
+        use crate::check::txn::{self, Options, Workload};
+        use crate::check::Validity;
+        // Elle's paper example's shape: invocations and completions, no
+        // :process, no :f; and a completion alone.
+        let text = "{:index 0 :type :invoke :value [[:append :x 1] [:r :y nil]]}\n\
+                {:index 1 :type :ok :value [[:append :x 1] [:r :y [1]]]}\n\
+                {:type :ok, :value [[:append :y 1] [:r :x [1]]]}\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("paper.edn");
+        std::fs::write(&path, text).unwrap();
+        let h = crate::history::read_path(&path, None).unwrap();
+        assert_eq!(h.len(), 4);
+        // The completion alone got an invocation at the start, on its line.
+        assert_eq!(h.ops[0].kind, OpType::Invoke);
+        assert_eq!(h.lines, vec![3, 1, 2, 3]);
+        assert!(h.ops.iter().all(|o| o.f == "txn"));
+        assert_eq!(h.ops[1].process, h.ops[2].process);
+        assert_ne!(h.ops[0].process, h.ops[1].process);
+        assert_eq!(h.ops[0].process, h.ops[3].process);
+        let calls = h.calls().unwrap();
+        assert!(calls.iter().all(|c| c.outcome == Outcome::Ok));
+        let r = txn::check(&h, &Options::new(Workload::ListAppend)).unwrap();
+        assert_eq!(r.validity, Validity::Invalid);
+        assert_eq!(r.anomaly_types, vec!["G1c"]);
+        // Named processes keep theirs; new ones are numbered after them.
+        let h = read_str(
+        "{:process 4, :type :invoke, :f :txn, :value [[:r :x nil]]}\n{:type :invoke, :value [[:r :x nil]]}\n",
+        Path::new("h.edn"),
+        None,
+    )
+    .unwrap();
+        assert_eq!(h.ops[0].process, Process::Client(4));
+        assert_eq!(h.ops[1].process, Process::Client(5));
+    }
+
+    #[test]
+    fn a_completion_without_process_amid_several_is_ambiguous() {
+        let text = "{:type :invoke, :value [[:r :x nil]]}\n\
+                {:type :invoke, :value [[:r :y nil]]}\n\
+                {:type :ok, :value [[:r :x []]]}\n";
+        let e = read_str(text, Path::new("h.edn"), None).unwrap_err();
+        assert_eq!(
+        e.to_string(),
+        "h.edn:3: this completion has no :process, and the invocations on lines 1, 2 have none either: \
+         which one it completes is ambiguous; give the operations a :process"
+    );
+    }
+
+    #[test]
+    fn knossos_multi_register_histories_read_as_rw_register_transactions() {
+        use crate::check::txn::{self, Options, TxnError, Workload};
+        use crate::check::Validity;
+        // Knossos's multi-register: :txn of [:r k v] and [:w k v]. No
+        // multi-register linearizability model exists, so these are checked
+        // by the transactional checker as rw-register histories.
+        let text = "{:process 0, :type :invoke, :f :txn, :value [[:w :x 1] [:w :y 2]]}\n\
+                {:process 0, :type :ok, :f :txn, :value [[:w :x 1] [:w :y 2]]}\n\
+                {:process 1, :type :invoke, :f :txn, :value [[:r :x nil] [:r :y nil]]}\n\
+                {:process 1, :type :ok, :f :txn, :value [[:r :x 1] [:r :y nil]]}\n";
+        let h = read_str(text, Path::new("multi.edn"), None).unwrap();
+        assert_eq!(
+            h.ops[0].key, None,
+            "a two-op txn is not a [key value] tuple"
+        );
+        let r = txn::check(&h, &Options::new(Workload::RwRegister)).unwrap();
+        assert_eq!(r.validity, Validity::Invalid);
+        // Process 1 saw T1's x but not its y: read skew.
+    assert_eq!(r.anomaly_types, vec!["G-single", "G-single-realtime"]);
+        // Knossos writes small random values, often twice: inference needs
+        // unique ones, and says so.
+        let twice = text.replace(":w :y 2", ":w :x 1");
+        let h = read_str(&twice, Path::new("multi.edn"), None).unwrap();
+        let e = txn::check(&h, &Options::new(Workload::RwRegister)).unwrap_err();
+        assert!(matches!(e, TxnError::DuplicateWrite { .. }), "{e}");
     }
 }
