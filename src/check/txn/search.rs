@@ -12,7 +12,7 @@
 
 use super::graph::DepGraph;
 use super::infer::Kind;
-use petgraph::graph::NodeIndex;
+use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{EdgeFiltered, EdgeRef};
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -228,7 +228,15 @@ pub(crate) fn search(
     };
     let inner = (path_allowed != allowed).then(|| components(graph, path_allowed));
     let mut scratch = Scratch::new(g.node_count(), class);
+    // G-nonadjacent: components with no closed walk of nonadjacent rw
+    // edges at all are skipped in linear time, whatever their size.
+    let walks = class
+        .nonadjacent
+        .then(|| nonadjacent_components(graph, allowed, &comp));
     for c in 0..comp.count {
+        if walks.as_ref().is_some_and(|w| !w[c]) {
+            continue;
+        }
         let mut starts: Vec<(NodeIndex<u32>, NodeIndex<u32>)> = Vec::new();
         for &a in &comp.members[c] {
             for e in g.edges(a) {
@@ -365,6 +373,47 @@ fn fits(class: &Class, cycle: &Cycle) -> bool {
 fn adjacent_rw(cycle: &Cycle) -> bool {
     let n = cycle.len();
     (0..n).any(|i| cycle[i].2 == Kind::Rw && cycle[(i + 1) % n].2 == Kind::Rw)
+}
+
+/// Per component of `comp`: whether it has a closed walk with at least one
+/// rw edge and no two rw edges in a row. Such walks are the cycles through
+/// an "after rw" state of the product of the graph with the state "was the
+/// last edge rw": node `2v` (not after rw) and `2v + 1` (after rw), a
+/// non-rw edge `u → v` leading from both states of `u` to `2v`, an rw edge
+/// only from `2u` to `2v + 1`.
+fn nonadjacent_components(graph: &DepGraph, allowed: u8, comp: &Components) -> Vec<bool> {
+    let g = &graph.g;
+    let mut p: DiGraph<(), (), u32> =
+        DiGraph::with_capacity(g.node_count() * 2, g.edge_count() * 3);
+    for _ in 0..g.node_count() * 2 {
+        p.add_node(());
+    }
+    for e in g.edge_references() {
+        let (u, v) = (e.source().index(), e.target().index());
+        if comp.of[u] == u32::MAX || comp.of[u] != comp.of[v] {
+            continue;
+        }
+        let mask = *e.weight() & allowed;
+        if mask & !RW != 0 {
+            p.add_edge(NodeIndex::new(2 * u), NodeIndex::new(2 * v), ());
+            p.add_edge(NodeIndex::new(2 * u + 1), NodeIndex::new(2 * v), ());
+        }
+        if mask & RW != 0 {
+            p.add_edge(NodeIndex::new(2 * u), NodeIndex::new(2 * v + 1), ());
+        }
+    }
+    let mut has = vec![false; comp.count];
+    for scc in petgraph::algo::tarjan_scc(&p) {
+        // No self-loops here (no transaction depends on itself), so a cycle
+        // needs two product nodes.
+        if scc.len() < 2 {
+            continue;
+        }
+        if let Some(n) = scc.iter().find(|n| n.index() % 2 == 1) {
+            has[comp.of[n.index() / 2] as usize] = true;
+        }
+    }
+    has
 }
 
 /// The nontrivial strongly connected components of the graph restricted

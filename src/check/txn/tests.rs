@@ -562,7 +562,7 @@ fn budgets_give_unknown_with_a_reason() {
     assert_eq!(
         r.reason.as_deref(),
         Some(
-            "the cycle search for G-single, G-nonadjacent, G2-item was cut short (budget of 0 steps per class, \
+            "the cycle search for G-single, G2-item was cut short (budget of 0 steps per class, \
              64 start edges per component); cycles of those classes may have been missed"
         )
     );

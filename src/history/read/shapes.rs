@@ -369,7 +369,7 @@ mod tests {
         let r = txn::check(&h, &Options::new(Workload::RwRegister)).unwrap();
         assert_eq!(r.validity, Validity::Invalid);
         // Process 1 saw T1's x but not its y: read skew.
-    assert_eq!(r.anomaly_types, vec!["G-single", "G-single-realtime"]);
+        assert_eq!(r.anomaly_types, vec!["G-single", "G-single-realtime"]);
         // Knossos writes small random values, often twice: inference needs
         // unique ones, and says so.
         let twice = text.replace(":w :y 2", ":w :x 1");
