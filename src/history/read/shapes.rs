@@ -377,4 +377,45 @@ mod tests {
         let e = txn::check(&h, &Options::new(Workload::RwRegister)).unwrap_err();
         assert!(matches!(e, TxnError::DuplicateWrite { .. }), "{e}");
     }
+
+    #[test]
+    fn a_valid_fifty_key_independent_history_is_valid_without_a_format() {
+        use crate::check::linear::{self, Options};
+        use crate::check::Validity;
+        use crate::model::CasRegister;
+        // Per key: write k, read k, cas k → k+100, read k+100; keys interleaved.
+        let mut text = String::new();
+        for k in 0..50 {
+            for (f, inv, ok) in [
+                ("write", format!("{k}"), format!("{k}")),
+                ("read", "nil".to_string(), format!("{k}")),
+                (
+                    "cas",
+                    format!("[{k} {}]", k + 100),
+                    format!("[{k} {}]", k + 100),
+                ),
+                ("read", "nil".to_string(), format!("{}", k + 100)),
+            ] {
+                let p = k % 5;
+                text.push_str(&format!(
+                    "{{:process {p}, :type :invoke, :f :{f}, :value [{k} {inv}]}}\n"
+                ));
+                text.push_str(&format!(
+                    "{{:process {p}, :type :ok, :f :{f}, :value [{k} {ok}]}}\n"
+                ));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("independent.edn");
+        std::fs::write(&path, &text).unwrap();
+        let opts = Options::default();
+        let h = read_path(&path, None).unwrap();
+        assert_eq!(h.ops[0].key, Some(json!(0)));
+        let r = linear::check(&CasRegister::default(), &h, &opts).unwrap();
+        assert_eq!(r.validity, Validity::Valid);
+        // Read as one register of tuples (what plain EDN means), it is not.
+        let plain = read_path(&path, Some(Format::Edn)).unwrap();
+        let r = linear::check(&CasRegister::default(), &plain, &opts).unwrap();
+        assert_eq!(r.validity, Validity::Invalid);
+    }
 }
