@@ -481,3 +481,5 @@ pub fn write_outputs(report: &Report, dir: &Path) -> std::io::Result<Vec<PathBuf
 mod tests;
 #[cfg(test)]
 mod tests_classes;
+#[cfg(test)]
+mod tests_register;
