@@ -34,6 +34,9 @@ pub(crate) struct Class {
     /// No two rw edges may follow one another (G-nonadjacent), counting
     /// the last edge and the first as adjacent.
     nonadjacent: bool,
+    /// G-nonadjacent: search closed walks (exact) rather than simple
+    /// cycles only.
+    walks: bool,
 }
 
 const WW: u8 = 1 << Kind::Ww as u8;
@@ -88,6 +91,7 @@ pub(crate) fn classes() -> Vec<Class> {
                 min_rw,
                 max_rw,
                 nonadjacent,
+                walks: nonadjacent,
             });
         }
     }
@@ -255,7 +259,33 @@ pub(crate) fn search(
         let mut hit = false;
         for &(a, b) in &starts {
             match shortest(graph, class, &comp.of, c as u32, a, b, budget, &mut scratch) {
-                Walk::Found(cycle) => {
+                Walk::Found(mut cycle) => {
+                    // A walk that passes a transaction twice is a sound
+                    // witness, but a simple cycle through the same edge
+                    // reads better: look for one.
+                    if class.walks && !simple(&cycle) {
+                        let strict = Class {
+                            walks: false,
+                            ..*class
+                        };
+                        match shortest(
+                            graph,
+                            &strict,
+                            &comp.of,
+                            c as u32,
+                            a,
+                            b,
+                            budget,
+                            &mut scratch,
+                        ) {
+                            Walk::Found(c2) => cycle = c2,
+                            Walk::None => {}
+                            Walk::OutOfBudget => {
+                                found.complete = false;
+                                return found;
+                            }
+                        }
+                    }
                     found.count += 1;
                     if found.cycles.len() < max_cycles {
                         found.cycles.push(cycle);
@@ -332,6 +362,7 @@ fn fallback(
         min_rw: 0,
         max_rw: u8::MAX,
         nonadjacent: false,
+        walks: false,
         ..*class
     };
     let Walk::Found(cycle) = shortest(graph, &any, comp, c, a, b, budget, scratch) else {
@@ -366,6 +397,13 @@ fn fits(class: &Class, cycle: &Cycle) -> bool {
         && rw <= class.max_rw as usize
         && !(class.nonadjacent && adjacent_rw(cycle))
         && cycle.iter().all(|e| class.allowed & e.2.bit() != 0)
+}
+
+/// True when the cycle passes no transaction twice.
+fn simple(cycle: &Cycle) -> bool {
+    let mut nodes: Vec<u32> = cycle.iter().map(|e| e.0).collect();
+    nodes.sort_unstable();
+    nodes.windows(2).all(|w| w[0] != w[1])
 }
 
 /// True when two rw edges follow one another, the last edge and the first
@@ -547,7 +585,7 @@ fn shortest(
                 // adjacent rules out snapshot isolation (Cerone and Gotsman:
                 // SI holds iff (ww ∪ wr) ; rw? is acyclic), and allowing
                 // walks makes this search exact.
-                if !track && scratch.on_path(scratch.idx(n, s), m) {
+                if !class.walks && scratch.on_path(scratch.idx(n, s), m) {
                     continue;
                 }
                 scratch.set(i, (n, s, k as u8));
