@@ -81,6 +81,22 @@ pub enum HistoryError {
         /// Where the `info` was.
         info_at: String,
     },
+    /// A completion whose `time` is earlier than its invocation's.
+    #[error("{at}: process {process} completed `{f}` at time {completed} ns, earlier than its invocation at {invoked_at} (time {invoked} ns); a completion cannot precede its invocation")]
+    CompletionBeforeInvocation {
+        /// Where the completion is.
+        at: String,
+        /// The process.
+        process: Process,
+        /// The function.
+        f: String,
+        /// The completion's time.
+        completed: u64,
+        /// Where the invocation is.
+        invoked_at: String,
+        /// The invocation's time.
+        invoked: u64,
+    },
     /// A completion whose function differs from its invocation's.
     #[error("{at}: process {process} completed `{f}` but had invoked `{invoked_f}`")]
     MismatchedCompletion {
@@ -176,6 +192,18 @@ impl History {
                             invoked_f: self.ops[j].f.clone(),
                         });
                     }
+                    if let (Some(invoked), Some(completed)) = (self.ops[j].time, op.time) {
+                        if completed < invoked {
+                            return Err(HistoryError::CompletionBeforeInvocation {
+                                at: self.locate(i),
+                                process: op.process,
+                                f: op.f.clone(),
+                                completed,
+                                invoked_at: self.locate(j),
+                                invoked,
+                            });
+                        }
+                    }
                     let c = &mut calls[call_of_slot[&op.process]];
                     c.output = op.value.clone();
                     c.complete = Some(i);
@@ -250,6 +278,50 @@ mod tests {
             "{e}"
         );
         assert!(e.to_string().contains("no operation in flight"));
+    }
+
+    #[test]
+    fn rejects_a_completion_earlier_than_its_invocation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        std::fs::write(
+            &path,
+            "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"time\":500}\n\
+             {\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"time\":100}\n\
+             {\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"value\":1,\"time\":400}\n",
+        )
+        .unwrap();
+        let h = crate::history::read_path(&path, None).unwrap();
+        let e = h.calls().unwrap_err();
+        assert!(
+            matches!(e, HistoryError::CompletionBeforeInvocation { .. }),
+            "{e}"
+        );
+        let p = path.display();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{p}:3: process 0 completed `read` at time 400 ns, earlier than its invocation at {p}:1 \
+                 (time 500 ns); a completion cannot precede its invocation"
+            )
+        );
+        // Equal times, or times on only one side, are fine.
+        let h = History::new(vec![
+            Op {
+                time: Some(7),
+                ..op(0, OpType::Invoke, "read", Value::Null)
+            },
+            Op {
+                time: Some(7),
+                ..op(0, OpType::Ok, "read", json!(1))
+            },
+            op(1, OpType::Invoke, "read", Value::Null),
+            Op {
+                time: Some(1),
+                ..op(1, OpType::Ok, "read", json!(1))
+            },
+        ]);
+        assert_eq!(h.calls().unwrap().len(), 2);
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod edn;
 mod jepsen_edn;
 mod jepsen_log;
 mod jsonl;
+mod shapes;
 
 use super::History;
 use std::fmt;
@@ -29,8 +30,10 @@ pub enum Format {
     /// op maps with a `:key`.
     Edn,
     /// Jepsen `history.edn` of an `independent` test: every client op's
-    /// `:value` is a `[key value]` tuple, read as `key` and `value`. Never
-    /// detected (a cas value `[1 2]` looks the same), only chosen by name.
+    /// `:value` is a `[key value]` tuple, read as `key` and `value`.
+    /// Detected within EDN when some tuple can only be one (a write of
+    /// `[k v]` with a scalar `v`, a cas of `[k [a b]]`, a read of `[k nil]`);
+    /// refused as ambiguous when unsure.
     JepsenIndependent,
     /// Jepsen's console log: `INFO  jepsen.util - 0 :invoke :read nil` lines.
     JepsenLog,
@@ -167,6 +170,7 @@ pub fn read_path(path: &Path, format: Option<Format>) -> Result<History, ReadErr
 /// each event began on.
 pub fn read_str(text: &str, source: &Path, format: Option<Format>) -> Result<History, ReadError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let named = format.is_some();
     let format = match format {
         Some(f) => f,
         None => match detect_unmarked(text) {
@@ -189,7 +193,15 @@ pub fn read_str(text: &str, source: &Path, format: Option<Format>) -> Result<His
     };
     let mut h = match format {
         Format::Jsonl => jsonl::read(text, source)?,
-        Format::Edn => jepsen_edn::read(text, source, false)?,
+        Format::Edn => {
+            let h = jepsen_edn::read(text, source, false)?;
+            // Detected EDN may hold [key value] tuples: read it as what it is.
+            if !named && shapes::tuples(&h, source)? == shapes::Tuples::Independent {
+                jepsen_edn::read(text, source, true)?
+            } else {
+                h
+            }
+        }
         Format::JepsenIndependent => jepsen_edn::read(text, source, true)?,
         Format::JepsenLog => jepsen_log::read(text, source)?,
     };
@@ -209,8 +221,8 @@ pub fn read_str(text: &str, source: &Path, format: Option<Format>) -> Result<His
 /// 4. any later line contains `jepsen.util` → [`Format::JepsenLog`]
 ///    (a console log starts with other output).
 ///
-/// [`Format::JepsenIndependent`] is never detected: a `[k v]` value reads the
-/// same as a cas argument `[old new]`.
+/// This looks at the text only: [`read_str`] then tells a
+/// [`Format::JepsenIndependent`] history from plain EDN by its values.
 pub fn detect(text: &str) -> Option<Format> {
     detect_unmarked(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
@@ -344,14 +356,17 @@ mod tests {
 
     #[test]
     fn explicit_format_overrides_detection() {
-        // Detected as EDN; read as independent when asked.
+        // Detected as an independent history (a write of 1 to key 7); read
+        // as plain EDN when asked.
         let text = "{:process 0, :type :invoke, :f :write, :value [7 1]}\n";
-        let plain = read_str(text, p(), None).unwrap();
+        let plain = read_str(text, p(), Some(Format::Edn)).unwrap();
         assert_eq!(plain.ops[0].value, json!([7, 1]));
         assert_eq!(plain.ops[0].key, None);
-        let ind = read_str(text, p(), Some(Format::JepsenIndependent)).unwrap();
-        assert_eq!(ind.ops[0].value, json!(1));
-        assert_eq!(ind.ops[0].key, Some(json!(7)));
+        for format in [None, Some(Format::JepsenIndependent)] {
+            let ind = read_str(text, p(), format).unwrap();
+            assert_eq!(ind.ops[0].value, json!(1));
+            assert_eq!(ind.ops[0].key, Some(json!(7)));
+        }
         // JSON Lines read as EDN is an EDN error, not a silent success.
         let e = read_str("{\"process\":0}\n", p(), Some(Format::Edn)).unwrap_err();
         assert_eq!(e.line, Some(1));

@@ -2,8 +2,8 @@
 //! values and read whole lists. The longest committed read of a key reveals
 //! its version order (every other read must be a prefix of it); from that
 //! order come the ww, wr and rw edges. Non-cycle anomalies found here:
-//! internal, duplicate-elements, incompatible-order, G1a, G1b, dirty-update,
-//! lost-update and garbage-read.
+//! internal, future-read, duplicate-elements, incompatible-order, G1a, G1b,
+//! dirty-update, lost-update and garbage-read.
 
 use super::infer::{show_list, Found, Inferred, Kind, Why};
 use super::parse::{Interner, Mop, Txn, NIL};
@@ -17,6 +17,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 struct Writer {
     txn: u32,
     last: bool,
+    /// How many appends to the key the transaction made before this one.
+    seq: u32,
 }
 
 /// A committed read: which transaction, and the list it saw.
@@ -31,7 +33,7 @@ struct Read<'a> {
 /// Infers edges and non-cycle anomalies of a list-append history.
 pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError> {
     let mut out = Inferred::default();
-    let (writers, committed) = writers(txns, atoms)?;
+    let (writers, appends) = writers(txns, atoms)?;
     let failed = |t: u32| txns[t as usize].outcome == Outcome::Fail;
 
     // Reads per key, with internal consistency checked along the way.
@@ -49,6 +51,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
         }
         internal(t, txn, atoms, &mut out, &mut reads);
     }
+    let committed = committed_appends(txns, &writers, &reads, appends);
 
     let mut keys: Vec<u32> = reads.keys().copied().collect();
     keys.sort_unstable();
@@ -80,6 +83,25 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                         ),
                     });
                 }
+            }
+        }
+        // A transaction's appends must appear in the order it made them.
+        if !reported_incompatible {
+            if let Some((r, w, a, b)) = rs
+                .iter()
+                .find_map(|r| reordered(&writers, key, r.values).map(|(w, a, b)| (r, w, a, b)))
+            {
+                out.push(Found {
+                    name: "incompatible-order",
+                    txns: vec![r.txn, w],
+                    key: Some(key),
+                    text: format!(
+                        "T1 read key {k} = {}, but T2 appended {} before {}: no single order of appends explains both",
+                        show_list(atoms, r.values),
+                        atoms.show(a),
+                        atoms.show(b)
+                    ),
+                });
             }
         }
         if let Some((a, b, v)) = duplicate(order) {
@@ -158,8 +180,9 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
             }
             prev = Some((w.txn, v));
         }
-        // Committed appends no read observed: lists only grow, so each came
-        // after every version read, whatever the order among themselves.
+        // Appends of transactions proven committed that no read observed:
+        // lists only grow, so each came after every version read, whatever
+        // the order among themselves.
         let in_order: FxHashSet<u32> = order.iter().copied().collect();
         let unobserved: Vec<(u32, u32)> = committed
             .get(&key)
@@ -189,7 +212,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
             })
         };
 
-        let mut lost: FxHashMap<usize, Vec<u32>> = FxHashMap::default();
+        let mut lost: FxHashMap<&[u32], Vec<u32>> = FxHashMap::default();
         for (i, r) in rs.iter().enumerate() {
             // G1a: any element from an aborted transaction.
             if let Some((&v, w)) = r.values.iter().find_map(|v| {
@@ -213,31 +236,43 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                 continue;
             }
             if let Some(&last) = r.values.last() {
-                if let Some(w) = writers.get(&(key, last)) {
-                    if w.txn != r.txn && !failed(w.txn) {
-                        out.edges.push((
-                            w.txn,
-                            r.txn,
-                            Kind::Wr,
-                            Why {
-                                key,
-                                v1: last,
-                                v2: NIL,
-                            },
-                        ));
-                        if !w.last {
-                            out.push(Found {
-                                name: "G1b",
-                                txns: vec![r.txn, w.txn],
-                                key: Some(key),
-                                text: format!(
-                                    "T1 read key {k} = {}, ending in {}, which T2 appended, but T2 appended more to key {k} afterwards: T1 read an intermediate state",
-                                    show_list(atoms, r.values),
-                                    atoms.show(last)
-                                ),
-                            });
-                        }
+                // G1b whoever wrote it: an intermediate append of a failed
+                // transaction is both an aborted and an intermediate read.
+                if let Some(w) = writers.get(&(key, last)).filter(|w| w.txn != r.txn) {
+                    if !w.last {
+                        out.push(Found {
+                            name: "G1b",
+                            txns: vec![r.txn, w.txn],
+                            key: Some(key),
+                            text: format!(
+                                "T1 read key {k} = {}, ending in {}, which T2 appended, but T2 appended more to key {k} afterwards: T1 read an intermediate state",
+                                show_list(atoms, r.values),
+                                atoms.show(last)
+                            ),
+                        });
                     }
+                }
+            }
+            // The reader depends on the last version it saw that a
+            // transaction which did not fail wrote: elements of failed
+            // transactions after it (G1a) do not hide that dependency.
+            if let Some((&v, w)) = r.values.iter().rev().find_map(|v| {
+                writers
+                    .get(&(key, *v))
+                    .filter(|w| !failed(w.txn))
+                    .map(|w| (v, w))
+            }) {
+                if w.txn != r.txn {
+                    out.edges.push((
+                        w.txn,
+                        r.txn,
+                        Kind::Wr,
+                        Why {
+                            key,
+                            v1: v,
+                            v2: NIL,
+                        },
+                    ));
                 }
             }
             if prefix[i] {
@@ -270,15 +305,18 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                         ));
                     }
                 }
-                if writes_key.contains(&(r.txn, key)) {
-                    lost.entry(r.values.len()).or_default().push(r.txn);
-                }
+            }
+            // Lost update: committed transactions that read the same
+            // version and then appended, whether or not that version fits
+            // the order of the other reads.
+            if writes_key.contains(&(r.txn, key)) {
+                lost.entry(r.values).or_default().push(r.txn);
             }
         }
-        let mut lost: Vec<(usize, Vec<u32>)> =
+        let mut lost: Vec<(&[u32], Vec<u32>)> =
             lost.into_iter().filter(|(_, ts)| ts.len() > 1).collect();
         lost.sort_unstable();
-        for (n, ts) in lost {
+        for (version, ts) in lost {
             let names: Vec<String> = (1..=ts.len()).map(|i| format!("T{i}")).collect();
             out.push(Found {
                 name: "lost-update",
@@ -287,7 +325,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                 text: format!(
                     "{} all read key {k} = {} and then appended to it: each update was made without seeing the others, so all but one are lost",
                     names.join(", "),
-                    show_list(atoms, &order[..n])
+                    show_list(atoms, version)
                 ),
             });
         }
@@ -299,17 +337,21 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
 /// (inference relies on unique values).
 fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
     let mut writers: FxHashMap<(u32, u32), Writer> = FxHashMap::default();
-    let mut committed: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
+    let mut appends: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
         let mut last_of_key: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut seq_of_key: FxHashMap<u32, u32> = FxHashMap::default();
         for m in &txn.mops {
             if let Mop::Append { key, value } = *m {
+                let seq = seq_of_key.entry(key).or_insert(0);
+                *seq += 1;
                 if let Some(prev) = writers.insert(
                     (key, value),
                     Writer {
                         txn: t,
                         last: false,
+                        seq: *seq - 1,
                     },
                 ) {
                     return Err(TxnError::DuplicateWrite {
@@ -320,8 +362,8 @@ fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
                     });
                 }
                 last_of_key.insert(key, value);
-                if txn.outcome == Outcome::Ok {
-                    committed.entry(key).or_default().push((value, t));
+                if txn.outcome != Outcome::Fail {
+                    appends.entry(key).or_default().push((value, t));
                 }
             }
         }
@@ -331,15 +373,43 @@ fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
             }
         }
     }
-    Ok((writers, committed))
+    Ok((writers, appends))
 }
 
-/// The writer of each `(key, value)`, and each key's committed appends
-/// `(value, txn)`.
+/// The writer of each `(key, value)`, and each key's appends `(value, txn)`
+/// by transactions that did not fail.
 type Writers = (
     FxHashMap<(u32, u32), Writer>,
     FxHashMap<u32, Vec<(u32, u32)>>,
 );
+
+/// Each key's appends `(value, txn)` by transactions proven committed: those
+/// that completed `ok`, and `info` ones of which a committed read observed
+/// some append (a transaction's effects are visible all or none, so one
+/// observed append proves every other committed too).
+fn committed_appends(
+    txns: &[Txn],
+    writers: &FxHashMap<(u32, u32), Writer>,
+    reads: &FxHashMap<u32, Vec<Read<'_>>>,
+    mut appends: FxHashMap<u32, Vec<(u32, u32)>>,
+) -> FxHashMap<u32, Vec<(u32, u32)>> {
+    let mut proven: FxHashSet<u32> = FxHashSet::default();
+    for (&key, rs) in reads {
+        for r in rs {
+            for &v in r.values {
+                if let Some(w) = writers.get(&(key, v)) {
+                    if txns[w.txn as usize].outcome == Outcome::Info {
+                        proven.insert(w.txn);
+                    }
+                }
+            }
+        }
+    }
+    for vs in appends.values_mut() {
+        vs.retain(|&(_, t)| txns[t as usize].outcome == Outcome::Ok || proven.contains(&t));
+    }
+    appends
+}
 
 /// Within one transaction, per key: the last list read (if any), what the
 /// transaction appended since, and whether it appended at all.
@@ -356,9 +426,25 @@ fn internal<'a>(
 ) {
     // Per key: the last list read (if any) and what was appended since.
     let mut state: FxHashMap<u32, KeyState<'a>> = FxHashMap::default();
+    // Every element this transaction has read so far, with the list it was
+    // read in: appending one of them afterwards is a future read.
+    let mut read_so_far: FxHashMap<(u32, u32), &'a [u32]> = FxHashMap::default();
     for m in &txn.mops {
         match m {
             Mop::Append { key, value } => {
+                if let Some(list) = read_so_far.get(&(*key, *value)) {
+                    out.push(Found {
+                        name: "future-read",
+                        txns: vec![t],
+                        key: Some(*key),
+                        text: format!(
+                            "T1 read key {} = {}, including {}, which T1 itself appended only afterwards: it observed its own future write",
+                            atoms.show(*key),
+                            show_list(atoms, list),
+                            atoms.show(*value)
+                        ),
+                    });
+                }
                 let s = state.entry(*key).or_insert((None, Vec::new(), false));
                 s.1.push(*value);
                 s.2 = true;
@@ -396,6 +482,9 @@ fn internal<'a>(
                         ),
                     });
                 }
+                for &v in values {
+                    read_so_far.entry((*key, v)).or_insert(values);
+                }
                 let external = s.0.is_none() && !s.2;
                 reads.entry(*key).or_default().push(Read {
                     txn: t,
@@ -408,6 +497,30 @@ fn internal<'a>(
             _ => {}
         }
     }
+}
+
+/// The first transaction whose appends to `key` appear in `xs` out of the
+/// order it made them: the transaction, and the values it appended first
+/// and second.
+fn reordered(
+    writers: &FxHashMap<(u32, u32), Writer>,
+    key: u32,
+    xs: &[u32],
+) -> Option<(u32, u32, u32)> {
+    // Per writer: the sequence number and value of its last append seen.
+    let mut seen: FxHashMap<u32, (u32, u32)> = FxHashMap::default();
+    for &x in xs {
+        let Some(w) = writers.get(&(key, x)) else {
+            continue;
+        };
+        if let Some(&(seq, v)) = seen.get(&w.txn) {
+            if w.seq < seq {
+                return Some((w.txn, x, v));
+            }
+        }
+        seen.insert(w.txn, (w.seq, x));
+    }
+    None
 }
 
 /// The first value that appears twice in `xs`: its two positions and value.

@@ -40,6 +40,7 @@
 //! assert_eq!(report.not, vec!["repeatable-read"]);
 //! ```
 
+pub mod brute;
 mod explain;
 mod graph;
 mod infer;
@@ -467,3 +468,7 @@ pub fn explanation_files(report: &TxnReport) -> Vec<ExplanationFile> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_classes;
+#[cfg(test)]
+mod tests_register;

@@ -78,17 +78,19 @@ const PROSCRIBED: &[(&str, &[&str])] = &[
     ),
     ("strong-session-serializable", &["G1-process", "G2-process"]),
     ("serializable", &["internal", "G1", "G2"]),
+    // Elle: generalized SI forbids every cycle whose rw edges are all
+    // nonadjacent (G-nonadjacent, of which G-single is the one-edge case).
     (
         "strong-snapshot-isolation",
-        &["internal", "G1-realtime", "G-single-realtime"],
+        &["internal", "G1-realtime", "G-nonadjacent-realtime"],
     ),
     (
         "strong-session-snapshot-isolation",
-        &["internal", "G1-process", "G-single-process"],
+        &["internal", "G1-process", "G-nonadjacent-process"],
     ),
     (
         "snapshot-isolation",
-        &["internal", "G1", "G-single", "lost-update"],
+        &["internal", "G1", "G-nonadjacent", "lost-update"],
     ),
     ("repeatable-read", &["G1", "G2-item", "lost-update"]),
     ("cursor-stability", &["G1", "lost-update"]),
@@ -122,20 +124,28 @@ const IMPLIED: &[(&str, &[&str])] = &[
     ("G1c-realtime", &["G1-realtime"]),
     ("G1", &["G1-process"]),
     ("G1-process", &["G1-realtime"]),
-    // Every rw edge here is on an item, so G-single is G-single-item, which
-    // Elle counts as G2-item too.
-    ("G-single", &["G2-item", "G-single-process"]),
+    // Every rw edge here is on an item, so G-single is G-single-item and
+    // G-nonadjacent is G-nonadjacent-item, which Elle counts as G2-item too.
+    ("G-single", &["G-nonadjacent", "G-single-process"]),
     (
         "G-single-process",
-        &["G2-item-process", "G-single-realtime"],
+        &["G-nonadjacent-process", "G-single-realtime"],
     ),
-    ("G-single-realtime", &["G2-item-realtime"]),
+    ("G-single-realtime", &["G-nonadjacent-realtime"]),
+    ("G-nonadjacent", &["G2-item", "G-nonadjacent-process"]),
+    (
+        "G-nonadjacent-process",
+        &["G2-item-process", "G-nonadjacent-realtime"],
+    ),
+    ("G-nonadjacent-realtime", &["G2-item-realtime"]),
     ("G2-item", &["G2", "G2-item-process"]),
     ("G2-item-process", &["G2-process", "G2-item-realtime"]),
     ("G2-item-realtime", &["G2-realtime"]),
     ("G2", &["G2-process"]),
     ("G2-process", &["G2-realtime"]),
     ("incompatible-order", &["G1a"]),
+    // A read of the transaction's own later write: a trivial wr cycle.
+    ("future-read", &["G1c"]),
     ("dirty-update", &["G1a"]),
     ("lost-update", &["G2-item"]),
 ];

@@ -12,8 +12,8 @@
 //!   that completed before another began precedes it).
 //!
 //! A cycle in a key's version order is `cyclic-versions`; such a key gives
-//! no ww or rw edges. Other non-cycle anomalies: internal, G1a, G1b,
-//! dirty-update, lost-update and garbage-read.
+//! no ww or rw edges. Other non-cycle anomalies: internal, future-read, G1a,
+//! G1b, dirty-update, lost-update and garbage-read.
 
 use super::infer::{Found, Inferred, Kind, Why};
 use super::parse::{Interner, Mop, Txn, NIL};
@@ -119,10 +119,13 @@ pub(crate) fn infer(
         let rs = reads.get(&key).map(Vec::as_slice).unwrap_or(&[]);
         let mut lost: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
         for &(t, v) in rs {
+            // Lost update: transactions that read the same version (nil, an
+            // aborted or unknown one included) and then wrote the key.
+            if wrote.contains_key(&(t, key)) && !writers.get(&(key, v)).is_some_and(|w| w.txn == t)
+            {
+                lost.entry(v).or_default().push(t);
+            }
             if v == NIL {
-                if wrote.contains_key(&(t, key)) {
-                    lost.entry(v).or_default().push(t);
-                }
                 continue;
             }
             let Some(w) = writers.get(&(key, v)) else {
@@ -139,7 +142,29 @@ pub(crate) fn infer(
                 continue;
             };
             if w.txn == t {
+                // An external read (nothing of the key read or written before
+                // it) of the transaction's own write: the write came later.
+                out.push(Found {
+                    name: "future-read",
+                    txns: vec![t],
+                    key: Some(key),
+                    text: format!(
+                        "T1 read key {k} = {}, which T1 itself wrote only afterwards: it observed its own future write",
+                        atoms.show(v)
+                    ),
+                });
                 continue;
+            }
+            if !w.last {
+                out.push(Found {
+                    name: "G1b",
+                    txns: vec![t, w.txn],
+                    key: Some(key),
+                    text: format!(
+                        "T1 read key {k} = {}, which T2 wrote, but T2 later overwrote key {k} itself: T1 read an intermediate state",
+                        atoms.show(v)
+                    ),
+                });
             }
             if failed(w.txn) {
                 out.push(Found {
@@ -160,20 +185,6 @@ pub(crate) fn infer(
                     v2: NIL,
                 },
             ));
-            if !w.last {
-                out.push(Found {
-                    name: "G1b",
-                    txns: vec![t, w.txn],
-                    key: Some(key),
-                    text: format!(
-                        "T1 read key {k} = {}, which T2 wrote, but T2 later overwrote key {k} itself: T1 read an intermediate state",
-                        atoms.show(v)
-                    ),
-                });
-            }
-            if wrote.contains_key(&(t, key)) {
-                lost.entry(v).or_default().push(t);
-            }
         }
         let mut lost: Vec<(u32, Vec<u32>)> =
             lost.into_iter().filter(|(_, ts)| ts.len() > 1).collect();

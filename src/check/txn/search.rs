@@ -4,15 +4,15 @@
 //! found by breadth-first search over (transaction, progress) states.
 //!
 //! Every cycle of a class must use an edge of its "start" kind (wr for
-//! G1c, rw for G-single and G2-item, the process or real-time edge for the
-//! variants), so the search tries such edges `a → b` one by one and looks
+//! G1c, rw for G-single, G-nonadjacent and G2-item, the process or
+//! real-time edge for the variants), so the search tries such edges `a → b` one by one and looks
 //! for the shortest path `b ⇝ a` that completes the rules. The first that
 //! succeeds gives the component's cycle. Work is budgeted: when the budget
 //! or the deadline runs out the search reports itself incomplete.
 
 use super::graph::DepGraph;
 use super::infer::Kind;
-use petgraph::graph::NodeIndex;
+use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::{EdgeFiltered, EdgeRef};
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -31,6 +31,12 @@ pub(crate) struct Class {
     /// Least and most rw edges.
     min_rw: u8,
     max_rw: u8,
+    /// No two rw edges may follow one another (G-nonadjacent), counting
+    /// the last edge and the first as adjacent.
+    nonadjacent: bool,
+    /// G-nonadjacent: search closed walks (exact) rather than simple
+    /// cycles only.
+    walks: bool,
 }
 
 const WW: u8 = 1 << Kind::Ww as u8;
@@ -39,27 +45,34 @@ const RW: u8 = 1 << Kind::Rw as u8;
 const PROCESS: u8 = 1 << Kind::Process as u8;
 const REALTIME: u8 = 1 << Kind::Realtime as u8;
 
-/// Class names by base (G0, G1c, G-single, G2-item) and variant (none,
-/// process, realtime).
-const NAMES: [[&str; 3]; 4] = [
+/// Class names by base (G0, G1c, G-single, G-nonadjacent, G2-item) and
+/// variant (none, process, realtime).
+const NAMES: [[&str; 3]; 5] = [
     ["G0", "G0-process", "G0-realtime"],
     ["G1c", "G1c-process", "G1c-realtime"],
     ["G-single", "G-single-process", "G-single-realtime"],
+    [
+        "G-nonadjacent",
+        "G-nonadjacent-process",
+        "G-nonadjacent-realtime",
+    ],
     ["G2-item", "G2-item-process", "G2-item-realtime"],
 ];
 
 /// Every cycle class, base classes first (worst first), then the process
 /// variants, then the real-time ones.
 pub(crate) fn classes() -> Vec<Class> {
-    // (allowed kinds, start kind, needs wr, min rw, max rw), by base:
-    // G0: write cycles; G1c: ww and wr, at least one wr (else it is G0);
-    // G-single: exactly one anti-dependency; G2-item: two or more (one
-    // would be G-single).
+    // (allowed kinds, start kind, needs wr, min rw, max rw, nonadjacent),
+    // by base: G0: write cycles; G1c: ww and wr, at least one wr (else it
+    // is G0); G-single: exactly one anti-dependency; G-nonadjacent: two or
+    // more, no two in a row (Elle's definition; one would be G-single);
+    // G2-item: two or more, adjacent or not.
     let base = [
-        (WW, Kind::Ww, false, 0, 0),
-        (WW | WR, Kind::Wr, true, 0, 0),
-        (WW | WR | RW, Kind::Rw, false, 1, 1),
-        (WW | WR | RW, Kind::Rw, false, 2, u8::MAX),
+        (WW, Kind::Ww, false, 0, 0, false),
+        (WW | WR, Kind::Wr, true, 0, 0, false),
+        (WW | WR | RW, Kind::Rw, false, 1, 1, false),
+        (WW | WR | RW, Kind::Rw, false, 2, u8::MAX, true),
+        (WW | WR | RW, Kind::Rw, false, 2, u8::MAX, false),
     ];
     let variants = [
         (0, None),
@@ -68,7 +81,8 @@ pub(crate) fn classes() -> Vec<Class> {
     ];
     let mut out = Vec::new();
     for (v, (extra, start)) in variants.into_iter().enumerate() {
-        for (b, (allowed, s, need_wr, min_rw, max_rw)) in base.into_iter().enumerate() {
+        for (b, (allowed, s, need_wr, min_rw, max_rw, nonadjacent)) in base.into_iter().enumerate()
+        {
             out.push(Class {
                 name: NAMES[b][v],
                 allowed: allowed | extra,
@@ -76,6 +90,8 @@ pub(crate) fn classes() -> Vec<Class> {
                 need_wr,
                 min_rw,
                 max_rw,
+                nonadjacent,
+                walks: nonadjacent,
             });
         }
     }
@@ -125,13 +141,15 @@ pub(crate) struct Found {
 }
 
 /// Progress along a path: wr seen (bit 0), rw count saturating at 2
-/// (bits 1-2): six states.
+/// (bits 1-2), and for G-nonadjacent whether the last edge was rw (bit 3).
 type State = u8;
-const STATES: usize = 6;
 
-/// Per-search tables indexed by `node * STATES + state`, reused across
+/// Per-search tables indexed by `node * states + state`, reused across
 /// start edges; a generation stamp clears them in O(1).
 struct Scratch {
+    /// States per node: 6 (wr seen × rw count), or 12 when the class
+    /// also tracks whether the last edge was rw.
+    states: usize,
     stamp: Vec<u32>,
     /// Previous (node, state, kind); state `u8::MAX` marks the start edge.
     prev: Vec<(u32, State, u8)>,
@@ -139,12 +157,25 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(nodes: usize) -> Scratch {
+    fn new(nodes: usize, class: &Class) -> Scratch {
+        let states = if class.nonadjacent { 12 } else { 6 };
         Scratch {
-            stamp: vec![0; nodes * STATES],
-            prev: vec![(0, 0, 0); nodes * STATES],
+            states,
+            stamp: vec![0; nodes * states],
+            prev: vec![(0, 0, 0); nodes * states],
             generation: 0,
         }
+    }
+
+    /// The table index of `(node, s)`: states are dense, `wr + 2 rw + 6 last`.
+    fn idx(&self, node: u32, s: State) -> usize {
+        let dense = (s & 1) + 2 * ((s >> 1) & 3) + 6 * (s >> 3);
+        node as usize * self.states + dense as usize
+    }
+
+    /// The node of table index `i`.
+    fn node_of(&self, i: usize) -> u32 {
+        (i / self.states) as u32
     }
 
     fn seen(&self, i: usize) -> bool {
@@ -160,20 +191,16 @@ impl Scratch {
     /// (including the start edge's source).
     fn on_path(&self, mut at: usize, node: u32) -> bool {
         loop {
-            if (at / STATES) as u32 == node {
+            if self.node_of(at) == node {
                 return true;
             }
             let (p, ps, _) = self.prev[at];
             if ps == u8::MAX {
                 return p == node;
             }
-            at = idx(p, ps);
+            at = self.idx(p, ps);
         }
     }
-}
-
-fn idx(node: u32, s: State) -> usize {
-    node as usize * STATES + s as usize
 }
 
 /// Searches the class in the graph's nontrivial components.
@@ -204,8 +231,16 @@ pub(crate) fn search(
         allowed
     };
     let inner = (path_allowed != allowed).then(|| components(graph, path_allowed));
-    let mut scratch = Scratch::new(g.node_count());
+    let mut scratch = Scratch::new(g.node_count(), class);
+    // G-nonadjacent: components with no closed walk of nonadjacent rw
+    // edges at all are skipped in linear time, whatever their size.
+    let walks = class
+        .nonadjacent
+        .then(|| nonadjacent_components(graph, allowed, &comp));
     for c in 0..comp.count {
+        if walks.as_ref().is_some_and(|w| !w[c]) {
+            continue;
+        }
         let mut starts: Vec<(NodeIndex<u32>, NodeIndex<u32>)> = Vec::new();
         for &a in &comp.members[c] {
             for e in g.edges(a) {
@@ -224,7 +259,33 @@ pub(crate) fn search(
         let mut hit = false;
         for &(a, b) in &starts {
             match shortest(graph, class, &comp.of, c as u32, a, b, budget, &mut scratch) {
-                Walk::Found(cycle) => {
+                Walk::Found(mut cycle) => {
+                    // A walk that passes a transaction twice is a sound
+                    // witness, but a simple cycle through the same edge
+                    // reads better: look for one.
+                    if class.walks && !simple(&cycle) {
+                        let strict = Class {
+                            walks: false,
+                            ..*class
+                        };
+                        match shortest(
+                            graph,
+                            &strict,
+                            &comp.of,
+                            c as u32,
+                            a,
+                            b,
+                            budget,
+                            &mut scratch,
+                        ) {
+                            Walk::Found(c2) => cycle = c2,
+                            Walk::None => {}
+                            Walk::OutOfBudget => {
+                                found.complete = false;
+                                return found;
+                            }
+                        }
+                    }
                     found.count += 1;
                     if found.cycles.len() < max_cycles {
                         found.cycles.push(cycle);
@@ -271,6 +332,10 @@ pub(crate) fn search(
 /// rw count): it then keeps one path per (transaction, progress), and
 /// requiring simple cycles can make it miss one.
 fn lossy(class: &Class) -> bool {
+    if class.nonadjacent {
+        // It searches closed walks, which the states describe exactly.
+        return false;
+    }
     let rw_on_path = class.allowed & RW != 0 && !(class.start == Kind::Rw && class.max_rw <= 1);
     (class.need_wr && class.start != Kind::Wr)
         || (rw_on_path && (class.min_rw > 0 || class.max_rw < 2))
@@ -296,18 +361,24 @@ fn fallback(
         need_wr: false,
         min_rw: 0,
         max_rw: u8::MAX,
+        nonadjacent: false,
+        walks: false,
         ..*class
     };
     let Walk::Found(cycle) = shortest(graph, &any, comp, c, a, b, budget, scratch) else {
         return None;
     };
+    if fits(class, &cycle) {
+        return Some((class.name, cycle));
+    }
     let rw = cycle.iter().filter(|e| e.2 == Kind::Rw).count();
     let wr = cycle.iter().any(|e| e.2 == Kind::Wr);
     let base = match (rw, wr) {
         (0, false) => 0,
         (0, true) => 1,
         (1, _) => 2,
-        _ => 3,
+        _ if !adjacent_rw(&cycle) => 3,
+        _ => 4,
     };
     let variant = match class.start {
         Kind::Process => 1,
@@ -315,6 +386,72 @@ fn fallback(
         _ => 0,
     };
     Some((NAMES[base][variant], cycle))
+}
+
+/// True when the cycle meets the class's rules.
+fn fits(class: &Class, cycle: &Cycle) -> bool {
+    let rw = cycle.iter().filter(|e| e.2 == Kind::Rw).count();
+    let wr = cycle.iter().any(|e| e.2 == Kind::Wr);
+    (!class.need_wr || wr)
+        && rw >= class.min_rw as usize
+        && rw <= class.max_rw as usize
+        && !(class.nonadjacent && adjacent_rw(cycle))
+        && cycle.iter().all(|e| class.allowed & e.2.bit() != 0)
+}
+
+/// True when the cycle passes no transaction twice.
+fn simple(cycle: &Cycle) -> bool {
+    let mut nodes: Vec<u32> = cycle.iter().map(|e| e.0).collect();
+    nodes.sort_unstable();
+    nodes.windows(2).all(|w| w[0] != w[1])
+}
+
+/// True when two rw edges follow one another, the last edge and the first
+/// included.
+fn adjacent_rw(cycle: &Cycle) -> bool {
+    let n = cycle.len();
+    (0..n).any(|i| cycle[i].2 == Kind::Rw && cycle[(i + 1) % n].2 == Kind::Rw)
+}
+
+/// Per component of `comp`: whether it has a closed walk with at least one
+/// rw edge and no two rw edges in a row. Such walks are the cycles through
+/// an "after rw" state of the product of the graph with the state "was the
+/// last edge rw": node `2v` (not after rw) and `2v + 1` (after rw), a
+/// non-rw edge `u → v` leading from both states of `u` to `2v`, an rw edge
+/// only from `2u` to `2v + 1`.
+fn nonadjacent_components(graph: &DepGraph, allowed: u8, comp: &Components) -> Vec<bool> {
+    let g = &graph.g;
+    let mut p: DiGraph<(), (), u32> =
+        DiGraph::with_capacity(g.node_count() * 2, g.edge_count() * 3);
+    for _ in 0..g.node_count() * 2 {
+        p.add_node(());
+    }
+    for e in g.edge_references() {
+        let (u, v) = (e.source().index(), e.target().index());
+        if comp.of[u] == u32::MAX || comp.of[u] != comp.of[v] {
+            continue;
+        }
+        let mask = *e.weight() & allowed;
+        if mask & !RW != 0 {
+            p.add_edge(NodeIndex::new(2 * u), NodeIndex::new(2 * v), ());
+            p.add_edge(NodeIndex::new(2 * u + 1), NodeIndex::new(2 * v), ());
+        }
+        if mask & RW != 0 {
+            p.add_edge(NodeIndex::new(2 * u), NodeIndex::new(2 * v + 1), ());
+        }
+    }
+    let mut has = vec![false; comp.count];
+    for scc in petgraph::algo::tarjan_scc(&p) {
+        // No self-loops here (no transaction depends on itself), so a cycle
+        // needs two product nodes.
+        if scc.len() < 2 {
+            continue;
+        }
+        if let Some(n) = scc.iter().find(|n| n.index() % 2 == 1) {
+            has[comp.of[n.index() / 2] as usize] = true;
+        }
+    }
+    has
 }
 
 /// The nontrivial strongly connected components of the graph restricted
@@ -359,12 +496,12 @@ enum Walk {
 
 fn step(s: State, kind: Kind) -> (bool, u8) {
     let wr = s & 1 != 0 || kind == Kind::Wr;
-    let rw = ((s >> 1) + u8::from(kind == Kind::Rw)).min(2);
+    let rw = (((s >> 1) & 3) + u8::from(kind == Kind::Rw)).min(2);
     (wr, rw)
 }
 
-fn pack(wr: bool, rw: u8) -> State {
-    u8::from(wr) | (rw << 1)
+fn pack(wr: bool, rw: u8, last_rw: bool) -> State {
+    u8::from(wr) | (rw << 1) | (u8::from(last_rw) << 3)
 }
 
 /// The shortest simple cycle of the class that starts with the edge
@@ -387,9 +524,12 @@ fn shortest(
     if rw0 > max_rw {
         return Walk::None;
     }
-    let s0 = pack(wr0, rw0);
+    // Only G-nonadjacent tracks whether the last edge was rw.
+    let track = class.nonadjacent;
+    let s0 = pack(wr0, rw0, track && kind == Kind::Rw);
     let done = |s: State| {
-        (!class.need_wr || s & 1 != 0) && (s >> 1) >= class.min_rw.min(2) && (s >> 1) <= max_rw
+        let rw = (s >> 1) & 3;
+        (!class.need_wr || s & 1 != 0) && rw >= class.min_rw.min(2) && rw <= max_rw
     };
     let (ai, bi) = (a.index() as u32, b.index() as u32);
     scratch.generation = scratch.generation.wrapping_add(1);
@@ -398,7 +538,7 @@ fn shortest(
         scratch.stamp.iter_mut().for_each(|x| *x = u32::MAX);
         scratch.generation = 1;
     }
-    scratch.set(idx(bi, s0), (ai, u8::MAX, kind as u8));
+    scratch.set(scratch.idx(bi, s0), (ai, u8::MAX, kind as u8));
     let mut queue: VecDeque<(u32, State)> = VecDeque::new();
     queue.push_back((bi, s0));
     let mut goal = None;
@@ -420,8 +560,14 @@ fn shortest(
                 if rw > max_rw {
                     continue;
                 }
-                let ns = pack(wr, rw);
-                let i = idx(m, ns);
+                // G-nonadjacent: no rw right after rw, nor as the edge that
+                // closes the cycle before a starting rw edge.
+                let last_rw = s & 8 != 0;
+                if track && k == Kind::Rw && (last_rw || (m == ai && kind == Kind::Rw)) {
+                    continue;
+                }
+                let ns = pack(wr, rw, track && k == Kind::Rw);
+                let i = scratch.idx(m, ns);
                 if scratch.seen(i) {
                     continue;
                 }
@@ -434,8 +580,12 @@ fn shortest(
                     continue;
                 }
                 // Cycles are simple: a walk through a node twice would count
-                // edges of two different cycles.
-                if scratch.on_path(idx(n, s), m) {
+                // edges of two different cycles. G-nonadjacent is the
+                // exception: any closed walk whose rw edges are never
+                // adjacent rules out snapshot isolation (Cerone and Gotsman:
+                // SI holds iff (ww ∪ wr) ; rw? is acyclic), and allowing
+                // walks makes this search exact.
+                if !class.walks && scratch.on_path(scratch.idx(n, s), m) {
                     continue;
                 }
                 scratch.set(i, (n, s, k as u8));
@@ -449,11 +599,11 @@ fn shortest(
     let mut cycle = Vec::new();
     loop {
         let (p, ps, k) = scratch.prev[at];
-        cycle.push((p, (at / STATES) as u32, Kind::ALL[k as usize]));
+        cycle.push((p, scratch.node_of(at), Kind::ALL[k as usize]));
         if ps == u8::MAX {
             break;
         }
-        at = idx(p, ps);
+        at = scratch.idx(p, ps);
     }
     cycle.reverse();
     Walk::Found(cycle)

@@ -5,7 +5,9 @@
 //! maps (usually one per line). An op map may carry a record tag
 //! (`#jepsen.history.Op{...}`). The keys `:process :type :f :value :time
 //! :key :node :error` are read; `:index` and every other key are ignored,
-//! because the order of the file is the order of events.
+//! because the order of the file is the order of events. Elle's histories
+//! may leave out `:f` (then `txn`) and `:process` (then each operation is
+//! its own process: see `shapes::processes`).
 
 use super::edn::{Edn, EdnError, Parser};
 use super::{line_at, ReadError};
@@ -29,6 +31,7 @@ pub(super) fn read(text: &str, source: &Path, independent: bool) -> Result<Histo
         line_pos: 0,
         line: 1,
         pending_keys: FxHashMap::default(),
+        anonymous: Vec::new(),
     };
     let mut p = Parser::new(text);
     let syntax = |e: EdnError| ReadError::at(source, line_at(text, e.pos), e.message);
@@ -83,11 +86,15 @@ pub(super) fn read(text: &str, source: &Path, independent: bool) -> Result<Histo
             }
         }
     }
-    Ok(History {
+    let mut h = History {
         ops: r.ops,
         source: None,
         lines: r.lines,
-    })
+    };
+    if r.anonymous.iter().any(|&a| a) {
+        super::shapes::processes(&mut h, &r.anonymous, source)?;
+    }
+    Ok(h)
 }
 
 struct Reader<'a> {
@@ -103,6 +110,8 @@ struct Reader<'a> {
     /// Independent mode: the key of each client process's last invocation,
     /// and whether it came from a tuple, for its completion.
     pending_keys: FxHashMap<u64, (Value, bool)>,
+    /// Per op: true when it had no `:process`.
+    anonymous: Vec<bool>,
 }
 
 impl Reader<'_> {
@@ -118,10 +127,11 @@ impl Reader<'_> {
 
     fn push(&mut self, form: Edn, pos: usize) -> Result<(), ReadError> {
         let line = self.line_of(pos);
-        let op = op_from_edn(form, self.independent, &mut self.pending_keys)
+        let (op, anonymous) = op_from_edn(form, self.independent, &mut self.pending_keys)
             .map_err(|m| ReadError::at(self.source, line, m))?;
         self.ops.push(op);
         self.lines.push(line);
+        self.anonymous.push(anonymous);
         Ok(())
     }
 }
@@ -148,12 +158,13 @@ fn set<T>(slot: &mut Option<T>, v: T, name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds an op from one EDN form; the error says what was expected.
+/// Builds an op from one EDN form, and whether it had no `:process` (its
+/// process is then a placeholder); the error says what was expected.
 fn op_from_edn(
     form: Edn,
     independent: bool,
     pending_keys: &mut FxHashMap<u64, (Value, bool)>,
-) -> Result<Op, String> {
+) -> Result<(Op, bool), String> {
     let kvs = match form.untagged() {
         Edn::Map(kvs) => kvs,
         other => {
@@ -240,22 +251,21 @@ fn op_from_edn(
             _ => {}
         }
     }
-    let process = fl
-        .process
-        .ok_or("missing :process (expected a non-negative integer or :nemesis)")?;
+    let anonymous = fl.process.is_none();
+    let process = fl.process.unwrap_or(Process::Client(u64::MAX));
     let kind = fl
         .kind
         .ok_or("missing :type (expected one of :invoke :ok :fail :info)")?;
-    let f =
-        fl.f.ok_or("missing :f (expected a keyword such as :read)")?;
+    // Elle's histories are all transactions and often leave `:f` out.
+    let f = fl.f.unwrap_or_else(|| "txn".to_string());
     let mut value = fl.value.unwrap_or(Edn::Nil);
     let mut key = fl.key.map(Edn::into_json);
-    if independent {
+    if independent && !anonymous {
         if let Process::Client(p) = process {
             (key, value) = split_tuple(key, value, kind, p, pending_keys)?;
         }
     }
-    Ok(Op {
+    let op = Op {
         index: 0,
         time: fl.time,
         process,
@@ -265,7 +275,8 @@ fn op_from_edn(
         key,
         node: fl.node,
         error: fl.error.map(Edn::into_json),
-    })
+    };
+    Ok((op, anonymous))
 }
 
 /// Independent mode: `[k v]` becomes key `k` and value `v`.
@@ -478,10 +489,6 @@ mod tests {
         assert!(e.message.contains("expected :node"), "{e}");
         let e = read_err("{:process 0, :f :read}");
         assert!(e.message.contains("missing :type"), "{e}");
-        let e = read_err("{:type :ok, :f :read}");
-        assert!(e.message.contains("missing :process"), "{e}");
-        let e = read_err("{:type :ok, :process 0}");
-        assert!(e.message.contains("missing :f"), "{e}");
         let e = read_err("{:type :ok, :type :ok, :process 0, :f :x}");
         assert!(e.message.contains("duplicate key :type"), "{e}");
         let e = read_err("{:process 0, :type :ok, :f :read}\n[1 2]\n");
