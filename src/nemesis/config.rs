@@ -16,11 +16,12 @@ use super::{Family, Fault, PacketBehavior, PartitionSpec, Targets};
 
 /// A bad nemesis file: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}: {}{message}", file.display(), field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+#[error("{}{}: {}{message}", file.display(), if *line > 0 { format!(":{line}") } else { String::new() }, field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct ConfigError {
-    /// The file.
+    /// The file, or `--nemesis` for a name that is no file.
     pub file: PathBuf,
-    /// The 1-based line (1 when unknown).
+    /// The 1-based line (1 when unknown in a file; 0, not shown, for an
+    /// error about a `--nemesis` name).
     pub line: usize,
     /// The field, when the error is about one.
     pub field: Option<String>,
@@ -462,7 +463,7 @@ pub fn load_named(dir: Option<&Path>, names: &[String]) -> Result<Vec<NemesisDef
         }
         let family = Family::parse(name).map_err(|_| ConfigError {
             file: PathBuf::from("--nemesis"),
-            line: 1,
+            line: 0,
             field: None,
             message: format!(
                 "unknown nemesis {name:?}: expected one of {}{}",
@@ -628,6 +629,7 @@ mod tests {
         }
         assert!(s.contains("\"bogus\""), "{s}");
         assert!(!s.contains("bogus.toml"), "{s}");
+        assert!(s.starts_with("--nemesis: unknown nemesis"), "{s}");
         let one = load_named(Some(&dir), &["partition-one".into()]).unwrap();
         assert_eq!(one[0].name, "partition-one");
     }
