@@ -229,6 +229,7 @@ pub fn missing_reason(coverage: &BTreeMap<String, Coverage>) -> Option<String> {
         .filter(|(_, c)| c.took_effect == 0)
         .map(|(name, c)| match c.refused {
             0 => format!("{name} (never injected)"),
+            1 => format!("{name} (refused once)"),
             n => format!("{name} (refused {n} times)"),
         })
         .collect();
@@ -316,7 +317,7 @@ mod tests {
         assert_eq!((c.took_effect, c.refused), (0, 1));
         assert!(c.windows.is_empty());
         let why = missing_reason(&cov).expect("clock never took effect");
-        assert!(why.contains("clock (refused 1 times)"), "{why}");
+        assert!(why.contains("clock (refused once)"), "{why}");
         assert!(!why.contains("partition"), "{why}");
         assert!(why.contains("--allow-missing-faults"), "{why}");
     }
