@@ -285,7 +285,8 @@ fn nemeses_on_local_etcd() {
         &["partition".into(), "kill".into()],
     )
     .expect("nemesis files");
-    let schedule = Schedule::new(defs, Some(Duration::from_millis(700)), 3);
+    let requested: Vec<_> = defs.iter().map(|d| d.requested()).collect();
+    let schedule = Schedule::new(defs, Some(Duration::from_millis(700)), 3).with_primaries(true);
     let history = rt
         .block_on(run_workers(
             Box::new(time_limit(3_000_000_000, schedule)),
@@ -319,6 +320,16 @@ fn nemeses_on_local_etcd() {
     assert!(nem_ops[1].value.get("grudge").is_some(), "{:?}", nem_ops[1]);
     assert!(nem_ops[1].error.is_none(), "{:?}", nem_ops[1]);
     assert!(nem_ops[5].value.get("killed").is_some(), "{:?}", nem_ops[5]);
+    // etcd names its leader: the first partition cuts it off.
+    assert_eq!(nem_ops[0].value, json!("primaries"));
+    // What results.json would say: both kinds took effect, with windows.
+    let cov = faultline::nemesis::coverage::fault_coverage(&history, &requested);
+    for kind in ["partition", "kill"] {
+        assert!(cov[kind].took_effect >= 1, "{kind}: {cov:?}");
+        assert_eq!(cov[kind].refused, 0, "{kind}: {cov:?}");
+        assert!(!cov[kind].windows.is_empty(), "{kind}: {cov:?}");
+    }
+    assert_eq!(faultline::nemesis::coverage::missing_reason(&cov), None);
     assert_eq!((ops[0].kind, ops[1].kind), (OpType::Info, OpType::Info));
     for n in &nodes {
         assert!(our_rules(n).is_empty(), "{}: {:?}", n.name(), our_rules(n));

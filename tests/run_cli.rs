@@ -385,3 +385,144 @@ fn an_interrupted_or_failed_set_up_is_incomplete_and_a_second_run_is_refused() {
     let (acode, aout, aerr) = faultline(&state, &["analyze", &latest_d]);
     assert_eq!(acode, 2, "analyze keeps it incomplete:\n{aout}{aerr}");
 }
+
+/// `faultline run` with `args` on the local cluster of `state`, results
+/// under `results`: its exit code, stdout and stderr, and how long it took.
+fn run_with(state: &Path, results: &Path, args: &[&str]) -> (i32, String, String, Duration) {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .arg("run")
+        .args(args)
+        .arg("--results")
+        .arg(results)
+        .env("FAULTLINE_STATE_DIR", state)
+        .output()
+        .expect("faultline run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+/// An unknown nemesis name, and a fault the local cluster cannot do, are
+/// refused (exit 3) before anything is built or installed: at once, with
+/// every valid name or the reason, and no cluster state or run folder.
+/// Needs no root: nothing is touched.
+#[test]
+fn a_bad_nemesis_is_refused_before_anything_is_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let results = tmp.path().join("results");
+    let (code, out, err, took) = run_with(
+        &state,
+        &results,
+        &["--nemesis", "bogus", "--time-limit", "5"],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(took < Duration::from_secs(2), "took {took:?}: {err}");
+    for name in [
+        "clock",
+        "kill",
+        "packet",
+        "partition",
+        "partition-leader",
+        "partition-one",
+        "pause",
+    ] {
+        assert!(err.contains(name), "{name} not listed: {err}");
+    }
+    assert!(err.contains("\"bogus\""), "{err}");
+    assert!(!err.contains("bogus.toml"), "no file to name: {err}");
+    assert!(!err.contains("building"), "{err}");
+
+    // Clock faults on the local cluster: every one would be refused.
+    let (code, out, err, took) = run_with(
+        &state,
+        &results,
+        &["--nemesis", "clock", "--time-limit", "5"],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(took < Duration::from_secs(2), "took {took:?}: {err}");
+    assert!(
+        err.contains("clock") && err.contains("share") && err.contains("partition, kill"),
+        "the reason and what works: {err}"
+    );
+    // Nothing was built, nothing was run.
+    let built = std::fs::read_dir(&state).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(built, 0, "cluster state written in {}", state.display());
+    assert!(!results.exists(), "a run folder was made");
+}
+
+/// The README's first command — `--nemesis partition,kill --time-limit
+/// 30`, the default interval — here in 15 s: the schedule fits a cycle of
+/// both kinds into the time limit, so results.json records at least one
+/// partition and one kill that took effect, with their windows, and
+/// analyze computes the same.
+#[test]
+fn partition_and_kill_both_take_effect_in_a_short_run() {
+    if let Some(why) = skip_reason(true) {
+        eprintln!("SKIP partition_and_kill_both_take_effect_in_a_short_run: {why}");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let results = tmp.path().join("results");
+    let _down = Down(state.clone(), "flcov");
+    let (code, out, err) = faultline(
+        &state,
+        &[
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--subnet",
+            "10.78.62.0/24",
+            "--name-prefix",
+            "flcov",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err, _) = run_with(
+        &state,
+        &results,
+        &[
+            "--workload",
+            "register",
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "15",
+            "--concurrency",
+            "4",
+            "--rate",
+            "50",
+            "--seed",
+            "3",
+            "--leave-db-running",
+        ],
+    );
+    assert_eq!(code, 0, "valid expected:\n{out}\n{err}");
+    let latest = results.join("latest");
+    let r = results_of(&latest);
+    for kind in ["partition", "kill"] {
+        let f = &r["faults"][kind];
+        assert_eq!(f["requested"], true, "{r}");
+        assert!(f["took_effect"].as_u64().unwrap_or(0) >= 1, "{kind}: {r}");
+        let windows = f["windows"].as_array().cloned().unwrap_or_default();
+        assert!(!windows.is_empty(), "{kind}: {r}");
+        let end = windows[0][1].as_f64().unwrap_or(0.0);
+        assert!(
+            end <= 16.0,
+            "{kind}'s first window ends within the run: {r}"
+        );
+    }
+    let test: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(latest.join("test.json")).unwrap()).unwrap();
+    assert_eq!(test["faults_requested"]["kill"], "kill", "{test}");
+    let faults = r["faults"].clone();
+    let (acode, aout, aerr) = faultline(&state, &["analyze", &latest.display().to_string()]);
+    assert_eq!(acode, 0, "{aout}{aerr}");
+    assert_eq!(results_of(&latest)["faults"], faults, "analyze agrees");
+}

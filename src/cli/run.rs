@@ -6,7 +6,9 @@ use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::check::Validity;
 use crate::cluster::{local, Cluster};
 use crate::report;
-use crate::runner::test::{preflight, run_test, settle, verdict_notes, Dirs, TestSpec};
+use crate::runner::test::{
+    preflight, run_test, settle, settle_faults, verdict_notes, Dirs, TestSpec,
+};
 use crate::runner::Stop;
 use crate::store::{
     RunDir, StoredRun, HISTORY_JSONL, LOG_FILE, NODES_DIR, RESULTS_JSON, TEST_JSON,
@@ -44,6 +46,10 @@ pub struct Args {
     /// Seconds between nemesis operations.
     #[arg(long, value_name = "SECONDS")]
     nemesis_interval: Option<f64>,
+    /// Accept a run in which a requested fault never took effect (by
+    /// default its verdict is unknown, saying which).
+    #[arg(long)]
+    allow_missing_faults: bool,
     /// Seconds of the main phase.
     #[arg(long, value_name = "SECONDS")]
     time_limit: Option<f64>,
@@ -175,6 +181,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             .collect();
     }
     spec.nemesis_interval = a.nemesis_interval.or(spec.nemesis_interval);
+    spec.allow_missing_faults |= a.allow_missing_faults;
     spec.time_limit = a.time_limit.unwrap_or(spec.time_limit);
     spec.concurrency = a.concurrency.unwrap_or(spec.concurrency);
     spec.rate = a.rate.or(spec.rate);
@@ -203,10 +210,11 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         nemeses: definitions_dir(&a.nemeses_dir, "nemeses"),
         results: a.results.clone(),
     };
-    preflight(&spec, &dirs)?;
-
     // The cluster: given hosts, the local cluster that is up, or a new one.
     let local_run = a.nodes.hosts.is_empty() && a.nodes.nodes_file.is_none();
+    // Everything that can be refused is, before any package, cluster or db
+    // is touched.
+    preflight(&spec, &dirs, local_run)?;
     if local_run && !a.no_install {
         ensure_host_packages(&spec.db)?;
     }
@@ -502,6 +510,19 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
         &mut results,
         &stored.history,
         incomplete.as_deref(),
+    );
+    // The faults asked for are judged as the run judged them.
+    let requested =
+        crate::nemesis::coverage::requested_from_value(&stored.test["faults_requested"]);
+    let validity = settle_faults(
+        validity,
+        &mut results,
+        &stored.history,
+        &requested,
+        stored.test["allow_missing_faults"]
+            .as_bool()
+            .unwrap_or(false)
+            || incomplete.is_some(),
     );
     summary.extend(verdict_notes(&results));
     stored.dir.write_results(&results)?;

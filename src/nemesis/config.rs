@@ -16,11 +16,12 @@ use super::{Family, Fault, PacketBehavior, PartitionSpec, Targets};
 
 /// A bad nemesis file: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}: {}{message}", file.display(), field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+#[error("{}{}: {}{message}", file.display(), if *line > 0 { format!(":{line}") } else { String::new() }, field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct ConfigError {
-    /// The file.
+    /// The file, or `--nemesis` for a name that is no file.
     pub file: PathBuf,
-    /// The 1-based line (1 when unknown).
+    /// The 1-based line (1 when unknown in a file; 0, not shown, for an
+    /// error about a `--nemesis` name).
     pub line: usize,
     /// The field, when the error is about one.
     pub field: Option<String>,
@@ -32,6 +33,8 @@ pub struct ConfigError {
 /// how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NemesisDef {
+    /// The name `--nemesis` gave: the family's, or the file's stem.
+    pub name: String,
     /// The family.
     pub family: Family,
     /// The start faults to choose from (one per target choice, per mode).
@@ -91,11 +94,50 @@ impl NemesisDef {
             ],
         };
         NemesisDef {
+            name: family.name().to_string(),
             family,
             starts,
             interval: None,
         }
     }
+
+    /// Whether every start of this definition targets the database's
+    /// primaries (the leader), which needs a db that can name them; a
+    /// definition with other starts too runs those on a db without.
+    pub fn only_targets_primaries(&self) -> bool {
+        !self.starts.is_empty() && self.starts.iter().all(targets_primaries)
+    }
+
+    /// What a run reports this definition's coverage under.
+    pub fn requested(&self) -> super::coverage::RequestedFault {
+        super::coverage::RequestedFault {
+            name: self.name.clone(),
+            family: self.family,
+        }
+    }
+}
+
+/// Whether `fault` is aimed at the database's primaries (the leader):
+/// isolating, killing or pausing it is what disturbs a leader-based system.
+pub fn targets_primaries(fault: &Fault) -> bool {
+    matches!(
+        fault,
+        Fault::StartPartition(PartitionSpec::Primaries)
+            | Fault::Kill(Targets::Primaries)
+            | Fault::Pause(Targets::Primaries)
+            | Fault::StartPacket {
+                targets: Targets::Primaries,
+                ..
+            }
+            | Fault::BumpClock {
+                targets: Targets::Primaries,
+                ..
+            }
+            | Fault::StrobeClock {
+                targets: Targets::Primaries,
+                ..
+            }
+    )
 }
 
 /// The fault that ends a family's faults.
@@ -359,7 +401,12 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
             starts
         }
     };
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| family.name().to_string());
     Ok(NemesisDef {
+        name,
         family,
         starts,
         interval,
@@ -377,9 +424,29 @@ pub fn load_file(path: &Path) -> Result<NemesisDef, ConfigError> {
     parse(path, &text)
 }
 
+/// Every name `--nemesis` accepts with nemesis files in `dir`: the
+/// families, and the stem of each `*.toml` file there, sorted.
+pub fn valid_names(dir: Option<&Path>) -> Vec<String> {
+    let mut names: Vec<String> = Family::ALL.iter().map(|f| f.name().to_string()).collect();
+    if let Some(entries) = dir.and_then(|d| std::fs::read_dir(d).ok()) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+                if let Some(stem) = path.file_stem() {
+                    names.push(stem.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
 /// The definitions for `--nemesis a,b`: each name is `dir/<name>.toml`
 /// when that file exists, else the built-in definition of the family of
-/// that name. A name that is neither is an error listing the families.
+/// that name. A name that is neither is an error listing every valid name
+/// (families and files).
 pub fn load_named(dir: Option<&Path>, names: &[String]) -> Result<Vec<NemesisDef>, ConfigError> {
     let mut defs = Vec::new();
     for name in names {
@@ -394,17 +461,62 @@ pub fn load_named(dir: Option<&Path>, names: &[String]) -> Result<Vec<NemesisDef
                 continue;
             }
         }
-        let family = Family::parse(name).map_err(|m| ConfigError {
-            file: dir
-                .map(|d| d.join(format!("{name}.toml")))
-                .unwrap_or_else(|| PathBuf::from("--nemesis")),
-            line: 1,
+        let family = Family::parse(name).map_err(|_| ConfigError {
+            file: PathBuf::from("--nemesis"),
+            line: 0,
             field: None,
-            message: m,
+            message: format!(
+                "unknown nemesis {name:?}: expected one of {}{}",
+                valid_names(dir).join(", "),
+                dir.map(|d| format!(" (families, and the files in {})", d.display()))
+                    .unwrap_or_default()
+            ),
         })?;
         defs.push(NemesisDef::builtin(family));
     }
     Ok(defs)
+}
+
+/// What the cluster and db of a run can do, as far as it is known before
+/// anything is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// The local cluster: network namespaces on this machine, whose nodes
+    /// share its one real-time clock.
+    pub local_cluster: bool,
+    /// The db can name its primaries (leader, master) for faults that
+    /// target them.
+    pub db_has_primaries: bool,
+}
+
+/// Refuses the definitions the cluster or db cannot perform, every one
+/// with its reason and what would work instead. Checked before any
+/// cluster or db is touched.
+pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for d in defs {
+        if d.family == Family::Clock && can.local_cluster {
+            problems.push(format!(
+                "--nemesis {}: clock faults cannot run on the local cluster: its nodes share \
+                 this machine's one clock, so every clock fault would be refused (use real \
+                 hosts with --nodes, or partition, kill, pause, packet)",
+                d.name
+            ));
+        }
+        if d.only_targets_primaries() && !can.db_has_primaries {
+            problems.push(format!(
+                "--nemesis {}: it targets the primaries, but the db cannot name them (a db \
+                 file needs `primaries`, docs/file-db.md); use targets such as one, \
+                 minority or majority",
+                d.name
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
 }
 
 #[cfg(test)]
@@ -496,5 +608,58 @@ mod tests {
         assert_eq!(builtin[0], NemesisDef::builtin(Family::Pause));
         let e = load_named(None, &["flood".into()]).unwrap_err();
         assert!(e.message.contains("partition"), "{e}");
+        assert_eq!(defs[0].name, "partition");
+    }
+
+    #[test]
+    fn an_unknown_name_lists_every_valid_one_and_names_no_missing_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nemeses");
+        let e = load_named(Some(&dir), &["kill".into(), "bogus".into()]).unwrap_err();
+        let s = e.to_string();
+        for name in [
+            "clock",
+            "kill",
+            "packet",
+            "partition",
+            "partition-leader",
+            "partition-one",
+            "pause",
+        ] {
+            assert!(s.contains(name), "{name} missing from {s}");
+        }
+        assert!(s.contains("\"bogus\""), "{s}");
+        assert!(!s.contains("bogus.toml"), "{s}");
+        assert!(s.starts_with("--nemesis: unknown nemesis"), "{s}");
+        let one = load_named(Some(&dir), &["partition-one".into()]).unwrap();
+        assert_eq!(one[0].name, "partition-one");
+    }
+
+    #[test]
+    fn what_the_cluster_or_db_cannot_do_is_refused_with_the_reason() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nemeses");
+        let defs = load_named(Some(&dir), &["clock".into(), "partition-leader".into()]).unwrap();
+        let local_no_primaries = Capabilities {
+            local_cluster: true,
+            db_has_primaries: false,
+        };
+        let e = check_supported(&defs, local_no_primaries).unwrap_err();
+        assert!(e.contains("--nemesis clock") && e.contains("share"), "{e}");
+        assert!(
+            e.contains("--nemesis partition-leader") && e.contains("primaries"),
+            "{e}"
+        );
+        let hosts_with_primaries = Capabilities {
+            local_cluster: false,
+            db_has_primaries: true,
+        };
+        assert_eq!(check_supported(&defs, hosts_with_primaries), Ok(()));
+        // The built-in partition draws a primaries shape among others: only
+        // a db that can name them runs it as given.
+        let part = load_named(None, &["partition".into()]).unwrap();
+        let local_with_primaries = Capabilities {
+            local_cluster: true,
+            db_has_primaries: true,
+        };
+        assert_eq!(check_supported(&part, local_with_primaries), Ok(()));
     }
 }

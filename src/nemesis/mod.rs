@@ -28,8 +28,12 @@
 //!   the same ops for the final heal, which the lifecycle records through
 //!   the same recorder after the workers stop.
 //! - [`schedule::Schedule`]: the generator of start/stop pairs behind
-//!   `--nemesis partition,kill --nemesis-interval 10`, and [`config`]: the
-//!   `nemeses/*.toml` files that define each fault family.
+//!   `--nemesis partition,kill --nemesis-interval 10`, cycling through the
+//!   requested kinds and their shapes so each happens; and [`config`]: the
+//!   `nemeses/*.toml` files that define each fault family, the names
+//!   `--nemesis` accepts, and what a cluster or db cannot do.
+//! - [`coverage`]: which requested faults took effect in a run, read from
+//!   its history (`results.json`'s `faults`).
 //!
 //! All calls block on SSH; async callers use `spawn_blocking` (as
 //! [`NemesisClient`] does).
@@ -38,6 +42,7 @@ mod client;
 pub mod clock;
 mod composite;
 pub mod config;
+pub mod coverage;
 mod env;
 #[cfg(test)]
 mod fake_tests;

@@ -1,33 +1,48 @@
 //! The nemesis schedule behind `--nemesis partition,kill
 //! --nemesis-interval 10`: a [`Generator`] of start/stop pairs.
 //!
-//! It waits one interval, starts a fault of the next family (round robin
-//! over the families given, so a short run still sees each), waits one
-//! interval, stops it, and so on. Which start of the family (which targets,
-//! which partition shape) is drawn from a seeded RNG, so a seed gives the
-//! same schedule; the nodes themselves are picked when the fault is
-//! injected, by the nemesis's own seeded RNG.
+//! It waits one interval, starts a fault of the next kind (round robin
+//! over the kinds given), waits one interval, stops it, and so on. Within a
+//! kind the starts (targets, partition shapes) are cycled too, in a seeded
+//! shuffled order, so a run sees each of them rather than the same lucky
+//! draw twice; when the db can name its primaries, the starts aimed at
+//! them come first in each cycle (a `bridge` on 3 nodes leaves the leader
+//! its majority and disturbs nothing), and when it cannot they are left
+//! out. [`Schedule::fit_within`] shortens the intervals when one cycle over
+//! every kind would not fit in the time limit, so each requested kind
+//! happens at least once. The nodes themselves are picked when the fault
+//! is injected, by the nemesis's own seeded RNG.
 
 use std::time::Duration;
 
-use rand::seq::IndexedRandom;
+use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::config::NemesisDef;
+use super::config::{targets_primaries, NemesisDef};
 use super::Fault;
 use crate::generator::{Context, Emit, Generator, OpSpec, Target};
 
 /// The interval when neither the flag nor the files give one (Jepsen's).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Alternating start/stop nemesis operations over some fault families.
+/// Alternating start/stop nemesis operations over some fault kinds.
 #[derive(Debug)]
 pub struct Schedule {
     defs: Vec<NemesisDef>,
     interval: Option<Duration>,
+    /// Multiplies every interval (1 unless [`Schedule::fit_within`] had
+    /// to shorten them).
+    scale: f64,
+    /// Whether the db names primaries: `Some(true)` puts the starts aimed
+    /// at them first in each cycle, `Some(false)` leaves them out, `None`
+    /// (not known) leaves the order to the shuffle.
+    primaries: Option<bool>,
     rng: ChaCha8Rng,
     next_def: usize,
+    /// Per kind: the order of its starts in the current cycle, and how
+    /// many of them were issued.
+    cycles: Vec<(Vec<usize>, usize)>,
     /// The stop owed for the fault in force, if any.
     active: Option<Fault>,
     /// When to emit the next operation (ns since the test started).
@@ -38,9 +53,13 @@ impl Schedule {
     /// A schedule over `defs`. `interval` (the `--nemesis-interval` flag)
     /// overrides each definition's own; with neither, [`DEFAULT_INTERVAL`].
     pub fn new(defs: Vec<NemesisDef>, interval: Option<Duration>, seed: u64) -> Schedule {
+        let defs: Vec<NemesisDef> = defs.into_iter().filter(|d| !d.starts.is_empty()).collect();
         Schedule {
-            defs: defs.into_iter().filter(|d| !d.starts.is_empty()).collect(),
+            cycles: vec![(Vec::new(), 0); defs.len()],
+            defs,
             interval,
+            scale: 1.0,
+            primaries: None,
             rng: ChaCha8Rng::seed_from_u64(seed),
             next_def: 0,
             active: None,
@@ -48,12 +67,70 @@ impl Schedule {
         }
     }
 
+    /// Tells the schedule whether the db can name its primaries (see the
+    /// module's comment).
+    pub fn with_primaries(mut self, db_has_primaries: bool) -> Schedule {
+        self.primaries = Some(db_has_primaries);
+        self
+    }
+
+    /// Shortens every interval by the same factor when one cycle (the
+    /// first wait, then a start and a stop of each kind) would not fit in
+    /// `limit`, so every requested kind is started and stopped within it.
+    pub fn fit_within(mut self, limit: Duration) -> Schedule {
+        self.scale = 1.0;
+        let cycle: u64 = self.interval_of(0)
+            + (0..self.defs.len())
+                .map(|i| 2 * self.interval_of(i))
+                .sum::<u64>();
+        let limit_ns = limit.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if cycle > limit_ns && limit_ns > 0 {
+            self.scale = limit_ns as f64 / cycle as f64;
+            tracing::info!(
+                factor = self.scale,
+                "nemesis intervals shortened so every requested fault happens within the time limit"
+            );
+        }
+        self
+    }
+
     fn interval_of(&self, def: usize) -> u64 {
         let d = self
             .interval
             .or(self.defs.get(def).and_then(|d| d.interval))
             .unwrap_or(DEFAULT_INTERVAL);
-        d.as_nanos().min(u128::from(u64::MAX)) as u64
+        let ns = d.as_nanos().min(u128::from(u64::MAX)) as u64;
+        if self.scale >= 1.0 {
+            return ns;
+        }
+        // Rounded up: a cycle shortened to the limit must not slip inside it.
+        (ns as f64 * self.scale).ceil() as u64
+    }
+
+    /// The next start of kind `i`: the next in its cycle, beginning a new
+    /// (reshuffled) cycle when the last one is used up.
+    fn next_start(&mut self, i: usize) -> Option<Fault> {
+        let starts = &self.defs[i].starts;
+        let (order, used) = &mut self.cycles[i];
+        if *used >= order.len() {
+            let aimed = |k: &usize| targets_primaries(&starts[*k]);
+            let mut all: Vec<usize> = (0..starts.len()).collect();
+            all.shuffle(&mut self.rng);
+            *order = match self.primaries {
+                Some(true) => {
+                    let (first, rest): (Vec<usize>, Vec<usize>) = all.into_iter().partition(aimed);
+                    first.into_iter().chain(rest).collect()
+                }
+                Some(false) if !all.iter().all(aimed) => {
+                    all.into_iter().filter(|k| !aimed(k)).collect()
+                }
+                _ => all,
+            };
+            *used = 0;
+        }
+        let k = *order.get(*used)?;
+        *used += 1;
+        starts.get(k).cloned()
     }
 
     /// The operations that end every fault this schedule can start, one per
@@ -94,11 +171,10 @@ impl Generator for Schedule {
         }
         let i = self.next_def;
         self.next_def = (i + 1) % self.defs.len();
-        let def = &self.defs[i];
-        let Some(start) = def.starts.choose(&mut self.rng).cloned() else {
+        let Some(start) = self.next_start(i) else {
             return Emit::Done;
         };
-        self.active = Some(def.stop());
+        self.active = Some(self.defs[i].stop());
         self.next_at = Some(ctx.time.saturating_add(self.interval_of(i)));
         Emit::Invoke(op(&start))
     }
@@ -108,6 +184,7 @@ impl Generator for Schedule {
 mod tests {
     use super::*;
     use crate::nemesis::{Family, Targets};
+    use serde_json::json;
 
     fn drain(s: &mut Schedule, until_ns: u64) -> Vec<(u64, OpSpec)> {
         let mut ctx = Context::new(1, true);
@@ -197,5 +274,74 @@ mod tests {
         let ops = drain(&mut s, 7_000_000_000);
         assert_eq!(ops[0].0, 3_000_000_000);
         assert_eq!(ops[1].0, 6_000_000_000);
+    }
+
+    #[test]
+    fn every_requested_kind_and_shape_happens_within_the_time_limit() {
+        use crate::nemesis::PartitionSpec;
+        let defs = || {
+            vec![
+                NemesisDef::builtin(Family::Partition),
+                NemesisDef::builtin(Family::Kill),
+                NemesisDef::builtin(Family::Pause),
+            ]
+        };
+        // The README's command: 30 s, the default 10 s interval, here with
+        // three kinds. Unfitted, only one kind would start in time.
+        for seed in 0..20 {
+            let mut s = Schedule::new(defs(), None, seed)
+                .with_primaries(true)
+                .fit_within(Duration::from_secs(30));
+            let ops = drain(&mut s, 30_000_000_000 - 1);
+            let fs: Vec<&str> = ops.iter().map(|(_, o)| o.f.as_str()).collect();
+            assert_eq!(
+                fs,
+                vec![
+                    "start-partition",
+                    "stop-partition",
+                    "kill",
+                    "start",
+                    "pause",
+                    "resume"
+                ],
+                "seed {seed}"
+            );
+            // The db names a leader: the first partition isolates it.
+            assert_eq!(ops[0].1.value, json!("primaries"), "seed {seed}");
+        }
+        // Over N intervals every shape of the partition kind is drawn: a
+        // cycle, not a random pick per interval.
+        let mut s = Schedule::new(vec![NemesisDef::builtin(Family::Partition)], None, 5);
+        let ops = drain(&mut s, 100_000_000_000);
+        let shapes: std::collections::BTreeSet<String> = ops
+            .iter()
+            .filter(|(_, o)| o.f == "start-partition")
+            .map(|(_, o)| o.value.to_string())
+            .collect();
+        assert_eq!(shapes.len(), 5, "{shapes:?}");
+        // A db without primaries never gets a start aimed at them.
+        let mut s = Schedule::new(vec![NemesisDef::builtin(Family::Partition)], None, 5)
+            .with_primaries(false);
+        let ops = drain(&mut s, 200_000_000_000);
+        let primaries = Fault::StartPartition(PartitionSpec::Primaries).value();
+        assert!(ops.iter().all(|(_, o)| o.value != primaries));
+        assert!(ops.len() >= 10);
+    }
+
+    #[test]
+    fn a_schedule_that_fits_keeps_its_intervals() {
+        let s = Schedule::new(vec![NemesisDef::builtin(Family::Kill)], None, 0)
+            .fit_within(Duration::from_secs(30));
+        assert_eq!(s.interval_of(0), 10_000_000_000);
+        let s = Schedule::new(
+            vec![
+                NemesisDef::builtin(Family::Kill),
+                NemesisDef::builtin(Family::Pause),
+            ],
+            None,
+            0,
+        )
+        .fit_within(Duration::from_secs(30));
+        assert_eq!(s.interval_of(1), 6_000_000_000);
     }
 }

@@ -25,6 +25,9 @@ pub struct TestSpec {
     pub nemesis: Vec<String>,
     /// Seconds between nemesis operations (overrides the nemesis files).
     pub nemesis_interval: Option<f64>,
+    /// Accept a run in which a requested fault never took effect (its
+    /// verdict is otherwise unknown).
+    pub allow_missing_faults: bool,
     /// Seconds of the main phase.
     pub time_limit: f64,
     /// Client workers.
@@ -65,6 +68,7 @@ impl Default for TestSpec {
             workload: "register".into(),
             nemesis: vec!["partition".into()],
             nemesis_interval: None,
+            allow_missing_faults: false,
             time_limit: 60.0,
             concurrency: 10,
             rate: Some(200.0),

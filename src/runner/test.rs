@@ -19,6 +19,7 @@ use crate::generator::{
     self, any, on_clients, on_nemesis, phases, rate, time_limit, Emit, Generator, OpSpec, Target,
 };
 use crate::history::{History, Op, OpType};
+use crate::nemesis::coverage::{self, RequestedFault};
 use crate::nemesis::{self, config, schedule::Schedule, Fault, Nemeses, Nemesis, NemesisClient};
 use crate::store::{RunDir, END_MARKER};
 use crate::workload::Workload;
@@ -67,6 +68,16 @@ pub async fn run_test(
     let workload = find_workload(&spec.workload, &dirs.workloads)?;
     let defs = config::load_named(Some(&dirs.nemeses), &spec.nemesis)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let db_has_primaries = db_names_primaries(&spec)?;
+    config::check_supported(
+        &defs,
+        config::Capabilities {
+            local_cluster: matches!(cluster.kind(), crate::cluster::ClusterKind::Local { .. }),
+            db_has_primaries,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let requested: Vec<RequestedFault> = defs.iter().map(|d| d.requested()).collect();
     let run_dir = RunDir::create(
         &dirs.results,
         &spec.test_name(),
@@ -89,6 +100,7 @@ pub async fn run_test(
         crate::cluster::ClusterKind::Local { .. } => "local",
         _ => "hosts",
     });
+    test_json["faults_requested"] = coverage::requested_to_value(&requested);
     test_json["model"] = json!(workload.model);
     test_json["checkers"] = json!(workload.checkers);
     if let Some(b) = &workload.bank {
@@ -104,7 +116,7 @@ pub async fn run_test(
     if stop.is_stopped() {
         // A signal before anything was touched: nothing to clean up.
         let why = "interrupted (SIGINT or SIGTERM) before the db set-up".to_string();
-        return finish_incomplete(&run_dir, &mut test_json, why);
+        return finish_incomplete(&run_dir, &mut test_json, why, &requested);
     }
     events(RunEvent::SettingUp {
         db: db.name().to_string(),
@@ -130,7 +142,7 @@ pub async fn run_test(
         // Nothing ran: an empty history, and a verdict that says why.
         tracing::error!("db set-up failed: {e}");
         let why = format!("the db set-up failed: {e}");
-        return finish_incomplete(&run_dir, &mut test_json, why);
+        return finish_incomplete(&run_dir, &mut test_json, why, &requested);
     }
     if let Ok(v) = version_of(&cluster, &target) {
         test_json["db_version"] = json!(v);
@@ -163,6 +175,7 @@ pub async fn run_test(
             seed,
             &workload,
             &defs,
+            db_has_primaries,
             &cluster,
             &target,
             nemeses.clone(),
@@ -263,6 +276,13 @@ pub async fn run_test(
     mark_end(&mut test_json, incomplete.as_deref());
     run_dir.write_test(&test_json)?;
     let validity = settle(validity, &mut results, &history, incomplete.as_deref());
+    let validity = settle_faults(
+        validity,
+        &mut results,
+        &history,
+        &requested,
+        spec.allow_missing_faults || incomplete.is_some(),
+    );
     summary.extend(verdict_notes(&results));
     run_dir.write_results(&results)?;
     Ok(TestOutcome {
@@ -279,6 +299,7 @@ fn finish_incomplete(
     run_dir: &RunDir,
     test_json: &mut Value,
     why: String,
+    requested: &[RequestedFault],
 ) -> anyhow::Result<TestOutcome> {
     use anyhow::Context as _;
     Recorder::create(&run_dir.history(), Instant::now())
@@ -293,6 +314,7 @@ fn finish_incomplete(
         &History::default(),
         Some(&why),
     );
+    let validity = settle_faults(validity, &mut results, &History::default(), requested, true);
     run_dir.write_results(&results)?;
     Ok(TestOutcome {
         validity,
@@ -322,6 +344,7 @@ async fn run_phase(
     seed: u64,
     workload: &Workload,
     defs: &[config::NemesisDef],
+    db_has_primaries: bool,
     cluster: &Cluster,
     target: &System,
     nemeses: Arc<Nemeses>,
@@ -343,7 +366,7 @@ async fn run_phase(
         Ok(f) => f,
         Err(e) => return Ok(Ended::Failed(format!("the clients cannot be made: {e}"))),
     };
-    let gen = build_generator(spec, seed, workload, defs);
+    let gen = build_generator(spec, seed, workload, defs, db_has_primaries);
     let mut cfg = WorkerConfig::new(
         spec.concurrency,
         cluster
@@ -449,6 +472,35 @@ pub fn settle(
     validity
 }
 
+/// Records in `results` what each requested fault did (`faults`, see
+/// [`coverage::fault_coverage`]) and, when one never took effect, makes the
+/// verdict at best unknown with the reason naming it, unless `accept_missing`
+/// (`--allow-missing-faults`, or a run that did not run to its end, which
+/// is incomplete already). Call after [`settle`]; updates `valid`.
+pub fn settle_faults(
+    validity: Validity,
+    results: &mut Value,
+    history: &History,
+    requested: &[RequestedFault],
+    accept_missing: bool,
+) -> Validity {
+    if requested.is_empty() {
+        return validity;
+    }
+    let faults = coverage::fault_coverage(history, requested);
+    results["faults"] = json!(faults);
+    let mut validity = validity;
+    if let (Some(why), false) = (coverage::missing_reason(&faults), accept_missing) {
+        validity = validity.merge(Validity::Unknown);
+        results["unknown_reason"] = json!(match results["unknown_reason"].as_str() {
+            Some(earlier) => format!("{earlier}; {why}"),
+            None => why,
+        });
+        results["valid"] = json!(validity);
+    }
+    validity
+}
+
 /// A line for each reason `settle` gave, for the terminal.
 pub fn verdict_notes(results: &Value) -> Vec<String> {
     [
@@ -471,13 +523,16 @@ fn build_generator(
     seed: u64,
     workload: &Workload,
     defs: &[config::NemesisDef],
+    db_has_primaries: bool,
 ) -> Box<dyn Generator> {
     let mut main = workload.main_generator(seed);
     if let Some(r) = spec.rate {
         main = Box::new(rate(r, generator::rng(seed, 0x7261_7465), main));
     }
     let interval = spec.nemesis_interval.map(Duration::from_secs_f64);
-    let schedule = Schedule::new(defs.to_vec(), interval, seed ^ 0x6E65_6D65);
+    let schedule = Schedule::new(defs.to_vec(), interval, seed ^ 0x6E65_6D65)
+        .with_primaries(db_has_primaries)
+        .fit_within(Duration::from_secs_f64(spec.time_limit));
     let mut stops: Vec<Box<dyn Generator>> = schedule
         .final_ops()
         .into_iter()
@@ -526,11 +581,27 @@ fn find_workload(name: &str, dir: &Path) -> anyhow::Result<Workload> {
 }
 
 /// Checks a test before any cluster is built: its fields, its workload
-/// file, and that the db's clients can run the workload.
-pub fn preflight(spec: &TestSpec, dirs: &Dirs) -> anyhow::Result<()> {
+/// file, that the db's clients can run the workload, its nemesis names
+/// (an unknown one lists every valid name), and that the cluster
+/// (`local_cluster`: the local one) and db can do the faults asked for.
+pub fn preflight(spec: &TestSpec, dirs: &Dirs, local_cluster: bool) -> anyhow::Result<()> {
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     let workload = find_workload(&spec.workload, &dirs.workloads)?;
-    check_db_workload(spec, &workload)
+    check_db_workload(spec, &workload)?;
+    let defs = config::load_named(Some(&dirs.nemeses), &spec.nemesis)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let can = config::Capabilities {
+        local_cluster,
+        db_has_primaries: db_names_primaries(spec)?,
+    };
+    config::check_supported(&defs, can).map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Whether the db can name its primaries for faults aimed at them (a db
+/// file only when it says how: `primaries`).
+fn db_names_primaries(spec: &TestSpec) -> anyhow::Result<bool> {
+    let configured = spec.configure().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(configured.names_primaries())
 }
 
 /// The kinds of fault active now, from the nemesis record (empty when

@@ -555,3 +555,65 @@ fn a_run_where_nothing_succeeded_is_unknown() {
         json!("no operation ran: nothing to vouch for")
     );
 }
+
+/// A requested fault that never took effect makes a green run unknown,
+/// saying which; `--allow-missing-faults` accepts it; an anomaly found
+/// stays invalid; every requested fault lands in results.json's `faults`.
+#[test]
+fn a_requested_fault_that_never_took_effect_makes_the_run_unknown() {
+    use crate::check::Validity;
+    use crate::nemesis::coverage::RequestedFault;
+    use crate::nemesis::Family;
+    use crate::runner::test::{settle, settle_faults, verdict_notes};
+    let mut h = history_of(&[OpType::Invoke, OpType::Ok]);
+    let nem = |i: u64, f: &str, error: Option<&str>| {
+        let mut op = Op::new(i, Process::Nemesis, OpType::Info, f, json!("one"));
+        op.time = Some(i * 1_000_000_000);
+        op.error = error.map(|e| json!(e));
+        op
+    };
+    h.ops.push(nem(2, "start-partition", None));
+    h.ops.push(nem(3, "start-partition", None));
+    h.ops.push(nem(4, "bump-clock", None));
+    h.ops
+        .push(nem(5, "bump-clock", Some("bump-clock refused: one clock")));
+    let requested = [
+        RequestedFault {
+            name: "partition".into(),
+            family: Family::Partition,
+        },
+        RequestedFault {
+            name: "clock".into(),
+            family: Family::Clock,
+        },
+    ];
+    let mut results = json!({"checkers": {}});
+    let v = settle(Validity::Valid, &mut results, &h, None);
+    assert_eq!(v, Validity::Valid);
+    let v = settle_faults(v, &mut results, &h, &requested, false);
+    assert_eq!(v, Validity::Unknown);
+    assert_eq!(results["valid"], json!("unknown"));
+    assert_eq!(results["faults"]["partition"]["took_effect"], json!(1));
+    assert_eq!(results["faults"]["clock"]["refused"], json!(1));
+    assert_eq!(results["faults"]["clock"]["requested"], json!(true));
+    let why = results["unknown_reason"].as_str().expect("a reason");
+    assert!(why.contains("clock (refused once)"), "{why}");
+    assert!(verdict_notes(&results)[0].contains("run: unknown: requested faults"));
+
+    // Accepted: valid, the coverage still recorded.
+    let mut results = json!({"checkers": {}});
+    let v = settle(Validity::Valid, &mut results, &h, None);
+    assert_eq!(
+        settle_faults(v, &mut results, &h, &requested, true),
+        Validity::Valid
+    );
+    assert!(results.get("unknown_reason").is_none());
+    assert_eq!(results["faults"]["clock"]["took_effect"], json!(0));
+    // An anomaly found stays found.
+    let mut results = json!({"checkers": {}});
+    let v = settle(Validity::Invalid, &mut results, &h, None);
+    assert_eq!(
+        settle_faults(v, &mut results, &h, &requested, false),
+        Validity::Invalid
+    );
+}

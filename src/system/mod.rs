@@ -176,6 +176,12 @@ pub trait Configured: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Whether its db can name its primaries (`Db::primaries`), so that
+    /// faults aimed at the leader can run. Every built-in system can.
+    fn names_primaries(&self) -> bool {
+        true
+    }
+
     /// The system on `nodes`: its db and how its clients are made.
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>>;
 }

@@ -481,6 +481,12 @@ impl FileDbSpec {
         BUILTIN_VARS.contains(&name) || self.vars.iter().any(|(k, _)| k == name)
     }
 
+    /// Whether the file says how to find the primaries (`primaries`), so
+    /// faults aimed at the leader can run.
+    pub fn has_primaries(&self) -> bool {
+        self.primaries.is_some()
+    }
+
     /// Checks a client command line given outside the file (`--client`).
     pub fn client_template(&self, text: &str) -> Result<Template, String> {
         let t = Template::parse("--client", text);

@@ -96,6 +96,10 @@ struct FileConfig {
 }
 
 impl Configured for FileConfig {
+    fn names_primaries(&self) -> bool {
+        self.file.has_primaries()
+    }
+
     fn read_mode(&self) -> &'static str {
         self.reads().checker_mode()
     }
