@@ -650,7 +650,8 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs) -> anyhow::Result<()> {
 }
 
 /// The kinds of fault active now, from the nemesis record (empty when
-/// none, or when the record cannot be read: it is being rewritten).
+/// none, or when the record cannot be read: it is being rewritten). The
+/// recorded db is no fault.
 fn active_faults(record: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(record) else {
         return Vec::new();
@@ -659,6 +660,7 @@ fn active_faults(record: &Path) -> Vec<String> {
         return Vec::new();
     };
     o.into_iter()
+        .filter(|(kind, _)| kind != "db")
         .filter(|(_, val)| {
             !(val.is_null()
                 || val.as_array().is_some_and(|a| a.is_empty())
@@ -666,4 +668,30 @@ fn active_faults(record: &Path) -> Vec<String> {
         })
         .map(|(k, _)| k)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_db_is_not_an_active_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = nemesis::RecordFile::new(dir.path().join("nemesis.json"));
+        record
+            .update(|a| {
+                a.db = Some(nemesis::RecordedDb {
+                    db: "redis".into(),
+                    ..nemesis::RecordedDb::default()
+                })
+            })
+            .unwrap();
+        assert!(active_faults(record.path()).is_empty());
+        record
+            .update(|a| {
+                a.paused.insert("n1".into());
+            })
+            .unwrap();
+        assert_eq!(active_faults(record.path()), vec!["paused".to_string()]);
+    }
 }
