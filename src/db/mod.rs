@@ -356,3 +356,136 @@ pub fn poll_healthy(
         std::thread::sleep(every);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Capabilities;
+    use crate::control::{Output, Remote};
+    use std::sync::{Arc, Mutex};
+
+    /// A node that answers the process sweep with two pids and says the
+    /// data folder exists; it records what it was sent.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        sent: Mutex<Vec<String>>,
+    }
+
+    impl Remote for Scripted {
+        fn node(&self) -> &str {
+            "n1"
+        }
+        fn default_timeout(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn exec_timeout(&self, command: &str, _t: Duration) -> Result<Output, ControlError> {
+            self.sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(command.to_string());
+            let stdout = if command.contains("for d in /proc/[0-9]*") {
+                "4242 4243\n"
+            } else {
+                ""
+            };
+            Ok(Output {
+                status: 0,
+                signal: None,
+                stdout: stdout.into(),
+                stderr: String::new(),
+            })
+        }
+        fn upload(&self, _l: &Path, _r: &str, _m: i32) -> Result<(), ControlError> {
+            Ok(())
+        }
+        fn download(&self, _r: &str, _l: &Path) -> Result<(), ControlError> {
+            Ok(())
+        }
+    }
+
+    /// A daemon-run db with the default steps.
+    #[derive(Debug)]
+    struct Plain;
+
+    impl Db for Plain {
+        fn name(&self) -> &str {
+            "plain"
+        }
+        fn install(&self, _node: &Node) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn start(&self, _node: &Node) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
+            let dir = format!("{}/plain", node.work_dir());
+            Some(NodeDaemon {
+                daemon: daemon::Daemon::new(
+                    "plaind",
+                    &format!("{dir}/plaind.pid"),
+                    &format!("{dir}/plaind.log"),
+                ),
+                dir,
+            })
+        }
+        fn wait_healthy(&self, _nodes: &[Node], _t: Duration) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn log_files(&self, _node: &Node) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn clean_kills_by_name_then_by_pid_file_and_wipes_saying_what_it_found() {
+        let remote = Arc::new(Scripted::default());
+        let caps = Capabilities {
+            can_skew_clock: false,
+            has_netem: false,
+            has_iptables: true,
+            shares_host: true,
+        };
+        let node = Node::new("n1", "10.9.0.1", remote.clone(), caps, "/w");
+        let found = Plain.clean(&node).unwrap();
+        assert_eq!(
+            found,
+            vec!["killed plaind (pid 4242 4243)", "wiped /w/plain"]
+        );
+        let sent = remote.sent.lock().unwrap().clone();
+        let sweep = &sent[0];
+        // By name, stopped ones woken before the kill, the sweeping shell
+        // spared.
+        assert!(sweep.contains("COMM=plaind; MARK='';"), "{sweep}");
+        let cont = sweep.find("kill -CONT").expect("SIGCONT");
+        let kill = sweep.find("kill -KILL").expect("SIGKILL");
+        assert!(cont < kill, "{sweep}");
+        assert!(
+            sweep.contains("[ \"$p\" = \"$me\" ] && continue"),
+            "{sweep}"
+        );
+        // Then the pid file, then the wipe of the folder.
+        assert!(
+            sent.iter().any(|c| c.contains("/w/plain/plaind.pid")),
+            "{sent:?}"
+        );
+        assert!(
+            sent.last()
+                .is_some_and(|c| c.starts_with("rm -rf") && c.contains("/w/plain")),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn a_shell_is_never_swept_by_name() {
+        let remote = Arc::new(Scripted::default());
+        let caps = Capabilities {
+            can_skew_clock: false,
+            has_netem: false,
+            has_iptables: true,
+            shares_host: true,
+        };
+        let node = Node::new("n1", "10.9.0.1", remote.clone(), caps, "/w");
+        assert!(Program::named("sh").kill_all(&node).unwrap().is_empty());
+        assert!(remote.sent.lock().unwrap().is_empty());
+    }
+}
