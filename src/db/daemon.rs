@@ -82,6 +82,82 @@ pub fn apt_install(db: &str, node: &Node, p: &AptPackages<'_>) -> Result<(), DbE
     Ok(())
 }
 
+/// A program of a database as it shows in a node's process table: what
+/// the clean slate kills whether or not a pid file names it (an earlier
+/// run's, or one started by hand).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Program {
+    /// The process name (`/proc/<pid>/comm`, at most 15 bytes).
+    pub comm: String,
+    /// A text its command line must hold, when the name alone is too
+    /// common to tell it (`java`).
+    pub cmdline: Option<String>,
+}
+
+/// Process names never swept by name: the shell that runs the sweep is
+/// one of them, and so is every other SSH session on the node.
+const SHELLS: &[&str] = &["sh", "bash", "dash", "zsh", "ash", "busybox", "env"];
+
+impl Program {
+    /// Every process named `name`.
+    pub fn named(name: &str) -> Program {
+        Program {
+            comm: name.chars().take(15).collect(),
+            cmdline: None,
+        }
+    }
+
+    /// Every process named `name` whose command line holds `marker`.
+    pub fn with_cmdline(name: &str, marker: &str) -> Program {
+        Program {
+            cmdline: Some(marker.to_string()),
+            ..Program::named(name)
+        }
+    }
+
+    /// Kills every live process of this program on `node` (SIGCONT first,
+    /// so a stopped one does not linger, then SIGKILL) and waits until
+    /// they are gone. Returns their pids. The scan reads the node's own
+    /// `/proc`: on the local cluster each node has its own pid namespace,
+    /// so only the node's processes are seen, never the host's. A shell's
+    /// name is never swept (the sweep runs in one).
+    pub fn kill_all(&self, node: &Node) -> Result<Vec<u32>, ControlError> {
+        if self.comm.is_empty() || SHELLS.contains(&self.comm.as_str()) {
+            return Ok(Vec::new());
+        }
+        let script = format!(
+            "COMM={comm}; MARK={mark}; me=$$; found=''; \
+             for d in /proc/[0-9]*; do p=${{d#/proc/}}; [ \"$p\" = \"$me\" ] && continue; \
+               [ \"$(cat $d/comm 2>/dev/null)\" = \"$COMM\" ] || continue; \
+               grep -qE '^[0-9]+ \\(.*\\) [^ZX]' $d/stat 2>/dev/null || continue; \
+               if [ -n \"$MARK\" ]; then tr '\\0' ' ' < $d/cmdline 2>/dev/null | grep -qF -- \"$MARK\" || continue; fi; \
+               found=\"$found $p\"; done; \
+             if [ -n \"$found\" ]; then kill -CONT $found 2>/dev/null; kill -KILL $found 2>/dev/null; \
+               i=0; while [ $i -lt 1500 ]; do left=''; \
+                 for p in $found; do grep -qE '^[0-9]+ \\(.*\\) [^ZX]' /proc/$p/stat 2>/dev/null && left=\"$left $p\"; done; \
+                 [ -z \"$left\" ] && break; sleep 0.02; i=$((i+1)); done; \
+               if [ -n \"$left\" ]; then echo \"pids$left survived SIGKILL for 30 s\" >&2; exit 1; fi; fi; \
+             echo $found",
+            comm = shell_quote(&self.comm),
+            mark = shell_quote(self.cmdline.as_deref().unwrap_or("")),
+        );
+        let out = node.run_timeout(&script, Duration::from_secs(40))?;
+        Ok(out
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect())
+    }
+}
+
+impl std::fmt::Display for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.cmdline {
+            Some(m) => write!(f, "{} ({m})", self.comm),
+            None => f.write_str(&self.comm),
+        }
+    }
+}
+
 /// Where a daemon keeps its pid and output on a node, and what its process is
 /// called.
 #[derive(Debug, Clone)]
@@ -179,6 +255,17 @@ impl Daemon {
     pub fn is_running(&self, node: &Node) -> Result<bool, ControlError> {
         let script = format!(
             "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then echo yes; else echo no; fi",
+            pre = self.prelude()
+        );
+        Ok(node.run(&script)?.trim() == "yes")
+    }
+
+    /// Whether the daemon's process is alive and stopped (state `T`, as
+    /// after SIGSTOP).
+    pub fn is_stopped(&self, node: &Node) -> Result<bool, ControlError> {
+        let script = format!(
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\" && \
+               grep -qE '^[0-9]+ \\(.*\\) T' /proc/$p/stat 2>/dev/null; then echo yes; else echo no; fi",
             pre = self.prelude()
         );
         Ok(node.run(&script)?.trim() == "yes")

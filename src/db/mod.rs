@@ -3,8 +3,8 @@
 //!
 //! The door is the [`Db`] trait, after Jepsen's DB protocol: one method per
 //! step, each about one node, so the runner and the nemeses can act on any
-//! subset of nodes. [`setup`], [`teardown`] and [`collect_logs`] apply the
-//! steps to a whole cluster in parallel. The same code serves the local
+//! subset of nodes. [`clean_slate`], [`setup`], [`teardown`] and
+//! [`collect_logs`] apply the steps to a whole cluster in parallel. The same code serves the local
 //! cluster and real hosts: it only talks to [`Node`]s.
 //!
 //! The implementations live with their systems (`crate::system::<name>::db`);
@@ -13,7 +13,7 @@
 
 pub mod daemon;
 
-pub use daemon::{apt_install, AptPackages, NodeDaemon};
+pub use daemon::{apt_install, AptPackages, NodeDaemon, Program};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -153,6 +153,54 @@ pub trait Db: Send + Sync + std::fmt::Debug {
         }
     }
 
+    /// Whether its process on the node is stopped (SIGSTOP, state `T`):
+    /// what heal checks after resuming.
+    fn is_paused(&self, node: &Node) -> Result<bool, DbError> {
+        match self.daemon_on(node) {
+            Some(d) => Ok(d.daemon.is_stopped(node)?),
+            None => Ok(false),
+        }
+    }
+
+    /// Its programs on the node, as the clean slate finds them without a
+    /// pid file (an earlier run's whose files are gone, one started by
+    /// hand): by default the daemon's process name.
+    fn programs(&self, node: &Node) -> Vec<Program> {
+        self.daemon_on(node)
+            .map(|d| vec![Program::named(&d.daemon.comm)])
+            .unwrap_or_default()
+    }
+
+    /// Brings the node to a known state before set-up, whatever an
+    /// earlier run or a person left there: every process of its
+    /// [`Db::programs`] is killed (stopped ones too), then [`Db::kill`]
+    /// and [`Db::wipe`] remove what the pid files and data folders name.
+    /// Returns what it found, for the run's log (empty: the node was
+    /// clean).
+    fn clean(&self, node: &Node) -> Result<Vec<String>, DbError> {
+        let mut found = Vec::new();
+        for p in self.programs(node) {
+            let pids = p.kill_all(node)?;
+            if !pids.is_empty() {
+                let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+                found.push(format!("killed {p} (pid {})", pids.join(" ")));
+            }
+        }
+        self.kill(node)?;
+        let dir = self.daemon_on(node).map(|d| d.dir);
+        let had_data = match &dir {
+            Some(dir) => node
+                .exec(&format!("test -e {}", crate::control::shell_quote(dir)))?
+                .success(),
+            None => false,
+        };
+        self.wipe(node)?;
+        if let (true, Some(dir)) = (had_data, dir) {
+            found.push(format!("wiped {dir}"));
+        }
+        Ok(found)
+    }
+
     /// Removes its data and logs from the node (after kill or stop);
     /// refuses while it runs.
     fn wipe(&self, node: &Node) -> Result<(), DbError> {
@@ -192,6 +240,32 @@ fn on_all_nodes(
     let (_, errors) = split_results(cluster.on_all(f));
     if errors.is_empty() {
         Ok(())
+    } else {
+        Err(DbError::from_many(errors))
+    }
+}
+
+/// What [`clean_slate`] found on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cleaned {
+    /// The node.
+    pub node: String,
+    /// What was killed and wiped there; empty when it was clean.
+    pub found: Vec<String>,
+}
+
+/// Runs [`Db::clean`] on every node at once, so set-up starts from nothing
+/// of `db`: no process (from an earlier run or started by hand) and no
+/// data. Says what it found on each node.
+pub fn clean_slate(db: &dyn Db, cluster: &Cluster) -> Result<Vec<Cleaned>, DbError> {
+    let (found, errors) = split_results(cluster.on_all(|n| {
+        db.clean(n).map(|found| Cleaned {
+            node: n.name().to_string(),
+            found,
+        })
+    }));
+    if errors.is_empty() {
+        Ok(found)
     } else {
         Err(DbError::from_many(errors))
     }
@@ -280,5 +354,138 @@ pub fn poll_healthy(
         }
         pending = failing.into_iter().map(|(n, _)| n).collect();
         std::thread::sleep(every);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Capabilities;
+    use crate::control::{Output, Remote};
+    use std::sync::{Arc, Mutex};
+
+    /// A node that answers the process sweep with two pids and says the
+    /// data folder exists; it records what it was sent.
+    #[derive(Debug, Default)]
+    struct Scripted {
+        sent: Mutex<Vec<String>>,
+    }
+
+    impl Remote for Scripted {
+        fn node(&self) -> &str {
+            "n1"
+        }
+        fn default_timeout(&self) -> Duration {
+            Duration::from_secs(1)
+        }
+        fn exec_timeout(&self, command: &str, _t: Duration) -> Result<Output, ControlError> {
+            self.sent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(command.to_string());
+            let stdout = if command.contains("for d in /proc/[0-9]*") {
+                "4242 4243\n"
+            } else {
+                ""
+            };
+            Ok(Output {
+                status: 0,
+                signal: None,
+                stdout: stdout.into(),
+                stderr: String::new(),
+            })
+        }
+        fn upload(&self, _l: &Path, _r: &str, _m: i32) -> Result<(), ControlError> {
+            Ok(())
+        }
+        fn download(&self, _r: &str, _l: &Path) -> Result<(), ControlError> {
+            Ok(())
+        }
+    }
+
+    /// A daemon-run db with the default steps.
+    #[derive(Debug)]
+    struct Plain;
+
+    impl Db for Plain {
+        fn name(&self) -> &str {
+            "plain"
+        }
+        fn install(&self, _node: &Node) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn start(&self, _node: &Node) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
+            let dir = format!("{}/plain", node.work_dir());
+            Some(NodeDaemon {
+                daemon: daemon::Daemon::new(
+                    "plaind",
+                    &format!("{dir}/plaind.pid"),
+                    &format!("{dir}/plaind.log"),
+                ),
+                dir,
+            })
+        }
+        fn wait_healthy(&self, _nodes: &[Node], _t: Duration) -> Result<(), DbError> {
+            Ok(())
+        }
+        fn log_files(&self, _node: &Node) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn clean_kills_by_name_then_by_pid_file_and_wipes_saying_what_it_found() {
+        let remote = Arc::new(Scripted::default());
+        let caps = Capabilities {
+            can_skew_clock: false,
+            has_netem: false,
+            has_iptables: true,
+            shares_host: true,
+        };
+        let node = Node::new("n1", "10.9.0.1", remote.clone(), caps, "/w");
+        let found = Plain.clean(&node).unwrap();
+        assert_eq!(
+            found,
+            vec!["killed plaind (pid 4242 4243)", "wiped /w/plain"]
+        );
+        let sent = remote.sent.lock().unwrap().clone();
+        let sweep = &sent[0];
+        // By name, stopped ones woken before the kill, the sweeping shell
+        // spared.
+        assert!(sweep.contains("COMM=plaind; MARK='';"), "{sweep}");
+        let cont = sweep.find("kill -CONT").expect("SIGCONT");
+        let kill = sweep.find("kill -KILL").expect("SIGKILL");
+        assert!(cont < kill, "{sweep}");
+        assert!(
+            sweep.contains("[ \"$p\" = \"$me\" ] && continue"),
+            "{sweep}"
+        );
+        // Then the pid file, then the wipe of the folder.
+        assert!(
+            sent.iter().any(|c| c.contains("/w/plain/plaind.pid")),
+            "{sent:?}"
+        );
+        assert!(
+            sent.last()
+                .is_some_and(|c| c.starts_with("rm -rf") && c.contains("/w/plain")),
+            "{sent:?}"
+        );
+    }
+
+    #[test]
+    fn a_shell_is_never_swept_by_name() {
+        let remote = Arc::new(Scripted::default());
+        let caps = Capabilities {
+            can_skew_clock: false,
+            has_netem: false,
+            has_iptables: true,
+            shares_host: true,
+        };
+        let node = Node::new("n1", "10.9.0.1", remote.clone(), caps, "/w");
+        assert!(Program::named("sh").kill_all(&node).unwrap().is_empty());
+        assert!(remote.sent.lock().unwrap().is_empty());
     }
 }

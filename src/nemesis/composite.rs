@@ -99,8 +99,20 @@ impl Nemeses {
             }
         }
         NemesisError::from_many(errors)?;
+        // Every fault is undone; the database the run recorded stays, so a
+        // heal after a later kill still knows it (an empty record goes).
+        // Without a database, its kills and pauses were not undone: they
+        // stay recorded.
         if let Some(r) = self.env.record() {
-            r.remove()?;
+            let processes_healed = self.env.db().is_some();
+            r.update(|a| {
+                let mut left = a.db_only();
+                if !processes_healed {
+                    left.killed = std::mem::take(&mut a.killed);
+                    left.paused = std::mem::take(&mut a.paused);
+                }
+                *a = left;
+            })?;
         }
         Ok(Value::Object(done))
     }
@@ -136,8 +148,9 @@ impl Nemesis for Nemeses {
     }
 
     /// Heals every kind, going on past failures so one unreachable node
-    /// does not leave the others broken; the record is removed only when
-    /// everything healed. Waits for a fault in flight to finish first.
+    /// does not leave the others broken; the faults leave the record only
+    /// when everything healed (the recorded database stays). Waits for a
+    /// fault in flight to finish first.
     fn heal(&self) -> Result<Value, NemesisError> {
         let _busy = self.lock();
         self.heal_locked()

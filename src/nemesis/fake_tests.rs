@@ -282,3 +282,119 @@ fn heal_goes_on_past_an_unreachable_node_and_keeps_the_record() {
     }
     assert!(record.exists(), "a failed heal must keep the record");
 }
+
+/// A db whose process stays stopped whatever it is sent.
+#[derive(Debug)]
+struct StuckDb;
+
+impl crate::db::Db for StuckDb {
+    fn name(&self) -> &str {
+        "stuck"
+    }
+    fn install(&self, _node: &Node) -> Result<(), crate::db::DbError> {
+        Ok(())
+    }
+    fn start(&self, _node: &Node) -> Result<(), crate::db::DbError> {
+        Ok(())
+    }
+    fn is_running(&self, _node: &Node) -> Result<bool, crate::db::DbError> {
+        Ok(true)
+    }
+    fn is_paused(&self, node: &Node) -> Result<bool, crate::db::DbError> {
+        Ok(node.name() == "n2")
+    }
+    fn wait_healthy(&self, _nodes: &[Node], _t: Duration) -> Result<(), crate::db::DbError> {
+        Ok(())
+    }
+    fn log_files(&self, _node: &Node) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+fn with_db(cluster: Cluster, db: Arc<dyn crate::db::Db>, record: &Path) -> Nemeses {
+    Nemeses::new(
+        cluster,
+        Some(db),
+        NemesisOptions {
+            record: Some(record.to_path_buf()),
+            ..NemesisOptions::default()
+        },
+    )
+}
+
+fn recorded(db: &str) -> RecordedDb {
+    RecordedDb {
+        db: db.into(),
+        nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+        ..RecordedDb::default()
+    }
+}
+
+#[test]
+fn heal_fails_while_a_process_stays_stopped_and_keeps_the_pause_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("nemesis.json");
+    let (cluster, _) = hosts(REAL);
+    let n = with_db(cluster, Arc::new(StuckDb), &record);
+    n.env()
+        .update(|a| {
+            a.db = Some(recorded("stuck"));
+            a.paused.insert("n2".into());
+        })
+        .unwrap();
+    let e = n.heal().unwrap_err().to_string();
+    assert!(
+        e.contains("stuck is still stopped after SIGCONT on n2"),
+        "{e}"
+    );
+    let left = n.env().active().unwrap();
+    assert!(left.paused.contains("n2"), "{left:?}");
+    assert_eq!(left.db, Some(recorded("stuck")));
+}
+
+#[test]
+fn heal_of_a_db_that_runs_nowhere_fails_where_a_pause_was_recorded() {
+    // The Redis run was paused on n1, but heal is given a db that runs on
+    // no node (etcd, say): resuming and starting it heals nothing, so heal
+    // must not claim success nor forget the pause.
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("nemesis.json");
+    let (cluster, _) = hosts(REAL);
+    let db = crate::system::memory::MemoryDb::registers();
+    for node in cluster.nodes() {
+        crate::db::Db::kill(&db, node).unwrap();
+    }
+    let n = with_db(cluster, Arc::new(db), &record);
+    n.env()
+        .update(|a| {
+            a.db = Some(recorded("redis"));
+            a.paused.insert("n1".into());
+        })
+        .unwrap();
+    let e = n.heal().unwrap_err().to_string();
+    assert!(
+        e.contains("memory does not run on n1 after heal") && e.contains("pass --db"),
+        "{e}"
+    );
+    assert!(n.env().active().unwrap().paused.contains("n1"));
+}
+
+#[test]
+fn a_full_heal_resumes_the_paused_node_and_keeps_only_the_recorded_db() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("nemesis.json");
+    let (cluster, _) = hosts(REAL);
+    let db = crate::system::memory::MemoryDb::registers();
+    let n = with_db(cluster, Arc::new(db.clone()), &record);
+    n.env().update(|a| a.db = Some(recorded("memory"))).unwrap();
+    n.invoke(&Fault::Pause(Targets::Nodes(vec!["n3".into()])))
+        .unwrap();
+    assert_eq!(db.health("n3"), crate::system::memory::db::Health::Paused);
+    let healed = n.heal().unwrap();
+    assert_eq!(healed["db"]["resumed"], json!(["n3"]), "{healed}");
+    assert_eq!(db.health("n3"), crate::system::memory::db::Health::Serving);
+    let left = n.env().active().unwrap();
+    assert!(!left.has_faults(), "{left:?}");
+    assert_eq!(left.db, Some(recorded("memory")));
+    assert!(record.exists(), "the recorded db stays after a heal");
+}

@@ -67,7 +67,7 @@ pub use client::{completion_op, heal_all, invocation_op, NemesisClient};
 pub use composite::{default_record_path, Nemeses, NemesisOptions};
 pub use env::Env;
 pub use fault::{validate_packet, Family, Fault, PacketBehavior, PartitionSpec, Targets};
-pub use record::{ActiveFaults, RecordFile};
+pub use record::{ActiveFaults, RecordFile, RecordedDb};
 pub use schedule::Schedule;
 
 /// Why a fault could not be injected or healed. Every variant names the

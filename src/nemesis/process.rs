@@ -108,11 +108,31 @@ impl DbNemesis {
         Ok(json!({ "paused": names }))
     }
 
+    /// The nodes where `db`'s process is stopped (SIGSTOP), in cluster
+    /// order.
+    fn stopped(&self, db: &dyn Db) -> Result<Vec<String>, NemesisError> {
+        let results = self.env.cluster().on_all(|n| db.is_paused(n));
+        let mut stopped = Vec::new();
+        let mut errors = Vec::new();
+        for (n, r) in self.env.cluster().nodes().iter().zip(results) {
+            match r {
+                Ok(true) => stopped.push(n.name().to_string()),
+                Ok(false) => {}
+                Err(e) => errors.push(NemesisError::from(e)),
+            }
+        }
+        NemesisError::from_many(errors)?;
+        Ok(stopped)
+    }
+
     /// Resumes every node: the record may be lost, and SIGCONT to a running
-    /// process changes nothing.
+    /// process changes nothing. Answers the nodes recorded paused or found
+    /// stopped; fails, keeping the record, when a process is still stopped
+    /// after SIGCONT.
     fn resume(&self) -> Result<Value, NemesisError> {
-        self.db("resume")?;
-        let recorded: Vec<String> = self.env.active()?.paused.into_iter().collect();
+        let db = self.db("resume")?;
+        let recorded = self.env.active()?.paused;
+        let found = self.stopped(db.as_ref())?;
         let all: Vec<String> = self
             .env
             .cluster()
@@ -121,8 +141,20 @@ impl DbNemesis {
             .map(|n| n.name().to_string())
             .collect();
         self.each(&all, |db, n| Ok(db.resume(n)?), "resume")?;
+        let still = self.stopped(db.as_ref())?;
+        if !still.is_empty() {
+            return Err(NemesisError::Invalid(format!(
+                "{} is still stopped after SIGCONT on {}",
+                db.name(),
+                still.join(", ")
+            )));
+        }
         self.env.update(|a| a.paused.clear())?;
-        Ok(json!({ "resumed": recorded }))
+        let resumed: Vec<&String> = all
+            .iter()
+            .filter(|n| recorded.contains(*n) || found.contains(n))
+            .collect();
+        Ok(json!({ "resumed": resumed }))
     }
 }
 
@@ -151,14 +183,38 @@ impl super::Nemesis for DbNemesis {
         }
     }
 
-    /// Resumes everything, then starts what is not running. Without a
-    /// database there is nothing to heal.
+    /// Resumes everything, then starts what is not running, then checks
+    /// that the database runs wherever a pause or a kill was recorded: a
+    /// heal of the wrong database (or one that could not start) fails
+    /// naming those nodes, and they stay recorded. Without a database
+    /// there is nothing to heal.
     fn heal(&self) -> Result<Value, NemesisError> {
-        if self.env.db().is_none() {
+        let Some(db) = self.env.db() else {
             return Ok(Value::Null);
-        }
+        };
+        let before = self.env.active()?;
         let resumed = self.resume()?;
         let started = self.start(true)?;
+        let recorded: Vec<String> = before.paused.union(&before.killed).cloned().collect();
+        let dead: Vec<String> = self
+            .not_running(db.as_ref())?
+            .into_iter()
+            .filter(|n| recorded.contains(n))
+            .collect();
+        if !dead.is_empty() {
+            self.env.update(|a| {
+                a.paused
+                    .extend(dead.iter().filter(|n| before.paused.contains(*n)).cloned());
+                a.killed
+                    .extend(dead.iter().filter(|n| before.killed.contains(*n)).cloned());
+            })?;
+            return Err(NemesisError::Invalid(format!(
+                "{} does not run on {} after heal, where a pause or kill was recorded \
+                 (is it another database? pass --db)",
+                db.name(),
+                dead.join(", ")
+            )));
+        }
         Ok(json!({
             "resumed": resumed["resumed"],
             "started": started["started"],

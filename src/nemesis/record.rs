@@ -1,7 +1,11 @@
 //! The record of active faults: a small JSON file, rewritten atomically
 //! before each fault is injected, so a fresh `faultline heal` knows what a
-//! killed controller left behind. Heal never depends on it alone: without a
-//! record it sweeps every node for anything faultline could have done.
+//! killed controller left behind. A run also records its database there
+//! before set-up (which system, on which nodes, and what rebuilds it: a db
+//! file's path, an uploaded etcd binary, the read mode), so heal resumes
+//! and restarts that database's processes without being told. Heal never
+//! depends on the record alone: without one it sweeps every node for
+//! anything faultline could have done.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -13,9 +17,29 @@ use serde::{Deserialize, Serialize};
 
 use super::NemesisError;
 
-/// The faults in force, by node name.
+/// The database a run set up, as `faultline heal` rebuilds it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecordedDb {
+    /// The `--db` value: a system's name, or `file:` and a db file's
+    /// absolute path.
+    pub db: String,
+    /// The read mode the run used (empty: the system's default).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub read_mode: String,
+    /// The etcd binary the run uploaded, so a restart runs the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
+    /// The nodes it was set up on.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+}
+
+/// The faults in force, by node name, and the database they hit.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActiveFaults {
+    /// The database the run set up, when a run recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<RecordedDb>,
     /// The partition's grudge: node → peers it drops.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub partition: BTreeMap<String, BTreeSet<String>>,
@@ -37,9 +61,22 @@ pub struct ActiveFaults {
 }
 
 impl ActiveFaults {
-    /// True when nothing is recorded.
+    /// True when nothing is recorded, not even a database.
     pub fn is_empty(&self) -> bool {
         *self == ActiveFaults::default()
+    }
+
+    /// True when some fault is recorded (the database aside).
+    pub fn has_faults(&self) -> bool {
+        *self != self.db_only()
+    }
+
+    /// The record with its faults dropped: the database alone.
+    pub fn db_only(&self) -> ActiveFaults {
+        ActiveFaults {
+            db: self.db.clone(),
+            ..ActiveFaults::default()
+        }
     }
 }
 
@@ -149,6 +186,38 @@ mod tests {
         r.update(|f| *f = ActiveFaults::default()).unwrap();
         assert!(!r.path().exists());
         r.remove().unwrap();
+    }
+
+    #[test]
+    fn the_recorded_db_outlives_its_faults_and_an_empty_record_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = RecordFile::new(dir.path().join("nemesis.json"));
+        let db = RecordedDb {
+            db: "redis".into(),
+            nodes: vec!["n1".into(), "n2".into()],
+            ..RecordedDb::default()
+        };
+        r.update(|f| f.db = Some(db.clone())).unwrap();
+        let got = r.load().unwrap();
+        assert!(!got.is_empty() && !got.has_faults(), "{got:?}");
+        r.update(|f| {
+            f.paused.insert("n1".into());
+        })
+        .unwrap();
+        let got = r.load().unwrap();
+        assert!(got.has_faults());
+        assert_eq!(got.db.as_ref(), Some(&db));
+        // What a full heal leaves: the db alone, still on disk.
+        r.update(|f| *f = f.db_only()).unwrap();
+        assert_eq!(
+            r.load().unwrap(),
+            ActiveFaults {
+                db: Some(db),
+                ..ActiveFaults::default()
+            }
+        );
+        r.update(|f| f.db = None).unwrap();
+        assert!(!r.path().exists());
     }
 
     #[test]

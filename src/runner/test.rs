@@ -1,4 +1,6 @@
-//! The lifecycle of one test, Jepsen's order: db set-up on every node →
+//! The lifecycle of one test, Jepsen's order: a clean slate on every node
+//! (leftover faults lifted, any process and data of the db removed, the db
+//! recorded for `faultline heal`) → db set-up on every node →
 //! clients → nemesis set-up → workers and nemesis under the generator →
 //! final phase (stop every fault, heal, let the cluster recover, final
 //! reads) → node logs → db teardown → checkers → results.
@@ -122,11 +124,17 @@ pub async fn run_test(
         db: db.name().to_string(),
         nodes: cluster.nodes().len(),
     });
+    // Real hosts have no state dir: keep the record in the run's folder.
+    let record_path =
+        nemesis::default_record_path(&cluster).unwrap_or_else(|| run_dir.path.join("nemesis.json"));
+    let this_db = recorded_db(&spec, &cluster);
     let set_up = {
         let (db, cluster) = (db.clone(), cluster.clone());
         let leave = spec.leave_db_running;
+        let record_path = record_path.clone();
         tokio::task::spawn_blocking(move || {
-            let set_up = db::setup(db.as_ref(), &cluster, healthy_within);
+            let set_up = clean_slate(db.as_ref(), &cluster, &record_path, this_db)
+                .and_then(|()| db::setup(db.as_ref(), &cluster, healthy_within));
             // A half set-up db is torn down, so the next run starts clean.
             if set_up.is_err() && !leave {
                 if let Err(e) = db::teardown(db.as_ref(), &cluster) {
@@ -155,9 +163,7 @@ pub async fn run_test(
         Some(db.clone()),
         nemesis::NemesisOptions {
             seed,
-            // Real hosts have no state dir: keep the record in the run's folder.
-            record: nemesis::default_record_path(&cluster)
-                .or_else(|| Some(run_dir.path.join("nemesis.json"))),
+            record: Some(record_path.clone()),
             helper: None,
         },
     ));
@@ -241,8 +247,14 @@ pub async fn run_test(
                 Ok(r) => r.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
-        if let Err(e) = torn {
-            events(RunEvent::Warning(format!("db teardown: {e}")));
+        match torn {
+            // Nothing of the db is left: nothing for heal to remember.
+            Ok(()) => {
+                if let Err(e) = nemesis::RecordFile::new(record_path.clone()).remove() {
+                    tracing::warn!("removing the record: {e}");
+                }
+            }
+            Err(e) => events(RunEvent::Warning(format!("db teardown: {e}"))),
         }
     }
 
@@ -291,6 +303,110 @@ pub async fn run_test(
         summary,
         interrupted: incomplete.is_some(),
     })
+}
+
+/// What `faultline heal` needs to rebuild this run's db: the `--db` value
+/// (a db file's absolute path), the read mode, the etcd binary (absolute),
+/// the nodes.
+fn recorded_db(spec: &TestSpec, cluster: &Cluster) -> nemesis::RecordedDb {
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    nemesis::RecordedDb {
+        db: crate::system::absolute_db(&spec.db),
+        read_mode: spec.read_mode.clone(),
+        binary: spec.etcd_binary.as_deref().map(absolute),
+        nodes: cluster
+            .nodes()
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect(),
+    }
+}
+
+/// Brings every node to a known state before the db set-up, whatever an
+/// earlier run (killed, or left running with `--leave-db-running`) or a
+/// person left there, and says in the run's log what it found: the faults
+/// are lifted (partition and packet rules, delay programs, clocks), every
+/// process of `db` is killed and its data wiped, and so is the db an
+/// earlier run recorded when it is another one. Then `this_db` is
+/// recorded, so `faultline heal` after a kill knows what to resume.
+fn clean_slate(
+    db: &dyn db::Db,
+    cluster: &Cluster,
+    record: &Path,
+    this_db: nemesis::RecordedDb,
+) -> Result<(), db::DbError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        db::DbError::Invalid(format!("clean slate: {what}: {e}"))
+    };
+    let file = nemesis::RecordFile::new(record.to_path_buf());
+    let earlier = match file.load() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("clean slate: {e}; sweeping without it");
+            nemesis::ActiveFaults::default()
+        }
+    };
+    if earlier.has_faults() {
+        tracing::info!(
+            "clean slate: an earlier run left faults recorded: {}",
+            serde_json::to_string(&earlier).unwrap_or_default()
+        );
+    }
+    // Network, packet and clock faults, with or without a record; the
+    // db's own processes go below, paused or not.
+    let lifted = Nemeses::new(
+        cluster.clone(),
+        None,
+        nemesis::NemesisOptions {
+            record: Some(record.to_path_buf()),
+            ..nemesis::NemesisOptions::default()
+        },
+    )
+    .heal()
+    .map_err(|e| failed("lifting leftover faults", &e))?;
+    tracing::info!("clean slate: leftover faults lifted on every node: {lifted}");
+    let mut dbs: Vec<Arc<dyn db::Db>> = Vec::new();
+    if let Some(other) = earlier.db.as_ref().filter(|r| r.db != this_db.db) {
+        // An earlier run of another db: its processes would hold ports
+        // and memory, stopped or not.
+        match crate::system::find(&other.db)
+            .and_then(|s| {
+                s.configure(&crate::system::Choice {
+                    db: &other.db,
+                    read_mode: &other.read_mode,
+                    binary: other.binary.as_deref(),
+                    ..crate::system::Choice::default()
+                })
+                .ok()
+            })
+            .and_then(|c| c.deploy(cluster.nodes()).ok())
+        {
+            Some(d) => dbs.push(d.db()),
+            None => tracing::warn!(
+                "clean slate: the earlier run's db {:?} cannot be rebuilt; its processes are left",
+                other.db
+            ),
+        }
+    }
+    for d in dbs.iter().map(|d| d.as_ref()).chain([db]) {
+        let cleaned = db::clean_slate(d, cluster)
+            .map_err(|e| failed(&format!("cleaning {}", d.name()), &e))?;
+        let mut any = false;
+        for c in cleaned.iter().filter(|c| !c.found.is_empty()) {
+            any = true;
+            tracing::info!("clean slate on {}: {}", c.node, c.found.join("; "));
+        }
+        if !any {
+            tracing::info!("clean slate: no {} process or data on any node", d.name());
+        }
+    }
+    file.update(|a| {
+        *a = nemesis::ActiveFaults {
+            db: Some(this_db),
+            ..nemesis::ActiveFaults::default()
+        }
+    })
+    .map_err(|e| failed("recording the db", &e))
 }
 
 /// Ends a run that never got to its workers: an empty history, and the
@@ -605,7 +721,8 @@ fn db_names_primaries(spec: &TestSpec) -> anyhow::Result<bool> {
 }
 
 /// The kinds of fault active now, from the nemesis record (empty when
-/// none, or when the record cannot be read: it is being rewritten).
+/// none, or when the record cannot be read: it is being rewritten). The
+/// recorded db is no fault.
 fn active_faults(record: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(record) else {
         return Vec::new();
@@ -614,6 +731,7 @@ fn active_faults(record: &Path) -> Vec<String> {
         return Vec::new();
     };
     o.into_iter()
+        .filter(|(kind, _)| kind != "db")
         .filter(|(_, val)| {
             !(val.is_null()
                 || val.as_array().is_some_and(|a| a.is_empty())
@@ -621,4 +739,30 @@ fn active_faults(record: &Path) -> Vec<String> {
         })
         .map(|(k, _)| k)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_db_is_not_an_active_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = nemesis::RecordFile::new(dir.path().join("nemesis.json"));
+        record
+            .update(|a| {
+                a.db = Some(nemesis::RecordedDb {
+                    db: "redis".into(),
+                    ..nemesis::RecordedDb::default()
+                })
+            })
+            .unwrap();
+        assert!(active_faults(record.path()).is_empty());
+        record
+            .update(|a| {
+                a.paused.insert("n1".into());
+            })
+            .unwrap();
+        assert_eq!(active_faults(record.path()), vec!["paused".to_string()]);
+    }
 }

@@ -236,6 +236,19 @@ pub fn with_defaults(db: &str, binary: Option<&Path>) -> anyhow::Result<Box<dyn 
         .map_err(|e| anyhow::anyhow!(e))
 }
 
+/// The `--db` value `db` as another directory reads it: a db file's path
+/// made absolute (`file:/abs/path.toml`), a system's name as it is. What a
+/// run records for `faultline heal`, which may run elsewhere.
+pub fn absolute_db(db: &str) -> String {
+    match file::format::db_file_path(db) {
+        Some(p) => match std::fs::canonicalize(&p) {
+            Ok(abs) => format!("file:{}", abs.display()),
+            Err(_) => db.to_string(),
+        },
+        None => db.to_string(),
+    }
+}
+
 /// What the checkers must assume of the reads of a stored run, from its
 /// `test.json` `db` and `read_mode`: the system's answer, or for a run
 /// the registry cannot configure (an old run, a moved db file) the

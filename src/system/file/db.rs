@@ -11,7 +11,7 @@ use super::template::{Template, Vars};
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Program};
 
 /// A database run by the commands of a db file.
 #[derive(Debug, Clone)]
@@ -271,6 +271,23 @@ impl Db for FileDb {
         match &self.spec.resume {
             Some(t) => self.run(node, t, SHORT).map(|_| ()),
             None => Ok(()),
+        }
+    }
+
+    fn is_paused(&self, node: &Node) -> Result<bool, DbError> {
+        match self.daemon(node)? {
+            Some((d, _)) => Ok(d.is_stopped(node)?),
+            None => Ok(false),
+        }
+    }
+
+    /// The daemon's process name, when the file has a `daemon` (its
+    /// `daemon_name`, or the command's program); a file with its own
+    /// start and kill commands is cleaned by its `kill` and `wipe`.
+    fn programs(&self, node: &Node) -> Vec<Program> {
+        match self.daemon(node) {
+            Ok(Some((d, _))) => vec![Program::named(&d.comm)],
+            _ => Vec::new(),
         }
     }
 

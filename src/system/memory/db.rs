@@ -86,6 +86,10 @@ impl Db for MemoryDb {
         Ok(self.health(node.name()) != Health::Down)
     }
 
+    fn is_paused(&self, node: &Node) -> Result<bool, DbError> {
+        Ok(self.health(node.name()) == Health::Paused)
+    }
+
     /// Forgets every stored value (the data is shared by all nodes).
     fn wipe(&self, _node: &Node) -> Result<(), DbError> {
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = State::default();

@@ -18,7 +18,7 @@ use super::client::{DATABASE, SCHEMA};
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{AptPackages, Db, DbError, NodeDaemon};
+use crate::db::{AptPackages, Db, DbError, NodeDaemon, Program};
 
 /// How PostgreSQL is run.
 #[derive(Debug, Clone)]
@@ -166,6 +166,12 @@ impl Db for Postgres {
             daemon: self.daemon(node),
             dir: self.dir(node),
         })
+    }
+
+    /// The server and its workers on every node: one started by hand
+    /// may run where ours does not.
+    fn programs(&self, _node: &Node) -> Vec<Program> {
+        vec![Program::named("postgres")]
     }
 
     fn configure(&self, node: &Node) -> Result<(), DbError> {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{AptPackages, Db, DbError, NodeDaemon};
+use crate::db::{AptPackages, Db, DbError, NodeDaemon, Program};
 
 /// The name Sentinel monitors the master under.
 pub const MASTER_NAME: &str = "faultline";
@@ -328,6 +328,15 @@ impl Db for Redis {
             daemon: self.server(node),
             dir: self.dir(node),
         })
+    }
+
+    /// The server and its Sentinel: a Sentinel left running would
+    /// reconfigure the next run's servers.
+    fn programs(&self, _node: &Node) -> Vec<Program> {
+        vec![
+            Program::named("redis-server"),
+            Program::named("redis-sentinel"),
+        ]
     }
 
     fn configure(&self, node: &Node) -> Result<(), DbError> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{AptPackages, Db, DbError, NodeDaemon};
+use crate::db::{AptPackages, Db, DbError, NodeDaemon, Program};
 
 /// The Debian package's jars: the server, and the log4j binding its
 /// manifest leaves out (without it the server logs nothing at all).
@@ -264,6 +264,11 @@ impl Db for Zookeeper {
                 otherwise: "",
             },
         )
+    }
+
+    /// A JVM running ZooKeeper's server class: not every `java`.
+    fn programs(&self, _node: &Node) -> Vec<Program> {
+        vec![Program::with_cmdline("java", MAIN_CLASS)]
     }
 
     fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
