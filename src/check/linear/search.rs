@@ -298,51 +298,77 @@ impl<S: Eq + Clone> Cache<S> {
     }
 }
 
-/// Interned sets of linearized crashed ops: each distinct set is stored
-/// once, sorted, and named by a number; adding an op to a set is
+/// Interned sets of linearized crashed ops, each named by a number:
+/// equal sets get the same number. A set is a hash-consed binary trie over
+/// the ops' bitset words, so a set one op larger shares all but one path
+/// with its parent: each distinct set costs O(log ops) words, not O(size),
+/// however many crashed ops it holds. Adding an op to a set is
 /// remembered, so walking the same step again costs one lookup.
 struct CrashedSets {
-    sets: Vec<Box<[u32]>>,
-    ids: rustc_hash::FxHashMap<Box<[u32]>, u32>,
+    /// Levels of inner nodes above the leaves (0: the root is a leaf).
+    depth: u32,
+    /// Leaf words; leaf 0 is the empty word.
+    leaves: Vec<u64>,
+    leaf_ids: rustc_hash::FxHashMap<u64, u32>,
+    /// Inner nodes (left, right); node 0 is the empty subtree at any level.
+    inner: Vec<(u32, u32)>,
+    inner_ids: rustc_hash::FxHashMap<(u32, u32), u32>,
     with: rustc_hash::FxHashMap<(u32, u32), u32>,
-    bytes: usize,
 }
 
 impl CrashedSets {
-    fn new() -> CrashedSets {
-        let empty: Box<[u32]> = Box::new([]);
-        let mut ids = rustc_hash::FxHashMap::default();
-        ids.insert(empty.clone(), 0);
-        CrashedSets {
-            sets: vec![empty],
-            ids,
+    fn new(ops: usize) -> CrashedSets {
+        let words = ops.div_ceil(64).max(1);
+        let mut sets = CrashedSets {
+            depth: words.next_power_of_two().trailing_zeros(),
+            leaves: vec![0],
+            leaf_ids: Default::default(),
+            inner: vec![(0, 0)],
+            inner_ids: Default::default(),
             with: Default::default(),
-            bytes: 0,
-        }
+        };
+        sets.leaf_ids.insert(0, 0);
+        sets.inner_ids.insert((0, 0), 0);
+        sets
     }
 
-    /// The id of set `id` with `op` added (`op` is not in it).
+    /// The id of set `id` (0: the empty set) with `op` added.
     fn with(&mut self, id: u32, op: u32) -> u32 {
         if let Some(&found) = self.with.get(&(id, op)) {
             return found;
         }
-        let mut set = self.sets[id as usize].to_vec();
-        let at = set.partition_point(|&o| o < op);
-        set.insert(at, op);
-        let set = set.into_boxed_slice();
-        let found = match self.ids.get(&set) {
-            Some(&found) => found,
-            None => {
-                let new = self.sets.len() as u32;
-                self.bytes += set.len() * 8 + 64;
-                self.ids.insert(set.clone(), new);
-                self.sets.push(set);
-                new
-            }
-        };
+        let found = self.insert(self.depth, id, op as usize / 64, op % 64);
         self.with.insert((id, op), found);
-        self.bytes += 24;
         found
+    }
+
+    fn insert(&mut self, level: u32, node: u32, word: usize, bit: u32) -> u32 {
+        if level == 0 {
+            let w = self.leaves[node as usize] | 1 << bit;
+            let next = self.leaves.len() as u32;
+            let id = *self.leaf_ids.entry(w).or_insert(next);
+            if id == next {
+                self.leaves.push(w);
+            }
+            return id;
+        }
+        let (mut left, mut right) = self.inner[node as usize];
+        if (word >> (level - 1)) & 1 == 0 {
+            left = self.insert(level - 1, left, word, bit);
+        } else {
+            right = self.insert(level - 1, right, word, bit);
+        }
+        let next = self.inner.len() as u32;
+        let id = *self.inner_ids.entry((left, right)).or_insert(next);
+        if id == next {
+            self.inner.push((left, right));
+        }
+        id
+    }
+
+    /// Heap bytes, roughly: each entry in a vector and in its map.
+    fn bytes(&self) -> usize {
+        (self.leaves.len() + self.inner.len()) * 8 * 3 + self.with.len() * 24
     }
 }
 
@@ -523,7 +549,7 @@ pub(crate) fn search<M: Model>(
     }
     let mut lo = first_clear(&settled, 0, nops);
     let mut hi = 0u32;
-    let mut crashed_sets = CrashedSets::new();
+    let mut crashed_sets = CrashedSets::new(nops);
     let mut crashed = 0u32;
     let zobrist: Vec<u64> = (0..nops as u64).map(splitmix).collect();
     let mut zh = 0u64;
@@ -586,7 +612,7 @@ pub(crate) fn search<M: Model>(
         steps += 1;
         if steps & 0xFFF == 0 {
             let bytes = cache.bytes()
-                + crashed_sets.bytes
+                + crashed_sets.bytes()
                 + stack.capacity() * std::mem::size_of::<Frame<M::State>>();
             if bytes >= reported {
                 budget
@@ -663,66 +689,62 @@ pub(crate) fn search<M: Model>(
                 let read_only = model.read_only(&p.ops[op]);
                 let mut advanced = false;
                 let mut dead_end = false;
+                // The successor states still to try: a `Many` op resumed
+                // after backtracking skips the alternatives tried before.
+                let (next_states, many): (Option<smallvec::SmallVec<[M::State; 2]>>, bool) =
+                    match model.step(&state, &p.ops[op]) {
+                        Next::Illegal => (None, false),
+                        Next::One(s) => ((start_alt == 0).then(|| smallvec::smallvec![s]), false),
+                        Next::Many(alts) => (
+                            Some(alts.into_iter().skip(start_alt as usize).collect()),
+                            true,
+                        ),
+                    };
                 // The configuration after the step, tried with each of the
                 // op's successor states.
                 let (prev_lo, prev_hi, prev_crashed) = (lo, hi, crashed);
-                let after_crashed;
-                if e.ret != 0 {
-                    settled[op >> 6] |= 1 << (op & 63);
-                    if op as u32 == lo {
-                        lo = first_clear(&settled, lo, nops);
-                    }
-                    hi = hi.max(op as u32 + 1);
-                    after_crashed = crashed;
-                } else {
-                    after_crashed = crashed_sets.with(crashed, op as u32);
-                }
-                zh ^= zobrist[op];
-                let window = Window::new(lo, hi);
-                let mut try_state = |s: M::State, alt: u32, many: bool, state: &mut M::State| {
-                    if cache.insert_if_new(
-                        zh ^ state_hash(&s),
-                        window,
-                        &settled,
-                        after_crashed,
-                        &s,
-                        heap,
-                    ) {
-                        let prev_state = std::mem::replace(state, s);
-                        stack.push(Frame {
-                            node,
-                            prev_state,
-                            alt,
-                            many,
-                            forced: read_only,
-                            phase,
-                            bound,
-                            prev_lo,
-                            prev_hi,
-                            prev_crashed,
-                        });
-                        true
+                let mut after_crashed = crashed;
+                if let Some(alts) = next_states {
+                    if e.ret != 0 {
+                        settled[op >> 6] |= 1 << (op & 63);
+                        if op as u32 == lo {
+                            lo = first_clear(&settled, lo, nops);
+                        }
+                        hi = hi.max(op as u32 + 1);
                     } else {
-                        false
+                        after_crashed = crashed_sets.with(crashed, op as u32);
                     }
-                };
-                match model.step(&state, &p.ops[op]) {
-                    Next::Illegal => {}
-                    Next::One(s) => {
-                        if start_alt == 0 {
-                            advanced = try_state(s, 0, false, &mut state);
-                            // A legal read-only op whose successor was already
-                            // explored: this configuration is explored too.
-                            dead_end = read_only && !advanced;
+                    zh ^= zobrist[op];
+                    let window = Window::new(lo, hi);
+                    for (a, s) in alts.into_iter().enumerate() {
+                        let hash = zh ^ state_hash(&s);
+                        if cache.insert_if_new(hash, window, &settled, after_crashed, &s, heap) {
+                            let prev_state = std::mem::replace(&mut state, s);
+                            stack.push(Frame {
+                                node,
+                                prev_state,
+                                alt: start_alt + a as u32,
+                                many,
+                                forced: read_only,
+                                phase,
+                                bound,
+                                prev_lo,
+                                prev_hi,
+                                prev_crashed,
+                            });
+                            advanced = true;
+                            break;
                         }
                     }
-                    Next::Many(alts) => {
-                        for (a, s) in alts.into_iter().enumerate().skip(start_alt as usize) {
-                            if try_state(s, a as u32, true, &mut state) {
-                                advanced = true;
-                                break;
-                            }
+                    // A legal read-only op whose successor was already
+                    // explored: this configuration is explored too.
+                    dead_end = read_only && !advanced && !many;
+                    if !advanced {
+                        if e.ret != 0 {
+                            settled[op >> 6] ^= 1 << (op & 63);
                         }
+                        zh ^= zobrist[op];
+                        (lo, hi) = (prev_lo, prev_hi);
                     }
                 }
                 start_alt = 0;
@@ -764,20 +786,13 @@ pub(crate) fn search<M: Model>(
                             true,
                         ),
                     }
-                } else {
-                    if e.ret != 0 {
-                        settled[op >> 6] ^= 1 << (op & 63);
-                    }
-                    zh ^= zobrist[op];
-                    (lo, hi) = (prev_lo, prev_hi);
-                    if !dead_end {
+                } else if !dead_end {
                         cursor = if phase == 0 {
                             next[node as usize]
                         } else {
                             heads.next[op]
                         };
-                        continue;
-                    }
+                    continue;
                 }
             }
             // Stuck at a return entry: the op it closes should already be
