@@ -390,6 +390,7 @@ struct Run {
     check_ms: f64,
     read_ms: f64,
     peak_mib: String,
+    configurations: u64,
 }
 
 /// Runs `binary check` on `path` and reads the verdict, times and the
@@ -421,16 +422,18 @@ fn run_check(binary: &Path, path: &Path, extra: &[&str]) -> Run {
         check_ms: v["elapsed_ms"].as_f64().unwrap_or(-1.0),
         read_ms: v["read_ms"].as_f64().unwrap_or(-1.0),
         peak_mib,
+        configurations: v["configurations"].as_u64().unwrap_or(0),
     }
 }
 
 fn describe(r: &Run) -> String {
     let mut s = format!(
-        "{:<7} check {:7.2} s  read {:5.2} s  peak {:>6} MiB",
+        "{:<7} check {:7.2} s  read {:5.2} s  peak {:>6} MiB  {} configurations",
         r.verdict,
         r.check_ms / 1e3,
         r.read_ms / 1e3,
-        r.peak_mib
+        r.peak_mib,
+        r.configurations
     );
     if !r.reason.is_empty() {
         s.push_str(&format!("  ({})", r.reason));
@@ -442,9 +445,18 @@ fn describe(r: &Run) -> String {
 /// crashed: the search's memory must follow the concurrency, not the
 /// length. Each check runs in its own process, so each peak is its own.
 fn single_key_bench(baseline: Option<&Path>) {
-    println!("== single key: cas-register, 1% crashed, each op taking effect inside its interval ==");
+    println!(
+        "== single key: cas-register, 1% crashed, each op taking effect inside its interval =="
+    );
     let dir = std::env::temp_dir().join(format!("faultline-bench-1key-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
+    // FAULTLINE_BENCH_KEEP=1 keeps the generated files, to rerun by hand.
+    let keep = std::env::var_os("FAULTLINE_BENCH_KEEP").is_some();
+    // FAULTLINE_BENCH_MAX_OPS=N skips the larger histories.
+    let max_ops: usize = std::env::var("FAULTLINE_BENCH_MAX_OPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
     let cases: [(usize, u64, bool); 6] = [
         (10_000, 10, false),
         (100_000, 10, false),
@@ -453,7 +465,7 @@ fn single_key_bench(baseline: Option<&Path>) {
         (100_000, 5, true),
         (1_000_000, 5, true),
     ];
-    for (ops, procs, sequential) in cases {
+    for (ops, procs, sequential) in cases.into_iter().filter(|c| c.0 <= max_ops) {
         let h = generate_register_history(ops, 1, procs, 10, sequential, 7);
         let path = dir.join(format!("single-{ops}-{procs}.jsonl"));
         {
@@ -475,7 +487,13 @@ fn single_key_bench(baseline: Option<&Path>) {
             let theirs = run_check(b, &path, &["--time-limit", "60", "--memory-limit", "2048"]);
             println!("    baseline:   {}", describe(&theirs));
         }
-        let _ = std::fs::remove_file(&path);
+        if !keep {
+            let _ = std::fs::remove_file(&path);
+        }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep {
+        println!("histories kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

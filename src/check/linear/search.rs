@@ -421,6 +421,8 @@ struct Frame<S> {
     prev_lo: u32,
     prev_hi: u32,
     prev_crashed: u32,
+    /// This step on the trail.
+    trail: u32,
 }
 
 /// How a search may cut corners.
@@ -556,6 +558,11 @@ pub(crate) fn search<M: Model>(
     let mut remaining = p.required.iter().filter(|r| **r).count();
     let mut state = model.init();
     let mut stack: Vec<Frame<M::State>> = Vec::new();
+    let mut trail = Trail {
+        steps: Vec::new(),
+        pinned: 0,
+        ends: Vec::new(),
+    };
     // Most searches visit thousands of configurations: start there rather
     // than rehash the table through every small size.
     let initial = (nops * 8).clamp(64, 1 << 14);
@@ -613,7 +620,8 @@ pub(crate) fn search<M: Model>(
         if steps & 0xFFF == 0 {
             let bytes = cache.bytes()
                 + crashed_sets.bytes()
-                + stack.capacity() * std::mem::size_of::<Frame<M::State>>();
+                + stack.capacity() * std::mem::size_of::<Frame<M::State>>()
+                + trail.steps.capacity() * std::mem::size_of::<TrailStep<M::State>>();
             if bytes >= reported {
                 budget
                     .memory_used
@@ -719,6 +727,8 @@ pub(crate) fn search<M: Model>(
                     for (a, s) in alts.into_iter().enumerate() {
                         let hash = zh ^ state_hash(&s);
                         if cache.insert_if_new(hash, window, &settled, after_crashed, &s, heap) {
+                            let before = stack.last().map_or(NONE, |f| f.trail);
+                            let step = trail.push(before, op as u32, s.clone());
                             let prev_state = std::mem::replace(&mut state, s);
                             stack.push(Frame {
                                 node,
@@ -731,6 +741,7 @@ pub(crate) fn search<M: Model>(
                                 prev_lo,
                                 prev_hi,
                                 prev_crashed,
+                                trail: step,
                             });
                             advanced = true;
                             break;
@@ -781,17 +792,18 @@ pub(crate) fn search<M: Model>(
                             &mut best_node,
                             read,
                             &state,
-                            &stack,
+                            &mut trail,
+                            stack.last().map_or(NONE, |f| f.trail),
                             max_paths,
                             true,
                         ),
                     }
                 } else if !dead_end {
-                        cursor = if phase == 0 {
-                            next[node as usize]
-                        } else {
-                            heads.next[op]
-                        };
+                    cursor = if phase == 0 {
+                        next[node as usize]
+                    } else {
+                        heads.next[op]
+                    };
                     continue;
                 }
             }
@@ -803,7 +815,8 @@ pub(crate) fn search<M: Model>(
                 &mut best_node,
                 at,
                 &state,
-                &stack,
+                &mut trail,
+                stack.last().map_or(NONE, |f| f.trail),
                 max_paths,
                 false,
             ),
@@ -814,11 +827,13 @@ pub(crate) fn search<M: Model>(
         // Backtrack: undo the last step, and every forced step under it.
         loop {
             let Some(f) = stack.pop() else {
+                frontier.paths = trail.paths();
                 break 'search Found::NotLinearizable {
                     configs: cache.table.len() as u64,
                     frontier,
                 };
             };
+            trail.pop(f.trail);
             state = f.prev_state;
             let e = p.entries[f.node as usize - 1];
             let op = e.op as usize;
@@ -861,9 +876,10 @@ pub(crate) fn search<M: Model>(
     result
 }
 
-/// Remembers that the search, in `state` after the ops on `stack`, could
-/// not pass the return entry at list node `node` (`pruned`: growth pruning
-/// says it never will), if that is as far as it has got.
+/// Remembers that the search, in `state` after the ops on the trail up
+/// to step `top`, could not pass the return entry at list node `node`
+/// (`pruned`: growth pruning says it never will), if that is as far as it
+/// has got.
 #[allow(clippy::too_many_arguments)]
 fn note_stuck<O, S: Clone + PartialEq>(
     p: &Problem<O>,
@@ -871,7 +887,8 @@ fn note_stuck<O, S: Clone + PartialEq>(
     best_node: &mut u32,
     node: u32,
     state: &S,
-    stack: &[Frame<S>],
+    trail: &mut Trail<S>,
+    top: u32,
     max_paths: usize,
     pruned: bool,
 ) {
@@ -879,7 +896,7 @@ fn note_stuck<O, S: Clone + PartialEq>(
         *best_node = node;
         frontier.stuck_op = p.entries[node as usize - 1].op;
         frontier.states.clear();
-        frontier.paths.clear();
+        trail.forget_paths();
         frontier.more_states = false;
         frontier.pruned_here = false;
     }
@@ -889,12 +906,78 @@ fn note_stuck<O, S: Clone + PartialEq>(
     if node == *best_node && !frontier.states.contains(state) {
         if frontier.states.len() < MAX_FRONTIER_STATES {
             frontier.states.push(state.clone());
-            if frontier.paths.len() < max_paths {
-                frontier.paths.push(path_of(p, stack, state));
+            if trail.ends.len() < max_paths {
+                trail.keep_path(top);
             }
         } else {
             frontier.more_states = true;
         }
+    }
+}
+
+/// One step of the trail: the op, the state after it, and the step
+/// before it (`NONE` for the first).
+struct TrailStep<S> {
+    before: u32,
+    op: u32,
+    after: S,
+}
+
+/// The steps of the orders the search walks, so that a counterexample's
+/// final paths can be read back at the end. Copying the stack whenever
+/// the frontier moved cost O(depth) each time, quadratic on a long valid
+/// history; here recording a path is O(1). Steps of the current order sit
+/// below those of any order tried after it, so a popped step is dropped
+/// unless a kept path still needs it (below `pinned`).
+struct Trail<S> {
+    steps: Vec<TrailStep<S>>,
+    /// Steps below this index may belong to a kept path.
+    pinned: usize,
+    /// The last step of each kept path (`NONE`: the empty path).
+    ends: Vec<u32>,
+}
+
+impl<S: Clone> Trail<S> {
+    fn push(&mut self, before: u32, op: u32, after: S) -> u32 {
+        self.steps.push(TrailStep { before, op, after });
+        self.steps.len() as u32 - 1
+    }
+
+    /// Drops step `at` (and everything after it) unless a kept path needs it.
+    fn pop(&mut self, at: u32) {
+        if at as usize >= self.pinned {
+            self.steps.truncate(at as usize);
+        }
+    }
+
+    fn keep_path(&mut self, end: u32) {
+        self.ends.push(end);
+        if end != NONE {
+            self.pinned = self.pinned.max(end as usize + 1);
+        }
+    }
+
+    fn forget_paths(&mut self) {
+        self.ends.clear();
+        self.pinned = 0;
+    }
+
+    /// The kept paths, each as (op, state after it) from the first step.
+    fn paths(&self) -> Vec<Vec<(u32, S)>> {
+        self.ends
+            .iter()
+            .map(|&end| {
+                let mut path = Vec::new();
+                let mut at = end;
+                while at != NONE {
+                    let step = &self.steps[at as usize];
+                    path.push((step.op, step.after.clone()));
+                    at = step.before;
+                }
+                path.reverse();
+                path
+            })
+            .collect()
     }
 }
 
@@ -951,21 +1034,6 @@ fn cannot_grow<M: Model>(
         node = next[node as usize];
     }
     None
-}
-
-/// The linearization on the stack, with the state after each step.
-fn path_of<O, S: Clone>(p: &Problem<O>, stack: &[Frame<S>], current: &S) -> Vec<(u32, S)> {
-    stack
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let after = stack
-                .get(i + 1)
-                .map(|g| g.prev_state.clone())
-                .unwrap_or_else(|| current.clone());
-            (p.entries[f.node as usize - 1].op, after)
-        })
-        .collect()
 }
 
 #[cfg(test)]
