@@ -2,8 +2,8 @@
 //! memoization of (linearized set, model state), over a doubly linked list
 //! of call and return entries.
 //!
-//! The list holds every not-yet-linearized operation's call entry and, for
-//! operations that completed, its return entry, in history order. From the
+//! The list holds every not-yet-linearized completed operation's call and
+//! return entries, in history order. From the
 //! head, any call entry met before the first return entry may be
 //! linearized next; meeting a return entry means the operation it closes
 //! should already have been linearized, so the search backtracks.
@@ -11,10 +11,17 @@
 //! Operations whose outcome is unknown (`info`) have no return entry: they
 //! may be linearized at any point after their call, or never. The search
 //! succeeds once every completed operation is linearized. This is the
-//! native reading of `info` — no fake return at "infinity".
+//! native reading of `info` — no fake return at "infinity". Such ops stay
+//! out of the list (thousands may be pending at once): [`Heads`] holds the
+//! first unlinearized op of each class of equal ones, tried when no
+//! completed op can go next.
 //!
-//! The linearized set is a bitset with a Zobrist hash kept up to date in
-//! O(1) per step; the cache stores each set once in an arena of words.
+//! The memo costs O(concurrency) per configuration, not O(history): the
+//! linearized completed ops are stored as the words of the settled bitset
+//! between the first unlinearized one and the last linearized one
+//! ([`Window`]), the linearized crashed ops as the id of an interned set
+//! ([`CrashedSets`]). A Zobrist hash of the whole set is kept up to date in
+//! O(1) per step.
 
 use crate::model::{Model, Next};
 use hashbrown::HashTable;
