@@ -1,14 +1,20 @@
 //! Benchmark of the linearizability checker: per-file and total check time,
 //! with and without parsing, on the reference corpus; a generated
-//! 1,000,000-operation history for scale (time and peak memory).
+//! 1,000,000-operation history for scale (time and peak memory); and long
+//! single-key histories, where the search's memory must follow the
+//! concurrency, not the length (time and peak memory of each check).
 //!
 //! ```text
 //! cargo bench --bench check -- [CORPUS_DIR] [--porcupine P.jsonl] [--ops N]
+//!     [--single-key-only] [--baseline FAULTLINE_BINARY]
 //! ```
 //! CORPUS_DIR defaults to `../shared/corpus/porcupine` when it exists (the
 //! corpus is reference data outside the repository). `--porcupine` takes the
 //! JSON lines (`{"file","verdict","check_ms"}`) of a Porcupine run made just
 //! before, on the same machine, and prints the figures side by side.
+//! `--baseline` names another build of `faultline` (e.g. the main branch's)
+//! to run on the same single-key histories, side by side; it gets
+//! `--time-limit 60 --memory-limit 2048` so that a blow-up stays bounded.
 
 use faultline::check::linear::{self, LinearOptions};
 use faultline::history::{self, History, Op, OpType, Process};
@@ -24,8 +30,12 @@ fn main() {
     let mut corpus: Option<PathBuf> = None;
     let mut porcupine: Option<PathBuf> = None;
     let mut scale_ops: usize = 1_000_000;
+    let mut single_key_only = false;
+    let mut baseline: Option<PathBuf> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--single-key-only" => single_key_only = true,
+            "--baseline" => baseline = args.next().map(PathBuf::from),
             "--porcupine" => porcupine = args.next().map(PathBuf::from),
             "--ops" => {
                 scale_ops = args
@@ -41,6 +51,10 @@ fn main() {
         d.exists().then_some(d)
     });
     let theirs = porcupine.map(|p| load_porcupine(&p)).unwrap_or_default();
+    single_key_bench(baseline.as_deref());
+    if single_key_only {
+        return;
+    }
     match &corpus {
         Some(dir) => corpus_bench(dir, &theirs),
         None => println!(
@@ -210,12 +224,15 @@ impl Rng {
 
 /// A register history over `keys` keys from `procs` processes, each op on
 /// a random key taking effect inside its interval; `crash_permille` of ops
-/// crash (`info`), half of those taking effect at some later point.
+/// crash (`info`), half of those taking effect at some later point. When
+/// `sequential`, each op is called after the one before returned (no
+/// concurrency at all, but crashed ops still pending).
 pub fn generate_register_history(
     ops: usize,
     keys: u64,
     procs: u64,
     crash_permille: u64,
+    sequential: bool,
     seed: u64,
 ) -> History {
     struct Planned {
@@ -233,9 +250,14 @@ pub fn generate_register_history(
     let mut clock = vec![0u64; procs as usize];
     let mut ids: Vec<u64> = (0..procs).collect();
     let mut plan = Vec::with_capacity(ops);
+    let mut last_return = 0u64;
     for _ in 0..ops {
         let slot = rng.below(procs) as usize;
-        let call = clock[slot] + 1 + rng.below(1000) * procs + slot as u64;
+        let call = if sequential {
+            last_return + 1 + rng.below(1000)
+        } else {
+            clock[slot] + 1 + rng.below(1000) * procs + slot as u64
+        };
         let ret = call + 2 + rng.below(5000) * procs;
         let crashed = rng.below(1000) < crash_permille;
         let lin = if crashed {
@@ -261,6 +283,7 @@ pub fn generate_register_history(
             lin,
         });
         clock[slot] = ret;
+        last_return = ret;
         if crashed {
             ids[slot] += procs;
         }
@@ -323,7 +346,7 @@ fn scale_bench(n: usize) {
         "== scale: generated register history, {n} ops, 1,000 keys, 20 processes, 1% crashed =="
     );
     let t = Instant::now();
-    let h = generate_register_history(n, 1000, 20, 10, 42);
+    let h = generate_register_history(n, 1000, 20, 10, false, 42);
     let dir = std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("scale.jsonl");
@@ -358,4 +381,119 @@ fn scale_bench(n: usize) {
     );
     print!("{}", String::from_utf8_lossy(&out.stderr));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One checker run on a history file, as the command reports it.
+struct Run {
+    verdict: String,
+    reason: String,
+    check_ms: f64,
+    read_ms: f64,
+    peak_mib: String,
+    configurations: u64,
+}
+
+/// Runs `binary check` on `path` and reads the verdict, times and the
+/// peak memory (VmHWM, which `--stats` prints) from its output.
+fn run_check(binary: &Path, path: &Path, extra: &[&str]) -> Run {
+    let out = std::process::Command::new(binary)
+        .args(["check", "--json", "--stats", "--model", "cas-register"])
+        .args(extra)
+        .arg(path)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    let reason = v["keys"]
+        .as_array()
+        .and_then(|ks| ks.iter().find_map(|k| k["reason"].as_str()))
+        .unwrap_or("")
+        .to_string();
+    let peak_mib = stderr
+        .split("peak memory ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    Run {
+        verdict: v["verdict"].as_str().unwrap_or("?").to_string(),
+        reason,
+        check_ms: v["elapsed_ms"].as_f64().unwrap_or(-1.0),
+        read_ms: v["read_ms"].as_f64().unwrap_or(-1.0),
+        peak_mib,
+        configurations: v["configurations"].as_u64().unwrap_or(0),
+    }
+}
+
+fn describe(r: &Run) -> String {
+    let mut s = format!(
+        "{:<7} check {:7.2} s  read {:5.2} s  peak {:>6} MiB  {} configurations",
+        r.verdict,
+        r.check_ms / 1e3,
+        r.read_ms / 1e3,
+        r.peak_mib,
+        r.configurations
+    );
+    if !r.reason.is_empty() {
+        s.push_str(&format!("  ({})", r.reason));
+    }
+    s
+}
+
+/// Single-key cas-register histories, linearizable by construction, 1%
+/// crashed: the search's memory must follow the concurrency, not the
+/// length. Each check runs in its own process, so each peak is its own.
+fn single_key_bench(baseline: Option<&Path>) {
+    println!(
+        "== single key: cas-register, 1% crashed, each op taking effect inside its interval =="
+    );
+    let dir = std::env::temp_dir().join(format!("faultline-bench-1key-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    // FAULTLINE_BENCH_KEEP=1 keeps the generated files, to rerun by hand.
+    let keep = std::env::var_os("FAULTLINE_BENCH_KEEP").is_some();
+    // FAULTLINE_BENCH_MAX_OPS=N skips the larger histories.
+    let max_ops: usize = std::env::var("FAULTLINE_BENCH_MAX_OPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(usize::MAX);
+    let cases: [(usize, u64, bool); 6] = [
+        (10_000, 10, false),
+        (100_000, 10, false),
+        (1_000_000, 10, false),
+        (300_000, 20, false),
+        (100_000, 5, true),
+        (1_000_000, 5, true),
+    ];
+    for (ops, procs, sequential) in cases.into_iter().filter(|c| c.0 <= max_ops) {
+        let h = generate_register_history(ops, 1, procs, 10, sequential, 7);
+        let path = dir.join(format!("single-{ops}-{procs}.jsonl"));
+        {
+            let f = std::fs::File::create(&path).expect("temp file");
+            let mut w = std::io::BufWriter::new(f);
+            h.write_jsonl(&mut w).expect("write history");
+            w.flush().expect("flush history");
+        }
+        drop(h);
+        let shape = if sequential {
+            format!("{procs} processes one after another")
+        } else {
+            format!("{procs} processes")
+        };
+        println!("{ops:>9} ops, {shape}:");
+        let ours = run_check(Path::new(env!("CARGO_BIN_EXE_faultline")), &path, &[]);
+        println!("    this build: {}", describe(&ours));
+        if let Some(b) = baseline {
+            let theirs = run_check(b, &path, &["--time-limit", "60", "--memory-limit", "2048"]);
+            println!("    baseline:   {}", describe(&theirs));
+        }
+        if !keep {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    if keep {
+        println!("histories kept in {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -5,6 +5,11 @@
 //!    never), must be valid.
 //! 2. Small histories with one result forged must get the same verdict from
 //!    the search as from the exhaustive oracle (a differential test).
+//!
+//! Both also run with most operations crashed (the search keeps crashed
+//! ops pending forever, outside its scan list and its frontier window) and
+//! on long stretches without concurrency (where the frontier window is a
+//! single op wide).
 
 use faultline::check::linear::{self, brute, LinearOptions};
 use faultline::check::Validity;
@@ -314,6 +319,43 @@ proptest! {
             check_both(m, &h);
             if let Some(f) = forge(&h, seed) {
                 check_both(m, &f);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn histories_with_many_crashed_ops_are_valid(seed: u64, procs in 1u64..6, n in 1usize..80) {
+        let h = generate(seed, procs, n, 40, Object::CasRegister);
+        prop_assert_eq!(verdict(&CasRegister::default(), &h, true), Validity::Valid);
+        let h = generate(seed, procs, n.min(40), 40, Object::Set);
+        prop_assert_eq!(verdict(&Set, &h, true), Validity::Valid);
+        let h = generate(seed, procs, n.min(30), 40, Object::Unordered);
+        prop_assert_eq!(verdict(&UnorderedQueue, &h, true), Validity::Valid);
+    }
+
+    #[test]
+    fn long_sequential_histories_are_valid(seed: u64, n in 100usize..400) {
+        // One process: no two operations overlap; some crash and are
+        // pending from then on.
+        let h = generate(seed, 1, n, 5, Object::CasRegister);
+        prop_assert_eq!(verdict(&CasRegister::default(), &h, true), Validity::Valid);
+    }
+
+    #[test]
+    fn search_agrees_with_exhaustive_oracle_when_most_ops_crash(seed: u64, procs in 1u64..5, n in 1usize..9) {
+        for object in [Object::CasRegister, Object::Set, Object::Unordered] {
+            let h = generate(seed, procs, n, 60, object);
+            for h in std::iter::once(h.clone()).chain(forge(&h, seed)) {
+                let (search, oracle) = match object {
+                    Object::CasRegister => (verdict(&CasRegister::default(), &h, true), brute::is_linearizable(&CasRegister::default(), &h).unwrap()),
+                    Object::Set => (verdict(&Set, &h, true), brute::is_linearizable(&Set, &h).unwrap()),
+                    _ => (verdict(&UnorderedQueue, &h, true), brute::is_linearizable(&UnorderedQueue, &h).unwrap()),
+                };
+                prop_assert_eq!(search == Validity::Valid, oracle, "search and oracle disagree on {:?}", object);
             }
         }
     }

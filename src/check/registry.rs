@@ -64,6 +64,10 @@ pub struct CheckContext {
     /// Bytes the linearizability search's memo tables may take (then:
     /// unknown). The caller reads the machine's memory; the core never does.
     pub memory_limit: usize,
+    /// Reads this process's resident bytes; when given, `memory_limit`
+    /// bounds the whole process (see
+    /// [`LinearOptions::resident_memory`](crate::check::linear::LinearOptions::resident_memory)).
+    pub resident_memory: Option<fn() -> Option<usize>>,
     /// Linearizability: check each key on its own.
     pub split_by_key: bool,
     /// Linearizability: stop the other keys when one is invalid.
@@ -86,6 +90,7 @@ impl CheckContext {
             consistency_models: Vec::new(),
             time_limit: None,
             memory_limit,
+            resident_memory: None,
             split_by_key: true,
             stop_at_first_invalid: true,
             sequential_keys: false,

@@ -86,9 +86,9 @@ pub struct Args {
     /// Give up on a file after this many seconds (verdict unknown).
     #[arg(long, value_name = "SECONDS")]
     time_limit: Option<f64>,
-    /// With a linearizability model: give up when the search's memo tables
-    /// reach this many MiB (verdict unknown). Default: half the available
-    /// memory, at most 16 GiB.
+    /// With a linearizability model: give up (verdict unknown) before this
+    /// process's resident memory passes this many MiB. Default: half the
+    /// available memory, at most 16 GiB.
     #[arg(long, value_name = "MIB")]
     memory_limit: Option<usize>,
     /// With a linearizability model: search a multi-key history whole
@@ -285,6 +285,7 @@ fn context(a: &Args) -> anyhow::Result<CheckContext> {
             None => crate::host::memory_limit(),
         },
     );
+    ctx.resident_memory = Some(crate::host::resident_bytes);
     if let Some(t) = a.time_limit {
         if !(t > 0.0 && t.is_finite()) {
             bail!("--time-limit must be a positive number of seconds, got {t}");

@@ -500,6 +500,7 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
             },
             ..ClassicOptions::default()
         },
+        resident_memory: Some(crate::host::resident_bytes),
         ..CheckContext::new(Some(model), crate::host::memory_limit())
     };
     let (validity, mut results, mut summary) = check_all(&stored.history, &checkers, &ctx);

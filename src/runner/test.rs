@@ -282,6 +282,7 @@ pub async fn run_test(
         consistency_models: vec![spec.consistency_model.clone()],
         time_limit: check_limit,
         classic: workload.classic_options(),
+        resident_memory: Some(crate::host::resident_bytes),
         ..CheckContext::new(Some(workload.model.clone()), crate::host::memory_limit())
     };
     let (validity, mut results, mut summary) = check_all(&history, &workload.checkers, &ctx);

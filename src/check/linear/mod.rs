@@ -42,9 +42,19 @@ use std::time::{Duration, Instant};
 pub struct LinearOptions {
     /// Give up (verdict `unknown`) after this long, for the whole check.
     pub time_limit: Option<Duration>,
-    /// Give up (verdict `unknown`) when the searches' memo tables together
-    /// reach this many bytes.
+    /// Give up (verdict `unknown`) when memory in use reaches this many
+    /// bytes: the process's resident memory when [`resident_memory`]
+    /// reads it, else the searches' memo tables together. The search
+    /// counts a table about to double as already doubled, so the verdict
+    /// turns `unknown` before the limit is passed.
+    ///
+    /// [`resident_memory`]: LinearOptions::resident_memory
     pub memory_limit: usize,
+    /// Reads this process's resident memory in bytes (e.g. from /proc),
+    /// so that [`memory_limit`](LinearOptions::memory_limit) bounds the
+    /// whole process. The checker core never reads the machine itself:
+    /// callers that can pass a reader here.
+    pub resident_memory: Option<fn() -> Option<usize>>,
     /// Check each key on its own (P-compositionality). When false, a
     /// multi-key history is searched whole, which needs a keyed model.
     pub split_by_key: bool,
@@ -64,6 +74,7 @@ impl Default for LinearOptions {
         LinearOptions {
             time_limit: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
+            resident_memory: None,
             split_by_key: true,
             stop_at_first_invalid: true,
             max_paths: 4,
@@ -223,6 +234,7 @@ pub fn check_calls<M: Model>(
             .unwrap_or_default(),
         memory_used: &memory_used,
         memory_limit: opts.memory_limit,
+        resident: opts.resident_memory,
         cancel,
         stop: &stop,
     };

@@ -2,8 +2,8 @@
 //! memoization of (linearized set, model state), over a doubly linked list
 //! of call and return entries.
 //!
-//! The list holds every not-yet-linearized operation's call entry and, for
-//! operations that completed, its return entry, in history order. From the
+//! The list holds every not-yet-linearized completed operation's call and
+//! return entries, in history order. From the
 //! head, any call entry met before the first return entry may be
 //! linearized next; meeting a return entry means the operation it closes
 //! should already have been linearized, so the search backtracks.
@@ -11,10 +11,17 @@
 //! Operations whose outcome is unknown (`info`) have no return entry: they
 //! may be linearized at any point after their call, or never. The search
 //! succeeds once every completed operation is linearized. This is the
-//! native reading of `info` — no fake return at "infinity".
+//! native reading of `info` — no fake return at "infinity". Such ops stay
+//! out of the list (thousands may be pending at once): [`Heads`] holds the
+//! first unlinearized op of each class of equal ones, tried when no
+//! completed op can go next.
 //!
-//! The linearized set is a bitset with a Zobrist hash kept up to date in
-//! O(1) per step; the cache stores each set once in an arena of words.
+//! The memo costs O(concurrency) per configuration, not O(history): the
+//! linearized completed ops are stored as the words of the settled bitset
+//! between the first unlinearized one and the last linearized one
+//! ([`Window`]), the linearized crashed ops as the id of an interned set
+//! ([`CrashedSets`]). A Zobrist hash of the whole set is kept up to date in
+//! O(1) per step.
 
 use crate::model::{Model, Next};
 use hashbrown::HashTable;
@@ -127,10 +134,26 @@ pub(crate) struct Budget<'a> {
     /// Bytes of search memory in use across all partitions.
     pub memory_used: &'a AtomicUsize,
     pub memory_limit: usize,
+    /// This process's resident bytes, when the caller can read them: the
+    /// limit then bounds the whole process rather than the memo tables.
+    pub resident: Option<fn() -> Option<usize>>,
     /// Set to stop every search from outside (Ctrl-C).
     pub cancel: &'a AtomicBool,
     /// Set when a partition was found invalid and the others should stop.
     pub stop: &'a AtomicBool,
+}
+
+impl Budget<'_> {
+    /// The memory to hold against the limit, `growth` being what this
+    /// search is about to allocate (a table doubling): the process's
+    /// resident bytes when they can be read, else every search's memo.
+    fn memory_in_use(&self, growth: usize) -> usize {
+        let own = self
+            .resident
+            .and_then(|read| read())
+            .unwrap_or_else(|| self.memory_used.load(Ordering::Relaxed));
+        own.saturating_add(growth)
+    }
 }
 
 /// Where the search got furthest without success: the operation whose
@@ -159,17 +182,57 @@ pub(crate) enum Found<S> {
 
 const MAX_FRONTIER_STATES: usize = 64;
 
+/// One configuration of the memo. Its linearized set is stored relative
+/// to the search frontier (see [`Window`]) plus an interned set of
+/// linearized crashed ops, so it costs a few words, not one bit per op of
+/// the history.
 struct Slot<S> {
     hash: u64,
+    /// Where the window's words start in the arena.
     off: usize,
+    /// The window's first word, as an index into the settled bitset.
+    first_word: u32,
+    /// How many words the window has.
+    len: u32,
+    /// The linearized crashed ops ([`CrashedSets`] id).
+    crashed: u32,
     state: S,
+}
+
+/// The part of the settled bitset that tells one configuration's
+/// linearized completed ops apart: from the word of the first completed op
+/// not yet linearized (every completed op before it is linearized) to the
+/// word of the last one linearized (every completed op after it is not).
+/// Every linearized op was called before the first pending return, and
+/// every pending op is in flight there, so the window spans the ops in
+/// flight at the frontier: it grows with concurrency, not with the
+/// history's length.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Window {
+    first_word: u32,
+    end_word: u32,
+}
+
+impl Window {
+    /// The window for a configuration whose first unlinearized completed
+    /// op is `lo` and whose last linearized completed op is `hi - 1`.
+    fn new(lo: u32, hi: u32) -> Window {
+        let first_word = lo / 64;
+        Window {
+            first_word,
+            end_word: hi.div_ceil(64).max(first_word),
+        }
+    }
+
+    fn words<'b>(&self, settled: &'b [u64]) -> &'b [u64] {
+        &settled[self.first_word as usize..self.end_word as usize]
+    }
 }
 
 /// The memo of visited configurations.
 struct Cache<S> {
     table: HashTable<Slot<S>>,
     arena: Vec<u64>,
-    words: usize,
     /// Heap bytes owned by the stored states, as the model counts them.
     heap: usize,
 }
@@ -179,28 +242,39 @@ impl<S: Eq + Clone> Cache<S> {
     fn insert_if_new(
         &mut self,
         hash: u64,
-        bits: &[u64],
+        window: Window,
+        settled: &[u64],
+        crashed: u32,
         state: &S,
         heap: impl FnOnce(&S) -> usize,
     ) -> bool {
-        let (arena, w) = (&self.arena, self.words);
+        let words = window.words(settled);
+        let arena = &self.arena;
         if self
             .table
             .find(hash, |s| {
-                s.hash == hash && s.state == *state && arena[s.off..s.off + w] == *bits
+                s.hash == hash
+                    && s.first_word == window.first_word
+                    && s.len as usize == words.len()
+                    && s.crashed == crashed
+                    && s.state == *state
+                    && arena[s.off..s.off + words.len()] == *words
             })
             .is_some()
         {
             return false;
         }
         let off = self.arena.len();
-        self.arena.extend_from_slice(bits);
+        self.arena.extend_from_slice(words);
         self.heap += heap(state);
         self.table.insert_unique(
             hash,
             Slot {
                 hash,
                 off,
+                first_word: window.first_word,
+                len: words.len() as u32,
+                crashed,
                 state: state.clone(),
             },
             |s| s.hash,
@@ -208,10 +282,100 @@ impl<S: Eq + Clone> Cache<S> {
         true
     }
 
+    fn slot_bytes() -> usize {
+        std::mem::size_of::<Slot<S>>() + 1
+    }
+
     fn bytes(&self) -> usize {
-        self.heap
-            + self.arena.capacity() * 8
-            + self.table.capacity() * (std::mem::size_of::<Slot<S>>() + 1)
+        self.heap + self.arena.capacity() * 8 + self.table.capacity() * Self::slot_bytes()
+    }
+
+    /// What the next few thousand insertions may allocate on top of
+    /// [`Cache::bytes`]: a full table or arena doubles, and holds old and
+    /// new at once while it moves.
+    fn imminent_growth(&self, margin: usize) -> usize {
+        let mut grow = 0;
+        if self.table.capacity() - self.table.len() <= margin {
+            grow += self.table.capacity().max(margin) * 2 * Self::slot_bytes();
+        }
+        if self.arena.capacity() - self.arena.len() <= margin * 4 {
+            grow += self.arena.capacity().max(margin) * 2 * 8;
+        }
+        grow
+    }
+}
+
+/// Interned sets of linearized crashed ops, each named by a number:
+/// equal sets get the same number. A set is a hash-consed binary trie over
+/// the ops' bitset words, so a set one op larger shares all but one path
+/// with its parent: each distinct set costs O(log ops) words, not O(size),
+/// however many crashed ops it holds. Adding an op to a set is
+/// remembered, so walking the same step again costs one lookup.
+struct CrashedSets {
+    /// Levels of inner nodes above the leaves (0: the root is a leaf).
+    depth: u32,
+    /// Leaf words; leaf 0 is the empty word.
+    leaves: Vec<u64>,
+    leaf_ids: rustc_hash::FxHashMap<u64, u32>,
+    /// Inner nodes (left, right); node 0 is the empty subtree at any level.
+    inner: Vec<(u32, u32)>,
+    inner_ids: rustc_hash::FxHashMap<(u32, u32), u32>,
+    with: rustc_hash::FxHashMap<(u32, u32), u32>,
+}
+
+impl CrashedSets {
+    fn new(ops: usize) -> CrashedSets {
+        let words = ops.div_ceil(64).max(1);
+        let mut sets = CrashedSets {
+            depth: words.next_power_of_two().trailing_zeros(),
+            leaves: vec![0],
+            leaf_ids: Default::default(),
+            inner: vec![(0, 0)],
+            inner_ids: Default::default(),
+            with: Default::default(),
+        };
+        sets.leaf_ids.insert(0, 0);
+        sets.inner_ids.insert((0, 0), 0);
+        sets
+    }
+
+    /// The id of set `id` (0: the empty set) with `op` added.
+    fn with(&mut self, id: u32, op: u32) -> u32 {
+        if let Some(&found) = self.with.get(&(id, op)) {
+            return found;
+        }
+        let found = self.insert(self.depth, id, op as usize / 64, op % 64);
+        self.with.insert((id, op), found);
+        found
+    }
+
+    fn insert(&mut self, level: u32, node: u32, word: usize, bit: u32) -> u32 {
+        if level == 0 {
+            let w = self.leaves[node as usize] | 1 << bit;
+            let next = self.leaves.len() as u32;
+            let id = *self.leaf_ids.entry(w).or_insert(next);
+            if id == next {
+                self.leaves.push(w);
+            }
+            return id;
+        }
+        let (mut left, mut right) = self.inner[node as usize];
+        if (word >> (level - 1)) & 1 == 0 {
+            left = self.insert(level - 1, left, word, bit);
+        } else {
+            right = self.insert(level - 1, right, word, bit);
+        }
+        let next = self.inner.len() as u32;
+        let id = *self.inner_ids.entry((left, right)).or_insert(next);
+        if id == next {
+            self.inner.push((left, right));
+        }
+        id
+    }
+
+    /// Heap bytes, roughly: each entry in a vector and in its map.
+    fn bytes(&self) -> usize {
+        (self.leaves.len() + self.inner.len()) * 8 * 3 + self.with.len() * 24
     }
 }
 
@@ -228,7 +392,27 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// The first op at or after `from` whose bit is clear (`ops` if none).
+fn first_clear(bits: &[u64], from: u32, ops: usize) -> u32 {
+    let mut w = from as usize / 64;
+    if w >= bits.len() {
+        return ops as u32;
+    }
+    let mut word = !bits[w] & (!0u64 << (from % 64));
+    loop {
+        if word != 0 {
+            return ((w * 64) + word.trailing_zeros() as usize).min(ops) as u32;
+        }
+        w += 1;
+        if w == bits.len() {
+            return ops as u32;
+        }
+        word = !bits[w];
+    }
+}
+
 struct Frame<S> {
+    /// The list node of the op's call entry.
     node: u32,
     prev_state: S,
     alt: u32,
@@ -238,6 +422,14 @@ struct Frame<S> {
     forced: bool,
     /// The scan phase the op was found in.
     phase: u8,
+    /// In phase 1: the first return entry, where the scan stops.
+    bound: u32,
+    /// The frontier and crashed set before the step.
+    prev_lo: u32,
+    prev_hi: u32,
+    prev_crashed: u32,
+    /// This step on the trail.
+    trail: u32,
 }
 
 /// How a search may cut corners.
@@ -251,6 +443,55 @@ pub(crate) struct Tactics {
     pub max_configs: Option<u64>,
 }
 
+/// The crashed ops that may be linearized next, one per class of equal
+/// ops (the first of the class not yet linearized), as a doubly linked
+/// list in call order. Node `end` (= number of ops) is the sentinel.
+struct Heads {
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    end: u32,
+}
+
+impl Heads {
+    fn first(&self) -> u32 {
+        self.next[self.end as usize]
+    }
+
+    /// Takes `op` (a head) out; its class's next op `then`, if any, takes
+    /// its place in call order.
+    fn advance(&mut self, op: u32, then: u32, call_node: &[u32]) {
+        let (o, end) = (op as usize, self.end);
+        let before = self.prev[o];
+        self.next[before as usize] = self.next[o];
+        self.prev[self.next[o] as usize] = before;
+        if then != NONE {
+            let mut at = before;
+            while self.next[at as usize] != end
+                && call_node[self.next[at as usize] as usize] < call_node[then as usize]
+            {
+                at = self.next[at as usize];
+            }
+            let after = self.next[at as usize];
+            self.next[then as usize] = after;
+            self.prev[then as usize] = at;
+            self.next[at as usize] = then;
+            self.prev[after as usize] = then;
+        }
+    }
+
+    /// Undoes [`Heads::advance`] (the last change made).
+    fn retreat(&mut self, op: u32, then: u32) {
+        if then != NONE {
+            let t = then as usize;
+            self.next[self.prev[t] as usize] = self.next[t];
+            self.prev[self.next[t] as usize] = self.prev[t];
+        }
+        let o = op as usize;
+        self.next[self.prev[o] as usize] = op;
+        self.prev[self.next[o] as usize] = op;
+    }
+}
+
 /// Searches for a linearization of `p` under `model`.
 pub(crate) fn search<M: Model>(
     model: &M,
@@ -260,27 +501,81 @@ pub(crate) fn search<M: Model>(
     tactics: Tactics,
 ) -> Found<M::State> {
     let n = p.entries.len();
+    let nops = p.ops.len();
     let tail = n as u32 + 1;
-    let mut next: Vec<u32> = (1..=n as u32 + 1).collect();
-    next.push(tail);
-    let mut prev: Vec<u32> = std::iter::once(0).chain(0..=n as u32).collect();
-    let words = p.ops.len().div_ceil(64).max(1);
-    let mut bits = vec![0u64; words];
-    let zobrist: Vec<u64> = (0..p.ops.len() as u64).map(splitmix).collect();
+    // The list of completed ops' call and return entries. Crashed ops'
+    // calls stay out of it (see `Heads`): thousands of them may be pending
+    // at once, and the scan from the head must not walk them every step.
+    let mut next = vec![tail; n + 2];
+    let mut prev = vec![0u32; n + 2];
+    let mut call_node = vec![0u32; nops];
+    let mut last = 0u32;
+    for (i, e) in p.entries.iter().enumerate() {
+        let node = i as u32 + 1;
+        if e.is_call {
+            call_node[e.op as usize] = node;
+            if e.ret == 0 {
+                continue;
+            }
+        }
+        next[last as usize] = node;
+        prev[node as usize] = last;
+        last = node;
+    }
+    next[last as usize] = tail;
+    prev[tail as usize] = last;
+    let mut next_same = vec![NONE; nops];
+    for (op, &before) in p.prev_same.iter().enumerate() {
+        if before != NONE {
+            next_same[before as usize] = op as u32;
+        }
+    }
+    let end = nops as u32;
+    let mut heads = Heads {
+        next: vec![end; nops + 1],
+        prev: vec![end; nops + 1],
+        end,
+    };
+    {
+        let mut firsts: Vec<u32> = (0..end)
+            .filter(|&o| !p.required[o as usize] && p.prev_same[o as usize] == NONE)
+            .collect();
+        firsts.sort_unstable_by_key(|&o| call_node[o as usize]);
+        let mut last = end;
+        for o in firsts {
+            heads.next[last as usize] = o;
+            heads.prev[o as usize] = last;
+            last = o;
+        }
+        heads.next[last as usize] = end;
+        heads.prev[end as usize] = last;
+    }
+    // Settled ops: completed ones linearized, and every crashed one (they
+    // are tracked in `crashed` instead, so the window skips over them).
+    let mut settled = vec![0u64; nops.div_ceil(64).max(1)];
+    for (op, _) in p.required.iter().enumerate().filter(|(_, r)| !**r) {
+        settled[op >> 6] |= 1 << (op & 63);
+    }
+    let mut lo = first_clear(&settled, 0, nops);
+    let mut hi = 0u32;
+    let mut crashed_sets = CrashedSets::new(nops);
+    let mut crashed = 0u32;
+    let zobrist: Vec<u64> = (0..nops as u64).map(splitmix).collect();
     let mut zh = 0u64;
     let mut remaining = p.required.iter().filter(|r| **r).count();
-    // Unknown-outcome ops not yet linearized: when none is left, the
-    // second scan phase would find nothing, so it is skipped.
-    let mut unknown_left = p.required.len() - remaining;
     let mut state = model.init();
     let mut stack: Vec<Frame<M::State>> = Vec::new();
+    let mut trail = Trail {
+        steps: Vec::new(),
+        pinned: 0,
+        ends: Vec::new(),
+    };
     // Most searches visit thousands of configurations: start there rather
     // than rehash the table through every small size.
-    let initial = (p.ops.len() * 8).clamp(64, 1 << 14);
+    let initial = (nops * 8).clamp(64, 1 << 14);
     let mut cache = Cache {
         table: HashTable::with_capacity(initial),
-        arena: Vec::with_capacity(initial * words),
-        words,
+        arena: Vec::with_capacity(initial * 2),
         heap: 0,
     };
     let heap = |s: &M::State| model.heap_bytes(s);
@@ -293,7 +588,14 @@ pub(crate) fn search<M: Model>(
         .map(|o| model.grows(o) || model.read_only(o))
         .collect();
     let growth = tactics.growth_pruning && p.ops.iter().any(|o| model.grows(o));
-    cache.insert_if_new(zh ^ state_hash(&state), &bits, &state, heap);
+    cache.insert_if_new(
+        zh ^ state_hash(&state),
+        Window::new(lo, hi),
+        &settled,
+        crashed,
+        &state,
+        heap,
+    );
 
     let mut frontier = Frontier {
         stuck_op: 0,
@@ -305,12 +607,15 @@ pub(crate) fn search<M: Model>(
     let mut best_node = 0u32;
     let mut reported = 0usize;
     let mut steps = 0u64;
-    let mut node = next[0];
-    let mut start_alt = 0u32;
-    // Each scan of the candidates runs twice: first over completed ops,
-    // then over ops whose outcome is unknown. Trying "not yet" for the
-    // unknown ones first finds linearizations of valid histories sooner.
+    // Each scan of the candidates runs twice: first over completed ops
+    // (phase 0: `cursor` is a list node), then over crashed ones (phase 1:
+    // `cursor` is an op in `heads`, up to `bound`, the first return entry).
+    // Trying "not yet" for the crashed ones first finds linearizations of
+    // valid histories sooner.
+    let mut cursor = next[0];
     let mut phase = 0u8;
+    let mut bound = 0u32;
+    let mut start_alt = 0u32;
 
     let result = 'search: loop {
         if remaining == 0 {
@@ -320,7 +625,10 @@ pub(crate) fn search<M: Model>(
         }
         steps += 1;
         if steps & 0xFFF == 0 {
-            let bytes = cache.bytes() + stack.capacity() * std::mem::size_of::<Frame<M::State>>();
+            let bytes = cache.bytes()
+                + crashed_sets.bytes()
+                + stack.capacity() * std::mem::size_of::<Frame<M::State>>()
+                + trail.steps.capacity() * std::mem::size_of::<TrailStep<M::State>>();
             if bytes >= reported {
                 budget
                     .memory_used
@@ -332,7 +640,7 @@ pub(crate) fn search<M: Model>(
             }
             reported = bytes;
             let configs = cache.table.len() as u64;
-            if budget.memory_used.load(Ordering::Relaxed) > budget.memory_limit {
+            if budget.memory_in_use(cache.imminent_growth(0x1000)) > budget.memory_limit {
                 break 'search Found::Unknown {
                     configs,
                     reason: format!(
@@ -370,86 +678,116 @@ pub(crate) fn search<M: Model>(
             }
         }
 
-        let entry = if node == tail {
-            None
+        // The next candidate's call node, or where the scan is stuck.
+        let candidate = if phase == 0 {
+            match (cursor != tail).then(|| p.entries[cursor as usize - 1]) {
+                Some(e) if e.is_call => Ok(cursor),
+                // The end of the completed ops' candidates: now the
+                // crashed ones called before this return entry.
+                _ if heads.first() != end && call_node[heads.first() as usize] < cursor => {
+                    phase = 1;
+                    bound = cursor;
+                    cursor = heads.first();
+                    continue;
+                }
+                _ => Err(cursor),
+            }
+        } else if cursor != end && call_node[cursor as usize] < bound {
+            Ok(call_node[cursor as usize])
         } else {
-            Some(p.entries[node as usize - 1])
+            Err(bound)
         };
-        match entry {
-            Some(e)
-                if e.is_call
-                    && (e.ret == 0) == (phase == 1)
-                    && (p.prev_same[e.op as usize] == NONE || {
-                        let y = p.prev_same[e.op as usize] as usize;
-                        bits[y >> 6] & (1 << (y & 63)) != 0
-                    }) =>
-            {
+        match candidate {
+            Ok(node) => {
+                let e = p.entries[node as usize - 1];
                 let op = e.op as usize;
                 let read_only = model.read_only(&p.ops[op]);
                 let mut advanced = false;
                 let mut dead_end = false;
-                let mut try_state =
-                    |s: M::State, alt: u32, many: bool, state: &mut M::State| -> bool {
-                        bits[op >> 6] ^= 1 << (op & 63);
-                        zh ^= zobrist[op];
-                        if cache.insert_if_new(zh ^ state_hash(&s), &bits, &s, heap) {
-                            let prev_state = std::mem::replace(state, s);
+                // The successor states still to try: a `Many` op resumed
+                // after backtracking skips the alternatives tried before.
+                let (next_states, many): (Option<smallvec::SmallVec<[M::State; 2]>>, bool) =
+                    match model.step(&state, &p.ops[op]) {
+                        Next::Illegal => (None, false),
+                        Next::One(s) => ((start_alt == 0).then(|| smallvec::smallvec![s]), false),
+                        Next::Many(alts) => (
+                            Some(alts.into_iter().skip(start_alt as usize).collect()),
+                            true,
+                        ),
+                    };
+                // The configuration after the step, tried with each of the
+                // op's successor states.
+                let (prev_lo, prev_hi, prev_crashed) = (lo, hi, crashed);
+                let mut after_crashed = crashed;
+                if let Some(alts) = next_states {
+                    if e.ret != 0 {
+                        settled[op >> 6] |= 1 << (op & 63);
+                        if op as u32 == lo {
+                            lo = first_clear(&settled, lo, nops);
+                        }
+                        hi = hi.max(op as u32 + 1);
+                    } else {
+                        after_crashed = crashed_sets.with(crashed, op as u32);
+                    }
+                    zh ^= zobrist[op];
+                    let window = Window::new(lo, hi);
+                    for (a, s) in alts.into_iter().enumerate() {
+                        let hash = zh ^ state_hash(&s);
+                        if cache.insert_if_new(hash, window, &settled, after_crashed, &s, heap) {
+                            let before = stack.last().map_or(NONE, |f| f.trail);
+                            let step = trail.push(before, op as u32, s.clone());
+                            let prev_state = std::mem::replace(&mut state, s);
                             stack.push(Frame {
                                 node,
                                 prev_state,
-                                alt,
+                                alt: start_alt + a as u32,
                                 many,
                                 forced: read_only,
                                 phase,
+                                bound,
+                                prev_lo,
+                                prev_hi,
+                                prev_crashed,
+                                trail: step,
                             });
-                            true
-                        } else {
-                            bits[op >> 6] ^= 1 << (op & 63);
-                            zh ^= zobrist[op];
-                            false
-                        }
-                    };
-                match model.step(&state, &p.ops[op]) {
-                    Next::Illegal => {}
-                    Next::One(s) => {
-                        if start_alt == 0 {
-                            advanced = try_state(s, 0, false, &mut state);
-                            // A legal read-only op whose successor was already
-                            // explored: this configuration is explored too.
-                            dead_end = read_only && !advanced;
+                            advanced = true;
+                            break;
                         }
                     }
-                    Next::Many(alts) => {
-                        for (a, s) in alts.into_iter().enumerate().skip(start_alt as usize) {
-                            if try_state(s, a as u32, true, &mut state) {
-                                advanced = true;
-                                break;
-                            }
+                    // A legal read-only op whose successor was already
+                    // explored: this configuration is explored too.
+                    dead_end = read_only && !advanced && !many;
+                    if !advanced {
+                        if e.ret != 0 {
+                            settled[op >> 6] ^= 1 << (op & 63);
                         }
+                        zh ^= zobrist[op];
+                        (lo, hi) = (prev_lo, prev_hi);
                     }
                 }
+                start_alt = 0;
                 if advanced {
-                    // Lift the call entry and its return entry out of the list.
-                    let c = node as usize;
-                    next[prev[c] as usize] = next[c];
-                    prev[next[c] as usize] = prev[c];
+                    crashed = after_crashed;
                     if e.ret != 0 {
+                        // Lift the call entry and its return entry out of the list.
+                        let c = node as usize;
+                        next[prev[c] as usize] = next[c];
+                        prev[next[c] as usize] = prev[c];
                         let r = e.ret as usize;
                         next[prev[r] as usize] = next[r];
                         prev[next[r] as usize] = prev[r];
                         remaining -= 1;
                     } else {
-                        unknown_left -= 1;
+                        heads.advance(op as u32, next_same[op], &call_node);
                     }
-                    start_alt = 0;
                     let doomed = if growth {
-                        cannot_grow(model, p, &next, &passes, &state)
+                        cannot_grow(model, p, &next, &heads, &call_node, &passes, &state)
                     } else {
                         None
                     };
                     match doomed {
                         None => {
-                            node = next[0];
+                            cursor = next[0];
                             phase = 0;
                             continue;
                         }
@@ -461,82 +799,81 @@ pub(crate) fn search<M: Model>(
                             &mut best_node,
                             read,
                             &state,
-                            &stack,
+                            &mut trail,
+                            stack.last().map_or(NONE, |f| f.trail),
                             max_paths,
                             true,
                         ),
                     }
-                } else {
-                    start_alt = 0;
-                    if !dead_end {
-                        node = next[node as usize];
-                        continue;
-                    }
+                } else if !dead_end {
+                    cursor = if phase == 0 {
+                        next[node as usize]
+                    } else {
+                        heads.next[op]
+                    };
+                    continue;
                 }
             }
-            // A call of the other phase: not now.
-            Some(e) if e.is_call => {
-                node = next[node as usize];
-                continue;
-            }
-            // The end of the completed ops' candidates: now the unknown ones.
-            _ if phase == 0 && unknown_left > 0 => {
-                phase = 1;
-                node = next[0];
-                continue;
-            }
-            Some(_) => {
-                // Stuck at a return entry: the op it closes should already
-                // be linearized. Remember how far the search got.
-                note_stuck(
-                    p,
-                    &mut frontier,
-                    &mut best_node,
-                    node,
-                    &state,
-                    &stack,
-                    max_paths,
-                    false,
-                );
-            }
+            // Stuck at a return entry: the op it closes should already be
+            // linearized. Remember how far the search got.
+            Err(at) if at != tail => note_stuck(
+                p,
+                &mut frontier,
+                &mut best_node,
+                at,
+                &state,
+                &mut trail,
+                stack.last().map_or(NONE, |f| f.trail),
+                max_paths,
+                false,
+            ),
             // Defensive: the list always holds a return entry while
             // `remaining > 0`, so the tail is never reached.
-            None => {}
+            Err(_) => {}
         }
         // Backtrack: undo the last step, and every forced step under it.
         loop {
             let Some(f) = stack.pop() else {
+                frontier.paths = trail.paths();
                 break 'search Found::NotLinearizable {
                     configs: cache.table.len() as u64,
                     frontier,
                 };
             };
+            trail.pop(f.trail);
             state = f.prev_state;
             let e = p.entries[f.node as usize - 1];
             let op = e.op as usize;
-            bits[op >> 6] ^= 1 << (op & 63);
             zh ^= zobrist[op];
-            // Put the entries back, in the reverse order of lifting.
+            (lo, hi, crashed) = (f.prev_lo, f.prev_hi, f.prev_crashed);
             if e.ret != 0 {
+                settled[op >> 6] ^= 1 << (op & 63);
+                // Put the entries back, in the reverse order of lifting.
                 let r = e.ret as usize;
                 next[prev[r] as usize] = r as u32;
                 prev[next[r] as usize] = r as u32;
+                let c = f.node as usize;
+                next[prev[c] as usize] = c as u32;
+                prev[next[c] as usize] = c as u32;
                 remaining += 1;
             } else {
-                unknown_left += 1;
+                heads.retreat(op as u32, next_same[op]);
             }
-            let c = f.node as usize;
-            next[prev[c] as usize] = c as u32;
-            prev[next[c] as usize] = c as u32;
             if f.forced {
                 continue;
             }
             phase = f.phase;
+            bound = f.bound;
+            let here = if phase == 0 { f.node } else { op as u32 };
             if f.many {
-                node = f.node;
+                cursor = here;
                 start_alt = f.alt + 1;
             } else {
-                node = next[c];
+                cursor = if phase == 0 {
+                    next[here as usize]
+                } else {
+                    heads.next[op]
+                };
                 start_alt = 0;
             }
             break;
@@ -546,9 +883,10 @@ pub(crate) fn search<M: Model>(
     result
 }
 
-/// Remembers that the search, in `state` after the ops on `stack`, could
-/// not pass the return entry at list node `node` (`pruned`: growth pruning
-/// says it never will), if that is as far as it has got.
+/// Remembers that the search, in `state` after the ops on the trail up
+/// to step `top`, could not pass the return entry at list node `node`
+/// (`pruned`: growth pruning says it never will), if that is as far as it
+/// has got.
 #[allow(clippy::too_many_arguments)]
 fn note_stuck<O, S: Clone + PartialEq>(
     p: &Problem<O>,
@@ -556,7 +894,8 @@ fn note_stuck<O, S: Clone + PartialEq>(
     best_node: &mut u32,
     node: u32,
     state: &S,
-    stack: &[Frame<S>],
+    trail: &mut Trail<S>,
+    top: u32,
     max_paths: usize,
     pruned: bool,
 ) {
@@ -564,7 +903,7 @@ fn note_stuck<O, S: Clone + PartialEq>(
         *best_node = node;
         frontier.stuck_op = p.entries[node as usize - 1].op;
         frontier.states.clear();
-        frontier.paths.clear();
+        trail.forget_paths();
         frontier.more_states = false;
         frontier.pruned_here = false;
     }
@@ -574,12 +913,78 @@ fn note_stuck<O, S: Clone + PartialEq>(
     if node == *best_node && !frontier.states.contains(state) {
         if frontier.states.len() < MAX_FRONTIER_STATES {
             frontier.states.push(state.clone());
-            if frontier.paths.len() < max_paths {
-                frontier.paths.push(path_of(p, stack, state));
+            if trail.ends.len() < max_paths {
+                trail.keep_path(top);
             }
         } else {
             frontier.more_states = true;
         }
+    }
+}
+
+/// One step of the trail: the op, the state after it, and the step
+/// before it (`NONE` for the first).
+struct TrailStep<S> {
+    before: u32,
+    op: u32,
+    after: S,
+}
+
+/// The steps of the orders the search walks, so that a counterexample's
+/// final paths can be read back at the end. Copying the stack whenever
+/// the frontier moved cost O(depth) each time, quadratic on a long valid
+/// history; here recording a path is O(1). Steps of the current order sit
+/// below those of any order tried after it, so a popped step is dropped
+/// unless a kept path still needs it (below `pinned`).
+struct Trail<S> {
+    steps: Vec<TrailStep<S>>,
+    /// Steps below this index may belong to a kept path.
+    pinned: usize,
+    /// The last step of each kept path (`NONE`: the empty path).
+    ends: Vec<u32>,
+}
+
+impl<S: Clone> Trail<S> {
+    fn push(&mut self, before: u32, op: u32, after: S) -> u32 {
+        self.steps.push(TrailStep { before, op, after });
+        self.steps.len() as u32 - 1
+    }
+
+    /// Drops step `at` (and everything after it) unless a kept path needs it.
+    fn pop(&mut self, at: u32) {
+        if at as usize >= self.pinned {
+            self.steps.truncate(at as usize);
+        }
+    }
+
+    fn keep_path(&mut self, end: u32) {
+        self.ends.push(end);
+        if end != NONE {
+            self.pinned = self.pinned.max(end as usize + 1);
+        }
+    }
+
+    fn forget_paths(&mut self) {
+        self.ends.clear();
+        self.pinned = 0;
+    }
+
+    /// The kept paths, each as (op, state after it) from the first step.
+    fn paths(&self) -> Vec<Vec<(u32, S)>> {
+        self.ends
+            .iter()
+            .map(|&end| {
+                let mut path = Vec::new();
+                let mut at = end;
+                while at != NONE {
+                    let step = &self.steps[at as usize];
+                    path.push((step.op, step.after.clone()));
+                    at = step.before;
+                }
+                path.reverse();
+                path
+            })
+            .collect()
     }
 }
 
@@ -590,18 +995,38 @@ const LOOKAHEAD: usize = 64;
 /// but no longer can be: walking the list from its head, while every call
 /// met only grows the state or leaves it (so any state before the read's
 /// return is `state` grown), a read's return whose result `state` cannot
-/// grow into.
+/// grow into. Pending crashed ops count as calls met at their call entry.
 fn cannot_grow<M: Model>(
     model: &M,
     p: &Problem<M::Op>,
     next: &[u32],
+    heads: &Heads,
+    call_node: &[u32],
     passes: &[bool],
     state: &M::State,
 ) -> Option<u32> {
     let tail = p.entries.len() as u32 + 1;
+    // The first crashed op that may be linearized and does not pass (equal
+    // ops pass alike, so a class's first op stands for the class); past
+    // the look-ahead, the last one looked at.
+    let mut blocked_at = u32::MAX;
+    let mut h = heads.first();
+    for _ in 0..LOOKAHEAD {
+        if h == heads.end {
+            break;
+        }
+        blocked_at = call_node[h as usize];
+        if !passes[h as usize] {
+            break;
+        }
+        h = heads.next[h as usize];
+    }
+    if h == heads.end {
+        blocked_at = u32::MAX;
+    }
     let mut node = next[0];
     for _ in 0..LOOKAHEAD {
-        if node == tail {
+        if node == tail || node > blocked_at {
             break;
         }
         let e = p.entries[node as usize - 1];
@@ -616,21 +1041,6 @@ fn cannot_grow<M: Model>(
         node = next[node as usize];
     }
     None
-}
-
-/// The linearization on the stack, with the state after each step.
-fn path_of<O, S: Clone>(p: &Problem<O>, stack: &[Frame<S>], current: &S) -> Vec<(u32, S)> {
-    stack
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let after = stack
-                .get(i + 1)
-                .map(|g| g.prev_state.clone())
-                .unwrap_or_else(|| current.clone());
-            (p.entries[f.node as usize - 1].op, after)
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -666,6 +1076,7 @@ mod growth_tests {
             time_limit_text: String::new(),
             memory_used: &used,
             memory_limit: usize::MAX,
+            resident: None,
             cancel: &cancel,
             stop: &stop,
         };

@@ -482,3 +482,92 @@ fn failed_cas_with_another_error_never_ran() {
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(explanation(&r), "cas from 1 failed (found another value), but every order of the operations before it leaves 1");
 }
+
+/// A long sequential register history: `n` write/read pairs, every
+/// `crash_every`-th write crashed (it took effect: the read after it saw
+/// it) by a process that never comes back.
+fn long_sequential(n: usize, crash_every: usize) -> String {
+    let mut text = String::new();
+    let mut process = 0;
+    for i in 0..n {
+        let v = i % 7;
+        if i % crash_every == crash_every - 1 {
+            text.push_str(&format!(
+                "{process} invoke write {v}\n{process} info write {v}\n"
+            ));
+            process += 1;
+        } else {
+            text.push_str(&format!(
+                "{process} invoke write {v}\n{process} ok write {v}\n"
+            ));
+        }
+        text.push_str(&format!("{process} invoke read\n{process} ok read {v}\n"));
+    }
+    text
+}
+
+#[test]
+fn long_history_fits_a_memo_budget_that_follows_concurrency_not_length() {
+    // 40,000 ops: a memo storing a bitset as long as the history per
+    // configuration needs 5 KB each, 200 MB in all; relative to the
+    // frontier each costs a few words, so 8 MiB is plenty.
+    let text = long_sequential(20_000, 100);
+    let opts = LinearOptions {
+        memory_limit: 8 << 20,
+        ..LinearOptions::default()
+    };
+    let r = check(&Register, &h(&text), &opts).unwrap();
+    assert_eq!(r.validity, Validity::Valid, "{:?}", r.keys[0].reason);
+    assert!(r.keys[0].configurations >= 40_000);
+    // The same history with the last read forged is caught, and the
+    // counterexample's path runs through the whole history.
+    let forged = format!("{text}9999 invoke read\n9999 ok read 12\n");
+    let r = check(&Register, &h(&forged), &opts).unwrap();
+    assert_eq!(r.validity, Validity::Invalid);
+    let cx = r.keys[0].counterexample.as_ref().expect("counterexample");
+    assert_eq!(
+        cx.explanation,
+        "read returned 12, but every order of the operations before it leaves 0"
+    );
+    assert!(cx.final_paths.iter().all(|p| p.len() >= 39_000));
+}
+
+#[test]
+fn resident_memory_reader_replaces_the_memo_count() {
+    // The process is said to hold 2 GiB: a 1 GiB limit stops the search
+    // though its memo is small.
+    let heavy = LinearOptions {
+        memory_limit: 1 << 30,
+        resident_memory: Some(|| Some(2 << 30)),
+        ..LinearOptions::default()
+    };
+    let r = check(&Register, &hopeless_history(), &heavy).unwrap();
+    assert_eq!(r.validity, Validity::Unknown);
+    assert!(
+        r.keys[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("memory budget of 1024 MiB reached"),
+        "{:?}",
+        r.keys[0].reason
+    );
+    // Without the reader the same limit counts the memo alone, which stays
+    // far below 1 GiB: the time limit stops the search instead.
+    let memo_only = LinearOptions {
+        resident_memory: None,
+        time_limit: Some(Duration::from_millis(300)),
+        ..heavy
+    };
+    let r = check(&Register, &hopeless_history(), &memo_only).unwrap();
+    assert_eq!(r.validity, Validity::Unknown);
+    assert!(
+        r.keys[0]
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("time limit of 300ms reached"),
+        "{:?}",
+        r.keys[0].reason
+    );
+}

@@ -62,6 +62,7 @@ impl Checker for Linearizable {
         let opts = linear::LinearOptions {
             time_limit: ctx.time_limit,
             memory_limit: ctx.memory_limit,
+            resident_memory: ctx.resident_memory,
             split_by_key: ctx.split_by_key,
             stop_at_first_invalid: ctx.stop_at_first_invalid,
             ..linear::LinearOptions::default()
