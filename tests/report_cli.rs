@@ -36,10 +36,16 @@ const WRITE_SKEW: &str = r#"{"process":0,"type":"invoke","f":"txn","value":[["r"
 "#;
 
 fn faultline(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .output()
-        .expect("runs");
+    faultline_with_path(args, None)
+}
+
+/// Like [`faultline`], with `PATH` replaced when `path` is given.
+fn faultline_with_path(args: &[&str], path: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let out = cmd.args(args).output().expect("runs");
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -180,25 +186,48 @@ fn txn_check_writes_the_anomalies_page() {
     let h = write(dir.path(), "skew.jsonl", WRITE_SKEW);
     let out = dir.path().join("out");
     let junit = dir.path().join("junit.xml");
-    let (code, text) = faultline(&[
-        "check",
-        "--model",
-        "list-append",
-        "--out",
-        out.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-        &h,
-    ]);
+    // No Graphviz on the PATH (no program at all): the cycle is still
+    // drawn, in Rust.
+    let empty = dir.path().join("empty-bin");
+    std::fs::create_dir(&empty).expect("empty dir");
+    let (code, text) = faultline_with_path(
+        &[
+            "check",
+            "--model",
+            "list-append",
+            "--out",
+            out.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            &h,
+        ],
+        empty.to_str(),
+    );
     assert_eq!(code, 1, "{text}");
     // The checker's own explanation files are still there.
     assert!(out.join("G2-item.txt").is_file(), "{text}");
     let page = read(&out.join("anomalies.html"));
     assert!(page.contains("data-name=\"G2-item\""), "{page}");
-    if Command::new("dot").arg("-V").output().is_ok() {
-        assert!(page.contains("<svg"), "the cycle drawn inline");
-    } else {
-        eprintln!("SKIP: graphviz dot not installed; the page shows the dot source");
+    assert!(page.contains("<svg"), "the cycle drawn inline");
+    // The drawing beside the dot file holds every transaction and edge.
+    let svg = read(&out.join("G2-item/0.svg"));
+    let dot = read(&out.join("G2-item/0.dot"));
+    for name in ["T1", "T2"] {
+        assert!(svg.contains(&format!(">{name}<")), "{name}: {svg}");
+    }
+    let edges = dot.matches(" -> ").count();
+    assert!(edges >= 2, "{dot}");
+    assert_eq!(svg.matches("class=\"edge\"").count(), edges, "{svg}");
+    for label in dot
+        .lines()
+        .filter(|l| l.contains(" -> "))
+        .filter_map(|l| l.split("label=\"").nth(1)?.split("\", ").next())
+    {
+        let shown = label.replace("\\\"", "&quot;");
+        assert!(
+            svg.contains(&format!(">{shown}<")),
+            "edge label {shown}: {svg}"
+        );
     }
     let x = read(&junit);
     let doc = parse(&x);

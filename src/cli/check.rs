@@ -54,8 +54,8 @@ pub struct Args {
     /// counterexample.html or anomalies.html; docs/reports.md) into this
     /// directory, in a subdirectory per file when there are several. With
     /// list-append or rw-register also each anomaly's explanation
-    /// (`<anomaly>.txt`) and cycle graphs (`<anomaly>/<i>.dot`, `.svg` when
-    /// Graphviz is installed).
+    /// (`<anomaly>.txt`) and cycle graphs (`<anomaly>/<i>.dot`, and drawn as
+    /// `<anomaly>/<i>.svg`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Also write a JUnit XML file here: a testsuite per file, an invalid

@@ -332,18 +332,13 @@ fn anomalies_page_shows_each_cycle_beside_its_text() {
         .descendants()
         .find(|n| n.attribute("class") == Some("graph"))
         .unwrap();
-    let have_dot = std::process::Command::new("dot").arg("-V").output().is_ok();
-    if have_dot {
-        assert!(
-            graph.children().any(|c| c.tag_name().name() == "svg"),
-            "inline SVG"
-        );
-    } else {
-        eprintln!("SKIP: graphviz dot not installed; checking the dot fallback");
-        assert!(graph
-            .descendants()
-            .any(|c| c.attribute("class") == Some("dot")));
-    }
+    // Drawn in Rust: an inline SVG whatever the machine has installed.
+    let svg = graph
+        .children()
+        .find(|c| c.tag_name().name() == "svg")
+        .expect("inline SVG");
+    let texts: Vec<&str> = svg.descendants().filter_map(|n| n.text()).collect();
+    assert!(texts.contains(&"T1") && texts.contains(&"T2"), "{texts:?}");
 }
 
 #[test]
