@@ -384,13 +384,30 @@ fn ensure_host_packages(db: &str) -> anyhow::Result<()> {
                 .any(|d| Path::new(d).join(prog).is_file())
     };
     let db_packages = crate::system::find(db).map_or(&[][..], |s| s.packages());
-    let missing: Vec<&str> = HOST_PACKAGES
+    // A db file names Debian packages; they are looked up with dpkg.
+    let file_packages = crate::system::file::db_file_path(db)
+        .and_then(|p| crate::system::file::FileDbSpec::load(&p).ok())
+        .map(|f| f.packages)
+        .unwrap_or_default();
+    let installed = |pkg: &str| {
+        std::process::Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", pkg])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).ends_with(" ok installed"))
+    };
+    let mut missing: Vec<&str> = HOST_PACKAGES
         .iter()
         .copied()
         .chain(db_packages.iter().map(|p| (p.program, p.package)))
         .filter(|(p, _)| !present(p))
         .map(|(_, pkg)| pkg)
         .collect();
+    missing.extend(
+        file_packages
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !installed(p)),
+    );
     if missing.is_empty() {
         return Ok(());
     }
