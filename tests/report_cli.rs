@@ -341,3 +341,119 @@ fn timeline_draws_in_headless_chromium_without_errors() {
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
 }
+
+/// A stale read after a 5 s write, beside a cas whose outcome is unknown
+/// and a dozen short writes (times in ns).
+fn long_ops_history() -> String {
+    let ms = 1_000_000u64;
+    let mut ev = vec![
+        (
+            0u64,
+            r#"{"process":0,"type":"invoke","f":"write","value":1"#.to_string(),
+        ),
+        (
+            500 * ms,
+            r#"{"process":1,"type":"invoke","f":"cas","value":[1,5]"#.into(),
+        ),
+        (
+            5000 * ms,
+            r#"{"process":0,"type":"ok","f":"write","value":1"#.into(),
+        ),
+    ];
+    let mut t = 700 * ms;
+    for i in 0..12u64 {
+        let p = 2 + i % 3;
+        let v = 10 + i;
+        ev.push((
+            t,
+            format!(r#"{{"process":{p},"type":"invoke","f":"write","value":{v}"#),
+        ));
+        t += 20 * ms;
+        ev.push((
+            t,
+            format!(r#"{{"process":{p},"type":"ok","f":"write","value":{v}"#),
+        ));
+        t += 10 * ms;
+    }
+    ev.push((
+        t,
+        r#"{"process":3,"type":"invoke","f":"read","value":null"#.into(),
+    ));
+    ev.push((
+        t + 10 * ms,
+        r#"{"process":3,"type":"ok","f":"read","value":3"#.into(),
+    ));
+    ev.sort_by_key(|(t, _)| *t);
+    ev.iter()
+        .map(|(t, e)| format!("{e},\"time\":{t}}}\n"))
+        .collect()
+}
+
+/// The counterexample page as Chromium lays it out: no two labels
+/// overlap, no label runs past its bar, no bar is cut at the drawing's
+/// right edge, and the operation that cannot follow is scrolled into view.
+/// A script added to a copy of the page measures the real text boxes.
+#[test]
+#[cfg_attr(not(faultline_root), ignore = "needs root: installs chromium")]
+fn counterexample_labels_do_not_overlap_in_chromium() {
+    apt::ensure(&[("/usr/bin/chromium", "chromium")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = write(dir.path(), "long.jsonl", &long_ops_history());
+    let out = dir.path().join("out");
+    let (code, text) = faultline(&[
+        "check",
+        "--model",
+        "cas-register",
+        "--out",
+        out.to_str().unwrap(),
+        &h,
+    ]);
+    assert_eq!(code, 1, "{text}");
+    let page = read(&out.join("counterexample.html"));
+    let probe = r#"<script>
+var svg = document.querySelector('svg.cx-timeline'), out = [];
+var W = svg.width.baseVal.value;
+var labels = Array.from(svg.querySelectorAll('text.op-label, text.axis, text.fault-label')).map(function (t) { return [t, t.getBBox()]; });
+labels.forEach(function (a, i) {
+  labels.slice(i + 1).forEach(function (b) {
+    var p = a[1], q = b[1];
+    if (p.width && q.width && p.x < q.x + q.width && q.x < p.x + p.width && p.y < q.y + q.height && q.y < p.y + p.height)
+      out.push('overlap: ' + a[0].textContent + ' / ' + b[0].textContent);
+  });
+});
+svg.querySelectorAll('g').forEach(function (g) {
+  var r = g.querySelector('rect').getBBox(), t = g.querySelector('text').getBBox();
+  if (t.x + t.width > r.x + r.width + 0.5) out.push('past its bar: ' + g.querySelector('text').textContent);
+  if (r.x + r.width > W) out.push('cut at the right edge: ' + g.querySelector('text').textContent);
+});
+var sc = document.querySelector('.cx-scroll'), st = svg.querySelector('rect.stuck').getBBox();
+if (st.x < sc.scrollLeft || st.x + st.width > sc.scrollLeft + sc.clientWidth) out.push('stuck op not in view');
+document.body.setAttribute('data-problems', out.length ? out.join('; ') : 'none');
+</script></body>"#;
+    let probed = out.join("probed.html");
+    std::fs::write(&probed, page.replace("</body>", probe)).expect("write probe");
+    let profile = dir.path().join("profile");
+    let run = Command::new("/usr/bin/chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=5000",
+            "--window-size=1200,800",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            &format!("file://{}", probed.display()),
+        ])
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        dom.contains("data-problems=\"none\""),
+        "{}",
+        dom.split("data-problems=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or(&dom)
+    );
+}
