@@ -236,9 +236,9 @@ fn render(g: &Graph) -> String {
     let (x1, y1) = (x1 + margin, y1 + margin);
     let (width, height) = (x1 - x0, y1 - y0);
     let mut s = String::new();
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"cycle\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"{x0:.1} {y0:.1} {width:.1} {height:.1}\" font-family=\"monospace\" font-size=\"12\">\n"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"cycle\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"{x0:.1} {y0:.1} {width:.1} {height:.1}\" font-family=\"monospace\" font-size=\"12\">"
     );
     if !g.label.is_empty() {
         let _ = writeln!(
@@ -276,14 +276,12 @@ fn render(g: &Graph) -> String {
             .iter()
             .filter(|o| o.from == e.from && o.to == e.to)
             .count() as f64;
-        let (cx, cy, lx, ly, path) = if a == b {
+        let (lx, ly, path) = if a == b {
             // A self-loop: a loop above the box.
             let (w, h) = sizes[a];
             let top = ay - h / 2.0;
             let r = 22.0 + 14.0 * nth;
             (
-                ax,
-                top - 2.0 * r,
                 ax + w / 4.0 + 6.0,
                 top - 2.0 * r,
                 format!(
@@ -314,14 +312,11 @@ fn render(g: &Graph) -> String {
                 0.25 * sy + 0.5 * cy + 0.25 * ty,
             );
             (
-                cx,
-                cy,
                 lx,
                 ly,
                 format!("M{sx:.1},{sy:.1} Q{cx:.1},{cy:.1} {tx:.1},{ty:.1}"),
             )
         };
-        let _ = (cx, cy);
         let _ = writeln!(
             s,
             "<path class=\"edge\" d=\"{path}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"1.5\" marker-end=\"url(#arrow{marker})\"><title>{}</title></path>",
