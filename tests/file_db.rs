@@ -68,6 +68,28 @@ fn etcd_through_shell_commands_and_a_bash_client() {
     );
     assert_eq!(code, 0, "{out}{err}");
 
+    // A package the nodes need but this machine lacks is refused at once
+    // with the command to run: a node has no DNS, so apt-get inside it
+    // could only time out.
+    let needs = tmp.path().join("needs.toml");
+    std::fs::write(
+        &needs,
+        "packages = [\"faultline-test-no-such-package\"]\ndaemon = \"sleep 1000\"\nhealth = \"true\"\n",
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let (code, out, err) = faultline(&state, &["db", "up", "--db", needs.to_str().unwrap()]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("local nodes cannot reach a package mirror: run `apt-get install -y faultline-test-no-such-package` here"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+
     let db = example().display().to_string();
     // By hand first: up, the leader through the file's `primaries`, down.
     let (code, out, err) = faultline(&state, &["db", "up", "--db", &db]);
