@@ -66,9 +66,11 @@ fn cluster_and_db_commands() {
     let (code, out, err) = faultline(&state, &["db", "down", "--logs", &logs_s]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(logs.join("n1/etcd.log").is_file() && logs.join("n2/etcd.log").is_file());
+    // Nothing running is an answer, not an error.
     let (code, out, _) = faultline(&state, &["db", "status"]);
-    assert_eq!(code, 1, "{out}");
-    assert_eq!(out.matches("not running").count(), 2, "{out}");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("  not running").count(), 2, "{out}");
+    assert!(out.contains("etcd is not running on any of the 2 node(s)"), "{out}");
 
     let (code, out, err) = faultline(&state, &["cluster", "down"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -77,6 +79,9 @@ fn cluster_and_db_commands() {
     let (code, out, _) = faultline(&state, &["cluster", "status"]);
     assert_eq!(code, 1);
     assert!(out.contains("no local cluster"), "{out}");
+    let (code, out, _) = faultline(&state, &["db", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no local cluster is up"), "{out}");
     let (code, _, err) = faultline(&state, &["db", "up"]);
     assert_eq!(code, 3);
     assert!(err.contains("cluster up"), "{err}");
