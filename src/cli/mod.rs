@@ -49,7 +49,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check histories for linearizability against a model.
+    /// Check histories: linearizability against a model, transactions
+    /// (Elle-style) or a classic workload's checker (--model; see --help).
     Check(check::Args),
     /// Build, inspect or remove the embedded local cluster.
     #[cfg(feature = "controller")]
