@@ -70,7 +70,10 @@ fn cluster_and_db_commands() {
     let (code, out, _) = faultline(&state, &["db", "status"]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.matches("  not running").count(), 2, "{out}");
-    assert!(out.contains("etcd is not running on any of the 2 node(s)"), "{out}");
+    assert!(
+        out.contains("etcd is not running on any of the 2 node(s)"),
+        "{out}"
+    );
 
     let (code, out, err) = faultline(&state, &["cluster", "down"]);
     assert_eq!(code, 0, "{out}{err}");
