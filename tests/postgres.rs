@@ -108,6 +108,11 @@ fn repeatable_read_shows_write_skew_and_serializable_shows_nothing() {
     // order consistent with real time.
     let (code, txn, text) = run(&state, &results, "serializable", "1");
     assert_eq!(code, 0, "serializable should be valid:\n{text}\n{txn:#}");
+    // The server runs on the first node only, and the run says which.
+    assert!(
+        text.contains("setting up postgres on n1 (1 of 2 nodes)..."),
+        "{text}"
+    );
     assert!(anomalies(&txn).is_empty(), "{txn:#}");
     assert!(txn["txns"].as_u64().unwrap_or(0) > 100, "{txn:#}");
 
