@@ -104,6 +104,19 @@ fn repeatable_read_shows_write_skew_and_serializable_shows_nothing() {
     );
     assert_eq!(code, 0, "{out}{err}");
 
+    // By hand: the server runs on n1 only, and status says n2 is not
+    // used rather than down.
+    let (code, out, err) = faultline(&state, &["db", "up", "--db", "postgres"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = faultline(&state, &["db", "status", "--db", "postgres"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("running") && out.contains("not used by postgres"),
+        "{out}"
+    );
+    let (code, out, err) = faultline(&state, &["db", "down", "--db", "postgres"]);
+    assert_eq!(code, 0, "{out}{err}");
+
     // Serializable: every transaction that committed fits one serial
     // order consistent with real time.
     let (code, txn, text) = run(&state, &results, "serializable", "1");

@@ -117,9 +117,9 @@ pub fn run(c: Command) -> anyhow::Result<i32> {
 }
 
 /// `db status`: each node's state and the leader. Exit 0 when the db runs
-/// on every node or on none (then it says so: nothing running is an
-/// answer, not an error), 1 when it runs on some nodes only or a node
-/// cannot tell.
+/// on every node it uses (PostgreSQL uses the first only) or on none (then
+/// it says so: nothing running is an answer, not an error), 1 when it runs
+/// on some of them only or a node cannot tell.
 fn status(a: &DbArgs) -> anyhow::Result<i32> {
     let (cluster, db) = match open(a) {
         Ok(opened) => opened,
@@ -135,9 +135,18 @@ fn status(a: &DbArgs) -> anyhow::Result<i32> {
         }
     };
     let running = cluster.on_all(|n| db.is_running(n));
+    // A db that keeps a daemon on some nodes only (PostgreSQL: the first)
+    // is not expected on the others.
+    let used: Vec<bool> = cluster
+        .nodes()
+        .iter()
+        .map(|n| db.daemon_on(n).is_some())
+        .collect();
+    let some_only = used.iter().any(|u| *u) && !used.iter().all(|u| *u);
     let (mut up, mut down, mut unknown) = (0, 0, 0);
-    for (n, r) in cluster.nodes().iter().zip(running) {
+    for ((n, r), used) in cluster.nodes().iter().zip(running).zip(used) {
         let s = match r {
+            Ok(false) if some_only && !used => format!("not used by {}", db.name()),
             Ok(true) => {
                 up += 1;
                 "running".to_string()
@@ -157,7 +166,7 @@ fn status(a: &DbArgs) -> anyhow::Result<i32> {
         println!(
             "{} is not running on any of the {} node(s)",
             db.name(),
-            cluster.nodes().len()
+            down.max(1)
         );
         return Ok(0);
     }
