@@ -9,6 +9,12 @@
 //! behind the default `controller` feature.
 #![warn(missing_docs)]
 
+/// The README's Rust examples, compiled and run by `cargo test --doc` so
+/// they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
+
 pub mod check;
 pub mod history;
 pub mod model;

@@ -2,7 +2,7 @@
 //! of runs, a filter, a run's page with its report, the timeline and the
 //! counterexample page — the expected elements are there, and the browser
 //! console has no error. Screenshots go to the target's temporary folder
-//! (printed). Prints SKIP without chromium/chromedriver.
+//! (printed). Installs chromium and chromedriver when missing (as root).
 #![cfg(all(feature = "cli", feature = "controller"))]
 
 mod web_support;
@@ -10,7 +10,7 @@ mod web_support;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
-use web_support::webdriver::{skip_reason, Browser};
+use web_support::webdriver::Browser;
 use web_support::{fixture, run_id, Server};
 
 fn no_errors(b: &Browser, page: &str) {
@@ -19,11 +19,12 @@ fn no_errors(b: &Browser, page: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: installs chromium and chromium-driver"
+)]
 fn pages_render_in_chromium_without_console_errors() {
-    if let Some(why) = skip_reason() {
-        println!("SKIP: {why}");
-        return;
-    }
+    web_support::webdriver::ensure();
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path().join("results");
     let fx = fixture(&root);

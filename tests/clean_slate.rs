@@ -9,13 +9,12 @@
 //!   flags resumes redis-server (the record names the db), which answers
 //!   PING again; a heal of the wrong db fails and keeps the record.
 //!
-//! Needs root and etcd (and redis-server for the second); prints SKIP
-//! otherwise.
+//! Needs root (ignored otherwise); installs etcd and redis when missing.
 #![cfg(all(feature = "controller", feature = "cli"))]
 
 mod cluster_support;
 
-use cluster_support::{faultline, skip_reason};
+use cluster_support::faultline;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -115,11 +114,12 @@ fn results_of(dir: &Path) -> Value {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster (network namespaces)"
+)]
 fn a_run_killed_mid_partition_then_heal_then_a_new_run_is_valid() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP a_run_killed_mid_partition_then_heal_then_a_new_run_is_valid: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     const PREFIX: &str = "flcs";
     let nodes = ["flcs-n1", "flcs-n2", "flcs-n3"];
     let tmp = tempfile::tempdir().unwrap();
@@ -230,15 +230,12 @@ fn a_run_killed_mid_partition_then_heal_then_a_new_run_is_valid() {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster (network namespaces)"
+)]
 fn redis_heal_after_a_kill_mid_pause_resumes_redis_server() {
-    if let Some(why) = skip_reason(false) {
-        eprintln!("SKIP redis_heal_after_a_kill_mid_pause_resumes_redis_server: {why}");
-        return;
-    }
-    if !Path::new("/usr/bin/redis-server").exists() || !Path::new("/usr/bin/redis-cli").exists() {
-        eprintln!("SKIP redis_heal_after_a_kill_mid_pause_resumes_redis_server: no redis");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("redis"));
     const PREFIX: &str = "flch";
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");

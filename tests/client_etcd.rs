@@ -4,14 +4,15 @@
 //! `info`), a paused node (timeout: `info` for writes), a node killed
 //! mid-request (reset after sending: `info`), a killed node (connection
 //! refused: `fail`). Prints per-op latency medians. Needs root
-//! and etcd; prints SKIP otherwise.
+//! and etcd (installed when missing);
+//! ignored unless built by root.
 #![cfg(feature = "controller")]
 
 mod cluster_support;
 
 use std::time::{Duration, Instant};
 
-use cluster_support::{leftovers, skip_reason, Teardown};
+use cluster_support::{leftovers, Teardown};
 use faultline::client::kv::DataKind;
 use faultline::client::{Client, Completion, Invocation, Status};
 use faultline::cluster::local;
@@ -48,11 +49,12 @@ async fn open(factory: &EtcdClientFactory, node: &str) -> EtcdClient {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
 fn etcd_client_against_a_real_cluster() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP etcd_client_against_a_real_cluster: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     let guard = Teardown::new("flte", "10.78.50.0/24", 3);
     let state_dir = guard.state_dir();
     let cluster = local::up(&guard.spec).expect("cluster up");

@@ -1,7 +1,8 @@
 //! The embedded local cluster, end to end: build three nodes, check that a
 //! command on each runs inside that node, exercise the SSH layer (streams,
 //! exit status, timeouts, transfers, host keys, a dead sshd), and check that
-//! teardown leaves nothing. Needs root; prints SKIP otherwise.
+//! teardown leaves nothing. Needs root (installed when missing);
+//! ignored unless built by root.
 #![cfg(feature = "controller")]
 
 mod cluster_support;
@@ -10,16 +11,14 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cluster_support::{leftovers, skip_reason, Teardown};
+use cluster_support::{leftovers, Teardown};
 use faultline::cluster::{local, Cluster, HostsSpec};
 use faultline::control::{ErrorKind, HostKeyPolicy, Remote, SshRemote};
 
 #[test]
+#[cfg_attr(not(faultline_root), ignore = "needs root: builds a local cluster")]
 fn local_cluster_lifecycle() {
-    if let Some(why) = skip_reason(false) {
-        eprintln!("SKIP local_cluster_lifecycle: {why}");
-        return;
-    }
+    cluster_support::ensure(&[]);
     let guard = Teardown::new("flta", "10.78.21.0/24", 3);
     let state_dir = guard.state_dir();
 

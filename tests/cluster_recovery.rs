@@ -1,23 +1,21 @@
 //! The local cluster after things went wrong: a node died (`up` rebuilds),
 //! the controller crashed before recording pids (`down` still removes
 //! everything), the state directory was lost (`up` refuses to clobber the
-//! leftovers, `down --name-prefix` sweeps them). Needs root; prints SKIP
-//! otherwise.
+//! leftovers, `down --name-prefix` sweeps them). Needs root (installed when
+//! missing); ignored unless built by root.
 #![cfg(feature = "controller")]
 
 mod cluster_support;
 
 use std::time::{Duration, Instant};
 
-use cluster_support::{leftovers, skip_reason, Teardown};
+use cluster_support::{leftovers, Teardown};
 use faultline::cluster::local;
 
 #[test]
+#[cfg_attr(not(faultline_root), ignore = "needs root: builds a local cluster")]
 fn up_repairs_and_down_cleans_after_crashes() {
-    if let Some(why) = skip_reason(false) {
-        eprintln!("SKIP up_repairs_and_down_cleans_after_crashes: {why}");
-        return;
-    }
+    cluster_support::ensure(&[]);
     let guard = Teardown::new("fltd", "10.78.24.0/24", 2);
     let state_dir = guard.state_dir();
     let cluster = local::up(&guard.spec).expect("up");

@@ -1,14 +1,14 @@
 //! etcd on a 3-node local cluster, end to end: setup and health from the
 //! controller, kill -9 of a member and its rejoin, pause and resume of the
-//! leader, log collection, teardown. Needs root and etcd; prints SKIP
-//! otherwise.
+//! leader, log collection, teardown. Needs root and etcd (installed when
+//! missing); ignored unless built by root.
 #![cfg(feature = "controller")]
 
 mod cluster_support;
 
 use std::time::{Duration, Instant};
 
-use cluster_support::{b64, etcd_put as put, http, leftovers, skip_reason, Teardown};
+use cluster_support::{b64, etcd_put as put, http, leftovers, Teardown};
 use faultline::cluster::{local, Node};
 use faultline::db::{self, Db};
 use faultline::system::etcd::{Etcd, EtcdOptions};
@@ -45,11 +45,12 @@ fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
 fn etcd_lifecycle() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP etcd_lifecycle: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     let guard = Teardown::new("fltb", "10.78.22.0/24", 3);
     let state_dir = guard.state_dir();
     let t0 = Instant::now();
@@ -176,11 +177,12 @@ fn etcd_lifecycle() {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
 fn etcd_from_uploaded_binary() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP etcd_from_uploaded_binary: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     let guard = Teardown::new("fltc", "10.78.23.0/24", 1);
     let cluster = local::up(&guard.spec).expect("cluster up");
     let opts = EtcdOptions {

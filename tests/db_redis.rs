@@ -3,15 +3,15 @@
 //! the controller, kill -9 of the master and Sentinel's failover (the
 //! primary changes), the old master's restart as a replica, pause and
 //! resume, logs, teardown. Needs root and Debian's redis-server and
-//! redis-sentinel; prints SKIP otherwise.
+//! redis-sentinel (installed when missing);
+//! ignored unless built by root.
 #![cfg(feature = "controller")]
 
 mod cluster_support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cluster_support::{leftovers, skip_reason, Teardown};
+use cluster_support::{leftovers, Teardown};
 use faultline::cluster::{local, Node};
 use faultline::db::{self, Db};
 use faultline::system::redis::{Redis, RedisOptions};
@@ -55,17 +55,12 @@ fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs Redis"
+)]
 fn redis_sentinel_lifecycle() {
-    if let Some(why) = skip_reason(false) {
-        eprintln!("SKIP redis_sentinel_lifecycle: {why}");
-        return;
-    }
-    if !Path::new("/usr/bin/redis-server").exists()
-        || !Path::new("/usr/bin/redis-sentinel").exists()
-    {
-        eprintln!("SKIP redis_sentinel_lifecycle: apt-get install -y redis-server redis-sentinel");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("redis"));
     let guard = Teardown::new("flrd2", "10.78.91.0/24", 3);
     let state_dir = guard.state_dir();
     let cluster = local::up(&guard.spec).expect("cluster up");

@@ -12,12 +12,13 @@
 //! committed snapshot, so serializability itself must hold. Whether a
 //! stale read happens in 20 s is up to timing, so that run reports what it
 //! found and asserts only what is certain. A last run does rw-register the
-//! same way. Needs root and etcd; prints SKIP otherwise.
+//! same way. Needs root and etcd (installed when missing);
+//! ignored unless built by root.
 #![cfg(all(feature = "controller", feature = "cli"))]
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers, skip_reason};
+use cluster_support::{faultline, leftovers};
 use serde_json::Value;
 use std::path::Path;
 
@@ -148,11 +149,12 @@ fn strings(v: &Value) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
 fn txns_under_partitions_are_strict_serializable() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP txns_under_partitions_are_strict_serializable: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");

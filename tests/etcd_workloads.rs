@@ -5,13 +5,13 @@
 //! naming the checker's figures and `faultline check --model` agreeing.
 //! Then, on the same nodes, the long-fork workload against PostgreSQL
 //! under repeatable read (snapshot isolation, which forbids long forks).
-//! Needs root and etcd (and postgresql for the last part); prints SKIP
-//! otherwise.
+//! Needs root and etcd (and postgresql for the last part) (installed when
+//! missing); ignored unless built by root.
 #![cfg(all(feature = "controller", feature = "cli"))]
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers, skip_reason};
+use cluster_support::{faultline, leftovers};
 use serde_json::Value;
 use std::path::Path;
 
@@ -57,11 +57,14 @@ fn run(state: &Path, results: &Path, workload: &str, db: &[&str]) -> (i32, Strin
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster, runs etcd and PostgreSQL"
+)]
 fn classic_workloads_on_etcd_and_postgres_are_valid() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP classic_workloads_on_etcd_and_postgres_are_valid: {why}");
-        return;
-    }
+    let mut needs = cluster_support::db("etcd");
+    needs.extend(cluster_support::db("postgres"));
+    cluster_support::ensure(&needs);
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let _down = Down(state.clone());
@@ -137,23 +140,19 @@ fn classic_workloads_on_etcd_and_postgres_are_valid() {
     let (code, out, err) = faultline(&state, &["db", "down"]);
     assert_eq!(code, 0, "{out}{err}");
 
-    if std::fs::read_dir("/usr/lib/postgresql").is_ok() {
-        let results = tmp.path().join("long-fork");
-        let pg = ["--db", "postgres", "--isolation", "repeatable-read"];
-        let (code, out, r) = run(&state, &results, "long-fork", &pg);
-        assert_eq!(code, 0, "{out}");
-        let f = &r["checkers"]["long-fork"];
-        assert_eq!(f["validity"], "valid", "{f}");
-        eprintln!(
-            "long-fork on postgres (repeatable read): {} reads of {} groups, {} writes",
-            f["reads"], f["groups"], f["writes"]
-        );
-        assert!(f["reads"].as_u64().unwrap_or(0) > 100, "{f}");
-        let (code, out, err) = faultline(&state, &["db", "down", "--db", "postgres"]);
-        assert_eq!(code, 0, "{out}{err}");
-    } else {
-        eprintln!("SKIP long-fork on postgres: postgresql missing");
-    }
+    let results = tmp.path().join("long-fork");
+    let pg = ["--db", "postgres", "--isolation", "repeatable-read"];
+    let (code, out, r) = run(&state, &results, "long-fork", &pg);
+    assert_eq!(code, 0, "{out}");
+    let f = &r["checkers"]["long-fork"];
+    assert_eq!(f["validity"], "valid", "{f}");
+    eprintln!(
+        "long-fork on postgres (repeatable read): {} reads of {} groups, {} writes",
+        f["reads"], f["groups"], f["writes"]
+    );
+    assert!(f["reads"].as_u64().unwrap_or(0) > 100, "{f}");
+    let (code, out, err) = faultline(&state, &["db", "down", "--db", "postgres"]);
+    assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = faultline(&state, &["cluster", "down"]);
     assert_eq!(code, 0, "{out}{err}");
     let left = leftovers(PREFIX, &state, "10.78.130.");

@@ -3,8 +3,8 @@
 //! out) and heal restores it; kill and restart; pause and resume of the
 //! leader; packet loss rules; packet delay through the NFQUEUE program;
 //! clock faults refused on the local cluster; and `faultline heal`, a
-//! fresh process with no record, undoing all of them. Needs root and etcd;
-//! prints SKIP otherwise.
+//! fresh process with no record, undoing all of them. Needs root and etcd
+//! (installed when missing); ignored unless built by root.
 #![cfg(feature = "controller")]
 
 mod cluster_support;
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cluster_support::{etcd_put as put, leftovers, skip_reason, Teardown};
+use cluster_support::{etcd_put as put, leftovers, Teardown};
 use faultline::client::{Client, Invocation, NoopClient, Status};
 use faultline::cluster::{local, Cluster, Node};
 use faultline::db::{self, Db};
@@ -97,11 +97,12 @@ fn nemeses(cluster: &Cluster, etcd: &Etcd, record: &Path) -> Nemeses {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
 fn nemeses_on_local_etcd() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP nemeses_on_local_etcd: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     let guard = Teardown::new("flnm", SUBNET, 3);
     let state_dir = guard.state_dir();
     let cluster = local::up(&guard.spec).expect("cluster up");
@@ -442,11 +443,9 @@ fn reachable(nodes: &[Node]) -> Vec<(String, String, bool)> {
 }
 
 #[test]
+#[cfg_attr(not(faultline_root), ignore = "needs root: builds a local cluster")]
 fn partition_shapes_cut_exactly_their_grudge() {
-    if let Some(why) = skip_reason(false) {
-        eprintln!("SKIP partition_shapes_cut_exactly_their_grudge: {why}");
-        return;
-    }
+    cluster_support::ensure(&[]);
     let guard = Teardown::new("flnr", "10.78.41.0/24", 5);
     let state_dir = guard.state_dir();
     let cluster = local::up(&guard.spec).expect("cluster up");

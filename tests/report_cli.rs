@@ -1,8 +1,11 @@
 //! The report artifacts through the command line: `faultline check --out
 //! --junit --summary-md` on linearizability and transactional histories,
 //! `faultline analyze` on a stored run, and the timeline drawn by a real
-//! headless Chromium (SKIP when none is installed).
+//! headless Chromium (installed when missing, as root).
 #![cfg(feature = "cli")]
+
+#[path = "cluster_support/apt.rs"]
+mod apt;
 
 use std::path::Path;
 use std::process::Command;
@@ -33,10 +36,16 @@ const WRITE_SKEW: &str = r#"{"process":0,"type":"invoke","f":"txn","value":[["r"
 "#;
 
 fn faultline(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_faultline"))
-        .args(args)
-        .output()
-        .expect("runs");
+    faultline_with_path(args, None)
+}
+
+/// Like [`faultline`], with `PATH` replaced when `path` is given.
+fn faultline_with_path(args: &[&str], path: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let out = cmd.args(args).output().expect("runs");
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -177,25 +186,48 @@ fn txn_check_writes_the_anomalies_page() {
     let h = write(dir.path(), "skew.jsonl", WRITE_SKEW);
     let out = dir.path().join("out");
     let junit = dir.path().join("junit.xml");
-    let (code, text) = faultline(&[
-        "check",
-        "--model",
-        "list-append",
-        "--out",
-        out.to_str().unwrap(),
-        "--junit",
-        junit.to_str().unwrap(),
-        &h,
-    ]);
+    // No Graphviz on the PATH (no program at all): the cycle is still
+    // drawn, in Rust.
+    let empty = dir.path().join("empty-bin");
+    std::fs::create_dir(&empty).expect("empty dir");
+    let (code, text) = faultline_with_path(
+        &[
+            "check",
+            "--model",
+            "list-append",
+            "--out",
+            out.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+            &h,
+        ],
+        empty.to_str(),
+    );
     assert_eq!(code, 1, "{text}");
     // The checker's own explanation files are still there.
     assert!(out.join("G2-item.txt").is_file(), "{text}");
     let page = read(&out.join("anomalies.html"));
     assert!(page.contains("data-name=\"G2-item\""), "{page}");
-    if Command::new("dot").arg("-V").output().is_ok() {
-        assert!(page.contains("<svg"), "the cycle drawn inline");
-    } else {
-        eprintln!("SKIP: graphviz dot not installed; the page shows the dot source");
+    assert!(page.contains("<svg"), "the cycle drawn inline");
+    // The drawing beside the dot file holds every transaction and edge.
+    let svg = read(&out.join("G2-item/0.svg"));
+    let dot = read(&out.join("G2-item/0.dot"));
+    for name in ["T1", "T2"] {
+        assert!(svg.contains(&format!(">{name}<")), "{name}: {svg}");
+    }
+    let edges = dot.matches(" -> ").count();
+    assert!(edges >= 2, "{dot}");
+    assert_eq!(svg.matches("class=\"edge\"").count(), edges, "{svg}");
+    for label in dot
+        .lines()
+        .filter(|l| l.contains(" -> "))
+        .filter_map(|l| l.split("label=\"").nth(1)?.split("\", ").next())
+    {
+        let shown = label.replace("\\\"", "&quot;");
+        assert!(
+            svg.contains(&format!(">{shown}<")),
+            "edge label {shown}: {svg}"
+        );
     }
     let x = read(&junit);
     let doc = parse(&x);
@@ -270,14 +302,10 @@ fn analyze_writes_the_report_into_the_run_folder() {
 /// Loads timeline.html in headless Chromium: the page must draw (its
 /// ready marker set, its counts filled in) without a console error.
 #[test]
+#[cfg_attr(not(faultline_root), ignore = "needs root: installs chromium")]
 fn timeline_draws_in_headless_chromium_without_errors() {
-    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok())
-    else {
-        eprintln!("SKIP: no chromium installed");
-        return;
-    };
+    apt::ensure(&[("/usr/bin/chromium", "chromium")]);
+    let chromium = "/usr/bin/chromium";
     let dir = tempfile::tempdir().expect("tempdir");
     let h = write(dir.path(), "reg.jsonl", INVALID_REGISTER);
     let out = dir.path().join("out");
@@ -312,4 +340,120 @@ fn timeline_draws_in_headless_chromium_without_errors() {
         .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
+/// A stale read after a 5 s write, beside a cas whose outcome is unknown
+/// and a dozen short writes (times in ns).
+fn long_ops_history() -> String {
+    let ms = 1_000_000u64;
+    let mut ev = vec![
+        (
+            0u64,
+            r#"{"process":0,"type":"invoke","f":"write","value":1"#.to_string(),
+        ),
+        (
+            500 * ms,
+            r#"{"process":1,"type":"invoke","f":"cas","value":[1,5]"#.into(),
+        ),
+        (
+            5000 * ms,
+            r#"{"process":0,"type":"ok","f":"write","value":1"#.into(),
+        ),
+    ];
+    let mut t = 700 * ms;
+    for i in 0..12u64 {
+        let p = 2 + i % 3;
+        let v = 10 + i;
+        ev.push((
+            t,
+            format!(r#"{{"process":{p},"type":"invoke","f":"write","value":{v}"#),
+        ));
+        t += 20 * ms;
+        ev.push((
+            t,
+            format!(r#"{{"process":{p},"type":"ok","f":"write","value":{v}"#),
+        ));
+        t += 10 * ms;
+    }
+    ev.push((
+        t,
+        r#"{"process":3,"type":"invoke","f":"read","value":null"#.into(),
+    ));
+    ev.push((
+        t + 10 * ms,
+        r#"{"process":3,"type":"ok","f":"read","value":3"#.into(),
+    ));
+    ev.sort_by_key(|(t, _)| *t);
+    ev.iter()
+        .map(|(t, e)| format!("{e},\"time\":{t}}}\n"))
+        .collect()
+}
+
+/// The counterexample page as Chromium lays it out: no two labels
+/// overlap, no label runs past its bar, no bar is cut at the drawing's
+/// right edge, and the operation that cannot follow is scrolled into view.
+/// A script added to a copy of the page measures the real text boxes.
+#[test]
+#[cfg_attr(not(faultline_root), ignore = "needs root: installs chromium")]
+fn counterexample_labels_do_not_overlap_in_chromium() {
+    apt::ensure(&[("/usr/bin/chromium", "chromium")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = write(dir.path(), "long.jsonl", &long_ops_history());
+    let out = dir.path().join("out");
+    let (code, text) = faultline(&[
+        "check",
+        "--model",
+        "cas-register",
+        "--out",
+        out.to_str().unwrap(),
+        &h,
+    ]);
+    assert_eq!(code, 1, "{text}");
+    let page = read(&out.join("counterexample.html"));
+    let probe = r#"<script>
+var svg = document.querySelector('svg.cx-timeline'), out = [];
+var W = svg.width.baseVal.value;
+var labels = Array.from(svg.querySelectorAll('text.op-label, text.axis, text.fault-label')).map(function (t) { return [t, t.getBBox()]; });
+labels.forEach(function (a, i) {
+  labels.slice(i + 1).forEach(function (b) {
+    var p = a[1], q = b[1];
+    if (p.width && q.width && p.x < q.x + q.width && q.x < p.x + p.width && p.y < q.y + q.height && q.y < p.y + p.height)
+      out.push('overlap: ' + a[0].textContent + ' / ' + b[0].textContent);
+  });
+});
+svg.querySelectorAll('g').forEach(function (g) {
+  var r = g.querySelector('rect').getBBox(), t = g.querySelector('text').getBBox();
+  if (t.x + t.width > r.x + r.width + 0.5) out.push('past its bar: ' + g.querySelector('text').textContent);
+  if (r.x + r.width > W) out.push('cut at the right edge: ' + g.querySelector('text').textContent);
+});
+var sc = document.querySelector('.cx-scroll'), st = svg.querySelector('rect.stuck').getBBox();
+if (st.x < sc.scrollLeft || st.x + st.width > sc.scrollLeft + sc.clientWidth) out.push('stuck op not in view');
+document.body.setAttribute('data-problems', out.length ? out.join('; ') : 'none');
+</script></body>"#;
+    let probed = out.join("probed.html");
+    std::fs::write(&probed, page.replace("</body>", probe)).expect("write probe");
+    let profile = dir.path().join("profile");
+    let run = Command::new("/usr/bin/chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=5000",
+            "--window-size=1200,800",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            &format!("file://{}", probed.display()),
+        ])
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        dom.contains("data-problems=\"none\""),
+        "{}",
+        dom.split("data-problems=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or(&dom)
+    );
 }

@@ -2,12 +2,13 @@
 //! cluster, clients, a partition nemesis — and Ctrl-C in the middle of a
 //! partition. Afterwards no partition rule is left on any node, every etcd
 //! member runs (none stopped), the history on disk pairs up and checks, and
-//! `faultline analyze` agrees. Needs root and etcd; prints SKIP otherwise.
+//! `faultline analyze` agrees. Needs root and etcd (installed when missing);
+//! ignored unless built by root.
 #![cfg(all(feature = "controller", feature = "cli"))]
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers, skip_reason};
+use cluster_support::{faultline, leftovers};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -51,11 +52,12 @@ fn etcd_states(ns: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
 fn ctrl_c_during_a_partition_heals_everything_and_keeps_the_history() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP ctrl_c_during_a_partition_heals_everything_and_keeps_the_history: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
@@ -244,13 +246,12 @@ fn results_of(dir: &Path) -> serde_json::Value {
 /// one is refused at once, naming the holder, and the first goes on; a db
 /// whose set-up fails ends the run incomplete too.
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
 fn an_interrupted_or_failed_set_up_is_incomplete_and_a_second_run_is_refused() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!(
-            "SKIP an_interrupted_or_failed_set_up_is_incomplete_and_a_second_run_is_refused: {why}"
-        );
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let _down = Down(state.clone(), "flset");
@@ -461,11 +462,12 @@ fn a_bad_nemesis_is_refused_before_anything_is_built() {
 /// partition and one kill that took effect, with their windows, and
 /// analyze computes the same.
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
 fn partition_and_kill_both_take_effect_in_a_short_run() {
-    if let Some(why) = skip_reason(true) {
-        eprintln!("SKIP partition_and_kill_both_take_effect_in_a_short_run: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");

@@ -9,7 +9,8 @@
 //!   connected server) show stale reads, which the linearizability checker
 //!   reports; with `--read-mode sync` the same runs are valid.
 //!
-//! Needs root and Debian's zookeeper package; prints SKIP otherwise.
+//! Needs root and Debian's zookeeper package (installed when missing);
+//! ignored unless built by root.
 #![cfg(all(feature = "controller", feature = "cli"))]
 
 mod cluster_support;
@@ -17,21 +18,13 @@ mod cluster_support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cluster_support::{faultline, leftovers, skip_reason, Teardown};
+use cluster_support::{faultline, leftovers, Teardown};
 use faultline::client::{Client, Invocation, Status};
 use faultline::cluster::local;
 use faultline::db::{self, Db};
 use faultline::system::zookeeper::{ZkClientFactory, ZkClientOptions, ZkReadMode};
 use faultline::system::zookeeper::{Zookeeper, ZookeeperOptions};
 use serde_json::{json, Value};
-
-fn zookeeper_missing() -> Option<String> {
-    if !Path::new("/usr/share/java/zookeeper.jar").exists() || !Path::new("/usr/bin/java").exists()
-    {
-        return Some("zookeeper missing: apt-get install -y zookeeper".into());
-    }
-    None
-}
 
 fn wait_for<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
     let t = Instant::now();
@@ -55,11 +48,12 @@ fn inv(f: &str, value: Value) -> Invocation {
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs ZooKeeper"
+)]
 fn zookeeper_lifecycle() {
-    if let Some(why) = skip_reason(false).or_else(zookeeper_missing) {
-        eprintln!("SKIP zookeeper_lifecycle: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("zookeeper"));
     let guard = Teardown::new("flzk2", "10.78.81.0/24", 3);
     let state_dir = guard.state_dir();
     let t0 = Instant::now();
@@ -210,12 +204,12 @@ fn run(state: &Path, results: &Path, read_mode: &str, seed: &str) -> (i32, Value
 }
 
 #[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs ZooKeeper"
+)]
 fn plain_reads_go_stale_under_partition_and_sync_reads_do_not() {
-    let name = "plain_reads_go_stale_under_partition_and_sync_reads_do_not";
-    if let Some(why) = skip_reason(false).or_else(zookeeper_missing) {
-        eprintln!("SKIP {name}: {why}");
-        return;
-    }
+    cluster_support::ensure(&cluster_support::db("zookeeper"));
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");

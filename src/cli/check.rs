@@ -31,13 +31,9 @@ pub struct Args {
     /// History files, or directories to search for them (recursively).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
-    /// Model: register, cas-register, cas-register-knossos, kv, mutex, set,
-    /// fifo-queue, unordered-queue (checked for linearizability). Guessed
-    /// from the functions when absent. list-append or rw-register check
-    /// transactions (Elle-style) instead; bank, counter, unique-ids, queue
-    /// (total-queue: lost, duplicated, unexpected) or long-fork run
-    /// Jepsen's checker of that workload (docs/checkers.md). For a
-    /// linearizable FIFO queue use fifo-queue.
+    /// The model: a linearizability model, a transactional one (checked
+    /// Elle-style) or a classic workload's checker; --help lists them from
+    /// the checker registry. Guessed from the functions when absent.
     #[arg(long, short)]
     model: Option<String>,
     /// With bank: the total every read must see (default: the first
@@ -58,8 +54,8 @@ pub struct Args {
     /// counterexample.html or anomalies.html; docs/reports.md) into this
     /// directory, in a subdirectory per file when there are several. With
     /// list-append or rw-register also each anomaly's explanation
-    /// (`<anomaly>.txt`) and cycle graphs (`<anomaly>/<i>.dot`, `.svg` when
-    /// Graphviz is installed).
+    /// (`<anomaly>.txt`) and cycle graphs (`<anomaly>/<i>.dot`, and drawn as
+    /// `<anomaly>/<i>.svg`).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Also write a JUnit XML file here: a testsuite per file, an invalid
@@ -84,7 +80,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Give up on a file after this many seconds (verdict unknown).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::help::positive_seconds)]
     time_limit: Option<f64>,
     /// With a linearizability model: give up (verdict unknown) before this
     /// process's resident memory passes this many MiB. Default: half the

@@ -40,7 +40,7 @@ pub struct Args {
     #[arg(long, requires = "run")]
     rerun: bool,
     /// With --run: seconds of each run's main phase.
-    #[arg(long, value_name = "SECONDS", requires = "run")]
+    #[arg(long, value_name = "SECONDS", requires = "run", allow_negative_numbers = true, value_parser = super::help::positive_seconds)]
     time_limit: Option<f64>,
     /// Where to write compare.md and compare.html.
     #[arg(long, default_value = "compare")]

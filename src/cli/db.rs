@@ -112,30 +112,68 @@ pub fn run(c: Command) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Command::Status(a) => {
-            let (cluster, db) = open(&a)?;
-            let running = cluster.on_all(|n| db.is_running(n));
-            let mut all = true;
-            for (n, r) in cluster.nodes().iter().zip(running) {
-                let s = match r {
-                    Ok(true) => "running".to_string(),
-                    Ok(false) => {
-                        all = false;
-                        "not running".to_string()
-                    }
-                    Err(e) => {
-                        all = false;
-                        format!("unknown: {e}")
-                    }
-                };
-                println!("  {:<4} {:<15} {s}", n.name(), n.host());
-            }
-            match db.primaries(cluster.nodes()) {
-                Ok(p) if !p.is_empty() => println!("leader: {}", p.join(", ")),
-                Ok(_) => println!("leader: none found"),
-                Err(e) => println!("leader: unknown ({e})"),
-            }
-            Ok(if all { 0 } else { 1 })
-        }
+        Command::Status(a) => status(&a),
     }
+}
+
+/// `db status`: each node's state and the leader. Exit 0 when the db runs
+/// on every node it uses (PostgreSQL uses the first only) or on none (then
+/// it says so: nothing running is an answer, not an error), 1 when it runs
+/// on some of them only or a node cannot tell.
+fn status(a: &DbArgs) -> anyhow::Result<i32> {
+    let (cluster, db) = match open(a) {
+        Ok(opened) => opened,
+        Err(e) => {
+            if let Some(crate::cluster::ClusterError::NotUp(dir)) = e.downcast_ref() {
+                println!(
+                    "no local cluster is up (state in {}): nothing is running",
+                    dir.display()
+                );
+                return Ok(0);
+            }
+            return Err(e);
+        }
+    };
+    let running = cluster.on_all(|n| db.is_running(n));
+    // A db that keeps a daemon on some nodes only (PostgreSQL: the first)
+    // is not expected on the others.
+    let used: Vec<bool> = cluster
+        .nodes()
+        .iter()
+        .map(|n| db.daemon_on(n).is_some())
+        .collect();
+    let some_only = used.iter().any(|u| *u) && !used.iter().all(|u| *u);
+    let (mut up, mut down, mut unknown) = (0, 0, 0);
+    for ((n, r), used) in cluster.nodes().iter().zip(running).zip(used) {
+        let s = match r {
+            Ok(false) if some_only && !used => format!("not used by {}", db.name()),
+            Ok(true) => {
+                up += 1;
+                "running".to_string()
+            }
+            Ok(false) => {
+                down += 1;
+                "not running".to_string()
+            }
+            Err(e) => {
+                unknown += 1;
+                format!("unknown: {e}")
+            }
+        };
+        println!("  {:<4} {:<15} {s}", n.name(), n.host());
+    }
+    if up == 0 && unknown == 0 {
+        println!(
+            "{} is not running on any of the {} node(s)",
+            db.name(),
+            down.max(1)
+        );
+        return Ok(0);
+    }
+    match db.primaries(cluster.nodes()) {
+        Ok(p) if !p.is_empty() => println!("leader: {}", p.join(", ")),
+        Ok(_) => println!("leader: none found"),
+        Err(e) => println!("leader: unknown ({e})"),
+    }
+    Ok(if down == 0 && unknown == 0 { 0 } else { 1 })
 }

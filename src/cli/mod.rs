@@ -4,7 +4,7 @@
 //! 2 unknown or incomplete, 3 bad input or usage (and any other error, such
 //! as a cluster whose lease another command holds).
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod check;
 #[cfg(feature = "controller")]
@@ -15,6 +15,7 @@ mod compare;
 mod db;
 #[cfg(feature = "controller")]
 mod heal;
+mod help;
 #[cfg(feature = "nfq")]
 mod nfq_delay;
 #[cfg(feature = "controller")]
@@ -48,7 +49,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Check histories for linearizability against a model.
+    /// Check histories: linearizability against a model, transactions
+    /// (Elle-style) or a classic workload's checker (--model; see --help).
     Check(check::Args),
     /// Build, inspect or remove the embedded local cluster.
     #[cfg(feature = "controller")]
@@ -83,7 +85,10 @@ enum Command {
 
 /// Parses the command line, runs the subcommand and returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let parsed = help::fill(Cli::command())
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() {

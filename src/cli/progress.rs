@@ -64,7 +64,14 @@ impl Progress {
 fn line(ev: &RunEvent) -> Option<String> {
     match ev {
         RunEvent::Created { .. } | RunEvent::Stopped => None,
-        RunEvent::SettingUp { db, nodes } => Some(format!("setting up {db} on {nodes} nodes...")),
+        RunEvent::SettingUp { db, nodes, of } if nodes.len() == *of => {
+            Some(format!("setting up {db} on {of} nodes..."))
+        }
+        RunEvent::SettingUp { db, nodes, of } => Some(format!(
+            "setting up {db} on {} ({} of {of} nodes)...",
+            nodes.join(", "),
+            nodes.len()
+        )),
         RunEvent::Running {
             workload,
             time_limit,
@@ -139,6 +146,25 @@ mod tests {
             Some("   1.5s  ops 10  ok 8  fail 1  info 0  faults: none")
         );
         assert_eq!(line(&RunEvent::Stopped), None);
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let every = RunEvent::SettingUp {
+            db: "etcd".into(),
+            nodes: names(&["n1", "n2", "n3"]),
+            of: 3,
+        };
+        assert_eq!(
+            line(&every).as_deref(),
+            Some("setting up etcd on 3 nodes...")
+        );
+        let one = RunEvent::SettingUp {
+            db: "postgres".into(),
+            nodes: names(&["n1"]),
+            of: 5,
+        };
+        assert_eq!(
+            line(&one).as_deref(),
+            Some("setting up postgres on n1 (1 of 5 nodes)...")
+        );
         assert_eq!(
             line(&RunEvent::Warning("db teardown: gone".into())).as_deref(),
             Some("warning: db teardown: gone")

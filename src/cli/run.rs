@@ -28,36 +28,37 @@ pub struct Args {
     /// A test file (TOML) with the fields of a test (docs/test-format.md);
     /// flags override it.
     test_file: Option<PathBuf>,
-    /// The system under test: etcd, postgres, zookeeper, redis, memory (in
-    /// this process), or a db file (FILE.toml or file:PATH; docs/file-db.md).
+    /// The system under test (the list in --help comes from the registry),
+    /// or a db file (FILE.toml or file:PATH; docs/file-db.md).
     #[arg(long)]
     db: Option<String>,
     /// A db file's client program (a command line with the file's
     /// variables, e.g. "./client.py {node} {ip}"), instead of its `client`.
     #[arg(long, value_name = "COMMAND")]
     client: Option<String>,
-    /// The workload: a name from the workloads folder or a .toml path.
+    /// The workload: a name from the workloads folder (listed in --help)
+    /// or a .toml path.
     #[arg(long)]
     workload: Option<String>,
-    /// Nemeses, comma-separated (partition, kill, pause, packet, clock, or
-    /// files in the nemeses folder); `none` for no faults.
+    /// Nemeses, comma-separated: the fault families and the files in the
+    /// nemeses folder (listed in --help); `none` for no faults.
     #[arg(long, value_delimiter = ',')]
     nemesis: Option<Vec<String>>,
     /// Seconds between nemesis operations.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::help::positive_seconds)]
     nemesis_interval: Option<f64>,
     /// Accept a run in which a requested fault never took effect (by
     /// default its verdict is unknown, saying which).
     #[arg(long)]
     allow_missing_faults: bool,
     /// Seconds of the main phase.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::help::positive_seconds)]
     time_limit: Option<f64>,
     /// Client workers.
     #[arg(long)]
     concurrency: Option<usize>,
     /// Operations per second over all workers.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::help::positive_rate)]
     rate: Option<f64>,
     /// Seed of every random choice (recorded in test.json).
     #[arg(long)]
@@ -77,7 +78,7 @@ pub struct Args {
     #[arg(long)]
     isolation: Option<String>,
     /// Seconds an operation may take before it is recorded `info`.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::help::positive_seconds)]
     op_timeout: Option<f64>,
     /// Leave the db (and a local cluster this run built) running.
     #[arg(long)]
@@ -130,7 +131,7 @@ pub struct AnalyzeArgs {
 
 /// The first existing folder named `name`: in the current directory, then
 /// beside the source tree the binary was built from.
-fn definitions_dir(given: &Option<PathBuf>, name: &str) -> PathBuf {
+pub(super) fn definitions_dir(given: &Option<PathBuf>, name: &str) -> PathBuf {
     if let Some(d) = given {
         return d.clone();
     }
@@ -391,13 +392,30 @@ fn ensure_host_packages(db: &str) -> anyhow::Result<()> {
                 .any(|d| Path::new(d).join(prog).is_file())
     };
     let db_packages = crate::system::find(db).map_or(&[][..], |s| s.packages());
-    let missing: Vec<&str> = HOST_PACKAGES
+    // A db file names Debian packages; they are looked up with dpkg.
+    let file_packages = crate::system::file::db_file_path(db)
+        .and_then(|p| crate::system::file::FileDbSpec::load(&p).ok())
+        .map(|f| f.packages)
+        .unwrap_or_default();
+    let installed = |pkg: &str| {
+        std::process::Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", pkg])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).ends_with(" ok installed"))
+    };
+    let mut missing: Vec<&str> = HOST_PACKAGES
         .iter()
         .copied()
         .chain(db_packages.iter().map(|p| (p.program, p.package)))
         .filter(|(p, _)| !present(p))
         .map(|(_, pkg)| pkg)
         .collect();
+    missing.extend(
+        file_packages
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !installed(p)),
+    );
     if missing.is_empty() {
         return Ok(());
     }

@@ -1,18 +1,15 @@
 //! `anomalies.html`: each transactional anomaly the txn checker found,
-//! its cycle drawn by Graphviz (the SVG inlined, when `dot` is installed;
-//! the dot source otherwise) beside its text: the transactions (`Let`) and
+//! its cycle drawn as inline SVG (by [`super::cycle_svg`], no Graphviz
+//! needed) beside its text: the transactions (`Let`) and
 //! why each precedes the next (`Then`).
 //!
 //! The data is the txn checker's details in the results value (serialized
 //! `check::txn::TxnReport`, whose anomalies carry their `dot` graph). Stable
 //! hooks: `#anomaly-count`; one `section.anomaly` per anomaly with
-//! `data-name`, `.explanation`, and `.graph` holding an `svg` or a
-//! `pre.dot`.
+//! `data-name`, `.explanation`, and `.graph` holding an `svg`.
 
 use super::{esc, head};
 use serde_json::Value;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 /// The anomalies of every checker in `results`: (name, anomaly).
 pub fn anomalies(results: &Value) -> Vec<(&str, &Value)> {
@@ -30,30 +27,6 @@ pub fn anomalies(results: &Value) -> Vec<(&str, &Value)> {
                 .map(move |a| (name.as_str(), a))
         })
         .collect()
-}
-
-/// Graphviz's SVG for `dot`, without its XML prolog, or `None` when `dot`
-/// is missing or fails.
-pub fn dot_svg(dot: &str) -> Option<String> {
-    let mut child = Command::new("dot")
-        .arg("-Tsvg")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    // Written from a thread: a large graph could fill both pipes.
-    let mut stdin = child.stdin.take()?;
-    let input = dot.to_string();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().ok()?;
-    let _ = writer.join();
-    if !out.status.success() {
-        return None;
-    }
-    let text = String::from_utf8(out.stdout).ok()?;
-    let start = text.find("<svg")?;
-    Some(text[start..].to_string())
 }
 
 /// The page, or `None` when there is no anomaly.
@@ -113,12 +86,9 @@ fn section(i: usize, name: &str, a: &Value) -> String {
             .unwrap_or_default()
     );
     match a.get("dot").and_then(Value::as_str) {
-        Some(dot) => match dot_svg(dot) {
+        Some(dot) => match super::cycle_svg::draw(dot) {
             Some(svg) => s.push_str(&svg),
-            None => s.push_str(&format!(
-                "<p class=\"muted\">Graphviz's <code>dot</code> is not installed: the graph's source.</p><pre class=\"dot\">{}</pre>",
-                esc(dot)
-            )),
+            None => s.push_str(&format!("<pre class=\"dot\">{}</pre>", esc(dot))),
         },
         None => s.push_str("<p class=\"muted\">(no cycle to draw)</p>"),
     }

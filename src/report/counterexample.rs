@@ -1,6 +1,6 @@
 //! `counterexample.html`: for each key the linearizability checker found
-//! invalid, the operations around the failure on a time axis (one row per
-//! process), the longest linearizable prefix highlighted and numbered in
+//! invalid, the operations around the failure on an axis of events (one
+//! column per invocation or completion, one row per process), the longest linearizable prefix highlighted and numbered in
 //! linearization order, the operation that cannot be linearized, the states
 //! the object could be in, and the explanation sentence.
 //!
@@ -43,7 +43,7 @@ pub fn render(title: &str, d: &Data, results: &Value) -> Option<String> {
     let mut s = head(&format!("{title} — counterexample"), CSS);
     s.push_str(&format!(
         "<body>\n<h1>{} — not linearizable</h1>\n<p><span id=\"invalid-count\">{}</span> key{} cannot be linearized. \
-For each: the operations around the failure (time flows right, one row per process); \
+For each: the operations around the failure, one row per process, in the order their events happened (one column per invocation or completion, so long operations do not squash the rest; times on top, details in each bar's tooltip); \
 <span class=\"sw prefix\"></span>the longest linearizable prefix, numbered in the order it linearizes; \
 <span class=\"sw stuck\"></span>the operation that cannot follow it; <span class=\"sw other\"></span>other operations.</p>\n<div id=\"counterexamples\">\n",
         esc(title),
@@ -59,7 +59,13 @@ For each: the operations around the failure (time flows right, one row per proce
     for (n, kv) in keys.iter().enumerate() {
         s.push_str(&section(n, kv, d, &by_invoke));
     }
-    s.push_str("</div>\n</body>\n</html>\n");
+    s.push_str("</div>\n");
+    // A wide drawing opens scrolled to the operation that cannot follow.
+    s.push_str(
+        "<script>document.querySelectorAll('.cx-scroll').forEach(function(e){\
+var r=e.querySelector('rect.stuck');if(r){e.scrollLeft=Math.max(0,r.x.baseVal.value+r.width.baseVal.value-e.clientWidth+40);}});</script>\n",
+    );
+    s.push_str("</body>\n</html>\n");
     Some(s)
 }
 
@@ -206,6 +212,43 @@ fn section(
     s
 }
 
+/// Width of one event column, px: an operation spans from its
+/// invocation's column to its completion's, so the shortest one still has
+/// room for about a dozen characters of label.
+const COLUMN: f64 = 84.0;
+/// Width of a label character at the page's 11 px font, px (a generous
+/// estimate, so a clipped label never runs past its bar).
+const CHAR: f64 = 6.6;
+/// Width of the process names beside the drawing (which scrolls under
+/// them).
+const NAMES: f64 = 92.0;
+/// Left margin of the drawing.
+const LEFT: f64 = 6.0;
+/// One row per process.
+const ROW: f64 = 34.0;
+/// The time axis above the rows.
+const AXIS: f64 = 22.0;
+
+/// `text` cut to `px` pixels of label, with `…` when cut.
+fn fit(text: &str, px: f64) -> String {
+    let room = (px / CHAR).floor().max(0.0) as usize;
+    if text.chars().count() <= room {
+        text.to_string()
+    } else if room <= 1 {
+        String::new()
+    } else {
+        let mut t: String = text.chars().take(room - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The operations on an axis of events, not of time: each invocation and
+/// completion of a shown operation gets its own column, in history order.
+/// A 5 s write or a cas whose outcome is unknown then spans its columns
+/// without squashing the others into slivers, every bar is wide enough
+/// for a label clipped to it (the whole label and the times are in its
+/// tooltip), and the drawing's width is what its columns need.
 fn svg(
     shown: &[&Span],
     order: &rustc_hash::FxHashMap<usize, usize>,
@@ -217,39 +260,88 @@ fn svg(
     let mut procs: Vec<u64> = shown.iter().map(|s| s.process).collect();
     procs.sort_unstable();
     procs.dedup();
-    let (left, width, row) = (90.0, 1000.0, 34.0);
-    let span = (t_b.saturating_sub(t_a)).max(1) as f64;
-    let x = |t: u64| left + (t.saturating_sub(t_a)) as f64 / span * width;
-    let height = 30.0 + row * procs.len() as f64;
+    // Every event of the shown ops: (history index, time).
+    let mut events: Vec<(usize, u64)> = shown
+        .iter()
+        .flat_map(|sp| std::iter::once((sp.invoke, sp.t0)).chain(sp.complete.zip(sp.t1)))
+        .collect();
+    events.sort_unstable();
+    events.dedup();
+    let col = |index: usize| events.partition_point(|(i, _)| *i < index);
+    // A time's place on the axis: before every event at or after it.
+    let at_time = |t: u64| events.partition_point(|(_, et)| *et < t);
+    // One more column for operations that never completed.
+    let columns = events.len() + 1;
+    let width = LEFT + COLUMN * columns as f64 + 10.0;
+    let height = AXIS + ROW * procs.len() as f64 + 18.0;
+    let x = |c: usize| LEFT + COLUMN * c as f64;
     let mut s = format!(
-        "<svg class=\"cx-timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{height}\" viewBox=\"0 0 {} {height}\">\n",
-        left + width + 20.0,
-        left + width + 20.0
+        "<div class=\"cx-wrap\"><svg class=\"cx-names\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{NAMES}\" height=\"{height:.0}\">"
     );
+    for (r, p) in procs.iter().enumerate() {
+        s.push_str(&format!(
+            "<text x=\"4\" y=\"{:.1}\">{}</text>",
+            AXIS + ROW * r as f64 + ROW / 2.0 + 4.0,
+            esc(&fit(&format!("process {p}"), NAMES - 8.0))
+        ));
+    }
+    s.push_str(&format!(
+        "</svg><div class=\"cx-scroll\"><svg class=\"cx-timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\n"
+    ));
+    // The axis: each event's time, where there is room for it.
+    let time = |t: u64| {
+        if d.timed {
+            format!("{:.3} s", t as f64 / 1e9)
+        } else {
+            format!("event {t}")
+        }
+    };
+    let mut free_from = LEFT;
+    for (c, (_, t)) in events.iter().enumerate() {
+        let cx = x(c) + COLUMN / 2.0;
+        s.push_str(&format!(
+            "<line class=\"tick\" x1=\"{cx:.1}\" y1=\"{:.1}\" x2=\"{cx:.1}\" y2=\"{:.1}\"/>",
+            AXIS - 4.0,
+            AXIS + ROW * procs.len() as f64
+        ));
+        let label = time(*t);
+        let half = label.chars().count() as f64 * CHAR / 2.0;
+        if cx - half >= free_from {
+            s.push_str(&format!(
+                "<text class=\"axis\" x=\"{cx:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                AXIS - 8.0,
+                esc(&label)
+            ));
+            free_from = cx + half + 8.0;
+        }
+    }
+    s.push('\n');
+    let bottom = AXIS + ROW * procs.len() as f64;
     for w in &d.faults {
         if w.t1 < t_a || w.t0 > t_b {
             continue;
         }
-        let (a, b) = (x(w.t0.max(t_a)), x(w.t1.min(t_b)));
+        let (a, b) = (x(at_time(w.t0)), x(at_time(w.t1.saturating_add(1))));
+        let b = if b <= a { a + 4.0 } else { b };
         s.push_str(&format!(
-            "<rect class=\"fault\" x=\"{a:.1}\" y=\"0\" width=\"{:.1}\" height=\"{height}\"><title>{}</title></rect><text class=\"fault-label\" x=\"{:.1}\" y=\"{}\">{}</text>\n",
-            (b - a).max(1.0),
+            "<rect class=\"fault\" x=\"{a:.1}\" y=\"{AXIS}\" width=\"{:.1}\" height=\"{:.1}\"><title>{}</title></rect><text class=\"fault-label\" x=\"{:.1}\" y=\"{:.1}\">{}<title>{}</title></text>\n",
+            b - a,
+            bottom - AXIS,
             esc(&w.label),
             a + 2.0,
-            height - 4.0,
+            bottom + 13.0,
+            esc(&fit(&w.label, b - a - 4.0)),
             esc(&w.label)
-        ));
-    }
-    for (r, p) in procs.iter().enumerate() {
-        s.push_str(&format!(
-            "<text x=\"4\" y=\"{:.1}\">process {p}</text>\n",
-            20.0 + row * r as f64 + row / 2.0
         ));
     }
     for sp in shown {
         let r = procs.iter().position(|p| *p == sp.process).unwrap_or(0);
-        let y = 20.0 + row * r as f64 + 4.0;
-        let (a, b) = (x(sp.t0), x(sp.t1.unwrap_or(t_b)));
+        let y = AXIS + ROW * r as f64 + 4.0;
+        let a = x(col(sp.invoke)) + 3.0;
+        let b = match sp.complete {
+            Some(c) => x(col(c) + 1) - 3.0,
+            None => x(columns) - 3.0,
+        };
         let class = if Some(sp.invoke) == stuck {
             "stuck"
         } else if order.contains_key(&sp.invoke) {
@@ -267,23 +359,17 @@ fn svg(
                 sp.ending.name()
             ),
         };
-        let time = |t: u64| {
-            if d.timed {
-                format!("{:.3} ms", t as f64 / 1e6)
-            } else {
-                format!("event {t}")
-            }
-        };
         let title = format!(
             "{label}\nprocess {}, {} to {}",
             sp.process,
             time(sp.t0),
             sp.t1.map(time).unwrap_or_else(|| "never".into())
         );
+        let open = if sp.complete.is_none() { " open" } else { "" };
         s.push_str(&format!(
-            "<g><rect class=\"op {class}\" x=\"{a:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{}</title></rect>",
-            (b - a).max(2.0),
-            row - 8.0,
+            "<g><rect class=\"op {class}{open}\" x=\"{a:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{:.1}\"><title>{}</title></rect>",
+            b - a,
+            ROW - 8.0,
             esc(&title)
         ));
         let num = order
@@ -291,17 +377,21 @@ fn svg(
             .map(|n| format!("{n}: "))
             .unwrap_or_default();
         s.push_str(&format!(
-            "<text class=\"op-label\" x=\"{:.1}\" y=\"{:.1}\">{}</text></g>\n",
-            a + 2.0,
-            y + row / 2.0,
-            esc(&format!("{num}{}", short(&Value::String(label), 40)))
+            "<text class=\"op-label\" x=\"{:.1}\" y=\"{:.1}\">{}<title>{}</title></text></g>\n",
+            a + 3.0,
+            y + ROW / 2.0,
+            esc(&fit(&format!("{num}{label}"), b - a - 6.0)),
+            esc(&title)
         ));
     }
-    s.push_str("</svg>\n");
+    s.push_str("</svg></div></div>\n");
     s
 }
 
 const CSS: &str = ".sw{display:inline-block;width:10px;height:10px;margin:0 3px;vertical-align:middle}
+.cx-wrap{display:flex;align-items:flex-start}.cx-names{flex:none;font:11px sans-serif;margin:7px 0}
+.cx-scroll{overflow-x:auto;flex:1 1 auto;min-width:0}line.tick{stroke:#eee}text.axis{fill:#666;font-size:10px}
+rect.op.open{stroke-dasharray:4 2}
 .sw.prefix{background:#8fd19e}.sw.stuck{background:#e06666}.sw.other{background:#d0d0d0}
 svg.cx-timeline{border:1px solid #ddd;margin:6px 0;font:11px sans-serif}
 rect.op.prefix{fill:#8fd19e;stroke:#2e8b57}rect.op.stuck{fill:#e06666;stroke:#900}rect.op.other{fill:#d0d0d0;stroke:#999}

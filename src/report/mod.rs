@@ -17,6 +17,7 @@
 
 pub mod anomalies;
 pub mod counterexample;
+pub mod cycle_svg;
 pub mod data;
 pub mod explanations;
 pub mod junit;

@@ -21,8 +21,10 @@ pub enum RunEvent {
     SettingUp {
         /// The db's name.
         db: String,
-        /// How many nodes.
-        nodes: usize,
+        /// The nodes the db runs on (PostgreSQL: the first only).
+        nodes: Vec<String>,
+        /// How many nodes the cluster has.
+        of: usize,
     },
     /// The workers and the nemesis start under the generator.
     Running {

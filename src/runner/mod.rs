@@ -28,6 +28,7 @@ pub mod recorder;
 pub mod spec;
 mod system;
 pub mod test;
+mod warnings;
 
 pub use recorder::{Counts, Progress, Recorder, FLUSH_EVERY};
 
@@ -181,6 +182,7 @@ pub async fn drive_workers(
     let (done_tx, mut done_rx) = mpsc::channel::<Done>(n + 2);
     let mut job_txs = Vec::with_capacity(n);
     let mut handles: Vec<JoinHandle<()>> = Vec::with_capacity(n + 1);
+    let warned = Arc::new(warnings::Collapsed::default());
     for w in 0..n {
         let (tx, rx) = mpsc::channel::<Job>(1);
         job_txs.push(tx);
@@ -192,6 +194,7 @@ pub async fn drive_workers(
             rx,
             done_tx.clone(),
             cfg.op_timeout,
+            warned.clone(),
         )));
     }
     let has_nemesis = nemesis.is_some();
@@ -206,6 +209,7 @@ pub async fn drive_workers(
             rx,
             done_tx.clone(),
             cfg.nemesis_timeout,
+            warned.clone(),
         )));
     }
     drop(done_tx);
@@ -435,6 +439,9 @@ pub async fn drive_workers(
             }
         }
     }
+    for (node, error, count) in warned.repeated() {
+        tracing::warn!("cannot open client on {node}: {error} ({count} times in all)");
+    }
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
@@ -469,11 +476,12 @@ async fn worker(
     mut jobs: mpsc::Receiver<Job>,
     done: mpsc::Sender<Done>,
     timeout: Duration,
+    warned: Arc<warnings::Collapsed>,
 ) {
-    let mut open = open_client(&mut *client, &node, w).await;
+    let mut open = open_client(&mut *client, &node, w, &warned).await;
     while let Some(job) = jobs.recv().await {
         if open.is_err() {
-            open = open_client(&mut *client, &node, w).await;
+            open = open_client(&mut *client, &node, w, &warned).await;
         }
         // Should the client panic mid-operation, the guard still reports
         // the operation (as `info`: it may have been sent), so the run
@@ -521,7 +529,7 @@ async fn worker(
             if let Err(e) = client.close().await {
                 tracing::debug!(worker = w, error = %e, "closing client after info");
             }
-            open = open_client(&mut *client, &node, w).await;
+            open = open_client(&mut *client, &node, w, &warned).await;
         }
     }
     if let Err(e) = client.close().await {
@@ -558,10 +566,25 @@ impl Drop for PanicGuard<'_> {
     }
 }
 
-async fn open_client(client: &mut dyn Client, node: &str, w: usize) -> Result<(), String> {
+/// Opens `client` on `node`. A failure is logged the first time that node
+/// fails with that error; the repeats are counted in `warned` (and at
+/// debug level).
+async fn open_client(
+    client: &mut dyn Client,
+    node: &str,
+    w: usize,
+    warned: &warnings::Collapsed,
+) -> Result<(), String> {
     client.open(node).await.map_err(|e| {
-        tracing::warn!(worker = w, node, error = %e, "cannot open client");
-        e.to_string()
+        let error = e.to_string();
+        if warned.first(node, &error) {
+            tracing::warn!(
+                "cannot open client on {node}: {error} (repeats are counted, shown when the workers stop)"
+            );
+        } else {
+            tracing::debug!(worker = w, node, error = %error, "cannot open client");
+        }
+        error
     })
 }
 

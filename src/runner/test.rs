@@ -120,9 +120,26 @@ pub async fn run_test(
         let why = "interrupted (SIGINT or SIGTERM) before the db set-up".to_string();
         return finish_incomplete(&run_dir, &mut test_json, why, &requested);
     }
+    // A db that keeps a daemon on some nodes only runs there; one with no
+    // daemon record runs on every node.
+    let daemons: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .filter(|n| db.daemon_on(n).is_some())
+        .map(|n| n.name().to_string())
+        .collect();
     events(RunEvent::SettingUp {
         db: db.name().to_string(),
-        nodes: cluster.nodes().len(),
+        nodes: if daemons.is_empty() {
+            cluster
+                .nodes()
+                .iter()
+                .map(|n| n.name().to_string())
+                .collect()
+        } else {
+            daemons
+        },
+        of: cluster.nodes().len(),
     });
     // Real hosts have no state dir: keep the record in the run's folder.
     let record_path =

@@ -1,5 +1,5 @@
-//! Helpers shared by the local-cluster integration tests: skipping when the
-//! machine cannot build a cluster, a guard that removes the cluster even when
+//! Helpers shared by the local-cluster integration tests: installing what
+//! the machine needs to build a cluster, a guard that removes the cluster even when
 //! a test fails, and checks that nothing was left behind.
 #![allow(dead_code)]
 
@@ -11,21 +11,44 @@ use std::time::Duration;
 
 use faultline::cluster::local::{self, LocalSpec};
 
-/// Why these tests cannot run here, if they cannot: not root, or a program
-/// missing. The tests print a SKIP line and pass; CI runs them as root with
-/// the packages installed.
-pub fn skip_reason(need_etcd: bool) -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
+pub mod apt;
+
+/// What the system `db` (etcd, postgres, zookeeper, redis) needs on this
+/// machine for the local cluster, from its registry entry: (program, Debian
+/// package) pairs for [`ensure`].
+pub fn db(name: &str) -> Vec<(&'static str, &'static str)> {
+    let system = faultline::system::find(name).unwrap_or_else(|| panic!("no system {name}"));
+    system
+        .packages()
+        .iter()
+        .map(|p| (p.program, p.package))
+        .collect()
+}
+
+/// etcdctl, for the file-db example's client and commands.
+pub const ETCDCTL: (&str, &str) = ("/usr/bin/etcdctl", "etcd-client");
+
+/// Makes sure this machine can build a local cluster and run what `extra`
+/// names: installs the missing Debian packages (the cluster's own and
+/// `extra`'s) with apt-get, or panics with why it cannot. The tests calling
+/// it carry `#[cfg_attr(not(faultline_root), ignore = "needs root: ...")]`,
+/// so a build by another user lists them as ignored instead.
+pub fn ensure(extra: &[(&str, &str)]) {
+    // The cluster's prerequisites, one missing package at a time (the
+    // library names the first one missing).
+    for _ in 0..16 {
+        match local::check_prerequisites() {
+            Ok(()) => break,
+            Err(faultline::cluster::ClusterError::Missing { program, package }) => {
+                apt::ensure(&[(program.as_str(), package.as_str())])
+            }
+            Err(e) => panic!("the local cluster cannot run here: {e}"),
+        }
     }
     if let Err(e) = local::check_prerequisites() {
-        return Some(e.to_string());
+        panic!("the local cluster cannot run here: {e}");
     }
-    if need_etcd && !Path::new("/usr/bin/etcd").exists() {
-        return Some("etcd missing: apt-get install -y etcd-server".into());
-    }
-    None
+    apt::ensure(extra);
 }
 
 /// Removes the cluster when dropped, so a failing test leaves nothing behind.

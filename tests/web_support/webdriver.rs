@@ -1,6 +1,6 @@
 //! A minimal W3C WebDriver client for headless Chromium through
 //! chromedriver: sessions, navigation, scripts, screenshots and the browser
-//! console log. Plain HTTP/1.1 over std's TcpStream (one connection per
+//! console log, and installing the browser for the tests. Plain HTTP/1.1 over std's TcpStream (one connection per
 //! command), so the tests add no dependency. Shared by tests/browser.rs and
 //! benches/timeline_browser.rs.
 #![allow(dead_code)]
@@ -18,7 +18,17 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// And its WebDriver.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-/// Why the browser tests cannot run here, if they cannot.
+#[path = "../cluster_support/apt.rs"]
+mod apt;
+
+/// Installs Chromium and chromedriver with apt-get when they are missing
+/// (as root; panics with the reason otherwise), for the browser tests.
+pub fn ensure() {
+    apt::ensure(&[(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")]);
+}
+
+/// Why the browser cannot run here, if it cannot (benches/timeline_browser
+/// skips then: a benchmark installs nothing).
 pub fn skip_reason() -> Option<String> {
     for p in [CHROMIUM, CHROMEDRIVER] {
         if !Path::new(p).exists() {

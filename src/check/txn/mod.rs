@@ -435,8 +435,7 @@ pub fn check_calls(
 
 /// A report's explanations as files, for `report::write_explanations`:
 /// `<anomaly>.txt` with every kept anomaly of that name, and for cycles
-/// `<anomaly>/<i>.dot` (which the writer also draws as `.svg` when
-/// Graphviz is installed). Pure: nothing is written here.
+/// `<anomaly>/<i>.dot` (which the writer also draws as `.svg`). Pure: nothing is written here.
 pub fn explanation_files(report: &TxnReport) -> Vec<ExplanationFile> {
     let mut files = Vec::new();
     for (name, list) in &report.anomalies {

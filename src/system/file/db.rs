@@ -195,6 +195,27 @@ impl Db for FileDb {
 
     fn install(&self, node: &Node) -> Result<(), DbError> {
         self.mkdir(node)?;
+        if !self.spec.packages.is_empty() {
+            let packages: Vec<&str> = self.spec.packages.iter().map(String::as_str).collect();
+            // Every package listed as installed (an unknown one prints no
+            // line, so the lines are counted).
+            let present = format!(
+                "[ \"$(dpkg-query -W -f='${{Status}}\\n' {} 2>/dev/null | grep -c ' ok installed$')\" = {} ]",
+                packages.join(" "),
+                packages.len()
+            );
+            crate::db::daemon::apt_install(
+                &self.spec.name,
+                node,
+                &crate::db::daemon::AptPackages {
+                    what: &format!("{} (the db file's packages)", packages.join(", ")),
+                    packages: &packages,
+                    present: &present,
+                    services: &[],
+                    otherwise: " (`faultline run` does that itself as root)",
+                },
+            )?;
+        }
         if let Some(t) = &self.spec.install {
             self.run(node, t, Duration::from_secs(900))?;
         }

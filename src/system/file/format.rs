@@ -122,6 +122,7 @@ struct RawFile {
     port: Option<Spanned<i64>>,
     dir: Option<Spanned<String>>,
     member: Option<Spanned<String>>,
+    packages: Option<Vec<Spanned<String>>>,
     install: Option<Spanned<String>>,
     configure: Option<Spanned<String>>,
     daemon: Option<Spanned<String>>,
@@ -158,6 +159,11 @@ pub struct FileDbSpec {
     pub(super) dir: Template,
     pub(super) member: Template,
     pub(super) vars: Vec<(String, Template)>,
+    /// Debian packages the system needs on every node (`packages`):
+    /// installed by the controller on this machine for the local cluster
+    /// (whose nodes share its files but reach no package mirror), and
+    /// with apt-get on each real host, before `install` runs.
+    pub packages: Vec<String>,
     pub(super) install: Option<Template>,
     pub(super) configure: Option<Template>,
     pub(super) daemon: Option<Template>,
@@ -430,6 +436,24 @@ impl FileDbSpec {
                 "missing health: a command that exits 0 when the node serves requests".into(),
             )
         })?;
+        let mut packages = Vec::new();
+        for p in raw.packages.iter().flatten() {
+            let name = p.get_ref();
+            // Debian package names: lowercase letters, digits, + - . (and
+            // nothing a shell would read).
+            let valid = name.len() >= 2
+                && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b));
+            if !valid {
+                return Err(at(
+                    Some(p.span()),
+                    format!("packages: {name:?} is not a Debian package name"),
+                ));
+            }
+            packages.push(name.clone());
+        }
         let mut logs = Vec::new();
         for (i, l) in raw.logs.iter().flatten().enumerate() {
             let field = format!("logs[{i}]");
@@ -457,6 +481,7 @@ impl FileDbSpec {
             dir,
             member,
             vars: vars.into_iter().map(|(k, l)| (k, l.template)).collect(),
+            packages,
             install: check("install", &raw.install)?,
             configure: check("configure", &raw.configure)?,
             daemon,

@@ -196,3 +196,32 @@ fn the_example_file_loads() {
         "{d}"
     );
 }
+
+#[test]
+fn the_example_names_its_packages_and_installs_nothing_from_a_node() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/etcd-files/etcd.toml");
+    let spec = FileDbSpec::load(&path).expect("the example loads");
+    assert_eq!(spec.packages, vec!["etcd-server", "etcd-client"]);
+    // Nodes of the local cluster have no DNS: apt-get inside one can only
+    // time out, so the example leaves installing to the controller.
+    let text = std::fs::read_to_string(&path).expect("example");
+    assert!(!text.contains("apt-get install"), "{text}");
+}
+
+#[test]
+fn packages_must_be_debian_package_names() {
+    let good = GOOD.replace(
+        "install = ",
+        "packages = [\"etcd-server\", \"g++\"]\ninstall = ",
+    );
+    assert_eq!(
+        parse(&good).expect("good").packages,
+        vec!["etcd-server", "g++"]
+    );
+    let bad = GOOD.replace("install = ", "packages = [\"etcd; rm -rf /\"]\ninstall = ");
+    let e = parse(&bad).expect_err("refused").to_string();
+    assert!(
+        e.contains("kv.toml:5:") && e.contains("\"etcd; rm -rf /\" is not a Debian package name"),
+        "{e}"
+    );
+}
