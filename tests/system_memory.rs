@@ -11,7 +11,7 @@ use faultline::cluster::{Capabilities, Cluster, ClusterKind, Node};
 use faultline::control::{ControlError, ErrorKind, Output, Remote};
 use faultline::db;
 use faultline::history::Process;
-use faultline::runner::test::TestSpec;
+use faultline::runner::lifecycle::TestSpec;
 use faultline::runner::{run_workers, Recorder, Stop, WorkerConfig};
 use faultline::system::{self, ClientSettings};
 use faultline::workload::{GenOptions, Workload};

@@ -6,7 +6,7 @@ use super::{EXIT_ERROR, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::check::Validity;
 use crate::cluster::{local, Cluster};
 use crate::report;
-use crate::runner::test::{
+use crate::runner::lifecycle::{
     preflight, run_test, settle, settle_faults, verdict_notes, Dirs, TestSpec,
 };
 use crate::runner::Stop;

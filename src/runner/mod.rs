@@ -18,16 +18,16 @@
 //! and reopens its client.
 //!
 //! The full lifecycle of a test (db, nemesis set-up, final phase, cleanup,
-//! checkers) is in `test.rs`; it prints nothing, but tells its caller how
+//! checkers) is in `lifecycle.rs`; it prints nothing, but tells its caller how
 //! it goes through [`events::RunEvent`]s (the command line draws them). The
 //! [`Recorder`] is the one writer of `history.jsonl`: [`drive_workers`]
 //! leaves it open so the lifecycle records the final heal through it too.
 
 pub mod events;
+pub mod lifecycle;
 pub mod recorder;
 pub mod spec;
 mod system;
-pub mod test;
 mod warnings;
 
 pub use recorder::{Counts, Progress, Recorder, FLUSH_EVERY};

@@ -501,7 +501,7 @@ fn history_of(kinds: &[OpType]) -> History {
 #[test]
 fn an_interrupted_run_is_incomplete_unless_invalid() {
     use crate::check::Validity;
-    use crate::runner::test::settle;
+    use crate::runner::lifecycle::settle;
     let h = history_of(&[OpType::Invoke, OpType::Ok]);
     let why = "interrupted (SIGINT or SIGTERM) 3.0 s into the run: the history is partial";
     for (checkers, run) in [
@@ -529,7 +529,7 @@ fn an_interrupted_run_is_incomplete_unless_invalid() {
 #[test]
 fn a_run_where_nothing_succeeded_is_unknown() {
     use crate::check::Validity;
-    use crate::runner::test::{settle, verdict_notes};
+    use crate::runner::lifecycle::{settle, verdict_notes};
     let h = history_of(&[OpType::Invoke, OpType::Fail, OpType::Invoke, OpType::Info]);
     let mut results = json!({"valid": "valid", "checkers": {}});
     assert_eq!(
@@ -564,7 +564,7 @@ fn a_requested_fault_that_never_took_effect_makes_the_run_unknown() {
     use crate::check::Validity;
     use crate::nemesis::coverage::RequestedFault;
     use crate::nemesis::Family;
-    use crate::runner::test::{settle, settle_faults, verdict_notes};
+    use crate::runner::lifecycle::{settle, settle_faults, verdict_notes};
     let mut h = history_of(&[OpType::Invoke, OpType::Ok]);
     let nem = |i: u64, f: &str, error: Option<&str>| {
         let mut op = Op::new(i, Process::Nemesis, OpType::Info, f, json!("one"));
