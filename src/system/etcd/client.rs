@@ -301,7 +301,7 @@ impl fmt::Debug for EtcdClient {
 
 /// One operation, checked and encoded before anything is sent.
 #[derive(Debug, PartialEq)]
-enum Op {
+enum Encoded {
     /// A register read: one range.
     Read { key: Vec<u8> },
     /// A put of the value's JSON text.
@@ -345,26 +345,26 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 /// The etcd request of an invocation, decoded by the shared rules
 /// ([`kv::KvOp`]).
 #[cfg(test)]
-fn parse_op(inv: &Invocation, opts: &EtcdClientOptions) -> Result<Op, ClientError> {
+fn parse_op(inv: &Invocation, opts: &EtcdClientOptions) -> Result<Encoded, ClientError> {
     Ok(encode(KvOp::decode(inv, opts.kind, "etcd")?, inv, opts))
 }
 
 /// The etcd request of a key-value operation on the invocation's key.
-fn encode(op: KvOp, inv: &Invocation, opts: &EtcdClientOptions) -> Op {
+fn encode(op: KvOp, inv: &Invocation, opts: &EtcdClientOptions) -> Encoded {
     let w = &opts.workload;
     let key = Some(kv::key(inv));
     match op {
-        KvOp::Read => Op::Read {
+        KvOp::Read => Encoded::Read {
             key: register_key(w, key),
         },
-        KvOp::ReadSet => Op::ReadSet {
+        KvOp::ReadSet => Encoded::ReadSet {
             prefix: set_prefix(w, key),
         },
-        KvOp::Write(v) => Op::Write {
+        KvOp::Write(v) => Encoded::Write {
             key: register_key(w, key),
             value: v.to_string(),
         },
-        KvOp::Cas { expected, new } => Op::Cas {
+        KvOp::Cas { expected, new } => Encoded::Cas {
             key: register_key(w, key),
             old: expected,
             new: new.to_string(),
@@ -372,7 +372,7 @@ fn encode(op: KvOp, inv: &Invocation, opts: &EtcdClientOptions) -> Op {
         KvOp::Add(e) => {
             let mut k = set_prefix(w, key);
             k.extend_from_slice(e.to_string().as_bytes());
-            Op::Add {
+            Encoded::Add {
                 key: k,
                 element: e.to_string(),
             }
@@ -523,12 +523,12 @@ impl EtcdClient {
 
     async fn perform(
         &mut self,
-        op: &Op,
+        op: &Encoded,
         inv: &Invocation,
         deadline: Instant,
     ) -> Result<Completion, ClientError> {
         match op {
-            Op::Read { key } => {
+            Encoded::Read { key } => {
                 let mut body = json!({ "key": b64(key) });
                 if self.serializable() {
                     body["serializable"] = json!(true);
@@ -538,8 +538,8 @@ impl EtcdClient {
                 check_header("read", &r.header, &bytes)?;
                 Ok(Completion::ok(register_value(&r)?))
             }
-            Op::Write { key, value }
-            | Op::Add {
+            Encoded::Write { key, value }
+            | Encoded::Add {
                 key,
                 element: value,
             } => {
@@ -549,7 +549,7 @@ impl EtcdClient {
                 check_header(&inv.f, &r.header, &bytes)?;
                 Ok(Completion::ok(inv.value.clone()))
             }
-            Op::Cas { key, old, new } => {
+            Encoded::Cas { key, old, new } => {
                 // Expecting null means expecting the key to be absent: a
                 // VALUE compare on a missing key never matches in etcd, so
                 // compare its create revision with 0 instead.
@@ -576,7 +576,7 @@ impl EtcdClient {
                     ))
                 }
             }
-            Op::ReadSet { prefix } => {
+            Encoded::ReadSet { prefix } => {
                 let end = prefix_end(prefix);
                 let mut start = prefix.clone();
                 let mut revision = 0i64;

@@ -198,7 +198,7 @@ pub struct RedisClient {
 
 /// What one invocation asks of Redis.
 #[derive(Debug, Clone, PartialEq)]
-enum Op {
+enum Encoded {
     Read(String),
     ReadSet(String),
     Write(String, String),
@@ -206,31 +206,31 @@ enum Op {
     Add(String, String),
 }
 
-impl Op {
+impl Encoded {
     fn is_read(&self) -> bool {
-        matches!(self, Op::Read(_) | Op::ReadSet(_))
+        matches!(self, Encoded::Read(_) | Encoded::ReadSet(_))
     }
 }
 
 /// The Redis request of an invocation, decoded by the shared rules
 /// ([`kv::KvOp`]).
 #[cfg(test)]
-fn parse_op(inv: &Invocation, opts: &RedisClientOptions) -> Result<Op, ClientError> {
+fn parse_op(inv: &Invocation, opts: &RedisClientOptions) -> Result<Encoded, ClientError> {
     Ok(encode(KvOp::decode(inv, opts.kind, "redis")?, inv, opts))
 }
 
 /// The Redis request of a key-value operation on the invocation's key.
-fn encode(op: KvOp, inv: &Invocation, opts: &RedisClientOptions) -> Op {
+fn encode(op: KvOp, inv: &Invocation, opts: &RedisClientOptions) -> Encoded {
     let w = &opts.workload;
     let k = kv::key(inv);
     let register = format!("faultline:{w}:{k}");
     let set = format!("faultline:{w}:set:{k}");
     match op {
-        KvOp::Read => Op::Read(register),
-        KvOp::ReadSet => Op::ReadSet(set),
-        KvOp::Write(v) => Op::Write(register, v.to_string()),
-        KvOp::Cas { expected, new } => Op::Cas(register, expected, new.to_string()),
-        KvOp::Add(e) => Op::Add(set, e.to_string()),
+        KvOp::Read => Encoded::Read(register),
+        KvOp::ReadSet => Encoded::ReadSet(set),
+        KvOp::Write(v) => Encoded::Write(register, v.to_string()),
+        KvOp::Cas { expected, new } => Encoded::Cas(register, expected, new.to_string()),
+        KvOp::Add(e) => Encoded::Add(set, e.to_string()),
     }
 }
 
@@ -353,7 +353,7 @@ impl RedisClient {
         Ok(c)
     }
 
-    async fn perform(&mut self, op: &Op, inv: &Invocation) -> Result<Completion, ClientError> {
+    async fn perform(&mut self, op: &Encoded, inv: &Invocation) -> Result<Completion, ClientError> {
         let to_master = !op.is_read() || self.opts.read_mode == RedisReadMode::Primary;
         let mut conn = if to_master {
             self.master_conn().await?
@@ -365,7 +365,7 @@ impl RedisClient {
             ClientError::unknown(format!("no answer within {:.1} s ({e})", t.as_secs_f64()))
         };
         match op {
-            Op::Read(k) => {
+            Encoded::Read(k) => {
                 let got: Option<String> =
                     tokio::time::timeout(t, ::redis::cmd("GET").arg(k).query_async(&mut conn))
                         .await
@@ -379,7 +379,7 @@ impl RedisClient {
                 };
                 Ok(Completion::ok(v))
             }
-            Op::ReadSet(k) => {
+            Encoded::ReadSet(k) => {
                 let got: Vec<String> =
                     tokio::time::timeout(t, ::redis::cmd("SMEMBERS").arg(k).query_async(&mut conn))
                         .await
@@ -400,7 +400,7 @@ impl RedisClient {
                 });
                 Ok(Completion::ok(Value::Array(elems)))
             }
-            Op::Write(k, v) => {
+            Encoded::Write(k, v) => {
                 let _: () = tokio::time::timeout(
                     t,
                     ::redis::cmd("SET").arg(k).arg(v).query_async(&mut conn),
@@ -410,7 +410,7 @@ impl RedisClient {
                 .map_err(|e| classify(&e))?;
                 Ok(Completion::ok(inv.value.clone()))
             }
-            Op::Cas(k, old, new) => {
+            Encoded::Cas(k, old, new) => {
                 let missing_is_old = if old.is_null() { "1" } else { "0" };
                 let swapped: i64 = tokio::time::timeout(
                     t,
@@ -435,7 +435,7 @@ impl RedisClient {
                     ))
                 }
             }
-            Op::Add(k, e) => {
+            Encoded::Add(k, e) => {
                 let _: i64 = tokio::time::timeout(
                     t,
                     ::redis::cmd("SADD").arg(k).arg(e).query_async(&mut conn),
@@ -539,15 +539,15 @@ mod tests {
         let reg = RedisClientOptions::default();
         assert_eq!(
             parse_op(&inv("read", Value::Null, Some(json!(3))), &reg).unwrap(),
-            Op::Read("faultline:register:3".into())
+            Encoded::Read("faultline:register:3".into())
         );
         assert_eq!(
             parse_op(&inv("write", json!(4), Some(json!("3"))), &reg).unwrap(),
-            Op::Write("faultline:register:\"3\"".into(), "4".into())
+            Encoded::Write("faultline:register:\"3\"".into(), "4".into())
         );
         assert_eq!(
             parse_op(&inv("cas", json!([1, 2]), Some(json!(3))), &reg).unwrap(),
-            Op::Cas("faultline:register:3".into(), json!(1), "2".into())
+            Encoded::Cas("faultline:register:3".into(), json!(1), "2".into())
         );
         let set = RedisClientOptions {
             workload: "set".into(),
@@ -556,11 +556,11 @@ mod tests {
         };
         assert_eq!(
             parse_op(&inv("read", Value::Null, None), &set).unwrap(),
-            Op::ReadSet("faultline:set:set:null".into())
+            Encoded::ReadSet("faultline:set:set:null".into())
         );
         assert_eq!(
             parse_op(&inv("add", json!(7), None), &set).unwrap(),
-            Op::Add("faultline:set:set:null".into(), "7".into())
+            Encoded::Add("faultline:set:set:null".into(), "7".into())
         );
         let bad = parse_op(&inv("cas", json!(1), Some(json!(3))), &reg).unwrap_err();
         assert_eq!(bad.class, ErrorClass::NotApplied);

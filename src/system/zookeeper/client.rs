@@ -196,7 +196,7 @@ impl fmt::Debug for ZkClient {
 
 /// One operation, checked and encoded before anything is sent.
 #[derive(Debug, PartialEq)]
-enum Op {
+enum Encoded {
     Read {
         path: String,
     },
@@ -229,7 +229,7 @@ fn key_path(workload: &str, key: Option<&Value>) -> String {
 /// The ZooKeeper request of an invocation, decoded by the shared rules
 /// ([`kv::KvOp`]).
 #[cfg(test)]
-fn parse_op(inv: &Invocation, opts: &ZkClientOptions) -> Result<Op, ClientError> {
+fn parse_op(inv: &Invocation, opts: &ZkClientOptions) -> Result<Encoded, ClientError> {
     Ok(encode(
         KvOp::decode(inv, opts.kind, "ZooKeeper")?,
         inv,
@@ -238,21 +238,21 @@ fn parse_op(inv: &Invocation, opts: &ZkClientOptions) -> Result<Op, ClientError>
 }
 
 /// The ZooKeeper request of a key-value operation on the invocation's key.
-fn encode(op: KvOp, inv: &Invocation, opts: &ZkClientOptions) -> Op {
+fn encode(op: KvOp, inv: &Invocation, opts: &ZkClientOptions) -> Encoded {
     let path = key_path(&opts.workload, Some(kv::key(inv)));
     match op {
-        KvOp::Read => Op::Read { path },
-        KvOp::ReadSet => Op::ReadSet { parent: path },
-        KvOp::Write(v) => Op::Write {
+        KvOp::Read => Encoded::Read { path },
+        KvOp::ReadSet => Encoded::ReadSet { parent: path },
+        KvOp::Write(v) => Encoded::Write {
             path,
             data: v.to_string().into_bytes(),
         },
-        KvOp::Cas { expected, new } => Op::Cas {
+        KvOp::Cas { expected, new } => Encoded::Cas {
             path,
             old: expected,
             new: new.to_string().into_bytes(),
         },
-        KvOp::Add(e) => Op::Add {
+        KvOp::Add(e) => Encoded::Add {
             path: format!("{path}/{e}"),
             parent: path,
             element: Value::from(e),
@@ -337,11 +337,11 @@ impl ZkClient {
         Ok(s)
     }
 
-    async fn run(&mut self, op: Op, timeout: Duration) -> Result<Value, ClientError> {
+    async fn run(&mut self, op: Encoded, timeout: Duration) -> Result<Value, ClientError> {
         let read_mode = self.opts.read_mode;
         let s = self.session(timeout).await?;
         match op {
-            Op::Read { path } => {
+            Encoded::Read { path } => {
                 if read_mode == ZkReadMode::Sync {
                     s.sync(&path)
                         .await
@@ -359,11 +359,11 @@ impl ZkClient {
                     Err(e) => Err(classify("getData", &e)),
                 }
             }
-            Op::Write { path, data } => {
+            Encoded::Write { path, data } => {
                 write(s, &path, &data).await?;
                 Ok(serde_json::from_slice(&data).unwrap_or(Value::Null))
             }
-            Op::Cas { path, old, new } => {
+            Encoded::Cas { path, old, new } => {
                 let (data, stat) = match s.get_data(&path).await {
                     Ok(x) => x,
                     Err(zk::Error::NoNode) => {
@@ -384,7 +384,7 @@ impl ZkClient {
                     .map_err(|e| classify("cas: setData", &e))?;
                 Ok(Value::Null)
             }
-            Op::Add {
+            Encoded::Add {
                 parent,
                 path,
                 element,
@@ -404,7 +404,7 @@ impl ZkClient {
                 }
                 Ok(element)
             }
-            Op::ReadSet { parent } => {
+            Encoded::ReadSet { parent } => {
                 if read_mode == ZkReadMode::Sync {
                     s.sync(&parent)
                         .await
@@ -561,13 +561,13 @@ mod tests {
         let o = ZkClientOptions::default();
         assert_eq!(
             parse_op(&inv("read", json!(3), Value::Null), &o),
-            Ok(Op::Read {
+            Ok(Encoded::Read {
                 path: "/faultline/register/3".into()
             })
         );
         assert_eq!(
             parse_op(&inv("cas", json!("a/b"), json!([1, 2])), &o),
-            Ok(Op::Cas {
+            Ok(Encoded::Cas {
                 path: "/faultline/register/\"a%2Fb\"".into(),
                 old: json!(1),
                 new: b"2".to_vec()
@@ -580,7 +580,7 @@ mod tests {
         };
         assert_eq!(
             parse_op(&inv("add", Value::Null, json!(7)), &set),
-            Ok(Op::Add {
+            Ok(Encoded::Add {
                 parent: "/faultline/set/null".into(),
                 path: "/faultline/set/null/7".into(),
                 element: json!(7)
@@ -588,7 +588,7 @@ mod tests {
         );
         assert_eq!(
             parse_op(&inv("read", Value::Null, Value::Null), &set),
-            Ok(Op::ReadSet {
+            Ok(Encoded::ReadSet {
                 parent: "/faultline/set/null".into()
             })
         );

@@ -110,7 +110,7 @@ fn operations_are_checked_before_sending() {
     }
     assert_eq!(
         parse_op(&inv("read", Some(json!(2)), json!(null)), &o).unwrap(),
-        Op::Read {
+        Encoded::Read {
             key: b"/faultline/register/2".to_vec()
         }
     );
@@ -121,13 +121,13 @@ fn operations_are_checked_before_sending() {
     };
     assert_eq!(
         parse_op(&inv("read", None, json!(null)), &set).unwrap(),
-        Op::ReadSet {
+        Encoded::ReadSet {
             prefix: b"/faultline/set/null/".to_vec()
         }
     );
     assert_eq!(
         parse_op(&inv("add", None, json!(17)), &set).unwrap(),
-        Op::Add {
+        Encoded::Add {
             key: b"/faultline/set/null/17".to_vec(),
             element: "17".into()
         }
