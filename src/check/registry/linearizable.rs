@@ -2,7 +2,7 @@
 //! the one [`ModelVisitor`], searched by [`crate::check::linear`].
 
 use super::{show_duration, CannotCheck, CheckContext, Checker, Text, Verdict};
-use crate::check::linear::{self, CheckError, LinearReport};
+use crate::check::linear::{self, shrink::MinimalHistory, CheckError, LinearReport};
 use crate::history::{Call, History};
 use crate::model::{self, Model, ModelVisitor};
 use serde_json::json;
@@ -42,7 +42,13 @@ impl Checker for Linearizable {
     }
 
     fn flags(&self) -> &'static [&'static str] {
-        &["--no-split", "--all-keys", "--memory-limit"]
+        &[
+            "--no-split",
+            "--all-keys",
+            "--memory-limit",
+            "--shrink",
+            "--shrink-time",
+        ]
     }
 
     fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {
@@ -64,6 +70,7 @@ impl Checker for Linearizable {
             memory_limit: ctx.memory_limit,
             split_by_key: ctx.split_by_key,
             stop_at_first_invalid: ctx.stop_at_first_invalid,
+            shrink_time: ctx.shrink_time,
             ..linear::LinearOptions::default()
         };
         let search = Search {
@@ -119,6 +126,41 @@ fn verdict(name: &str, r: &LinearReport) -> Verdict {
     }
 }
 
+/// The smallest failing sub-history, under the sentence: a heading, and
+/// (in full, or when short) one line per operation.
+fn shrunk_lines(m: &MinimalHistory, brief: bool) -> Vec<String> {
+    let n = m.ops.len();
+    let how = if m.minimal {
+        "1-minimal".to_string()
+    } else {
+        format!(
+            "smallest found in {}, not proven minimal",
+            show_duration(m.elapsed)
+        )
+    };
+    let mut out = vec![format!(
+        "  smallest failing sub-history ({n} op{}, {how}):",
+        if n == 1 { "" } else { "s" }
+    )];
+    if brief && n > 8 {
+        out[0].push_str(" see --json");
+        return out;
+    }
+    for op in &m.ops {
+        let span = match op.complete_index {
+            Some(c) => format!("[{}, {c}]", op.invoke_index),
+            None => format!("[{}, never]", op.invoke_index),
+        };
+        out.push(format!(
+            "    process {:<4} {:<40} {:?} {span}",
+            op.process.to_string(),
+            op.description,
+            op.outcome
+        ));
+    }
+    out
+}
+
 /// The keys that are not valid, invalid first: each one's reason or
 /// counterexample, and in full the operation and the longest linearizable
 /// prefix.
@@ -142,6 +184,9 @@ fn lines(r: &LinearReport, brief: bool) -> Vec<String> {
             continue;
         };
         out.push(cx.explanation.clone());
+        if let Some(m) = &k.shrunk {
+            out.extend(shrunk_lines(m, brief));
+        }
         if brief {
             continue;
         }
