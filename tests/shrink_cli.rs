@@ -125,10 +125,49 @@ fn shrink_of_a_valid_history_writes_nothing_and_says_so() {
 }
 
 #[test]
-fn shrink_flags_belong_to_the_linearizability_models() {
+fn shrink_flags_are_refused_for_the_classic_checkers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let h = write(dir.path(), "stale.jsonl", STALE);
     let (code, _, err) = faultline(&["check", "--model", "bank", "--shrink-time", "1", &h]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("--shrink-time apply to --model"), "{err}");
+}
+
+/// Write skew (G2-item) between processes 0 and 1, and process 2's
+/// unrelated append and read of z.
+const SKEW: &str = r#"{"process":2,"type":"invoke","f":"txn","value":[["append","z",7]]}
+{"process":2,"type":"ok","f":"txn","value":[["append","z",7]]}
+{"process":0,"type":"invoke","f":"txn","value":[["r","x",null],["append","y",1]]}
+{"process":1,"type":"invoke","f":"txn","value":[["r","y",null],["append","x",2]]}
+{"process":0,"type":"ok","f":"txn","value":[["r","x",[]],["append","y",1]]}
+{"process":1,"type":"ok","f":"txn","value":[["r","y",[]],["append","x",2]]}
+{"process":2,"type":"invoke","f":"txn","value":[["r","z",null]]}
+{"process":2,"type":"ok","f":"txn","value":[["r","z",[7]]]}
+"#;
+
+#[test]
+fn shrink_of_a_transactional_anomaly_writes_the_cycles_transactions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = write(dir.path(), "skew.jsonl", SKEW);
+    let out_path = dir.path().join("min.jsonl");
+    let out = out_path.to_string_lossy().to_string();
+    let (code, text, err) = faultline(&["check", "--model", "list-append", "--shrink", &out, &h]);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(
+        text.contains("the cycle's 2 transactions alone still show G2-item"),
+        "{text}"
+    );
+    assert!(
+        err.contains(
+            "wrote the smallest failing sub-history (2 ops, the G2-item cycle's transactions)"
+        ),
+        "{err}"
+    );
+    let written = std::fs::read_to_string(&out_path).expect("written");
+    assert_eq!(written.lines().count(), 4, "{written}");
+    assert!(!written.contains("\"z\""), "{written}");
+    let (code, text, err) = faultline(&["check", "--model", "list-append", &out]);
+    assert_eq!(code, 1, "{text}{err}");
+    assert!(text.contains("2 transactions"), "{text}");
+    assert!(text.contains("anomalies: G2-item (1)"), "{text}");
 }
