@@ -171,3 +171,16 @@ fn shrink_of_a_transactional_anomaly_writes_the_cycles_transactions() {
     assert!(text.contains("2 transactions"), "{text}");
     assert!(text.contains("anomalies: G2-item (1)"), "{text}");
 }
+
+#[test]
+fn a_shrink_cut_short_says_not_proven_minimal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = write(dir.path(), "stale.jsonl", STALE);
+    let (code, text, _) = faultline(&["check", "--shrink-time", "0.000000001", &h]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("  smallest failing sub-history (4 ops, smallest found in"),
+        "{text}"
+    );
+    assert!(text.contains("not proven minimal):\n"), "{text}");
+}

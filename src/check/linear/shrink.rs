@@ -363,6 +363,30 @@ mod tests {
     }
 
     #[test]
+    fn when_time_runs_out_the_smallest_so_far_is_marked_not_minimal() {
+        // No time for a single check: the key's own calls are the smallest
+        // failing set known.
+        let hist = h(&[
+            (0, "invoke", "write", json!(1)),
+            (0, "ok", "write", json!(1)),
+            (1, "invoke", "write", json!(2)),
+            (1, "ok", "write", json!(2)),
+            (0, "invoke", "read", json!(null)),
+            (0, "ok", "read", json!(3)),
+        ]);
+        let opts = LinearOptions {
+            shrink_time: Duration::from_nanos(1),
+            ..LinearOptions::default()
+        };
+        let r = run(&hist, &opts);
+        assert_eq!(r.validity, Validity::Invalid);
+        let m = r.keys[0].shrunk.as_ref().expect("shrunk");
+        assert!(!m.minimal);
+        assert_eq!(m.ops.len(), 3);
+        assert_eq!(m.events.len(), 6);
+    }
+
+    #[test]
     fn valid_keys_are_not_shrunk() {
         let hist = h(&[
             (0, "invoke", "write", json!(1)),
