@@ -184,3 +184,36 @@ fn a_shrink_cut_short_says_not_proven_minimal() {
     );
     assert!(text.contains("not proven minimal):\n"), "{text}");
 }
+
+#[test]
+fn a_long_unfinished_shrink_shows_sixteen_operations_and_a_count() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&format!(
+            "{{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"value\":{i}}}\n{{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"value\":{i}}}\n"
+        ));
+    }
+    text.push_str("{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":null}\n");
+    let h = write(dir.path(), "long.jsonl", &text);
+    let (code, out, _) = faultline(&["check", "--shrink-time", "0.000000001", &h]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("smallest failing sub-history (41 ops, smallest found in"),
+        "{out}"
+    );
+    assert!(out.contains("      process 0    write 15 "), "{out}");
+    assert!(!out.contains("      process 0    write 16 "), "{out}");
+    assert!(
+        out.contains("      ... and 25 more (see --json)\n"),
+        "{out}"
+    );
+    // Given time, it shrinks to the last write and the read.
+    let (code, out, _) = faultline(&["check", &h]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("smallest failing sub-history (2 ops, 1-minimal):"),
+        "{out}"
+    );
+    assert!(out.contains("      process 0    write 39 "), "{out}");
+}

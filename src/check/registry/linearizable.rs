@@ -126,8 +126,8 @@ fn verdict(name: &str, r: &LinearReport) -> Verdict {
     }
 }
 
-/// The smallest failing sub-history, under the sentence: a heading, and
-/// (in full, or when short) one line per operation.
+/// The smallest failing sub-history, under the sentence: a heading and
+/// one line per operation (at most 16; 4 in brief).
 fn shrunk_lines(m: &MinimalHistory, brief: bool) -> Vec<String> {
     let n = m.ops.len();
     let how = if m.minimal {
@@ -142,11 +142,9 @@ fn shrunk_lines(m: &MinimalHistory, brief: bool) -> Vec<String> {
         "  smallest failing sub-history ({n} op{}, {how}):",
         if n == 1 { "" } else { "s" }
     )];
-    if brief && n > 8 {
-        out[0].push_str(" see --json");
-        return out;
-    }
-    for op in &m.ops {
+    // A shrink cut short can leave many operations: show a screenful.
+    let shown = if brief { 4 } else { 16 };
+    for op in m.ops.iter().take(shown) {
         let span = match op.complete_index {
             Some(c) => format!("[{}, {c}]", op.invoke_index),
             None => format!("[{}, never]", op.invoke_index),
@@ -157,6 +155,9 @@ fn shrunk_lines(m: &MinimalHistory, brief: bool) -> Vec<String> {
             op.description,
             op.outcome
         ));
+    }
+    if n > shown {
+        out.push(format!("    ... and {} more (see --json)", n - shown));
     }
     out
 }
