@@ -7,7 +7,7 @@
 use faultline::check::linear::{self, brute, LinearOptions};
 use faultline::check::Validity;
 use faultline::history::{History, Op, OpType, Process};
-use faultline::model::CasRegister;
+use faultline::model::{CasRegister, Model, Register};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -26,11 +26,11 @@ impl Rng {
     }
 }
 
-/// A random cas-register history of `ops` calls over `procs` processes,
+/// A random register history (with cas when `cas`) of `ops` calls over `procs` processes,
 /// results drawn at random from a few values (so often not linearizable):
 /// at each step an idle process calls, or a busy one completes (ok, fail
 /// for a cas, or info, after which the process is retired).
-fn random_history(seed: u64, procs: u64, ops: usize) -> History {
+fn random_history(seed: u64, procs: u64, ops: usize, cas: bool) -> History {
     let mut rng = Rng(seed);
     let mut events = Vec::new();
     // Per process: the pending call (f, input), or retired.
@@ -47,7 +47,7 @@ fn random_history(seed: u64, procs: u64, ops: usize) -> History {
         let call = called < ops && !idle.is_empty() && (busy.is_empty() || rng.below(2) == 0);
         if call {
             let p = idle[rng.below(idle.len() as u64) as usize];
-            let (f, input) = match rng.below(3) {
+            let (f, input) = match rng.below(if cas { 3 } else { 2 }) {
                 0 => ("read", json!(null)),
                 1 => ("write", json!(rng.below(3))),
                 _ => ("cas", json!([rng.below(3), rng.below(3)])),
@@ -96,29 +96,46 @@ fn without(h: &History, invoke: usize) -> History {
     )
 }
 
+/// The shrunk sub-history of `h` (found invalid by the search) is not
+/// linearizable, and is linearizable without any one of its calls, by the
+/// exhaustive oracle.
+fn check_shrink<M: Model>(m: &M, h: &History) -> Result<(), TestCaseError> {
+    let r = linear::check(m, h, &LinearOptions::default()).expect("checkable");
+    if r.validity != Validity::Invalid {
+        return Ok(());
+    }
+    let shrunk = r.keys[0].shrunk.as_ref().expect("an invalid key is shrunk");
+    prop_assert!(shrunk.minimal);
+    prop_assert!(shrunk.ops.len() <= r.keys[0].ops);
+    let sub = shrunk.history();
+    prop_assert!(
+        !brute::is_linearizable(m, &sub).expect("checkable"),
+        "shrunk history is linearizable"
+    );
+    let calls = sub.calls().expect("well formed");
+    prop_assert_eq!(calls.len(), shrunk.ops.len());
+    for c in &calls {
+        let smaller = without(&sub, c.invoke);
+        prop_assert!(
+            brute::is_linearizable(m, &smaller).expect("checkable"),
+            "still not linearizable without the call at event {}",
+            c.invoke
+        );
+    }
+    Ok(())
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn shrunk_histories_are_invalid_and_one_minimal(seed: u64, procs in 1u64..4, n in 1usize..8) {
-        let m = CasRegister::default();
-        let h = random_history(seed, procs, n);
-        let r = linear::check(&m, &h, &LinearOptions::default()).expect("checkable");
-        prop_assume!(r.validity == Validity::Invalid);
-        let shrunk = r.keys[0].shrunk.as_ref().expect("an invalid key is shrunk");
-        prop_assert!(shrunk.minimal);
-        prop_assert!(shrunk.ops.len() <= r.keys[0].ops);
-        let sub = shrunk.history();
-        prop_assert!(!brute::is_linearizable(&m, &sub).expect("checkable"), "shrunk history is linearizable");
-        let calls = sub.calls().expect("well formed");
-        prop_assert_eq!(calls.len(), shrunk.ops.len());
-        for c in &calls {
-            let smaller = without(&sub, c.invoke);
-            prop_assert!(
-                brute::is_linearizable(&m, &smaller).expect("checkable"),
-                "still not linearizable without the call at event {}", c.invoke
-            );
-        }
+    fn shrunk_cas_register_histories_are_invalid_and_one_minimal(seed: u64, procs in 1u64..4, n in 1usize..8) {
+        check_shrink(&CasRegister::default(), &random_history(seed, procs, n, true))?;
+    }
+
+    #[test]
+    fn shrunk_register_histories_are_invalid_and_one_minimal(seed: u64, procs in 1u64..4, n in 1usize..8) {
+        check_shrink(&Register, &random_history(seed, procs, n, false))?;
     }
 }
 
@@ -128,7 +145,7 @@ proptest! {
 fn random_histories_are_often_invalid() {
     let invalid = (0..200u64)
         .filter(|&seed| {
-            let h = random_history(seed, 3, 6);
+            let h = random_history(seed, 3, 6, true);
             let r = linear::check(&CasRegister::default(), &h, &LinearOptions::default())
                 .expect("checkable");
             r.validity == Validity::Invalid
