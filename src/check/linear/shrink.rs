@@ -12,10 +12,13 @@
 //!
 //! The steps, cheapest first: drop the calls invoked after the stuck
 //! operation returned (and then those still running when it returned),
-//! then delta debugging (ddmin: remove chunks of halving size); ddmin ends
-//! at chunks of one call, where every one-call removal has been tried and
-//! found linearizable, which is 1-minimality. When time runs out the
-//! smallest failing set found so far is returned, marked not minimal.
+//! then delta debugging (ddmin: remove chunks of halving size) of the
+//! other calls, keeping the stuck one so that the result usually fails at
+//! the same operation; ddmin ends at chunks of one call, where every
+//! one-call removal has been tried and found linearizable. Last, the stuck
+//! call itself is removed if the rest still fails (and ddmin runs again
+//! without it): the result is 1-minimal. When time runs out the smallest
+//! failing set found so far is returned, marked not minimal.
 
 use super::{check, Counterexample, LinearOptions, OpRef};
 use crate::check::Validity;
@@ -105,7 +108,25 @@ pub fn shrink<M: Model>(
             set = done;
         }
     }
-    let minimal = ddmin(&mut trial, &mut set);
+    // First keep the stuck operation, so that the sub-history usually
+    // fails where the key did; then see whether it can go too (the
+    // failure did not need it), and if so shrink on without it.
+    let mut minimal;
+    let stuck: Vec<usize> = set
+        .iter()
+        .copied()
+        .filter(|&i| calls[i].invoke == cx.op.invoke_index)
+        .collect();
+    let mut free: Vec<usize> = set.iter().copied().filter(|i| !stuck.contains(i)).collect();
+    minimal = ddmin(&mut trial, &mut free, &stuck);
+    if minimal && !stuck.is_empty() && trial.fails(&free) {
+        minimal = ddmin(&mut trial, &mut free, &[]);
+        set = free;
+    } else {
+        set = free.into_iter().chain(stuck).collect();
+    }
+    minimal &= !trial.stopped;
+    set.sort_unstable_by_key(|&i| calls[i].invoke);
     let mut values = Values::new();
     let ops = set
         .iter()
@@ -139,24 +160,28 @@ fn ended_by(c: &Call, returned: usize) -> bool {
     c.outcome != Outcome::Info && c.complete.is_some_and(|e| e <= returned)
 }
 
-/// Delta debugging over `set`, which fails: removes chunks while the rest
-/// still fails, halving the chunk size when no chunk can go. True when it
-/// ended at chunks of one call with none removable (1-minimal); false when
-/// the time ran out.
-fn ddmin<M: Model>(trial: &mut Trial<'_, M>, set: &mut Vec<usize>) -> bool {
+/// Delta debugging over `free`, where `free` with `pinned` fails: removes
+/// chunks of `free` while the rest (with `pinned`) still fails, halving
+/// the chunk size when no chunk can go. True when it ended at chunks of one
+/// call with none removable; false when the time ran out.
+fn ddmin<M: Model>(trial: &mut Trial<'_, M>, free: &mut Vec<usize>, pinned: &[usize]) -> bool {
+    // Without a pinned call a lone call needs no test: removing it leaves
+    // the empty history, which is linearizable.
+    let smallest = if pinned.is_empty() { 2 } else { 1 };
     let mut n = 2usize;
-    while set.len() >= 2 {
-        let chunk = set.len().div_ceil(n);
+    while free.len() >= smallest {
+        let chunk = free.len().div_ceil(n).max(1);
         let mut removed = false;
         let mut at = 0;
-        while at < set.len() {
-            let rest: Vec<usize> = set[..at]
+        while at < free.len() {
+            let rest: Vec<usize> = free[..at]
                 .iter()
-                .chain(&set[(at + chunk).min(set.len())..])
+                .chain(&free[(at + chunk).min(free.len())..])
                 .copied()
                 .collect();
-            if trial.fails(&rest) {
-                *set = rest;
+            let candidate: Vec<usize> = rest.iter().chain(pinned).copied().collect();
+            if trial.fails(&candidate) {
+                *free = rest;
                 removed = true;
                 // Keep the granularity: the set shrank by one chunk.
                 n = n.saturating_sub(1).max(2);
@@ -173,10 +198,8 @@ fn ddmin<M: Model>(trial: &mut Trial<'_, M>, set: &mut Vec<usize>) -> bool {
         if chunk == 1 {
             return true;
         }
-        n = (n * 2).min(set.len());
+        n = (n * 2).min(free.len());
     }
-    // One failing call: removing it leaves the empty history, which is
-    // linearizable.
     !trial.stopped
 }
 
