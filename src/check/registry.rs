@@ -72,6 +72,9 @@ pub struct CheckContext {
     pub split_by_key: bool,
     /// Linearizability: stop the other keys when one is invalid.
     pub stop_at_first_invalid: bool,
+    /// Linearizability: how long to shrink each invalid key to a minimal
+    /// failing sub-history (zero: not at all).
+    pub shrink_time: Duration,
     /// rw-register: order each key's writes by process.
     pub sequential_keys: bool,
     /// rw-register: order each key's writes by real time.
@@ -93,6 +96,7 @@ impl CheckContext {
             resident_memory: None,
             split_by_key: true,
             stop_at_first_invalid: true,
+            shrink_time: crate::check::linear::DEFAULT_SHRINK_TIME,
             sequential_keys: false,
             linearizable_keys: false,
             classic: ClassicOptions::default(),

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod files;
+mod shrink;
 
 use files::{collect, compare_expected, stem};
 
@@ -103,6 +104,16 @@ pub struct Args {
     /// After checking, print time and peak memory to stderr.
     #[arg(long)]
     stats: bool,
+    /// With a linearizability model: write the first invalid key's
+    /// smallest failing sub-history here, as a native JSONL history (one
+    /// history file only).
+    #[arg(long, value_name = "FILE")]
+    shrink: Option<PathBuf>,
+    /// With a linearizability model: look this long for each invalid key's
+    /// smallest failing sub-history, then keep the smallest found (default
+    /// 10; 0: do not shrink).
+    #[arg(long, value_name = "SECONDS")]
+    shrink_time: Option<f64>,
 }
 
 /// The outcome for one file.
@@ -158,6 +169,12 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
                 .join(", ")
         );
     }
+    if a.shrink.is_some() && files.len() > 1 {
+        bail!(
+            "--shrink writes one sub-history, but {} history files were found",
+            files.len()
+        );
+    }
     let results: Vec<FileResult> = files
         .par_iter()
         .map(|p| check_file(p, format, checker, &ctx))
@@ -190,6 +207,11 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             file_artifacts(&r.path, dir, format, &results_json(checker, v));
         }
         suites.push(suite(r, checker, &ctx));
+    }
+    if let (Some(out), [only]) = (&a.shrink, results.as_slice()) {
+        if let Ok(v) = &only.outcome {
+            shrink::write(out, v)?;
+        }
     }
     let count = |v: &str| results.iter().filter(|r| r.verdict() == v).count();
     let (valid, invalid, unknown, errors) = (
@@ -253,6 +275,8 @@ fn refuse_foreign_flags(a: &Args, checker: &dyn Checker) -> anyhow::Result<()> {
         ("--no-split", a.no_split),
         ("--all-keys", a.all_keys),
         ("--memory-limit", a.memory_limit.is_some()),
+        ("--shrink", a.shrink.is_some()),
+        ("--shrink-time", a.shrink_time.is_some()),
     ];
     for (flag, _) in given
         .iter()
@@ -297,6 +321,15 @@ fn context(a: &Args) -> anyhow::Result<CheckContext> {
         }
     }
     ctx.consistency_models = a.consistency_models.clone();
+    if let Some(t) = a.shrink_time {
+        if !(t >= 0.0 && t.is_finite()) {
+            bail!("--shrink-time must be a number of seconds (0: do not shrink), got {t}");
+        }
+        if t == 0.0 && a.shrink.is_some() {
+            bail!("--shrink needs shrinking: drop --shrink-time 0");
+        }
+        ctx.shrink_time = Duration::from_secs_f64(t);
+    }
     ctx.split_by_key = !a.no_split;
     ctx.stop_at_first_invalid = !a.all_keys;
     ctx.sequential_keys = a.sequential_keys;

@@ -26,6 +26,7 @@
 
 pub mod brute;
 mod search;
+pub mod shrink;
 
 use super::Validity;
 use crate::history::{Call, History, HistoryError, Outcome, Process};
@@ -67,6 +68,9 @@ pub struct LinearOptions {
     /// Set to stop the check from outside (e.g. on Ctrl-C): unfinished
     /// parts become `unknown`.
     pub cancel: Option<std::sync::Arc<AtomicBool>>,
+    /// How long to look for each invalid key's smallest failing
+    /// sub-history ([`shrink`]), on top of `time_limit`; zero: not at all.
+    pub shrink_time: Duration,
 }
 
 impl Default for LinearOptions {
@@ -79,9 +83,14 @@ impl Default for LinearOptions {
             stop_at_first_invalid: true,
             max_paths: 4,
             cancel: None,
+            shrink_time: DEFAULT_SHRINK_TIME,
         }
     }
 }
+
+/// How long [`shrink`] looks for a minimal failing sub-history when the
+/// caller does not say: 10 s per invalid key.
+pub const DEFAULT_SHRINK_TIME: Duration = Duration::from_secs(10);
 
 /// The memory budget when the caller gives none: 4 GiB. The checker core
 /// never reads the machine's memory; callers that know it pass their own
@@ -168,6 +177,10 @@ pub struct KeyVerdict {
     /// Why the verdict is `invalid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
+    /// When invalid: the smallest sub-history of this key's operations
+    /// that is still not linearizable (absent when shrinking is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shrunk: Option<shrink::MinimalHistory>,
 }
 
 /// The verdict on a history.
@@ -243,7 +256,7 @@ pub fn check_calls<M: Model>(
         .par_iter()
         .zip(parts.keys.par_iter())
         .map(|(members, key)| {
-            let v = check_part(
+            let mut v = check_part(
                 model,
                 history,
                 calls,
@@ -254,6 +267,13 @@ pub fn check_calls<M: Model>(
             )?;
             if v.validity == Validity::Invalid && opts.stop_at_first_invalid {
                 stop.store(true, Ordering::Relaxed);
+            }
+            if let Some(cx) = v
+                .counterexample
+                .as_ref()
+                .filter(|_| !opts.shrink_time.is_zero())
+            {
+                v.shrunk = Some(shrink::shrink(model, history, calls, members, cx, opts));
             }
             Ok(v)
         })
@@ -345,6 +365,7 @@ fn check_part<M: Model>(
         configurations: 0,
         reason: None,
         counterexample: None,
+        shrunk: None,
     };
     let pruned = Tactics {
         growth_pruning: true,

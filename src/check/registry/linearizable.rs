@@ -2,7 +2,7 @@
 //! the one [`ModelVisitor`], searched by [`crate::check::linear`].
 
 use super::{show_duration, CannotCheck, CheckContext, Checker, Text, Verdict};
-use crate::check::linear::{self, CheckError, LinearReport};
+use crate::check::linear::{self, shrink::MinimalHistory, CheckError, LinearReport};
 use crate::history::{Call, History};
 use crate::model::{self, Model, ModelVisitor};
 use serde_json::json;
@@ -42,7 +42,13 @@ impl Checker for Linearizable {
     }
 
     fn flags(&self) -> &'static [&'static str] {
-        &["--no-split", "--all-keys", "--memory-limit"]
+        &[
+            "--no-split",
+            "--all-keys",
+            "--memory-limit",
+            "--shrink",
+            "--shrink-time",
+        ]
     }
 
     fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {
@@ -65,6 +71,7 @@ impl Checker for Linearizable {
             resident_memory: ctx.resident_memory,
             split_by_key: ctx.split_by_key,
             stop_at_first_invalid: ctx.stop_at_first_invalid,
+            shrink_time: ctx.shrink_time,
             ..linear::LinearOptions::default()
         };
         let search = Search {
@@ -120,6 +127,42 @@ fn verdict(name: &str, r: &LinearReport) -> Verdict {
     }
 }
 
+/// The smallest failing sub-history, under the sentence: a heading and
+/// one line per operation (at most 16; 4 in brief).
+fn shrunk_lines(m: &MinimalHistory, brief: bool) -> Vec<String> {
+    let n = m.ops.len();
+    let how = if m.minimal {
+        "1-minimal".to_string()
+    } else {
+        format!(
+            "smallest found in {}, not proven minimal",
+            show_duration(m.elapsed)
+        )
+    };
+    let mut out = vec![format!(
+        "  smallest failing sub-history ({n} op{}, {how}):",
+        if n == 1 { "" } else { "s" }
+    )];
+    // A shrink cut short can leave many operations: show a screenful.
+    let shown = if brief { 4 } else { 16 };
+    for op in m.ops.iter().take(shown) {
+        let span = match op.complete_index {
+            Some(c) => format!("[{}, {c}]", op.invoke_index),
+            None => format!("[{}, never]", op.invoke_index),
+        };
+        out.push(format!(
+            "    process {:<4} {:<40} {:?} {span}",
+            op.process.to_string(),
+            op.description,
+            op.outcome
+        ));
+    }
+    if n > shown {
+        out.push(format!("    ... and {} more (see --json)", n - shown));
+    }
+    out
+}
+
 /// The keys that are not valid, invalid first: each one's reason or
 /// counterexample, and in full the operation and the longest linearizable
 /// prefix.
@@ -143,6 +186,9 @@ fn lines(r: &LinearReport, brief: bool) -> Vec<String> {
             continue;
         };
         out.push(cx.explanation.clone());
+        if let Some(m) = &k.shrunk {
+            out.extend(shrunk_lines(m, brief));
+        }
         if brief {
             continue;
         }

@@ -2,8 +2,11 @@
 //! histories ([`crate::check::txn`]).
 
 use super::{show_duration, CannotCheck, CheckContext, Checker, Text, Verdict};
-use crate::check::txn::{self, TxnKind, TxnReport};
-use crate::history::History;
+use crate::check::txn::{self, Anomaly, TxnKind, TxnReport};
+use crate::check::Validity;
+use crate::history::{History, Op};
+use serde_json::json;
+use std::time::Instant;
 
 /// Transactional anomalies and the consistency models they rule out.
 pub(super) struct TxnChecker;
@@ -30,6 +33,8 @@ impl Checker for TxnChecker {
             "--consistency-model",
             "--sequential-keys",
             "--linearizable-keys",
+            "--shrink",
+            "--shrink-time",
         ]
     }
 
@@ -49,7 +54,14 @@ impl Checker for TxnChecker {
         opts.sequential_keys = ctx.sequential_keys;
         opts.linearizable_keys = ctx.linearizable_keys;
         let r = txn::check(history, &opts).map_err(|e| CannotCheck(e.to_string()))?;
-        let details = serde_json::to_value(&r).map_err(|e| CannotCheck(e.to_string()))?;
+        let mut details = serde_json::to_value(&r).map_err(|e| CannotCheck(e.to_string()))?;
+        let mut full = lines(&r, 3);
+        if r.validity == Validity::Invalid && !ctx.shrink_time.is_zero() {
+            if let Some(cycle) = cycle_alone(history, &r, &opts, ctx) {
+                full.push(cycle.line());
+                details["shrunk"] = cycle.details;
+            }
+        }
         Ok(Verdict {
             validity: r.validity,
             explanation: explanation(&r),
@@ -62,12 +74,93 @@ impl Checker for TxnChecker {
                     r.consistency_models.join(", "),
                     show_duration(r.elapsed)
                 ),
-                full: lines(&r, 3),
+                full,
                 brief: lines(&r, 1),
             },
             files: txn::explanation_files(&r),
         })
     }
+}
+
+/// The first cycle anomaly's transactions, checked again as a history of
+/// their own.
+struct CycleAlone {
+    /// The anomaly's name.
+    name: String,
+    /// How many transactions.
+    txns: usize,
+    /// True when the sub-history still shows the anomaly.
+    confirmed: bool,
+    /// The key's `shrunk` value for `--json` and `check --shrink`.
+    details: serde_json::Value,
+}
+
+impl CycleAlone {
+    fn line(&self) -> String {
+        if self.confirmed {
+            format!(
+                "the cycle's {} transactions alone still show {} (--shrink writes them)",
+                self.txns, self.name
+            )
+        } else {
+            format!(
+                "the cycle's {} transactions alone do not show {}: other transactions fix the version order",
+                self.txns, self.name
+            )
+        }
+    }
+}
+
+/// Re-checks the first cycle anomaly's transactions alone (within the
+/// shrink time), to offer them as the smallest failing sub-history: the
+/// transactional counterpart of the linearizability shrink. `None` when
+/// no anomaly has a cycle, or the re-check cannot run.
+fn cycle_alone(
+    history: &History,
+    r: &TxnReport,
+    opts: &txn::TxnOptions,
+    ctx: &CheckContext,
+) -> Option<CycleAlone> {
+    let start = Instant::now();
+    let anomaly: &Anomaly = r
+        .anomaly_types
+        .iter()
+        .filter_map(|n| r.anomalies.get(n))
+        .flatten()
+        .find(|a| a.cycle.is_some())?;
+    let mut at: Vec<usize> = anomaly
+        .txns
+        .iter()
+        .flat_map(|t| std::iter::once(t.invoke_index).chain(t.complete_index))
+        .collect();
+    at.sort_unstable();
+    at.dedup();
+    let events: Vec<Op> = at
+        .iter()
+        .filter_map(|&i| history.ops.get(i).cloned())
+        .collect();
+    let sub = History::new(events.clone());
+    let again = txn::TxnOptions {
+        time_limit: Some(ctx.shrink_time),
+        ..opts.clone()
+    };
+    let confirmed = txn::check(&sub, &again)
+        .ok()?
+        .anomaly_types
+        .contains(&anomaly.name);
+    Some(CycleAlone {
+        name: anomaly.name.clone(),
+        txns: anomaly.txns.len(),
+        confirmed,
+        details: json!({
+            "anomaly": anomaly.name,
+            "ops": anomaly.txns,
+            "events": events,
+            "confirmed": confirmed,
+            "checks": 1,
+            "elapsed_ms": start.elapsed().as_secs_f64() * 1e3,
+        }),
+    })
 }
 
 /// `12 txns, anomalies G1c (serializable); not read-committed`.

@@ -1,0 +1,424 @@
+//! Minimal failing sub-histories: given a key found not linearizable,
+//! [`shrink`] looks for the smallest set of its operations that is still
+//! not linearizable and becomes linearizable when any one of them is
+//! removed (1-minimal), within a time budget.
+//!
+//! A candidate is a subset of the key's calls; it is checked as a history
+//! of its own (each kept call's invocation and completion, in their
+//! original order), through [`super::check`] — so the shrunk history is
+//! exactly what `faultline check` would read back. Removing a write can
+//! leave a read unexplainable: that is fine, the question is whether the
+//! sub-history itself is linearizable.
+//!
+//! The steps, cheapest first: drop the calls invoked after the stuck
+//! operation returned (and then those still running when it returned),
+//! then delta debugging (ddmin: remove chunks of halving size) of the
+//! other calls, keeping the stuck one so that the result usually fails at
+//! the same operation; ddmin ends at chunks of one call, where every
+//! one-call removal has been tried and found linearizable. Last, the stuck
+//! call itself is removed if the rest still fails (and ddmin runs again
+//! without it): the result is 1-minimal. When time runs out the smallest
+//! failing set found so far is returned, marked not minimal.
+
+use super::{check, Counterexample, LinearOptions, OpRef};
+use crate::check::Validity;
+use crate::history::{Call, History, Op, Outcome};
+use crate::model::{Model, Values};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+/// The smallest failing sub-history found for one key.
+#[derive(Clone, Debug, Serialize)]
+pub struct MinimalHistory {
+    /// Its operations, in order of invocation (indices are those of the
+    /// original history).
+    pub ops: Vec<OpRef>,
+    /// Its events as native history entries, in the original order and
+    /// with their original `index`; renumbered, they are a history that
+    /// checks invalid.
+    pub events: Vec<Op>,
+    /// True when removing any one of `ops` makes the sub-history
+    /// linearizable; false when the time ran out first (then `ops` is the
+    /// smallest failing set found so far).
+    pub minimal: bool,
+    /// Sub-histories checked.
+    pub checks: usize,
+    /// Time spent shrinking.
+    #[serde(rename = "elapsed_ms", serialize_with = "super::as_millis")]
+    pub elapsed: Duration,
+}
+
+impl MinimalHistory {
+    /// The sub-history as a history of its own, renumbered from 0.
+    pub fn history(&self) -> History {
+        History::new(self.events.clone())
+    }
+}
+
+/// Shrinks the calls `members` of `calls` (one key's, found not
+/// linearizable with counterexample `cx`) to a minimal failing set, for at
+/// most `opts.shrink_time`.
+pub fn shrink<M: Model>(
+    model: &M,
+    history: &History,
+    calls: &[Call],
+    members: &[usize],
+    cx: &Counterexample,
+    opts: &LinearOptions,
+) -> MinimalHistory {
+    let start = Instant::now();
+    let deadline = start + opts.shrink_time;
+    let mut trial = Trial {
+        model,
+        history,
+        calls,
+        opts,
+        deadline,
+        checks: 0,
+        stopped: false,
+    };
+    // Only calls the model reads take part: the others change nothing.
+    let mut values = Values::new();
+    let mut set: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|&i| matches!(model.decode(&calls[i], &mut values), Ok(Some(_))))
+        .collect();
+    // The whole set is known to fail: the search just said so.
+    if let Some(stuck) = set
+        .iter()
+        .map(|&i| &calls[i])
+        .find(|c| c.invoke == cx.op.invoke_index)
+    {
+        let returned = stuck.complete.unwrap_or(usize::MAX);
+        let before: Vec<usize> = set
+            .iter()
+            .copied()
+            .filter(|&i| calls[i].invoke < returned)
+            .collect();
+        if before.len() < set.len() && trial.fails(&before) {
+            set = before;
+        }
+        let done: Vec<usize> = set
+            .iter()
+            .copied()
+            .filter(|&i| ended_by(&calls[i], returned))
+            .collect();
+        if done.len() < set.len() && trial.fails(&done) {
+            set = done;
+        }
+    }
+    // First keep the stuck operation, so that the sub-history usually
+    // fails where the key did; then see whether it can go too (the
+    // failure did not need it), and if so shrink on without it.
+    let mut minimal;
+    let stuck: Vec<usize> = set
+        .iter()
+        .copied()
+        .filter(|&i| calls[i].invoke == cx.op.invoke_index)
+        .collect();
+    let mut free: Vec<usize> = set.iter().copied().filter(|i| !stuck.contains(i)).collect();
+    minimal = ddmin(&mut trial, &mut free, &stuck);
+    if minimal && !stuck.is_empty() && trial.fails(&free) {
+        minimal = ddmin(&mut trial, &mut free, &[]);
+        set = free;
+    } else {
+        set = free.into_iter().chain(stuck).collect();
+    }
+    minimal &= !trial.stopped;
+    set.sort_unstable_by_key(|&i| calls[i].invoke);
+    let mut values = Values::new();
+    let ops = set
+        .iter()
+        .map(|&i| {
+            let c = &calls[i];
+            let description = match model.decode(c, &mut values) {
+                Ok(Some(op)) => model.describe_op(&op, &values),
+                _ => c.f.clone(),
+            };
+            OpRef {
+                invoke_index: c.invoke,
+                complete_index: c.complete,
+                process: c.process,
+                f: c.f.clone(),
+                outcome: c.outcome,
+                description,
+            }
+        })
+        .collect();
+    MinimalHistory {
+        ops,
+        events: events(history, calls, &set),
+        minimal,
+        checks: trial.checks,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// True when `c` completed (not `info`) no later than event `returned`.
+fn ended_by(c: &Call, returned: usize) -> bool {
+    c.outcome != Outcome::Info && c.complete.is_some_and(|e| e <= returned)
+}
+
+/// Delta debugging over `free`, where `free` with `pinned` fails: removes
+/// chunks of `free` while the rest (with `pinned`) still fails, halving
+/// the chunk size when no chunk can go. True when it ended at chunks of one
+/// call with none removable; false when the time ran out.
+fn ddmin<M: Model>(trial: &mut Trial<'_, M>, free: &mut Vec<usize>, pinned: &[usize]) -> bool {
+    // Without a pinned call a lone call needs no test: removing it leaves
+    // the empty history, which is linearizable.
+    let smallest = if pinned.is_empty() { 2 } else { 1 };
+    let mut n = 2usize;
+    while free.len() >= smallest {
+        let chunk = free.len().div_ceil(n).max(1);
+        let mut removed = false;
+        let mut at = 0;
+        while at < free.len() {
+            let rest: Vec<usize> = free[..at]
+                .iter()
+                .chain(&free[(at + chunk).min(free.len())..])
+                .copied()
+                .collect();
+            let candidate: Vec<usize> = rest.iter().chain(pinned).copied().collect();
+            if trial.fails(&candidate) {
+                *free = rest;
+                removed = true;
+                // Keep the granularity: the set shrank by one chunk.
+                n = n.saturating_sub(1).max(2);
+                break;
+            }
+            if trial.stopped {
+                return false;
+            }
+            at += chunk;
+        }
+        if removed {
+            continue;
+        }
+        if chunk == 1 {
+            return true;
+        }
+        n = (n * 2).min(free.len());
+    }
+    !trial.stopped
+}
+
+/// Checks candidate sets, within the deadline.
+struct Trial<'a, M> {
+    model: &'a M,
+    history: &'a History,
+    calls: &'a [Call],
+    opts: &'a LinearOptions,
+    deadline: Instant,
+    checks: usize,
+    stopped: bool,
+}
+
+impl<M: Model> Trial<'_, M> {
+    /// True when the calls `set` alone are not linearizable. A check that
+    /// ends unknown (time, memory, cancelled) counts as not failing and
+    /// stops the shrink.
+    fn fails(&mut self, set: &[usize]) -> bool {
+        let now = Instant::now();
+        if self.stopped || now >= self.deadline || set.is_empty() {
+            self.stopped |= now >= self.deadline;
+            return false;
+        }
+        self.checks += 1;
+        let sub = History::new(events(self.history, self.calls, set));
+        let opts = LinearOptions {
+            time_limit: Some(self.deadline - now),
+            shrink_time: Duration::ZERO,
+            max_paths: 0,
+            stop_at_first_invalid: true,
+            ..self.opts.clone()
+        };
+        match check(self.model, &sub, &opts).map(|r| r.validity) {
+            Ok(Validity::Invalid) => true,
+            Ok(Validity::Unknown) => {
+                self.stopped = true;
+                false
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The events of the calls `set` of `history`, in history order.
+fn events(history: &History, calls: &[Call], set: &[usize]) -> Vec<Op> {
+    let mut at: Vec<usize> = set
+        .iter()
+        .flat_map(|&i| std::iter::once(calls[i].invoke).chain(calls[i].complete))
+        .collect();
+    at.sort_unstable();
+    at.iter().map(|&e| history.ops[e].clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{check, LinearOptions, LinearReport};
+    use crate::check::Validity;
+    use crate::history::{History, Op, OpType, Process};
+    use crate::model::CasRegister;
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    /// A history from `(process, type, f, value)` events.
+    fn h(events: &[(u64, &str, &str, Value)]) -> History {
+        History::new(
+            events
+                .iter()
+                .map(|(p, t, f, v)| {
+                    let kind = OpType::parse(t).expect("type");
+                    Op::new(0, Process::Client(*p), kind, *f, v.clone())
+                })
+                .collect(),
+        )
+    }
+
+    fn run(history: &History, opts: &LinearOptions) -> LinearReport {
+        check(&CasRegister::default(), history, opts).expect("checkable")
+    }
+
+    /// The shrunk sub-history's operations, as `(invoke, description)`.
+    fn shrunk(r: &LinearReport) -> Vec<(usize, String)> {
+        let m = r.keys[0].shrunk.as_ref().expect("shrunk");
+        assert!(m.minimal, "not proven minimal: {m:?}");
+        m.ops
+            .iter()
+            .map(|o| (o.invoke_index, o.description.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_read_of_the_initial_value_after_a_write_keeps_the_write_and_the_read() {
+        // Process 2 reads concurrently with everything (harmless), process
+        // 0 writes 1, then process 1 reads nil: stale. Process 3's
+        // write 2 starts after the stale read returned.
+        let hist = h(&[
+            (2, "invoke", "read", json!(null)),
+            (0, "invoke", "write", json!(1)),
+            (0, "ok", "write", json!(1)),
+            (1, "invoke", "read", json!(null)),
+            (1, "ok", "read", json!(null)),
+            (2, "ok", "read", json!(1)),
+            (3, "invoke", "write", json!(2)),
+            (3, "ok", "write", json!(2)),
+        ]);
+        let r = run(&hist, &LinearOptions::default());
+        assert_eq!(r.validity, Validity::Invalid);
+        assert_eq!(
+            r.keys[0].counterexample.as_ref().expect("cx").explanation,
+            "read returned nil, but every order of the operations before it leaves 1"
+        );
+        assert_eq!(
+            shrunk(&r),
+            vec![
+                (1, "write 1".to_string()),
+                (3, "read returned nil".to_string())
+            ]
+        );
+        // Read back on its own, the sub-history fails at the same read.
+        let sub = r.keys[0].shrunk.as_ref().expect("shrunk").history();
+        let again = run(&sub, &LinearOptions::default());
+        assert_eq!(again.validity, Validity::Invalid);
+        assert_eq!(
+            again.keys[0]
+                .counterexample
+                .as_ref()
+                .expect("cx")
+                .op
+                .description,
+            "read returned nil"
+        );
+    }
+
+    #[test]
+    fn a_read_of_a_value_never_written_alone_is_the_minimal_set() {
+        // Removing the writes leaves the read of 3 failing on its own: the
+        // smallest failing sub-history is that one read.
+        let hist = h(&[
+            (0, "invoke", "write", json!(1)),
+            (0, "ok", "write", json!(1)),
+            (1, "invoke", "write", json!(2)),
+            (1, "ok", "write", json!(2)),
+            (0, "invoke", "read", json!(null)),
+            (0, "ok", "read", json!(3)),
+        ]);
+        let r = run(&hist, &LinearOptions::default());
+        assert_eq!(r.validity, Validity::Invalid);
+        assert_eq!(shrunk(&r), vec![(4, "read returned 3".to_string())]);
+    }
+
+    #[test]
+    fn a_failed_cas_that_should_have_matched_keeps_the_write_it_missed() {
+        // write 1, then cas 1->3 fails (it saw no 1), then write 2. Alone the failed cas is fine (nil is not 1); after
+        // write 1 it cannot be: the minimal set is those two.
+        let hist = h(&[
+            (0, "invoke", "write", json!(1)),
+            (0, "ok", "write", json!(1)),
+            (0, "invoke", "cas", json!([1, 3])),
+            (0, "fail", "cas", json!([1, 3])),
+            (1, "invoke", "write", json!(2)),
+            (1, "ok", "write", json!(2)),
+        ]);
+        let r = run(&hist, &LinearOptions::default());
+        assert_eq!(r.validity, Validity::Invalid);
+        let ops = shrunk(&r);
+        assert_eq!(ops.len(), 2, "{ops:?}");
+        assert_eq!(ops[0], (0, "write 1".to_string()));
+        assert_eq!(ops[1].0, 2, "{ops:?}");
+    }
+
+    #[test]
+    fn shrink_time_zero_leaves_verdicts_unshrunk() {
+        let hist = h(&[
+            (0, "invoke", "read", json!(null)),
+            (0, "ok", "read", json!(3)),
+        ]);
+        let opts = LinearOptions {
+            shrink_time: Duration::ZERO,
+            ..LinearOptions::default()
+        };
+        let r = run(&hist, &opts);
+        assert_eq!(r.validity, Validity::Invalid);
+        assert!(r.keys[0].shrunk.is_none());
+    }
+
+    #[test]
+    fn when_time_runs_out_the_smallest_so_far_is_marked_not_minimal() {
+        // No time for a single check: the key's own calls are the smallest
+        // failing set known.
+        let hist = h(&[
+            (0, "invoke", "write", json!(1)),
+            (0, "ok", "write", json!(1)),
+            (1, "invoke", "write", json!(2)),
+            (1, "ok", "write", json!(2)),
+            (0, "invoke", "read", json!(null)),
+            (0, "ok", "read", json!(3)),
+        ]);
+        let opts = LinearOptions {
+            shrink_time: Duration::from_nanos(1),
+            ..LinearOptions::default()
+        };
+        let r = run(&hist, &opts);
+        assert_eq!(r.validity, Validity::Invalid);
+        let m = r.keys[0].shrunk.as_ref().expect("shrunk");
+        assert!(!m.minimal);
+        assert_eq!(m.ops.len(), 3);
+        assert_eq!(m.events.len(), 6);
+    }
+
+    #[test]
+    fn valid_keys_are_not_shrunk() {
+        let hist = h(&[
+            (0, "invoke", "write", json!(1)),
+            (0, "ok", "write", json!(1)),
+            (0, "invoke", "read", json!(null)),
+            (0, "ok", "read", json!(1)),
+        ]);
+        let r = run(&hist, &LinearOptions::default());
+        assert_eq!(r.validity, Validity::Valid);
+        assert!(r.keys[0].shrunk.is_none());
+    }
+}
