@@ -204,7 +204,41 @@ impl Workload {
         if as_path.extension().is_some_and(|e| e == "toml") || as_path.components().count() > 1 {
             return Workload::load(as_path);
         }
-        Workload::load(&dir.join(format!("{name}.toml")))
+        let path = dir.join(format!("{name}.toml"));
+        if !path.exists() {
+            // An unknown name, not a broken file: say which names there are.
+            return Err(WorkloadError {
+                file: path,
+                line: None,
+                field: None,
+                message: format!(
+                    "unknown workload {name:?}: expected one of {} (the files in {}), \
+                     or a path to a workload file (docs/workload-format.md)",
+                    Workload::names(dir).join(", "),
+                    dir.display()
+                ),
+            });
+        }
+        Workload::load(&path)
+    }
+
+    /// The names of the workload files in `dir`, sorted.
+    pub fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let p = e.path();
+                        (p.extension().is_some_and(|x| x == "toml"))
+                            .then(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                            .flatten()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
     }
 
     /// The leaf generator of the main phase for one key (or for the whole

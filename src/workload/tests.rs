@@ -315,3 +315,22 @@ fn classic_tables_are_validated_and_refused_elsewhere() {
         }
     );
 }
+
+#[test]
+fn an_unknown_workload_name_lists_the_shipped_ones() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads");
+    let e = Workload::find("bogus", &dir).unwrap_err();
+    assert_eq!(e.line, None);
+    assert!(
+        e.message
+            .starts_with("unknown workload \"bogus\": expected one of ")
+            && e.message.contains("list-append")
+            && e.message.contains("register")
+            && e.message.contains("set"),
+        "{e}"
+    );
+    // Every name it lists loads.
+    for name in Workload::names(&dir) {
+        Workload::find(&name, &dir).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
