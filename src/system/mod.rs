@@ -77,6 +77,23 @@ pub struct Choice<'a> {
     pub binary: Option<&'a Path>,
 }
 
+impl Choice<'_> {
+    /// The read mode parsed as a system's own type, or its default when
+    /// none was given; an error names the field.
+    pub fn read_mode_or_default<T>(&self) -> Result<T, String>
+    where
+        T: std::str::FromStr + Default,
+        T::Err: std::fmt::Display,
+    {
+        if self.read_mode.is_empty() {
+            return Ok(T::default());
+        }
+        self.read_mode
+            .parse()
+            .map_err(|e| format!("read_mode: {e}"))
+    }
+}
+
 /// What a system's reads guarantee: what the checkers must assume (the
 /// set checker treats a missing element as lost only when reads are
 /// linearizable).

@@ -47,14 +47,7 @@ impl System for EtcdSystem {
     }
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
-        let read_mode = if choice.read_mode.is_empty() {
-            ReadMode::default()
-        } else {
-            choice
-                .read_mode
-                .parse()
-                .map_err(|e| format!("read_mode: {e}"))?
-        };
+        let read_mode: ReadMode = choice.read_mode_or_default()?;
         Ok(Box::new(EtcdConfig {
             read_mode,
             binary: choice.binary.map(PathBuf::from),

@@ -44,14 +44,7 @@ impl System for RedisSystem {
     }
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
-        let read_mode = if choice.read_mode.is_empty() {
-            RedisReadMode::default()
-        } else {
-            choice
-                .read_mode
-                .parse()
-                .map_err(|e| format!("read_mode: {e}"))?
-        };
+        let read_mode: RedisReadMode = choice.read_mode_or_default()?;
         Ok(Box::new(RedisConfig { read_mode }))
     }
 }

@@ -38,14 +38,7 @@ impl System for ZookeeperSystem {
     }
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
-        let read_mode = if choice.read_mode.is_empty() {
-            ZkReadMode::default()
-        } else {
-            choice
-                .read_mode
-                .parse()
-                .map_err(|e| format!("read_mode: {e}"))?
-        };
+        let read_mode: ZkReadMode = choice.read_mode_or_default()?;
         Ok(Box::new(ZkConfig { read_mode }))
     }
 }
