@@ -1,13 +1,16 @@
 //! Property tests of the shrink of invalid linearizability verdicts
 //! (`faultline::check::linear::shrink`): on small random cas-register
 //! histories that are invalid, the shrunk sub-history is not linearizable
-//! and removing any one of its operations makes it linearizable — both
-//! judged by the exhaustive oracle, a second algorithm.
+//! and removing any one of its operations, with the reads that depended on
+//! it alone, makes it linearizable — both judged by the exhaustive oracle,
+//! a second algorithm. A read depends on the ops that may have produced
+//! its value (`Model::may_produce`): when every such op of the
+//! sub-history is removed, the read goes too.
 
 use faultline::check::linear::{self, brute, LinearOptions};
 use faultline::check::Validity;
 use faultline::history::{History, Op, OpType, Process};
-use faultline::model::{CasRegister, Model, Register};
+use faultline::model::{CasRegister, Model, Register, Values};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -82,15 +85,38 @@ fn random_history(seed: u64, procs: u64, ops: usize, cas: bool) -> History {
     History::new(events)
 }
 
-/// The history without the call whose invocation is event `invoke`.
-fn without(h: &History, invoke: usize) -> History {
+/// The history without the call whose invocation is event `invoke`, and
+/// without every read that this call may have produced and no other call
+/// left may (the reads that depended on it alone).
+fn without<M: Model>(m: &M, h: &History, invoke: usize) -> History {
     let calls = h.calls().expect("well formed");
-    let c = calls.iter().find(|c| c.invoke == invoke).expect("call");
+    let mut values = Values::new();
+    let ops: Vec<Option<M::Op>> = calls
+        .iter()
+        .map(|c| m.decode(c, &mut values).expect("decodable"))
+        .collect();
+    let gone = calls.iter().position(|c| c.invoke == invoke).expect("call");
+    let produced_by = |r: usize, w: usize| match (&ops[w], &ops[r]) {
+        (Some(w), Some(r)) => !m.read_only(w) && m.may_produce(w, r),
+        _ => false,
+    };
+    let dropped: Vec<usize> = (0..calls.len())
+        .filter(|&r| {
+            r == gone
+                || (ops[r].as_ref().is_some_and(|o| m.read_only(o))
+                    && produced_by(r, gone)
+                    && !(0..calls.len()).any(|w| w != gone && produced_by(r, w)))
+        })
+        .collect();
+    let events: Vec<usize> = dropped
+        .iter()
+        .flat_map(|&c| std::iter::once(calls[c].invoke).chain(calls[c].complete))
+        .collect();
     History::new(
         h.ops
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != c.invoke && Some(*i) != c.complete)
+            .filter(|(i, _)| !events.contains(i))
             .map(|(_, op)| op.clone())
             .collect(),
     )
@@ -115,10 +141,10 @@ fn check_shrink<M: Model>(m: &M, h: &History) -> Result<(), TestCaseError> {
     let calls = sub.calls().expect("well formed");
     prop_assert_eq!(calls.len(), shrunk.ops.len());
     for c in &calls {
-        let smaller = without(&sub, c.invoke);
+        let smaller = without(m, &sub, c.invoke);
         prop_assert!(
             brute::is_linearizable(m, &smaller).expect("checkable"),
-            "still not linearizable without the call at event {}",
+            "still not linearizable without the call at event {} (and the reads depending on it alone)",
             c.invoke
         );
     }

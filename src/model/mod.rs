@@ -116,6 +116,17 @@ pub trait Model: Sync {
         true
     }
 
+    /// True when `read` (a [`Model::read_only`] op) may have observed what
+    /// `op` put there: a write of the value a register read returned. A
+    /// minimal failing sub-history ([`crate::check::linear::shrink`])
+    /// keeps, with every read it keeps, the ops that may have produced its
+    /// value, so that a stale read is shown with the writes it missed.
+    /// Say false when unsure: a read then stands on its own.
+    fn may_produce(&self, op: &Self::Op, read: &Self::Op) -> bool {
+        let _ = (op, read);
+        false
+    }
+
     /// Bytes a state owns on the heap beyond its own size, counted against
     /// the memory budget for every state the search remembers.
     fn heap_bytes(&self, state: &Self::State) -> usize {

@@ -109,6 +109,17 @@ fn step_register(state: u32, op: &RegisterOp) -> Next<u32> {
     }
 }
 
+/// True when `op` writes the value the read `read` returned.
+fn produces_register(op: &RegisterOp, read: &RegisterOp) -> bool {
+    match (*op, *read) {
+        (RegisterOp::Write(v), RegisterOp::Read(r)) => v == r,
+        (RegisterOp::Cas { to, .. } | RegisterOp::CasUnknown { to, .. }, RegisterOp::Read(r)) => {
+            to == r
+        }
+        _ => false,
+    }
+}
+
 fn describe_register(op: &RegisterOp, values: &Values) -> String {
     match *op {
         RegisterOp::Read(v) => format!("read returned {}", values.show(v)),
@@ -152,6 +163,9 @@ impl Model for Register {
     fn read_only(&self, op: &RegisterOp) -> bool {
         matches!(op, RegisterOp::Read(_) | RegisterOp::CasMismatch { .. })
     }
+    fn may_produce(&self, op: &RegisterOp, read: &RegisterOp) -> bool {
+        produces_register(op, read)
+    }
 }
 
 impl Model for CasRegister {
@@ -186,5 +200,8 @@ impl Model for CasRegister {
     }
     fn read_only(&self, op: &RegisterOp) -> bool {
         matches!(op, RegisterOp::Read(_) | RegisterOp::CasMismatch { .. })
+    }
+    fn may_produce(&self, op: &RegisterOp, read: &RegisterOp) -> bool {
+        produces_register(op, read)
     }
 }

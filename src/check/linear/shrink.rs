@@ -6,9 +6,16 @@
 //! A candidate is a subset of the key's calls; it is checked as a history
 //! of its own (each kept call's invocation and completion, in their
 //! original order), through [`super::check`] — so the shrunk history is
-//! exactly what `faultline check` would read back. Removing a write can
-//! leave a read unexplainable: that is fine, the question is whether the
-//! sub-history itself is linearizable.
+//! exactly what `faultline check` would read back.
+//!
+//! Removing a write removes with it the reads that depended on it alone:
+//! every kept read that some removed op may have produced
+//! ([`Model::may_produce`]) and no kept op may. Otherwise a stale read
+//! (write 1, write 2, then read 1) would shrink to the read alone — a read
+//! of a value never written fails by itself, which tells nothing. So
+//! "1-minimal" here means: removing any one kept call, with the reads
+//! that depended on it alone, makes the sub-history linearizable. A read
+//! whose value no op of the key may have produced still stands alone.
 //!
 //! The steps, cheapest first: drop the calls invoked after the stuck
 //! operation returned (and then those still running when it returned),
@@ -68,22 +75,29 @@ pub fn shrink<M: Model>(
 ) -> MinimalHistory {
     let start = Instant::now();
     let deadline = start + opts.shrink_time;
+    // Only calls the model reads take part: the others change nothing.
+    let mut values = Values::new();
+    let mut decoded: Vec<Option<M::Op>> = vec![None; calls.len()];
+    for &i in members {
+        if let Ok(Some(op)) = model.decode(&calls[i], &mut values) {
+            decoded[i] = Some(op);
+        }
+    }
+    let mut set: Vec<usize> = members
+        .iter()
+        .copied()
+        .filter(|&i| decoded[i].is_some())
+        .collect();
     let mut trial = Trial {
         model,
         history,
         calls,
+        decoded: &decoded,
         opts,
         deadline,
         checks: 0,
         stopped: false,
     };
-    // Only calls the model reads take part: the others change nothing.
-    let mut values = Values::new();
-    let mut set: Vec<usize> = members
-        .iter()
-        .copied()
-        .filter(|&i| matches!(model.decode(&calls[i], &mut values), Ok(Some(_))))
-        .collect();
     // The whole set is known to fail: the search just said so.
     if let Some(stuck) = set
         .iter()
@@ -91,19 +105,11 @@ pub fn shrink<M: Model>(
         .find(|c| c.invoke == cx.op.invoke_index)
     {
         let returned = stuck.complete.unwrap_or(usize::MAX);
-        let before: Vec<usize> = set
-            .iter()
-            .copied()
-            .filter(|&i| calls[i].invoke < returned)
-            .collect();
+        let before = trial.without(&set, |i| calls[i].invoke >= returned);
         if before.len() < set.len() && trial.fails(&before) {
             set = before;
         }
-        let done: Vec<usize> = set
-            .iter()
-            .copied()
-            .filter(|&i| ended_by(&calls[i], returned))
-            .collect();
+        let done = trial.without(&set, |i| !ended_by(&calls[i], returned));
         if done.len() < set.len() && trial.fails(&done) {
             set = done;
         }
@@ -111,30 +117,29 @@ pub fn shrink<M: Model>(
     // First keep the stuck operation, so that the sub-history usually
     // fails where the key did; then see whether it can go too (the
     // failure did not need it), and if so shrink on without it.
-    let mut minimal;
-    let stuck: Vec<usize> = set
+    let mut pinned: Vec<usize> = set
         .iter()
         .copied()
         .filter(|&i| calls[i].invoke == cx.op.invoke_index)
         .collect();
-    let mut free: Vec<usize> = set.iter().copied().filter(|i| !stuck.contains(i)).collect();
-    minimal = ddmin(&mut trial, &mut free, &stuck);
-    if minimal && !stuck.is_empty() && trial.fails(&free) {
-        minimal = ddmin(&mut trial, &mut free, &[]);
-        set = free;
-    } else {
-        set = free.into_iter().chain(stuck).collect();
+    let mut minimal = ddmin(&mut trial, &mut set, &mut pinned);
+    if minimal && !pinned.is_empty() {
+        let rest = trial.without(&set, |i| pinned.contains(&i));
+        if trial.fails(&rest) {
+            set = rest;
+            pinned.clear();
+            minimal = ddmin(&mut trial, &mut set, &mut pinned);
+        }
     }
     minimal &= !trial.stopped;
     set.sort_unstable_by_key(|&i| calls[i].invoke);
-    let mut values = Values::new();
     let ops = set
         .iter()
         .map(|&i| {
             let c = &calls[i];
-            let description = match model.decode(c, &mut values) {
-                Ok(Some(op)) => model.describe_op(&op, &values),
-                _ => c.f.clone(),
+            let description = match &decoded[i] {
+                Some(op) => model.describe_op(op, &values),
+                None => c.f.clone(),
             };
             OpRef {
                 invoke_index: c.invoke,
@@ -160,28 +165,40 @@ fn ended_by(c: &Call, returned: usize) -> bool {
     c.outcome != Outcome::Info && c.complete.is_some_and(|e| e <= returned)
 }
 
-/// Delta debugging over `free`, where `free` with `pinned` fails: removes
-/// chunks of `free` while the rest (with `pinned`) still fails, halving
-/// the chunk size when no chunk can go. True when it ended at chunks of one
-/// call with none removable; false when the time ran out.
-fn ddmin<M: Model>(trial: &mut Trial<'_, M>, free: &mut Vec<usize>, pinned: &[usize]) -> bool {
+/// Delta debugging over `set` (which fails), never removing `pinned`
+/// directly: removes chunks of the other calls, each with the reads that
+/// depended on it alone ([`Trial::without`]), while the rest still fails,
+/// halving the chunk size when no chunk can go. A pinned call that goes
+/// with a chunk (a read whose writes went) leaves `pinned`. True when it
+/// ended at chunks of one call with none removable; false when the time
+/// ran out.
+fn ddmin<M: Model>(
+    trial: &mut Trial<'_, M>,
+    set: &mut Vec<usize>,
+    pinned: &mut Vec<usize>,
+) -> bool {
     // Without a pinned call a lone call needs no test: removing it leaves
     // the empty history, which is linearizable.
-    let smallest = if pinned.is_empty() { 2 } else { 1 };
     let mut n = 2usize;
-    while free.len() >= smallest {
+    loop {
+        let free: Vec<usize> = set
+            .iter()
+            .copied()
+            .filter(|i| !pinned.contains(i))
+            .collect();
+        let smallest = if pinned.is_empty() { 2 } else { 1 };
+        if free.len() < smallest {
+            break;
+        }
         let chunk = free.len().div_ceil(n).max(1);
         let mut removed = false;
         let mut at = 0;
         while at < free.len() {
-            let rest: Vec<usize> = free[..at]
-                .iter()
-                .chain(&free[(at + chunk).min(free.len())..])
-                .copied()
-                .collect();
-            let candidate: Vec<usize> = rest.iter().chain(pinned).copied().collect();
+            let gone = &free[at..(at + chunk).min(free.len())];
+            let candidate = trial.without(set, |i| gone.contains(&i));
             if trial.fails(&candidate) {
-                *free = rest;
+                *set = candidate;
+                pinned.retain(|i| set.contains(i));
                 removed = true;
                 // Keep the granularity: the set shrank by one chunk.
                 n = n.saturating_sub(1).max(2);
@@ -204,10 +221,12 @@ fn ddmin<M: Model>(trial: &mut Trial<'_, M>, free: &mut Vec<usize>, pinned: &[us
 }
 
 /// Checks candidate sets, within the deadline.
-struct Trial<'a, M> {
+struct Trial<'a, M: Model> {
     model: &'a M,
     history: &'a History,
     calls: &'a [Call],
+    /// Each call's decoded op (by call index), for the key's calls.
+    decoded: &'a [Option<M::Op>],
     opts: &'a LinearOptions,
     deadline: Instant,
     checks: usize,
@@ -215,6 +234,33 @@ struct Trial<'a, M> {
 }
 
 impl<M: Model> Trial<'_, M> {
+    /// `set` without the calls `gone` picks, and without every read of
+    /// `set` that some of those may have produced ([`Model::may_produce`])
+    /// and none of the calls left may: a read is kept only with a write
+    /// that can explain its value, when `set` had one.
+    fn without(&self, set: &[usize], gone: impl Fn(usize) -> bool) -> Vec<usize> {
+        let op = |i: usize| self.decoded[i].as_ref();
+        let reads = |i: usize| op(i).is_some_and(|o| self.model.read_only(o));
+        // Only ops that change the state produce values.
+        let (gone_writes, left_writes): (Vec<usize>, Vec<usize>) = set
+            .iter()
+            .copied()
+            .filter(|&i| !reads(i))
+            .partition(|&i| gone(i));
+        let produced_by = |r: usize, writes: &[usize]| {
+            op(r).is_some_and(|read| {
+                writes
+                    .iter()
+                    .any(|&w| op(w).is_some_and(|o| self.model.may_produce(o, read)))
+            })
+        };
+        set.iter()
+            .copied()
+            .filter(|&i| !gone(i))
+            .filter(|&r| !reads(r) || !produced_by(r, &gone_writes) || produced_by(r, &left_writes))
+            .collect()
+    }
+
     /// True when the calls `set` alone are not linearizable. A check that
     /// ends unknown (time, memory, cancelled) counts as not failing and
     /// stops the shrink.
@@ -348,6 +394,51 @@ mod tests {
         let r = run(&hist, &LinearOptions::default());
         assert_eq!(r.validity, Validity::Invalid);
         assert_eq!(shrunk(&r), vec![(4, "read returned 3".to_string())]);
+    }
+
+    #[test]
+    fn a_stale_read_keeps_the_write_it_read_and_the_write_it_missed() {
+        // write 1, then write 2, then a read of 1: stale. A read of a
+        // value nobody wrote fails alone, but this read's value was
+        // written, so the write of 1 stays with it, and the write of 2
+        // is what makes it stale. Process 2's read of 2 is harmless.
+        let hist = h(&[
+            (0, "invoke", "write", json!(1)),
+            (0, "ok", "write", json!(1)),
+            (1, "invoke", "write", json!(2)),
+            (1, "ok", "write", json!(2)),
+            (2, "invoke", "read", json!(null)),
+            (2, "ok", "read", json!(2)),
+            (0, "invoke", "read", json!(null)),
+            (0, "ok", "read", json!(1)),
+        ]);
+        let r = run(&hist, &LinearOptions::default());
+        assert_eq!(r.validity, Validity::Invalid);
+        assert_eq!(
+            r.keys[0].counterexample.as_ref().expect("cx").explanation,
+            "read returned 1, but every order of the operations before it leaves 2"
+        );
+        assert_eq!(
+            shrunk(&r),
+            vec![
+                (0, "write 1".to_string()),
+                (2, "write 2".to_string()),
+                (6, "read returned 1".to_string())
+            ]
+        );
+        // Read back on its own, the sub-history fails at the same read,
+        // for the same reason.
+        let sub = r.keys[0].shrunk.as_ref().expect("shrunk").history();
+        let again = run(&sub, &LinearOptions::default());
+        assert_eq!(again.validity, Validity::Invalid);
+        assert_eq!(
+            again.keys[0]
+                .counterexample
+                .as_ref()
+                .expect("cx")
+                .explanation,
+            "read returned 1, but every order of the operations before it leaves 2"
+        );
     }
 
     #[test]
