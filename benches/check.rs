@@ -457,6 +457,16 @@ fn single_key_bench(baseline: Option<&Path>) {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(usize::MAX);
+    // FAULTLINE_BENCH_CRASHED_PERMILLE=N crashes N ops in 1,000 instead
+    // of 10, to see what the crashed ops cost the search.
+    let crashed: u64 = std::env::var("FAULTLINE_BENCH_CRASHED_PERMILLE")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    // FAULTLINE_BENCH_PROCS=N runs only the cases with N processes.
+    let only_procs: Option<u64> = std::env::var("FAULTLINE_BENCH_PROCS")
+        .ok()
+        .and_then(|n| n.parse().ok());
     let cases: [(usize, u64, bool); 6] = [
         (10_000, 10, false),
         (100_000, 10, false),
@@ -465,8 +475,11 @@ fn single_key_bench(baseline: Option<&Path>) {
         (100_000, 5, true),
         (1_000_000, 5, true),
     ];
-    for (ops, procs, sequential) in cases.into_iter().filter(|c| c.0 <= max_ops) {
-        let h = generate_register_history(ops, 1, procs, 10, sequential, 7);
+    for (ops, procs, sequential) in cases
+        .into_iter()
+        .filter(|c| c.0 <= max_ops && only_procs.is_none_or(|p| p == c.1))
+    {
+        let h = generate_register_history(ops, 1, procs, crashed, sequential, 7);
         let path = dir.join(format!("single-{ops}-{procs}.jsonl"));
         {
             let f = std::fs::File::create(&path).expect("temp file");

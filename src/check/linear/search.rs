@@ -238,6 +238,29 @@ struct Cache<S> {
 }
 
 impl<S: Eq + Clone> Cache<S> {
+    /// True when the configuration is in the memo.
+    fn contains(
+        &self,
+        hash: u64,
+        window: Window,
+        settled: &[u64],
+        crashed: u32,
+        state: &S,
+    ) -> bool {
+        let words = window.words(settled);
+        let arena = &self.arena;
+        self.table
+            .find(hash, |s| {
+                s.hash == hash
+                    && s.first_word == window.first_word
+                    && s.len as usize == words.len()
+                    && s.crashed == crashed
+                    && s.state == *state
+                    && arena[s.off..s.off + words.len()] == *words
+            })
+            .is_some()
+    }
+
     /// Inserts the configuration; false if it was already there.
     fn insert_if_new(
         &mut self,
@@ -248,22 +271,10 @@ impl<S: Eq + Clone> Cache<S> {
         state: &S,
         heap: impl FnOnce(&S) -> usize,
     ) -> bool {
-        let words = window.words(settled);
-        let arena = &self.arena;
-        if self
-            .table
-            .find(hash, |s| {
-                s.hash == hash
-                    && s.first_word == window.first_word
-                    && s.len as usize == words.len()
-                    && s.crashed == crashed
-                    && s.state == *state
-                    && arena[s.off..s.off + words.len()] == *words
-            })
-            .is_some()
-        {
+        if self.contains(hash, window, settled, crashed, state) {
             return false;
         }
+        let words = window.words(settled);
         let off = self.arena.len();
         self.arena.extend_from_slice(words);
         self.heap += heap(state);
@@ -303,6 +314,25 @@ impl<S: Eq + Clone> Cache<S> {
         }
         grow
     }
+}
+
+/// A configuration's crashed set less its last crashed op: `set` (a
+/// [`CrashedSets`] id) and `op` (`NONE` while no crashed op is in).
+/// Linearizing a crashed op is optional, so a configuration dominates
+/// every one with the same linearized completed ops and state and more
+/// linearized crashed ops: whatever can follow the larger can follow the
+/// smaller. The search skips a configuration when the one without its last
+/// crashed op was visited. Without it, every backtrack that tried a
+/// crashed op walked the whole stretch after it again, once per crashed
+/// op pending.
+#[derive(Clone, Copy)]
+struct Dominator {
+    set: u32,
+    op: u32,
+}
+
+impl Dominator {
+    const NONE: Dominator = Dominator { set: 0, op: NONE };
 }
 
 /// Interned sets of linearized crashed ops, each named by a number:
@@ -428,6 +458,8 @@ struct Frame<S> {
     prev_lo: u32,
     prev_hi: u32,
     prev_crashed: u32,
+    /// The configuration's dominating set before the step (see `Dominator`).
+    prev_dominator: Dominator,
     /// This step on the trail.
     trail: u32,
 }
@@ -560,6 +592,7 @@ pub(crate) fn search<M: Model>(
     let mut hi = 0u32;
     let mut crashed_sets = CrashedSets::new(nops);
     let mut crashed = 0u32;
+    let mut dominator = Dominator::NONE;
     let zobrist: Vec<u64> = (0..nops as u64).map(splitmix).collect();
     let mut zh = 0u64;
     let mut remaining = p.required.iter().filter(|r| **r).count();
@@ -718,7 +751,9 @@ pub(crate) fn search<M: Model>(
                 // The configuration after the step, tried with each of the
                 // op's successor states.
                 let (prev_lo, prev_hi, prev_crashed) = (lo, hi, crashed);
+                let prev_dominator = dominator;
                 let mut after_crashed = crashed;
+                let mut after_dominator = dominator;
                 if let Some(alts) = next_states {
                     if e.ret != 0 {
                         settled[op >> 6] |= 1 << (op & 63);
@@ -728,12 +763,30 @@ pub(crate) fn search<M: Model>(
                         hi = hi.max(op as u32 + 1);
                     } else {
                         after_crashed = crashed_sets.with(crashed, op as u32);
+                        after_dominator = Dominator {
+                            set: crashed,
+                            op: op as u32,
+                        };
                     }
                     zh ^= zobrist[op];
                     let window = Window::new(lo, hi);
                     for (a, s) in alts.into_iter().enumerate() {
-                        let hash = zh ^ state_hash(&s);
-                        if cache.insert_if_new(hash, window, &settled, after_crashed, &s, heap) {
+                        let state_h = state_hash(&s);
+                        let hash = zh ^ state_h;
+                        // Dominated: the same configuration without the
+                        // last crashed op was visited, and whatever follows
+                        // this one follows that one too.
+                        let dominated = after_dominator.op != NONE
+                            && cache.contains(
+                                zh ^ zobrist[after_dominator.op as usize] ^ state_h,
+                                window,
+                                &settled,
+                                after_dominator.set,
+                                &s,
+                            );
+                        if !dominated
+                            && cache.insert_if_new(hash, window, &settled, after_crashed, &s, heap)
+                        {
                             let before = stack.last().map_or(NONE, |f| f.trail);
                             let step = trail.push(before, op as u32, s.clone());
                             let prev_state = std::mem::replace(&mut state, s);
@@ -748,6 +801,7 @@ pub(crate) fn search<M: Model>(
                                 prev_lo,
                                 prev_hi,
                                 prev_crashed,
+                                prev_dominator,
                                 trail: step,
                             });
                             advanced = true;
@@ -768,6 +822,7 @@ pub(crate) fn search<M: Model>(
                 start_alt = 0;
                 if advanced {
                     crashed = after_crashed;
+                    dominator = after_dominator;
                     if e.ret != 0 {
                         // Lift the call entry and its return entry out of the list.
                         let c = node as usize;
@@ -787,7 +842,7 @@ pub(crate) fn search<M: Model>(
                     };
                     match doomed {
                         None => {
-                            cursor = next[0];
+                            cursor = first_legal_read(model, p, &next, &state).unwrap_or(next[0]);
                             phase = 0;
                             continue;
                         }
@@ -846,6 +901,7 @@ pub(crate) fn search<M: Model>(
             let op = e.op as usize;
             zh ^= zobrist[op];
             (lo, hi, crashed) = (f.prev_lo, f.prev_hi, f.prev_crashed);
+            dominator = f.prev_dominator;
             if e.ret != 0 {
                 settled[op >> 6] ^= 1 << (op & 63);
                 // Put the entries back, in the reverse order of lifting.
@@ -986,6 +1042,36 @@ impl<S: Clone> Trail<S> {
             })
             .collect()
     }
+}
+
+/// The list node of the first call, before the first return entry, of a
+/// read-only op that is legal in `state`. Such an op is linearized at
+/// once and nothing else is tried there (see [`Model::read_only`]): the
+/// configuration succeeds exactly when the one after the read does. So
+/// the search takes it before any write in front of it in the list,
+/// instead of first walking the writes' subtrees, which fail whenever the
+/// read had to come before them. With many processes those subtrees held
+/// most of the configurations visited.
+fn first_legal_read<M: Model>(
+    model: &M,
+    p: &Problem<M::Op>,
+    next: &[u32],
+    state: &M::State,
+) -> Option<u32> {
+    let tail = p.entries.len() as u32 + 1;
+    let mut node = next[0];
+    while node != tail {
+        let e = p.entries[node as usize - 1];
+        if !e.is_call {
+            return None;
+        }
+        let op = &p.ops[e.op as usize];
+        if model.read_only(op) && !matches!(model.step(state, op), Next::Illegal) {
+            return Some(node);
+        }
+        node = next[node as usize];
+    }
+    None
 }
 
 /// How far ahead [`cannot_grow`] looks, in list entries.
