@@ -441,6 +441,10 @@ fn describe(r: &Run) -> String {
     s
 }
 
+/// The single-key cases with a target: (ops, processes), each to be found
+/// valid in under 5 s and 1.5 GB, reading included.
+const TARGETS: [(usize, u64); 2] = [(1_000_000, 10), (300_000, 20)];
+
 /// Single-key cas-register histories, linearizable by construction, 1%
 /// crashed: the search's memory must follow the concurrency, not the
 /// length. Each check runs in its own process, so each peak is its own.
@@ -496,6 +500,16 @@ fn single_key_bench(baseline: Option<&Path>) {
         println!("{ops:>9} ops, {shape}:");
         let ours = run_check(Path::new(env!("CARGO_BIN_EXE_faultline")), &path, &[]);
         println!("    this build: {}", describe(&ours));
+        if !sequential && TARGETS.contains(&(ops, procs)) {
+            // The targets of issue 14: the whole check, reading included.
+            let wall = (ours.check_ms + ours.read_ms) / 1e3;
+            let peak_gb = ours.peak_mib.parse::<f64>().unwrap_or(f64::INFINITY) * 1048576.0 / 1e9;
+            let met = ours.verdict == "valid" && wall < 5.0 && peak_gb < 1.5;
+            println!(
+                "    target (valid in under 5 s and 1.5 GB, reading included): {} ({wall:.2} s, {peak_gb:.2} GB)",
+                if met { "met" } else { "NOT met" }
+            );
+        }
         if let Some(b) = baseline {
             let theirs = run_check(b, &path, &["--time-limit", "60", "--memory-limit", "2048"]);
             println!("    baseline:   {}", describe(&theirs));

@@ -378,3 +378,93 @@ fn forged_histories_are_often_invalid() {
         "only {invalid} of 200 forged histories were invalid"
     );
 }
+
+/// `faultline check --memory-limit` bounds the whole process: on a history
+/// whose search could fill any memory (40 crashed writes, 40 concurrent
+/// reads each needing one of them, and a read of a value nobody wrote),
+/// the verdict turns `unknown` with the reason, and the process's peak
+/// resident memory, as `--stats` reads it, stays under the limit.
+#[test]
+fn memory_limit_bounds_the_whole_process() {
+    let mut events = Vec::new();
+    for p in 0..40 {
+        events.push(Op::new(
+            0,
+            Process::Client(p),
+            OpType::Invoke,
+            "write",
+            json!(p),
+        ));
+        events.push(Op::new(
+            0,
+            Process::Client(p),
+            OpType::Info,
+            "write",
+            json!(p),
+        ));
+    }
+    for p in 100..140 {
+        events.push(Op::new(
+            0,
+            Process::Client(p),
+            OpType::Invoke,
+            "read",
+            json!(null),
+        ));
+    }
+    for p in 100..140 {
+        events.push(Op::new(
+            0,
+            Process::Client(p),
+            OpType::Ok,
+            "read",
+            json!(p - 100),
+        ));
+    }
+    events.push(Op::new(
+        0,
+        Process::Client(999),
+        OpType::Invoke,
+        "read",
+        json!(null),
+    ));
+    events.push(Op::new(
+        0,
+        Process::Client(999),
+        OpType::Ok,
+        "read",
+        json!(12345),
+    ));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("hopeless.jsonl");
+    let mut text = Vec::new();
+    History::new(events)
+        .write_jsonl(&mut text)
+        .expect("write history");
+    std::fs::write(&path, text).expect("write history file");
+    let limit_mib = 40;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", "--json", "--stats", "--model", "register"])
+        .args(["--memory-limit", &limit_mib.to_string()])
+        .arg(&path)
+        .output()
+        .expect("run faultline check");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["verdict"], "unknown", "{report}");
+    let reason = report["failures"][0]["reason"].as_str().unwrap_or("");
+    assert!(
+        reason.starts_with(&format!("memory budget of {limit_mib} MiB reached")),
+        "{report}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let peak: u64 = stderr
+        .split("peak memory ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory in {stderr}"));
+    assert!(
+        peak <= limit_mib,
+        "peak {peak} MiB over the {limit_mib} MiB limit"
+    );
+}

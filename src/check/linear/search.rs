@@ -22,6 +22,12 @@
 //! ([`Window`]), the linearized crashed ops as the id of an interned set
 //! ([`CrashedSets`]). A Zobrist hash of the whole set is kept up to date in
 //! O(1) per step.
+//!
+//! Two reductions keep the configurations visited near the history's
+//! length on highly concurrent keys: each new configuration's scan starts
+//! at the first legal read-only op pending ([`first_legal_read`]), and a
+//! configuration dominated by one with fewer linearized crashed ops is
+//! skipped ([`Dominator`]).
 
 use crate::model::{Model, Next};
 use hashbrown::HashTable;
@@ -645,7 +651,7 @@ pub(crate) fn search<M: Model>(
     // `cursor` is an op in `heads`, up to `bound`, the first return entry).
     // Trying "not yet" for the crashed ones first finds linearizations of
     // valid histories sooner.
-    let mut cursor = next[0];
+    let mut cursor = first_legal_read(model, p, &next, &state).unwrap_or(next[0]);
     let mut phase = 0u8;
     let mut bound = 0u32;
     let mut start_alt = 0u32;
@@ -1206,5 +1212,86 @@ mod growth_tests {
         assert_eq!(exact.stuck_op, K);
         assert!(frontier.pruned_here);
         assert!(!exact.pruned_here);
+    }
+}
+
+#[cfg(test)]
+mod reduction_tests {
+    //! The two reductions against histories where, without them, the
+    //! search visits every subset of a dozen ops.
+    use super::*;
+    use crate::model::{Register, RegisterOp};
+
+    const K: u32 = 12;
+
+    fn run(p: &Problem<RegisterOp>) -> Found<u32> {
+        let (used, cancel, stop) = (
+            AtomicUsize::new(0),
+            AtomicBool::new(false),
+            AtomicBool::new(false),
+        );
+        let budget = Budget {
+            deadline: None,
+            time_limit_text: String::new(),
+            memory_used: &used,
+            memory_limit: usize::MAX,
+            resident: None,
+            cancel: &cancel,
+            stop: &stop,
+        };
+        let tactics = Tactics {
+            growth_pruning: false,
+            max_configs: None,
+        };
+        search(&Register, p, &budget, 4, tactics)
+    }
+
+    #[test]
+    fn a_legal_read_goes_before_the_writes_in_front_of_it() {
+        // Writes 1..=K called at 0..K and returning at 100+; a read of nil
+        // called at K and returning last, at 200. The writes come first
+        // in the list (they return sooner), but the read must precede
+        // them all: tried after them, it fails only once every order of
+        // the writes has been walked.
+        let mut ops: Vec<RegisterOp> = (1..=K).map(RegisterOp::Write).collect();
+        let mut spans: Vec<(usize, Option<usize>)> =
+            (0..K as usize).map(|i| (i, Some(100 + i))).collect();
+        ops.push(RegisterOp::Read(0));
+        spans.push((K as usize, Some(200)));
+        let Found::Linearizable { configs } = run(&Problem::new(ops, &spans)) else {
+            panic!("the read first, then the writes, is a linearization");
+        };
+        assert!(configs <= 2 * K as u64 + 2, "visited {configs}");
+    }
+
+    #[test]
+    fn configurations_with_more_crashed_ops_than_a_visited_one_are_skipped() {
+        // K crashed cas nil -> i pending from the start, then ten
+        // sequential writes of 100 each read back, then a read of 99,
+        // which nothing wrote: the search must exhaust every order. Any
+        // one crashed cas may go first; the first write then leaves 100
+        // whether it went or not, so the configuration with it is
+        // dominated by the one without. Without the skip each of the K
+        // would be walked through the whole history: K * 21 and more.
+        let mut ops: Vec<RegisterOp> = (1..=K)
+            .map(|to| RegisterOp::CasUnknown { from: 0, to })
+            .collect();
+        let mut spans: Vec<(usize, Option<usize>)> = (0..K as usize).map(|i| (i, None)).collect();
+        let mut t = K as usize;
+        for _ in 0..10 {
+            ops.push(RegisterOp::Write(100));
+            spans.push((t, Some(t + 1)));
+            ops.push(RegisterOp::Read(100));
+            spans.push((t + 2, Some(t + 3)));
+            t += 4;
+        }
+        ops.push(RegisterOp::Read(99));
+        spans.push((t, Some(t + 1)));
+        let Found::NotLinearizable { configs, frontier } = run(&Problem::new(ops, &spans)) else {
+            panic!("nothing wrote 99");
+        };
+        assert_eq!(frontier.stuck_op, K + 20);
+        assert_eq!(frontier.states, vec![100]);
+        assert!(configs <= 1 + 2 * K as u64 + 21, "visited {configs}");
     }
 }
