@@ -481,7 +481,7 @@ fn single_key_bench(baseline: Option<&Path>) {
     ];
     for (ops, procs, sequential) in cases
         .into_iter()
-        .filter(|c| c.0 <= max_ops && only_procs.is_none_or(|p| p == c.1))
+        .filter(|c| c.0 <= max_ops && only_procs.map_or(true, |p| p == c.1))
     {
         let h = generate_register_history(ops, 1, procs, crashed, sequential, 7);
         let path = dir.join(format!("single-{ops}-{procs}.jsonl"));

@@ -413,6 +413,26 @@ impl CrashedSets {
     fn bytes(&self) -> usize {
         (self.leaves.len() + self.inner.len()) * 8 * 3 + self.with.len() * 24
     }
+
+    /// What the next few thousand steps may allocate on top of
+    /// [`CrashedSets::bytes`]: each full vector or map doubles, and holds
+    /// old and new at once while it moves. With many crashed ops the sets
+    /// can outgrow the memo, so a limit must see their growth coming too.
+    fn imminent_growth(&self, margin: usize) -> usize {
+        fn grow(len: usize, capacity: usize, entry: usize, margin: usize) -> usize {
+            if capacity - len <= margin {
+                capacity.max(margin) * 2 * entry
+            } else {
+                0
+            }
+        }
+        let margin = margin * self.depth.max(1) as usize;
+        grow(self.leaves.len(), self.leaves.capacity(), 8, margin)
+            + grow(self.leaf_ids.len(), self.leaf_ids.capacity(), 13, margin)
+            + grow(self.inner.len(), self.inner.capacity(), 8, margin)
+            + grow(self.inner_ids.len(), self.inner_ids.capacity(), 13, margin)
+            + grow(self.with.len(), self.with.capacity(), 13, margin)
+    }
 }
 
 fn state_hash<S: Hash>(s: &S) -> u64 {
@@ -679,7 +699,8 @@ pub(crate) fn search<M: Model>(
             }
             reported = bytes;
             let configs = cache.table.len() as u64;
-            if budget.memory_in_use(cache.imminent_growth(0x1000)) > budget.memory_limit {
+            let growth = cache.imminent_growth(0x1000) + crashed_sets.imminent_growth(0x1000);
+            if budget.memory_in_use(growth) > budget.memory_limit {
                 break 'search Found::Unknown {
                     configs,
                     reason: format!(
