@@ -357,10 +357,12 @@ struct CrashedSets {
     inner: Vec<(u32, u32)>,
     inner_ids: rustc_hash::FxHashMap<(u32, u32), u32>,
     with: rustc_hash::FxHashMap<(u32, u32), u32>,
+    /// False when the problem has no crashed op: no set ever grows.
+    any: bool,
 }
 
 impl CrashedSets {
-    fn new(ops: usize) -> CrashedSets {
+    fn new(ops: usize, any: bool) -> CrashedSets {
         let words = ops.div_ceil(64).max(1);
         let mut sets = CrashedSets {
             depth: words.next_power_of_two().trailing_zeros(),
@@ -369,6 +371,7 @@ impl CrashedSets {
             inner: vec![(0, 0)],
             inner_ids: Default::default(),
             with: Default::default(),
+            any,
         };
         sets.leaf_ids.insert(0, 0);
         sets.inner_ids.insert((0, 0), 0);
@@ -414,23 +417,28 @@ impl CrashedSets {
         (self.leaves.len() + self.inner.len()) * 8 * 3 + self.with.len() * 24
     }
 
-    /// What the next few thousand steps may allocate on top of
-    /// [`CrashedSets::bytes`]: each full vector or map doubles, and holds
-    /// old and new at once while it moves. With many crashed ops the sets
-    /// can outgrow the memo, so a limit must see their growth coming too.
+    /// What the next `margin` steps may allocate on top of
+    /// [`CrashedSets::bytes`]: each step adds at most one new set, of one
+    /// leaf and `depth` inner nodes; a vector or map that cannot hold them
+    /// doubles, and holds old and new at once while it moves. With many
+    /// crashed ops the sets can outgrow the memo, so a limit must see
+    /// their growth coming too.
     fn imminent_growth(&self, margin: usize) -> usize {
-        fn grow(len: usize, capacity: usize, entry: usize, margin: usize) -> usize {
-            if capacity - len <= margin {
-                capacity.max(margin) * 2 * entry
+        if !self.any {
+            return 0;
+        }
+        fn grow(len: usize, capacity: usize, entry: usize, added: usize) -> usize {
+            if len + added > capacity {
+                (2 * capacity).max(len + added) * entry
             } else {
                 0
             }
         }
-        let margin = margin * self.depth.max(1) as usize;
+        let nodes = margin * self.depth as usize;
         grow(self.leaves.len(), self.leaves.capacity(), 8, margin)
             + grow(self.leaf_ids.len(), self.leaf_ids.capacity(), 13, margin)
-            + grow(self.inner.len(), self.inner.capacity(), 8, margin)
-            + grow(self.inner_ids.len(), self.inner_ids.capacity(), 13, margin)
+            + grow(self.inner.len(), self.inner.capacity(), 8, nodes)
+            + grow(self.inner_ids.len(), self.inner_ids.capacity(), 13, nodes)
             + grow(self.with.len(), self.with.capacity(), 13, margin)
     }
 }
@@ -616,7 +624,7 @@ pub(crate) fn search<M: Model>(
     }
     let mut lo = first_clear(&settled, 0, nops);
     let mut hi = 0u32;
-    let mut crashed_sets = CrashedSets::new(nops);
+    let mut crashed_sets = CrashedSets::new(nops, p.required.iter().any(|r| !r));
     let mut crashed = 0u32;
     let mut dominator = Dominator::NONE;
     let zobrist: Vec<u64> = (0..nops as u64).map(splitmix).collect();
