@@ -4,15 +4,14 @@
 
 use super::graph::DepGraph;
 use super::infer::{Kind, Why};
-use super::parse::{Interner, Txn, NIL};
+use super::parse::{Interner, Txns, NIL};
 use super::search::Cycle;
 use super::{Anomaly, CycleStep, TxnKind, TxnRef};
 use serde_json::Value;
 
 /// What explanations need to know about the history.
 pub(crate) struct Ctx<'a> {
-    pub txns: &'a [Txn],
-    pub calls: &'a [crate::history::Call],
+    pub txns: &'a Txns,
     pub atoms: &'a Interner,
     pub workload: TxnKind,
 }
@@ -33,16 +32,7 @@ pub(crate) fn show_json(v: &Value) -> String {
 impl Ctx<'_> {
     fn txn_ref(&self, name: String, t: u32) -> TxnRef {
         let txn = &self.txns[t as usize];
-        let call = &self.calls[txn.call];
-        let value = if txn.from_completion {
-            &call.output
-        } else {
-            &call.input
-        };
-        let ops = match value {
-            Value::Array(xs) => xs.iter().map(show_json).collect::<Vec<_>>().join(" "),
-            v => show_json(v),
-        };
+        let ops = self.txns.show_ops(txn, self.atoms);
         TxnRef {
             name,
             invoke_index: txn.invoke,

@@ -6,7 +6,7 @@
 //! dirty-update, lost-update and garbage-read.
 
 use super::infer::{show_list, Found, Inferred, Kind, Why};
-use super::parse::{Interner, Mop, Txn, NIL};
+use super::parse::{Interner, Mop, Txn, Txns, NIL};
 use super::TxnError;
 use crate::history::Outcome;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -31,7 +31,7 @@ struct Read<'a> {
 }
 
 /// Infers edges and non-cycle anomalies of a list-append history.
-pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError> {
+pub(crate) fn infer(txns: &Txns, atoms: &Interner) -> Result<Inferred, TxnError> {
     let mut out = Inferred::default();
     let (writers, appends) = writers(txns, atoms)?;
     let failed = |t: u32| txns[t as usize].outcome == Outcome::Fail;
@@ -41,7 +41,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
     let mut writes_key: FxHashSet<(u32, u32)> = FxHashSet::default();
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
-        for m in &txn.mops {
+        for m in txns.mops(txn) {
             if let Mop::Append { key, .. } = m {
                 writes_key.insert((t, *key));
             }
@@ -49,7 +49,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
         if txn.outcome != Outcome::Ok {
             continue;
         }
-        internal(t, txn, atoms, &mut out, &mut reads);
+        internal(t, txn, txns, atoms, &mut out, &mut reads);
     }
     let committed = committed_appends(txns, &writers, &reads, appends);
 
@@ -335,14 +335,14 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
 
 /// The writer of every appended value; a value appended twice is bad input
 /// (inference relies on unique values).
-fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
+fn writers(txns: &Txns, atoms: &Interner) -> Result<Writers, TxnError> {
     let mut writers: FxHashMap<(u32, u32), Writer> = FxHashMap::default();
     let mut appends: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
         let mut last_of_key: FxHashMap<u32, u32> = FxHashMap::default();
         let mut seq_of_key: FxHashMap<u32, u32> = FxHashMap::default();
-        for m in &txn.mops {
+        for m in txns.mops(txn) {
             if let Mop::Append { key, value } = *m {
                 let seq = seq_of_key.entry(key).or_insert(0);
                 *seq += 1;
@@ -388,7 +388,7 @@ type Writers = (
 /// some append (a transaction's effects are visible all or none, so one
 /// observed append proves every other committed too).
 fn committed_appends(
-    txns: &[Txn],
+    txns: &Txns,
     writers: &FxHashMap<(u32, u32), Writer>,
     reads: &FxHashMap<u32, Vec<Read<'_>>>,
     mut appends: FxHashMap<u32, Vec<(u32, u32)>>,
@@ -419,7 +419,8 @@ type KeyState<'a> = (Option<&'a [u32]>, Vec<u32>, bool);
 /// earlier reads and appends (`internal`), and collects its reads.
 fn internal<'a>(
     t: u32,
-    txn: &'a Txn,
+    txn: &Txn,
+    txns: &'a Txns,
     atoms: &Interner,
     out: &mut Inferred,
     reads: &mut FxHashMap<u32, Vec<Read<'a>>>,
@@ -429,7 +430,7 @@ fn internal<'a>(
     // Every element this transaction has read so far, with the list it was
     // read in: appending one of them afterwards is a future read.
     let mut read_so_far: FxHashMap<(u32, u32), &'a [u32]> = FxHashMap::default();
-    for m in &txn.mops {
+    for m in txns.mops(txn) {
         match m {
             Mop::Append { key, value } => {
                 if let Some(list) = read_so_far.get(&(*key, *value)) {
@@ -449,10 +450,8 @@ fn internal<'a>(
                 s.1.push(*value);
                 s.2 = true;
             }
-            Mop::ReadList {
-                key,
-                values: Some(values),
-            } => {
+            Mop::ReadList { key, values } => {
+                let values = txns.elems(*values);
                 let s = state.entry(*key).or_insert((None, Vec::new(), false));
                 let ok = match s.0 {
                     Some(base) => {

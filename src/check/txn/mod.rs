@@ -274,8 +274,18 @@ pub fn check_calls(
             return Err(TxnError::UnknownModel(m.clone()));
         }
     }
-    let mut atoms = parse::Interner::default();
-    let (txns, skipped_ops) = parse::decode(history, calls, opts.workload, &mut atoms)?;
+    let (txns, atoms, skipped_ops) = parse::decode(history, calls, opts.workload)?;
+    check_txns(start, &txns, &atoms, skipped_ops, opts)
+}
+
+/// Checks decoded transactions; `start` is when checking began.
+fn check_txns(
+    start: Instant,
+    txns: &parse::Txns,
+    atoms: &parse::Interner,
+    skipped_ops: usize,
+    opts: &TxnOptions,
+) -> Result<TxnReport, TxnError> {
     let mut report = TxnReport {
         workload: opts.workload,
         validity: Validity::Valid,
@@ -314,15 +324,14 @@ pub fn check_calls(
     }
 
     let inferred = match opts.workload {
-        TxnKind::ListAppend => list_append::infer(&txns, &atoms)?,
-        TxnKind::RwRegister => rw_register::infer(&txns, &atoms, opts)?,
+        TxnKind::ListAppend => list_append::infer(txns, atoms)?,
+        TxnKind::RwRegister => rw_register::infer(txns, atoms, opts)?,
     };
-    let graph = graph::DepGraph::build(&txns, &inferred.edges);
+    let graph = graph::DepGraph::build(txns, &inferred.edges);
     report.edges = graph.g.edge_count();
     let ctx = explain::Ctx {
-        txns: &txns,
-        calls,
-        atoms: &atoms,
+        txns,
+        atoms,
         workload: opts.workload,
     };
     for f in &inferred.found {
