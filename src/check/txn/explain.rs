@@ -48,7 +48,7 @@ impl Ctx<'_> {
         let (an, at) = a;
         let (bn, bt) = b;
         let show = |x: u32| self.atoms.show(x);
-        let why = graph.whys.get(&(at, bt, kind)).copied().unwrap_or(Why {
+        let why = graph.why(at, bt, kind).unwrap_or(Why {
             key: NIL,
             v1: NIL,
             v2: NIL,
@@ -118,8 +118,7 @@ impl Ctx<'_> {
             let why = self.because(graph, (an, a), (bn, b), kind);
             let key = match kind {
                 Kind::Ww | Kind::Wr | Kind::Rw => graph
-                    .whys
-                    .get(&(a, b, kind))
+                    .why(a, b, kind)
                     .map(|w| self.atoms.value(w.key).clone()),
                 Kind::Process | Kind::Realtime => None,
             };

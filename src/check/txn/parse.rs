@@ -193,6 +193,12 @@ pub(crate) struct MopRange {
     len: u32,
 }
 
+impl MopRange {
+    /// No micro-operations (a value that did not decode: an error is
+    /// reported before any check runs).
+    pub(crate) const EMPTY: MopRange = MopRange { start: 0, len: 0 };
+}
+
 /// Builds [`Txns`]: micro-operations are decoded into the flat vectors as
 /// they come (from JSON values here, or straight from a file's bytes in
 /// `load`), then each transaction is given the range it ended with.

@@ -54,6 +54,11 @@ pub enum RawValue<'a> {
 }
 
 impl RawValue<'_> {
+    /// True for no value, `null` or `nil`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, RawValue::Absent | RawValue::Parsed(Value::Null))
+    }
+
     /// The value as the whole-file reader gives it; `Err` when the text is
     /// not a value that reader accepts (the caller then falls back).
     pub fn to_value(&self) -> Result<Value, Fallback> {
@@ -87,6 +92,25 @@ pub struct RawOp<'a> {
     pub time: Option<u64>,
     /// The value.
     pub value: RawValue<'a>,
+    /// The operation's whole text, and whether it is EDN (at what depth).
+    text: &'a str,
+    edn: Option<usize>,
+}
+
+impl RawOp<'_> {
+    /// The whole operation as the ordinary reader reads it (for the few
+    /// events a report shows in full).
+    pub fn to_op(&self) -> Result<Op, Fallback> {
+        let mut op = match self.edn {
+            None => json_line(self.text)?,
+            Some(depth) => {
+                let mut p = Parser::new(self.text);
+                edn_form(p.parse_form(depth).map_err(|_| Fallback)?)?
+            }
+        };
+        op.index = self.index as u64;
+        Ok(op)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -377,6 +401,7 @@ impl OpStream {
             }
             let line = self.line;
             let index = self.events;
+            let start = self.pos;
             self.advance(end);
             self.events += 1;
             let text = self.text();
@@ -388,6 +413,8 @@ impl OpStream {
                 f: Cow::Borrowed(f.map_or("txn", |(a, z)| &text[a..z])),
                 time: h.time,
                 value: self.raw_value(h.value, depth),
+                text: &text[start..end],
+                edn: edn.then_some(depth),
             }));
         }
     }
@@ -432,6 +459,7 @@ impl OpStream {
             };
             let op = op?;
             let line = self.line;
+            let start = self.pos;
             let to = self.pos + len;
             self.advance(to);
             let index = self.events;
@@ -452,6 +480,8 @@ impl OpStream {
                 f: Cow::Owned(op.f),
                 time: op.time,
                 value: RawValue::Parsed(op.value),
+                text: &self.text()[start..to],
+                edn: matches!(self.syntax, Syntax::Edn { .. }).then_some(depth),
             }));
         }
     }
