@@ -121,8 +121,9 @@ fn load_inner(
             }
             let txn = if op.f == "txn" {
                 let mops = decode(&mut b, &op.value, false)?;
-                let empty = MopRange::EMPTY;
-                let t = b.push_txn(op.process, Outcome::Info, op.index, None, empty);
+                // Until it completes (if ever), it is what its invocation says.
+                let range = *mops.as_ref().unwrap_or(&MopRange::EMPTY);
+                let t = b.push_txn(op.process, Outcome::Info, op.index, None, range);
                 Some((t, mops))
             } else {
                 skipped += 1;
