@@ -150,6 +150,10 @@ fn generate(workload: TxnKind, txns: usize, concurrency: u64, keys: u64, seed: u
     History::new(ops)
 }
 
+/// A transaction in flight: per micro-operation its key, and the value to
+/// append (none for a read).
+type InFlight = Vec<(usize, Option<u64>)>;
+
 /// Writes a list-append history of `txns` transactions straight to `out`
 /// as Jepsen EDN (one op map per line) or JSON Lines, by the rules of
 /// [`generate`] but without holding it in memory: only the active keys'
@@ -168,9 +172,8 @@ fn generate_file(
     let mut lists: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
     let mut handed: Vec<u64> = vec![0; keys as usize];
     let mut active: Vec<usize> = (0..keys as usize).collect();
-    // Per process: its transaction in flight, as (key, value to append or
-    // none for a read).
-    let mut pending: Vec<Option<Vec<(usize, Option<u64>)>>> = vec![None; concurrency as usize];
+    // Per process: its transaction in flight.
+    let mut pending: Vec<Option<InFlight>> = vec![None; concurrency as usize];
     let (mut invoked, mut completed, mut index) = (0usize, 0usize, 0u64);
     let mut line = String::with_capacity(4096);
     let (append, read, nil) = if edn {
@@ -297,7 +300,10 @@ fn scale(txns: usize, edn: bool, bin: &str, keep: bool) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
         "load average before the check: {}",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     let t = Instant::now();
     let child = std::process::Command::new(bin)
@@ -351,10 +357,17 @@ fn scale(txns: usize, edn: bool, bin: &str, keep: bool) {
 }
 
 fn main() {
-    let all: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let all: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if let Some(i) = all.iter().position(|a| a == "--scale") {
         let n = all.get(i + 1).and_then(|v| v.parse::<usize>().ok());
-        let flag = |name: &str| all.iter().position(|a| a == name).and_then(|j| all.get(j + 1));
+        let flag = |name: &str| {
+            all.iter()
+                .position(|a| a == name)
+                .and_then(|j| all.get(j + 1))
+        };
         let edn = flag("--format").map_or(true, |f| f == "edn");
         let bin = flag("--bin").map_or("target/release/faultline", String::as_str);
         match n {

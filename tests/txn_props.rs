@@ -656,7 +656,11 @@ fn same_streamed(h: &History, workload: TxnKind) -> Result<(), TestCaseError> {
                 .iter()
                 .filter(|o| o.kind == OpType::Invoke)
                 .all(|o| o.value.as_array().is_some_and(|xs| xs.len() == 2));
-            prop_assert!(pairs && name.ends_with(".edn"), "{}: the stream gave up", name);
+            prop_assert!(
+                pairs && name.ends_with(".edn"),
+                "{}: the stream gave up",
+                name
+            );
             continue;
         };
         let streamed = streamed.expect("well formed").report;
@@ -685,4 +689,3 @@ proptest! {
         }
     }
 }
-

@@ -90,8 +90,10 @@ pub(crate) fn infer(txns: &Txns, atoms: &Interner) -> Result<Inferred, TxnError>
         // fail, and the first at or after n. Reads are prefixes of the
         // order (or reported above), so these answer for every read at
         // once instead of a hash lookup per element per read.
-        let order_w: Vec<Option<Writer>> =
-            order.iter().map(|v| writers.get(&(key, *v)).copied()).collect();
+        let order_w: Vec<Option<Writer>> = order
+            .iter()
+            .map(|v| writers.get(&(key, *v)).copied())
+            .collect();
         let ok_at = |j: usize| order_w[j].filter(|w| !failed(w.txn));
         let mut last_ok: Vec<Option<usize>> = Vec::with_capacity(order.len() + 1);
         last_ok.push(None);
@@ -111,11 +113,9 @@ pub(crate) fn infer(txns: &Txns, atoms: &Interner) -> Result<Inferred, TxnError>
         // it reaches the position where the order itself shows it.
         if !reported_incompatible {
             let shown = reordered(&writers, key, order);
-            if let Some((r, (w, a, b))) = shown.and_then(|(at, found)| {
-                rs.iter()
-                    .find(|r| r.values.len() > at)
-                    .map(|r| (r, found))
-            }) {
+            if let Some((r, (w, a, b))) = shown
+                .and_then(|(at, found)| rs.iter().find(|r| r.values.len() > at).map(|r| (r, found)))
+            {
                 out.push(Found {
                     name: "incompatible-order",
                     txns: vec![r.txn, w],

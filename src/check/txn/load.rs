@@ -16,7 +16,7 @@
 //!
 //! [`History::calls`]: crate::history::History::calls
 
-use super::parse::{Builder, Interner, MopRange, Mop, Span, Txns, NIL};
+use super::parse::{Builder, Interner, Mop, MopRange, Span, Txns, NIL};
 use super::{TxnError, TxnKind};
 use crate::history::read::stream::{Fallback, OpStream, RawValue};
 use crate::history::{Format, HistoryError, Op, OpType, Outcome, Process};
@@ -593,7 +593,9 @@ mod tests {
                  {:process 0, :type :fail, :value [[:x 1 2]]}\n";
         let e = both("h.edn", t, TxnKind::ListAppend).unwrap();
         assert!(
-            e.starts_with("DIR/h.edn:1: unknown micro-operation [\"x\",1,2] for the list-append workload"),
+            e.starts_with(
+                "DIR/h.edn:1: unknown micro-operation [\"x\",1,2] for the list-append workload"
+            ),
             "{e}"
         );
         // An ok completion's error does not hide an earlier invocation's.

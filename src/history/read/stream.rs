@@ -118,7 +118,10 @@ enum Syntax {
     Jsonl,
     /// EDN; `close` is the byte closing the one collection holding every
     /// op, once its opening byte has been read.
-    Edn { close: Option<u8>, done: bool },
+    Edn {
+        close: Option<u8>,
+        done: bool,
+    },
 }
 
 /// What one attempt at parsing an operation at the cursor gave.
@@ -272,7 +275,10 @@ impl OpStream {
             let n = self.buf.len() * 2;
             self.buf.resize(n, 0);
         }
-        let n = self.file.read(&mut self.buf[self.filled..]).map_err(|_| Fallback)?;
+        let n = self
+            .file
+            .read(&mut self.buf[self.filled..])
+            .map_err(|_| Fallback)?;
         if n == 0 {
             self.eof = true;
         }
@@ -296,7 +302,10 @@ impl OpStream {
 
     /// Counts lines from `pos` to `to` and moves there.
     fn advance(&mut self, to: usize) {
-        self.line += self.buf[self.pos..to].iter().filter(|&&b| b == b'\n').count();
+        self.line += self.buf[self.pos..to]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
         self.pos = to;
     }
 
@@ -467,10 +476,12 @@ impl OpStream {
             if op.key.is_some() {
                 self.tuples_open = false;
             }
-            if self.tuples_open && op.kind == OpType::Invoke && op.is_client() {
-                if !matches!(&op.value, Value::Array(xs) if xs.len() == 2) {
-                    self.tuples_open = false;
-                }
+            if self.tuples_open
+                && op.kind == OpType::Invoke
+                && op.is_client()
+                && !matches!(&op.value, Value::Array(xs) if xs.len() == 2)
+            {
+                self.tuples_open = false;
             }
             return Ok(Some(RawOp {
                 index,
