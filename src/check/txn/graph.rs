@@ -12,6 +12,7 @@ use super::infer::{Kind, Why};
 use super::parse::Txn;
 use crate::history::Outcome;
 use petgraph::graph::{DiGraph, NodeIndex};
+use rayon::slice::ParallelSliceMut;
 use rustc_hash::FxHashMap;
 
 /// The dependency graph of a history.
@@ -30,7 +31,7 @@ impl DepGraph {
     /// real-time order. Failed transactions take no part in any order.
     pub(crate) fn build(txns: &[Txn], mut data: Vec<(u32, u32, Kind, Why)>) -> DepGraph {
         // A stable sort keeps, of repeated edges, the first inferred.
-        data.sort_by_key(|&(a, b, k, _)| (a, b, k));
+        data.par_sort_by_key(|&(a, b, k, _)| (a, b, k));
         data.dedup_by_key(|&mut (a, b, k, _)| (a, b, k));
         data.shrink_to_fit();
         let mut raw: Vec<(u32, u32, u8)> = Vec::with_capacity(data.len() + txns.len() * 4);
@@ -40,7 +41,7 @@ impl DepGraph {
         let whys = data;
         process_edges(txns, &mut raw);
         realtime_edges(txns, &mut raw);
-        raw.sort_unstable_by_key(|&(a, b, _)| (a, b));
+        raw.par_sort_unstable_by_key(|&(a, b, _)| (a, b));
         let mut g: DiGraph<(), u8, u32> = DiGraph::with_capacity(txns.len(), raw.len());
         for _ in 0..txns.len() {
             g.add_node(());
