@@ -17,12 +17,26 @@
 //!
 //! The history is strictly serializable by construction: each transaction
 //! takes effect atomically at the moment it completes.
+//!
+//! ```text
+//! cargo bench --no-default-features --bench txn -- --scale N [--format edn|jsonl] [--bin PATH] [--keep]
+//! ```
+//!
+//! `--scale N` measures `faultline check --model list-append` end to end at
+//! scale: it writes N transactions (the same generator, streamed to disk, as
+//! Jepsen EDN by default) into /tmp/h-txnscale/, runs the release binary
+//! (`--bin`, default target/release/faultline) on it as a child process,
+//! and prints the wall time, the read throughput (MB/s of file per second
+//! of reading, as the checker reports it) and the child's peak resident
+//! memory (its VmHWM, sampled from /proc until it exits). The file is
+//! deleted afterwards unless `--keep`.
 
 use faultline::check::txn::{self, TxnKind, TxnOptions};
 use faultline::check::Validity;
 use faultline::history::{History, Op, OpType, Process};
 use serde_json::{json, Value};
-use std::time::Instant;
+use std::io::Write;
+use std::time::{Duration, Instant};
 
 /// xorshift64*: deterministic and dependency-free.
 struct Rng(u64);
@@ -136,8 +150,236 @@ fn generate(workload: TxnKind, txns: usize, concurrency: u64, keys: u64, seed: u
     History::new(ops)
 }
 
+/// A transaction in flight: per micro-operation its key, and the value to
+/// append (none for a read).
+type InFlight = Vec<(usize, Option<u64>)>;
+
+/// Writes a list-append history of `txns` transactions straight to `out`
+/// as Jepsen EDN (one op map per line) or JSON Lines, by the rules of
+/// [`generate`] but without holding it in memory: only the active keys'
+/// lists and each process's transaction in flight are kept.
+fn generate_file(
+    out: &mut impl Write,
+    edn: bool,
+    txns: usize,
+    concurrency: u64,
+    keys: u64,
+    seed: u64,
+) -> std::io::Result<()> {
+    let mut rng = Rng(seed | 1);
+    // Every key's list (as committed so far) and how many values were
+    // handed out for it; `active` holds the keys in use.
+    let mut lists: Vec<Vec<u64>> = vec![Vec::new(); keys as usize];
+    let mut handed: Vec<u64> = vec![0; keys as usize];
+    let mut active: Vec<usize> = (0..keys as usize).collect();
+    // Per process: its transaction in flight.
+    let mut pending: Vec<Option<InFlight>> = vec![None; concurrency as usize];
+    let (mut invoked, mut completed, mut index) = (0usize, 0usize, 0u64);
+    let mut line = String::with_capacity(4096);
+    let (append, read, nil) = if edn {
+        (":append", ":r", "nil")
+    } else {
+        ("\"append\"", "\"r\"", "null")
+    };
+    let sep = if edn { " " } else { "," };
+    while completed < txns {
+        let p = rng.below(concurrency) as usize;
+        line.clear();
+        let kind = match pending[p].take() {
+            None if invoked < txns => {
+                // As Elle's generator does, each append's value is chosen
+                // when the transaction is invoked: unique per key.
+                let n = 1 + rng.below(5);
+                let mut mops = Vec::with_capacity(n as usize);
+                for i in 0..n {
+                    let slot = rng.below(keys) as usize;
+                    let k = active[slot];
+                    let value = (rng.below(2) == 1).then(|| {
+                        handed[k] += 1;
+                        if handed[k] >= 100 {
+                            active[slot] = lists.len();
+                            lists.push(Vec::new());
+                            handed.push(0);
+                        }
+                        handed[k]
+                    });
+                    if i > 0 {
+                        line.push_str(sep);
+                    }
+                    match value {
+                        Some(x) => line.push_str(&format!("[{append}{sep}{k}{sep}{x}]")),
+                        None => line.push_str(&format!("[{read}{sep}{k}{sep}{nil}]")),
+                    }
+                    mops.push((k, value));
+                }
+                pending[p] = Some(mops);
+                invoked += 1;
+                "invoke"
+            }
+            None => continue,
+            Some(mops) => {
+                // Takes effect atomically now.
+                for (i, &(k, value)) in mops.iter().enumerate() {
+                    if i > 0 {
+                        line.push_str(sep);
+                    }
+                    match value {
+                        Some(x) => {
+                            lists[k].push(x);
+                            line.push_str(&format!("[{append}{sep}{k}{sep}{x}]"));
+                        }
+                        None => {
+                            line.push_str(&format!("[{read}{sep}{k}{sep}["));
+                            for (j, x) in lists[k].iter().enumerate() {
+                                if j > 0 {
+                                    line.push_str(sep);
+                                }
+                                line.push_str(&x.to_string());
+                            }
+                            line.push_str("]]");
+                        }
+                    }
+                }
+                completed += 1;
+                "ok"
+            }
+        };
+        let value = std::mem::take(&mut line);
+        if edn {
+            writeln!(
+                out,
+                "{{:index {index}, :time {t}, :type :{kind}, :process {p}, :f :txn, :value [{value}]}}",
+                t = index * 1000
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{{\"index\":{index},\"time\":{t},\"process\":{p},\"type\":\"{kind}\",\"f\":\"txn\",\"value\":[{value}]}}",
+                t = index * 1000
+            )?;
+        }
+        line = value;
+        index += 1;
+    }
+    Ok(())
+}
+
+/// The child's peak resident memory (VmHWM) in KiB, from /proc.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `--scale`: generate, check as a child process, measure, delete.
+fn scale(txns: usize, edn: bool, bin: &str, keep: bool) {
+    let dir = std::path::Path::new("/tmp/h-txnscale");
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("cannot create {}: {e}", dir.display());
+        std::process::exit(1);
+    }
+    let path = dir.join(format!("txn-{txns}.{}", if edn { "edn" } else { "jsonl" }));
+    let t0 = Instant::now();
+    let written = std::fs::File::create(&path).and_then(|f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        generate_file(&mut w, edn, txns, 10, 100, 0x5eed)?;
+        w.flush()
+    });
+    if let Err(e) = written {
+        eprintln!("cannot write {}: {e}", path.display());
+        std::process::exit(1);
+    }
+    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+    println!(
+        "generated {txns} list-append transactions, {:.0} MB of {}, in {:.1} s: {}",
+        size as f64 / 1e6,
+        if edn { "EDN" } else { "JSON Lines" },
+        t0.elapsed().as_secs_f64(),
+        path.display()
+    );
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "load average before the check: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let t = Instant::now();
+    let child = std::process::Command::new(bin)
+        .args(["check", "--model", "list-append", "--json"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cannot run {bin}: {e} (build it: cargo build --release)");
+            std::process::exit(1);
+        }
+    };
+    let pid = child.id();
+    let mut peak = 0;
+    let status = loop {
+        if let Some(k) = vm_hwm_kib(pid) {
+            peak = peak.max(k);
+        }
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => {
+                eprintln!("waiting for {bin}: {e}");
+                std::process::exit(1);
+            }
+        }
+    };
+    let wall = t.elapsed().as_secs_f64();
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut o, &mut out);
+    }
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
+    let read_ms = v["read_ms"].as_f64().unwrap_or(f64::NAN);
+    println!(
+        "faultline check: {} (exit {}), wall {wall:.2} s, reading {:.2} s ({:.0} MB/s), checking {:.2} s, peak RSS {} MiB",
+        v["verdict"].as_str().unwrap_or("?"),
+        status.code().unwrap_or(-1),
+        read_ms / 1e3,
+        size as f64 / 1e6 / (read_ms / 1e3),
+        v["elapsed_ms"].as_f64().unwrap_or(f64::NAN) / 1e3,
+        peak / 1024
+    );
+    if keep {
+        println!("kept {}", path.display());
+    } else if let Err(e) = std::fs::remove_file(&path) {
+        eprintln!("cannot remove {}: {e}", path.display());
+    }
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let all: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if let Some(i) = all.iter().position(|a| a == "--scale") {
+        let n = all.get(i + 1).and_then(|v| v.parse::<usize>().ok());
+        let flag = |name: &str| {
+            all.iter()
+                .position(|a| a == name)
+                .and_then(|j| all.get(j + 1))
+        };
+        let edn = flag("--format").map_or(true, |f| f == "edn");
+        let bin = flag("--bin").map_or("target/release/faultline", String::as_str);
+        match n {
+            Some(n) => scale(n, edn, bin, all.iter().any(|a| a == "--keep")),
+            None => {
+                eprintln!("usage: txn --scale N [--format edn|jsonl] [--bin PATH] [--keep]");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
+    let mut args = all.into_iter();
     let (mut txns, mut concurrency, mut keys, mut stale) = (100_000usize, 10u64, 100u64, 0u64);
     let mut write: Option<String> = None;
     let mut workload = TxnKind::ListAppend;

@@ -45,6 +45,21 @@ pub trait Checker: Sync {
     /// Checks `history`. `Err` when the history cannot be checked at all
     /// (it breaks the rules of histories, or the checker cannot read it).
     fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck>;
+
+    /// Checks the history file at `path` without reading it whole into a
+    /// [`History`], when this checker can (the transactional checker
+    /// streams it into a compact form), with the same verdict as
+    /// [`Checker::check`] on the file read whole; with the time spent
+    /// reading. `None`: read the file and call [`Checker::check`].
+    fn check_path(
+        &self,
+        path: &std::path::Path,
+        format: Option<crate::history::Format>,
+        ctx: &CheckContext,
+    ) -> Option<(std::time::Duration, Result<Verdict, CannotCheck>)> {
+        let _ = (path, format, ctx);
+        None
+    }
 }
 
 /// What checkers need beside the history.

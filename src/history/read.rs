@@ -4,7 +4,9 @@
 //! The readers themselves live in submodules: `jsonl` (native JSON Lines),
 //! `jepsen_edn` (Jepsen's `history.edn`, its `independent` variant and
 //! Porcupine's kv files), `jepsen_log` (Jepsen's console log), on top of a
-//! small EDN parser in `edn`. Every reader reports bad input as a
+//! small EDN parser in `edn`. `stream` reads JSON Lines and EDN files
+//! operation by operation without keeping them, for checkers that keep
+//! only a compact form (it defers to these readers for anything unusual). Every reader reports bad input as a
 //! [`ReadError`] naming the file, the line and what was expected; none of
 //! them panics on any input (each has a fuzz target under `fuzz/`).
 //!
@@ -15,6 +17,7 @@ mod jepsen_edn;
 mod jepsen_log;
 mod jsonl;
 mod shapes;
+pub mod stream;
 
 use super::History;
 use std::fmt;

@@ -4,9 +4,10 @@
 use super::{show_duration, CannotCheck, CheckContext, Checker, Text, Verdict};
 use crate::check::txn::{self, Anomaly, TxnKind, TxnReport};
 use crate::check::Validity;
-use crate::history::{History, Op};
+use crate::history::{Format, History, Op};
 use serde_json::json;
-use std::time::Instant;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// Transactional anomalies and the consistency models they rule out.
 pub(super) struct TxnChecker;
@@ -39,47 +40,89 @@ impl Checker for TxnChecker {
     }
 
     fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {
-        let model = ctx.model.as_deref().unwrap_or("no model");
-        let kind = TxnKind::parse(model).ok_or_else(|| {
-            CannotCheck(format!(
-                "the txn checker takes {}, not {model}",
-                self.models_text()
-            ))
-        })?;
-        let mut opts = txn::TxnOptions::new(kind);
-        if !ctx.consistency_models.is_empty() {
-            opts.consistency_models = ctx.consistency_models.clone();
-        }
-        opts.time_limit = ctx.time_limit;
-        opts.sequential_keys = ctx.sequential_keys;
-        opts.linearizable_keys = ctx.linearizable_keys;
+        let opts = options(self, ctx)?;
         let r = txn::check(history, &opts).map_err(|e| CannotCheck(e.to_string()))?;
-        let mut details = serde_json::to_value(&r).map_err(|e| CannotCheck(e.to_string()))?;
-        let mut full = lines(&r, 3);
-        if r.validity == Validity::Invalid && !ctx.shrink_time.is_zero() {
-            if let Some(cycle) = cycle_alone(history, &r, &opts, ctx) {
-                full.push(cycle.line());
-                details["shrunk"] = cycle.details;
-            }
-        }
-        Ok(Verdict {
-            validity: r.validity,
-            explanation: explanation(&r),
-            details,
-            text: Text {
-                heading: format!(
-                    "{}, {} transactions, consistency model {}, {}",
-                    r.workload.name(),
-                    r.txns,
-                    r.consistency_models.join(", "),
-                    show_duration(r.elapsed)
-                ),
-                full,
-                brief: lines(&r, 1),
-            },
-            files: txn::explanation_files(&r),
+        verdict(r, &opts, ctx, |at| {
+            at.iter()
+                .filter_map(|&i| history.ops.get(i).cloned())
+                .collect()
         })
     }
+
+    fn check_path(
+        &self,
+        path: &Path,
+        format: Option<Format>,
+        ctx: &CheckContext,
+    ) -> Option<(Duration, Result<Verdict, CannotCheck>)> {
+        let opts = match options(self, ctx) {
+            Ok(o) => o,
+            Err(e) => return Some((Duration::ZERO, Err(e))),
+        };
+        let checked = match txn::check_path(path, format, &opts)? {
+            Ok(c) => c,
+            Err(e) => return Some((Duration::ZERO, Err(CannotCheck(e.to_string())))),
+        };
+        // The shrink's few events are read again from the file, streamed.
+        let v = verdict(checked.report, &opts, ctx, |at| {
+            txn::events_at(path, format, at).unwrap_or_default()
+        });
+        Some((checked.read, v))
+    }
+}
+
+/// The checker's options from the context.
+fn options(c: &TxnChecker, ctx: &CheckContext) -> Result<txn::TxnOptions, CannotCheck> {
+    let model = ctx.model.as_deref().unwrap_or("no model");
+    let kind = TxnKind::parse(model).ok_or_else(|| {
+        CannotCheck(format!(
+            "the txn checker takes {}, not {model}",
+            c.models_text()
+        ))
+    })?;
+    let mut opts = txn::TxnOptions::new(kind);
+    if !ctx.consistency_models.is_empty() {
+        opts.consistency_models = ctx.consistency_models.clone();
+    }
+    opts.time_limit = ctx.time_limit;
+    opts.sequential_keys = ctx.sequential_keys;
+    opts.linearizable_keys = ctx.linearizable_keys;
+    Ok(opts)
+}
+
+/// The verdict on a report; `events` gives the history's events at the
+/// given positions (for the cycle's sub-history).
+fn verdict(
+    r: TxnReport,
+    opts: &txn::TxnOptions,
+    ctx: &CheckContext,
+    events: impl FnOnce(&[usize]) -> Vec<Op>,
+) -> Result<Verdict, CannotCheck> {
+    let mut details = serde_json::to_value(&r).map_err(|e| CannotCheck(e.to_string()))?;
+    let mut full = lines(&r, 3);
+    if r.validity == Validity::Invalid && !ctx.shrink_time.is_zero() {
+        if let Some(cycle) = cycle_alone(events, &r, opts, ctx) {
+            full.push(cycle.line());
+            details["shrunk"] = cycle.details;
+        }
+    }
+    Ok(Verdict {
+        validity: r.validity,
+        explanation: explanation(&r),
+        details,
+        text: Text {
+            heading: format!(
+                "{}, {} transactions, consistency model {}, {}",
+                r.workload.name(),
+                r.txns,
+                r.consistency_models.join(", "),
+                show_duration(r.elapsed)
+            ),
+            full,
+            brief: lines(&r, 1),
+        },
+        files: txn::explanation_files(&r),
+    })
 }
 
 /// The first cycle anomaly's transactions, checked again as a history of
@@ -116,7 +159,7 @@ impl CycleAlone {
 /// transactional counterpart of the linearizability shrink. `None` when
 /// no anomaly has a cycle, or the re-check cannot run.
 fn cycle_alone(
-    history: &History,
+    events: impl FnOnce(&[usize]) -> Vec<Op>,
     r: &TxnReport,
     opts: &txn::TxnOptions,
     ctx: &CheckContext,
@@ -135,10 +178,7 @@ fn cycle_alone(
         .collect();
     at.sort_unstable();
     at.dedup();
-    let events: Vec<Op> = at
-        .iter()
-        .filter_map(|&i| history.ops.get(i).cloned())
-        .collect();
+    let events: Vec<Op> = events(&at);
     let sub = History::new(events.clone());
     let again = txn::TxnOptions {
         time_limit: Some(ctx.shrink_time),

@@ -4,15 +4,14 @@
 
 use super::graph::DepGraph;
 use super::infer::{Kind, Why};
-use super::parse::{Interner, Txn, NIL};
+use super::parse::{Interner, Txns, NIL};
 use super::search::Cycle;
 use super::{Anomaly, CycleStep, TxnKind, TxnRef};
 use serde_json::Value;
 
 /// What explanations need to know about the history.
 pub(crate) struct Ctx<'a> {
-    pub txns: &'a [Txn],
-    pub calls: &'a [crate::history::Call],
+    pub txns: &'a Txns,
     pub atoms: &'a Interner,
     pub workload: TxnKind,
 }
@@ -33,16 +32,7 @@ pub(crate) fn show_json(v: &Value) -> String {
 impl Ctx<'_> {
     fn txn_ref(&self, name: String, t: u32) -> TxnRef {
         let txn = &self.txns[t as usize];
-        let call = &self.calls[txn.call];
-        let value = if txn.from_completion {
-            &call.output
-        } else {
-            &call.input
-        };
-        let ops = match value {
-            Value::Array(xs) => xs.iter().map(show_json).collect::<Vec<_>>().join(" "),
-            v => show_json(v),
-        };
+        let ops = self.txns.show_ops(txn, self.atoms);
         TxnRef {
             name,
             invoke_index: txn.invoke,
@@ -58,7 +48,7 @@ impl Ctx<'_> {
         let (an, at) = a;
         let (bn, bt) = b;
         let show = |x: u32| self.atoms.show(x);
-        let why = graph.whys.get(&(at, bt, kind)).copied().unwrap_or(Why {
+        let why = graph.why(at, bt, kind).unwrap_or(Why {
             key: NIL,
             v1: NIL,
             v2: NIL,
@@ -128,8 +118,7 @@ impl Ctx<'_> {
             let why = self.because(graph, (an, a), (bn, b), kind);
             let key = match kind {
                 Kind::Ww | Kind::Wr | Kind::Rw => graph
-                    .whys
-                    .get(&(a, b, kind))
+                    .why(a, b, kind)
                     .map(|w| self.atoms.value(w.key).clone()),
                 Kind::Process | Kind::Realtime => None,
             };

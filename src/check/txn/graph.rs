@@ -12,29 +12,36 @@ use super::infer::{Kind, Why};
 use super::parse::Txn;
 use crate::history::Outcome;
 use petgraph::graph::{DiGraph, NodeIndex};
+use rayon::slice::ParallelSliceMut;
 use rustc_hash::FxHashMap;
 
 /// The dependency graph of a history.
 pub(crate) struct DepGraph {
     /// Nodes are transaction numbers; edge weights are kind masks.
     pub g: DiGraph<(), u8, u32>,
-    /// The reason of the first data edge of each (from, to, kind).
-    pub whys: FxHashMap<(u32, u32, Kind), Why>,
+    /// The first data edge inferred of each (from, to, kind), with its
+    /// reason, sorted: looked up by binary search ([`DepGraph::why`]).
+    /// A sorted vector rather than a hash map: at millions of edges it
+    /// takes a third of the memory.
+    whys: Vec<(u32, u32, Kind, Why)>,
 }
 
 impl DepGraph {
     /// Builds the graph from data edges and the history's process and
     /// real-time order. Failed transactions take no part in any order.
-    pub(crate) fn build(txns: &[Txn], data: &[(u32, u32, Kind, Why)]) -> DepGraph {
+    pub(crate) fn build(txns: &[Txn], mut data: Vec<(u32, u32, Kind, Why)>) -> DepGraph {
+        // A stable sort keeps, of repeated edges, the first inferred.
+        data.par_sort_by_key(|&(a, b, k, _)| (a, b, k));
+        data.dedup_by_key(|&mut (a, b, k, _)| (a, b, k));
+        data.shrink_to_fit();
         let mut raw: Vec<(u32, u32, u8)> = Vec::with_capacity(data.len() + txns.len() * 4);
-        let mut whys: FxHashMap<(u32, u32, Kind), Why> = FxHashMap::default();
-        for &(a, b, k, why) in data {
+        for &(a, b, k, _) in &data {
             raw.push((a, b, k.bit()));
-            whys.entry((a, b, k)).or_insert(why);
         }
+        let whys = data;
         process_edges(txns, &mut raw);
         realtime_edges(txns, &mut raw);
-        raw.sort_unstable_by_key(|&(a, b, _)| (a, b));
+        raw.par_sort_unstable_by_key(|&(a, b, _)| (a, b));
         let mut g: DiGraph<(), u8, u32> = DiGraph::with_capacity(txns.len(), raw.len());
         for _ in 0..txns.len() {
             g.add_node(());
@@ -51,6 +58,14 @@ impl DepGraph {
             i = j;
         }
         DepGraph { g, whys }
+    }
+
+    /// Why the data edge `a → b` of kind `k` exists.
+    pub(crate) fn why(&self, a: u32, b: u32, k: Kind) -> Option<Why> {
+        self.whys
+            .binary_search_by_key(&(a, b, k), |&(a, b, k, _)| (a, b, k))
+            .ok()
+            .map(|i| self.whys[i].3)
     }
 }
 

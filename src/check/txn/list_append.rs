@@ -6,7 +6,7 @@
 //! dirty-update, lost-update and garbage-read.
 
 use super::infer::{show_list, Found, Inferred, Kind, Why};
-use super::parse::{Interner, Mop, Txn, NIL};
+use super::parse::{Interner, Mop, Txn, Txns, NIL};
 use super::TxnError;
 use crate::history::Outcome;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -31,7 +31,7 @@ struct Read<'a> {
 }
 
 /// Infers edges and non-cycle anomalies of a list-append history.
-pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError> {
+pub(crate) fn infer(txns: &Txns, atoms: &Interner) -> Result<Inferred, TxnError> {
     let mut out = Inferred::default();
     let (writers, appends) = writers(txns, atoms)?;
     let failed = |t: u32| txns[t as usize].outcome == Outcome::Fail;
@@ -41,7 +41,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
     let mut writes_key: FxHashSet<(u32, u32)> = FxHashSet::default();
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
-        for m in &txn.mops {
+        for m in txns.mops(txn) {
             if let Mop::Append { key, .. } = m {
                 writes_key.insert((t, *key));
             }
@@ -49,7 +49,7 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
         if txn.outcome != Outcome::Ok {
             continue;
         }
-        internal(t, txn, atoms, &mut out, &mut reads);
+        internal(t, txn, txns, atoms, &mut out, &mut reads);
     }
     let committed = committed_appends(txns, &writers, &reads, appends);
 
@@ -85,11 +85,36 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
                 }
             }
         }
+        // The writer of each position of the order, and for each length n
+        // of a prefix: the last position before n whose writer did not
+        // fail, and the first at or after n. Reads are prefixes of the
+        // order (or reported above), so these answer for every read at
+        // once instead of a hash lookup per element per read.
+        let order_w: Vec<Option<Writer>> = order
+            .iter()
+            .map(|v| writers.get(&(key, *v)).copied())
+            .collect();
+        let ok_at = |j: usize| order_w[j].filter(|w| !failed(w.txn));
+        let mut last_ok: Vec<Option<usize>> = Vec::with_capacity(order.len() + 1);
+        last_ok.push(None);
+        for j in 0..order.len() {
+            let before = last_ok[j];
+            last_ok.push(ok_at(j).map(|_| j).or(before));
+        }
+        let mut next_ok: Vec<Option<usize>> = vec![None; order.len() + 1];
+        for j in (0..order.len()).rev() {
+            next_ok[j] = ok_at(j).map(|_| j).or(next_ok[j + 1]);
+        }
+        let first_failed = order_w
+            .iter()
+            .position(|w| w.is_some_and(|w| failed(w.txn)));
         // A transaction's appends must appear in the order it made them.
+        // Every read is a prefix here, and a prefix shows a reordering iff
+        // it reaches the position where the order itself shows it.
         if !reported_incompatible {
-            if let Some((r, w, a, b)) = rs
-                .iter()
-                .find_map(|r| reordered(&writers, key, r.values).map(|(w, a, b)| (r, w, a, b)))
+            let shown = reordered(&writers, key, order);
+            if let Some((r, (w, a, b))) = shown
+                .and_then(|(at, found)| rs.iter().find(|r| r.values.len() > at).map(|r| (r, found)))
             {
                 out.push(Found {
                     name: "incompatible-order",
@@ -204,23 +229,25 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
         // The next committed (or possibly committed) version after position
         // `n` of the order, for rw edges.
         let next_after = |n: usize| -> Option<(u32, u32)> {
-            order[n..].iter().find_map(|&v| {
-                writers
-                    .get(&(key, v))
-                    .filter(|w| !failed(w.txn))
-                    .map(|w| (w.txn, v))
-            })
+            next_ok[n].and_then(|j| order_w[j].map(|w| (w.txn, order[j])))
         };
 
         let mut lost: FxHashMap<&[u32], Vec<u32>> = FxHashMap::default();
         for (i, r) in rs.iter().enumerate() {
             // G1a: any element from an aborted transaction.
-            if let Some((&v, w)) = r.values.iter().find_map(|v| {
-                writers
-                    .get(&(key, *v))
-                    .filter(|w| failed(w.txn))
-                    .map(|w| (v, w))
-            }) {
+            let aborted = if prefix[i] {
+                first_failed
+                    .filter(|&j| j < r.values.len())
+                    .and_then(|j| order_w[j].map(|w| (&order[j], w)))
+            } else {
+                r.values.iter().find_map(|v| {
+                    writers
+                        .get(&(key, *v))
+                        .filter(|w| failed(w.txn))
+                        .map(|w| (v, *w))
+                })
+            };
+            if let Some((&v, w)) = aborted {
                 out.push(Found {
                     name: "G1a",
                     txns: vec![r.txn, w.txn],
@@ -256,12 +283,17 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
             // The reader depends on the last version it saw that a
             // transaction which did not fail wrote: elements of failed
             // transactions after it (G1a) do not hide that dependency.
-            if let Some((&v, w)) = r.values.iter().rev().find_map(|v| {
-                writers
-                    .get(&(key, *v))
-                    .filter(|w| !failed(w.txn))
-                    .map(|w| (v, w))
-            }) {
+            let depends = if prefix[i] {
+                last_ok[r.values.len()].and_then(|j| order_w[j].map(|w| (&order[j], w)))
+            } else {
+                r.values.iter().rev().find_map(|v| {
+                    writers
+                        .get(&(key, *v))
+                        .filter(|w| !failed(w.txn))
+                        .map(|w| (v, *w))
+                })
+            };
+            if let Some((&v, w)) = depends {
                 if w.txn != r.txn {
                     out.edges.push((
                         w.txn,
@@ -335,14 +367,14 @@ pub(crate) fn infer(txns: &[Txn], atoms: &Interner) -> Result<Inferred, TxnError
 
 /// The writer of every appended value; a value appended twice is bad input
 /// (inference relies on unique values).
-fn writers(txns: &[Txn], atoms: &Interner) -> Result<Writers, TxnError> {
+fn writers(txns: &Txns, atoms: &Interner) -> Result<Writers, TxnError> {
     let mut writers: FxHashMap<(u32, u32), Writer> = FxHashMap::default();
     let mut appends: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
         let mut last_of_key: FxHashMap<u32, u32> = FxHashMap::default();
         let mut seq_of_key: FxHashMap<u32, u32> = FxHashMap::default();
-        for m in &txn.mops {
+        for m in txns.mops(txn) {
             if let Mop::Append { key, value } = *m {
                 let seq = seq_of_key.entry(key).or_insert(0);
                 *seq += 1;
@@ -388,7 +420,7 @@ type Writers = (
 /// some append (a transaction's effects are visible all or none, so one
 /// observed append proves every other committed too).
 fn committed_appends(
-    txns: &[Txn],
+    txns: &Txns,
     writers: &FxHashMap<(u32, u32), Writer>,
     reads: &FxHashMap<u32, Vec<Read<'_>>>,
     mut appends: FxHashMap<u32, Vec<(u32, u32)>>,
@@ -419,20 +451,39 @@ type KeyState<'a> = (Option<&'a [u32]>, Vec<u32>, bool);
 /// earlier reads and appends (`internal`), and collects its reads.
 fn internal<'a>(
     t: u32,
-    txn: &'a Txn,
+    txn: &Txn,
+    txns: &'a Txns,
     atoms: &Interner,
     out: &mut Inferred,
     reads: &mut FxHashMap<u32, Vec<Read<'a>>>,
 ) {
     // Per key: the last list read (if any) and what was appended since.
-    let mut state: FxHashMap<u32, KeyState<'a>> = FxHashMap::default();
-    // Every element this transaction has read so far, with the list it was
-    // read in: appending one of them afterwards is a future read.
-    let mut read_so_far: FxHashMap<(u32, u32), &'a [u32]> = FxHashMap::default();
-    for m in &txn.mops {
+    // A transaction touches a handful of keys: a vector beats a map.
+    let mut state: Vec<(u32, KeyState<'a>)> = Vec::new();
+    fn entry<'s, 'a>(state: &'s mut Vec<(u32, KeyState<'a>)>, key: u32) -> &'s mut KeyState<'a> {
+        let i = match state.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                state.push((key, (None, Vec::new(), false)));
+                state.len() - 1
+            }
+        };
+        &mut state[i].1
+    }
+    let mops = txns.mops(txn);
+    for (i, m) in mops.iter().enumerate() {
         match m {
             Mop::Append { key, value } => {
-                if let Some(list) = read_so_far.get(&(*key, *value)) {
+                // Appending an element this transaction already read is a
+                // future read; the first list it was read in is shown.
+                let earlier = mops[..i].iter().find_map(|e| match e {
+                    Mop::ReadList { key: k, values } if k == key => {
+                        let list = txns.elems(*values);
+                        list.contains(value).then_some(list)
+                    }
+                    _ => None,
+                });
+                if let Some(list) = earlier {
                     out.push(Found {
                         name: "future-read",
                         txns: vec![t],
@@ -445,15 +496,13 @@ fn internal<'a>(
                         ),
                     });
                 }
-                let s = state.entry(*key).or_insert((None, Vec::new(), false));
+                let s = entry(&mut state, *key);
                 s.1.push(*value);
                 s.2 = true;
             }
-            Mop::ReadList {
-                key,
-                values: Some(values),
-            } => {
-                let s = state.entry(*key).or_insert((None, Vec::new(), false));
+            Mop::ReadList { key, values } => {
+                let values = txns.elems(*values);
+                let s = entry(&mut state, *key);
                 let ok = match s.0 {
                     Some(base) => {
                         values.len() == base.len() + s.1.len()
@@ -482,9 +531,6 @@ fn internal<'a>(
                         ),
                     });
                 }
-                for &v in values {
-                    read_so_far.entry((*key, v)).or_insert(values);
-                }
                 let external = s.0.is_none() && !s.2;
                 reads.entry(*key).or_default().push(Read {
                     txn: t,
@@ -500,22 +546,22 @@ fn internal<'a>(
 }
 
 /// The first transaction whose appends to `key` appear in `xs` out of the
-/// order it made them: the transaction, and the values it appended first
-/// and second.
+/// order it made them: the position in `xs` where that shows, the
+/// transaction, and the values it appended first and second.
 fn reordered(
     writers: &FxHashMap<(u32, u32), Writer>,
     key: u32,
     xs: &[u32],
-) -> Option<(u32, u32, u32)> {
+) -> Option<(usize, (u32, u32, u32))> {
     // Per writer: the sequence number and value of its last append seen.
     let mut seen: FxHashMap<u32, (u32, u32)> = FxHashMap::default();
-    for &x in xs {
+    for (at, &x) in xs.iter().enumerate() {
         let Some(w) = writers.get(&(key, x)) else {
             continue;
         };
         if let Some(&(seq, v)) = seen.get(&w.txn) {
             if w.seq < seq {
-                return Some((w.txn, x, v));
+                return Some((at, (w.txn, x, v)));
             }
         }
         seen.insert(w.txn, (w.seq, x));

@@ -45,6 +45,7 @@ mod explain;
 mod graph;
 mod infer;
 mod list_append;
+mod load;
 pub mod models;
 mod parse;
 mod rw_register;
@@ -52,10 +53,11 @@ mod search;
 
 use super::registry::ExplanationFile;
 use super::Validity;
-use crate::history::{Call, History, HistoryError, Outcome, Process};
+use crate::history::{Call, Format, History, HistoryError, Op, Outcome, Process};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The kind of objects the transactions operate on.
@@ -262,6 +264,68 @@ pub fn check(history: &History, opts: &TxnOptions) -> Result<TxnReport, TxnError
     check_calls(history, &calls, opts)
 }
 
+/// A history file checked by [`check_path`].
+#[derive(Debug)]
+pub struct PathChecked {
+    /// The verdict.
+    pub report: TxnReport,
+    /// Time spent reading the file into transactions.
+    pub read: Duration,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+/// Checks a history file read as a stream straight into compact
+/// transactions (see `load`): the same verdict as reading the file with
+/// [`read_path`](crate::history::read_path) and calling [`check`], in a
+/// fraction of the memory. `None` when the file must be read whole
+/// instead: a format other than JSON Lines and EDN, or anything the
+/// whole-file reader decides from the whole file (a bad line, EDN tuples of
+/// an `independent` test, operations without `:process`).
+pub fn check_path(
+    path: &Path,
+    format: Option<Format>,
+    opts: &TxnOptions,
+) -> Option<Result<PathChecked, TxnError>> {
+    let start = Instant::now();
+    let loaded = match load::load(path, format, opts.workload) {
+        Ok(Some(l)) => l,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e)),
+    };
+    let read = start.elapsed();
+    let report = validate_models(opts).and_then(|()| {
+        check_txns(
+            Instant::now(),
+            &loaded.txns,
+            &loaded.atoms,
+            loaded.skipped,
+            opts,
+        )
+    });
+    Some(report.map(|report| PathChecked {
+        report,
+        read,
+        bytes: loaded.bytes,
+    }))
+}
+
+/// The events of a history file at the given positions (sorted), as
+/// [`read_path`](crate::history::read_path) reads them, without reading the
+/// file whole; `None` when the file cannot be streamed.
+pub fn events_at(path: &Path, format: Option<Format>, positions: &[usize]) -> Option<Vec<Op>> {
+    load::events_at(path, format, positions)
+}
+
+fn validate_models(opts: &TxnOptions) -> Result<(), TxnError> {
+    for m in &opts.consistency_models {
+        if !models::is_model(m) {
+            return Err(TxnError::UnknownModel(m.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// Checks already-paired calls of `history` (see [`History::calls`]).
 pub fn check_calls(
     history: &History,
@@ -269,13 +333,19 @@ pub fn check_calls(
     opts: &TxnOptions,
 ) -> Result<TxnReport, TxnError> {
     let start = Instant::now();
-    for m in &opts.consistency_models {
-        if !models::is_model(m) {
-            return Err(TxnError::UnknownModel(m.clone()));
-        }
-    }
-    let mut atoms = parse::Interner::default();
-    let (txns, skipped_ops) = parse::decode(history, calls, opts.workload, &mut atoms)?;
+    validate_models(opts)?;
+    let (txns, atoms, skipped_ops) = parse::decode(history, calls, opts.workload)?;
+    check_txns(start, &txns, &atoms, skipped_ops, opts)
+}
+
+/// Checks decoded transactions; `start` is when checking began.
+fn check_txns(
+    start: Instant,
+    txns: &parse::Txns,
+    atoms: &parse::Interner,
+    skipped_ops: usize,
+    opts: &TxnOptions,
+) -> Result<TxnReport, TxnError> {
     let mut report = TxnReport {
         workload: opts.workload,
         validity: Validity::Valid,
@@ -313,16 +383,15 @@ pub fn check_calls(
         ));
     }
 
-    let inferred = match opts.workload {
-        TxnKind::ListAppend => list_append::infer(&txns, &atoms)?,
-        TxnKind::RwRegister => rw_register::infer(&txns, &atoms, opts)?,
+    let mut inferred = match opts.workload {
+        TxnKind::ListAppend => list_append::infer(txns, atoms)?,
+        TxnKind::RwRegister => rw_register::infer(txns, atoms, opts)?,
     };
-    let graph = graph::DepGraph::build(&txns, &inferred.edges);
+    let graph = graph::DepGraph::build(txns, std::mem::take(&mut inferred.edges));
     report.edges = graph.g.edge_count();
     let ctx = explain::Ctx {
-        txns: &txns,
-        calls,
-        atoms: &atoms,
+        txns,
+        atoms,
         workload: opts.workload,
     };
     for f in &inferred.found {
@@ -343,7 +412,11 @@ pub fn check_calls(
     let mut timed_out = false;
     // Node sets of the cycles reported per class, to drop repeats.
     let mut seen_cycles: BTreeMap<&str, Vec<Vec<u32>>> = BTreeMap::new();
-    for class in search::classes() {
+    // Every class's cycles are cycles of the whole graph: when it has none
+    // (a valid history, the usual case at scale), one linear pass settles
+    // all classes instead of a strongly-connected-components pass each.
+    let acyclic = !petgraph::algo::is_cyclic_directed(&graph.g);
+    for class in search::classes().into_iter().filter(|_| !acyclic) {
         if timed_out || deadline.is_some_and(|d| Instant::now() >= d) {
             timed_out = true;
             incomplete.push(class.name);

@@ -16,7 +16,7 @@
 //! G1b, dirty-update, lost-update and garbage-read.
 
 use super::infer::{Found, Inferred, Kind, Why};
-use super::parse::{Interner, Mop, Txn, NIL};
+use super::parse::{Interner, Mop, Txns, NIL};
 use super::{TxnError, TxnOptions};
 use crate::history::{Outcome, Process};
 use petgraph::graphmap::DiGraphMap;
@@ -30,7 +30,7 @@ struct Writer {
 
 /// Infers edges and non-cycle anomalies of an rw-register history.
 pub(crate) fn infer(
-    txns: &[Txn],
+    txns: &Txns,
     atoms: &Interner,
     opts: &TxnOptions,
 ) -> Result<Inferred, TxnError> {
@@ -50,7 +50,7 @@ pub(crate) fn infer(
         let t = t as u32;
         // Per key: the value this txn last saw or wrote, and whether it wrote.
         let mut state: FxHashMap<u32, (u32, bool)> = FxHashMap::default();
-        for m in &txn.mops {
+        for m in txns.mops(txn) {
             match *m {
                 Mop::Write { key, value } => {
                     if let Some(prev) = writers.insert((key, value), Writer { txn: t, last: true })
@@ -76,10 +76,7 @@ pub(crate) fn infer(
                     }
                     state.insert(key, (value, true));
                 }
-                Mop::ReadReg {
-                    key,
-                    value: Some(v),
-                } => {
+                Mop::ReadReg { key, value: v } => {
                     match state.get(&key) {
                         Some(&(s, wrote_it)) if s != v => out.push(Found {
                             name: "internal",
@@ -291,7 +288,7 @@ pub(crate) fn infer(
 
 /// Per-key sequential order: within a process, a write to a key follows the
 /// last value that process read or wrote on the key in earlier transactions.
-fn sequential(txns: &[Txn], versions: &mut FxHashMap<u32, FxHashSet<(u32, u32)>>) {
+fn sequential(txns: &Txns, versions: &mut FxHashMap<u32, FxHashSet<(u32, u32)>>) {
     let mut order: Vec<usize> = (0..txns.len())
         .filter(|&t| txns[t].outcome == Outcome::Ok)
         .collect();
@@ -301,16 +298,13 @@ fn sequential(txns: &[Txn], versions: &mut FxHashMap<u32, FxHashSet<(u32, u32)>>
         let txn = &txns[t];
         let mut seen: FxHashMap<u32, u32> = FxHashMap::default();
         let mut first_write: FxHashMap<u32, u32> = FxHashMap::default();
-        for m in &txn.mops {
+        for m in txns.mops(txn) {
             match *m {
                 Mop::Write { key, value } => {
                     first_write.entry(key).or_insert(value);
                     seen.insert(key, value);
                 }
-                Mop::ReadReg {
-                    key,
-                    value: Some(v),
-                } => {
+                Mop::ReadReg { key, value: v } => {
                     seen.insert(key, v);
                 }
                 _ => {}
@@ -334,7 +328,7 @@ fn sequential(txns: &[Txn], versions: &mut FxHashMap<u32, FxHashSet<(u32, u32)>>
 /// such predecessor is linked (the order is still sound, merely less
 /// complete).
 fn linearizable(
-    txns: &[Txn],
+    txns: &Txns,
     wrote: &FxHashMap<(u32, u32), (u32, u32)>,
     versions: &mut FxHashMap<u32, FxHashSet<(u32, u32)>>,
 ) {

@@ -160,7 +160,7 @@ fn set<T>(slot: &mut Option<T>, v: T, name: &str) -> Result<(), String> {
 
 /// Builds an op from one EDN form, and whether it had no `:process` (its
 /// process is then a placeholder); the error says what was expected.
-fn op_from_edn(
+pub(super) fn op_from_edn(
     form: Edn,
     independent: bool,
     pending_keys: &mut FxHashMap<u64, (Value, bool)>,

@@ -1,0 +1,1115 @@
+//! Reading a history file as a stream of operations, for checkers that
+//! keep only a compact form of each (the transactional checker at a
+//! million transactions and more): the file is read in blocks, each
+//! operation is handed out as it is parsed, and nothing of it is kept.
+//!
+//! The stream is an accelerator, not a second reader: it recognises the
+//! common shapes of native JSON Lines and Jepsen EDN (one op map per line,
+//! or one vector of them) and hands out each operation's header (process,
+//! type, function, time) parsed, and its `:value` as raw text for the
+//! caller to decode. An operation it does not recognise at a glance
+//! (escapes in strings, unusual numbers, tags, duplicate keys, ...) is
+//! parsed by the ordinary reader's own code for one operation, so it means
+//! what it always meant. Whenever the whole-file readers would decide
+//! something from the whole file (a bad line and its message, EDN tuples
+//! of an `independent` test, operations without `:process`, a console
+//! log), the stream gives up with [`Fallback`] and the caller reads the
+//! file with [`read_path`](super::read_path): the outcome is the same by
+//! construction, only slower.
+
+use super::edn::{Parser, MAX_DEPTH};
+use super::{jepsen_edn, Format};
+use crate::history::{Op, OpType, Process};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::io::Read;
+use std::path::Path;
+
+/// The stream cannot read this file exactly as the whole-file readers do:
+/// read it with [`read_path`](super::read_path) instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fallback;
+
+/// How many bytes are read at a time.
+const BLOCK: usize = 8 << 20;
+
+/// The most text the ordinary parser is given to find the end of one
+/// unusual operation before the stream gives up on the file.
+const SLOW_MAX: usize = 64 << 20;
+
+/// Serde's recursion limit; deeper JSON is left to serde (and its error).
+const JSON_DEPTH: usize = 100;
+
+/// An operation's value as it appears in the file.
+#[derive(Debug)]
+pub enum RawValue<'a> {
+    /// No value (or JSON `null` / EDN `nil` given explicitly: the same).
+    Absent,
+    /// JSON text of the value.
+    Json(&'a str),
+    /// EDN text of the value, at this nesting depth in the file.
+    Edn(&'a str, usize),
+    /// Parsed by the ordinary reader (an operation of unusual shape).
+    Parsed(Value),
+}
+
+impl RawValue<'_> {
+    /// True for no value, `null` or `nil`.
+    pub fn is_null(&self) -> bool {
+        matches!(self, RawValue::Absent | RawValue::Parsed(Value::Null))
+    }
+
+    /// The value as the whole-file reader gives it; `Err` when the text is
+    /// not a value that reader accepts (the caller then falls back).
+    pub fn to_value(&self) -> Result<Value, Fallback> {
+        match self {
+            RawValue::Absent => Ok(Value::Null),
+            RawValue::Json(t) => serde_json::from_str(t).map_err(|_| Fallback),
+            RawValue::Edn(t, depth) => {
+                let mut p = Parser::new(t);
+                let v = p.parse_form(*depth).map_err(|_| Fallback)?;
+                Ok(v.into_json())
+            }
+            RawValue::Parsed(v) => Ok(v.clone()),
+        }
+    }
+}
+
+/// One operation of the stream.
+#[derive(Debug)]
+pub struct RawOp<'a> {
+    /// Its position among the history's events, from 0.
+    pub index: usize,
+    /// The line it begins on, from 1.
+    pub line: usize,
+    /// Who performed it.
+    pub process: Process,
+    /// Invocation or completion.
+    pub kind: OpType,
+    /// The function.
+    pub f: Cow<'a, str>,
+    /// Nanoseconds, when given.
+    pub time: Option<u64>,
+    /// The value.
+    pub value: RawValue<'a>,
+    /// The operation's whole text, and whether it is EDN (at what depth).
+    text: &'a str,
+    edn: Option<usize>,
+}
+
+impl RawOp<'_> {
+    /// The whole operation as the ordinary reader reads it (for the few
+    /// events a report shows in full).
+    pub fn to_op(&self) -> Result<Op, Fallback> {
+        let mut op = match self.edn {
+            None => json_line(self.text)?,
+            Some(depth) => {
+                let mut p = Parser::new(self.text);
+                edn_form(p.parse_form(depth).map_err(|_| Fallback)?)?
+            }
+        };
+        op.index = self.index as u64;
+        Ok(op)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Syntax {
+    Jsonl,
+    /// EDN; `close` is the byte closing the one collection holding every
+    /// op, once its opening byte has been read.
+    Edn {
+        close: Option<u8>,
+        done: bool,
+    },
+}
+
+/// What one attempt at parsing an operation at the cursor gave.
+enum Parsed {
+    /// An operation, and the offset just past it.
+    Op(Header, usize),
+    /// The block ended inside it: read more and try again.
+    Incomplete,
+    /// A shape the fast path does not take: use the ordinary reader's code
+    /// for this one operation.
+    Slow,
+}
+
+/// An operation header from the fast path.
+struct Header {
+    process: Option<Process>,
+    kind: Option<OpType>,
+    /// Where the function's name is.
+    f: Option<(usize, usize)>,
+    time: Option<u64>,
+    value: Option<(usize, usize)>,
+    has_key: bool,
+}
+
+/// A history file read operation by operation. See the module comment.
+pub struct OpStream {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    /// Bytes before `pos` are consumed.
+    pos: usize,
+    /// Bytes before `valid` are valid UTF-8 (ending on a char boundary).
+    valid: usize,
+    /// Bytes before `filled` hold file data.
+    filled: usize,
+    eof: bool,
+    /// The line at `pos`.
+    line: usize,
+    syntax: Syntax,
+    /// Events handed out.
+    events: usize,
+    /// Detected EDN (not named) must be checked for `independent` tuples
+    /// unless some op settles it: one with a `:key`, or an invocation
+    /// whose value is not a pair.
+    tuples_open: bool,
+    /// Bytes read from the file.
+    bytes: u64,
+}
+
+impl OpStream {
+    /// Opens `path` for streaming in `format` (detected when `None`, as
+    /// [`detect`](super::detect) does).
+    pub fn open(path: &Path, format: Option<Format>) -> Result<OpStream, Fallback> {
+        let file = std::fs::File::open(path).map_err(|_| Fallback)?;
+        let mut s = OpStream {
+            file,
+            buf: vec![0; BLOCK],
+            pos: 0,
+            valid: 0,
+            filled: 0,
+            eof: false,
+            line: 1,
+            syntax: Syntax::Jsonl,
+            events: 0,
+            tuples_open: false,
+            bytes: 0,
+        };
+        s.refill()?;
+        if s.buf[..s.filled].starts_with("\u{feff}".as_bytes()) {
+            s.pos = 3;
+        }
+        s.syntax = match format {
+            Some(Format::Jsonl) => Syntax::Jsonl,
+            Some(Format::Edn) => Syntax::Edn {
+                close: None,
+                done: false,
+            },
+            Some(_) => return Err(Fallback),
+            None => {
+                let f = s.detect()?;
+                if f == Syntax::Jsonl {
+                    f
+                } else {
+                    s.tuples_open = true;
+                    f
+                }
+            }
+        };
+        Ok(s)
+    }
+
+    /// Bytes read from the file so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The format of the first line that is not blank, by the rules of
+    /// [`detect`](super::detect); only JSON Lines and EDN stream.
+    fn detect(&mut self) -> Result<Syntax, Fallback> {
+        loop {
+            let text = &self.buf[self.pos..self.valid];
+            let start = text.iter().position(|b| !b.is_ascii_whitespace());
+            let line_end = start.and_then(|s| text[s..].iter().position(|&b| b == b'\n'));
+            if let Some(s) = start {
+                if line_end.is_some() || self.eof {
+                    let first = &text[s..];
+                    let first = &first[..line_end.unwrap_or(first.len())];
+                    if first.windows(11).any(|w| w == b"jepsen.util") && first[0] != b'{' {
+                        return Err(Fallback);
+                    }
+                    return match first[0] {
+                        b'{' => {
+                            let rest = first[1..].iter().find(|b| !b.is_ascii_whitespace());
+                            Ok(match rest {
+                                Some(b'"') | Some(b'}') => Syntax::Jsonl,
+                                _ => Syntax::Edn {
+                                    close: None,
+                                    done: false,
+                                },
+                            })
+                        }
+                        b'[' | b'(' | b'#' | b';' => Ok(Syntax::Edn {
+                            close: None,
+                            done: false,
+                        }),
+                        _ => Err(Fallback),
+                    };
+                }
+            }
+            if self.eof {
+                // Blank: an empty history, in every format.
+                return Ok(Syntax::Jsonl);
+            }
+            if self.pos > 0 || self.filled == self.buf.len() {
+                // The first line is longer than a block: not worth streaming.
+                return Err(Fallback);
+            }
+            self.refill()?;
+        }
+    }
+
+    /// Reads more of the file, keeping the unconsumed bytes.
+    fn refill(&mut self) -> Result<(), Fallback> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
+            self.valid -= self.pos;
+            self.pos = 0;
+        }
+        if self.filled == self.buf.len() {
+            // One operation larger than the buffer.
+            let n = self.buf.len() * 2;
+            self.buf.resize(n, 0);
+        }
+        let n = self
+            .file
+            .read(&mut self.buf[self.filled..])
+            .map_err(|_| Fallback)?;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.filled += n;
+        self.bytes += n as u64;
+        match std::str::from_utf8(&self.buf[self.valid..self.filled]) {
+            Ok(_) => self.valid = self.filled,
+            // A character cut by the block's end: complete next time.
+            Err(e) if e.error_len().is_none() && !self.eof => self.valid += e.valid_up_to(),
+            Err(_) => return Err(Fallback),
+        }
+        Ok(())
+    }
+
+    fn text(&self) -> &str {
+        // SAFETY: `buf[..valid]` was checked by `str::from_utf8` in
+        // `refill` (and moved as a whole since), and `valid` is always a
+        // character boundary (`valid_up_to` or the end of the data).
+        unsafe { std::str::from_utf8_unchecked(&self.buf[..self.valid]) }
+    }
+
+    /// Counts lines from `pos` to `to` and moves there.
+    fn advance(&mut self, to: usize) {
+        self.line += self.buf[self.pos..to]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.pos = to;
+    }
+
+    /// The next operation, `None` at the end of the history.
+    pub fn next_op(&mut self) -> Result<Option<RawOp<'_>>, Fallback> {
+        loop {
+            // Whitespace (and, in EDN, commas and comments) between ops.
+            let edn = matches!(self.syntax, Syntax::Edn { .. });
+            let mut at = self.pos;
+            loop {
+                match self.buf[at..self.valid].first() {
+                    Some(b' ' | b'\t' | b'\n' | b'\r') => at += 1,
+                    Some(b',' | 0x0c) if edn => at += 1,
+                    Some(b';') if edn => {
+                        match self.buf[at..self.valid].iter().position(|&b| b == b'\n') {
+                            Some(n) => at += n + 1,
+                            None if self.eof => at = self.valid,
+                            None => break,
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            self.advance(at);
+            if self.pos == self.valid {
+                if self.eof {
+                    return match self.syntax {
+                        // An unclosed history vector.
+                        Syntax::Edn {
+                            close: Some(_),
+                            done: false,
+                        } => Err(Fallback),
+                        _ if self.tuples_open => Err(Fallback),
+                        _ => Ok(None),
+                    };
+                }
+                self.refill()?;
+                continue;
+            }
+            let b = self.buf[self.pos];
+            if let Syntax::Edn { close, done } = &mut self.syntax {
+                if *done {
+                    // Anything after the history's closing bracket.
+                    return Err(Fallback);
+                }
+                match (*close, b) {
+                    (None, b'[' | b'(') if self.events == 0 => {
+                        *close = Some(if b == b'[' { b']' } else { b')' });
+                        self.pos += 1;
+                        continue;
+                    }
+                    (Some(c), _) if b == c => {
+                        *done = true;
+                        self.pos += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+                if b == b'#' && self.buf.get(self.pos + 1) == Some(&b'_') {
+                    return Err(Fallback);
+                }
+            }
+            let depth = match self.syntax {
+                Syntax::Edn { close: Some(_), .. } => 1,
+                _ => 0,
+            };
+            let parsed = match self.syntax {
+                Syntax::Jsonl => Scan::new(self, self.pos).json_op(),
+                Syntax::Edn { .. } => Scan::new(self, self.pos).edn_op(depth),
+            };
+            let (h, end) = match parsed {
+                Parsed::Incomplete if !self.eof => {
+                    self.refill()?;
+                    continue;
+                }
+                Parsed::Incomplete => return Err(Fallback),
+                Parsed::Slow => return self.slow(depth),
+                Parsed::Op(h, end) => (h, end),
+            };
+            // Elle's EDN histories may leave `:f` out: then `txn`.
+            let f = match (h.f, edn) {
+                (Some(f), _) => Some(f),
+                (None, true) => None,
+                (None, false) => return self.slow(depth),
+            };
+            let (Some(process), Some(kind)) = (h.process, h.kind) else {
+                // A missing field: the ordinary reader says which (or, for
+                // an EDN op without `:process`, numbers the processes).
+                return self.slow(depth);
+            };
+            if h.has_key {
+                self.tuples_open = false;
+            }
+            if self.tuples_open && kind == OpType::Invoke && process != Process::Nemesis {
+                let pair = matches!(
+                    self.raw_value(h.value, depth).to_value()?,
+                    Value::Array(xs) if xs.len() == 2
+                );
+                if !pair {
+                    self.tuples_open = false;
+                }
+            }
+            let line = self.line;
+            let index = self.events;
+            let start = self.pos;
+            self.advance(end);
+            self.events += 1;
+            let text = self.text();
+            return Ok(Some(RawOp {
+                index,
+                line,
+                process,
+                kind,
+                f: Cow::Borrowed(f.map_or("txn", |(a, z)| &text[a..z])),
+                time: h.time,
+                value: self.raw_value(h.value, depth),
+                text: &text[start..end],
+                edn: edn.then_some(depth),
+            }));
+        }
+    }
+
+    /// The raw value at `span` of the buffer.
+    fn raw_value(&self, span: Option<(usize, usize)>, depth: usize) -> RawValue<'_> {
+        let text = self.text();
+        match (span, self.syntax) {
+            (None, _) => RawValue::Absent,
+            (Some((a, z)), Syntax::Jsonl) => RawValue::Json(&text[a..z]),
+            (Some((a, z)), Syntax::Edn { .. }) => RawValue::Edn(&text[a..z], depth + 1),
+        }
+    }
+
+    /// The operation at the cursor, parsed by the ordinary reader's code.
+    fn slow(&mut self, depth: usize) -> Result<Option<RawOp<'_>>, Fallback> {
+        loop {
+            let text = &self.text()[self.pos..];
+            let parsed = match self.syntax {
+                Syntax::Jsonl => match text.find('\n') {
+                    Some(n) => Some((json_line(&text[..n]), n)),
+                    None if self.eof => Some((json_line(text), text.len())),
+                    None => None,
+                },
+                Syntax::Edn { .. } => {
+                    let mut p = Parser::new(text);
+                    match p.parse_form(depth) {
+                        Ok(form) => Some((edn_form(form), p.pos())),
+                        // Perhaps cut by the block's end: read on, but not
+                        // without bound for what is surely an error.
+                        Err(_) if self.eof || text.len() > SLOW_MAX => return Err(Fallback),
+                        Err(_) => None,
+                    }
+                }
+            };
+            let Some((op, len)) = parsed else {
+                if self.eof {
+                    return Err(Fallback);
+                }
+                self.refill()?;
+                continue;
+            };
+            let op = op?;
+            let line = self.line;
+            let start = self.pos;
+            let to = self.pos + len;
+            self.advance(to);
+            let index = self.events;
+            self.events += 1;
+            if op.key.is_some() {
+                self.tuples_open = false;
+            }
+            if self.tuples_open
+                && op.kind == OpType::Invoke
+                && op.is_client()
+                && !matches!(&op.value, Value::Array(xs) if xs.len() == 2)
+            {
+                self.tuples_open = false;
+            }
+            return Ok(Some(RawOp {
+                index,
+                line,
+                process: op.process,
+                kind: op.kind,
+                f: Cow::Owned(op.f),
+                time: op.time,
+                value: RawValue::Parsed(op.value),
+                text: &self.text()[start..to],
+                edn: matches!(self.syntax, Syntax::Edn { .. }).then_some(depth),
+            }));
+        }
+    }
+}
+
+/// One JSON Lines line, as the native reader reads it.
+fn json_line(line: &str) -> Result<Op, Fallback> {
+    serde_json::from_str::<Op>(line).map_err(|_| Fallback)
+}
+
+/// One EDN op form, as the EDN reader reads it (without `independent`
+/// tuples, and refusing an op without `:process`, which needs the whole
+/// history to number).
+fn edn_form(form: super::edn::Edn) -> Result<Op, Fallback> {
+    let mut keys = rustc_hash::FxHashMap::default();
+    let (op, anonymous) = jepsen_edn::op_from_edn(form, false, &mut keys).map_err(|_| Fallback)?;
+    if anonymous {
+        return Err(Fallback);
+    }
+    Ok(op)
+}
+
+/// A cursor over the stream's valid bytes for the fast path.
+struct Scan<'a> {
+    b: &'a [u8],
+    text: &'a str,
+    i: usize,
+    eof: bool,
+}
+
+/// Why the fast path stopped: ran out of bytes, or met something it
+/// leaves to the ordinary reader.
+enum Stop {
+    Incomplete,
+    Slow,
+}
+
+type R<T> = Result<T, Stop>;
+
+impl<'a> Scan<'a> {
+    fn new(s: &'a OpStream, at: usize) -> Scan<'a> {
+        let text = s.text();
+        Scan {
+            b: text.as_bytes(),
+            text,
+            i: at,
+            eof: s.eof,
+        }
+    }
+
+    fn out(&self) -> Stop {
+        if self.eof {
+            Stop::Slow
+        } else {
+            Stop::Incomplete
+        }
+    }
+
+    fn peek(&self) -> R<u8> {
+        self.b.get(self.i).copied().ok_or_else(|| self.out())
+    }
+
+    fn finish(r: R<(Header, usize)>) -> Parsed {
+        match r {
+            Ok((h, end)) => Parsed::Op(h, end),
+            Err(Stop::Incomplete) => Parsed::Incomplete,
+            Err(Stop::Slow) => Parsed::Slow,
+        }
+    }
+
+    // ---- JSON ----
+
+    fn json_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, c: u8) -> R<()> {
+        if self.peek()? == c {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Stop::Slow)
+        }
+    }
+
+    /// A JSON string without escapes or control characters: its contents.
+    fn json_str(&mut self) -> R<&'a str> {
+        self.expect(b'"')?;
+        let start = self.i;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(&self.text[start..self.i - 1]);
+                }
+                b'\\' => return Err(Stop::Slow),
+                c if c < 0x20 => return Err(Stop::Slow),
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// A non-negative JSON integer that fits in a u64.
+    fn json_u64(&mut self) -> R<u64> {
+        let start = self.i;
+        while self.peek()?.is_ascii_digit() {
+            self.i += 1;
+        }
+        let digits = &self.text[start..self.i];
+        if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+            return Err(Stop::Slow);
+        }
+        if matches!(self.peek()?, b'.' | b'e' | b'E') {
+            return Err(Stop::Slow);
+        }
+        digits.parse().map_err(|_| Stop::Slow)
+    }
+
+    fn json_literal(&mut self, word: &[u8]) -> R<()> {
+        for &c in word {
+            self.expect(c)?;
+        }
+        Ok(())
+    }
+
+    /// Skips one JSON value strictly (as serde_json would accept it).
+    fn json_skip(&mut self, depth: usize) -> R<()> {
+        if depth > JSON_DEPTH {
+            return Err(Stop::Slow);
+        }
+        match self.peek()? {
+            b'"' => self.json_str().map(drop),
+            b't' => self.json_literal(b"true"),
+            b'f' => self.json_literal(b"false"),
+            b'n' => self.json_literal(b"null"),
+            b'-' | b'0'..=b'9' => self.json_number(),
+            b'[' => {
+                self.i += 1;
+                self.json_ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.json_skip(depth + 1)?;
+                    self.json_ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.json_ws();
+                        }
+                        b']' => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(Stop::Slow),
+                    }
+                }
+            }
+            b'{' => {
+                self.i += 1;
+                self.json_ws();
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.json_str()?;
+                    self.json_ws();
+                    self.expect(b':')?;
+                    self.json_ws();
+                    self.json_skip(depth + 1)?;
+                    self.json_ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.json_ws();
+                        }
+                        b'}' => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(Stop::Slow),
+                    }
+                }
+            }
+            _ => Err(Stop::Slow),
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn json_number(&mut self) -> R<()> {
+        if self.peek()? == b'-' {
+            self.i += 1;
+        }
+        let digits = |s: &mut Scan<'a>| -> R<usize> {
+            let start = s.i;
+            while s.peek()?.is_ascii_digit() {
+                s.i += 1;
+            }
+            Ok(s.i - start)
+        };
+        let first = self.peek()?;
+        let n = digits(self)?;
+        if n == 0 || (first == b'0' && n > 1) {
+            return Err(Stop::Slow);
+        }
+        if self.peek()? == b'.' {
+            self.i += 1;
+            if digits(self)? == 0 {
+                return Err(Stop::Slow);
+            }
+        }
+        if matches!(self.peek()?, b'e' | b'E') {
+            self.i += 1;
+            if matches!(self.peek()?, b'+' | b'-') {
+                self.i += 1;
+            }
+            if digits(self)? == 0 {
+                return Err(Stop::Slow);
+            }
+        }
+        Ok(())
+    }
+
+    fn json_op(mut self) -> Parsed {
+        let r = self.json_op_inner();
+        Scan::finish(r)
+    }
+
+    fn json_op_inner(&mut self) -> R<(Header, usize)> {
+        let mut h = Header {
+            process: None,
+            kind: None,
+            f: None,
+            time: None,
+            value: None,
+            has_key: false,
+        };
+        // Fields seen, to leave duplicates (an error) to serde.
+        let mut seen = 0u16;
+        self.expect(b'{')?;
+        self.json_ws();
+        if self.peek()? == b'}' {
+            return Err(Stop::Slow);
+        }
+        loop {
+            let name = self.json_str()?;
+            self.json_ws();
+            self.expect(b':')?;
+            self.json_ws();
+            let bit = match name {
+                "index" => {
+                    self.json_u64()?;
+                    0
+                }
+                "time" => {
+                    if self.peek()? == b'n' {
+                        self.json_literal(b"null")?;
+                    } else {
+                        h.time = Some(self.json_u64()?);
+                    }
+                    1
+                }
+                "process" => {
+                    h.process = Some(if self.peek()? == b'"' {
+                        match self.json_str()? {
+                            "nemesis" | ":nemesis" => Process::Nemesis,
+                            _ => return Err(Stop::Slow),
+                        }
+                    } else {
+                        Process::Client(self.json_u64()?)
+                    });
+                    2
+                }
+                "type" => {
+                    h.kind = Some(match self.json_str()? {
+                        "invoke" => OpType::Invoke,
+                        "ok" => OpType::Ok,
+                        "fail" => OpType::Fail,
+                        "info" => OpType::Info,
+                        _ => return Err(Stop::Slow),
+                    });
+                    3
+                }
+                "f" => {
+                    let start = self.i + 1;
+                    self.json_str()?;
+                    h.f = Some((start, self.i - 1));
+                    4
+                }
+                "value" => {
+                    let start = self.i;
+                    self.json_skip(1)?;
+                    if &self.b[start..self.i] != b"null" {
+                        h.value = Some((start, self.i));
+                    }
+                    5
+                }
+                "key" => {
+                    let start = self.i;
+                    self.json_skip(1)?;
+                    h.has_key = &self.b[start..self.i] != b"null";
+                    6
+                }
+                "node" => {
+                    if self.peek()? == b'n' {
+                        self.json_literal(b"null")?;
+                    } else {
+                        self.json_str()?;
+                    }
+                    7
+                }
+                "error" => {
+                    self.json_skip(1)?;
+                    8
+                }
+                _ => return Err(Stop::Slow),
+            };
+            if seen & (1 << bit) != 0 {
+                return Err(Stop::Slow);
+            }
+            seen |= 1 << bit;
+            self.json_ws();
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    self.json_ws();
+                }
+                b'}' => {
+                    self.i += 1;
+                    break;
+                }
+                _ => return Err(Stop::Slow),
+            }
+        }
+        // The rest of the line must be blank.
+        self.json_ws();
+        match self.b.get(self.i) {
+            Some(b'\n') => {}
+            None if self.eof => {}
+            None => return Err(Stop::Incomplete),
+            Some(_) => return Err(Stop::Slow),
+        }
+        Ok((h, self.i))
+    }
+
+    // ---- EDN ----
+
+    /// Whitespace, commas and comments inside a form; `#_` is left to the
+    /// ordinary reader.
+    fn edn_ws(&mut self) -> R<()> {
+        loop {
+            match self.peek()? {
+                b' ' | b'\t' | b'\n' | b'\r' | b',' | 0x0c => self.i += 1,
+                b';' => match self.b[self.i..].iter().position(|&c| c == b'\n') {
+                    Some(n) => self.i += n + 1,
+                    None => return Err(self.out()),
+                },
+                b'#' if self.b.get(self.i + 1) == Some(&b'_') => return Err(Stop::Slow),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// A run of token bytes (symbol, keyword name, number).
+    fn edn_token(&mut self) -> R<&'a str> {
+        let start = self.i;
+        loop {
+            match self.b.get(self.i) {
+                Some(&c) if !ends_token(c) => self.i += 1,
+                Some(_) => break,
+                None if self.eof => break,
+                None => return Err(Stop::Incomplete),
+            }
+        }
+        Ok(&self.text[start..self.i])
+    }
+
+    /// `:name`: the name.
+    fn edn_keyword(&mut self) -> R<&'a str> {
+        self.expect(b':')?;
+        let name = self.edn_token()?;
+        if name.is_empty() {
+            return Err(Stop::Slow);
+        }
+        Ok(name)
+    }
+
+    /// A string without escapes: its contents.
+    fn edn_str(&mut self) -> R<&'a str> {
+        self.expect(b'"')?;
+        let start = self.i;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(&self.text[start..self.i - 1]);
+                }
+                b'\\' => return Err(Stop::Slow),
+                _ => self.i += 1,
+            }
+        }
+    }
+
+    /// A non-negative integer token that fits in a u64 (digits only).
+    fn edn_u64(&mut self) -> R<u64> {
+        let tok = self.edn_token()?;
+        if tok.is_empty() || !tok.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(Stop::Slow);
+        }
+        tok.parse().map_err(|_| Stop::Slow)
+    }
+
+    /// Skips one form of the shapes the fast path knows.
+    fn edn_skip(&mut self, depth: usize) -> R<()> {
+        if depth > MAX_DEPTH {
+            return Err(Stop::Slow);
+        }
+        match self.peek()? {
+            open @ (b'[' | b'(' | b'{') => {
+                let close = match open {
+                    b'[' => b']',
+                    b'(' => b')',
+                    _ => b'}',
+                };
+                self.i += 1;
+                let mut n = 0;
+                loop {
+                    self.edn_ws()?;
+                    match self.peek()? {
+                        c if c == close => {
+                            self.i += 1;
+                            return if close == b'}' && n % 2 != 0 {
+                                Err(Stop::Slow)
+                            } else {
+                                Ok(())
+                            };
+                        }
+                        b')' | b']' | b'}' => return Err(Stop::Slow),
+                        _ => {
+                            self.edn_skip(depth + 1)?;
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            b'"' => self.edn_str().map(drop),
+            b':' => self.edn_keyword().map(drop),
+            b'#' | b'\\' | b')' | b']' | b'}' => Err(Stop::Slow),
+            _ => {
+                let tok = self.edn_token()?;
+                let t = tok.as_bytes();
+                let numeric = match t {
+                    [d, ..] if d.is_ascii_digit() => true,
+                    [b'+' | b'-', d, ..] if d.is_ascii_digit() => true,
+                    _ => false,
+                };
+                let digits = tok.strip_prefix(['+', '-']).unwrap_or(tok);
+                if tok.is_empty() || (numeric && !digits.bytes().all(|c| c.is_ascii_digit())) {
+                    return Err(Stop::Slow);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn edn_op(mut self, depth: usize) -> Parsed {
+        let r = self.edn_op_inner(depth);
+        Scan::finish(r)
+    }
+
+    fn edn_op_inner(&mut self, depth: usize) -> R<(Header, usize)> {
+        let mut h = Header {
+            process: None,
+            kind: None,
+            f: None,
+            time: None,
+            value: None,
+            has_key: false,
+        };
+        if self.peek()? == b'#' {
+            // A record tag: `#jepsen.history.Op{...}`.
+            self.i += 1;
+            let tag = self.edn_token()?;
+            if tag.is_empty() || !tag.as_bytes()[0].is_ascii_alphabetic() {
+                return Err(Stop::Slow);
+            }
+            self.edn_ws()?;
+        }
+        self.expect(b'{')?;
+        let mut seen = 0u16;
+        loop {
+            self.edn_ws()?;
+            if self.peek()? == b'}' {
+                self.i += 1;
+                break;
+            }
+            if self.peek()? != b':' {
+                return Err(Stop::Slow);
+            }
+            let name = self.edn_keyword()?;
+            self.edn_ws()?;
+            if matches!(self.peek()?, b'}' | b']' | b')') {
+                return Err(Stop::Slow);
+            }
+            let nil = self.b[self.i..].starts_with(b"nil")
+                && self.b.get(self.i + 3).map_or(true, |&c| ends_token(c));
+            let bit = match name {
+                "process" => {
+                    h.process = Some(if self.peek()? == b':' {
+                        match self.edn_keyword()? {
+                            "nemesis" => Process::Nemesis,
+                            _ => return Err(Stop::Slow),
+                        }
+                    } else {
+                        Process::Client(self.edn_u64()?)
+                    });
+                    1
+                }
+                "type" => {
+                    h.kind = Some(OpType::parse(self.edn_keyword()?).ok_or(Stop::Slow)?);
+                    2
+                }
+                "f" => {
+                    let start = self.i + 1;
+                    if self.peek()? == b'"' {
+                        self.edn_str()?;
+                        h.f = Some((start, self.i - 1));
+                    } else {
+                        self.edn_keyword()?;
+                        h.f = Some((start, self.i));
+                    }
+                    3
+                }
+                "value" => {
+                    let start = self.i;
+                    self.edn_skip(depth + 1)?;
+                    if !nil {
+                        h.value = Some((start, self.i));
+                    }
+                    4
+                }
+                "time" if nil => {
+                    self.edn_token()?;
+                    0
+                }
+                "time" => {
+                    h.time = Some(self.edn_u64()?);
+                    5
+                }
+                "key" | "error" if nil => {
+                    self.edn_token()?;
+                    0
+                }
+                "key" => {
+                    self.edn_skip(depth + 1)?;
+                    h.has_key = true;
+                    6
+                }
+                "error" => {
+                    self.edn_skip(depth + 1)?;
+                    7
+                }
+                "node" => {
+                    match self.peek()? {
+                        b':' => drop(self.edn_keyword()?),
+                        b'"' => drop(self.edn_str()?),
+                        _ if nil => drop(self.edn_token()?),
+                        _ => drop(self.edn_u64()?),
+                    }
+                    // A nil node may repeat; a duplicate otherwise errs.
+                    if nil {
+                        0
+                    } else {
+                        8
+                    }
+                }
+                _ => {
+                    self.edn_skip(depth + 1)?;
+                    0
+                }
+            };
+            if bit != 0 {
+                if seen & (1 << bit) != 0 {
+                    return Err(Stop::Slow);
+                }
+                seen |= 1 << bit;
+            }
+        }
+        Ok((h, self.i))
+    }
+}
+
+/// Bytes that end an EDN token (as the EDN parser has them).
+fn ends_token(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t'
+            | b'\n'
+            | b'\r'
+            | 0x0c
+            | b','
+            | b'"'
+            | b';'
+            | b'@'
+            | b'^'
+            | b'`'
+            | b'~'
+            | b'('
+            | b')'
+            | b'['
+            | b']'
+            | b'{'
+            | b'}'
+            | b'\\'
+    )
+}
