@@ -106,6 +106,14 @@ fn line(ev: &RunEvent) -> Option<String> {
             }
         )),
         RunEvent::Warning(w) => Some(format!("warning: {w}")),
+        RunEvent::Violation { line, stopping } => Some(format!(
+            "INVALID (online): {line}{}",
+            if *stopping {
+                "\nstopping early (--stop-on-invalid): final phase, heal, final check"
+            } else {
+                ""
+            }
+        )),
     }
 }
 
