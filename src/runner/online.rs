@@ -586,7 +586,7 @@ mod tests {
     use serde_json::json;
 
     fn op(index: u64, process: u64, kind: OpType, f: &str, value: Value, key: u64) -> Op {
-        let mut o = Op::new(index, Process::Client(process), kind, f.into(), value);
+        let mut o = Op::new(index, Process::Client(process), kind, f, value);
         o.key = Some(json!(key));
         o.time = Some(index * 1_000_000);
         o
