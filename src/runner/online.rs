@@ -413,9 +413,9 @@ impl Online {
     fn round_whole(&mut self, now: &dyn Fn() -> u64) -> Option<Finding> {
         let len = self.all.len();
         let grown = len > self.whole_checked && len >= self.whole_checked + self.whole_checked / 4;
-        let due = self
-            .whole_checked_at
-            .is_none_or(|t| now().saturating_sub(t) >= WHOLE_EVERY.as_nanos() as u64);
+        let due = self.whole_checked_at.map_or(true, |t| {
+            now().saturating_sub(t) >= WHOLE_EVERY.as_nanos() as u64
+        });
         if self.whole.is_empty() || !grown || !due {
             return None;
         }
