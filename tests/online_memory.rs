@@ -205,3 +205,70 @@ async fn a_correct_run_checked_online_gets_the_verdict_analyze_gives() {
         );
     }
 }
+
+/// Client invocations per second of the main phase in a run's history.
+fn throughput(dir: &Path, seconds: f64) -> f64 {
+    let text = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    let invoked = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|o| o["process"].is_u64() && o["type"] == "invoke")
+        .count();
+    invoked as f64 / seconds
+}
+
+/// The figures in the README: the workload's throughput with and without
+/// online checking (as fast as the memory system goes, runs alternated so
+/// that the machine's load falls on both alike), and the lag from a
+/// violating operation to its verdict at 1,000 ops/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a test: prints figures (cargo test --test online_memory -- --ignored --nocapture)"]
+async fn measure_online_overhead_and_lag() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let seconds = 5.0;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for round in 0..3 {
+        for online in [false, true] {
+            let mut s = spec("linearizable", seconds);
+            s.rate = None;
+            s.online = online;
+            s.seed = Some(round);
+            let (outcome, results, _) = run(s, tmp.path()).await;
+            assert_eq!(outcome.validity, Validity::Valid, "{results:#}");
+            let t = throughput(&outcome.dir, seconds);
+            if online {
+                println!("online on:  {t:.0} ops/s, {}", results["online"]);
+                with.push(t);
+            } else {
+                println!("online off: {t:.0} ops/s");
+                without.push(t);
+            }
+            std::fs::remove_dir_all(&outcome.dir).ok();
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "throughput, mean of 3: online off {:.0} ops/s, on {:.0} ops/s",
+        mean(&without),
+        mean(&with)
+    );
+    let (outcome, results, _) = run(spec("linearizable", 10.0), tmp.path()).await;
+    println!(
+        "valid at 1000 ops/s for 10 s: {:.0} ops/s, online {}",
+        throughput(&outcome.dir, 10.0),
+        results["online"]
+    );
+    for seed in 1..=5 {
+        let mut s = spec("stale", 60.0);
+        s.stop_on_invalid = true;
+        s.seed = Some(seed);
+        let (_, results, took) = run(s, tmp.path()).await;
+        let f = &results["stopped_early"]["finding"];
+        println!(
+            "stale reads at 1000 ops/s, seed {seed}: violation at {:.2} s, verdict {:.1} ms after it; run ended after {:.1} s",
+            f["op"]["time_ns"].as_f64().unwrap_or(0.0) / 1e9,
+            f["lag_ms"].as_f64().unwrap_or(-1.0),
+            took.as_secs_f64()
+        );
+    }
+}
