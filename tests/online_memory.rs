@@ -134,6 +134,7 @@ async fn stop_on_invalid_ends_a_run_with_stale_reads_within_seconds_of_the_first
     // The reason: the first violation, its key, operation and lag.
     let stopped = &results["stopped_early"];
     let reason = stopped["reason"].as_str().expect("a reason");
+    println!("{reason}");
     assert!(
         reason.starts_with("stopped early at the first proven violation"),
         "{reason}"

@@ -105,16 +105,17 @@ impl Finding {
         let key = self
             .key
             .as_ref()
-            .map(|k| format!(" on key {k}"))
+            .map(|k| format!("key {k}, "))
             .unwrap_or_default();
         format!(
-            "{}{key}: {} (event {}, process {} {} {}; found {} ms after it completed)",
+            "{}: {} ({key}event {}: process {} {} {}, {}; found {} ms after it completed)",
             self.checker,
             self.explanation,
             self.op.index,
             self.op.process,
             self.op.f,
             self.op.value,
+            self.op.kind,
             self.lag().as_millis()
         )
     }
