@@ -245,6 +245,8 @@ pub struct Online {
     lag_sum: Duration,
     max_lag: Duration,
     keys_left: usize,
+    /// Keys seen, live or not.
+    keys_seen: usize,
     finding: Option<Finding>,
 }
 
@@ -287,6 +289,7 @@ impl Online {
             lag_sum: Duration::ZERO,
             max_lag: Duration::ZERO,
             keys_left: 0,
+            keys_seen: 0,
             finding: None,
         }
     }
@@ -324,13 +327,17 @@ impl Online {
                 .remove(&op.process)
                 .unwrap_or_else(|| key_name(&op.key)),
         };
-        let k = self.keys.entry(name).or_insert_with(|| KeyHistory {
-            key: op.key.clone(),
-            ops: Vec::new(),
-            in_flight: 0,
-            checked: 0,
-            last_event: 0,
-            life: Life::Live,
+        let seen = &mut self.keys_seen;
+        let k = self.keys.entry(name).or_insert_with(|| {
+            *seen += 1;
+            KeyHistory {
+                key: op.key.clone(),
+                ops: Vec::new(),
+                in_flight: 0,
+                checked: 0,
+                last_event: 0,
+                life: Life::Live,
+            }
         });
         match k.life {
             Life::Live => {}
@@ -472,7 +479,7 @@ impl Online {
         let rounds_with_lag = self.checks.max(1) as u32;
         Summary {
             plans: self.plans.clone(),
-            keys: self.keys.len(),
+            keys: self.keys_seen,
             keys_left: self.keys_left,
             checks: self.checks,
             max_lag: self.max_lag,
@@ -695,6 +702,44 @@ mod tests {
         online.add(op(3, 1, Ok, "read", json!(0), 7));
         assert!(online.round(&|| later + 1).is_none());
         assert_eq!(online.summary().keys_left, 1);
+    }
+
+    fn txn(index: u64, process: u64, kind: OpType, value: Value) -> Op {
+        let mut o = Op::new(index, Process::Client(process), kind, "txn", value);
+        o.time = Some(index * 1_000_000);
+        o
+    }
+
+    #[test]
+    fn list_append_is_checked_on_whole_prefixes_and_an_aborted_read_is_found() {
+        use OpType::*;
+        let ctx = CheckContext::new(Some("list-append".into()), 1 << 30);
+        let mut online = Online::new(&["txn".into()], &ctx);
+        assert_eq!(
+            online.summary().plans,
+            vec![("txn".to_string(), "whole prefix")]
+        );
+        let events = [
+            txn(0, 0, Invoke, json!([["append", 1, 1]])),
+            txn(1, 0, Fail, json!([["append", 1, 1]])),
+            txn(2, 1, Invoke, json!([["r", 1, null]])),
+            txn(3, 1, Ok, json!([["r", 1, [1]]])),
+        ];
+        for o in events[..3].iter().cloned() {
+            online.add(o);
+        }
+        assert!(online.round(&|| 3_000_000).is_none(), "nothing read yet");
+        online.add(events[3].clone());
+        // Not a second after the last whole check: not due yet.
+        assert!(online.round(&|| 4_000_000).is_none());
+        let f = online
+            .round(&|| WHOLE_EVERY.as_nanos() as u64 + 3_000_000)
+            .cloned()
+            .expect("the read of a failed append is proven");
+        assert_eq!(f.checker, "txn");
+        assert_eq!(f.key, None);
+        assert_eq!(f.op.index, 3, "the read's completion");
+        assert!(f.explanation.contains("G1a"), "{}", f.explanation);
     }
 
     #[test]
