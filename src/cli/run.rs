@@ -65,8 +65,9 @@ pub struct Args {
     seed: Option<u64>,
     /// Reads: etcd linearizable (default) or serializable (local, maybe
     /// stale); ZooKeeper plain (default, maybe stale) or sync (sync first);
-    /// Redis replica (default: the worker's own node) or primary. The
-    /// checkers assume what the db's reads guarantee.
+    /// Redis replica (default: the worker's own node) or primary; memory
+    /// linearizable (default) or stale (a fault for testing the harness).
+    /// The checkers assume what the db's reads guarantee.
     #[arg(long)]
     read_mode: Option<String>,
     /// The consistency model the txn checker holds the history to
