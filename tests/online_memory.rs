@@ -149,6 +149,7 @@ async fn stop_on_invalid_ends_a_run_with_stale_reads_within_seconds_of_the_first
     let lag = finding["lag_ms"].as_f64().expect("the lag");
     assert!((0.0..5_000.0).contains(&lag), "lag {lag} ms");
     assert_eq!(results["online"]["first_invalid"], *finding);
+    assert_eq!(results["online"]["confirmed_by_final_check"], true);
     // The final check on the whole history agrees, on the same key.
     assert_eq!(results["checkers"]["linearizable"]["valid"], "invalid");
     let failures = results["checkers"]["linearizable"]["failures"]
@@ -181,6 +182,10 @@ async fn a_correct_run_checked_online_gets_the_verdict_analyze_gives() {
     assert_eq!(online["checkers"]["stats"], "at the end only");
     assert!(online["checks"].as_u64().unwrap_or(0) > 0, "{online:#}");
     assert!(online["first_invalid"].is_null());
+    assert!(
+        online["confirmed_by_final_check"].is_null(),
+        "nothing to confirm"
+    );
     assert!(online["lag_ms"]["max"].as_f64().is_some());
     assert!(results["stopped_early"].is_null());
     // `faultline analyze` of the same history, offline.

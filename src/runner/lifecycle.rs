@@ -333,6 +333,17 @@ pub async fn run_test(
         results["online"] = o.to_json();
         summary.push(o.line());
         let finding = o.finding.as_ref();
+        // The final check judges that checker invalid too (perhaps on
+        // another key first: it stops at the first invalid key).
+        let confirmed =
+            finding.map(|f| results["checkers"][&f.checker]["valid"] == json!(Validity::Invalid));
+        if confirmed == Some(false) {
+            tracing::error!(
+                "the final check did not confirm the online finding: {}",
+                finding.map(online::Finding::line).unwrap_or_default()
+            );
+        }
+        results["online"]["confirmed_by_final_check"] = json!(confirmed);
         if let (Some(f), true) = (finding, stop_early.load(Ordering::SeqCst)) {
             let why = format!(
                 "stopped early at the first proven violation, {:.1} s into the run: {}",
@@ -342,11 +353,7 @@ pub async fn run_test(
             results["stopped_early"] = json!({"reason": why, "finding": f.to_json()});
             // The argument in online.rs rules this out; should it happen,
             // a run cut short on a finding not confirmed vouches for nothing.
-            if validity != Validity::Invalid && incomplete.is_none() {
-                tracing::error!(
-                    "the final check did not confirm the online finding: {}",
-                    f.line()
-                );
+            if confirmed == Some(false) && incomplete.is_none() {
                 incomplete = Some(format!(
                     "stopped early on an online finding the final check did not confirm: {}",
                     f.line()
