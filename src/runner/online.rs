@@ -746,5 +746,18 @@ mod tests {
     fn checkers_that_a_prefix_can_fool_are_left_to_the_end() {
         let online = Online::new(&["set".into(), "bank".into()], &ctx());
         assert!(!online.checks_anything());
+        // rw-register's inferred version orders could change with later
+        // writes; linearizability unsplit is judged on whole prefixes.
+        let rw = CheckContext::new(Some("rw-register".into()), 1 << 30);
+        assert!(!Online::new(&["txn".into()], &rw).checks_anything());
+        let unsplit = CheckContext {
+            split_by_key: false,
+            ..ctx()
+        };
+        let online = Online::new(&["linearizable".into()], &unsplit);
+        assert_eq!(
+            online.summary().plans,
+            vec![("linearizable".to_string(), "whole prefix")]
+        );
     }
 }
