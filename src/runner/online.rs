@@ -383,7 +383,9 @@ impl Online {
                 self.checks += 1;
                 if v.as_ref().is_some_and(|v| v.0 == Validity::Invalid) {
                     let found_at = now();
-                    let at = first_invalid(*c, &k.ops, k.checked, &self.ctx);
+                    // From the start: a key is small, and an earlier check that
+                    // could not decide must not hide where it became invalid.
+                    let at = first_invalid(*c, &k.ops, 0, &self.ctx);
                     let explanation = judge(*c, &k.ops[..=at], &self.ctx)
                         .map(|v| v.1)
                         .or(v.map(|v| v.1))
