@@ -9,6 +9,7 @@
 
 #![cfg(feature = "controller")]
 
+use faultline::check::registry::{by_name, CheckContext};
 use faultline::check::Validity;
 use faultline::cluster::{Capabilities, Cluster, ClusterKind, Node};
 use faultline::control::{ControlError, Output, Remote};
@@ -168,6 +169,31 @@ async fn stop_on_invalid_ends_a_run_with_stale_reads_within_seconds_of_the_first
         "the run went on {} ms after the violation",
         after / 1_000_000
     );
+    // The operation is where the key's history became invalid: with it,
+    // the key's events are not linearizable; without it, they are.
+    let history =
+        faultline::history::read_path(&outcome.dir.join("history.jsonl"), None).expect("history");
+    let index = finding["op"]["index"].as_u64().expect("op index");
+    let key_events = |upto: u64| faultline::history::History {
+        ops: history
+            .ops
+            .iter()
+            .filter(|o| o.is_client() && o.key.as_ref() == Some(&finding["key"]) && o.index <= upto)
+            .cloned()
+            .collect(),
+        source: None,
+        lines: Vec::new(),
+    };
+    let linearizable = by_name("linearizable").expect("registered");
+    let ctx = CheckContext::new(Some("cas-register".into()), 1 << 30);
+    let judge = |upto| {
+        linearizable
+            .check(&key_events(upto), &ctx)
+            .expect("checkable")
+            .validity
+    };
+    assert_eq!(judge(index), Validity::Invalid);
+    assert_eq!(judge(index - 1), Validity::Valid);
     assert!(outcome.stopped_early.is_some());
     assert!(!outcome.interrupted, "stopped on a proof, not interrupted");
 }
