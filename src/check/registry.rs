@@ -60,6 +60,29 @@ pub trait Checker: Sync {
         let _ = (path, format, ctx);
         None
     }
+
+    /// Whether an invalid verdict on a prefix of a history (the operations
+    /// still in flight at the cut treated as crashed) proves the whole
+    /// history invalid, and so may be given while the run goes on
+    /// (`runner/online.rs`). The default: no, checked at the end only.
+    fn prefixes(&self, ctx: &CheckContext) -> PrefixCheck {
+        let _ = ctx;
+        PrefixCheck::AtEndOnly
+    }
+}
+
+/// What a checker's verdict on a prefix of a history proves
+/// ([`Checker::prefixes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefixCheck {
+    /// Nothing: a prefix may look invalid while the whole is valid (a set
+    /// without its final read, a bank between a transfer's halves).
+    AtEndOnly,
+    /// Invalid on one key's prefix proves the whole invalid; each key is
+    /// judged on its own, so a key no longer in use is judged for good.
+    PerKey,
+    /// Invalid on a prefix of the whole history proves the whole invalid.
+    WholePrefix,
 }
 
 /// What checkers need beside the history.

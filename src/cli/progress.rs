@@ -106,6 +106,14 @@ fn line(ev: &RunEvent) -> Option<String> {
             }
         )),
         RunEvent::Warning(w) => Some(format!("warning: {w}")),
+        RunEvent::Violation { line, stopping } => Some(format!(
+            "INVALID (online): {line}{}",
+            if *stopping {
+                "\nstopping early (--stop-on-invalid): final phase, heal, final check"
+            } else {
+                ""
+            }
+        )),
     }
 }
 
@@ -146,6 +154,17 @@ mod tests {
             Some("   1.5s  ops 10  ok 8  fail 1  info 0  faults: none")
         );
         assert_eq!(line(&RunEvent::Stopped), None);
+        let found = |stopping| RunEvent::Violation {
+            line: "linearizable on key 3: read returned 1".into(),
+            stopping,
+        };
+        assert_eq!(
+            line(&found(false)).as_deref(),
+            Some("INVALID (online): linearizable on key 3: read returned 1")
+        );
+        assert!(line(&found(true))
+            .is_some_and(|l| l
+                .ends_with("stopping early (--stop-on-invalid): final phase, heal, final check")));
         let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let every = RunEvent::SettingUp {
             db: "etcd".into(),

@@ -65,8 +65,9 @@ pub struct Args {
     seed: Option<u64>,
     /// Reads: etcd linearizable (default) or serializable (local, maybe
     /// stale); ZooKeeper plain (default, maybe stale) or sync (sync first);
-    /// Redis replica (default: the worker's own node) or primary. The
-    /// checkers assume what the db's reads guarantee.
+    /// Redis replica (default: the worker's own node) or primary; memory
+    /// linearizable (default) or stale (a fault for testing the harness).
+    /// The checkers assume what the db's reads guarantee.
     #[arg(long)]
     read_mode: Option<String>,
     /// The consistency model the txn checker holds the history to
@@ -83,6 +84,15 @@ pub struct Args {
     /// Leave the db (and a local cluster this run built) running.
     #[arg(long)]
     leave_db_running: bool,
+    /// Check at the end only, not as the run goes (online checking is on
+    /// by default; the verdict is the final check's either way).
+    #[arg(long, conflicts_with = "stop_on_invalid")]
+    no_online: bool,
+    /// End the run at the first violation the online checker proves: then
+    /// the final phase, heal, final check and report as at any end; the
+    /// verdict is invalid and results.json says where it stopped and why.
+    #[arg(long)]
+    stop_on_invalid: bool,
     /// The test's name (default: db-workload-nemeses).
     #[arg(long)]
     name: Option<String>,
@@ -198,6 +208,13 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         spec.isolation = v;
     }
     spec.leave_db_running |= a.leave_db_running;
+    if a.no_online {
+        spec.online = false;
+    }
+    if a.stop_on_invalid {
+        spec.online = true;
+        spec.stop_on_invalid = true;
+    }
     if let Some(v) = a.name.clone() {
         spec.name = v;
     }
@@ -286,7 +303,9 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             eprintln!("warning: no report: {e}");
         }
     }
-    if outcome.interrupted {
+    if let Some(why) = &outcome.stopped_early {
+        println!("({why})");
+    } else if outcome.interrupted {
         println!("(the run did not run to its end: what it recorded is checked as it is, and the verdict is at best incomplete)");
     }
     println!("{}: {}", outcome.validity, outcome.dir.display());
@@ -544,6 +563,15 @@ pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<i32> {
             || incomplete.is_some(),
     );
     summary.extend(verdict_notes(&results));
+    // What the run's online checker did, and why it stopped early, are
+    // facts of the run, not of this check: kept.
+    if let Some(old) = &stored.results {
+        for k in ["online", "stopped_early"] {
+            if !old[k].is_null() {
+                results[k] = old[k].clone();
+            }
+        }
+    }
     stored.dir.write_results(&results)?;
     for line in &summary {
         println!("{line}");

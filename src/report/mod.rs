@@ -229,15 +229,17 @@ pub struct VerdictRow {
 /// The verdict of each checker of a `results.json` value.
 pub fn verdicts(results: &Value) -> Vec<VerdictRow> {
     // The run's own verdict first, when it says why the checkers' cannot
-    // stand: it did not run to its end, or no operation succeeded.
+    // stand: it did not run to its end, or no operation succeeded; or why
+    // it ended early: `--stop-on-invalid` at a proven violation.
     let mut out: Vec<VerdictRow> = [
-        ("incomplete", "incomplete_reason"),
-        ("unknown", "unknown_reason"),
+        ("incomplete", "/incomplete_reason"),
+        ("unknown", "/unknown_reason"),
+        ("invalid", "/stopped_early/reason"),
     ]
     .iter()
     .filter_map(|(validity, key)| {
         results
-            .get(*key)
+            .pointer(key)
             .and_then(Value::as_str)
             .map(|why| VerdictRow {
                 name: "run".to_string(),

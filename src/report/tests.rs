@@ -655,6 +655,27 @@ fn markdown_summary_has_a_row_per_checker() {
     );
 }
 
+/// A run `--stop-on-invalid` ended shows the reason as an invalid `run`
+/// row, before the checker that proved it.
+#[test]
+fn a_run_stopped_at_a_violation_says_so_first() {
+    let h = invalid_register();
+    let mut results = linear_results(&h);
+    let why = "stopped early at the first proven violation, 0.2 s into the run: linearizable: ...";
+    results["stopped_early"] = json!({"reason": why, "finding": {}});
+    let cases = verdicts(&results);
+    assert_eq!(
+        cases[0],
+        VerdictRow {
+            name: "run".into(),
+            validity: "invalid".into(),
+            sentence: why.into(),
+        }
+    );
+    assert_eq!(cases[1].name, "linearizable");
+    assert_eq!(cases[1].validity, "invalid");
+}
+
 /// An incomplete run shows as a `run` verdict with its reason in
 /// report.html's table, as a JUnit failure of type `incomplete`, and as a
 /// Markdown row.

@@ -53,6 +53,15 @@ pub enum RunEvent {
         /// The active fault kinds, from the nemesis record (empty: none).
         faults: Vec<String>,
     },
+    /// The online checker proved a violation (`line` says which, where
+    /// and how long after the operation); `stopping`: the main phase ends
+    /// now (`--stop-on-invalid`).
+    Violation {
+        /// The finding, for people.
+        line: String,
+        /// The run stops early because of it.
+        stopping: bool,
+    },
     /// The workers have stopped; the cleanup (heal, logs, teardown) follows.
     Stopped,
     /// Something the operator should know or act on (a failed heal, a

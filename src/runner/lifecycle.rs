@@ -11,6 +11,7 @@
 //! was recorded.
 
 use super::events::{EventSink, RunEvent};
+use super::online::{self, Online, OnlineThread};
 use super::system::{check_db_workload, version_of, System};
 use super::{drive_workers, Recorder, RunError, Stop, WorkerConfig};
 use crate::check::registry::{check_all, CheckContext};
@@ -27,6 +28,7 @@ use crate::store::{RunDir, END_MARKER};
 use crate::workload::Workload;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +50,9 @@ pub struct TestOutcome {
     /// True when the run did not run to its end (Ctrl-C, SIGTERM, a failed
     /// set-up); `summary` says why.
     pub interrupted: bool,
+    /// The violation that ended the run early (`--stop-on-invalid`), for
+    /// people.
+    pub stopped_early: Option<String>,
 }
 
 /// Runs one test on `cluster`, writing everything under `dirs.results`,
@@ -189,6 +194,31 @@ pub async fn run_test(
     // final heal.
     let mut recorder = Recorder::create(&run_dir.history(), started)
         .with_context(|| format!("creating {}", run_dir.history().display()))?;
+    let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
+    let reads = target.reads();
+    let ctx = CheckContext {
+        linearizable_reads: reads.linearizable(),
+        consistency_models: vec![spec.consistency_model.clone()],
+        time_limit: check_limit,
+        classic: workload.classic_options(),
+        resident_memory: Some(crate::host::resident_bytes),
+        ..CheckContext::new(Some(workload.model.clone()), crate::host::memory_limit())
+    };
+    // Set when the online checker proves a violation and the run is to
+    // stop there: the main phase ends, the final phase runs.
+    let stop_early = Arc::new(AtomicBool::new(false));
+    let online = if spec.online {
+        start_online(
+            &workload.checkers,
+            &ctx,
+            &mut recorder,
+            &stop_early,
+            spec.stop_on_invalid,
+            &events,
+        )
+    } else {
+        None
+    };
     // A signal during the db set-up: no workers at all.
     let ended = if stop.is_stopped() {
         Ok(Ended::Interrupted)
@@ -205,6 +235,7 @@ pub async fn run_test(
             &mut recorder,
             &run_dir,
             stop.clone(),
+            stop_early.clone(),
             &events,
         )
         .await
@@ -275,13 +306,16 @@ pub async fn run_test(
         }
     }
 
+    // The recorder is finished: the online thread ends after its round.
+    let online = online.map(OnlineThread::finish);
+
     // A history that could not be written is no history to judge.
     let ended = ended.map_err(|e| anyhow::anyhow!("writing the history: {e}"))?;
     if let Some(e) = write_error {
         return Err(anyhow::anyhow!("writing the history: {e}"));
     }
     let history = finished.context("writing the history")?;
-    let incomplete = match ended {
+    let mut incomplete = match ended {
         Ended::Complete => None,
         Ended::Interrupted if history.ops.iter().any(|o| o.is_client()) => Some(format!(
             "interrupted (SIGINT or SIGTERM) {:.1} s into the run: the history is partial",
@@ -292,17 +326,42 @@ pub async fn run_test(
         }
         Ended::Failed(why) => Some(why),
     };
-    let check_limit = spec.check_time_limit.map(Duration::from_secs_f64);
-    let reads = target.reads();
-    let ctx = CheckContext {
-        linearizable_reads: reads.linearizable(),
-        consistency_models: vec![spec.consistency_model.clone()],
-        time_limit: check_limit,
-        classic: workload.classic_options(),
-        resident_memory: Some(crate::host::resident_bytes),
-        ..CheckContext::new(Some(workload.model.clone()), crate::host::memory_limit())
-    };
+    // The verdict is always the final check's, on the whole history.
     let (validity, mut results, mut summary) = check_all(&history, &workload.checkers, &ctx);
+    let mut stopped_early = None;
+    if let Some(o) = &online {
+        results["online"] = o.to_json();
+        summary.push(o.line());
+        let finding = o.finding.as_ref();
+        // The final check judges that checker invalid too (perhaps on
+        // another key first: it stops at the first invalid key).
+        let confirmed =
+            finding.map(|f| results["checkers"][&f.checker]["valid"] == json!(Validity::Invalid));
+        if confirmed == Some(false) {
+            tracing::error!(
+                "the final check did not confirm the online finding: {}",
+                finding.map(online::Finding::line).unwrap_or_default()
+            );
+        }
+        results["online"]["confirmed_by_final_check"] = json!(confirmed);
+        if let (Some(f), true) = (finding, stop_early.load(Ordering::SeqCst)) {
+            let why = format!(
+                "stopped early at the first proven violation, {:.1} s into the run: {}",
+                f.found_at as f64 / 1e9,
+                f.line()
+            );
+            results["stopped_early"] = json!({"reason": why, "finding": f.to_json()});
+            // The argument in online.rs rules this out; should it happen,
+            // a run cut short on a finding not confirmed vouches for nothing.
+            if confirmed == Some(false) && incomplete.is_none() {
+                incomplete = Some(format!(
+                    "stopped early on an online finding the final check did not confirm: {}",
+                    f.line()
+                ));
+            }
+            stopped_early = Some(why);
+        }
+    }
     mark_end(&mut test_json, incomplete.as_deref());
     run_dir.write_test(&test_json)?;
     let validity = settle(validity, &mut results, &history, incomplete.as_deref());
@@ -320,7 +379,49 @@ pub async fn run_test(
         dir: run_dir.path.as_path().to_path_buf(),
         summary,
         interrupted: incomplete.is_some(),
+        stopped_early,
     })
+}
+
+/// Starts the online checker (`online.rs`) on the checkers that can be
+/// judged on prefixes, fed by `recorder`; `None` when none can (or its
+/// thread cannot start: then everything is checked at the end, as without
+/// it). Its first finding is told to `events` and, with `stop_on_invalid`,
+/// sets `stop_early`.
+fn start_online(
+    checkers: &[String],
+    ctx: &CheckContext,
+    recorder: &mut Recorder,
+    stop_early: &Arc<AtomicBool>,
+    stop_on_invalid: bool,
+    events: &EventSink,
+) -> Option<OnlineThread> {
+    let checker = Online::new(checkers, ctx);
+    if !checker.checks_anything() {
+        return None;
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (flag, events) = (stop_early.clone(), events.clone());
+    let found = Box::new(move |f: &online::Finding| {
+        if stop_on_invalid {
+            flag.store(true, Ordering::SeqCst);
+        }
+        tracing::warn!("online check: {}", f.line());
+        events(RunEvent::Violation {
+            line: f.line(),
+            stopping: stop_on_invalid,
+        });
+    });
+    match online::spawn(checker, rx, recorder.start(), found) {
+        Ok(t) => {
+            recorder.tap(tx);
+            Some(t)
+        }
+        Err(e) => {
+            tracing::warn!("cannot start the online checker ({e}); checking at the end only");
+            None
+        }
+    }
 }
 
 /// What `faultline heal` needs to rebuild this run's db: the `--db` value
@@ -455,6 +556,7 @@ fn finish_incomplete(
         dir: run_dir.path.as_path().to_path_buf(),
         summary: verdict_notes(&results),
         interrupted: true,
+        stopped_early: None,
     })
 }
 
@@ -485,6 +587,7 @@ async fn run_phase(
     recorder: &mut Recorder,
     run_dir: &RunDir,
     stop: Stop,
+    stop_early: Arc<AtomicBool>,
     events: &EventSink,
 ) -> std::io::Result<Ended> {
     let set_up = {
@@ -500,7 +603,7 @@ async fn run_phase(
         Ok(f) => f,
         Err(e) => return Ok(Ended::Failed(format!("the clients cannot be made: {e}"))),
     };
-    let gen = build_generator(spec, seed, workload, defs, db_has_primaries);
+    let gen = build_generator(spec, seed, workload, defs, db_has_primaries, stop_early);
     let mut cfg = WorkerConfig::new(
         spec.concurrency,
         cluster
@@ -650,14 +753,15 @@ pub fn verdict_notes(results: &Value) -> Vec<String> {
     .collect()
 }
 
-/// main (rate, time limit) ∥ nemesis schedule → stop every fault → wait
-/// for recovery → final reads.
+/// main (rate, time limit, until `stop_early`) ∥ nemesis schedule → stop
+/// every fault → wait for recovery → final reads.
 fn build_generator(
     spec: &TestSpec,
     seed: u64,
     workload: &Workload,
     defs: &[config::NemesisDef],
     db_has_primaries: bool,
+    stop_early: Arc<AtomicBool>,
 ) -> Box<dyn Generator> {
     let mut main = workload.main_generator(seed);
     if let Some(r) = spec.rate {
@@ -675,13 +779,16 @@ fn build_generator(
     let heal = OpSpec::new(Fault::HealAll.f(), Fault::HealAll.value()).with_target(Target::Nemesis);
     stops.push(Box::new(generator::once(generator::repeat(heal))));
     let limit_ns = (spec.time_limit * 1e9) as u64;
-    let body = time_limit(
-        limit_ns,
-        any(vec![
-            Box::new(on_clients(main)),
-            Box::new(on_nemesis(schedule)),
-        ]),
-    );
+    let body = UntilSet {
+        flag: stop_early,
+        inner: time_limit(
+            limit_ns,
+            any(vec![
+                Box::new(on_clients(main)),
+                Box::new(on_nemesis(schedule)),
+            ]),
+        ),
+    };
     let mut parts: Vec<Box<dyn Generator>> =
         vec![Box::new(body), Box::new(on_nemesis(generator::seq(stops)))];
     parts.push(Box::new(sleep(Duration::from_secs_f64(spec.recovery_time))));
@@ -689,6 +796,27 @@ fn build_generator(
         parts.push(f);
     }
     Box::new(phases(parts))
+}
+
+/// `inner` until `flag` is set, then done (the phase after it begins once
+/// the operations in flight complete, as at the time limit).
+struct UntilSet<G> {
+    flag: Arc<AtomicBool>,
+    inner: G,
+}
+
+impl<G: Generator> Generator for UntilSet<G> {
+    fn next(&mut self, ctx: &generator::Context) -> Emit {
+        if self.flag.load(Ordering::SeqCst) {
+            Emit::Done
+        } else {
+            self.inner.next(ctx)
+        }
+    }
+
+    fn update(&mut self, ctx: &generator::Context, event: &Op) {
+        self.inner.update(ctx, event)
+    }
 }
 
 /// A generator that waits `d` from when it is first asked, then is done.

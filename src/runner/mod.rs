@@ -22,9 +22,12 @@
 //! it goes through [`events::RunEvent`]s (the command line draws them). The
 //! [`Recorder`] is the one writer of `history.jsonl`: [`drive_workers`]
 //! leaves it open so the lifecycle records the final heal through it too.
+//! The online checker (`online.rs`) gets a copy of every event from the
+//! recorder and judges the history on its own thread as it grows.
 
 pub mod events;
 pub mod lifecycle;
+pub mod online;
 pub mod recorder;
 pub mod spec;
 mod system;

@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,6 +95,9 @@ pub struct Recorder {
     dirty_since: Option<Instant>,
     ops: Vec<Op>,
     progress: Arc<Progress>,
+    /// Where a copy of every event goes as it is recorded (the online
+    /// checker's thread), if anywhere.
+    tap: Option<Sender<Op>>,
 }
 
 impl Recorder {
@@ -108,6 +112,7 @@ impl Recorder {
             dirty_since: None,
             ops: Vec::new(),
             progress: Arc::default(),
+            tap: None,
         })
     }
 
@@ -120,7 +125,21 @@ impl Recorder {
             dirty_since: None,
             ops: Vec::new(),
             progress: Arc::default(),
+            tap: None,
         }
+    }
+
+    /// Sends a copy of every event recorded from now on to `tx` (the
+    /// channel is unbounded: recording never waits for the receiver). The
+    /// sender is dropped when the recorder finishes, which tells the
+    /// receiver the history is whole.
+    pub fn tap(&mut self, tx: Sender<Op>) {
+        self.tap = Some(tx);
+    }
+
+    /// The instant times are counted from.
+    pub fn start(&self) -> Instant {
+        self.start
     }
 
     /// Nanoseconds since the start.
@@ -160,6 +179,12 @@ impl Recorder {
             }
         }
         self.progress.count(&op);
+        if let Some(tx) = &self.tap {
+            if tx.send(op.clone()).is_err() {
+                // The receiver is gone (it stopped early): stop copying.
+                self.tap = None;
+            }
+        }
         let i = self.ops.len();
         self.ops.push(op);
         self.flush_if_due()?;

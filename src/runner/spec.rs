@@ -57,6 +57,12 @@ pub struct TestSpec {
     /// PostgreSQL: the isolation level of every transaction
     /// (`read-committed`, `repeatable-read`, `serializable`).
     pub isolation: String,
+    /// Check the history as it is recorded (`runner/online.rs`); the
+    /// verdict is still the final check's.
+    pub online: bool,
+    /// End the main phase at the first violation the online checker
+    /// proves (then the final phase, heal and checks as at any end).
+    pub stop_on_invalid: bool,
 }
 
 impl Default for TestSpec {
@@ -81,6 +87,8 @@ impl Default for TestSpec {
             check_time_limit: None,
             consistency_model: "strict-serializable".into(),
             isolation: "serializable".into(),
+            online: true,
+            stop_on_invalid: false,
         }
     }
 }
@@ -119,6 +127,11 @@ impl TestSpec {
             }
         };
         positive("time_limit", self.time_limit)?;
+        if self.stop_on_invalid && !self.online {
+            return Err(
+                "stop_on_invalid needs online checking: drop online = false (--no-online)".into(),
+            );
+        }
         positive("op_timeout", self.op_timeout)?;
         if self.recovery_time < 0.0 {
             return Err(format!(

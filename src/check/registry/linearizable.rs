@@ -1,7 +1,7 @@
 //! The `linearizable` checker: the workload's model, chosen by name through
 //! the one [`ModelVisitor`], searched by [`crate::check::linear`].
 
-use super::{show_duration, CannotCheck, CheckContext, Checker, Text, Verdict};
+use super::{show_duration, CannotCheck, CheckContext, Checker, PrefixCheck, Text, Verdict};
 use crate::check::linear::{self, shrink::MinimalHistory, CheckError, LinearReport};
 use crate::history::{Call, History};
 use crate::model::{self, Model, ModelVisitor};
@@ -49,6 +49,17 @@ impl Checker for Linearizable {
             "--shrink",
             "--shrink-time",
         ]
+    }
+
+    /// A prefix that is not linearizable, its pending operations crashed,
+    /// is the start of every linearization of the whole: the argument is
+    /// in `runner/online.rs`. Split by key, each key is its own history.
+    fn prefixes(&self, ctx: &CheckContext) -> PrefixCheck {
+        if ctx.split_by_key {
+            PrefixCheck::PerKey
+        } else {
+            PrefixCheck::WholePrefix
+        }
     }
 
     fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {

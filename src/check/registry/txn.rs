@@ -1,7 +1,7 @@
 //! The `txn` checker: Elle-style anomalies of list-append and rw-register
 //! histories ([`crate::check::txn`]).
 
-use super::{show_duration, CannotCheck, CheckContext, Checker, Text, Verdict};
+use super::{show_duration, CannotCheck, CheckContext, Checker, PrefixCheck, Text, Verdict};
 use crate::check::txn::{self, Anomaly, TxnKind, TxnReport};
 use crate::check::Validity;
 use crate::history::{Format, History, Op};
@@ -27,6 +27,18 @@ impl Checker for TxnChecker {
             TxnKind::ListAppend.name(),
             TxnKind::RwRegister.name()
         )
+    }
+
+    /// List-append only: every edge of its dependency graph is read off
+    /// evidence a longer history keeps (a read's list fixes the order of
+    /// the appends it shows; values are unique, so a writer is known), so a
+    /// cycle in a prefix is a cycle in the whole. rw-register infers
+    /// version orders that later writes could reorder: at the end only.
+    fn prefixes(&self, ctx: &CheckContext) -> PrefixCheck {
+        match ctx.model.as_deref().and_then(TxnKind::parse) {
+            Some(TxnKind::ListAppend) => PrefixCheck::WholePrefix,
+            _ => PrefixCheck::AtEndOnly,
+        }
     }
 
     fn flags(&self) -> &'static [&'static str] {

@@ -54,6 +54,10 @@ pub enum Flaw {
     /// other replicas only every `n`-th transaction, so nodes observe
     /// concurrent writes in different orders (long forks).
     Replicas(u64),
+    /// Every `n`-th register read returns the register's value before its
+    /// latest change (null when it had none): a stale read, as from a
+    /// lagging replica. The `stale` read mode of the memory system.
+    StaleReads(u64),
 }
 
 /// The state of [`MemoryDb`], by key.
@@ -73,6 +77,10 @@ pub(super) struct State {
     unreplicated: Vec<(String, String, Value)>,
     /// Changes made, for [`Flaw`]s that strike every `n`-th.
     changes: u64,
+    /// With [`Flaw::StaleReads`]: each register's value before its latest
+    /// change, and the register reads made.
+    previous: HashMap<String, Value>,
+    reads: u64,
 }
 
 impl State {
@@ -271,16 +279,21 @@ impl MemoryDb {
             }
             (Kind::Txn, "txn") => self.txn(st, node, v),
             (Kind::Registers, "read") => {
-                Completion::ok(st.registers.get(&key).cloned().unwrap_or(Value::Null))
+                st.reads += 1;
+                let stale = matches!(self.flaw, Flaw::StaleReads(e) if e > 0 && st.reads % e == 0);
+                let from = if stale { &st.previous } else { &st.registers };
+                Completion::ok(from.get(&key).cloned().unwrap_or(Value::Null))
             }
             (_, "write") => {
-                st.registers.insert(key, v.clone());
+                let old = st.registers.insert(key.clone(), v.clone());
+                st.previous.insert(key, old.unwrap_or(Value::Null));
                 Completion::ok(v.clone())
             }
             (_, "cas") => match v.as_array().map(Vec::as_slice) {
                 Some([expected, new]) => {
                     let current = st.registers.get(&key).unwrap_or(&Value::Null);
                     if current == expected {
+                        st.previous.insert(key.clone(), current.clone());
                         st.registers.insert(key, new.clone());
                         Completion::ok(v.clone())
                     } else {
@@ -501,6 +514,25 @@ mod tests {
             c.invoke(&inv("add", 0, json!("x"))).await.status,
             Status::Fail
         );
+    }
+
+    #[test]
+    fn a_stale_reads_flaw_returns_the_value_before_the_latest_change_every_nth_read() {
+        let db = MemoryDb::registers().with_flaw(Flaw::StaleReads(3));
+        let read = |db: &MemoryDb| db.apply(&inv("read", 1, json!(null))).value;
+        db.apply(&inv("write", 1, json!(1)));
+        db.apply(&inv("cas", 1, json!([1, 2])));
+        assert_eq!(read(&db), json!(2));
+        assert_eq!(read(&db), json!(2));
+        assert_eq!(
+            read(&db),
+            json!(1),
+            "the third read is stale: before the cas"
+        );
+        assert_eq!(read(&db), json!(2));
+        db.apply(&inv("write", 1, json!(7)));
+        assert_eq!(read(&db), json!(7));
+        assert_eq!(read(&db), json!(2), "the sixth: before the write");
     }
 
     fn apply(db: &MemoryDb, f: &str, value: Value) -> Completion {

@@ -20,8 +20,33 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct MemorySystem;
 
-/// Its one read mode: every operation happens atomically under one lock.
-const READ_MODE: &str = "linearizable";
+/// Its read modes. `linearizable` (the default): every operation happens
+/// atomically under one lock. `stale`: a fault for tests of the harness
+/// itself — every [`STALE_EVERY`]-th register read returns the value
+/// before the register's latest change ([`Flaw::StaleReads`]), while the
+/// checkers still hold reads to linearizability, so the run is invalid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum ReadMode {
+    #[default]
+    Linearizable,
+    Stale,
+}
+
+impl std::str::FromStr for ReadMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ReadMode, String> {
+        match s {
+            "linearizable" => Ok(ReadMode::Linearizable),
+            "stale" => Ok(ReadMode::Stale),
+            _ => Err(format!(
+                "memory has no read mode {s:?}; its reads are linearizable, or stale (a fault for tests)"
+            )),
+        }
+    }
+}
+
+/// With the `stale` read mode, one register read in this many is stale.
+pub const STALE_EVERY: u64 = 50;
 
 impl System for MemorySystem {
     fn name(&self) -> &'static str {
@@ -34,17 +59,19 @@ impl System for MemorySystem {
     }
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
-        super::only_read_mode(self.name(), choice.read_mode, READ_MODE)?;
-        Ok(Box::new(MemoryConfig))
+        Ok(Box::new(MemoryConfig(choice.read_mode_or_default()?)))
     }
 }
 
 #[derive(Debug)]
-struct MemoryConfig;
+struct MemoryConfig(ReadMode);
 
 impl Configured for MemoryConfig {
     fn read_mode(&self) -> &'static str {
-        READ_MODE
+        match self.0 {
+            ReadMode::Linearizable => "linearizable",
+            ReadMode::Stale => "stale",
+        }
     }
 
     fn reads(&self) -> Reads {
@@ -52,8 +79,12 @@ impl Configured for MemoryConfig {
     }
 
     fn deploy(&self, _nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
+        let flaw = match self.0 {
+            ReadMode::Linearizable => Flaw::None,
+            ReadMode::Stale => Flaw::StaleReads(STALE_EVERY),
+        };
         Ok(Box::new(MemoryDeployed {
-            db: Arc::new(MemoryDb::default()),
+            db: Arc::new(MemoryDb::default().with_flaw(flaw)),
         }))
     }
 }
