@@ -11,103 +11,13 @@
 
 use faultline::check::registry::{by_name, CheckContext};
 use faultline::check::Validity;
-use faultline::cluster::{Capabilities, Cluster, ClusterKind, Node};
-use faultline::control::{ControlError, Output, Remote};
-use faultline::runner::events::no_events;
-use faultline::runner::lifecycle::{run_test, Dirs, TestOutcome, TestSpec};
-use faultline::runner::Stop;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A node with nothing on it: every command succeeds and prints nothing
-/// (the clean slate finds no leftover fault; the memory system itself
-/// runs no command).
-#[derive(Debug)]
-struct EmptyHost(String);
+mod online_support;
 
-impl Remote for EmptyHost {
-    fn node(&self) -> &str {
-        &self.0
-    }
-
-    fn default_timeout(&self) -> Duration {
-        Duration::from_secs(1)
-    }
-
-    fn exec_timeout(&self, _command: &str, _timeout: Duration) -> Result<Output, ControlError> {
-        Ok(Output {
-            status: 0,
-            signal: None,
-            stdout: String::new(),
-            stderr: String::new(),
-        })
-    }
-
-    fn upload(&self, _local: &Path, _remote: &str, _mode: i32) -> Result<(), ControlError> {
-        Ok(())
-    }
-
-    fn download(&self, _remote: &str, _local: &Path) -> Result<(), ControlError> {
-        Ok(())
-    }
-}
-
-fn cluster() -> Cluster {
-    let nodes = (1..=3)
-        .map(|i| {
-            let name = format!("n{i}");
-            Node::new(
-                &name,
-                &format!("10.9.0.{i}"),
-                Arc::new(EmptyHost(name.clone())),
-                Capabilities {
-                    can_skew_clock: false,
-                    has_netem: false,
-                    has_iptables: false,
-                    shares_host: false,
-                },
-                "/opt/faultline",
-            )
-        })
-        .collect();
-    Cluster::new(nodes, ClusterKind::Hosts)
-}
-
-/// A register test on the memory system at 1,000 ops/s, no faults.
-fn spec(read_mode: &str, time_limit: f64) -> TestSpec {
-    TestSpec {
-        db: "memory".into(),
-        workload: "register".into(),
-        nemesis: Vec::new(),
-        read_mode: read_mode.into(),
-        time_limit,
-        rate: Some(1000.0),
-        concurrency: 10,
-        recovery_time: 0.0,
-        seed: Some(3),
-        ..TestSpec::default()
-    }
-}
-
-/// Runs `spec` to its end; the outcome, results.json, and how long it took.
-async fn run(spec: TestSpec, results: &Path) -> (TestOutcome, Value, Duration) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dirs = Dirs {
-        workloads: root.join("workloads"),
-        nemeses: root.join("nemeses"),
-        results: results.to_path_buf(),
-    };
-    let began = Instant::now();
-    let outcome = run_test(spec, cluster(), &dirs, Stop::new(), no_events())
-        .await
-        .expect("the run");
-    let took = began.elapsed();
-    let text = std::fs::read_to_string(outcome.dir.join("results.json")).expect("results.json");
-    let results: Value = serde_json::from_str(&text).expect("results.json is JSON");
-    (outcome, results, took)
-}
+use online_support::{run, spec};
 
 /// The time of the last client event in a run's history.jsonl.
 fn last_client_time(dir: &Path) -> u64 {
@@ -234,73 +144,6 @@ async fn a_correct_run_checked_online_gets_the_verdict_analyze_gives() {
         assert_eq!(
             offline["checkers"][name]["explanation"], results["checkers"][name]["explanation"],
             "{name}"
-        );
-    }
-}
-
-/// Client invocations per second of the main phase in a run's history.
-fn throughput(dir: &Path, seconds: f64) -> f64 {
-    let text = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
-    let invoked = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|o| o["process"].is_u64() && o["type"] == "invoke")
-        .count();
-    invoked as f64 / seconds
-}
-
-/// The figures in the README: the workload's throughput with and without
-/// online checking (as fast as the memory system goes, runs alternated so
-/// that the machine's load falls on both alike), and the lag from a
-/// violating operation to its verdict at 1,000 ops/s.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a test: prints figures (cargo test --test online_memory -- --ignored --nocapture)"]
-async fn measure_online_overhead_and_lag() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let seconds = 5.0;
-    let (mut with, mut without) = (Vec::new(), Vec::new());
-    for round in 0..3 {
-        for online in [false, true] {
-            let mut s = spec("linearizable", seconds);
-            s.rate = None;
-            s.online = online;
-            s.seed = Some(round);
-            let (outcome, results, _) = run(s, tmp.path()).await;
-            assert_eq!(outcome.validity, Validity::Valid, "{results:#}");
-            let t = throughput(&outcome.dir, seconds);
-            if online {
-                println!("online on:  {t:.0} ops/s, {}", results["online"]);
-                with.push(t);
-            } else {
-                println!("online off: {t:.0} ops/s");
-                without.push(t);
-            }
-            std::fs::remove_dir_all(&outcome.dir).ok();
-        }
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    println!(
-        "throughput, mean of 3: online off {:.0} ops/s, on {:.0} ops/s",
-        mean(&without),
-        mean(&with)
-    );
-    let (outcome, results, _) = run(spec("linearizable", 10.0), tmp.path()).await;
-    println!(
-        "valid at 1000 ops/s for 10 s: {:.0} ops/s, online {}",
-        throughput(&outcome.dir, 10.0),
-        results["online"]
-    );
-    for seed in 1..=5 {
-        let mut s = spec("stale", 60.0);
-        s.stop_on_invalid = true;
-        s.seed = Some(seed);
-        let (_, results, took) = run(s, tmp.path()).await;
-        let f = &results["stopped_early"]["finding"];
-        println!(
-            "stale reads at 1000 ops/s, seed {seed}: violation at {:.2} s, verdict {:.1} ms after it; run ended after {:.1} s",
-            f["op"]["time_ns"].as_f64().unwrap_or(0.0) / 1e9,
-            f["lag_ms"].as_f64().unwrap_or(-1.0),
-            took.as_secs_f64()
         );
     }
 }
