@@ -51,6 +51,7 @@ pub mod grudge;
 pub mod net;
 #[cfg(feature = "nfq")]
 pub mod nfq_delay;
+pub mod nfq_stats;
 pub mod process;
 pub mod record;
 pub mod schedule;
