@@ -473,6 +473,7 @@ fn partition_shapes_cut_exactly_their_grudge() {
         PartitionSpec::RandomHalves,
         PartitionSpec::MajoritiesRing,
         PartitionSpec::Bridge,
+        PartitionSpec::MinorityThird,
     ] {
         let done = nem
             .invoke(&Fault::StartPartition(shape.clone()))

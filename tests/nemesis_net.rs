@@ -6,7 +6,8 @@
 //! counters in /proc/net/snmp, or the order a UDP listener saw). Each test
 //! then injects its fault from a separate controller process, kills that
 //! process with SIGKILL while the fault holds, and shows that `faultline
-//! heal`, a fresh process, undoes it. Needs root; ignored otherwise.
+//! heal`, a fresh process, undoes it. Needs root, and socat for the
+//! reorder test (installed when missing); ignored unless built by root.
 #![cfg(feature = "controller")]
 
 mod cluster_support;
