@@ -216,6 +216,7 @@ fn nemeses_on_local_etcd() {
         behavior: PacketBehavior {
             loss: Some(0.5),
             delay_ms: None,
+            ..PacketBehavior::default()
         },
     };
     let done = nem.invoke(&loss).expect("start-packet loss");
@@ -240,6 +241,7 @@ fn nemeses_on_local_etcd() {
         behavior: PacketBehavior {
             loss: None,
             delay_ms: Some(150),
+            ..PacketBehavior::default()
         },
     };
     let done = nem.invoke(&delay).expect("start-packet delay");
@@ -471,6 +473,7 @@ fn partition_shapes_cut_exactly_their_grudge() {
         PartitionSpec::RandomHalves,
         PartitionSpec::MajoritiesRing,
         PartitionSpec::Bridge,
+        PartitionSpec::MinorityThird,
     ] {
         let done = nem
             .invoke(&Fault::StartPartition(shape.clone()))

@@ -77,9 +77,10 @@ enum Command {
     /// them first with --run): which held, which anomalies.
     #[cfg(feature = "controller")]
     Compare(compare::Args),
-    /// The NFQUEUE packet-delay program run on nodes without netem.
+    /// The NFQUEUE packet program (delay without netem, duplicate,
+    /// reorder, corrupt, rate) the packet nemesis runs on nodes.
     #[cfg(feature = "nfq")]
-    #[command(hide = true)]
+    #[command(hide = true, name = "nfq-packet", alias = "nfq-delay")]
     NfqDelay(nfq_delay::Args),
 }
 

@@ -78,6 +78,12 @@ pub struct Args {
     /// serializable; default serializable).
     #[arg(long)]
     isolation: Option<String>,
+    /// A setting passed to the database, repeatable: PostgreSQL a
+    /// postgresql.conf setting, Redis a redis.conf directive, ZooKeeper a
+    /// zoo.cfg line, etcd a --KEY=VALUE flag (added to a test file's
+    /// db_opts; recorded in test.json).
+    #[arg(long = "db-opt", value_name = "KEY=VALUE", value_parser = parse_db_opt)]
+    db_opt: Vec<String>,
     /// Seconds an operation may take before it is recorded `info`.
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::help::positive_seconds)]
     op_timeout: Option<f64>,
@@ -170,6 +176,19 @@ fn load_test_file(path: &Path) -> anyhow::Result<TestSpec> {
     })
 }
 
+/// Checks a `--db-opt` value's syntax as the flag is read, before anything
+/// is built: the message names the flag and the form it wants.
+fn parse_db_opt(s: &str) -> Result<String, String> {
+    crate::system::parse_db_opt(s)
+        .map(|_| s.to_string())
+        .map_err(|e| {
+            e.replace(
+                "expected KEY=VALUE, e.g. --db-opt",
+                "write --db-opt KEY=VALUE, e.g.",
+            )
+        })
+}
+
 /// Runs `faultline run`.
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let mut spec = match &a.test_file {
@@ -207,6 +226,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     if let Some(v) = a.isolation.clone() {
         spec.isolation = v;
     }
+    spec.db_opts.extend(a.db_opt.iter().cloned());
     spec.leave_db_running |= a.leave_db_running;
     if a.no_online {
         spec.online = false;

@@ -69,6 +69,7 @@ impl NemesisDef {
                 PartitionSpec::RandomHalves,
                 PartitionSpec::MajoritiesRing,
                 PartitionSpec::Bridge,
+                PartitionSpec::MinorityThird,
             ]
             .into_iter()
             .map(Fault::StartPartition)
@@ -79,7 +80,7 @@ impl NemesisDef {
                 targets: Targets::All,
                 behavior: PacketBehavior {
                     loss: Some(0.2),
-                    delay_ms: None,
+                    ..PacketBehavior::default()
                 },
             }],
             Family::Clock => vec![
@@ -120,6 +121,9 @@ impl NemesisDef {
 /// Whether `fault` is aimed at the database's primaries (the leader):
 /// isolating, killing or pausing it is what disturbs a leader-based system.
 pub fn targets_primaries(fault: &Fault) -> bool {
+    if let Fault::StartPartition(PartitionSpec::OneWay(inner)) = fault {
+        return **inner == PartitionSpec::Primaries;
+    }
     matches!(
         fault,
         Fault::StartPartition(PartitionSpec::Primaries)
@@ -160,8 +164,13 @@ struct RawFile {
     description: Option<String>,
     targets: Option<Spanned<Vec<toml::Value>>>,
     interval: Option<Spanned<f64>>,
+    oneway: Option<Spanned<bool>>,
     loss: Option<Spanned<f64>>,
     delay_ms: Option<Spanned<u64>>,
+    duplicate: Option<Spanned<f64>>,
+    reorder: Option<Spanned<f64>>,
+    corrupt: Option<Spanned<f64>>,
+    rate_kbit: Option<Spanned<u64>>,
     modes: Option<Spanned<Vec<String>>>,
     delta_ms: Option<Spanned<i64>>,
     period_ms: Option<Spanned<u64>>,
@@ -223,17 +232,22 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
                 Ok(())
             }
         };
+    for (v, name) in [
+        (raw.loss.as_ref().map(|s| s.span()), "loss"),
+        (raw.delay_ms.as_ref().map(|s| s.span()), "delay-ms"),
+        (raw.duplicate.as_ref().map(|s| s.span()), "duplicate"),
+        (raw.reorder.as_ref().map(|s| s.span()), "reorder"),
+        (raw.corrupt.as_ref().map(|s| s.span()), "corrupt"),
+        (raw.rate_kbit.as_ref().map(|s| s.span()), "rate-kbit"),
+    ] {
+        only(v.is_some(), v, name, &[Family::Packet])?;
+    }
+    let oneway_span = raw.oneway.as_ref().map(|s| s.span());
     only(
-        raw.loss.is_some(),
-        raw.loss.as_ref().map(|s| s.span()),
-        "loss",
-        &[Family::Packet],
-    )?;
-    only(
-        raw.delay_ms.is_some(),
-        raw.delay_ms.as_ref().map(|s| s.span()),
-        "delay-ms",
-        &[Family::Packet],
+        oneway_span.is_some(),
+        oneway_span.clone(),
+        "oneway",
+        &[Family::Partition],
     )?;
     for (v, name) in [
         (raw.modes.as_ref().map(|s| s.span()), "modes"),
@@ -287,17 +301,38 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
     let bad_target = |m: String| err(targets_line, Some("targets"), m);
 
     let starts = match family {
-        Family::Partition => match &target_values {
-            Some(vals) => vals
-                .iter()
-                .map(|v| {
-                    PartitionSpec::from_value(v)
-                        .map(Fault::StartPartition)
-                        .map_err(bad_target)
+        Family::Partition => {
+            let shapes = match &target_values {
+                Some(vals) => vals
+                    .iter()
+                    .map(|v| PartitionSpec::from_value(v).map_err(bad_target))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => builtin
+                    .starts
+                    .into_iter()
+                    .filter_map(|f| match f {
+                        Fault::StartPartition(p) => Some(p),
+                        _ => None,
+                    })
+                    .collect(),
+            };
+            let oneway = raw.oneway.as_ref().is_some_and(|o| *o.get_ref());
+            shapes
+                .into_iter()
+                .map(|p| {
+                    if !oneway {
+                        return Ok(Fault::StartPartition(p));
+                    }
+                    p.one_way().map(Fault::StartPartition).map_err(|m| {
+                        err(
+                            oneway_span.clone().map(at).unwrap_or(targets_line),
+                            Some("oneway"),
+                            format!("{m} (give targets with sides: one, primaries, halves, random-halves, minority-third or components)"),
+                        )
+                    })
                 })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => builtin.starts,
-        },
+                .collect::<Result<Vec<_>, _>>()?
+        }
         Family::Kill | Family::Pause => match &target_values {
             Some(vals) => vals
                 .iter()
@@ -317,13 +352,28 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
             let behavior = PacketBehavior {
                 loss: raw.loss.as_ref().map(|s| *s.get_ref()),
                 delay_ms: raw.delay_ms.as_ref().map(|s| *s.get_ref()),
+                duplicate: raw.duplicate.as_ref().map(|s| *s.get_ref()),
+                reorder: raw.reorder.as_ref().map(|s| *s.get_ref()),
+                corrupt: raw.corrupt.as_ref().map(|s| *s.get_ref()),
+                rate_kbit: raw.rate_kbit.as_ref().map(|s| *s.get_ref()),
             };
             if let Err(m) = super::validate_packet(&behavior) {
-                let (line, field) = match (&raw.loss, &raw.delay_ms) {
-                    (Some(l), _) if m.contains("loss") => (at(l.span()), "loss"),
-                    (_, Some(d)) if m.contains("delay") => (at(d.span()), "delay-ms"),
-                    _ => (at(raw.fault.span()), "loss"),
-                };
+                // The field the message starts with, at its line.
+                let spans = [
+                    ("loss", raw.loss.as_ref().map(|s| s.span())),
+                    ("delay-ms", raw.delay_ms.as_ref().map(|s| s.span())),
+                    ("duplicate", raw.duplicate.as_ref().map(|s| s.span())),
+                    ("reorder", raw.reorder.as_ref().map(|s| s.span())),
+                    ("corrupt", raw.corrupt.as_ref().map(|s| s.span())),
+                    ("rate-kbit", raw.rate_kbit.as_ref().map(|s| s.span())),
+                ];
+                let (line, field) = spans
+                    .into_iter()
+                    .find_map(|(name, span)| {
+                        let span = span?;
+                        m.starts_with(name).then(|| (at(span), name))
+                    })
+                    .unwrap_or((at(raw.fault.span()), "loss"));
                 return Err(err(line, Some(field), m));
             }
             let targets = match &target_values {
@@ -581,13 +631,62 @@ mod tests {
                 targets: Targets::Majority,
                 behavior: PacketBehavior {
                     loss: Some(0.3),
-                    delay_ms: Some(50)
+                    delay_ms: Some(50),
+                    ..PacketBehavior::default()
                 }
             }]
         );
         let d = p("fault = \"clock\"\nmodes = [\"bump\", \"strobe\"]\ndelta-ms = 200\n").unwrap();
         assert_eq!(d.starts.len(), 3);
         assert_eq!(d.stop(), Fault::ResetClock);
+    }
+
+    #[test]
+    fn packet_modes_and_one_way_partitions() {
+        let d = p(
+            "fault = \"packet\"\nduplicate = 0.5\nreorder = 0.2\ncorrupt = 0.1\nrate-kbit = 800\n",
+        )
+        .unwrap();
+        assert_eq!(
+            d.starts,
+            vec![Fault::StartPacket {
+                targets: Targets::All,
+                behavior: PacketBehavior {
+                    duplicate: Some(0.5),
+                    reorder: Some(0.2),
+                    corrupt: Some(0.1),
+                    rate_kbit: Some(800),
+                    ..PacketBehavior::default()
+                }
+            }]
+        );
+        let e = p("fault = \"packet\"\n\nreorder = 1.5\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (3, Some("reorder")), "{e}");
+        let e = p("fault = \"packet\"\nrate-kbit = 0\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (2, Some("rate-kbit")), "{e}");
+        let e = p("fault = \"kill\"\ncorrupt = 0.1\n").unwrap_err();
+        assert!(e.message.contains("not used by fault kill"), "{e}");
+
+        let d = p("fault = \"partition\"\noneway = true\ntargets = [\"one\", \"minority-third\", \"primaries\"]\n")
+            .unwrap();
+        assert_eq!(
+            d.starts,
+            vec![
+                Fault::StartPartition(PartitionSpec::OneWay(Box::new(PartitionSpec::One))),
+                Fault::StartPartition(PartitionSpec::OneWay(Box::new(
+                    PartitionSpec::MinorityThird
+                ))),
+                Fault::StartPartition(PartitionSpec::OneWay(Box::new(PartitionSpec::Primaries))),
+            ]
+        );
+        assert!(targets_primaries(&d.starts[2]) && !targets_primaries(&d.starts[0]));
+        // A one-way ring has no sides to cut one way.
+        let e = p("fault = \"partition\"\noneway = true\ntargets = [\"majorities-ring\"]\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.field.as_deref()), (2, Some("oneway")), "{e}");
+        assert!(e.message.contains("sides"), "{e}");
+        let e = p("fault = \"kill\"\noneway = true\n").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("oneway"), "{e}");
     }
 
     #[test]
@@ -602,6 +701,26 @@ mod tests {
             seen += 1;
         }
         assert_eq!(seen, 5);
+        // Every shipped file parses, and the narrower ones do what their
+        // names say.
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            load_file(&entry.path()).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let oneway = load_file(&dir.join("partition-oneway.toml")).unwrap();
+        assert!(oneway
+            .starts
+            .iter()
+            .all(|f| matches!(f, Fault::StartPartition(PartitionSpec::OneWay(_)))));
+        for (name, mode) in [
+            ("packet-duplicate", "duplicate"),
+            ("packet-reorder", "reorder"),
+            ("packet-corrupt", "corrupt"),
+            ("packet-rate", "rate-kbit"),
+        ] {
+            let d = load_file(&dir.join(format!("{name}.toml"))).unwrap();
+            assert_eq!(d.family, Family::Packet);
+            assert!(d.starts[0].value().get(mode).is_some(), "{name}");
+        }
         let defs = load_named(Some(&dir), &["partition".into(), "kill".into()]).unwrap();
         assert_eq!(defs.len(), 2);
         let builtin = load_named(None, &["pause".into()]).unwrap();

@@ -179,6 +179,7 @@ fn netem_delay_and_partition_rules_on_real_hosts() {
             behavior: PacketBehavior {
                 loss: Some(0.1),
                 delay_ms: Some(100),
+                ..PacketBehavior::default()
             },
         })
         .unwrap();

@@ -95,8 +95,15 @@ pub enum PartitionSpec {
     MajoritiesRing,
     /// Two halves with one node that sees both.
     Bridge,
+    /// A random third of the nodes (rounded down, at least one) cut off
+    /// from the rest.
+    MinorityThird,
     /// These components, by node name; nodes in none are left alone.
     Components(Vec<Vec<String>>),
+    /// A shape with sides, cut one way only: the first side (the node
+    /// alone, the primaries, the smaller half, the third, the first
+    /// component) drops what the others send it, while they still hear it.
+    OneWay(Box<PartitionSpec>),
 }
 
 impl PartitionSpec {
@@ -109,6 +116,7 @@ impl PartitionSpec {
         "majority",
         "majorities-ring",
         "bridge",
+        "minority-third",
     ];
 
     /// Parses a shape name; `majority` is an alias of `random-halves`.
@@ -120,6 +128,7 @@ impl PartitionSpec {
             "random-halves" | "majority" => Ok(PartitionSpec::RandomHalves),
             "majorities-ring" => Ok(PartitionSpec::MajoritiesRing),
             "bridge" => Ok(PartitionSpec::Bridge),
+            "minority-third" => Ok(PartitionSpec::MinorityThird),
             other => Err(format!(
                 "unknown partition {other:?} (expected one of {}, or a list of components)",
                 PartitionSpec::NAMES.join(", ")
@@ -141,8 +150,12 @@ impl PartitionSpec {
                 .collect::<Result<Vec<_>, _>>()
                 .map(PartitionSpec::Components),
             Value::Null => Ok(PartitionSpec::RandomHalves),
+            Value::Object(o) if o.len() == 1 && o.contains_key("oneway") => {
+                PartitionSpec::from_value(&o["oneway"])?.one_way()
+            }
             other => Err(format!(
-                "a partition must be a name or a list of components, got {other}"
+                "a partition must be a name, a list of components or {{\"oneway\": shape}}, \
+                 got {other}"
             )),
         }
     }
@@ -156,7 +169,23 @@ impl PartitionSpec {
             PartitionSpec::RandomHalves => json!("random-halves"),
             PartitionSpec::MajoritiesRing => json!("majorities-ring"),
             PartitionSpec::Bridge => json!("bridge"),
+            PartitionSpec::MinorityThird => json!("minority-third"),
             PartitionSpec::Components(c) => json!(c),
+            PartitionSpec::OneWay(inner) => json!({ "oneway": inner.to_value() }),
+        }
+    }
+
+    /// This shape cut one way only ([`PartitionSpec::OneWay`]); refused for
+    /// shapes without sides (`majorities-ring`, `bridge`) and for a shape
+    /// already one-way.
+    pub fn one_way(self) -> Result<PartitionSpec, String> {
+        match self {
+            PartitionSpec::MajoritiesRing | PartitionSpec::Bridge => Err(format!(
+                "a one-way partition needs a shape with sides, not {}",
+                self.to_value()
+            )),
+            PartitionSpec::OneWay(_) => Err("a one-way partition cannot be one-way again".into()),
+            other => Ok(PartitionSpec::OneWay(Box::new(other))),
         }
     }
 }
@@ -169,6 +198,40 @@ pub struct PacketBehavior {
     pub loss: Option<f64>,
     /// Hold every packet a target sends to its peers this long.
     pub delay_ms: Option<u64>,
+    /// Send this fraction (0 < p <= 1) of what a target sends to its peers
+    /// twice.
+    pub duplicate: Option<f64>,
+    /// Hold this fraction (0 < p <= 1) of what a target sends to its peers
+    /// back until a later packet has overtaken it.
+    pub reorder: Option<f64>,
+    /// Flip a bit in this fraction (0 < p <= 1) of what a target sends to
+    /// its peers, so their checksums reject it.
+    pub corrupt: Option<f64>,
+    /// Let a target send its peers at most this many kilobits per second;
+    /// drop the rest.
+    pub rate_kbit: Option<u64>,
+}
+
+impl PacketBehavior {
+    /// The fractions of the behavior by their names in history values and
+    /// nemesis files (`loss`, `duplicate`, `reorder`, `corrupt`).
+    pub fn fractions(&self) -> [(&'static str, Option<f64>); 4] {
+        [
+            ("loss", self.loss),
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+            ("corrupt", self.corrupt),
+        ]
+    }
+
+    /// Whether it needs the NFQUEUE packet program (every mode but loss
+    /// and, where netem is, delay).
+    pub fn needs_program(&self) -> bool {
+        self.duplicate.is_some()
+            || self.reorder.is_some()
+            || self.corrupt.is_some()
+            || self.rate_kbit.is_some()
+    }
 }
 
 /// One fault operation: what a nemesis op in the history asks for.
@@ -288,6 +351,16 @@ fn get_i64(v: &Value, key: &str) -> Result<Option<i64>, String> {
     }
 }
 
+fn get_f64(v: &Value, key: &str) -> Result<Option<f64>, String> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(x) => x
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| format!("{key} must be a number, got {x}")),
+    }
+}
+
 fn get_u64(v: &Value, key: &str) -> Result<Option<u64>, String> {
     match v.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -345,11 +418,16 @@ impl Fault {
             Fault::Kill(t) | Fault::Pause(t) => t.to_value(),
             Fault::StartPacket { targets, behavior } => {
                 let mut v = json!({ "targets": targets.to_value() });
-                if let Some(l) = behavior.loss {
-                    v["loss"] = json!(l);
+                for (name, p) in behavior.fractions() {
+                    if let Some(p) = p {
+                        v[name] = json!(p);
+                    }
                 }
                 if let Some(d) = behavior.delay_ms {
                     v["delay-ms"] = json!(d);
+                }
+                if let Some(r) = behavior.rate_kbit {
+                    v["rate-kbit"] = json!(r);
                 }
                 v
             }
@@ -387,14 +465,12 @@ impl Fault {
             "resume" => Fault::Resume,
             "start-packet" => {
                 let behavior = PacketBehavior {
-                    loss: match value.get("loss") {
-                        None | Some(Value::Null) => None,
-                        Some(x) => Some(
-                            x.as_f64()
-                                .ok_or_else(|| format!("loss must be a number, got {x}"))?,
-                        ),
-                    },
+                    loss: get_f64(value, "loss")?,
                     delay_ms: get_u64(value, "delay-ms")?,
+                    duplicate: get_f64(value, "duplicate")?,
+                    reorder: get_f64(value, "reorder")?,
+                    corrupt: get_f64(value, "corrupt")?,
+                    rate_kbit: get_u64(value, "rate-kbit")?,
                 };
                 validate_packet(&behavior)?;
                 Fault::StartPacket {
@@ -421,18 +497,27 @@ impl Fault {
     }
 }
 
-/// Checks a packet behavior: something to do, and a loss in (0, 1].
+/// Checks a packet behavior: something to do, fractions in (0, 1],
+/// positive delay and rate.
 pub fn validate_packet(b: &PacketBehavior) -> Result<(), String> {
-    if b.loss.is_none() && b.delay_ms.is_none() {
-        return Err("a packet fault needs loss and/or delay-ms".into());
+    if *b == PacketBehavior::default() {
+        return Err(
+            "a packet fault needs loss, delay-ms, duplicate, reorder, corrupt and/or rate-kbit"
+                .into(),
+        );
     }
-    if let Some(l) = b.loss {
-        if !(l > 0.0 && l <= 1.0) {
-            return Err(format!("loss must be in (0, 1], got {l}"));
+    for (name, p) in b.fractions() {
+        if let Some(p) = p {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(format!("{name} must be in (0, 1], got {p}"));
+            }
         }
     }
     if b.delay_ms == Some(0) {
         return Err("delay-ms must be positive".into());
+    }
+    if b.rate_kbit == Some(0) {
+        return Err("rate-kbit must be positive".into());
     }
     Ok(())
 }
@@ -461,8 +546,21 @@ mod tests {
                 behavior: PacketBehavior {
                     loss: Some(0.25),
                     delay_ms: Some(100),
+                    ..PacketBehavior::default()
                 },
             },
+            Fault::StartPacket {
+                targets: Targets::One,
+                behavior: PacketBehavior {
+                    duplicate: Some(0.5),
+                    reorder: Some(0.2),
+                    corrupt: Some(0.1),
+                    rate_kbit: Some(800),
+                    ..PacketBehavior::default()
+                },
+            },
+            Fault::StartPartition(PartitionSpec::MinorityThird),
+            Fault::StartPartition(PartitionSpec::OneWay(Box::new(PartitionSpec::Primaries))),
             Fault::StopPacket,
             Fault::BumpClock {
                 targets: Targets::One,
@@ -496,6 +594,15 @@ mod tests {
         assert!(e.contains("loss"), "{e}");
         let e = Fault::from_op("start-packet", &json!({})).unwrap_err();
         assert!(e.contains("needs"), "{e}");
+        let e = Fault::from_op("start-packet", &json!({"duplicate": 0})).unwrap_err();
+        assert!(e.contains("duplicate must be in (0, 1]"), "{e}");
+        let e = Fault::from_op("start-packet", &json!({"rate-kbit": 0})).unwrap_err();
+        assert!(e.contains("rate-kbit must be positive"), "{e}");
+        let e = Fault::from_op("start-partition", &json!({"oneway": "bridge"})).unwrap_err();
+        assert!(e.contains("one-way") && e.contains("bridge"), "{e}");
+        let e =
+            Fault::from_op("start-partition", &json!({"oneway": {"oneway": "one"}})).unwrap_err();
+        assert!(e.contains("one-way"), "{e}");
         assert!(Fault::from_op("bump-clock", &json!({"targets": "one"})).is_err());
         // The runner's own test uses "majority" as a partition value.
         assert_eq!(

@@ -45,6 +45,31 @@ pub fn bisect(nodes: &[String]) -> Vec<Vec<String>> {
     vec![a.to_vec(), b.to_vec()]
 }
 
+/// The first third of `nodes` (rounded down, at least one) and the rest,
+/// as two sides. Shuffle first for a random third.
+pub fn third(nodes: &[String]) -> Vec<Vec<String>> {
+    let k = (nodes.len() / 3).max(1).min(nodes.len());
+    let (a, b) = nodes.split_at(k);
+    vec![a.to_vec(), b.to_vec()]
+}
+
+/// The first component drops everything the others send it; the others
+/// drop nothing, so they still hear it (a one-way partition).
+pub fn one_way(components: &[Vec<String>]) -> Grudge {
+    let mut g = Grudge::new();
+    let Some((first, rest)) = components.split_first() else {
+        return g;
+    };
+    let others: BTreeSet<String> = rest.iter().flatten().cloned().collect();
+    if others.is_empty() {
+        return g;
+    }
+    for n in first {
+        g.insert(n.clone(), others.clone());
+    }
+    g
+}
+
 /// `node` alone on one side, everyone else on the other.
 pub fn split_one(node: &str, nodes: &[String]) -> Vec<Vec<String>> {
     vec![
@@ -154,6 +179,25 @@ mod tests {
         let one = complete(&split_one("n3", &names(3)));
         assert_eq!(one["n3"], set(&["n1", "n2"]));
         assert_eq!(one["n1"], set(&["n3"]));
+    }
+
+    #[test]
+    fn a_third_rounds_down_but_keeps_one_node() {
+        for (n, k) in [(1, 1), (2, 1), (3, 1), (5, 1), (6, 2), (7, 2), (9, 3)] {
+            let sides = third(&names(n));
+            assert_eq!(sides[0].len(), k, "{n} nodes");
+            assert_eq!(sides[0].len() + sides[1].len(), n);
+        }
+    }
+
+    #[test]
+    fn one_way_cuts_only_what_the_first_side_receives() {
+        let g = one_way(&[vec!["n1".into()], vec!["n2".into(), "n3".into()]]);
+        assert_eq!(g.len(), 1, "{g:?}");
+        assert_eq!(g["n1"], set(&["n2", "n3"]));
+        // Nodes in no component stay untouched; one side alone cuts nothing.
+        assert!(one_way(&[names(3)]).is_empty());
+        assert!(one_way(&[]).is_empty());
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //!   seeded RNG, the [`record`] of active faults).
 //! - The implementations: [`net::Partitioner`] and [`net::PacketNemesis`]
 //!   (iptables rules in chains of our own, never touching the controller's
-//!   address), [`process::DbNemesis`] (kill/start and pause/resume through
+//!   address; delay, duplication, reordering, corruption and rate limits
+//!   through the NFQUEUE packet program, `nfq_delay`, whose counters,
+//!   [`nfq_stats`], stop-packet reads back), [`process::DbNemesis`] (kill/start and pause/resume through
 //!   the [`Db`](crate::db::Db)), [`clock::ClockNemesis`] (clock faults on
 //!   real hosts; refused on the local cluster, which has one real-time
 //!   clock for all nodes).
@@ -51,6 +53,7 @@ pub mod grudge;
 pub mod net;
 #[cfg(feature = "nfq")]
 pub mod nfq_delay;
+pub mod nfq_stats;
 pub mod process;
 pub mod record;
 pub mod schedule;

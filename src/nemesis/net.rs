@@ -166,6 +166,25 @@ impl Partitioner {
                 Some(vec![leaders, rest])
             }
             PartitionSpec::Halves => Some(grudge::bisect(&nodes)),
+            PartitionSpec::MinorityThird => {
+                let mut shuffled = nodes.clone();
+                shuffled.shuffle(&mut *self.env.rng());
+                let mut sides = grudge::third(&shuffled);
+                for side in &mut sides {
+                    side.sort_by_key(|n| nodes.iter().position(|m| m == n));
+                }
+                Some(sides)
+            }
+            PartitionSpec::OneWay(inner) => {
+                let (_, comps) = self.grudge(inner)?;
+                let comps = comps.ok_or_else(|| {
+                    NemesisError::Invalid(format!(
+                        "a one-way partition needs a shape with sides, not {}",
+                        inner.to_value()
+                    ))
+                })?;
+                return Ok((grudge::one_way(&comps), Some(comps)));
+            }
             PartitionSpec::RandomHalves => {
                 let mut shuffled = nodes.clone();
                 shuffled.shuffle(&mut *self.env.rng());
@@ -265,41 +284,69 @@ impl super::Nemesis for Partitioner {
     }
 }
 
-/// Packet loss (iptables `statistic`) and delay (netem, or NFQUEUE and the
-/// `faultline nfq-delay` program) on traffic between nodes.
+/// Packet faults on traffic between nodes: loss (iptables `statistic`),
+/// and delay, duplication, reordering, corruption and rate limits through
+/// the NFQUEUE packet program (`faultline nfq-packet`; delay alone uses
+/// netem where the kernel has it), whose counters stop-packet reads back.
 #[derive(Debug)]
 pub struct PacketNemesis {
     env: Arc<Env>,
     helper: Option<PathBuf>,
 }
 
-/// Where the delay program keeps its pid and log on a node.
-fn delay_files(node: &Node) -> (String, String, String) {
+/// Where the packet program keeps its pid, log and counters on a node.
+struct ProgramFiles {
+    dir: String,
+    pid: String,
+    log: String,
+    stats: String,
+}
+
+fn program_files(node: &Node) -> ProgramFiles {
     let dir = format!("{}/nemesis", node.work_dir());
-    (
-        format!("{dir}/nfq-delay.pid"),
-        format!("{dir}/nfq-delay.log"),
+    ProgramFiles {
+        pid: format!("{dir}/nfq-packet.pid"),
+        log: format!("{dir}/nfq-packet.log"),
+        stats: format!("{dir}/nfq-packet.stats"),
         dir,
+    }
+}
+
+/// Shell text that stops the packet program on a node, if it runs (checked
+/// by name, so a recycled pid is never hit): SIGTERM, so it lets held
+/// packets go and writes its counters, then SIGKILL after a second. Also
+/// stops one started under the program's old name (`nfq-delay.pid`).
+fn stop_program(node: &Node) -> String {
+    let f = program_files(node);
+    let old = format!("{}/nfq-delay.pid", f.dir);
+    format!(
+        "for f in {pid} {old}; do p=$(cat \"$f\" 2>/dev/null || true); \
+         if [ -n \"$p\" ] && grep -q nfq- /proc/$p/cmdline 2>/dev/null; then \
+           kill -TERM \"$p\"; i=0; while [ -e /proc/$p ] && [ $i -lt 50 ]; do sleep 0.02; i=$((i+1)); done; \
+           if [ -e /proc/$p ]; then kill -KILL \"$p\"; i=0; \
+             while [ -e /proc/$p ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; fi; \
+         fi; rm -f \"$f\"; done; ",
+        pid = shell_quote(&f.pid),
+        old = shell_quote(&old),
     )
 }
 
-/// Shell text that stops the delay program on a node, if it runs (checked
-/// by name, so a recycled pid is never hit), and waits for it to go.
-fn stop_delay_program(node: &Node) -> String {
-    let (pid, _, _) = delay_files(node);
-    format!(
-        "p=$(cat {pid} 2>/dev/null || true); \
-         if [ -n \"$p\" ] && grep -q nfq-delay /proc/$p/cmdline 2>/dev/null; then \
-           kill -KILL \"$p\"; i=0; while [ -e /proc/$p ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done; \
-         fi; rm -f {pid}; ",
-        pid = shell_quote(&pid)
-    )
+/// The marker before the counters a stop prints.
+const STATS_MARK: &str = "FAULTLINE-NFQ-STATS ";
+
+/// What the packet program counted on a node, as a stop-packet's
+/// completion carries it: the counts, the seconds they cover, and the
+/// rates per second.
+fn measured(stats: &super::nfq_stats::Stats) -> Value {
+    let mut v = serde_json::to_value(stats).unwrap_or(Value::Null);
+    v["per_second"] = stats.per_second();
+    v
 }
 
 impl PacketNemesis {
     /// Packet faults over `env`'s cluster. `helper` is the faultline binary
-    /// to run the NFQUEUE delay program with where netem is missing
-    /// (default: this process's executable).
+    /// to run the NFQUEUE packet program with (default: this process's
+    /// executable).
     pub fn new(env: Arc<Env>) -> PacketNemesis {
         PacketNemesis {
             env,
@@ -307,24 +354,25 @@ impl PacketNemesis {
         }
     }
 
-    /// Uses `path` as the faultline binary for the delay program.
+    /// Uses `path` as the faultline binary for the packet program.
     pub fn with_helper(mut self, path: PathBuf) -> PacketNemesis {
         self.helper = Some(path);
         self
     }
 
-    /// The binary to run on `node` for the delay program: the local one when
-    /// the node can see it (local cluster), else uploaded to the work dir.
+    /// The binary to run on `node` for the packet program: the local one
+    /// when the node can see it (local cluster), else uploaded to the work
+    /// dir.
     fn helper_on(&self, node: &Node) -> Result<String, NemesisError> {
         let local = self.helper.as_ref().ok_or_else(|| NemesisError::Refused {
             fault: "start-packet".into(),
-            reason: "no faultline binary known to run the NFQUEUE delay program".into(),
+            reason: "no faultline binary known to run the NFQUEUE packet program".into(),
         })?;
         let path = local.display().to_string();
         if node.capabilities().shares_host
             && node
                 .exec(&format!(
-                    "{} nfq-delay --help >/dev/null 2>&1",
+                    "{} nfq-packet --help >/dev/null 2>&1",
                     shell_quote(&path)
                 ))?
                 .success()
@@ -362,7 +410,14 @@ impl PacketNemesis {
         Ok(())
     }
 
-    fn start_delay(&self, targets: &[String], delay_ms: u64) -> Result<Vec<Value>, NemesisError> {
+    /// Delays (netem, where the kernel has it and delay is all there is to
+    /// do) or shapes through the packet program what `targets` send their
+    /// peers; answers, per node, how.
+    fn start_shaping(
+        &self,
+        targets: &[String],
+        b: &PacketBehavior,
+    ) -> Result<Vec<Value>, NemesisError> {
         let everyone = all_names(&self.env);
         let how = crate::control::parallel(targets, |t| {
             let node = self.env.node(t)?;
@@ -371,7 +426,9 @@ impl PacketNemesis {
                 .filter(|p| *p != t)
                 .map(|p| peer_addr(&self.env, p))
                 .collect::<Result<Vec<_>, _>>()?;
-            if node.capabilities().has_netem {
+            if let (Some(delay_ms), false, true) =
+                (b.delay_ms, b.needs_program(), node.capabilities().has_netem)
+            {
                 let first = peers.first().cloned().unwrap_or_default();
                 // The interface the peers are reached through.
                 node.run(&format!(
@@ -386,32 +443,53 @@ impl PacketNemesis {
                 return Err(NemesisError::Refused {
                     fault: "start-packet".into(),
                     reason: format!(
-                        "{t} has no netem and this faultline was built without the `nfq` \
-                         feature, which runs the NFQUEUE delay program"
+                        "{t} needs the NFQUEUE packet program (no netem, or duplicate, \
+                         reorder, corrupt, rate-kbit) and this faultline was built without \
+                         the `nfq` feature"
                     ),
                 });
             }
             let bin = self.helper_on(node)?;
-            let (pid, log, dir) = delay_files(node);
+            let f = program_files(node);
+            let mut args = String::new();
+            if let Some(d) = b.delay_ms {
+                args.push_str(&format!(" --delay-ms {d}"));
+            }
+            for (name, p) in [
+                ("duplicate", b.duplicate),
+                ("reorder", b.reorder),
+                ("corrupt", b.corrupt),
+            ] {
+                if let Some(p) = p {
+                    args.push_str(&format!(" --{name} {p}"));
+                }
+            }
+            if let Some(r) = b.rate_kbit {
+                args.push_str(&format!(" --rate-kbit {r}"));
+            }
             // The program first, then the rules: with --queue-bypass a
-            // queue nobody reads lets packets through undelayed.
-            let mut s = stop_delay_program(node);
+            // queue nobody reads lets packets through untouched.
+            let mut s = stop_program(node);
             s.push_str(&format!(
-                "mkdir -p {dir}; setsid sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pid} {bin} nfq-delay \
-                 --queue {DELAY_QUEUE} --delay-ms {delay_ms} >> {log} 2>&1 < /dev/null & \
+                "mkdir -p {dir}; rm -f {stats}; setsid sh -c 'echo $$ > \"$0\"; exec \"$@\"' {pid} {bin} nfq-packet \
+                 --queue {DELAY_QUEUE}{args} --stats {stats} >> {log} 2>&1 < /dev/null & \
                  sleep 0.3; p=$(cat {pid} 2>/dev/null); \
-                 [ -n \"$p\" ] && [ -e /proc/$p ] || {{ echo \"nfq-delay did not start: $(tail -n 5 {log})\" >&2; exit 1; }}; ",
-                dir = shell_quote(&dir),
-                pid = shell_quote(&pid),
+                 [ -n \"$p\" ] && [ -e /proc/$p ] || {{ echo \"nfq-packet did not start: $(tail -n 5 {log})\" >&2; exit 1; }}; ",
+                dir = shell_quote(&f.dir),
+                pid = shell_quote(&f.pid),
                 bin = shell_quote(&bin),
-                log = shell_quote(&log),
+                log = shell_quote(&f.log),
+                stats = shell_quote(&f.stats),
             ));
             s.push_str(&ensure_chain(DELAY_CHAIN, "OUTPUT"));
             for addr in &peers {
+                // The program's own duplicates carry its mark: not queued
+                // again.
                 s.push_str(&format!(
-                    "iptables -w -A {DELAY_CHAIN} -d {} -j NFQUEUE --queue-num {DELAY_QUEUE} \
-                     --queue-bypass; ",
-                    shell_quote(addr)
+                    "iptables -w -A {DELAY_CHAIN} -d {} -m mark ! --mark {:#x} -j NFQUEUE \
+                     --queue-num {DELAY_QUEUE} --queue-bypass; ",
+                    shell_quote(addr),
+                    super::nfq_stats::DUP_MARK
                 ));
             }
             node.run_timeout(&s, Duration::from_secs(30))?;
@@ -432,7 +510,7 @@ impl super::Nemesis for PacketNemesis {
         matches!(fault, Fault::StartPacket { .. } | Fault::StopPacket)
     }
 
-    /// Clears packet rules and delay programs an earlier run may have left.
+    /// Clears packet rules and programs an earlier run may have left.
     fn setup(&self) -> Result<(), NemesisError> {
         self.heal().map(|_| ())
     }
@@ -440,7 +518,6 @@ impl super::Nemesis for PacketNemesis {
     fn invoke(&self, fault: &Fault) -> Result<Value, NemesisError> {
         match fault {
             Fault::StartPacket { targets, behavior } => {
-                let PacketBehavior { loss, delay_ms } = *behavior;
                 super::validate_packet(behavior).map_err(NemesisError::Invalid)?;
                 let names = self.env.resolve(targets)?;
                 let nodes: Vec<&Node> = names
@@ -448,22 +525,30 @@ impl super::Nemesis for PacketNemesis {
                     .map(|n| self.env.node(n))
                     .collect::<Result<_, _>>()?;
                 need_iptables(&nodes, "start-packet")?;
+                let shaping = behavior.delay_ms.is_some() || behavior.needs_program();
                 self.env.update(|a| {
-                    if loss.is_some() {
+                    if behavior.loss.is_some() {
                         a.packet.extend(names.iter().cloned());
                     }
-                    if delay_ms.is_some() {
+                    if shaping {
                         a.delayed.extend(names.iter().cloned());
                     }
                 })?;
-                let mut v = json!({ "nodes": names });
-                if let Some(p) = loss {
-                    self.start_loss(&names, p)?;
-                    v["loss"] = json!(p);
+                // The request, and per node how it was done.
+                let mut v = Fault::StartPacket {
+                    targets: targets.clone(),
+                    behavior: *behavior,
                 }
-                if let Some(d) = delay_ms {
-                    let how = self.start_delay(&names, d)?;
-                    v["delay-ms"] = json!(d);
+                .value();
+                v["nodes"] = json!(names);
+                if let Some(v) = v.as_object_mut() {
+                    v.remove("targets");
+                }
+                if let Some(p) = behavior.loss {
+                    self.start_loss(&names, p)?;
+                }
+                if shaping {
+                    let how = self.start_shaping(&names, behavior)?;
                     v["delay"] = json!(how);
                 }
                 Ok(v)
@@ -476,13 +561,25 @@ impl super::Nemesis for PacketNemesis {
         }
     }
 
+    /// Removes the rules, stops the packet program on every node and reads
+    /// back what it counted: the answer's `measured` has, per node where it
+    /// ran, its counts and their rates per second (also logged).
     fn heal(&self) -> Result<Value, NemesisError> {
-        let healed = on_nodes(&self.env, &all_names(&self.env), |n| {
+        let names = all_names(&self.env);
+        let nodes: Vec<&Node> = names
+            .iter()
+            .map(|n| self.env.node(n))
+            .collect::<Result<_, _>>()?;
+        let results = crate::control::parallel(&nodes, |n| {
             // Rules first, so new packets stop going to the queue before
-            // the program that empties it is killed.
+            // the program that empties it stops.
             let mut s = remove_chain(LOSS_CHAIN, "INPUT");
             s.push_str(&remove_chain(DELAY_CHAIN, "OUTPUT"));
-            s.push_str(&stop_delay_program(n));
+            s.push_str(&stop_program(n));
+            let stats = shell_quote(&program_files(n).stats);
+            s.push_str(&format!(
+                "if [ -f {stats} ]; then printf '\\n{STATS_MARK}'; cat {stats}; echo; rm -f {stats}; fi; "
+            ));
             if n.capabilities().has_netem {
                 s.push_str(
                     "for d in $(ls /sys/class/net); do \
@@ -490,12 +587,36 @@ impl super::Nemesis for PacketNemesis {
                          tc qdisc del dev \"$d\" root; fi; done; ",
                 );
             }
-            Ok(s)
-        })?;
+            let out = n.run(&s)?;
+            let stats = out
+                .lines()
+                .find_map(|l| l.strip_prefix(STATS_MARK))
+                .and_then(super::nfq_stats::read_stats);
+            Ok::<_, NemesisError>((n.name().to_string(), stats))
+        });
+        let (done, errors) = split_results(results);
+        NemesisError::from_many(errors)?;
         self.env.update(|a| {
             a.packet.clear();
             a.delayed.clear();
         })?;
-        Ok(json!({ "healed": healed }))
+        let healed: Vec<&String> = done.iter().map(|(n, _)| n).collect();
+        let mut v = json!({ "healed": healed });
+        let mut measured_by_node = serde_json::Map::new();
+        for (node, stats) in &done {
+            if let Some(st) = stats {
+                tracing::info!(
+                    node = %node,
+                    seconds = st.elapsed_s,
+                    per_second = %st.per_second(),
+                    "packet program counted"
+                );
+                measured_by_node.insert(node.clone(), measured(st));
+            }
+        }
+        if !measured_by_node.is_empty() {
+            v["measured"] = Value::Object(measured_by_node);
+        }
+        Ok(v)
     }
 }

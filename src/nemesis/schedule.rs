@@ -312,13 +312,13 @@ mod tests {
         // Over N intervals every shape of the partition kind is drawn: a
         // cycle, not a random pick per interval.
         let mut s = Schedule::new(vec![NemesisDef::builtin(Family::Partition)], None, 5);
-        let ops = drain(&mut s, 100_000_000_000);
+        let ops = drain(&mut s, 120_000_000_000);
         let shapes: std::collections::BTreeSet<String> = ops
             .iter()
             .filter(|(_, o)| o.f == "start-partition")
             .map(|(_, o)| o.value.to_string())
             .collect();
-        assert_eq!(shapes.len(), 5, "{shapes:?}");
+        assert_eq!(shapes.len(), 6, "{shapes:?}");
         // A db without primaries never gets a start aimed at them.
         let mut s = Schedule::new(vec![NemesisDef::builtin(Family::Partition)], None, 5)
             .with_primaries(false);

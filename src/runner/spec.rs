@@ -63,6 +63,10 @@ pub struct TestSpec {
     /// End the main phase at the first violation the online checker
     /// proves (then the final phase, heal and checks as at any end).
     pub stop_on_invalid: bool,
+    /// Settings passed to the database, each `KEY=VALUE` (`--db-opt`):
+    /// PostgreSQL a postgresql.conf setting, Redis a redis.conf directive,
+    /// ZooKeeper a zoo.cfg line, etcd a `--KEY=VALUE` flag.
+    pub db_opts: Vec<String>,
 }
 
 impl Default for TestSpec {
@@ -89,6 +93,7 @@ impl Default for TestSpec {
             isolation: "serializable".into(),
             online: true,
             stop_on_invalid: false,
+            db_opts: Vec::new(),
         }
     }
 }
@@ -170,6 +175,7 @@ impl TestSpec {
             isolation: &self.isolation,
             client: self.client.as_deref(),
             binary: self.etcd_binary.as_deref(),
+            db_opts: &self.db_opts,
         }
     }
 
@@ -238,6 +244,49 @@ mod tests {
             spec("mongodb", "").validate().unwrap_err(),
             "unknown db \"mongodb\" (known: etcd, postgres, zookeeper, redis, memory, \
              or a db file: FILE.toml or file:PATH)"
+        );
+    }
+
+    #[test]
+    fn db_opts_are_checked_before_anything_is_built_and_kept_in_test_json() {
+        let with = |db: &str, opts: &[&str]| TestSpec {
+            db_opts: opts.iter().map(|o| o.to_string()).collect(),
+            ..spec(db, "")
+        };
+        for db in ["postgres", "redis", "zookeeper", "etcd"] {
+            let s = with(db, &["a_b=1", "c=x y"]);
+            assert_eq!(s.validate(), Ok(()), "{db}");
+            let json = serde_json::to_value(&s).unwrap();
+            assert_eq!(json["db_opts"], json!(["a_b=1", "c=x y"]), "{db}");
+        }
+        let e = with("postgres", &["synchronous_commit"])
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.starts_with("db_opts: no `=`") && e.contains("KEY=VALUE"),
+            "{e}"
+        );
+        let e = with("etcd", &["=off"]).validate().unwrap_err();
+        assert!(e.contains("no KEY"), "{e}");
+        let e = with("postgres", &["synchronous-commit=off"])
+            .validate()
+            .unwrap_err();
+        assert!(e.contains("`_`, not `-`"), "{e}");
+        let e = with("memory", &["a=b"]).validate().unwrap_err();
+        assert!(
+            e.starts_with("db_opts: memory takes no database options") && e.contains("postgres"),
+            "{e}"
+        );
+        // A test file's list parses, unknown fields still refused.
+        let t: TestSpec =
+            toml::from_str("db = \"postgres\"\ndb_opts = [\"synchronous_commit=off\"]\n").unwrap();
+        assert_eq!(t.db_opts, vec!["synchronous_commit=off"]);
+        assert_eq!(
+            crate::system::postgres::db::settings_conf(&[crate::system::DbOpt {
+                key: "application_name".into(),
+                value: "it's".into(),
+            }]),
+            "application_name = 'it''s'\n"
         );
     }
 

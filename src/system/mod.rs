@@ -75,9 +75,69 @@ pub struct Choice<'a> {
     pub client: Option<&'a str>,
     /// A binary to upload instead of the nodes' own (etcd).
     pub binary: Option<&'a Path>,
+    /// Settings passed to the database, each `KEY=VALUE` (`--db-opt`).
+    pub db_opts: &'a [String],
+}
+
+/// One `--db-opt KEY=VALUE`: a setting passed to the database (a
+/// postgresql.conf setting, a redis.conf directive, a zoo.cfg line, an
+/// etcd flag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DbOpt {
+    /// The setting's name.
+    pub key: String,
+    /// Its value, as given.
+    pub value: String,
+}
+
+/// Parses one `KEY=VALUE`: a key of letters, digits, `_`, `.` and `-`, and
+/// a value on one line. The error says what was expected, with an example.
+pub fn parse_db_opt(s: &str) -> Result<DbOpt, String> {
+    let bad = |why: &str| {
+        format!("{why}: expected KEY=VALUE, e.g. --db-opt synchronous_commit=off, got {s:?}")
+    };
+    let (key, value) = s.split_once('=').ok_or_else(|| bad("no `=`"))?;
+    let key = key.trim();
+    if key.is_empty() {
+        return Err(bad("no KEY before `=`"));
+    }
+    if !key
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(bad("a KEY is letters, digits, `_`, `.` and `-`"));
+    }
+    if value.contains(['\n', '\r', '\0']) {
+        return Err(bad("a VALUE is one line"));
+    }
+    Ok(DbOpt {
+        key: key.to_string(),
+        value: value.to_string(),
+    })
 }
 
 impl Choice<'_> {
+    /// The `--db-opt` settings parsed; an error names the field.
+    pub fn db_opts(&self) -> Result<Vec<DbOpt>, String> {
+        self.db_opts
+            .iter()
+            .map(|o| parse_db_opt(o).map_err(|e| format!("db_opts: {e}")))
+            .collect()
+    }
+
+    /// Refuses any `--db-opt` for a system that has no settings to pass
+    /// them to, saying which systems take them.
+    pub fn no_db_opts(&self, system: &str) -> Result<(), String> {
+        match self.db_opts.first() {
+            None => Ok(()),
+            Some(o) => Err(format!(
+                "db_opts: {system} takes no database options (got {o:?}); --db-opt is for \
+                 postgres (a postgresql.conf setting), redis (a redis.conf directive), \
+                 zookeeper (a zoo.cfg line) and etcd (a --KEY=VALUE flag)"
+            )),
+        }
+    }
+
     /// The read mode parsed as a system's own type, or its default when
     /// none was given; an error names the field.
     pub fn read_mode_or_default<T>(&self) -> Result<T, String>

@@ -48,9 +48,15 @@ impl System for EtcdSystem {
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         let read_mode: ReadMode = choice.read_mode_or_default()?;
+        let flags = choice
+            .db_opts()?
+            .into_iter()
+            .map(|o| format!("--{}={}", o.key, o.value))
+            .collect();
         Ok(Box::new(EtcdConfig {
             read_mode,
             binary: choice.binary.map(PathBuf::from),
+            flags,
         }))
     }
 }
@@ -60,6 +66,8 @@ impl System for EtcdSystem {
 struct EtcdConfig {
     read_mode: ReadMode,
     binary: Option<PathBuf>,
+    /// `--db-opt` settings as etcd flags (`--KEY=VALUE`).
+    flags: Vec<String>,
 }
 
 impl Configured for EtcdConfig {
@@ -81,6 +89,7 @@ impl Configured for EtcdConfig {
         let etcd = Etcd::new(
             EtcdOptions {
                 binary: self.binary.clone(),
+                extra_args: self.flags.clone(),
                 ..EtcdOptions::default()
             },
             nodes,

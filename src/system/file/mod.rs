@@ -64,6 +64,9 @@ impl System for FileSystem {
                 ))
             }
         };
+        // A db file's commands are its own: there is no config to pass
+        // settings to.
+        choice.no_db_opts("a db file")?;
         let path =
             db_file_path(choice.db).ok_or_else(|| format!("{:?} is not a db file", choice.db))?;
         let file = FileDbSpec::load(&path).map_err(|e| e.to_string())?;

@@ -59,6 +59,7 @@ impl System for MemorySystem {
     }
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
+        choice.no_db_opts(self.name())?;
         Ok(Box::new(MemoryConfig(choice.read_mode_or_default()?)))
     }
 }

@@ -25,12 +25,27 @@ use crate::db::{AptPackages, Db, DbError, NodeDaemon, Program};
 pub struct PostgresOptions {
     /// The port it listens on.
     pub port: u16,
+    /// postgresql.conf settings (`--db-opt`), written to `faultline.conf`
+    /// in the data directory, which postgresql.conf includes last.
+    pub settings: Vec<crate::system::DbOpt>,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { port: 5432 }
+        PostgresOptions {
+            port: 5432,
+            settings: Vec::new(),
+        }
     }
+}
+
+/// The `faultline.conf` of `settings`: one `key = 'value'` line each,
+/// quotes doubled.
+pub fn settings_conf(settings: &[crate::system::DbOpt]) -> String {
+    settings
+        .iter()
+        .map(|o| format!("{} = '{}'\n", o.key, o.value.replace('\'', "''")))
+        .collect()
 }
 
 /// PostgreSQL on the first node of a cluster.
@@ -193,8 +208,12 @@ impl Db for Postgres {
              {{ echo 'local all all trust'; echo 'host all all 127.0.0.1/32 trust'; \
                 echo 'host all all samenet trust'; \
                 case \"$c\" in *:*) echo \"host all all $c/128 trust\";; ?*) echo \"host all all $c/32 trust\";; esac; \
-             }} > {data}/pg_hba.conf; chown postgres: {data}/pg_hba.conf",
+             }} > {data}/pg_hba.conf; chown postgres: {data}/pg_hba.conf; \
+             printf '%s' {settings} > {data}/faultline.conf; chown postgres: {data}/faultline.conf; \
+             grep -qx \"include_if_exists = 'faultline.conf'\" {data}/postgresql.conf \
+               || echo \"include_if_exists = 'faultline.conf'\" >> {data}/postgresql.conf",
             work = shell_quote(node.work_dir()),
+            settings = shell_quote(&settings_conf(&self.opts.settings)),
         );
         node.run(&script)
             .map_err(|e| self.err(node, "configure (initdb)", e))?;

@@ -51,13 +51,24 @@ impl System for PostgresSystem {
                 .parse()
                 .map_err(|e| format!("isolation: {e}"))?
         };
-        Ok(Box::new(PostgresConfig { isolation }))
+        let settings = choice.db_opts()?;
+        if let Some(o) = settings.iter().find(|o| o.key.contains('-')) {
+            return Err(format!(
+                "db_opts: {:?} is no PostgreSQL setting name (they use `_`, not `-`)",
+                o.key
+            ));
+        }
+        Ok(Box::new(PostgresConfig {
+            isolation,
+            settings,
+        }))
     }
 }
 
 #[derive(Debug)]
 struct PostgresConfig {
     isolation: Isolation,
+    settings: Vec<super::DbOpt>,
 }
 
 impl Configured for PostgresConfig {
@@ -71,7 +82,13 @@ impl Configured for PostgresConfig {
 
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
         Ok(Box::new(PostgresDeployed {
-            pg: Arc::new(Postgres::new(PostgresOptions::default(), nodes)),
+            pg: Arc::new(Postgres::new(
+                PostgresOptions {
+                    settings: self.settings.clone(),
+                    ..PostgresOptions::default()
+                },
+                nodes,
+            )),
             isolation: self.isolation,
         }))
     }

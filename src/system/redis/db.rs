@@ -46,6 +46,9 @@ pub struct RedisOptions {
     /// Sentinel's `failover-timeout`: how long a failover may take, and how
     /// long before the same master is failed over again.
     pub failover_timeout_ms: u64,
+    /// redis.conf directives (`--db-opt`), `key value` lines after
+    /// faultline's own (a later line wins).
+    pub directives: Vec<crate::system::DbOpt>,
 }
 
 impl Default for RedisOptions {
@@ -55,6 +58,7 @@ impl Default for RedisOptions {
             sentinel_port: 26379,
             down_after_ms: 2000,
             failover_timeout_ms: 4000,
+            directives: Vec::new(),
         }
     }
 }
@@ -147,6 +151,9 @@ impl Redis {
             if name != node.name() {
                 conf.push_str(&format!("replicaof {host} {}\n", self.opts.port));
             }
+        }
+        for d in &self.opts.directives {
+            conf.push_str(&format!("{} {}\n", d.key, d.value));
         }
         conf
     }

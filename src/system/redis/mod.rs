@@ -45,13 +45,18 @@ impl System for RedisSystem {
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         let read_mode: RedisReadMode = choice.read_mode_or_default()?;
-        Ok(Box::new(RedisConfig { read_mode }))
+        let directives = choice.db_opts()?;
+        Ok(Box::new(RedisConfig {
+            read_mode,
+            directives,
+        }))
     }
 }
 
 #[derive(Debug)]
 struct RedisConfig {
     read_mode: RedisReadMode,
+    directives: Vec<super::DbOpt>,
 }
 
 impl Configured for RedisConfig {
@@ -70,7 +75,13 @@ impl Configured for RedisConfig {
 
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
         Ok(Box::new(RedisDeployed {
-            redis: Arc::new(Redis::new(RedisOptions::default(), nodes)),
+            redis: Arc::new(Redis::new(
+                RedisOptions {
+                    directives: self.directives.clone(),
+                    ..RedisOptions::default()
+                },
+                nodes,
+            )),
             read_mode: self.read_mode,
         }))
     }

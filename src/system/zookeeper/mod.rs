@@ -39,13 +39,20 @@ impl System for ZookeeperSystem {
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         let read_mode: ZkReadMode = choice.read_mode_or_default()?;
-        Ok(Box::new(ZkConfig { read_mode }))
+        let lines = choice
+            .db_opts()?
+            .into_iter()
+            .map(|o| format!("{}={}", o.key, o.value))
+            .collect();
+        Ok(Box::new(ZkConfig { read_mode, lines }))
     }
 }
 
 #[derive(Debug)]
 struct ZkConfig {
     read_mode: ZkReadMode,
+    /// `--db-opt` lines for zoo.cfg.
+    lines: Vec<String>,
 }
 
 impl Configured for ZkConfig {
@@ -65,7 +72,13 @@ impl Configured for ZkConfig {
 
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
         Ok(Box::new(ZkDeployed {
-            zk: Arc::new(Zookeeper::new(ZookeeperOptions::default(), nodes)),
+            zk: Arc::new(Zookeeper::new(
+                ZookeeperOptions {
+                    extra_config: self.lines.clone(),
+                    ..ZookeeperOptions::default()
+                },
+                nodes,
+            )),
             read_mode: self.read_mode,
         }))
     }
