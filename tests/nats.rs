@@ -6,6 +6,10 @@
 //! the teardown leaves no nats-server behind (checked by the pids the
 //! servers had during the run).
 //!
+//! A second test drives the client alone against one server on this
+//! machine's loopback (no cluster): enqueue, dequeue, the empty queue,
+//! drain, and what an unreachable server gives.
+//!
 //! Needs root and Debian's nats-server (installed when missing); ignored
 //! unless built by root. Measured runs with faults are in docs/nats.md.
 #![cfg(all(feature = "controller", feature = "cli"))]
@@ -13,8 +17,10 @@
 mod cluster_support;
 
 use cluster_support::{faultline, leftovers};
+use faultline::client::{Client, Invocation, Status};
 use faultline::cluster::local;
-use serde_json::Value;
+use faultline::system::nats::{NatsClientFactory, NatsClientOptions};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -186,4 +192,98 @@ fn the_queue_workload_runs_on_jetstream_is_checked_and_torn_down() {
     assert_eq!(code, 0, "{out}{err}");
     let left = leftovers(PREFIX, &state, "10.78.171.");
     assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+fn inv(f: &str, value: Value) -> Invocation {
+    Invocation {
+        process: faultline::history::Process::Client(0),
+        f: f.into(),
+        value,
+        key: None,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+/// Kills the server it holds when dropped.
+struct Server(std::process::Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: installs nats-server when missing"
+)]
+fn the_client_enqueues_dequeues_and_drains_on_one_server() {
+    cluster_support::apt::ensure(&cluster_support::db("nats"));
+    let tmp = tempfile::tempdir().expect("tmp");
+    let port = 14000 + (std::process::id() % 1000) as u16;
+    let conf = tmp.path().join("nats.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen: \"127.0.0.1:{port}\"\njetstream {{ store_dir: \"{}\" }}\n",
+            tmp.path().join("store").display()
+        ),
+    )
+    .expect("config");
+    let _server = Server(
+        Command::new("/usr/sbin/nats-server")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server"),
+    );
+    let addr = format!("127.0.0.1:{port}");
+    let opts = NatsClientOptions {
+        timeout: Duration::from_secs(5),
+        replicas: 1,
+    };
+    let factory = NatsClientFactory::new([("n1", addr.clone())], opts).expect("factory");
+    let rt = tokio::runtime::Runtime::new().expect("tokio");
+    rt.block_on(async {
+        let mut a = factory.client();
+        let t = Instant::now();
+        while let Err(e) = a.open("n1").await {
+            assert!(t.elapsed() < Duration::from_secs(10), "open: {e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut b = factory.client();
+        b.open("n1").await.expect("a second client");
+        for v in 0..5 {
+            let e = a.invoke(&inv("enqueue", json!(v))).await;
+            assert_eq!((e.status, e.value.clone()), (Status::Ok, json!(v)), "{e:?}");
+        }
+        let d = b.invoke(&inv("dequeue", Value::Null)).await;
+        assert_eq!((d.status, d.value.clone()), (Status::Ok, json!(0)), "{d:?}");
+        let d = a.invoke(&inv("drain", Value::Null)).await;
+        assert_eq!(
+            (d.status, d.value.clone()),
+            (Status::Ok, json!([1, 2, 3, 4])),
+            "{d:?}"
+        );
+        let d = b.invoke(&inv("dequeue", Value::Null)).await;
+        assert_eq!(d.status, Status::Fail, "{d:?}");
+        assert_eq!(d.error, Some(json!("empty")));
+        let d = b.invoke(&inv("drain", Value::Null)).await;
+        assert_eq!((d.status, d.value.clone()), (Status::Ok, json!([])), "{d:?}");
+        let k = a
+            .invoke(&Invocation {
+                key: Some(json!(1)),
+                ..inv("enqueue", json!(9))
+            })
+            .await;
+        assert_eq!(k.status, Status::Fail, "{k:?}");
+        a.close().await.expect("close");
+        b.close().await.expect("close");
+        // No server on the node named: the client cannot open.
+        let mut c = factory.client();
+        assert!(c.open("n2").await.is_err());
+    });
 }
