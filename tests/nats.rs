@@ -152,10 +152,9 @@ fn the_queue_workload_runs_on_jetstream_is_checked_and_torn_down() {
     // Enqueues outnumber dequeues two to one: the drains found elements.
     assert!(drained > 0, "the drains took nothing: {drains:?}");
     // The run says which server it ran, and kept every node's log.
-    let test: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("test.json")).expect("test.json"),
-    )
-    .expect("test.json is JSON");
+    let test: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("test.json")).expect("test.json"))
+            .expect("test.json is JSON");
     let version = test.to_string();
     assert!(version.contains("nats-server: v2."), "{test:#}");
     for n in pids.keys() {
@@ -272,7 +271,11 @@ fn the_client_enqueues_dequeues_and_drains_on_one_server() {
         assert_eq!(d.status, Status::Fail, "{d:?}");
         assert_eq!(d.error, Some(json!("empty")));
         let d = b.invoke(&inv("drain", Value::Null)).await;
-        assert_eq!((d.status, d.value.clone()), (Status::Ok, json!([])), "{d:?}");
+        assert_eq!(
+            (d.status, d.value.clone()),
+            (Status::Ok, json!([])),
+            "{d:?}"
+        );
         let k = a
             .invoke(&Invocation {
                 key: Some(json!(1)),
