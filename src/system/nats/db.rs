@@ -198,11 +198,13 @@ pub fn request(
     out.extend(proto::sub(inbox, 1));
     out.extend(proto::publish(subject, Some(inbox), payload));
     let mut buf = Vec::new();
+    let mut greeted = false;
     let mut wrote = false;
     loop {
         while let Some((frame, used)) = proto::parse(&buf).map_err(|e| format!("{addr}: {e}"))? {
             buf.drain(..used);
             match frame {
+                Frame::Info(_) => greeted = true,
                 Frame::Msg(m) if m.sid == 1 => return Ok(m),
                 Frame::Ping => s
                     .write_all(proto::PONG)
@@ -211,8 +213,8 @@ pub fn request(
                 _ => {}
             }
         }
-        if !wrote {
-            // After the server's INFO: it ignores nothing sent before.
+        if greeted && !wrote {
+            // The server speaks first (INFO); the request follows it.
             s.set_write_timeout(Some(timeout))
                 .map_err(|e| e.to_string())?;
             s.write_all(&out).map_err(|e| format!("{addr}: {e}"))?;
