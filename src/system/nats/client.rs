@@ -25,10 +25,11 @@
 //!   and none waiting for an ack (`CONSUMER.INFO`: `num_pending` and
 //!   `num_ack_pending` both 0), so an element held by a concurrent dequeue
 //!   that may give it back is waited for; `ok` with every element taken.
-//!   If the time runs out first with elements taken the drain is `info`
-//!   (those elements were consumed but cannot be reported), else `fail`;
-//!   if only other clients' unacknowledged elements remain, `ok` with what
-//!   it took.
+//!   Each request may take a second at most (then a new connection and
+//!   another try), so one lost request does not use up the drain. If the
+//!   time runs out first with elements taken the drain is `info` (those
+//!   elements were consumed, but the queue is not known to be empty),
+//!   else `fail`.
 
 use super::db::{api_reply, status_text, CONSUMER, STREAM, SUBJECT};
 use super::proto::{self, Frame, Message};
@@ -326,6 +327,10 @@ fn consumer_config(ack_wait: Duration) -> Value {
 
 const NEXT: &str = "$JS.API.CONSUMER.MSG.NEXT";
 
+/// The longest one request of a drain may wait before the drain tries
+/// again on a new connection.
+const DRAIN_STEP: Duration = Duration::from_secs(1);
+
 impl NatsClient {
     fn conn(&mut self) -> Result<&mut Conn, Failed> {
         self.conn.as_mut().ok_or_else(|| Failed {
@@ -450,51 +455,52 @@ impl NatsClient {
         let mut taken = Vec::new();
         // The last reason the drain could not go on.
         let mut last = String::new();
-        let mut waiting_on_others = false;
         while Instant::now() < deadline {
-            match self.take(deadline).await {
+            // One request that gets no answer (a route not yet back after
+            // a partition) must not use up the whole drain: each try has
+            // a second, then the drain reconnects and tries again.
+            let step = (Instant::now() + DRAIN_STEP).min(deadline);
+            // Whether the connection may be the trouble.
+            let reconnect = match self.take(step).await {
                 Ok(Took::Element(v)) => {
                     taken.push(v);
                     continue;
                 }
-                Ok(Took::Empty) => match self.consumer_empty(deadline).await {
+                Ok(Took::Empty) => match self.consumer_empty(step).await {
                     Ok(true) => return Completion::ok(Value::Array(taken)),
                     Ok(false) => {
-                        waiting_on_others = true;
-                        last = "elements were still waiting for another client's ack".into();
+                        last = "elements were still waiting for an ack".into();
+                        false
                     }
                     Err(e) => {
-                        waiting_on_others = false;
                         last = e;
+                        true
                     }
                 },
                 Err(NotTaken::Fail(e)) => {
-                    waiting_on_others = false;
                     last = e;
+                    true
                 }
                 Err(NotTaken::Unknown(e)) => {
                     // An element may have been consumed unseen: the drain
                     // cannot say what it took.
                     return Completion::info(Value::Array(taken), e);
                 }
-            }
-            // The connection may be the trouble: a new one for the next try.
-            if !waiting_on_others {
+            };
+            if reconnect {
                 self.conn = None;
                 if let Err(e) = self.reconnect(deadline).await {
-                    last = e;
+                    last = format!("{last}; reconnecting: {e}");
                 }
             }
             tokio::time::sleep_until((Instant::now() + Duration::from_millis(50)).min(deadline))
                 .await;
         }
-        if waiting_on_others {
-            // What is left is held by other clients' operations, which
-            // report it themselves (or give it back after the ack wait).
-            Completion::ok(Value::Array(taken))
-        } else if taken.is_empty() {
+        if taken.is_empty() {
             Completion::fail(Value::Null, last)
         } else {
+            // Elements were consumed, but the queue is not known to be
+            // empty: claiming it drained could call the rest lost.
             Completion::info(
                 Value::Array(taken),
                 format!("not drained before the timeout: {last}"),
