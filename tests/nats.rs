@@ -97,6 +97,10 @@ fn the_queue_workload_runs_on_jetstream_is_checked_and_torn_down() {
             "nats",
             "--workload",
             "queue",
+            // No faults: this is the system working (runs with faults,
+            // and their duplicates, are in docs/nats.md).
+            "--nemesis",
+            "none",
             "--time-limit",
             "20",
             "--concurrency",
