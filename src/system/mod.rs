@@ -21,6 +21,7 @@
 pub mod etcd;
 pub mod file;
 pub mod memory;
+pub mod nats;
 pub mod postgres;
 pub mod redis;
 pub mod zookeeper;
@@ -40,6 +41,7 @@ pub const SYSTEMS: &[&dyn System] = &[
     &postgres::PostgresSystem,
     &zookeeper::ZookeeperSystem,
     &redis::RedisSystem,
+    &nats::NatsSystem,
     &memory::MemorySystem,
     &file::FileSystem,
 ];
