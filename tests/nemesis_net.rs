@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 use cluster_support::{leftovers, Teardown};
 use faultline::cluster::{local, Cluster, Node};
 use faultline::nemesis::{
-    default_record_path, Fault, Nemeses, Nemesis, NemesisOptions, PacketBehavior, PartitionSpec,
-    Targets,
+    Fault, Nemeses, Nemesis, NemesisOptions, PacketBehavior, PartitionSpec, Targets,
 };
 use serde_json::{json, Value};
 
@@ -114,24 +113,29 @@ fn counted(stop: &Value, node: &str, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no measured {node} {what} in {stop}"))
 }
 
-/// Runs `fault` from a separate controller process (this test binary's
-/// `controller_holding_a_fault`), waits until it is injected, kills that
-/// process with SIGKILL, and answers what it said it did.
+/// Runs `fault` from a separate controller process (the `hold_fault`
+/// example, which `cargo test` builds beside this test), waits until it is
+/// injected, kills that process with SIGKILL, and answers what it said it
+/// did.
 fn inject_then_sigkill_controller(state_dir: &Path, fault: &Fault) -> Value {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/hold_fault
     let exe = std::env::current_exe().expect("test binary");
-    let mut child = Command::new(exe)
-        .args([
-            "--exact",
-            "controller_holding_a_fault",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("FAULTLINE_TEST_STATE", state_dir)
-        .env(
-            "FAULTLINE_TEST_FAULT",
-            json!({"f": fault.f(), "value": fault.value()}).to_string(),
-        )
+    let examples = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary's target folder")
+        .join("examples");
+    let controller = examples.join("hold_fault");
+    assert!(
+        controller.exists(),
+        "{} is missing: `cargo test` builds it; when running this file alone, \
+         `cargo build --example hold_fault` first",
+        controller.display()
+    );
+    let mut child = Command::new(controller)
+        .arg(state_dir)
+        .arg(json!({"f": fault.f(), "value": fault.value()}).to_string())
+        .arg(env!("CARGO_BIN_EXE_faultline"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -167,33 +171,6 @@ fn faultline_heal(state_dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     stdout
-}
-
-/// The controller process the tests kill: injects the fault its
-/// environment names on the cluster it names, says so, and waits to be
-/// killed. Not a test of its own.
-#[test]
-#[ignore = "a controller process the other tests of this file start and kill"]
-fn controller_holding_a_fault() {
-    let state = std::env::var_os("FAULTLINE_TEST_STATE").expect("run by another test only");
-    let spec: Value =
-        serde_json::from_str(&std::env::var("FAULTLINE_TEST_FAULT").expect("FAULTLINE_TEST_FAULT"))
-            .expect("a fault");
-    let fault = Fault::from_op(spec["f"].as_str().expect("f"), &spec["value"]).expect("fault");
-    let cluster = Cluster::local(Path::new(&state)).expect("attach to the cluster");
-    let record = default_record_path(&cluster);
-    let nem = Nemeses::new(
-        cluster,
-        None,
-        NemesisOptions {
-            seed: 9,
-            record,
-            helper: Some(env!("CARGO_BIN_EXE_faultline").into()),
-        },
-    );
-    let done = nem.invoke(&fault).expect("inject");
-    println!("INJECTED {done}");
-    std::thread::sleep(Duration::from_secs(600));
 }
 
 /// A 3-node cluster for one test, its nemeses, and their heal on drop.
