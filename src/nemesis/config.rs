@@ -479,7 +479,7 @@ pub fn load_named(dir: Option<&Path>, names: &[String]) -> Result<Vec<NemesisDef
 
 /// What the cluster and db of a run can do, as far as it is known before
 /// anything is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
     /// The local cluster: network namespaces on this machine, whose nodes
     /// share its one real-time clock.
@@ -487,6 +487,9 @@ pub struct Capabilities {
     /// The db can name its primaries (leader, master) for faults that
     /// target them.
     pub db_has_primaries: bool,
+    /// Whether libfaketime moves the db's clock on the local cluster, and
+    /// if not, why (`crate::system::Configured::faketime_clock`).
+    pub db_faketime_clock: Result<(), String>,
 }
 
 /// Refuses the definitions the cluster or db cannot perform, every one
@@ -495,11 +498,13 @@ pub struct Capabilities {
 pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), String> {
     let mut problems = Vec::new();
     for d in defs {
-        if d.family == Family::Clock && can.local_cluster {
+        if let (Family::Clock, true, Err(why)) =
+            (d.family, can.local_cluster, &can.db_faketime_clock)
+        {
             problems.push(format!(
-                "--nemesis {}: clock faults cannot run on the local cluster: its nodes share \
-                 this machine's one clock, so every clock fault would be refused (use real \
-                 hosts with --nodes, or partition, kill, pause, packet)",
+                "--nemesis {}: clock faults on the local cluster move the db's clock with \
+                 libfaketime, and this db cannot follow it: {why} (use real hosts with \
+                 --nodes, or partition, kill, pause, packet)",
                 d.name
             ));
         }
@@ -641,9 +646,13 @@ mod tests {
         let local_no_primaries = Capabilities {
             local_cluster: true,
             db_has_primaries: false,
+            db_faketime_clock: Err("etcd is a static Go binary".into()),
         };
         let e = check_supported(&defs, local_no_primaries).unwrap_err();
-        assert!(e.contains("--nemesis clock") && e.contains("share"), "{e}");
+        assert!(
+            e.contains("--nemesis clock") && e.contains("libfaketime") && e.contains("static Go"),
+            "{e}"
+        );
         assert!(
             e.contains("--nemesis partition-leader") && e.contains("primaries"),
             "{e}"
@@ -651,14 +660,24 @@ mod tests {
         let hosts_with_primaries = Capabilities {
             local_cluster: false,
             db_has_primaries: true,
+            db_faketime_clock: Err("etcd is a static Go binary".into()),
         };
         assert_eq!(check_supported(&defs, hosts_with_primaries), Ok(()));
+        // A db that reads its clock through libc takes clock faults on the
+        // local cluster.
+        let local_libc = Capabilities {
+            local_cluster: true,
+            db_has_primaries: true,
+            db_faketime_clock: Ok(()),
+        };
+        assert_eq!(check_supported(&defs, local_libc), Ok(()));
         // The built-in partition draws a primaries shape among others: only
         // a db that can name them runs it as given.
         let part = load_named(None, &["partition".into()]).unwrap();
         let local_with_primaries = Capabilities {
             local_cluster: true,
             db_has_primaries: true,
+            db_faketime_clock: Err("no libc".into()),
         };
         assert_eq!(check_supported(&part, local_with_primaries), Ok(()));
     }

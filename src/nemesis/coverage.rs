@@ -129,6 +129,8 @@ fn effect(f: &str) -> Option<Effect> {
         "pause" => Effect::Start(Pause),
         "start-packet" => Effect::Start(Packet),
         "bump-clock" | "strobe-clock" => Effect::Start(Clock),
+        // A measurement: it neither starts nor stops a clock fault.
+        "clock-check" => return None,
         "heal" => Effect::Stop(None),
         // Every other `f` of the vocabulary stops its family's faults.
         other => Effect::Stop(Some(

@@ -217,6 +217,9 @@ pub enum Fault {
     },
     /// `reset-clock`: set every clock faulted back to the controller's time.
     ResetClock,
+    /// `clock-check`: read each node's clock as its database sees it and
+    /// record the offsets from the controller's; changes nothing.
+    CheckClock,
     /// `heal`: lift every fault of every kind.
     HealAll,
 }
@@ -320,6 +323,7 @@ impl Fault {
             Fault::BumpClock { .. } => "bump-clock",
             Fault::StrobeClock { .. } => "strobe-clock",
             Fault::ResetClock => "reset-clock",
+            Fault::CheckClock => "clock-check",
             Fault::HealAll => "heal",
         }
     }
@@ -331,9 +335,10 @@ impl Fault {
             Fault::Kill(_) | Fault::Start => Some(Family::Kill),
             Fault::Pause(_) | Fault::Resume => Some(Family::Pause),
             Fault::StartPacket { .. } | Fault::StopPacket => Some(Family::Packet),
-            Fault::BumpClock { .. } | Fault::StrobeClock { .. } | Fault::ResetClock => {
-                Some(Family::Clock)
-            }
+            Fault::BumpClock { .. }
+            | Fault::StrobeClock { .. }
+            | Fault::ResetClock
+            | Fault::CheckClock => Some(Family::Clock),
             Fault::HealAll => None,
         }
     }
@@ -372,6 +377,7 @@ impl Fault {
             | Fault::Resume
             | Fault::StopPacket
             | Fault::ResetClock
+            | Fault::CheckClock
             | Fault::HealAll => Value::Null,
         }
     }
@@ -414,6 +420,7 @@ impl Fault {
                 duration_ms: get_u64(value, "duration-ms")?.unwrap_or(1000),
             },
             "reset-clock" => Fault::ResetClock,
+            "clock-check" => Fault::CheckClock,
             "heal" => Fault::HealAll,
             other => return Err(format!("unknown nemesis operation {other:?}")),
         };
@@ -475,6 +482,7 @@ mod tests {
                 duration_ms: 1000,
             },
             Fault::ResetClock,
+            Fault::CheckClock,
             Fault::HealAll,
         ];
         for f in faults {

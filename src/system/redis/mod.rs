@@ -55,6 +55,11 @@ struct RedisConfig {
 }
 
 impl Configured for RedisConfig {
+    /// Redis reads the clock through libc (`gettimeofday`, `clock_gettime`), so libfaketime moves it.
+    fn faketime_clock(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn read_mode(&self) -> &'static str {
         match self.read_mode {
             RedisReadMode::Replica => "replica",
