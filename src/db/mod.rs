@@ -248,6 +248,13 @@ pub trait Db: Send + Sync + std::fmt::Debug {
         }))
     }
 
+    /// The folder of the database's durable data on `node` (what
+    /// `corrupt-file` damages and `rollback` restores); `None` when it
+    /// keeps none there or does not say.
+    fn data_folder(&self, _node: &Node) -> Option<String> {
+        None
+    }
+
     /// Whether the database on `node` runs under libfaketime (started
     /// while the node's control file existed), so moving that file moves
     /// the clock it reads.

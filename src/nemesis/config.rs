@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Family, Fault, PacketBehavior, PartitionSpec, Targets};
+use super::{Corruption, Family, Fault, PacketBehavior, PartitionSpec, Targets};
 
 /// A bad nemesis file: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +53,9 @@ impl NemesisDef {
     /// The definition used when no file names the family: Jepsen's usual
     /// choices (partitions of every shape; kills and pauses of one node, a
     /// minority, a majority, all, or the leader; 20% loss on all nodes;
-    /// clock bumps of ±0.5 s... with no interval of its own.
+    /// clock bumps of ±0.5 s; bit flips and truncations of one node's, a
+    /// minority's or every node's data; snapshots for a rollback of one
+    /// node or a minority) with no interval of its own.
     pub fn builtin(family: Family) -> NemesisDef {
         let targets = [
             Targets::One,
@@ -92,6 +94,19 @@ impl NemesisDef {
                     delta_ms: -500,
                 },
             ],
+            Family::FileCorruption => [Targets::One, Targets::Minority, Targets::All]
+                .into_iter()
+                .flat_map(|t| {
+                    [DEFAULT_BITFLIP, DEFAULT_TRUNCATE].map(|corruption| Fault::CorruptFile {
+                        targets: t.clone(),
+                        corruption,
+                    })
+                })
+                .collect(),
+            Family::Rollback => [Targets::One, Targets::Minority]
+                .into_iter()
+                .map(Fault::SnapshotData)
+                .collect(),
         };
         NemesisDef {
             name: family.name().to_string(),
@@ -116,6 +131,15 @@ impl NemesisDef {
         }
     }
 }
+
+/// The bit flips of a file that gives no numbers: 4 runs of 8 bytes.
+const DEFAULT_BITFLIP: Corruption = Corruption::Bitflip {
+    chunks: 4,
+    chunk_bytes: 8,
+};
+
+/// The truncation of a file that gives no number: its last 64 bytes.
+const DEFAULT_TRUNCATE: Corruption = Corruption::Truncate { drop_bytes: 64 };
 
 /// Whether `fault` is aimed at the database's primaries (the leader):
 /// isolating, killing or pausing it is what disturbs a leader-based system.
@@ -148,6 +172,8 @@ pub fn stop_of(family: Family) -> Fault {
         Family::Pause => Fault::Resume,
         Family::Packet => Fault::StopPacket,
         Family::Clock => Fault::ResetClock,
+        Family::FileCorruption => Fault::RestartCorrupted,
+        Family::Rollback => Fault::Rollback,
     }
 }
 
@@ -166,6 +192,9 @@ struct RawFile {
     delta_ms: Option<Spanned<i64>>,
     period_ms: Option<Spanned<u64>>,
     duration_ms: Option<Spanned<u64>>,
+    chunks: Option<Spanned<u64>>,
+    chunk_bytes: Option<Spanned<u64>>,
+    drop_bytes: Option<Spanned<u64>>,
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -235,8 +264,20 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
         "delay-ms",
         &[Family::Packet],
     )?;
+    only(
+        raw.modes.is_some(),
+        raw.modes.as_ref().map(|s| s.span()),
+        "modes",
+        &[Family::Clock, Family::FileCorruption],
+    )?;
     for (v, name) in [
-        (raw.modes.as_ref().map(|s| s.span()), "modes"),
+        (raw.chunks.as_ref().map(|s| s.span()), "chunks"),
+        (raw.chunk_bytes.as_ref().map(|s| s.span()), "chunk-bytes"),
+        (raw.drop_bytes.as_ref().map(|s| s.span()), "drop-bytes"),
+    ] {
+        only(v.is_some(), v, name, &[Family::FileCorruption])?;
+    }
+    for (v, name) in [
         (raw.delta_ms.as_ref().map(|s| s.span()), "delta-ms"),
         (raw.period_ms.as_ref().map(|s| s.span()), "period-ms"),
         (raw.duration_ms.as_ref().map(|s| s.span()), "duration-ms"),
@@ -298,21 +339,74 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
                 .collect::<Result<Vec<_>, _>>()?,
             None => builtin.starts,
         },
-        Family::Kill | Family::Pause => match &target_values {
+        Family::Kill | Family::Pause | Family::Rollback => match &target_values {
             Some(vals) => vals
                 .iter()
                 .map(|v| {
-                    Targets::from_value(v).map_err(bad_target).map(|t| {
-                        if family == Family::Kill {
-                            Fault::Kill(t)
-                        } else {
-                            Fault::Pause(t)
-                        }
-                    })
+                    Targets::from_value(v)
+                        .map_err(bad_target)
+                        .map(|t| match family {
+                            Family::Kill => Fault::Kill(t),
+                            Family::Pause => Fault::Pause(t),
+                            _ => Fault::SnapshotData(t),
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             None => builtin.starts,
         },
+        Family::FileCorruption => {
+            let targets = match &target_values {
+                Some(vals) => vals
+                    .iter()
+                    .map(|v| Targets::from_value(v).map_err(bad_target))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => vec![Targets::One, Targets::Minority, Targets::All],
+            };
+            let positive = |f: &Option<Spanned<u64>>, name: &str, default: u64| match f {
+                Some(s) if *s.get_ref() == 0 => {
+                    Err(err(at(s.span()), Some(name), "must be positive".into()))
+                }
+                Some(s) => Ok(*s.get_ref()),
+                None => Ok(default),
+            };
+            let bitflip = Corruption::Bitflip {
+                chunks: positive(&raw.chunks, "chunks", 4)?,
+                chunk_bytes: positive(&raw.chunk_bytes, "chunk-bytes", 8)?,
+            };
+            let truncate = Corruption::Truncate {
+                drop_bytes: positive(&raw.drop_bytes, "drop-bytes", 64)?,
+            };
+            let modes_line = raw.modes.as_ref().map(|m| at(m.span())).unwrap_or(1);
+            let modes: Vec<String> = raw
+                .modes
+                .as_ref()
+                .map(|m| m.get_ref().clone())
+                .unwrap_or_else(|| vec!["bitflip".into(), "truncate".into()]);
+            if modes.is_empty() {
+                return Err(err(modes_line, Some("modes"), "must not be empty".into()));
+            }
+            let corruptions = modes
+                .iter()
+                .map(|m| match m.as_str() {
+                    "bitflip" => Ok(bitflip),
+                    "truncate" => Ok(truncate),
+                    other => Err(err(
+                        modes_line,
+                        Some("modes"),
+                        format!("unknown mode {other:?} (expected bitflip, truncate)"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            targets
+                .iter()
+                .flat_map(|t| {
+                    corruptions.iter().map(|c| Fault::CorruptFile {
+                        targets: t.clone(),
+                        corruption: *c,
+                    })
+                })
+                .collect()
+        }
         Family::Packet => {
             let behavior = PacketBehavior {
                 loss: raw.loss.as_ref().map(|s| *s.get_ref()),
@@ -606,7 +700,7 @@ mod tests {
             assert!(!d.starts.is_empty());
             seen += 1;
         }
-        assert_eq!(seen, 5);
+        assert_eq!(seen, Family::ALL.len());
         let defs = load_named(Some(&dir), &["partition".into(), "kill".into()]).unwrap();
         assert_eq!(defs.len(), 2);
         let builtin = load_named(None, &["pause".into()]).unwrap();

@@ -131,6 +131,8 @@ fn effect(f: &str) -> Option<Effect> {
         "bump-clock" | "strobe-clock" => Effect::Start(Clock),
         // A measurement: it neither starts nor stops a clock fault.
         "clock-check" => return None,
+        "corrupt-file" => Effect::Start(FileCorruption),
+        "snapshot-data" => Effect::Start(Rollback),
         "heal" => Effect::Stop(None),
         // Every other `f` of the vocabulary stops its family's faults.
         other => Effect::Stop(Some(

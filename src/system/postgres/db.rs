@@ -137,6 +137,10 @@ impl Postgres {
 }
 
 impl Db for Postgres {
+    fn data_folder(&self, node: &Node) -> Option<String> {
+        self.runs_on(node).then(|| self.data_dir(node))
+    }
+
     fn name(&self) -> &str {
         "postgres"
     }

@@ -302,6 +302,10 @@ fn url_host(host: &str) -> String {
 }
 
 impl Db for Redis {
+    fn data_folder(&self, node: &Node) -> Option<String> {
+        Some(format!("{}/data", self.dir(node)))
+    }
+
     fn name(&self) -> &str {
         "redis"
     }

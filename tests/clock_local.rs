@@ -1,0 +1,251 @@
+//! Clock faults on the local cluster, end to end, seen from outside the
+//! checker: a Redis run whose nemesis bumps n2's clock by ±5 s (libfaketime
+//! under redis-server) is killed with SIGKILL while the bump holds; Redis
+//! `TIME` on n2 then differs by about 5 s from n1's and n3's, and the
+//! history's `clock-check` recorded the same; `faultline heal` from a fresh
+//! process sets the offset back to `+0` and `TIME` agrees again. And a run
+//! of etcd (a static Go binary) with clock faults is refused before
+//! anything is built, with the reason.
+//!
+//! The Redis test needs root (ignored otherwise) and installs redis and
+//! libfaketime when missing.
+#![cfg(all(feature = "controller", feature = "cli"))]
+
+mod cluster_support;
+
+use cluster_support::faultline;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The bump the test's nemesis file asks for.
+const DELTA_MS: f64 = 5000.0;
+/// How far a measured offset may be from the expected one: the reads of
+/// three nodes are a few ms apart, on a loaded machine more.
+const SLACK_MS: f64 = 400.0;
+
+/// Removes the db and the cluster (of this name prefix) when dropped.
+struct Down(PathBuf, &'static str);
+impl Drop for Down {
+    fn drop(&mut self) {
+        faultline(&self.0, &["heal"]);
+        faultline(&self.0, &["db", "down", "--db", "redis"]);
+        faultline(&self.0, &["cluster", "down", "--name-prefix", self.1]);
+    }
+}
+
+fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+/// Redis `TIME` on `host`, minus the controller's time at the read, in ms.
+fn redis_offset_ms(host: &str) -> f64 {
+    let c = redis::Client::open(format!("redis://{host}:6379/")).expect("url");
+    let mut conn = c
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .expect("connect");
+    let before = now_secs();
+    let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut conn).expect("TIME");
+    let after = now_secs();
+    (s as f64 + us as f64 / 1e6 - (before + after) / 2.0) * 1000.0
+}
+
+/// The history's nemesis completions of `f`, as values.
+fn completions(history: &Path, f: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(history).unwrap_or_default();
+    let ops: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|o| o["process"] == "nemesis" && o["f"] == f)
+        .collect();
+    // Invocation and completion alternate; the completion is the second.
+    ops.chunks(2)
+        .filter(|c| c.len() == 2)
+        .map(|c| c[1].clone())
+        .collect()
+}
+
+#[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs Redis"
+)]
+fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
+    let mut need = cluster_support::db("redis");
+    need.push((
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "libfaketime",
+    ));
+    cluster_support::ensure(&need);
+    const PREFIX: &str = "flck";
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state");
+    let _down = Down(state.clone(), PREFIX);
+    let (code, out, err) = faultline(
+        &state,
+        &[
+            "cluster",
+            "up",
+            "--nodes",
+            "3",
+            "--subnet",
+            "10.78.152.0/24",
+            "--name-prefix",
+            PREFIX,
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let nemeses = tmp.path().join("nemeses");
+    std::fs::create_dir_all(&nemeses).expect("mkdir");
+    std::fs::write(
+        nemeses.join("clock-n2.toml"),
+        format!(
+            "fault = \"clock\"\ntargets = [[\"n2\"]]\nmodes = [\"bump\"]\ndelta-ms = {DELTA_MS}\ninterval = 1\n"
+        ),
+    )
+    .expect("nemesis file");
+    let results = tmp.path().join("results");
+    let child: Child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args([
+            "run",
+            "--db",
+            "redis",
+            "--workload",
+            "register",
+            "--nemesis",
+            "clock-n2",
+            "--nemeses-dir",
+            nemeses.to_str().expect("utf-8"),
+            "--time-limit",
+            "60",
+            "--concurrency",
+            "2",
+            "--rate",
+            "20",
+            "--seed",
+            "3",
+            "--results",
+            results.to_str().expect("utf-8"),
+        ])
+        .env("FAULTLINE_STATE_DIR", &state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start faultline run");
+    let mut child = child;
+    let history = results.join("latest/history.jsonl");
+    // The bump took effect and the check after it was recorded: the
+    // controller dies while the bump holds (before its reset, 1 s later).
+    wait_for(
+        "a bump and its clock-check",
+        Duration::from_secs(90),
+        || {
+            !completions(&history, "bump-clock").is_empty()
+                && completions(&history, "clock-check").len() == 1
+        },
+    );
+    // SAFETY: kill with a valid pid and signal has no memory effects.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().expect("reap faultline run");
+
+    let bump = &completions(&history, "bump-clock")[0];
+    assert!(bump.get("error").is_none(), "{bump}");
+    assert_eq!(bump["value"]["bumped"], serde_json::json!(["n2"]), "{bump}");
+    assert_eq!(bump["value"]["via"]["n2"], "libfaketime", "{bump}");
+    let delta = bump["value"]["delta-ms"].as_f64().expect("delta-ms");
+    assert_eq!(delta.abs(), DELTA_MS, "{bump}");
+    assert_eq!(
+        bump["value"]["faketime-offsets-ms"]["n2"].as_f64(),
+        Some(delta),
+        "{bump}"
+    );
+
+    // Seen from outside: n2's Redis reads a clock `delta` ahead (or behind).
+    let hosts = ["10.78.152.1", "10.78.152.2", "10.78.152.3"];
+    let offs: Vec<f64> = hosts.iter().map(|h| redis_offset_ms(h)).collect();
+    assert!(
+        (offs[1] - delta).abs() < SLACK_MS,
+        "{offs:?}, delta {delta}"
+    );
+    assert!(
+        offs[0].abs() < SLACK_MS && offs[2].abs() < SLACK_MS,
+        "{offs:?}"
+    );
+    // The history's clock-check saw the same, through Redis TIME.
+    let check = &completions(&history, "clock-check")[0];
+    let seen = &check["value"]["offsets-ms"];
+    assert!(
+        (seen["n2"].as_f64().expect("n2's offset") - delta).abs() < SLACK_MS,
+        "{check}"
+    );
+    assert!(
+        seen["n1"].as_f64().expect("n1's offset").abs() < SLACK_MS,
+        "{check}"
+    );
+    assert_eq!(check["value"]["via"]["n2"], "redis TIME", "{check}");
+    let control = state.join("nodes/n2/work/clock/faketime");
+    assert_ne!(
+        std::fs::read_to_string(&control)
+            .expect("n2's control file")
+            .trim(),
+        "+0"
+    );
+
+    // A fresh process heals: the offset is +0 again, and TIME agrees.
+    let (code, out, err) = faultline(&state, &["heal"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"reset\":[\"n2\"]"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(&control)
+            .expect("n2's control file")
+            .trim(),
+        "+0"
+    );
+    let offs: Vec<f64> = hosts.iter().map(|h| redis_offset_ms(h)).collect();
+    assert!(offs.iter().all(|o| o.abs() < SLACK_MS), "{offs:?}");
+    assert!(
+        !state.join("nemesis.json").exists()
+            || !std::fs::read_to_string(state.join("nemesis.json"))
+                .unwrap_or_default()
+                .contains("\"clock\""),
+        "the clock fault left the record"
+    );
+}
+
+#[test]
+fn clock_faults_on_etcd_are_refused_before_anything_is_built() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state");
+    let (code, out, err) = faultline(
+        &state,
+        &[
+            "run",
+            "--db",
+            "etcd",
+            "--workload",
+            "register",
+            "--nemesis",
+            "clock",
+            "--time-limit",
+            "5",
+        ],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("--nemesis clock") && err.contains("static Go binary"),
+        "{err}"
+    );
+    assert!(!state.exists(), "nothing was built: {}", state.display());
+}
