@@ -125,6 +125,9 @@ enum Effect {
     Stop(String),
     StopAll,
     Other,
+    /// A measurement (`clock-check`): no fault, no window; the clock plot
+    /// draws what it read.
+    Measure,
 }
 
 fn effect(f: &str) -> Effect {
@@ -144,6 +147,7 @@ fn effect(f: &str) -> Effect {
         "restart-corrupted" => Effect::Stop(fam("file-corruption")),
         "snapshot-data" => Effect::Start(fam("rollback")),
         "rollback" => Effect::Stop(fam("rollback")),
+        "clock-check" => Effect::Measure,
         "heal" => Effect::StopAll,
         // Jepsen's conventions for nemeses this table does not name.
         other => match (other.strip_prefix("start-"), other.strip_prefix("stop-")) {
@@ -279,6 +283,7 @@ impl Data {
                     t1: t_done,
                     closed: true,
                 }),
+                Effect::Measure => {}
             }
         }
         Data {
