@@ -690,6 +690,50 @@ mod tests {
     }
 
     #[test]
+    fn file_corruption_and_rollback_files() {
+        let d = p("fault = \"file-corruption\"\ntargets = [\"one\", \"all\"]\nmodes = [\"truncate\"]\ndrop-bytes = 10\n").unwrap();
+        assert_eq!(
+            d.starts,
+            vec![
+                Fault::CorruptFile {
+                    targets: Targets::One,
+                    corruption: Corruption::Truncate { drop_bytes: 10 }
+                },
+                Fault::CorruptFile {
+                    targets: Targets::All,
+                    corruption: Corruption::Truncate { drop_bytes: 10 }
+                },
+            ]
+        );
+        assert_eq!(d.stop(), Fault::RestartCorrupted);
+        let d = p("fault = \"file-corruption\"\nchunks = 2\nchunk-bytes = 3\n").unwrap();
+        assert_eq!(d.starts.len(), 6, "3 targets x 2 modes");
+        assert!(d.starts.contains(&Fault::CorruptFile {
+            targets: Targets::Minority,
+            corruption: Corruption::Bitflip {
+                chunks: 2,
+                chunk_bytes: 3
+            }
+        }));
+        let e = p("fault = \"file-corruption\"\n\nchunk-bytes = 0\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (3, Some("chunk-bytes")),
+            "{e}"
+        );
+        let e = p("fault = \"file-corruption\"\nmodes = [\"shred\"]\n").unwrap_err();
+        assert!(e.message.contains("bitflip, truncate"), "{e}");
+        let e = p("fault = \"kill\"\ndrop-bytes = 5\n").unwrap_err();
+        assert!(e.message.contains("only by file-corruption"), "{e}");
+        let d = p("fault = \"rollback\"\ntargets = [[\"n2\"]]\n").unwrap();
+        assert_eq!(
+            d.starts,
+            vec![Fault::SnapshotData(Targets::Nodes(vec!["n2".into()]))]
+        );
+        assert_eq!(d.stop(), Fault::Rollback);
+    }
+
+    #[test]
     fn the_shipped_files_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nemeses");
         let mut seen = 0;
