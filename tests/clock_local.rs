@@ -112,7 +112,7 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
     std::fs::write(
         nemeses.join("clock-n2.toml"),
         format!(
-            "fault = \"clock\"\ntargets = [[\"n2\"]]\nmodes = [\"bump\"]\ndelta-ms = {DELTA_MS}\ninterval = 1\n"
+            "fault = \"clock\"\ntargets = [[\"n2\"]]\nmodes = [\"bump\"]\ndelta-ms = {DELTA_MS}\ninterval = 3\n"
         ),
     )
     .expect("nemesis file");
@@ -147,7 +147,7 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
     let mut child = child;
     let history = results.join("latest/history.jsonl");
     // The bump took effect and the check after it was recorded: the
-    // controller dies while the bump holds (before its reset, 1 s later).
+    // controller dies while the bump holds (before its reset, 3 s later).
     wait_for(
         "a bump and its clock-check",
         Duration::from_secs(90),
