@@ -35,14 +35,6 @@ impl Drop for Down {
     }
 }
 
-fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -117,6 +109,7 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
     )
     .expect("nemesis file");
     let results = tmp.path().join("results");
+    let log = std::fs::File::create(tmp.path().join("run.log")).expect("run.log");
     let child: Child = Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args([
             "run",
@@ -141,21 +134,34 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
         ])
         .env("FAULTLINE_STATE_DIR", &state)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("start faultline run");
     let mut child = child;
     let history = results.join("latest/history.jsonl");
     // The bump took effect and the check after it was recorded: the
     // controller dies while the bump holds (before its reset, 3 s later).
-    wait_for(
-        "a bump and its clock-check",
-        Duration::from_secs(90),
-        || {
-            !completions(&history, "bump-clock").is_empty()
-                && completions(&history, "clock-check").len() == 1
-        },
-    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while completions(&history, "bump-clock").is_empty()
+        || completions(&history, "clock-check").len() != 1
+    {
+        let ended = child.try_wait().expect("try_wait").is_some();
+        if ended || Instant::now() > deadline {
+            let _ = child.kill();
+            let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+            let tail = |s: String| {
+                let lines: Vec<&str> = s.lines().collect();
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            };
+            panic!(
+                "no bump and clock-check (run ended: {ended}); history:\n{}\nstderr:\n{}\nfaultline.log:\n{}",
+                tail(read(&history)),
+                tail(read(&tmp.path().join("run.log"))),
+                tail(read(&results.join("latest/faultline.log")))
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: kill with a valid pid and signal has no memory effects.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().expect("reap faultline run");
