@@ -1,14 +1,15 @@
 //! Clock faults on the local cluster, end to end, seen from outside the
-//! checker: a Redis run whose nemesis bumps n2's clock by ±5 s (libfaketime
-//! under redis-server) is killed with SIGKILL while the bump holds; Redis
-//! `TIME` on n2 then differs by about 5 s from n1's and n3's, and the
-//! history's `clock-check` recorded the same; `faultline heal` from a fresh
-//! process sets the offset back to `+0` and `TIME` agrees again. And a run
-//! of etcd (a static Go binary) with clock faults is refused before
-//! anything is built, with the reason.
+//! checker: a PostgreSQL run whose nemesis bumps n1's clock by ±5 s
+//! (libfaketime under postgres) is killed with SIGKILL while the bump
+//! holds; `clock_timestamp()` asked by psql from this machine then differs
+//! by about 5 s from this machine's clock, and the history's `clock-check`
+//! recorded the same; `faultline heal` from a fresh process sets the offset
+//! back to `+0` and the clocks agree again. And runs of etcd (a static Go
+//! binary) and Redis (which hangs under libfaketime) with clock faults are
+//! refused before anything is built, with the reason.
 //!
-//! The Redis test needs root (ignored otherwise) and installs redis and
-//! libfaketime when missing.
+//! The PostgreSQL test needs root (ignored otherwise) and installs
+//! postgresql and libfaketime when missing.
 #![cfg(all(feature = "controller", feature = "cli"))]
 
 mod cluster_support;
@@ -30,7 +31,7 @@ struct Down(PathBuf, &'static str);
 impl Drop for Down {
     fn drop(&mut self) {
         faultline(&self.0, &["heal"]);
-        faultline(&self.0, &["db", "down", "--db", "redis"]);
+        faultline(&self.0, &["db", "down", "--db", "postgres"]);
         faultline(&self.0, &["cluster", "down", "--name-prefix", self.1]);
     }
 }
@@ -42,16 +43,38 @@ fn now_secs() -> f64 {
         .as_secs_f64()
 }
 
-/// Redis `TIME` on `host`, minus the controller's time at the read, in ms.
-fn redis_offset_ms(host: &str) -> f64 {
-    let c = redis::Client::open(format!("redis://{host}:6379/")).expect("url");
-    let mut conn = c
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .expect("connect");
+/// PostgreSQL's `clock_timestamp()` on `host`, minus this machine's time
+/// at the read, in ms (psql's start-up is inside the bracket: a few ms).
+fn pg_offset_ms(host: &str) -> f64 {
+    let psql = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("postgresql installed")
+        .flatten()
+        .map(|e| e.path().join("bin/psql"))
+        .find(|p| p.exists())
+        .expect("psql");
     let before = now_secs();
-    let (s, us): (u64, u64) = redis::cmd("TIME").query(&mut conn).expect("TIME");
+    let out = Command::new(psql)
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            host,
+            "-U",
+            "postgres",
+            "-d",
+            "faultline",
+            "-c",
+        ])
+        .arg("SELECT extract(epoch FROM clock_timestamp())")
+        .output()
+        .expect("psql");
     let after = now_secs();
-    (s as f64 + us as f64 / 1e6 - (before + after) / 2.0) * 1000.0
+    let theirs: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("psql: {}", String::from_utf8_lossy(&out.stderr)));
+    (theirs - (before + after) / 2.0) * 1000.0
 }
 
 /// The history's nemesis completions of `f`, as values.
@@ -74,8 +97,8 @@ fn completions(history: &Path, f: &str) -> Vec<Value> {
     not(faultline_root),
     ignore = "needs root: builds a local cluster and runs Redis"
 )]
-fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
-    let mut need = cluster_support::db("redis");
+fn a_clock_bump_moves_the_postgres_clock_and_heal_after_sigkill_resets_it() {
+    let mut need = cluster_support::db("postgres");
     need.push((
         "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
         "libfaketime",
@@ -102,9 +125,9 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
     let nemeses = tmp.path().join("nemeses");
     std::fs::create_dir_all(&nemeses).expect("mkdir");
     std::fs::write(
-        nemeses.join("clock-n2.toml"),
+        nemeses.join("clock-n1.toml"),
         format!(
-            "fault = \"clock\"\ntargets = [[\"n2\"]]\nmodes = [\"bump\"]\ndelta-ms = {DELTA_MS}\ninterval = 3\n"
+            "fault = \"clock\"\ntargets = [[\"n1\"]]\nmodes = [\"bump\"]\ndelta-ms = {DELTA_MS}\ninterval = 3\n"
         ),
     )
     .expect("nemesis file");
@@ -114,11 +137,11 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
         .args([
             "run",
             "--db",
-            "redis",
+            "postgres",
             "--workload",
             "register",
             "--nemesis",
-            "clock-n2",
+            "clock-n1",
             "--nemeses-dir",
             nemeses.to_str().expect("utf-8"),
             "--time-limit",
@@ -168,43 +191,36 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
 
     let bump = &completions(&history, "bump-clock")[0];
     assert!(bump.get("error").is_none(), "{bump}");
-    assert_eq!(bump["value"]["bumped"], serde_json::json!(["n2"]), "{bump}");
-    assert_eq!(bump["value"]["via"]["n2"], "libfaketime", "{bump}");
+    assert_eq!(bump["value"]["bumped"], serde_json::json!(["n1"]), "{bump}");
+    assert_eq!(bump["value"]["via"]["n1"], "libfaketime", "{bump}");
     let delta = bump["value"]["delta-ms"].as_f64().expect("delta-ms");
     assert_eq!(delta.abs(), DELTA_MS, "{bump}");
     assert_eq!(
-        bump["value"]["faketime-offsets-ms"]["n2"].as_f64(),
+        bump["value"]["faketime-offsets-ms"]["n1"].as_f64(),
         Some(delta),
         "{bump}"
     );
 
-    // Seen from outside: n2's Redis reads a clock `delta` ahead (or behind).
-    let hosts = ["10.78.152.1", "10.78.152.2", "10.78.152.3"];
-    let offs: Vec<f64> = hosts.iter().map(|h| redis_offset_ms(h)).collect();
-    assert!(
-        (offs[1] - delta).abs() < SLACK_MS,
-        "{offs:?}, delta {delta}"
-    );
-    assert!(
-        offs[0].abs() < SLACK_MS && offs[2].abs() < SLACK_MS,
-        "{offs:?}"
-    );
-    // The history's clock-check saw the same, through Redis TIME.
+    // Seen from outside: n1's PostgreSQL reads a clock `delta` ahead (or
+    // behind) of this machine's, which every other node shares.
+    let host = "10.78.152.11";
+    let off = pg_offset_ms(host);
+    assert!((off - delta).abs() < SLACK_MS, "{off} ms, delta {delta}");
+    // The history's clock-check saw the same, through clock_timestamp().
     let check = &completions(&history, "clock-check")[0];
     let seen = &check["value"]["offsets-ms"];
     assert!(
-        (seen["n2"].as_f64().expect("n2's offset") - delta).abs() < SLACK_MS,
+        (seen["n1"].as_f64().expect("n1's offset") - delta).abs() < SLACK_MS,
         "{check}"
     );
-    assert!(
-        seen["n1"].as_f64().expect("n1's offset").abs() < SLACK_MS,
+    assert_eq!(
+        check["value"]["via"]["n1"], "postgres clock_timestamp()",
         "{check}"
     );
-    assert_eq!(check["value"]["via"]["n2"], "redis TIME", "{check}");
-    let control = state.join("nodes/n2/work/clock/faketime");
+    let control = state.join("nodes/n1/work/clock/faketime");
     assert_ne!(
         std::fs::read_to_string(&control)
-            .expect("n2's control file")
+            .expect("n1's control file")
             .trim(),
         "+0"
     );
@@ -212,15 +228,15 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
     // A fresh process heals: the offset is +0 again, and TIME agrees.
     let (code, out, err) = faultline(&state, &["heal"]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("\"reset\":[\"n2\"]"), "{out}");
+    assert!(out.contains("\"reset\":[\"n1\"]"), "{out}");
     assert_eq!(
         std::fs::read_to_string(&control)
-            .expect("n2's control file")
+            .expect("n1's control file")
             .trim(),
         "+0"
     );
-    let offs: Vec<f64> = hosts.iter().map(|h| redis_offset_ms(h)).collect();
-    assert!(offs.iter().all(|o| o.abs() < SLACK_MS), "{offs:?}");
+    let off = pg_offset_ms(host);
+    assert!(off.abs() < SLACK_MS, "{off} ms after heal");
     assert!(
         !state.join("nemesis.json").exists()
             || !std::fs::read_to_string(state.join("nemesis.json"))
@@ -228,6 +244,30 @@ fn a_clock_bump_moves_one_redis_clock_and_heal_after_sigkill_resets_it() {
                 .contains("\"clock\""),
         "the clock fault left the record"
     );
+}
+
+#[test]
+fn clock_faults_on_redis_are_refused_before_anything_is_built() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state");
+    let (code, out, err) = faultline(
+        &state,
+        &[
+            "run",
+            "--db",
+            "redis",
+            "--workload",
+            "register",
+            "--nemesis",
+            "clock",
+        ],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("--nemesis clock") && err.contains("jemalloc"),
+        "{err}"
+    );
+    assert!(!state.exists(), "nothing was built: {}", state.display());
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //!   without one (a db started otherwise) refuses clock faults with the
 //!   reason. Only programs that read the clock through libc follow the
 //!   file: static Go binaries such as etcd read it through the vDSO, and
-//!   a run refuses clock faults on them before anything is built
+//!   a run refuses clock faults on them (and on Redis, which hangs under
+//!   libfaketime) before anything is built
 //!   ([`crate::system::Configured::faketime_clock`]).
 //!
 //! Heal needs no record: it stops strobe loops, resets every control file
