@@ -139,7 +139,7 @@ fn a_clock_bump_moves_the_postgres_clock_and_heal_after_sigkill_resets_it() {
             "--db",
             "postgres",
             "--workload",
-            "register",
+            "rw-register",
             "--nemesis",
             "clock-n1",
             "--nemeses-dir",

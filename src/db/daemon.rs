@@ -181,7 +181,7 @@ pub fn faketime_exports(work_dir: &str) -> String {
     format!(
         "FT={file}; if [ -f \"$FT\" ]; then for L in /usr/lib/*/faketime/libfaketime.so.1; do \
            if [ -r \"$L\" ]; then export LD_PRELOAD=\"$L\" FAKETIME_TIMESTAMP_FILE=\"$FT\" \
-             FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1; break; fi; done; fi; ",
+             FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_DISABLE_SHM=1; break; fi; done; fi; ",
         file = shell_quote(&faketime_file(work_dir)),
     )
 }
