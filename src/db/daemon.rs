@@ -4,6 +4,13 @@
 //! Shared by every [`Db`](super::Db) that has no service manager of its own,
 //! so the same commands work on the local cluster (no systemd) and on real
 //! hosts.
+//!
+//! Clock faults on the local cluster: when a node's libfaketime control
+//! file ([`faketime_file`]) exists, [`Daemon::start`] starts the daemon
+//! with Debian's libfaketime preloaded, reading its clock offset from that
+//! file on every call, so the clock nemesis moves that node's clock by
+//! rewriting the file while the database runs. Nothing else changes: the
+//! file exists only on a local cluster whose run asked for clock faults.
 
 use std::time::Duration;
 
@@ -158,6 +165,27 @@ impl std::fmt::Display for Program {
     }
 }
 
+/// The libfaketime control file of the node whose work folder is
+/// `work_dir`: an offset such as `+0.5` or `-1.25` (seconds), read by a
+/// daemon started while it exists.
+pub fn faketime_file(work_dir: &str) -> String {
+    format!("{work_dir}/clock/faketime")
+}
+
+/// Shell text exporting the libfaketime variables when the node's control
+/// file exists and the library is installed: the real-time clock follows
+/// the file, read on every call (`FAKETIME_NO_CACHE`, so a strobe's flips
+/// reach the daemon at once); the monotonic clocks stay true, as they do
+/// when `date -s` moves a real host's clock.
+pub fn faketime_exports(work_dir: &str) -> String {
+    format!(
+        "FT={file}; if [ -f \"$FT\" ]; then for L in /usr/lib/*/faketime/libfaketime.so.1; do \
+           if [ -r \"$L\" ]; then export LD_PRELOAD=\"$L\" FAKETIME_TIMESTAMP_FILE=\"$FT\" \
+             FAKETIME_NO_CACHE=1 FAKETIME_DONT_FAKE_MONOTONIC=1 FAKETIME_DISABLE_SHM=1; break; fi; done; fi; ",
+        file = shell_quote(&faketime_file(work_dir)),
+    )
+}
+
 /// Where a daemon keeps its pid and output on a node, and what its process is
 /// called.
 #[derive(Debug, Clone)]
@@ -201,15 +229,16 @@ impl Daemon {
 
     /// Starts `command` (already quoted words) in `dir`, detached from the SSH
     /// session with `setsid`, stdin from /dev/null and output appended to the
-    /// log. Does nothing when it already runs. Returns once the pid file is
-    /// written.
+    /// log, under libfaketime when the node's control file exists (see the
+    /// module's comment). Does nothing when it already runs. Returns once
+    /// the pid file is written.
     pub fn start(&self, node: &Node, dir: &str, command: &str) -> Result<(), ControlError> {
         // The pid is written by the shell that then execs the daemon, so it
         // is the daemon's own pid. `&` applies to this one command only,
         // or the SSH channel would wait for the whole list.
         let script = format!(
             "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then exit 0; fi; \
-             rm -f \"$PIDF\"; cd {dir} || exit 1; \
+             rm -f \"$PIDF\"; cd {dir} || exit 1; {faketime}\
              setsid sh -c 'echo $$ > \"$0\"; exec \"$@\"' \"$PIDF\" {command} \
              >> {log} 2>&1 < /dev/null & \
              i=0; while [ ! -s \"$PIDF\" ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done; \
@@ -217,8 +246,34 @@ impl Daemon {
             pre = self.prelude(),
             dir = shell_quote(dir),
             log = shell_quote(&self.log_file),
+            faketime = faketime_exports(node.work_dir()),
         );
         node.run(&script).map(|_| ())
+    }
+
+    /// The time, in seconds since the epoch, that a process started like
+    /// the running daemon reads: `date` under the clock-faking variables of
+    /// the daemon's own environment (`/proc/<pid>/environ`), so through
+    /// libc it sees the clock the daemon sees. `None` when it does not run.
+    pub fn clock_like(&self, node: &Node) -> Result<Option<f64>, ControlError> {
+        let script = format!(
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then \
+               e=$(tr '\\0' '\\n' < /proc/$p/environ | grep -E '^(LD_PRELOAD|FAKETIME[A-Z_]*)=' | tr '\\n' ' '); \
+               env $e date +%s.%N; fi",
+            pre = self.prelude(),
+        );
+        Ok(node.run(&script)?.trim().parse().ok())
+    }
+
+    /// Whether the running daemon was started under libfaketime (its
+    /// environment names a control file); `false` when it does not run.
+    pub fn is_faked(&self, node: &Node) -> Result<bool, ControlError> {
+        let script = format!(
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\" && \
+               tr '\\0' '\\n' < /proc/$p/environ | grep -q '^FAKETIME_TIMESTAMP_FILE='; then echo yes; else echo no; fi",
+            pre = self.prelude(),
+        );
+        Ok(node.run(&script)?.trim() == "yes")
     }
 
     /// Sends `signal` (e.g. `STOP`) to the daemon if it runs. Returns whether

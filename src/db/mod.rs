@@ -231,6 +231,48 @@ pub trait Db: Send + Sync + std::fmt::Debug {
     fn primaries(&self, _nodes: &[Node]) -> Result<Vec<String>, DbError> {
         Ok(Vec::new())
     }
+
+    /// The time on `node` as the database reads its clock, in seconds
+    /// since the epoch, for the clock nemesis's `clock-check`; `None` where
+    /// it does not run. The default asks a process started like the
+    /// daemon ([`daemon::Daemon::clock_like`]); a database that can tell
+    /// its own time (Redis `TIME`, PostgreSQL `clock_timestamp()`) answers
+    /// itself.
+    fn clock(&self, node: &Node) -> Result<Option<DbClock>, DbError> {
+        let Some(d) = self.daemon_on(node) else {
+            return Ok(None);
+        };
+        Ok(d.daemon.clock_like(node)?.map(|epoch_secs| DbClock {
+            epoch_secs,
+            via: "date under the daemon's clock environment",
+        }))
+    }
+
+    /// The folder of the database's durable data on `node` (what
+    /// `corrupt-file` damages and `rollback` restores); `None` when it
+    /// keeps none there or does not say.
+    fn data_folder(&self, _node: &Node) -> Option<String> {
+        None
+    }
+
+    /// Whether the database on `node` runs under libfaketime (started
+    /// while the node's control file existed), so moving that file moves
+    /// the clock it reads.
+    fn clock_is_faked(&self, node: &Node) -> Result<bool, DbError> {
+        match self.daemon_on(node) {
+            Some(d) => Ok(d.daemon.is_faked(node)?),
+            None => Ok(false),
+        }
+    }
+}
+
+/// A database's clock as [`Db::clock`] read it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DbClock {
+    /// The time it read, in seconds since the epoch.
+    pub epoch_secs: f64,
+    /// How it was read (`redis TIME`), for the history.
+    pub via: &'static str,
 }
 
 fn on_all_nodes(

@@ -1,21 +1,38 @@
-//! Clock faults, Jepsen's way: stop NTP, then `date -s` to jump the clock
-//! (bump) or flip it back and forth for a while (strobe); reset sets it to
-//! the controller's time and starts NTP again.
+//! Clock faults: bump (jump by ±N ms), strobe (flip back and forth for a
+//! while), reset, and `clock-check`, which records each node's offset as
+//! its database reads it.
 //!
-//! Refused, with the reason, on nodes whose capabilities say the clock
-//! cannot be skewed: the local cluster's namespaces all share this
-//! machine's one real-time clock (time namespaces offset only the monotonic
-//! and boot clocks), so a "skewed" node would skew every node and the
-//! controller too.
+//! Two mechanisms, chosen per node by its capabilities:
+//! - Real hosts (`can_skew_clock`), Jepsen's way: stop NTP, then `date -s`
+//!   to jump the clock; reset sets it to the controller's time and starts
+//!   NTP again.
+//! - The local cluster, whose namespaces share this machine's one
+//!   real-time clock (time namespaces offset only the monotonic and boot
+//!   clocks): the database runs under Debian's libfaketime, which reads
+//!   the node's offset from a control file on every clock call
+//!   ([`crate::db::daemon::faketime_file`]); the nemesis rewrites that
+//!   file (atomically, by rename). [`arm_faketime`] creates the files
+//!   before the db starts, for runs that ask for clock faults; a node
+//!   without one (a db started otherwise) refuses clock faults with the
+//!   reason. Only programs that read the clock through libc follow the
+//!   file: static Go binaries such as etcd read it through the vDSO, and
+//!   a run refuses clock faults on them (and on Redis, which hangs under
+//!   libfaketime) before anything is built
+//!   ([`crate::system::Configured::faketime_clock`]).
+//!
+//! Heal needs no record: it stops strobe loops, resets every control file
+//! that is not `+0`, and resets real clocks recorded as moved or found
+//! more than [`RESET_THRESHOLD`] from the controller's.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::{Env, Fault, NemesisError, Targets};
-use crate::cluster::{split_results, Node};
+use crate::cluster::{split_results, Cluster, Node};
 use crate::control::shell_quote;
+use crate::db::daemon::faketime_file;
 
 /// The services that may keep a clock in sync.
 const NTP_SERVICES: &str = "ntp ntpd chrony chronyd systemd-timesyncd openntpd";
@@ -24,7 +41,7 @@ const NTP_SERVICES: &str = "ntp ntpd chrony chronyd systemd-timesyncd openntpd";
 /// it even without a record (SSH latency stays well below this).
 const RESET_THRESHOLD: Duration = Duration::from_millis(500);
 
-/// Clock bump, strobe and reset.
+/// Clock bump, strobe, reset and check.
 #[derive(Debug)]
 pub struct ClockNemesis {
     env: Arc<Env>,
@@ -62,6 +79,27 @@ fn bump(delta_ms: i64) -> String {
     )
 }
 
+/// Shell text moving the libfaketime offset of the node whose work folder
+/// is `work_dir` by `delta_ms`: the file is replaced by rename, so the
+/// daemon never reads half of it.
+fn faketime_bump(work_dir: &str, delta_ms: i64) -> String {
+    format!(
+        "f={file}; c=$(cat \"$f\" 2>/dev/null || echo +0); \
+         awk -v c=\"$c\" -v d={delta} 'BEGIN{{printf \"%+.3f\\n\", c+d}}' > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"; ",
+        file = shell_quote(&faketime_file(work_dir)),
+        delta = delta_ms as f64 / 1000.0,
+    )
+}
+
+/// Shell text setting the libfaketime offset back to `+0`.
+fn faketime_reset(work_dir: &str) -> String {
+    format!(
+        "f={file}; if [ -f \"$f\" ] && [ \"$(cat \"$f\")\" != \"+0\" ]; then \
+           echo +0 > \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"; echo reset; fi; ",
+        file = shell_quote(&faketime_file(work_dir)),
+    )
+}
+
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -73,22 +111,64 @@ fn strobe_pid(work_dir: &str) -> String {
     format!("{work_dir}/nemesis/strobe.pid")
 }
 
+/// How one node's clock is moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mechanism {
+    /// `date -s` on a host of its own.
+    SetClock,
+    /// The libfaketime control file of a local node.
+    Faketime,
+}
+
+impl Mechanism {
+    fn of(node: &Node) -> Mechanism {
+        if node.capabilities().can_skew_clock {
+            Mechanism::SetClock
+        } else {
+            Mechanism::Faketime
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mechanism::SetClock => "date -s",
+            Mechanism::Faketime => "libfaketime",
+        }
+    }
+
+    /// Shell text moving the node's clock by `delta_ms`.
+    fn mover(self, work_dir: &str, delta_ms: i64) -> String {
+        match self {
+            Mechanism::SetClock => bump(delta_ms),
+            Mechanism::Faketime => faketime_bump(work_dir, delta_ms),
+        }
+    }
+
+    /// Shell text done once before the clock is moved.
+    fn before(self) -> String {
+        match self {
+            Mechanism::SetClock => stop_ntp(),
+            Mechanism::Faketime => String::new(),
+        }
+    }
+}
+
 /// Shell text that starts a detached loop flipping the clock by
 /// `delta_ms` every `period_ms`, `flips` times, marked by its `$0` so heal
 /// can find it.
-fn strobe(work_dir: &str, delta_ms: i64, period_ms: u64, flips: u64) -> String {
+fn strobe(mech: Mechanism, work_dir: &str, delta_ms: i64, period_ms: u64, flips: u64) -> String {
     let pid = strobe_pid(work_dir);
     let period = period_ms as f64 / 1000.0;
     let body = format!(
         "i=0; while [ $i -lt {flips} ]; do {up} sleep {period}; {down} sleep {period}; i=$((i+2)); done; rm -f {pidq}",
-        up = bump(delta_ms),
-        down = bump(-delta_ms),
+        up = mech.mover(work_dir, delta_ms),
+        down = mech.mover(work_dir, -delta_ms),
         pidq = shell_quote(&pid),
     );
     format!(
-        "{stop}{ntp}mkdir -p {dir}; setsid sh -c {body} faultline-strobe > /dev/null 2>&1 < /dev/null & echo $! > {pidq}; ",
+        "{stop}{before}mkdir -p {dir}; setsid sh -c {body} faultline-strobe > /dev/null 2>&1 < /dev/null & echo $! > {pidq}; ",
         stop = stop_strobe(work_dir),
-        ntp = stop_ntp(),
+        before = mech.before(),
         dir = shell_quote(&format!("{work_dir}/nemesis")),
         body = shell_quote(&body),
         pidq = shell_quote(&pid),
@@ -114,31 +194,75 @@ fn stop_strobe(work_dir: &str) -> String {
     )
 }
 
+/// Creates (`armed`) or removes the libfaketime control file, at offset
+/// `+0`, on every node of `cluster` that cannot set its own clock (the
+/// local cluster's). Called before the db starts: a daemon started while
+/// the file exists follows it ([`crate::db::daemon::Daemon::start`]), and
+/// one started without it runs on the real clock, as every run that asks
+/// for no clock fault does. Returns the nodes it armed.
+pub fn arm_faketime(cluster: &Cluster, armed: bool) -> Result<Vec<String>, NemesisError> {
+    let nodes: Vec<&Node> = cluster
+        .nodes()
+        .iter()
+        .filter(|n| Mechanism::of(n) == Mechanism::Faketime)
+        .collect();
+    let results = crate::control::parallel(&nodes, |n| {
+        let file = faketime_file(n.work_dir());
+        let script = if armed {
+            format!(
+                "mkdir -p \"$(dirname {f})\" && chmod 755 \"$(dirname {f})\" && echo +0 > {f} && chmod 644 {f}",
+                f = shell_quote(&file)
+            )
+        } else {
+            format!("rm -f {}", shell_quote(&file))
+        };
+        n.run(&script).map(|_| n.name().to_string())
+    });
+    let (names, errors) = split_results(results);
+    NemesisError::from_many(errors.into_iter().map(NemesisError::from).collect())?;
+    Ok(if armed { names } else { Vec::new() })
+}
+
 impl ClockNemesis {
     /// Clock faults over `env`'s cluster.
     pub fn new(env: Arc<Env>) -> ClockNemesis {
         ClockNemesis { env }
     }
 
-    /// Nodes of `names` that cannot skew their clock, with the reason.
+    /// Nodes of `names` whose clock cannot be moved, with the reason: local
+    /// nodes without a libfaketime control file.
     fn refuse(&self, fault: &Fault, names: &[String]) -> Result<(), NemesisError> {
-        let mut bad = Vec::new();
+        let mut faked = Vec::new();
         for n in names {
-            if !self.env.node(n)?.capabilities().can_skew_clock {
-                bad.push(n.clone());
+            let node = self.env.node(n)?;
+            if Mechanism::of(node) == Mechanism::Faketime {
+                faked.push(node);
             }
         }
+        let results = crate::control::parallel(&faked, |n| {
+            n.exec(&format!(
+                "test -f {}",
+                shell_quote(&faketime_file(n.work_dir()))
+            ))
+            .map(|o| (n.name().to_string(), o.success()))
+        });
+        let (armed, errors) = split_results(results);
+        NemesisError::from_many(errors.into_iter().map(NemesisError::from).collect())?;
+        let bad: Vec<String> = armed
+            .into_iter()
+            .filter(|(_, armed)| !armed)
+            .map(|(n, _)| n)
+            .collect();
         if bad.is_empty() {
             return Ok(());
         }
         Err(NemesisError::Refused {
             fault: fault.f().into(),
             reason: format!(
-                "the clocks of {} cannot be skewed independently: nodes of the local cluster \
-                 share this machine's real-time clock (time namespaces offset only the \
-                 monotonic and boot clocks, and libfaketime does not reach Go programs), so \
-                 moving one node's clock would move every node's and the controller's; run \
-                 clock faults on real hosts",
+                "the clocks of {} cannot be moved: nodes of the local cluster share this \
+                 machine's real-time clock, and their database was not started under \
+                 libfaketime (a run starts it so when --nemesis names a clock fault, \
+                 and the db reads its clock through libc)",
                 bad.join(", ")
             ),
         })
@@ -158,25 +282,70 @@ impl ClockNemesis {
         NemesisError::from_many(errors.into_iter().map(NemesisError::from).collect())
     }
 
-    fn targets(&self, fault: &Fault, t: &Targets) -> Result<Vec<String>, NemesisError> {
-        // Check every node first: refusing must change nothing, and the
-        // random choice must not decide whether we refuse.
-        let all: Vec<String> = self
-            .env
+    fn all(&self) -> Vec<String> {
+        self.env
             .cluster()
             .nodes()
             .iter()
             .map(|n| n.name().to_string())
-            .collect();
-        self.refuse(fault, &all)?;
+            .collect()
+    }
+
+    fn targets(&self, fault: &Fault, t: &Targets) -> Result<Vec<String>, NemesisError> {
+        // Check every node first: refusing must change nothing, and the
+        // random choice must not decide whether we refuse.
+        self.refuse(fault, &self.all())?;
         let names = self.env.resolve(t)?;
         self.env.update(|a| a.clock.extend(names.iter().cloned()))?;
         Ok(names)
     }
 
+    /// The mechanism of each of `names` (`{"n1": "libfaketime"}`).
+    fn via(&self, names: &[String]) -> Value {
+        Value::Object(
+            names
+                .iter()
+                .filter_map(|n| self.env.node(n).ok())
+                .map(|n| (n.name().to_string(), json!(Mechanism::of(n).name())))
+                .collect::<Map<_, _>>(),
+        )
+    }
+
+    /// The libfaketime offsets (ms) now in force on those of `names` that
+    /// use it, read back from their control files: what took effect.
+    fn faketime_offsets(&self, names: &[String]) -> Result<Value, NemesisError> {
+        let nodes: Vec<&Node> = names
+            .iter()
+            .filter_map(|n| self.env.node(n).ok())
+            .filter(|n| Mechanism::of(n) == Mechanism::Faketime)
+            .collect();
+        let results = crate::control::parallel(&nodes, |n| {
+            n.run(&format!(
+                "cat {}",
+                shell_quote(&faketime_file(n.work_dir()))
+            ))
+            .map(|out| {
+                let ms = out.trim().parse::<f64>().ok().map(|s| (s * 1000.0).round());
+                (n.name().to_string(), json!(ms))
+            })
+        });
+        let (offsets, errors) = split_results(results);
+        NemesisError::from_many(errors.into_iter().map(NemesisError::from).collect())?;
+        Ok(Value::Object(offsets.into_iter().collect()))
+    }
+
+    /// Resets the clocks of `names`: real ones to the controller's time
+    /// (read per node, just before its command), libfaketime offsets to
+    /// `+0`.
     fn reset(&self, names: &[String]) -> Result<(), NemesisError> {
-        // Read the controller's time per node, just before its command.
-        self.on(names, |n| reset(n.work_dir(), now_secs()))
+        self.on(names, |n| match Mechanism::of(n) {
+            Mechanism::SetClock => reset(n.work_dir(), now_secs()),
+            Mechanism::Faketime => format!(
+                "{}{}",
+                stop_strobe(n.work_dir()),
+                faketime_reset(n.work_dir())
+            ),
+        })
     }
 
     /// Nodes (that can skew) whose clock is more than [`RESET_THRESHOLD`]
@@ -187,7 +356,7 @@ impl ClockNemesis {
             .cluster()
             .nodes()
             .iter()
-            .filter(|n| n.capabilities().can_skew_clock)
+            .filter(|n| Mechanism::of(n) == Mechanism::SetClock)
             .collect();
         let results = crate::control::parallel(&nodes, |n| {
             let before = now_secs();
@@ -205,6 +374,47 @@ impl ClockNemesis {
             .map(|(n, _)| n)
             .collect())
     }
+
+    /// `clock-check`: each node's offset from the controller's clock, in
+    /// ms, as its database reads it ([`crate::db::Db::clock`]), measured
+    /// against the middle of the controller's time before and after the
+    /// read; nodes where the db does not run are left out.
+    fn check(&self) -> Result<Value, NemesisError> {
+        let db = self.env.db().ok_or_else(|| NemesisError::Refused {
+            fault: Fault::CheckClock.f().into(),
+            reason: "no database was given to the nemesis to read the clocks of".into(),
+        })?;
+        let nodes: Vec<&Node> = self.env.cluster().nodes().iter().collect();
+        let results = crate::control::parallel(&nodes, |n| {
+            let before = now_secs();
+            let clock = db.clock(n);
+            let after = now_secs();
+            (n.name().to_string(), clock, (before + after) / 2.0)
+        });
+        let mut offsets = Map::new();
+        let mut via = Map::new();
+        let mut errors = Map::new();
+        for (name, clock, mid) in results {
+            match clock {
+                Ok(Some(c)) => {
+                    let ms = ((c.epoch_secs - mid) * 1e4).round() / 10.0;
+                    offsets.insert(name.clone(), json!(ms));
+                    via.insert(name, json!(c.via));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    errors.insert(name, json!(e.to_string()));
+                }
+            }
+        }
+        let mut v = json!({ "offsets-ms": offsets, "via": via });
+        if !errors.is_empty() {
+            // A node that does not answer (killed, partitioned) is no
+            // failure of the check: the others were read.
+            v["unread"] = Value::Object(errors);
+        }
+        Ok(v)
+    }
 }
 
 impl super::Nemesis for ClockNemesis {
@@ -215,7 +425,10 @@ impl super::Nemesis for ClockNemesis {
     fn handles(&self, fault: &Fault) -> bool {
         matches!(
             fault,
-            Fault::BumpClock { .. } | Fault::StrobeClock { .. } | Fault::ResetClock
+            Fault::BumpClock { .. }
+                | Fault::StrobeClock { .. }
+                | Fault::ResetClock
+                | Fault::CheckClock
         )
     }
 
@@ -223,8 +436,17 @@ impl super::Nemesis for ClockNemesis {
         match fault {
             Fault::BumpClock { targets, delta_ms } => {
                 let names = self.targets(fault, targets)?;
-                self.on(&names, |_| format!("{}{}", stop_ntp(), bump(*delta_ms)))?;
-                Ok(json!({ "bumped": names, "delta-ms": delta_ms }))
+                self.on(&names, |n| {
+                    let m = Mechanism::of(n);
+                    format!("{}{}", m.before(), m.mover(n.work_dir(), *delta_ms))
+                })?;
+                let mut v =
+                    json!({ "bumped": names, "delta-ms": delta_ms, "via": self.via(&names) });
+                let offsets = self.faketime_offsets(&names)?;
+                if offsets.as_object().is_some_and(|o| !o.is_empty()) {
+                    v["faketime-offsets-ms"] = offsets;
+                }
+                Ok(v)
             }
             Fault::StrobeClock {
                 targets,
@@ -235,25 +457,21 @@ impl super::Nemesis for ClockNemesis {
                 let names = self.targets(fault, targets)?;
                 let flips = (duration_ms / period_ms.max(&1)).max(1);
                 self.on(&names, |n| {
-                    strobe(n.work_dir(), *delta_ms, *period_ms, flips)
+                    strobe(Mechanism::of(n), n.work_dir(), *delta_ms, *period_ms, flips)
                 })?;
-                Ok(
-                    json!({ "strobed": names, "delta-ms": delta_ms, "period-ms": period_ms, "duration-ms": duration_ms }),
-                )
+                Ok(json!({
+                    "strobed": names, "delta-ms": delta_ms, "period-ms": period_ms,
+                    "duration-ms": duration_ms, "via": self.via(&names),
+                }))
             }
             Fault::ResetClock => {
-                let all: Vec<String> = self
-                    .env
-                    .cluster()
-                    .nodes()
-                    .iter()
-                    .map(|n| n.name().to_string())
-                    .collect();
+                let all = self.all();
                 self.refuse(fault, &all)?;
                 self.reset(&all)?;
                 self.env.update(|a| a.clock.clear())?;
                 Ok(json!({ "reset": all }))
             }
+            Fault::CheckClock => self.check(),
             other => Err(NemesisError::Invalid(format!(
                 "clock nemesis cannot {}",
                 other.f()
@@ -261,39 +479,53 @@ impl super::Nemesis for ClockNemesis {
         }
     }
 
-    /// Resets the clocks recorded as moved, and any that drifted from the
-    /// controller's; on nodes that cannot skew there is nothing to do.
+    /// Stops every strobe loop, sets every libfaketime offset that is not
+    /// `+0` back to it, and resets the real clocks recorded as moved or
+    /// found drifted from the controller's.
     fn heal(&self) -> Result<Value, NemesisError> {
         // A strobe loop still running would undo the reset.
-        let capable: Vec<String> = self
-            .env
-            .cluster()
-            .nodes()
-            .iter()
-            .filter(|n| n.capabilities().can_skew_clock)
-            .map(|n| n.name().to_string())
+        let all = self.all();
+        let nodes: Vec<&Node> = self.env.cluster().nodes().iter().collect();
+        let results = crate::control::parallel(&nodes, |n| {
+            let script = match Mechanism::of(n) {
+                Mechanism::SetClock => stop_strobe(n.work_dir()),
+                Mechanism::Faketime => {
+                    format!(
+                        "{}{}",
+                        stop_strobe(n.work_dir()),
+                        faketime_reset(n.work_dir())
+                    )
+                }
+            };
+            n.run(&script)
+                .map(|out| (n.name().to_string(), out.contains("reset")))
+        });
+        let (faked, errors) = split_results(results);
+        NemesisError::from_many(errors.into_iter().map(NemesisError::from).collect())?;
+        let mut names: Vec<String> = faked
+            .into_iter()
+            .filter(|(_, reset)| *reset)
+            .map(|(n, _)| n)
             .collect();
-        self.on(&capable, |n| stop_strobe(n.work_dir()))?;
-        let mut names: Vec<String> = self
-            .env
-            .active()
-            .unwrap_or_default()
-            .clock
+        let recorded = self.env.active().unwrap_or_default().clock;
+        let mut real: Vec<String> = recorded
             .into_iter()
             .filter(|n| {
                 self.env
                     .node(n)
-                    .is_ok_and(|n| n.capabilities().can_skew_clock)
+                    .is_ok_and(|n| Mechanism::of(n) == Mechanism::SetClock)
             })
             .collect();
         for n in self.drifted()? {
-            if !names.contains(&n) {
-                names.push(n);
+            if !real.contains(&n) {
+                real.push(n);
             }
         }
-        if !names.is_empty() {
-            self.reset(&names)?;
+        if !real.is_empty() {
+            self.reset(&real)?;
         }
+        names.extend(real);
+        names.sort_by_key(|n| all.iter().position(|a| a == n));
         self.env.update(|a| a.clock.clear())?;
         Ok(json!({ "reset": names }))
     }
@@ -319,9 +551,37 @@ mod tests {
     #[test]
     fn clock_scripts_parse() {
         parses(&format!("{}{}", stop_ntp(), bump(-250)));
-        parses(&strobe("/opt/faultline", 200, 10, 100));
+        parses(&strobe(Mechanism::SetClock, "/opt/faultline", 200, 10, 100));
+        parses(&strobe(Mechanism::Faketime, "/opt/faultline", 200, 10, 100));
+        parses(&faketime_bump("/opt/faultline", -250));
+        parses(&faketime_reset("/opt/faultline"));
         parses(&reset("/opt/faultline", 1_700_000_000.5));
         parses(&start_ntp());
+    }
+
+    #[test]
+    fn faketime_offsets_add_up_and_reset_to_zero() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let work = dir.path().to_string_lossy().into_owned();
+        std::fs::create_dir_all(dir.path().join("clock")).expect("mkdir");
+        let file = dir.path().join("clock/faketime");
+        std::fs::write(&file, "+0\n").expect("write");
+        let run = |script: String| {
+            let out = std::process::Command::new("sh")
+                .args(["-c", &script])
+                .output()
+                .expect("sh");
+            assert!(out.status.success(), "{script}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        run(faketime_bump(&work, 500));
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "+0.500\n");
+        run(faketime_bump(&work, -1250));
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "-0.750\n");
+        assert_eq!(run(faketime_reset(&work)).trim(), "reset");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "+0\n");
+        // Already at +0: nothing to say.
+        assert_eq!(run(faketime_reset(&work)).trim(), "");
     }
 
     #[test]

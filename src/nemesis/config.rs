@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{Family, Fault, PacketBehavior, PartitionSpec, Targets};
+use super::{Corruption, Family, Fault, PacketBehavior, PartitionSpec, Targets};
 
 /// A bad nemesis file: where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,7 +53,9 @@ impl NemesisDef {
     /// The definition used when no file names the family: Jepsen's usual
     /// choices (partitions of every shape; kills and pauses of one node, a
     /// minority, a majority, all, or the leader; 20% loss on all nodes;
-    /// clock bumps of ±0.5 s... with no interval of its own.
+    /// clock bumps of ±0.5 s; bit flips and truncations of one node's, a
+    /// minority's or every node's data; snapshots for a rollback of one
+    /// node or a minority) with no interval of its own.
     pub fn builtin(family: Family) -> NemesisDef {
         let targets = [
             Targets::One,
@@ -93,6 +95,19 @@ impl NemesisDef {
                     delta_ms: -500,
                 },
             ],
+            Family::FileCorruption => [Targets::One, Targets::Minority, Targets::All]
+                .into_iter()
+                .flat_map(|t| {
+                    [DEFAULT_BITFLIP, DEFAULT_TRUNCATE].map(|corruption| Fault::CorruptFile {
+                        targets: t.clone(),
+                        corruption,
+                    })
+                })
+                .collect(),
+            Family::Rollback => [Targets::One, Targets::Minority]
+                .into_iter()
+                .map(Fault::SnapshotData)
+                .collect(),
         };
         NemesisDef {
             name: family.name().to_string(),
@@ -117,6 +132,15 @@ impl NemesisDef {
         }
     }
 }
+
+/// The bit flips of a file that gives no numbers: 4 runs of 8 bytes.
+const DEFAULT_BITFLIP: Corruption = Corruption::Bitflip {
+    chunks: 4,
+    chunk_bytes: 8,
+};
+
+/// The truncation of a file that gives no number: its last 64 bytes.
+const DEFAULT_TRUNCATE: Corruption = Corruption::Truncate { drop_bytes: 64 };
 
 /// Whether `fault` is aimed at the database's primaries (the leader):
 /// isolating, killing or pausing it is what disturbs a leader-based system.
@@ -152,6 +176,8 @@ pub fn stop_of(family: Family) -> Fault {
         Family::Pause => Fault::Resume,
         Family::Packet => Fault::StopPacket,
         Family::Clock => Fault::ResetClock,
+        Family::FileCorruption => Fault::RestartCorrupted,
+        Family::Rollback => Fault::Rollback,
     }
 }
 
@@ -175,6 +201,9 @@ struct RawFile {
     delta_ms: Option<Spanned<i64>>,
     period_ms: Option<Spanned<u64>>,
     duration_ms: Option<Spanned<u64>>,
+    chunks: Option<Spanned<u64>>,
+    chunk_bytes: Option<Spanned<u64>>,
+    drop_bytes: Option<Spanned<u64>>,
 }
 
 /// The 1-based line of byte `offset` in `text`.
@@ -249,8 +278,20 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
         "oneway",
         &[Family::Partition],
     )?;
+    only(
+        raw.modes.is_some(),
+        raw.modes.as_ref().map(|s| s.span()),
+        "modes",
+        &[Family::Clock, Family::FileCorruption],
+    )?;
     for (v, name) in [
-        (raw.modes.as_ref().map(|s| s.span()), "modes"),
+        (raw.chunks.as_ref().map(|s| s.span()), "chunks"),
+        (raw.chunk_bytes.as_ref().map(|s| s.span()), "chunk-bytes"),
+        (raw.drop_bytes.as_ref().map(|s| s.span()), "drop-bytes"),
+    ] {
+        only(v.is_some(), v, name, &[Family::FileCorruption])?;
+    }
+    for (v, name) in [
         (raw.delta_ms.as_ref().map(|s| s.span()), "delta-ms"),
         (raw.period_ms.as_ref().map(|s| s.span()), "period-ms"),
         (raw.duration_ms.as_ref().map(|s| s.span()), "duration-ms"),
@@ -333,21 +374,74 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         }
-        Family::Kill | Family::Pause => match &target_values {
+        Family::Kill | Family::Pause | Family::Rollback => match &target_values {
             Some(vals) => vals
                 .iter()
                 .map(|v| {
-                    Targets::from_value(v).map_err(bad_target).map(|t| {
-                        if family == Family::Kill {
-                            Fault::Kill(t)
-                        } else {
-                            Fault::Pause(t)
-                        }
-                    })
+                    Targets::from_value(v)
+                        .map_err(bad_target)
+                        .map(|t| match family {
+                            Family::Kill => Fault::Kill(t),
+                            Family::Pause => Fault::Pause(t),
+                            _ => Fault::SnapshotData(t),
+                        })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             None => builtin.starts,
         },
+        Family::FileCorruption => {
+            let targets = match &target_values {
+                Some(vals) => vals
+                    .iter()
+                    .map(|v| Targets::from_value(v).map_err(bad_target))
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => vec![Targets::One, Targets::Minority, Targets::All],
+            };
+            let positive = |f: &Option<Spanned<u64>>, name: &str, default: u64| match f {
+                Some(s) if *s.get_ref() == 0 => {
+                    Err(err(at(s.span()), Some(name), "must be positive".into()))
+                }
+                Some(s) => Ok(*s.get_ref()),
+                None => Ok(default),
+            };
+            let bitflip = Corruption::Bitflip {
+                chunks: positive(&raw.chunks, "chunks", 4)?,
+                chunk_bytes: positive(&raw.chunk_bytes, "chunk-bytes", 8)?,
+            };
+            let truncate = Corruption::Truncate {
+                drop_bytes: positive(&raw.drop_bytes, "drop-bytes", 64)?,
+            };
+            let modes_line = raw.modes.as_ref().map(|m| at(m.span())).unwrap_or(1);
+            let modes: Vec<String> = raw
+                .modes
+                .as_ref()
+                .map(|m| m.get_ref().clone())
+                .unwrap_or_else(|| vec!["bitflip".into(), "truncate".into()]);
+            if modes.is_empty() {
+                return Err(err(modes_line, Some("modes"), "must not be empty".into()));
+            }
+            let corruptions = modes
+                .iter()
+                .map(|m| match m.as_str() {
+                    "bitflip" => Ok(bitflip),
+                    "truncate" => Ok(truncate),
+                    other => Err(err(
+                        modes_line,
+                        Some("modes"),
+                        format!("unknown mode {other:?} (expected bitflip, truncate)"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            targets
+                .iter()
+                .flat_map(|t| {
+                    corruptions.iter().map(|c| Fault::CorruptFile {
+                        targets: t.clone(),
+                        corruption: *c,
+                    })
+                })
+                .collect()
+        }
         Family::Packet => {
             let behavior = PacketBehavior {
                 loss: raw.loss.as_ref().map(|s| *s.get_ref()),
@@ -529,7 +623,7 @@ pub fn load_named(dir: Option<&Path>, names: &[String]) -> Result<Vec<NemesisDef
 
 /// What the cluster and db of a run can do, as far as it is known before
 /// anything is built.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
     /// The local cluster: network namespaces on this machine, whose nodes
     /// share its one real-time clock.
@@ -537,6 +631,9 @@ pub struct Capabilities {
     /// The db can name its primaries (leader, master) for faults that
     /// target them.
     pub db_has_primaries: bool,
+    /// Whether libfaketime moves the db's clock on the local cluster, and
+    /// if not, why (`crate::system::Configured::faketime_clock`).
+    pub db_faketime_clock: Result<(), String>,
 }
 
 /// Refuses the definitions the cluster or db cannot perform, every one
@@ -545,11 +642,13 @@ pub struct Capabilities {
 pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), String> {
     let mut problems = Vec::new();
     for d in defs {
-        if d.family == Family::Clock && can.local_cluster {
+        if let (Family::Clock, true, Err(why)) =
+            (d.family, can.local_cluster, &can.db_faketime_clock)
+        {
             problems.push(format!(
-                "--nemesis {}: clock faults cannot run on the local cluster: its nodes share \
-                 this machine's one clock, so every clock fault would be refused (use real \
-                 hosts with --nodes, or partition, kill, pause, packet)",
+                "--nemesis {}: clock faults on the local cluster move the db's clock with \
+                 libfaketime, and this db cannot follow it: {why} (use real hosts with \
+                 --nodes, or partition, kill, pause, packet)",
                 d.name
             ));
         }
@@ -690,6 +789,50 @@ mod tests {
     }
 
     #[test]
+    fn file_corruption_and_rollback_files() {
+        let d = p("fault = \"file-corruption\"\ntargets = [\"one\", \"all\"]\nmodes = [\"truncate\"]\ndrop-bytes = 10\n").unwrap();
+        assert_eq!(
+            d.starts,
+            vec![
+                Fault::CorruptFile {
+                    targets: Targets::One,
+                    corruption: Corruption::Truncate { drop_bytes: 10 }
+                },
+                Fault::CorruptFile {
+                    targets: Targets::All,
+                    corruption: Corruption::Truncate { drop_bytes: 10 }
+                },
+            ]
+        );
+        assert_eq!(d.stop(), Fault::RestartCorrupted);
+        let d = p("fault = \"file-corruption\"\nchunks = 2\nchunk-bytes = 3\n").unwrap();
+        assert_eq!(d.starts.len(), 6, "3 targets x 2 modes");
+        assert!(d.starts.contains(&Fault::CorruptFile {
+            targets: Targets::Minority,
+            corruption: Corruption::Bitflip {
+                chunks: 2,
+                chunk_bytes: 3
+            }
+        }));
+        let e = p("fault = \"file-corruption\"\n\nchunk-bytes = 0\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.field.as_deref()),
+            (3, Some("chunk-bytes")),
+            "{e}"
+        );
+        let e = p("fault = \"file-corruption\"\nmodes = [\"shred\"]\n").unwrap_err();
+        assert!(e.message.contains("bitflip, truncate"), "{e}");
+        let e = p("fault = \"kill\"\ndrop-bytes = 5\n").unwrap_err();
+        assert!(e.message.contains("only by file-corruption"), "{e}");
+        let d = p("fault = \"rollback\"\ntargets = [[\"n2\"]]\n").unwrap();
+        assert_eq!(
+            d.starts,
+            vec![Fault::SnapshotData(Targets::Nodes(vec!["n2".into()]))]
+        );
+        assert_eq!(d.stop(), Fault::Rollback);
+    }
+
+    #[test]
     fn the_shipped_files_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nemeses");
         let mut seen = 0;
@@ -700,7 +843,7 @@ mod tests {
             assert!(!d.starts.is_empty());
             seen += 1;
         }
-        assert_eq!(seen, 5);
+        assert_eq!(seen, Family::ALL.len());
         // Every shipped file parses, and the narrower ones do what their
         // names say.
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
@@ -760,9 +903,13 @@ mod tests {
         let local_no_primaries = Capabilities {
             local_cluster: true,
             db_has_primaries: false,
+            db_faketime_clock: Err("etcd is a static Go binary".into()),
         };
         let e = check_supported(&defs, local_no_primaries).unwrap_err();
-        assert!(e.contains("--nemesis clock") && e.contains("share"), "{e}");
+        assert!(
+            e.contains("--nemesis clock") && e.contains("libfaketime") && e.contains("static Go"),
+            "{e}"
+        );
         assert!(
             e.contains("--nemesis partition-leader") && e.contains("primaries"),
             "{e}"
@@ -770,14 +917,24 @@ mod tests {
         let hosts_with_primaries = Capabilities {
             local_cluster: false,
             db_has_primaries: true,
+            db_faketime_clock: Err("etcd is a static Go binary".into()),
         };
         assert_eq!(check_supported(&defs, hosts_with_primaries), Ok(()));
+        // A db that reads its clock through libc takes clock faults on the
+        // local cluster.
+        let local_libc = Capabilities {
+            local_cluster: true,
+            db_has_primaries: true,
+            db_faketime_clock: Ok(()),
+        };
+        assert_eq!(check_supported(&defs, local_libc), Ok(()));
         // The built-in partition draws a primaries shape among others: only
         // a db that can name them runs it as given.
         let part = load_named(None, &["partition".into()]).unwrap();
         let local_with_primaries = Capabilities {
             local_cluster: true,
             db_has_primaries: true,
+            db_faketime_clock: Err("no libc".into()),
         };
         assert_eq!(check_supported(&part, local_with_primaries), Ok(()));
     }

@@ -129,6 +129,10 @@ fn effect(f: &str) -> Option<Effect> {
         "pause" => Effect::Start(Pause),
         "start-packet" => Effect::Start(Packet),
         "bump-clock" | "strobe-clock" => Effect::Start(Clock),
+        // A measurement: it neither starts nor stops a clock fault.
+        "clock-check" => return None,
+        "corrupt-file" => Effect::Start(FileCorruption),
+        "snapshot-data" => Effect::Start(Rollback),
         "heal" => Effect::Stop(None),
         // Every other `f` of the vocabulary stops its family's faults.
         other => Effect::Stop(Some(
@@ -320,6 +324,47 @@ mod tests {
         assert!(why.contains("clock (refused once)"), "{why}");
         assert!(!why.contains("partition"), "{why}");
         assert!(why.contains("--allow-missing-faults"), "{why}");
+    }
+
+    #[test]
+    fn clock_checks_close_nothing_and_disk_faults_have_their_windows() {
+        let h = history(vec![
+            nem(1.0, "bump-clock", json!({"delta-ms": 500}), None),
+            nem(1.1, "bump-clock", json!({"bumped": ["n2"]}), None),
+            nem(1.2, "clock-check", Value::Null, None),
+            nem(
+                1.3,
+                "clock-check",
+                json!({"offsets-ms": {"n2": 500.0}}),
+                None,
+            ),
+            nem(2.0, "reset-clock", Value::Null, None),
+            nem(2.1, "reset-clock", json!({"reset": ["n2"]}), None),
+            nem(3.0, "corrupt-file", json!({"targets": "one"}), None),
+            nem(3.1, "corrupt-file", json!({"corrupted": []}), None),
+            nem(4.0, "restart-corrupted", Value::Null, None),
+            nem(4.5, "restart-corrupted", json!({"restarted": ["n1"]}), None),
+            nem(5.0, "snapshot-data", json!("one"), None),
+            nem(5.2, "snapshot-data", json!({"snapshot": ["n3"]}), None),
+            nem(6.0, "rollback", Value::Null, None),
+            nem(6.5, "rollback", json!({"rolled-back": ["n3"]}), None),
+            client(9.0),
+        ]);
+        let cov = fault_coverage(
+            &h,
+            &[
+                req("clock", Family::Clock),
+                req("file-corruption", Family::FileCorruption),
+                req("rollback", Family::Rollback),
+            ],
+        );
+        assert_eq!(cov["clock"].took_effect, 1);
+        assert_eq!(cov["clock"].windows, vec![[1.0, 2.1]]);
+        assert_eq!(cov["file-corruption"].took_effect, 1);
+        assert_eq!(cov["file-corruption"].windows, vec![[3.0, 4.5]]);
+        assert_eq!(cov["rollback"].took_effect, 1);
+        assert_eq!(cov["rollback"].windows, vec![[5.0, 6.5]]);
+        assert_eq!(missing_reason(&cov), None);
     }
 
     #[test]

@@ -18,6 +18,9 @@ struct FakeRemote {
     commands: Mutex<Vec<String>>,
     /// Unreachable: every command fails to connect.
     down: bool,
+    /// Has a libfaketime control file (a local node armed for clock
+    /// faults), which reads `+0.500`.
+    faketime: bool,
 }
 
 impl FakeRemote {
@@ -53,11 +56,18 @@ impl Remote for FakeRemote {
                     .unwrap()
                     .as_secs_f64()
             )
+        } else if command.starts_with("cat ") && command.contains("clock/faketime") {
+            "+0.500\n".to_string()
         } else {
             String::new()
         };
+        let status = if command.starts_with("test -f") && command.contains("clock/faketime") {
+            i32::from(!self.faketime)
+        } else {
+            0
+        };
         Ok(Output {
-            status: 0,
+            status,
             signal: None,
             stdout,
             stderr: String::new(),
@@ -165,8 +175,66 @@ fn refused_clock_fault_sends_nothing() {
         .unwrap_err();
     assert!(matches!(e, NemesisError::Refused { .. }), "{e}");
     assert!(e.to_string().contains("n1, n2, n3"), "{e}");
-    assert!(r.iter().all(|x| x.sent().is_empty()));
+    assert!(e.to_string().contains("libfaketime"), "{e}");
+    // Only the look for a control file went out: nothing changed.
+    for x in &r {
+        let sent = x.sent();
+        assert!(sent.iter().all(|c| c.starts_with("test -f")), "{sent:?}");
+    }
     assert!(n.env().active().unwrap().is_empty());
+}
+
+#[test]
+fn clock_faults_on_armed_local_nodes_rewrite_the_faketime_file() {
+    let mut nodes = Vec::new();
+    let mut remotes = Vec::new();
+    for i in 1..=3 {
+        let r = Arc::new(FakeRemote {
+            name: format!("n{i}"),
+            faketime: true,
+            ..FakeRemote::default()
+        });
+        let caps = Capabilities {
+            can_skew_clock: false,
+            ..REAL
+        };
+        nodes.push(Node::new(
+            &format!("n{i}"),
+            &format!("10.9.0.{i}"),
+            r.clone(),
+            caps,
+            "/opt/faultline",
+        ));
+        remotes.push(r);
+    }
+    let n = nem(Cluster::new(nodes, ClusterKind::Hosts));
+    let done = n
+        .invoke(&Fault::BumpClock {
+            targets: Targets::Nodes(vec!["n2".into()]),
+            delta_ms: 500,
+        })
+        .unwrap();
+    assert_eq!(done["bumped"], json!(["n2"]));
+    assert_eq!(done["via"]["n2"], "libfaketime", "{done}");
+    assert_eq!(done["faketime-offsets-ms"]["n2"], json!(500.0), "{done}");
+    let sent = remotes[1].sent();
+    let bump = sent
+        .iter()
+        .find(|c| c.contains("awk"))
+        .expect("a bump of the control file");
+    assert!(
+        bump.contains("/opt/faultline/clock/faketime") && bump.contains("mv -f"),
+        "{bump}"
+    );
+    // No real clock is touched on a local node.
+    assert!(sent.iter().all(|c| !c.contains("date -u -s")), "{sent:?}");
+    assert!(remotes[0].sent().iter().all(|c| c.starts_with("test -f")));
+    assert!(n.env().active().unwrap().clock.contains("n2"));
+    n.heal().unwrap();
+    assert!(remotes
+        .iter()
+        .all(|r| r.sent().iter().any(|c| c.contains("echo +0 >"))));
+    assert!(n.env().active().unwrap().clock.is_empty());
 }
 
 #[test]

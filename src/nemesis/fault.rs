@@ -234,6 +234,60 @@ impl PacketBehavior {
     }
 }
 
+/// How `corrupt-file` damages the file it picks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corruption {
+    /// XOR `chunks` random runs of `chunk_bytes` bytes each with a random
+    /// non-zero mask, so every byte in them changes.
+    Bitflip {
+        /// How many runs.
+        chunks: u64,
+        /// The length of each run.
+        chunk_bytes: u64,
+    },
+    /// Cut the last `drop_bytes` bytes off (the whole file when shorter).
+    Truncate {
+        /// How many bytes.
+        drop_bytes: u64,
+    },
+}
+
+impl Corruption {
+    /// The history value's fields.
+    fn to_value(self) -> Value {
+        match self {
+            Corruption::Bitflip {
+                chunks,
+                chunk_bytes,
+            } => json!({ "mode": "bitflip", "chunks": chunks, "chunk-bytes": chunk_bytes }),
+            Corruption::Truncate { drop_bytes } => {
+                json!({ "mode": "truncate", "drop-bytes": drop_bytes })
+            }
+        }
+    }
+
+    fn from_value(v: &Value) -> Result<Corruption, String> {
+        let positive = |key: &str, default: u64| -> Result<u64, String> {
+            match get_u64(v, key)?.unwrap_or(default) {
+                0 => Err(format!("{key} must be positive")),
+                n => Ok(n),
+            }
+        };
+        match v.get("mode").and_then(Value::as_str).unwrap_or("bitflip") {
+            "bitflip" => Ok(Corruption::Bitflip {
+                chunks: positive("chunks", 4)?,
+                chunk_bytes: positive("chunk-bytes", 8)?,
+            }),
+            "truncate" => Ok(Corruption::Truncate {
+                drop_bytes: positive("drop-bytes", 64)?,
+            }),
+            other => Err(format!(
+                "unknown corruption mode {other:?} (expected bitflip, truncate)"
+            )),
+        }
+    }
+}
+
 /// One fault operation: what a nemesis op in the history asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
@@ -280,6 +334,26 @@ pub enum Fault {
     },
     /// `reset-clock`: set every clock faulted back to the controller's time.
     ResetClock,
+    /// `clock-check`: read each node's clock as its database sees it and
+    /// record the offsets from the controller's; changes nothing.
+    CheckClock,
+    /// `corrupt-file`: damage one data file of the database on each of
+    /// these nodes, while it runs. Cannot be undone.
+    CorruptFile {
+        /// Which nodes.
+        targets: Targets,
+        /// How.
+        corruption: Corruption,
+    },
+    /// `restart-corrupted`: kill -9 and restart the database on the nodes
+    /// whose files were corrupted, so it reads the damage.
+    RestartCorrupted,
+    /// `snapshot-data`: copy the database's data folder on these nodes
+    /// (paused for the copy) for a later `rollback`.
+    SnapshotData(Targets),
+    /// `rollback`: on the nodes with a snapshot, kill the database, put the
+    /// snapshot in place of its data folder, and start it again.
+    Rollback,
     /// `heal`: lift every fault of every kind.
     HealAll,
 }
@@ -298,16 +372,22 @@ pub enum Family {
     Packet,
     /// Clock jumps.
     Clock,
+    /// Damaged data files.
+    FileCorruption,
+    /// Data folders rolled back to a snapshot.
+    Rollback,
 }
 
 impl Family {
     /// Every family, in a fixed order.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 7] = [
         Family::Partition,
         Family::Kill,
         Family::Pause,
         Family::Packet,
         Family::Clock,
+        Family::FileCorruption,
+        Family::Rollback,
     ];
 
     /// The family's name (`partition`, `kill`, ...).
@@ -318,6 +398,8 @@ impl Family {
             Family::Pause => "pause",
             Family::Packet => "packet",
             Family::Clock => "clock",
+            Family::FileCorruption => "file-corruption",
+            Family::Rollback => "rollback",
         }
     }
 
@@ -393,6 +475,11 @@ impl Fault {
             Fault::BumpClock { .. } => "bump-clock",
             Fault::StrobeClock { .. } => "strobe-clock",
             Fault::ResetClock => "reset-clock",
+            Fault::CheckClock => "clock-check",
+            Fault::CorruptFile { .. } => "corrupt-file",
+            Fault::RestartCorrupted => "restart-corrupted",
+            Fault::SnapshotData(_) => "snapshot-data",
+            Fault::Rollback => "rollback",
             Fault::HealAll => "heal",
         }
     }
@@ -404,9 +491,12 @@ impl Fault {
             Fault::Kill(_) | Fault::Start => Some(Family::Kill),
             Fault::Pause(_) | Fault::Resume => Some(Family::Pause),
             Fault::StartPacket { .. } | Fault::StopPacket => Some(Family::Packet),
-            Fault::BumpClock { .. } | Fault::StrobeClock { .. } | Fault::ResetClock => {
-                Some(Family::Clock)
-            }
+            Fault::BumpClock { .. }
+            | Fault::StrobeClock { .. }
+            | Fault::ResetClock
+            | Fault::CheckClock => Some(Family::Clock),
+            Fault::CorruptFile { .. } | Fault::RestartCorrupted => Some(Family::FileCorruption),
+            Fault::SnapshotData(_) | Fault::Rollback => Some(Family::Rollback),
             Fault::HealAll => None,
         }
     }
@@ -415,7 +505,15 @@ impl Fault {
     pub fn value(&self) -> Value {
         match self {
             Fault::StartPartition(p) => p.to_value(),
-            Fault::Kill(t) | Fault::Pause(t) => t.to_value(),
+            Fault::Kill(t) | Fault::Pause(t) | Fault::SnapshotData(t) => t.to_value(),
+            Fault::CorruptFile {
+                targets,
+                corruption,
+            } => {
+                let mut v = corruption.to_value();
+                v["targets"] = targets.to_value();
+                v
+            }
             Fault::StartPacket { targets, behavior } => {
                 let mut v = json!({ "targets": targets.to_value() });
                 for (name, p) in behavior.fractions() {
@@ -450,6 +548,9 @@ impl Fault {
             | Fault::Resume
             | Fault::StopPacket
             | Fault::ResetClock
+            | Fault::CheckClock
+            | Fault::RestartCorrupted
+            | Fault::Rollback
             | Fault::HealAll => Value::Null,
         }
     }
@@ -490,6 +591,14 @@ impl Fault {
                 duration_ms: get_u64(value, "duration-ms")?.unwrap_or(1000),
             },
             "reset-clock" => Fault::ResetClock,
+            "clock-check" => Fault::CheckClock,
+            "corrupt-file" => Fault::CorruptFile {
+                targets: targets_of(value)?,
+                corruption: Corruption::from_value(value)?,
+            },
+            "restart-corrupted" => Fault::RestartCorrupted,
+            "snapshot-data" => Fault::SnapshotData(Targets::from_value(value)?),
+            "rollback" => Fault::Rollback,
             "heal" => Fault::HealAll,
             other => return Err(format!("unknown nemesis operation {other:?}")),
         };
@@ -573,6 +682,21 @@ mod tests {
                 duration_ms: 1000,
             },
             Fault::ResetClock,
+            Fault::CheckClock,
+            Fault::CorruptFile {
+                targets: Targets::Minority,
+                corruption: Corruption::Bitflip {
+                    chunks: 3,
+                    chunk_bytes: 16,
+                },
+            },
+            Fault::CorruptFile {
+                targets: Targets::All,
+                corruption: Corruption::Truncate { drop_bytes: 100 },
+            },
+            Fault::RestartCorrupted,
+            Fault::SnapshotData(Targets::One),
+            Fault::Rollback,
             Fault::HealAll,
         ];
         for f in faults {

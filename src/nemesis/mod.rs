@@ -18,8 +18,9 @@
 //!   through the NFQUEUE packet program, `nfq_delay`, whose counters,
 //!   [`nfq_stats`], stop-packet reads back), [`process::DbNemesis`] (kill/start and pause/resume through
 //!   the [`Db`](crate::db::Db)), [`clock::ClockNemesis`] (clock faults on
-//!   real hosts; refused on the local cluster, which has one real-time
-//!   clock for all nodes).
+//!   real hosts with `date -s`; on the local cluster through libfaketime
+//!   under the db), [`disk::DiskNemesis`] (file corruption, snapshots and
+//!   rollbacks of the db's data folder).
 //! - `composite.rs`: [`Nemeses`], all of them behind one `Nemesis`, sharing
 //!   a seeded RNG and the record of active faults, so `faultline heal` can
 //!   undo what a killed controller left behind.
@@ -45,6 +46,7 @@ pub mod clock;
 mod composite;
 pub mod config;
 pub mod coverage;
+pub mod disk;
 mod env;
 #[cfg(test)]
 mod fake_tests;
@@ -69,7 +71,9 @@ use crate::db::DbError;
 pub use client::{completion_op, heal_all, invocation_op, NemesisClient};
 pub use composite::{default_record_path, Nemeses, NemesisOptions};
 pub use env::Env;
-pub use fault::{validate_packet, Family, Fault, PacketBehavior, PartitionSpec, Targets};
+pub use fault::{
+    validate_packet, Corruption, Family, Fault, PacketBehavior, PartitionSpec, Targets,
+};
 pub use record::{ActiveFaults, RecordFile, RecordedDb};
 pub use schedule::Schedule;
 

@@ -58,6 +58,12 @@ pub struct ActiveFaults {
     /// Nodes whose clock was moved.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub clock: BTreeSet<String>,
+    /// Nodes whose data files were corrupted (and not yet restarted on).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub corrupted: BTreeSet<String>,
+    /// Nodes with a snapshot of their data folder (for a rollback).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub snapshots: BTreeSet<String>,
 }
 
 impl ActiveFaults {

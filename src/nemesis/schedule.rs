@@ -11,7 +11,9 @@
 //! out. [`Schedule::fit_within`] shortens the intervals when one cycle over
 //! every kind would not fit in the time limit, so each requested kind
 //! happens at least once. The nodes themselves are picked when the fault
-//! is injected, by the nemesis's own seeded RNG.
+//! is injected, by the nemesis's own seeded RNG. Each clock fault's start
+//! and stop is followed at once by a `clock-check`, which records the
+//! offsets the databases then read.
 
 use std::time::Duration;
 
@@ -47,6 +49,8 @@ pub struct Schedule {
     active: Option<Fault>,
     /// When to emit the next operation (ns since the test started).
     next_at: Option<u64>,
+    /// A `clock-check` is owed: a clock fault just started or stopped.
+    check_clock: bool,
 }
 
 impl Schedule {
@@ -64,6 +68,7 @@ impl Schedule {
             next_def: 0,
             active: None,
             next_at: None,
+            check_clock: false,
         }
     }
 
@@ -156,6 +161,9 @@ impl Generator for Schedule {
         if !ctx.nemesis_free {
             return Emit::Pending(None);
         }
+        if std::mem::take(&mut self.check_clock) {
+            return Emit::Invoke(op(&Fault::CheckClock));
+        }
         let current = (self.next_def + self.defs.len() - 1) % self.defs.len();
         let Some(at) = self.next_at else {
             let at = ctx.time.saturating_add(self.interval_of(self.next_def));
@@ -167,6 +175,7 @@ impl Generator for Schedule {
         }
         if let Some(stop) = self.active.take() {
             self.next_at = Some(ctx.time.saturating_add(self.interval_of(current)));
+            self.check_clock = stop.family() == Some(super::Family::Clock);
             return Emit::Invoke(op(&stop));
         }
         let i = self.next_def;
@@ -176,6 +185,7 @@ impl Generator for Schedule {
         };
         self.active = Some(self.defs[i].stop());
         self.next_at = Some(ctx.time.saturating_add(self.interval_of(i)));
+        self.check_clock = start.family() == Some(super::Family::Clock);
         Emit::Invoke(op(&start))
     }
 }
@@ -343,5 +353,33 @@ mod tests {
         )
         .fit_within(Duration::from_secs(30));
         assert_eq!(s.interval_of(1), 6_000_000_000);
+    }
+
+    #[test]
+    fn each_clock_start_and_stop_is_followed_by_a_clock_check() {
+        let mut s = Schedule::new(
+            vec![
+                NemesisDef::builtin(Family::Clock),
+                NemesisDef::builtin(Family::Kill),
+            ],
+            Some(Duration::from_secs(1)),
+            3,
+        );
+        let fs: Vec<String> = drain(&mut s, 4_500_000_000)
+            .into_iter()
+            .map(|(_, op)| op.f)
+            .collect();
+        assert_eq!(
+            fs,
+            [
+                "bump-clock",
+                "clock-check",
+                "reset-clock",
+                "clock-check",
+                "kill",
+                "start"
+            ],
+            "{fs:?}"
+        );
     }
 }

@@ -91,7 +91,8 @@ impl Span {
 /// completion (or the end of the history when it was never stopped).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultWindow {
-    /// The family (`partition`, `kill`, `pause`, `packet`, `clock`, or the
+    /// The family (`partition`, `kill`, `pause`, `packet`, `clock`,
+    /// `file-corruption`, `rollback`, or the
     /// nemesis op's `f` for faults this module does not know).
     pub family: String,
     /// What to print: the start op's `f` and value, e.g. `kill ["n1"]`.
@@ -124,6 +125,9 @@ enum Effect {
     Stop(String),
     StopAll,
     Other,
+    /// A measurement (`clock-check`): no fault, no window; the clock plot
+    /// draws what it read.
+    Measure,
 }
 
 fn effect(f: &str) -> Effect {
@@ -139,6 +143,11 @@ fn effect(f: &str) -> Effect {
         "stop-packet" => Effect::Stop(fam("packet")),
         "bump-clock" | "strobe-clock" => Effect::Start(fam("clock")),
         "reset-clock" => Effect::Stop(fam("clock")),
+        "corrupt-file" => Effect::Start(fam("file-corruption")),
+        "restart-corrupted" => Effect::Stop(fam("file-corruption")),
+        "snapshot-data" => Effect::Start(fam("rollback")),
+        "rollback" => Effect::Stop(fam("rollback")),
+        "clock-check" => Effect::Measure,
         "heal" => Effect::StopAll,
         // Jepsen's conventions for nemeses this table does not name.
         other => match (other.strip_prefix("start-"), other.strip_prefix("stop-")) {
@@ -274,6 +283,7 @@ impl Data {
                     t1: t_done,
                     closed: true,
                 }),
+                Effect::Measure => {}
             }
         }
         Data {

@@ -90,6 +90,10 @@ pub fn write_all(dir: &Path, run: &Run<'_>) -> Written {
     attempt("latency", &|| plots::write_latency(dir, &data));
     attempt("latency-quantiles", &|| plots::write_quantiles(dir, &data));
     attempt("rate", &|| plots::write_rate(dir, &data));
+    // Only runs with clock checks have a clock plot (no note for the rest).
+    if !plots::clock_offsets(run.history).is_empty() {
+        attempt("clock", &|| plots::write_clock(dir, &data, run.history));
+    }
     attempt("timeline.html", &|| {
         write(dir, "timeline.html", &timeline::render(&run.title, &data))
     });

@@ -1,14 +1,16 @@
 //! The plots, each as SVG and PNG: `latency` (every operation's latency at
 //! its invocation time, coloured by outcome, shaped by function, log
 //! scale), `latency-quantiles` (p50, p95, p99 and max per time window) and
-//! `rate` (completions per second by outcome). Fault windows are shaded and
-//! labelled on every plot.
+//! `rate` (completions per second by outcome), and, for runs with clock
+//! faults, `clock` (each node's offset as its db read it at every
+//! `clock-check`). Fault windows are shaded and labelled on every plot.
 //!
 //! plotters draws with the DejaVu Sans font shipped in `assets/fonts/`
 //! (licence beside it): no system font is looked up.
 
 use super::data::{Data, Ending, FaultWindow};
 use super::Made;
+use crate::history::{History, Process};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -416,4 +418,112 @@ pub fn write_rate(dir: &Path, d: &Data) -> Result<Made, String> {
         return Ok(m);
     }
     both!(dir, "rate", rate_chart, d)
+}
+
+/// Each node's clock offsets (seconds since the start, ms) from the
+/// completions of the history's `clock-check` ops, by node name.
+pub fn clock_offsets(history: &History) -> Vec<(String, Vec<(f64, f64)>)> {
+    let mut by_node: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
+    for op in history
+        .ops
+        .iter()
+        .filter(|o| o.process == Process::Nemesis && o.f == "clock-check")
+    {
+        let (Some(t), Some(offsets)) = (
+            op.time,
+            op.value
+                .get("offsets-ms")
+                .and_then(serde_json::Value::as_object),
+        ) else {
+            continue;
+        };
+        for (node, ms) in offsets {
+            if let Some(ms) = ms.as_f64() {
+                by_node
+                    .entry(node.clone())
+                    .or_default()
+                    .push((t as f64 / 1e9, ms));
+            }
+        }
+    }
+    by_node.into_iter().collect()
+}
+
+/// The colour of the `i`th node's line.
+fn node_colour(i: usize) -> RGBColor {
+    const COLOURS: [RGBColor; 6] = [
+        RGBColor(31, 119, 180),
+        RGBColor(214, 39, 40),
+        RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
+        RGBColor(255, 127, 14),
+        RGBColor(23, 190, 207),
+    ];
+    COLOURS[i % COLOURS.len()]
+}
+
+type Offsets = [(String, Vec<(f64, f64)>)];
+
+fn clock_chart<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    (d, offsets): (&Data, &Offsets),
+) -> Result<(), String> {
+    root.fill(&WHITE).map_err(err)?;
+    let all = offsets.iter().flat_map(|(_, pts)| pts.iter().map(|p| p.1));
+    let (lo, hi) = all.fold((0f64, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let pad = ((hi - lo) * 0.15).max(10.0);
+    let ys = (lo - pad, hi + pad);
+    let x_max = secs(d, d.t_end).max(1e-3);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Clock offsets from the controller, as each node's db read them",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..x_max, ys.0..ys.1)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("offset (ms)")
+        .light_line_style(RGBColor(240, 240, 240))
+        .draw()
+        .map_err(err)?;
+    shade(&mut chart, &d.faults, d, ys)?;
+    for (i, (node, pts)) in offsets.iter().enumerate() {
+        let c = node_colour(i);
+        chart
+            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(node.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x - 8, y), (x + 8, y)], c.stroke_width(2))
+            });
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 3, c.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(180, 180, 180))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// `clock.svg` and `clock.png`, when the history has clock checks.
+pub fn write_clock(dir: &Path, d: &Data, history: &History) -> Result<Made, String> {
+    let offsets = clock_offsets(history);
+    if offsets.is_empty() {
+        return Ok(Made::Skipped("no clock-check in the history".into()));
+    }
+    if !d.timed {
+        return Ok(Made::Skipped("the history has no times".into()));
+    }
+    both!(dir, "clock", clock_chart, (d, offsets.as_slice()))
 }

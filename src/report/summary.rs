@@ -95,6 +95,7 @@ pub fn render(run: &Run<'_>, d: &Data, w: &Written) -> String {
         ("latency", "Latency of every operation"),
         ("latency-quantiles", "Latency quantiles"),
         ("rate", "Throughput"),
+        ("clock", "Clock offsets per node"),
     ] {
         if has(&format!("{stem}.svg")) {
             s.push_str(&format!(

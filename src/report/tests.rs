@@ -188,6 +188,50 @@ fn plots_are_svg_and_png_of_the_right_size() {
 }
 
 #[test]
+fn clock_offsets_are_plotted_per_node_and_only_when_checked() {
+    let mut ops = invalid_register().ops;
+    let check = |ms, v: Value| at(Op::new(0, Nemesis, Info, "clock-check", v), ms);
+    ops.push(check(61, json!(null)));
+    ops.push(check(
+        62,
+        json!({"offsets-ms": {"n1": 0.4, "n2": 500.2}, "via": {}}),
+    ));
+    ops.push(check(66, json!(null)));
+    ops.push(check(
+        67,
+        json!({"offsets-ms": {"n1": -0.1, "n2": 1.0}, "via": {}}),
+    ));
+    let h = History::new(ops);
+    let offsets = plots::clock_offsets(&h);
+    assert_eq!(
+        offsets,
+        vec![
+            ("n1".to_string(), vec![(0.062, 0.4), (0.067, -0.1)]),
+            ("n2".to_string(), vec![(0.062, 500.2), (0.067, 1.0)]),
+        ]
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let d = Data::new(&h);
+    let Result::Ok(Made::Files(files)) = plots::write_clock(dir.path(), &d, &h) else {
+        panic!("clock not drawn")
+    };
+    assert_eq!(files.len(), 2);
+    let svg = std::fs::read_to_string(dir.path().join("clock.svg")).unwrap();
+    roxmltree::Document::parse(&svg).expect("SVG parses");
+    assert!(
+        svg.contains("n1") && svg.contains("n2"),
+        "legend names nodes"
+    );
+    // A check is no fault window: the kill's is the only one.
+    assert_eq!(d.faults.len(), 1, "{:?}", d.faults);
+    let plain = invalid_register();
+    assert!(matches!(
+        plots::write_clock(dir.path(), &Data::new(&plain), &plain),
+        Result::Ok(Made::Skipped(_))
+    ));
+}
+
+#[test]
 fn quantiles_and_rates_count_what_happened() {
     let d = Data::new(&invalid_register());
     let q = plots::quantiles(&d);

@@ -76,14 +76,19 @@ pub async fn run_test(
     let defs = config::load_named(Some(&dirs.nemeses), &spec.nemesis)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let db_has_primaries = db_names_primaries(&spec)?;
+    let local_cluster = matches!(cluster.kind(), crate::cluster::ClusterKind::Local { .. });
     config::check_supported(
         &defs,
         config::Capabilities {
-            local_cluster: matches!(cluster.kind(), crate::cluster::ClusterKind::Local { .. }),
+            local_cluster,
             db_has_primaries,
+            db_faketime_clock: db_faketime_clock(&spec)?,
         },
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    // Clock faults on the local cluster need the db started under
+    // libfaketime (nemesis::clock).
+    let fake_clocks = local_cluster && defs.iter().any(|d| d.family == nemesis::Family::Clock);
     let requested: Vec<RequestedFault> = defs.iter().map(|d| d.requested()).collect();
     let run_dir = RunDir::create(
         &dirs.results,
@@ -156,6 +161,11 @@ pub async fn run_test(
         let record_path = record_path.clone();
         tokio::task::spawn_blocking(move || {
             let set_up = clean_slate(db.as_ref(), &cluster, &record_path, this_db)
+                .and_then(|()| {
+                    nemesis::clock::arm_faketime(&cluster, fake_clocks)
+                        .map(|_| ())
+                        .map_err(|e| db::DbError::Invalid(format!("arming libfaketime: {e}")))
+                })
                 .and_then(|()| db::setup(db.as_ref(), &cluster, healthy_within));
             // A half set-up db is torn down, so the next run starts clean.
             if set_up.is_err() && !leave {
@@ -855,6 +865,7 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs, local_cluster: bool) -> anyhow::R
     let can = config::Capabilities {
         local_cluster,
         db_has_primaries: db_names_primaries(spec)?,
+        db_faketime_clock: db_faketime_clock(spec)?,
     };
     config::check_supported(&defs, can).map_err(|e| anyhow::anyhow!(e))
 }
@@ -864,6 +875,13 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs, local_cluster: bool) -> anyhow::R
 fn db_names_primaries(spec: &TestSpec) -> anyhow::Result<bool> {
     let configured = spec.configure().map_err(|e| anyhow::anyhow!(e))?;
     Ok(configured.names_primaries())
+}
+
+/// Whether libfaketime moves the db's clock (for clock faults on the local
+/// cluster), and if not, why.
+fn db_faketime_clock(spec: &TestSpec) -> anyhow::Result<Result<(), String>> {
+    let configured = spec.configure().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(configured.faketime_clock())
 }
 
 /// The kinds of fault active now, from the nemesis record (empty when

@@ -261,6 +261,18 @@ pub trait Configured: Send + Sync + std::fmt::Debug {
         true
     }
 
+    /// Whether clock faults can move its db's clock on the local cluster,
+    /// where they run it under libfaketime (`crate::nemesis::clock`): only
+    /// programs that read the clock through libc follow it. `Err` says why
+    /// not; by default a system is not known to.
+    fn faketime_clock(&self) -> Result<(), String> {
+        Err(
+            "its programs are not known to read the clock through libc, which libfaketime \
+             needs"
+                .into(),
+        )
+    }
+
     /// The system on `nodes`: its db and how its clients are made.
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>>;
 }

@@ -172,6 +172,10 @@ fn url_host(host: &str) -> String {
 }
 
 impl Db for Etcd {
+    fn data_folder(&self, node: &Node) -> Option<String> {
+        Some(self.data_dir(node))
+    }
+
     fn name(&self) -> &str {
         "etcd"
     }

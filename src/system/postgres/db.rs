@@ -18,7 +18,7 @@ use super::client::{DATABASE, SCHEMA};
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{AptPackages, Db, DbError, NodeDaemon, Program};
+use crate::db::{AptPackages, Db, DbClock, DbError, NodeDaemon, Program};
 
 /// How PostgreSQL is run.
 #[derive(Debug, Clone)]
@@ -152,6 +152,10 @@ impl Postgres {
 }
 
 impl Db for Postgres {
+    fn data_folder(&self, node: &Node) -> Option<String> {
+        self.runs_on(node).then(|| self.data_dir(node))
+    }
+
     fn name(&self) -> &str {
         "postgres"
     }
@@ -336,6 +340,33 @@ impl Db for Postgres {
             self.daemon(node).log_file,
             format!("{}/initdb.log", self.dir(node)),
         ]
+    }
+
+    /// The server's own clock: `clock_timestamp()`, the time when the
+    /// backend evaluates it (`now()` is the transaction's start).
+    fn clock(&self, node: &Node) -> Result<Option<DbClock>, DbError> {
+        if !self.runs_on(node) || !self.daemon(node).is_running(node)? {
+            return Ok(None);
+        }
+        let out = node
+            .run(&format!(
+                "{BINDIR}\"$B/psql\" -X -q -A -t -h {dir} -p {port} -U postgres -d {DATABASE} \
+                 -c 'SELECT extract(epoch FROM clock_timestamp())'",
+                dir = shell_quote(&self.dir(node)),
+                port = self.opts.port,
+            ))
+            .map_err(|e| self.err(node, "clock (clock_timestamp)", e))?;
+        let epoch_secs: f64 = out.trim().parse().map_err(|_| {
+            self.err(
+                node,
+                "clock (clock_timestamp)",
+                format!("not a number: {:?}", out.trim()),
+            )
+        })?;
+        Ok(Some(DbClock {
+            epoch_secs,
+            via: "postgres clock_timestamp()",
+        }))
     }
 
     fn primaries(&self, nodes: &[Node]) -> Result<Vec<String>, DbError> {

@@ -72,6 +72,11 @@ struct PostgresConfig {
 }
 
 impl Configured for PostgresConfig {
+    /// PostgreSQL reads the clock through libc (`clock_gettime`), so libfaketime moves it.
+    fn faketime_clock(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn read_mode(&self) -> &'static str {
         READ_MODE
     }

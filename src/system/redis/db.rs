@@ -28,7 +28,7 @@ use std::time::Duration;
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{AptPackages, Db, DbError, NodeDaemon, Program};
+use crate::db::{AptPackages, Db, DbClock, DbError, NodeDaemon, Program};
 
 /// The name Sentinel monitors the master under.
 pub const MASTER_NAME: &str = "faultline";
@@ -309,6 +309,10 @@ fn url_host(host: &str) -> String {
 }
 
 impl Db for Redis {
+    fn data_folder(&self, node: &Node) -> Option<String> {
+        Some(format!("{}/data", self.dir(node)))
+    }
+
     fn name(&self) -> &str {
         "redis"
     }
@@ -481,6 +485,23 @@ impl Db for Redis {
             format!("{dir}/redis.conf"),
             format!("{dir}/sentinel.conf"),
         ]
+    }
+
+    /// The server's own clock: `TIME` (seconds and microseconds).
+    fn clock(&self, node: &Node) -> Result<Option<DbClock>, DbError> {
+        if !self.server(node).is_running(node)? {
+            return Ok(None);
+        }
+        let mut c = self
+            .connect(node.host(), self.opts.port)
+            .map_err(|e| self.err(node, "clock (TIME)", e))?;
+        let (secs, micros): (u64, u64) = ::redis::cmd("TIME")
+            .query(&mut c)
+            .map_err(|e| self.err(node, "clock (TIME)", e))?;
+        Ok(Some(DbClock {
+            epoch_secs: secs as f64 + micros as f64 / 1e6,
+            via: "redis TIME",
+        }))
     }
 
     fn primaries(&self, nodes: &[Node]) -> Result<Vec<String>, DbError> {

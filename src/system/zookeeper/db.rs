@@ -243,6 +243,10 @@ fn bracket(host: &str) -> String {
 }
 
 impl Db for Zookeeper {
+    fn data_folder(&self, node: &Node) -> Option<String> {
+        Some(self.data_dir(node))
+    }
+
     fn name(&self) -> &str {
         "zookeeper"
     }
