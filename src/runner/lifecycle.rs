@@ -426,13 +426,14 @@ fn start_online(
 
 /// What `faultline heal` needs to rebuild this run's db: the `--db` value
 /// (a db file's absolute path), the read mode, the etcd binary (absolute),
-/// the nodes.
+/// the `--db-opt` settings, the nodes.
 fn recorded_db(spec: &TestSpec, cluster: &Cluster) -> nemesis::RecordedDb {
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     nemesis::RecordedDb {
         db: crate::system::absolute_db(&spec.db),
         read_mode: spec.read_mode.clone(),
         binary: spec.etcd_binary.as_deref().map(absolute),
+        db_opts: spec.db_opts.clone(),
         nodes: cluster
             .nodes()
             .iter()
