@@ -912,4 +912,18 @@ mod tests {
             .unwrap();
         assert_eq!(active_faults(record.path()), vec!["paused".to_string()]);
     }
+
+    #[test]
+    fn the_recorded_db_keeps_the_db_opts() {
+        let spec = TestSpec {
+            db: "etcd".into(),
+            db_opts: vec!["heartbeat-interval=200".into()],
+            ..TestSpec::default()
+        };
+        let r = recorded_db(
+            &spec,
+            &Cluster::new(Vec::new(), crate::cluster::ClusterKind::Hosts),
+        );
+        assert_eq!((r.db.as_str(), r.db_opts), ("etcd", spec.db_opts.clone()));
+    }
 }
