@@ -1,8 +1,8 @@
 //! `--db-opt` for real: a PostgreSQL run with `--db-opt
 //! synchronous_commit=off` records the setting in test.json and the server
 //! reports it (`SHOW synchronous_commit`, asked with psql), while the same
-//! server brought up without it reports the default (`on`); a bad option
-//! is refused before anything is built. Needs root and Debian's postgresql
+//! server brought up without it reports the default (`on`); a bad option,
+//! or one that faultline sets itself, is refused before anything is built. Needs root and Debian's postgresql
 //! package (installed when missing); ignored unless built by root.
 #![cfg(all(feature = "controller", feature = "cli"))]
 
@@ -58,6 +58,19 @@ fn a_postgres_setting_reaches_the_server_and_test_json() {
     assert_ne!(code, 0, "{out}{err}");
     assert!(
         err.contains("--db-opt") && err.contains("KEY=VALUE"),
+        "{err}"
+    );
+    assert!(!state.exists() && !results.exists(), "nothing built");
+
+    // A setting faultline sets itself: refused as the test is checked,
+    // naming it, before a cluster is looked for.
+    let (code, out, err) = faultline(
+        &state,
+        &["run", "--db", "postgres", "--db-opt", "port=5433"],
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("port=5433 would override port") && err.contains("leave port out"),
         "{err}"
     );
     assert!(!state.exists() && !results.exists(), "nothing built");

@@ -2,10 +2,11 @@
 //! before each fault is injected, so a fresh `faultline heal` knows what a
 //! killed controller left behind. A run also records its database there
 //! before set-up (which system, on which nodes, and what rebuilds it: a db
-//! file's path, an uploaded etcd binary, the read mode), so heal resumes
-//! and restarts that database's processes without being told. Heal never
-//! depends on the record alone: without one it sweeps every node for
-//! anything faultline could have done.
+//! file's path, an uploaded etcd binary, the read mode, the `--db-opt`
+//! settings), so heal resumes and restarts that database's processes as
+//! the run started them, without being told. Heal never depends on the
+//! record alone: without one it sweeps every node for anything faultline
+//! could have done.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -29,6 +30,10 @@ pub struct RecordedDb {
     /// The etcd binary the run uploaded, so a restart runs the same one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary: Option<PathBuf>,
+    /// The run's `--db-opt` settings (`KEY=VALUE`), so a restart passes
+    /// them again: etcd takes them as flags, which no file keeps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db_opts: Vec<String>,
     /// The nodes it was set up on.
     #[serde(default)]
     pub nodes: Vec<String>,
@@ -200,6 +205,7 @@ mod tests {
         let r = RecordFile::new(dir.path().join("nemesis.json"));
         let db = RecordedDb {
             db: "redis".into(),
+            db_opts: vec!["appendfsync=always".into()],
             nodes: vec!["n1".into(), "n2".into()],
             ..RecordedDb::default()
         };

@@ -436,13 +436,14 @@ fn start_online(
 
 /// What `faultline heal` needs to rebuild this run's db: the `--db` value
 /// (a db file's absolute path), the read mode, the etcd binary (absolute),
-/// the nodes.
+/// the `--db-opt` settings, the nodes.
 fn recorded_db(spec: &TestSpec, cluster: &Cluster) -> nemesis::RecordedDb {
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     nemesis::RecordedDb {
         db: crate::system::absolute_db(&spec.db),
         read_mode: spec.read_mode.clone(),
         binary: spec.etcd_binary.as_deref().map(absolute),
+        db_opts: spec.db_opts.clone(),
         nodes: cluster
             .nodes()
             .iter()
@@ -928,5 +929,19 @@ mod tests {
             })
             .unwrap();
         assert_eq!(active_faults(record.path()), vec!["paused".to_string()]);
+    }
+
+    #[test]
+    fn the_recorded_db_keeps_the_db_opts() {
+        let spec = TestSpec {
+            db: "etcd".into(),
+            db_opts: vec!["heartbeat-interval=200".into()],
+            ..TestSpec::default()
+        };
+        let r = recorded_db(
+            &spec,
+            &Cluster::new(Vec::new(), crate::cluster::ClusterKind::Hosts),
+        );
+        assert_eq!((r.db.as_str(), r.db_opts), ("etcd", spec.db_opts.clone()));
     }
 }

@@ -272,6 +272,17 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(e.contains("`_`, not `-`"), "{e}");
+        // What faultline sets itself is refused at the same check.
+        let e = with("etcd", &["data-dir=/tmp/x"]).validate().unwrap_err();
+        assert!(
+            e.starts_with("db_opts: data-dir=/tmp/x would override data-dir"),
+            "{e}"
+        );
+        let e = with("nats", &["a=b"]).validate().unwrap_err();
+        assert!(
+            e.starts_with("db_opts: nats takes no database options"),
+            "{e}"
+        );
         let e = with("memory", &["a=b"]).validate().unwrap_err();
         assert!(
             e.starts_with("db_opts: memory takes no database options") && e.contains("postgres"),

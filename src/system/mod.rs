@@ -118,6 +118,53 @@ pub fn parse_db_opt(s: &str) -> Result<DbOpt, String> {
     })
 }
 
+/// The settings a system's configuration sets itself and depends on
+/// (where it listens, where its data lives, who its peers are): a
+/// `--db-opt` may not override them, since the override would break the
+/// set-up, the clients or the nemeses, or be silently overridden in turn.
+#[derive(Clone, Copy, Debug)]
+pub struct Reserved {
+    /// The system's name, for the error.
+    pub system: &'static str,
+    /// The setting names, compared ignoring case; one ending in `*` stands
+    /// for every name it begins (`server.*`).
+    pub keys: &'static [&'static str],
+    /// Where faultline sets them, for the error.
+    pub set_in: &'static str,
+}
+
+impl Reserved {
+    /// The reserved name `key` falls under, if any.
+    pub fn find(&self, key: &str) -> Option<&'static str> {
+        let key = key.to_ascii_lowercase();
+        self.keys.iter().copied().find(|r| {
+            let r = r.to_ascii_lowercase();
+            match r.strip_suffix('*') {
+                Some(prefix) => key.starts_with(prefix),
+                None => key == r,
+            }
+        })
+    }
+
+    /// Refuses the first of `opts` that names a reserved setting, saying
+    /// which, why and what to do instead.
+    pub fn check(&self, opts: &[DbOpt]) -> Result<(), String> {
+        match opts.iter().find_map(|o| self.find(&o.key).map(|r| (o, r))) {
+            None => Ok(()),
+            Some((o, r)) => Err(format!(
+                "db_opts: {key}={value} would override {r}, which faultline sets for {system} \
+                 ({set_in}) and depends on; leave {key} out of --db-opt (faultline's own \
+                 settings: {all})",
+                key = o.key,
+                value = o.value,
+                system = self.system,
+                set_in = self.set_in,
+                all = self.keys.join(", "),
+            )),
+        }
+    }
+}
+
 impl Choice<'_> {
     /// The `--db-opt` settings parsed; an error names the field.
     pub fn db_opts(&self) -> Result<Vec<DbOpt>, String> {
@@ -125,6 +172,13 @@ impl Choice<'_> {
             .iter()
             .map(|o| parse_db_opt(o).map_err(|e| format!("db_opts: {e}")))
             .collect()
+    }
+
+    /// The `--db-opt` settings parsed, refusing any that `reserved` names.
+    pub fn db_opts_except(&self, reserved: &Reserved) -> Result<Vec<DbOpt>, String> {
+        let opts = self.db_opts()?;
+        reserved.check(&opts)?;
+        Ok(opts)
     }
 
     /// Refuses any `--db-opt` for a system that has no settings to pass

@@ -171,6 +171,28 @@ fn url_host(host: &str) -> String {
     }
 }
 
+/// The flags [`Etcd`]'s start command sets (member identity, data
+/// directory, URLs, initial cluster), `config-file`, which would replace
+/// them all, and `wal-dir`, which would move the log out of the data
+/// directory faultline wipes: a `--db-opt` may not override them.
+pub const RESERVED: crate::system::Reserved = crate::system::Reserved {
+    system: "etcd",
+    keys: &[
+        "name",
+        "data-dir",
+        "listen-peer-urls",
+        "initial-advertise-peer-urls",
+        "listen-client-urls",
+        "advertise-client-urls",
+        "initial-cluster",
+        "initial-cluster-state",
+        "initial-cluster-token",
+        "config-file",
+        "wal-dir",
+    ],
+    set_in: "on each member's command line, from the cluster's nodes",
+};
+
 impl Db for Etcd {
     fn data_folder(&self, node: &Node) -> Option<String> {
         Some(self.data_dir(node))
@@ -233,6 +255,7 @@ impl Db for Etcd {
             .iter()
             .map(|(n, h)| format!("{n}=http://{}:{pp}", url_host(h)))
             .collect();
+        // Every flag set here is in RESERVED.
         let mut args = vec![
             self.binary(node),
             format!("--name={name}"),

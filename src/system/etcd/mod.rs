@@ -49,7 +49,7 @@ impl System for EtcdSystem {
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         let read_mode: ReadMode = choice.read_mode_or_default()?;
         let flags = choice
-            .db_opts()?
+            .db_opts_except(&db::RESERVED)?
             .into_iter()
             .map(|o| format!("--{}={}", o.key, o.value))
             .collect();
@@ -132,5 +132,48 @@ impl Deployed for EtcdDeployed {
 
     fn version(&self, node: &Node) -> Option<String> {
         super::run_version(node, "etcd --version 2>/dev/null | head -1 || true")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{Choice, System};
+
+    fn configure(opts: &[&str]) -> Result<Box<dyn Configured>, String> {
+        let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
+        EtcdSystem.configure(&Choice {
+            db: "etcd",
+            db_opts: &opts,
+            ..Choice::default()
+        })
+    }
+
+    #[test]
+    fn db_opts_may_not_override_what_faultline_sets() {
+        for (opt, key, reserved) in [
+            ("name=x", "name", "name"),
+            ("data-dir=/tmp/e", "data-dir", "data-dir"),
+            (
+                "listen-client-urls=http://0.0.0.0:1",
+                "listen-client-urls",
+                "listen-client-urls",
+            ),
+            (
+                "initial-cluster=a=http://h:2380",
+                "initial-cluster",
+                "initial-cluster",
+            ),
+        ] {
+            let e = configure(&["heartbeat-interval=200", opt]).unwrap_err();
+            assert!(
+                e.starts_with(&format!("db_opts: {opt} would override {reserved},"))
+                    && e.contains("which faultline sets for etcd")
+                    && e.contains(&format!("leave {key} out of --db-opt")),
+                "{e}"
+            );
+        }
+        // What faultline leaves alone passes.
+        configure(&["heartbeat-interval=200"]).unwrap();
     }
 }

@@ -44,6 +44,7 @@ impl System for NatsSystem {
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         super::only_read_mode(self.name(), choice.read_mode, READ_MODE)?;
+        choice.no_db_opts(self.name())?;
         Ok(Box::new(NatsConfig))
     }
 }

@@ -151,6 +151,25 @@ impl Postgres {
     }
 }
 
+/// The settings [`Postgres`] sets itself: on the server's command line
+/// (`-c`, which wins over any config file, so an override would be silently
+/// ignored), and the files and directories it writes: a `--db-opt` may
+/// not override them.
+pub const RESERVED: crate::system::Reserved = crate::system::Reserved {
+    system: "postgres",
+    keys: &[
+        "port",
+        "listen_addresses",
+        "unix_socket_directories",
+        "max_connections",
+        "log_line_prefix",
+        "data_directory",
+        "config_file",
+        "hba_file",
+    ],
+    set_in: "on the server's command line and in the data directory it sets up",
+};
+
 impl Db for Postgres {
     fn data_folder(&self, node: &Node) -> Option<String> {
         self.runs_on(node).then(|| self.data_dir(node))
@@ -243,6 +262,7 @@ impl Db for Postgres {
         } else {
             "*".to_string()
         };
+        // Every `-c` setting here is in RESERVED.
         let args = [
             "setpriv".to_string(),
             "--reuid=postgres".into(),

@@ -51,7 +51,7 @@ impl System for PostgresSystem {
                 .parse()
                 .map_err(|e| format!("isolation: {e}"))?
         };
-        let settings = choice.db_opts()?;
+        let settings = choice.db_opts_except(&db::RESERVED)?;
         if let Some(o) = settings.iter().find(|o| o.key.contains('-')) {
             return Err(format!(
                 "db_opts: {:?} is no PostgreSQL setting name (they use `_`, not `-`)",
@@ -125,5 +125,40 @@ impl Deployed for PostgresDeployed {
             node,
             "$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)/postgres --version 2>/dev/null || true",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{Choice, System};
+
+    fn configure(opts: &[&str]) -> Result<Box<dyn Configured>, String> {
+        let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
+        PostgresSystem.configure(&Choice {
+            db: "postgres",
+            db_opts: &opts,
+            ..Choice::default()
+        })
+    }
+
+    #[test]
+    fn db_opts_may_not_override_what_faultline_sets() {
+        for (opt, key, reserved) in [
+            ("port=5433", "port", "port"),
+            ("Listen_Addresses=*", "Listen_Addresses", "listen_addresses"),
+            ("data_directory=/x", "data_directory", "data_directory"),
+            ("hba_file=/x", "hba_file", "hba_file"),
+        ] {
+            let e = configure(&["synchronous_commit=off", opt]).unwrap_err();
+            assert!(
+                e.starts_with(&format!("db_opts: {opt} would override {reserved},"))
+                    && e.contains("which faultline sets for postgres")
+                    && e.contains(&format!("leave {key} out of --db-opt")),
+                "{e}"
+            );
+        }
+        // What faultline leaves alone passes.
+        configure(&["synchronous_commit=off"]).unwrap();
     }
 }

@@ -136,7 +136,9 @@ impl Redis {
     }
 
     /// The server's config: the node's address, append-only persistence,
-    /// and `replicaof` the first node unless this is it.
+    /// and `replicaof` the first node unless this is it. What faultline
+    /// depends on here is in [`RESERVED`]; the rest a `--db-opt` directive,
+    /// written after, may change.
     fn server_conf(&self, node: &Node) -> String {
         let dir = self.dir(node);
         let mut conf = format!(
@@ -307,6 +309,24 @@ fn url_host(host: &str) -> String {
         host.to_string()
     }
 }
+
+/// The redis.conf directives [`Redis`] writes and depends on (address,
+/// data directory, replication, running in the foreground with its log on
+/// stdout): a `--db-opt` may not override them. Persistence settings
+/// (`appendonly`, `appendfsync`, `save`, ...) it may.
+pub const RESERVED: crate::system::Reserved = crate::system::Reserved {
+    system: "redis",
+    keys: &[
+        "bind",
+        "port",
+        "dir",
+        "replicaof",
+        "slaveof",
+        "daemonize",
+        "logfile",
+    ],
+    set_in: "in each node's redis.conf, from the cluster's nodes",
+};
 
 impl Db for Redis {
     fn data_folder(&self, node: &Node) -> Option<String> {

@@ -45,7 +45,7 @@ impl System for RedisSystem {
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         let read_mode: RedisReadMode = choice.read_mode_or_default()?;
-        let directives = choice.db_opts()?;
+        let directives = choice.db_opts_except(&db::RESERVED)?;
         Ok(Box::new(RedisConfig {
             read_mode,
             directives,
@@ -122,5 +122,40 @@ impl Deployed for RedisDeployed {
 
     fn version(&self, node: &Node) -> Option<String> {
         super::run_version(node, "redis-server --version 2>/dev/null || true")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{Choice, System};
+
+    fn configure(opts: &[&str]) -> Result<Box<dyn Configured>, String> {
+        let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
+        RedisSystem.configure(&Choice {
+            db: "redis",
+            db_opts: &opts,
+            ..Choice::default()
+        })
+    }
+
+    #[test]
+    fn db_opts_may_not_override_what_faultline_sets() {
+        for (opt, key, reserved) in [
+            ("port=6380", "port", "port"),
+            ("BIND=0.0.0.0", "BIND", "bind"),
+            ("dir=/tmp", "dir", "dir"),
+            ("replicaof=h 6379", "replicaof", "replicaof"),
+        ] {
+            let e = configure(&["appendfsync=always", opt]).unwrap_err();
+            assert!(
+                e.starts_with(&format!("db_opts: {opt} would override {reserved},"))
+                    && e.contains("which faultline sets for redis")
+                    && e.contains(&format!("leave {key} out of --db-opt")),
+                "{e}"
+            );
+        }
+        // What faultline leaves alone passes.
+        configure(&["appendfsync=always"]).unwrap();
     }
 }

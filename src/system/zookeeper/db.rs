@@ -149,7 +149,9 @@ impl Zookeeper {
             })
     }
 
-    /// The `zoo.cfg` of `node`.
+    /// The `zoo.cfg` of `node`. What faultline depends on here is in
+    /// [`RESERVED`]; the rest (`tickTime`, ...) a `--db-opt` line, written
+    /// after, may change.
     pub fn config(&self, node: &Node) -> Result<String, DbError> {
         let o = &self.opts;
         let mut lines = vec![
@@ -241,6 +243,23 @@ fn bracket(host: &str) -> String {
         host.to_string()
     }
 }
+
+/// The zoo.cfg lines [`Zookeeper`] writes and depends on (data directory,
+/// client address, the ensemble, the four-letter words its health probe
+/// uses), and `dataLogDir`, which would move the transaction log out of
+/// the data directory faultline wipes: a `--db-opt` may not override them.
+pub const RESERVED: crate::system::Reserved = crate::system::Reserved {
+    system: "zookeeper",
+    keys: &[
+        "dataDir",
+        "dataLogDir",
+        "clientPort",
+        "clientPortAddress",
+        "server.*",
+        "4lw.commands.whitelist",
+    ],
+    set_in: "in each node's zoo.cfg, from the cluster's nodes",
+};
 
 impl Db for Zookeeper {
     fn data_folder(&self, node: &Node) -> Option<String> {

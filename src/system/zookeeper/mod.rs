@@ -40,7 +40,7 @@ impl System for ZookeeperSystem {
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         let read_mode: ZkReadMode = choice.read_mode_or_default()?;
         let lines = choice
-            .db_opts()?
+            .db_opts_except(&db::RESERVED)?
             .into_iter()
             .map(|o| format!("{}={}", o.key, o.value))
             .collect();
@@ -115,5 +115,39 @@ impl Deployed for ZkDeployed {
             node,
             "dpkg-query -W -f '${Version}' zookeeper 2>/dev/null || true",
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::system::{Choice, System};
+
+    fn configure(opts: &[&str]) -> Result<Box<dyn Configured>, String> {
+        let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
+        ZookeeperSystem.configure(&Choice {
+            db: "zookeeper",
+            db_opts: &opts,
+            ..Choice::default()
+        })
+    }
+
+    #[test]
+    fn db_opts_may_not_override_what_faultline_sets() {
+        for (opt, key, reserved) in [
+            ("dataDir=/tmp/z", "dataDir", "dataDir"),
+            ("clientPort=2182", "clientPort", "clientPort"),
+            ("server.4=h:2888:3888", "server.4", "server.*"),
+        ] {
+            let e = configure(&["tickTime=500", opt]).unwrap_err();
+            assert!(
+                e.starts_with(&format!("db_opts: {opt} would override {reserved},"))
+                    && e.contains("which faultline sets for zookeeper")
+                    && e.contains(&format!("leave {key} out of --db-opt")),
+                "{e}"
+            );
+        }
+        // What faultline leaves alone passes.
+        configure(&["tickTime=500"]).unwrap();
     }
 }
