@@ -384,6 +384,21 @@ impl Model for Kv {
         }
     }
 
+    /// A put may have produced a get of its key that returned its string,
+    /// or its string followed by appends; an append, a get whose string
+    /// contains what it appended. Those are the ops a minimal failing
+    /// sub-history keeps with a stale get.
+    fn may_produce(&self, op: &KvOp, read: &KvOp) -> bool {
+        let KvOp::Get(key, read) = read else {
+            return false;
+        };
+        match op {
+            KvOp::Put(k, v) => k == key && read.text.starts_with(&*v.text),
+            KvOp::Append(k, v) => k == key && !v.text.is_empty() && read.text.contains(&*v.text),
+            KvOp::Get(..) => false,
+        }
+    }
+
     fn heap_bytes(&self, state: &KvState) -> usize {
         // A remembered state owns its entry array beyond the inline two and
         // at most one new piece (the rest is shared with the state it came from).
@@ -399,6 +414,7 @@ impl Model for Kv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn rope_equality_follows_content_not_shape() {
@@ -419,6 +435,118 @@ mod tests {
             t3.last.as_deref(),
             Text::of(&Chunk::new("xbc")).last.as_deref()
         ));
+    }
+
+    /// A history on key "x" from `(process, type, f, value)` events.
+    fn on_x(events: &[(u64, &str, &str, Value)]) -> crate::history::History {
+        use crate::history::{Op, OpType, Process};
+        crate::history::History::new(
+            events
+                .iter()
+                .map(|(p, t, f, v)| {
+                    let kind = OpType::parse(t).expect("type");
+                    let mut op = Op::new(0, Process::Client(*p), kind, *f, v.clone());
+                    op.key = Some(Value::from("x"));
+                    op
+                })
+                .collect(),
+        )
+    }
+
+    /// The verdict, the counterexample's explanation and the minimal
+    /// failing sub-history's ops as `(invoke index, description)`.
+    fn check_and_shrink(
+        h: &crate::history::History,
+    ) -> (crate::check::Validity, String, Vec<(usize, String)>) {
+        use crate::check::linear::{check, LinearOptions};
+        let r = check(&Kv, h, &LinearOptions::default()).expect("checkable");
+        let key = &r.keys[0];
+        let explanation = key
+            .counterexample
+            .as_ref()
+            .map(|c| c.explanation.clone())
+            .unwrap_or_default();
+        let m = key.shrunk.as_ref().expect("shrunk");
+        assert!(m.minimal, "not proven minimal: {m:?}");
+        let ops = m
+            .ops
+            .iter()
+            .map(|o| (o.invoke_index, o.description.clone()))
+            .collect();
+        (r.validity, explanation, ops)
+    }
+
+    #[test]
+    fn a_stale_get_after_puts_keeps_the_put_it_read_and_the_put_it_missed() {
+        // put 1, then put 2, then a get of 1: stale. Process 2's get of 2
+        // is harmless. Without the puts that explain it, the get would
+        // shrink to itself alone (a value never put fails by itself).
+        let h = on_x(&[
+            (0, "invoke", "put", json!("1")),
+            (0, "ok", "put", json!("1")),
+            (1, "invoke", "put", json!("2")),
+            (1, "ok", "put", json!("2")),
+            (2, "invoke", "get", json!(null)),
+            (2, "ok", "get", json!("2")),
+            (0, "invoke", "get", json!(null)),
+            (0, "ok", "get", json!("1")),
+        ]);
+        let (validity, explanation, ops) = check_and_shrink(&h);
+        assert_eq!(validity, crate::check::Validity::Invalid);
+        assert_eq!(
+            explanation,
+            "on key \"x\": get \"x\" returned \"1\", but every order of the operations before it leaves {\"x\": \"2\"}"
+        );
+        assert_eq!(
+            ops,
+            vec![
+                (0, "put \"x\" \"1\"".to_string()),
+                (2, "put \"x\" \"2\"".to_string()),
+                (6, "get \"x\" returned \"1\"".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stale_get_after_appends_keeps_the_append_it_read_and_the_one_it_missed() {
+        // append a, then append b, then a get of "a": it missed b.
+        let h = on_x(&[
+            (0, "invoke", "append", json!("a")),
+            (0, "ok", "append", json!("a")),
+            (1, "invoke", "append", json!("b")),
+            (1, "ok", "append", json!("b")),
+            (0, "invoke", "get", json!(null)),
+            (0, "ok", "get", json!("a")),
+        ]);
+        let (validity, explanation, ops) = check_and_shrink(&h);
+        assert_eq!(validity, crate::check::Validity::Invalid);
+        assert_eq!(
+            explanation,
+            "on key \"x\": get \"x\" returned \"a\", but every order of the operations before it leaves {\"x\": \"ab\"}"
+        );
+        assert_eq!(
+            ops,
+            vec![
+                (0, "append \"x\" \"a\"".to_string()),
+                (2, "append \"x\" \"b\"".to_string()),
+                (4, "get \"x\" returned \"a\"".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn only_puts_and_appends_of_the_same_key_may_produce_a_get() {
+        let get = |k, s| KvOp::Get(k, Chunk::new(s));
+        assert!(Kv.may_produce(&KvOp::Put(1, Chunk::new("1")), &get(1, "1")));
+        // A put followed by appends.
+        assert!(Kv.may_produce(&KvOp::Put(1, Chunk::new("ab")), &get(1, "abc")));
+        assert!(!Kv.may_produce(&KvOp::Put(1, Chunk::new("1")), &get(2, "1")));
+        assert!(!Kv.may_produce(&KvOp::Put(1, Chunk::new("2")), &get(1, "1")));
+        assert!(Kv.may_produce(&KvOp::Append(1, Chunk::new("b")), &get(1, "abc")));
+        assert!(!Kv.may_produce(&KvOp::Append(1, Chunk::new("d")), &get(1, "abc")));
+        // Appending nothing produces nothing.
+        assert!(!Kv.may_produce(&KvOp::Append(1, Chunk::new("")), &get(1, "abc")));
+        assert!(!Kv.may_produce(&get(1, "abc"), &get(1, "abc")));
     }
 
     #[test]
