@@ -89,7 +89,7 @@ fn corruption_and_rollback_take_effect_and_heal_repairs_a_half_rollback() {
     let state = guard.state_dir();
     let cluster = local::up(&guard.spec).expect("cluster up");
     let nodes = cluster.nodes().to_vec();
-    let (n1, n2, n3) = (&nodes[0], &nodes[1], &nodes[2]);
+    let (n1, n3) = (&nodes[0], &nodes[2]);
     let r = Arc::new(Redis::new(RedisOptions::default(), &nodes));
     db::setup(r.as_ref(), &cluster, Duration::from_secs(60)).expect("redis setup");
     let nem = Nemeses::new(
@@ -175,13 +175,15 @@ fn corruption_and_rollback_take_effect_and_heal_repairs_a_half_rollback() {
     assert_eq!(get(n1, "k1").flatten().as_deref(), Some("before"));
     assert!(!state.join("nodes/n1/work/nemesis/snapshot").exists());
 
-    // --- A controller that died halfway through a rollback of n2: the db
+    // --- A controller that died halfway through a rollback of n1 (whose
+    // data is whole: n2's and n3's were damaged above, and Redis rightly
+    // refuses to start on a damaged AOF): the db
     // killed, its folder moved aside, the snapshot left. ---
-    nem.invoke(&Fault::SnapshotData(Targets::Nodes(vec!["n2".into()])))
-        .expect("snapshot n2");
-    r.kill(n2).expect("kill n2");
-    let data2 = state.join("nodes/n2/work/redis/data");
-    std::fs::rename(&data2, data2.with_extension("faultline-old")).expect("move aside");
+    nem.invoke(&Fault::SnapshotData(Targets::Nodes(vec!["n1".into()])))
+        .expect("snapshot n1");
+    r.kill(n1).expect("kill n1");
+    let data1 = state.join("nodes/n1/work/redis/data");
+    std::fs::rename(&data1, data1.with_extension("faultline-old")).expect("move aside");
     drop(nem);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args(["heal", "--db", "redis", "--state-dir"])
@@ -202,12 +204,12 @@ fn corruption_and_rollback_take_effect_and_heal_repairs_a_half_rollback() {
     let disk = &healed["disk"];
     assert_eq!(
         disk["rollbacks-repaired"],
-        serde_json::json!(["n2"]),
+        serde_json::json!(["n1"]),
         "{healed}"
     );
     assert_eq!(
         disk["snapshots-removed"],
-        serde_json::json!(["n2"]),
+        serde_json::json!(["n1"]),
         "{healed}"
     );
     assert_eq!(
@@ -215,11 +217,26 @@ fn corruption_and_rollback_take_effect_and_heal_repairs_a_half_rollback() {
         serde_json::json!(["n2", "n3"]),
         "{healed}"
     );
-    assert!(data2.is_dir(), "n2's data folder is back");
-    assert!(!state.join("nodes/n2/work/nemesis/snapshot").exists());
-    assert!(r.is_running(n2).expect("is_running"), "heal restarts n2");
-    wait_for("n2 answers after heal", Duration::from_secs(20), || {
-        get(n2, "k1")
+    assert!(data1.is_dir(), "n1's data folder is back");
+    assert!(!state.join("nodes/n1/work/nemesis/snapshot").exists());
+    let t = Instant::now();
+    while !r.is_running(n1).expect("is_running") {
+        let log = std::fs::read_dir(state.join("nodes/n1/work/redis"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>();
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "heal restarts n1; heal said: {stdout}{}\nn1's redis log:\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    wait_for("n1 answers after heal", Duration::from_secs(20), || {
+        get(n1, "k1")
     });
     let _ = n3;
 }
