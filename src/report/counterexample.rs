@@ -2,14 +2,17 @@
 //! invalid, the operations around the failure on an axis of events (one
 //! column per invocation or completion, one row per process), the longest linearizable prefix highlighted and numbered in
 //! linearization order, the operation that cannot be linearized, the states
-//! the object could be in, and the explanation sentence.
+//! the object could be in, and the explanation sentence; then the key's
+//! smallest failing sub-history, drawn the same way.
 //!
 //! The data is the checker's `failures` (serialized
 //! `check::linear::KeyVerdict`s) in the results value, and the history for
 //! times and values. Stable hooks: `#invalid-count`; one
 //! `section.counterexample` per key with `.explanation`, an
 //! `svg.cx-timeline` whose bars are `rect.op` with class `prefix`, `stuck`
-//! or `other`, and `table.prefix`.
+//! or `other`, and `table.prefix`; when the checker shrank the key (its
+//! `shrunk`), a `div.shrunk` (`data-minimal`) with its own
+//! `svg.cx-timeline` of only those operations and `table.shrunk`.
 
 use super::data::{short, Data, Span};
 use super::{esc, head};
@@ -45,7 +48,8 @@ pub fn render(title: &str, d: &Data, results: &Value) -> Option<String> {
         "<body>\n<h1>{} — not linearizable</h1>\n<p><span id=\"invalid-count\">{}</span> key{} cannot be linearized. \
 For each: the operations around the failure, one row per process, in the order their events happened (one column per invocation or completion, so long operations do not squash the rest; times on top, details in each bar's tooltip); \
 <span class=\"sw prefix\"></span>the longest linearizable prefix, numbered in the order it linearizes; \
-<span class=\"sw stuck\"></span>the operation that cannot follow it; <span class=\"sw other\"></span>other operations.</p>\n<div id=\"counterexamples\">\n",
+<span class=\"sw stuck\"></span>the operation that cannot follow it; <span class=\"sw other\"></span>other operations. \
+Below each, the smallest failing sub-history: the fewest of the key's operations that still cannot be linearized, drawn the same way.</p>\n<div id=\"counterexamples\">\n",
         esc(title),
         keys.len(),
         if keys.len() == 1 { "" } else { "s" }
@@ -200,7 +204,7 @@ fn section(
         }
     ));
     s.push_str(&format!(
-        "<p class=\"muted\">The operation: process {}, {} (events {}{}), {}.</p>\n</section>\n",
+        "<p class=\"muted\">The operation: process {}, {} (events {}{}), {}.</p>\n",
         esc(&short(&op["process"], 20)),
         esc(op["f"].as_str().unwrap_or("")),
         stuck_inv.map(|i| i.to_string()).unwrap_or_default(),
@@ -209,7 +213,108 @@ fn section(
             .unwrap_or_default(),
         esc(op["outcome"].as_str().unwrap_or(""))
     ));
+    if let Some(shrunk) = kv.get("shrunk").filter(|m| !m.is_null()) {
+        s.push_str(&shrunk_section(shrunk, stuck_inv, d, by_invoke));
+    }
+    s.push_str("</section>\n");
     s
+}
+
+/// The key's smallest failing sub-history (the checker's `shrunk`, a
+/// serialized `check::linear::shrink::MinimalHistory`): a table of its
+/// operations and the same drawing as the counterexample's, of only them.
+fn shrunk_section(
+    shrunk: &Value,
+    stuck_inv: Option<usize>,
+    d: &Data,
+    by_invoke: &rustc_hash::FxHashMap<usize, usize>,
+) -> String {
+    let ops: Vec<&Value> = shrunk["ops"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let minimal = shrunk["minimal"].as_bool() == Some(true);
+    // The model's description labels each bar, as in the drawing above.
+    let descr: rustc_hash::FxHashMap<usize, &str> = ops
+        .iter()
+        .filter_map(|op| Some((idx(op, "invoke_index")?, op["description"].as_str()?)))
+        .collect();
+    let spans: Vec<&Span> = ops
+        .iter()
+        .filter_map(|op| idx(op, "invoke_index"))
+        .filter_map(|i| by_invoke.get(&i).map(|&j| &d.spans[j]))
+        .collect();
+    let t_a = spans.iter().map(|s| s.t0).min().unwrap_or(0);
+    let t_b = spans
+        .iter()
+        .map(|s| s.t1.unwrap_or(d.t_end))
+        .max()
+        .unwrap_or(d.t_end);
+    let how = if minimal {
+        "removing any one makes it linearizable".to_string()
+    } else {
+        // The shrink ran out of time: a smaller one may exist.
+        format!(
+            "smallest found so far: the search for a smaller one ran out of time after {} checks",
+            shrunk["checks"].as_u64().unwrap_or(0)
+        )
+    };
+    let mut s = format!(
+        "<div class=\"shrunk\" data-minimal=\"{minimal}\">\n<h3>Smallest failing sub-history ({} operation{}; {})</h3>\n",
+        ops.len(),
+        if ops.len() == 1 { "" } else { "s" },
+        esc(&how)
+    );
+    s.push_str(&svg(
+        &spans,
+        &rustc_hash::FxHashMap::default(),
+        &descr,
+        stuck_inv,
+        d,
+        (t_a, t_b),
+    ));
+    s.push_str(
+        "<table class=\"shrunk\"><tr><th>process</th><th>function</th><th>value</th><th>result</th><th>operation</th><th>invoked</th><th>completed</th></tr>\n",
+    );
+    for op in &ops {
+        let span = idx(op, "invoke_index")
+            .and_then(|i| by_invoke.get(&i))
+            .map(|&j| &d.spans[j]);
+        let result = span
+            .map(|sp| {
+                if sp.complete.is_some() {
+                    format!("{} ({})", short(&sp.output, 40), sp.ending.name())
+                } else {
+                    format!("never completed ({})", sp.ending.name())
+                }
+            })
+            .unwrap_or_else(|| op["outcome"].as_str().unwrap_or("").to_string());
+        s.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&short(&op["process"], 20)),
+            esc(op["f"].as_str().unwrap_or("")),
+            esc(&span.map(|sp| short(&sp.input, 40)).unwrap_or_default()),
+            esc(&result),
+            esc(op["description"].as_str().unwrap_or("")),
+            esc(&span.map(|sp| show_time(d, sp.t0)).unwrap_or_default()),
+            esc(&span
+                .and_then(|sp| sp.t1)
+                .map(|t| show_time(d, t))
+                .unwrap_or_else(|| "never".into()))
+        ));
+    }
+    s.push_str("</table>\n</div>\n");
+    s
+}
+
+/// A time as the page shows it: seconds, or the event's index when the
+/// history has no times.
+fn show_time(d: &Data, t: u64) -> String {
+    if d.timed {
+        format!("{:.3} s", t as f64 / 1e9)
+    } else {
+        format!("event {t}")
+    }
 }
 
 /// Width of one event column, px: an operation spans from its
@@ -289,13 +394,7 @@ fn svg(
         "</svg><div class=\"cx-scroll\"><svg class=\"cx-timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\n"
     ));
     // The axis: each event's time, where there is room for it.
-    let time = |t: u64| {
-        if d.timed {
-            format!("{:.3} s", t as f64 / 1e9)
-        } else {
-            format!("event {t}")
-        }
-    };
+    let time = |t: u64| show_time(d, t);
     let mut free_from = LEFT;
     for (c, (_, t)) in events.iter().enumerate() {
         let cx = x(c) + COLUMN / 2.0;
@@ -396,4 +495,4 @@ rect.op.open{stroke-dasharray:4 2}
 svg.cx-timeline{border:1px solid #ddd;margin:6px 0;font:11px sans-serif}
 rect.op.prefix{fill:#8fd19e;stroke:#2e8b57}rect.op.stuck{fill:#e06666;stroke:#900}rect.op.other{fill:#d0d0d0;stroke:#999}
 rect.fault{fill:rgba(90,90,200,.13)}text.fault-label{fill:#3c3caa}
-tr.stuck{background:#f8d4d4}.explanation{font-size:110%;font-weight:600}section{margin-bottom:2em}";
+tr.stuck{background:#f8d4d4}div.shrunk{margin-top:1.5em}.explanation{font-size:110%;font-weight:600}section{margin-bottom:2em}";

@@ -279,7 +279,13 @@ fn counterexample_page_marks_prefix_and_stuck_op() {
         "{:?}",
         expl.text()
     );
-    let rects: Vec<_> = doc
+    // The counterexample's drawing (the smallest failing sub-history
+    // below it has its own).
+    let drawing = doc
+        .descendants()
+        .find(|n| class_has(n, "cx-timeline"))
+        .unwrap();
+    let rects: Vec<_> = drawing
         .descendants()
         .filter(|n| n.tag_name().name() == "rect" && class_has(n, "op"))
         .collect();
@@ -297,6 +303,131 @@ fn counterexample_page_marks_prefix_and_stuck_op() {
     // A valid history has no counterexample page.
     let ok = History::new(h.ops[..2].to_vec());
     assert!(counterexample::render("ok", &Data::new(&ok), &linear_results(&ok)).is_none());
+}
+
+/// A stale read (write 1, write 2, then read 1) among operations that do
+/// not take part in it: a read of 1 before write 2, a read of 2 after it,
+/// a failed cas, and a write invoked after the stale read returned.
+fn stale_read_register() -> History {
+    History::new(vec![
+        at(Op::new(0, Client(0), Invoke, "write", json!(1)), 0),
+        at(Op::new(0, Client(0), Ok, "write", json!(1)), 10),
+        at(Op::new(0, Client(1), Invoke, "read", json!(null)), 12),
+        at(Op::new(0, Client(1), Ok, "read", json!(1)), 15),
+        at(Op::new(0, Client(4), Invoke, "cas", json!([7, 8])), 16),
+        at(Op::new(0, Client(4), Fail, "cas", json!([7, 8])), 18),
+        at(Op::new(0, Client(1), Invoke, "write", json!(2)), 20),
+        at(Op::new(0, Client(1), Ok, "write", json!(2)), 30),
+        at(Op::new(0, Client(2), Invoke, "read", json!(null)), 32),
+        at(Op::new(0, Client(2), Ok, "read", json!(2)), 34),
+        at(Op::new(0, Client(3), Invoke, "read", json!(null)), 36),
+        at(Op::new(0, Client(3), Ok, "read", json!(1)), 40),
+        at(Op::new(0, Client(0), Invoke, "write", json!(3)), 50),
+        at(Op::new(0, Client(0), Ok, "write", json!(3)), 60),
+    ])
+}
+
+/// The rows of the `table.shrunk` in `div.shrunk` of `doc`, as the texts
+/// of their cells.
+fn shrunk_rows(doc: &roxmltree::Document) -> Vec<Vec<String>> {
+    let table = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "table" && n.attribute("class") == Some("shrunk"))
+        .expect("table.shrunk");
+    table
+        .children()
+        .filter(|r| r.tag_name().name() == "tr")
+        .filter(|r| r.children().any(|c| c.tag_name().name() == "td"))
+        .map(|r| {
+            r.children()
+                .filter(|c| c.tag_name().name() == "td")
+                .map(|c| c.text().unwrap_or("").to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn counterexample_page_shows_the_smallest_failing_sub_history() {
+    let h = stale_read_register();
+    let mut results = linear_results(&h);
+    assert_eq!(results["valid"], json!("invalid"));
+    let failure = &results["checkers"]["linearizable"]["failures"][0];
+    let explanation = failure["counterexample"]["explanation"].as_str().unwrap();
+    assert!(
+        explanation.starts_with("read returned 1, but"),
+        "{explanation}"
+    );
+    assert_eq!(failure["shrunk"]["minimal"], json!(true));
+    let html = counterexample::render("stale", &Data::new(&h), &results).expect("a page");
+    let xml = xml_of_html(&html);
+    let doc = parse(&xml).unwrap();
+    let div = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "div" && n.attribute("class") == Some("shrunk"))
+        .expect("div.shrunk");
+    assert_eq!(div.attribute("data-minimal"), Some("true"));
+    let heading = div
+        .children()
+        .find(|n| n.tag_name().name() == "h3")
+        .and_then(|n| n.text())
+        .unwrap();
+    assert!(
+        heading.starts_with("Smallest failing sub-history (3 operations;")
+            && !heading.contains("so far"),
+        "{heading}"
+    );
+    // Exactly the stale read and the two writes it needs: process,
+    // function, value, result, and the times as the drawing shows them.
+    let rows: Vec<Vec<String>> = shrunk_rows(&doc)
+        .into_iter()
+        .map(|r| {
+            let mut r = r;
+            r.remove(4); // the model's description, checked below
+            r
+        })
+        .collect();
+    let row = |p: &str, f: &str, v: &str, res: &str, t0: &str, t1: &str| {
+        [p, f, v, res, t0, t1].map(String::from).to_vec()
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("0", "write", "1", "1 (ok)", "0.000 s", "0.010 s"),
+            row("1", "write", "2", "2 (ok)", "0.020 s", "0.030 s"),
+            row("3", "read", "null", "1 (ok)", "0.036 s", "0.040 s"),
+        ]
+    );
+    assert!(shrunk_rows(&doc)[2][4].contains("read returned 1"));
+    // Its drawing has only those three bars, the stale read marked stuck.
+    let svg = div
+        .descendants()
+        .find(|n| n.attribute("class") == Some("cx-timeline"))
+        .expect("the sub-history's drawing");
+    let bars: Vec<_> = svg
+        .descendants()
+        .filter(|n| n.tag_name().name() == "rect")
+        .filter_map(|n| n.attribute("class"))
+        .filter(|c| c.starts_with("op "))
+        .collect();
+    assert_eq!(bars, vec!["op other", "op other", "op stuck"]);
+
+    // When the shrink ran out of time, the page says so.
+    results["checkers"]["linearizable"]["failures"][0]["shrunk"]["minimal"] = json!(false);
+    let html = counterexample::render("stale", &Data::new(&h), &results).expect("a page");
+    let doc_xml = xml_of_html(&html);
+    let doc = parse(&doc_xml).unwrap();
+    let div = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "div" && n.attribute("class") == Some("shrunk"))
+        .expect("div.shrunk");
+    assert_eq!(div.attribute("data-minimal"), Some("false"));
+    assert!(
+        div.children()
+            .filter_map(|n| n.text())
+            .any(|t| t.contains("smallest found so far")),
+        "{html}"
+    );
 }
 
 /// A stale read after a 5 s write, a cas of unknown outcome that never
