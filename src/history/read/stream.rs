@@ -1176,3 +1176,65 @@ static ENDS_TOKEN: [bool; 256] = {
     }
     t
 };
+
+#[cfg(test)]
+mod tests {
+    use super::{Scan, Stop, MAX_DEPTH};
+
+    /// Where `edn_skip` ends the form at the start of `text`, or how it
+    /// stops; `one_pass` says the same of `edn_skip_value`.
+    fn skip(text: &str, depth: usize, one_pass: bool) -> Result<usize, &'static str> {
+        let mut s = Scan {
+            b: text.as_bytes(),
+            text,
+            i: 0,
+            eof: false,
+        };
+        let r = if one_pass {
+            s.edn_skip_value(depth)
+        } else {
+            s.edn_skip(depth)
+        };
+        match r {
+            Ok(()) => Ok(s.i),
+            Err(Stop::Incomplete) => Err("incomplete"),
+            Err(Stop::Slow) => Err("slow"),
+        }
+    }
+
+    #[test]
+    fn one_pass_value_skip_ends_where_edn_skip_does() {
+        let deep = format!("{}{} ", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        let forms = [
+            "[[:append 1 2] [:r 3 [1 2]]] ",
+            "[[:r 3 nil], (:append -4 +5)] ",
+            "[[:append 1 2]",
+            "[1a] ",
+            "[-1a] ",
+            "[#foo 1] ",
+            "[: 1] ",
+            "[1 \"s\"] ",
+            "[{:a 1}] ",
+            "[1 ; c\n 2] ",
+            "[1 #_2 3] ",
+            "[1) ",
+            "([1] ",
+            "] ",
+            "[@x] ",
+            "[a.b/c :d/e 007] ",
+            deep.as_str(),
+        ];
+        for form in forms {
+            for depth in [1, 2, MAX_DEPTH] {
+                assert_eq!(
+                    skip(form, depth, true),
+                    skip(form, depth, false),
+                    "{form:?} at depth {depth}"
+                );
+            }
+        }
+        // The usual value is taken whole, and a bad one is refused.
+        assert_eq!(skip("[[:append 1 2] [:r 3 [1 2]]] ", 1, true), Ok(28));
+        assert_eq!(skip("[1a] ", 1, true), Err("slow"));
+    }
+}
