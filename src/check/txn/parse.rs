@@ -23,9 +23,17 @@ use std::ops::Deref;
 /// The interned id of `nil` in rw-register reads: the initial version.
 pub(crate) const NIL: u32 = u32::MAX;
 
+/// Integers below this are interned through `Interner::small` (at most
+/// 16 MiB of table).
+const SMALL_INTS: usize = 1 << 22;
+
 /// Maps JSON keys and values to dense ids and back.
 #[derive(Default)]
 pub(crate) struct Interner {
+    /// Ids of the small non-negative integers (keys and list elements,
+    /// nearly all of them), indexed by the integer: a lookup without
+    /// hashing. `u32::MAX` where none was given yet.
+    small: Vec<u32>,
     ints: FxHashMap<i64, u32>,
     others: FxHashMap<String, u32>,
     values: Vec<Value>,
@@ -50,6 +58,21 @@ impl Interner {
 
     /// The id of the integer `i` (the same id as its JSON number).
     pub(crate) fn intern_int(&mut self, i: i64) -> u32 {
+        if let Ok(at) = usize::try_from(i) {
+            if at < SMALL_INTS {
+                if let Some(&id) = self.small.get(at).filter(|&&id| id != u32::MAX) {
+                    return id;
+                }
+                if at >= self.small.len() {
+                    let len = (at + 1).next_power_of_two().min(SMALL_INTS);
+                    self.small.resize(len, u32::MAX);
+                }
+                let id = self.values.len() as u32;
+                self.values.push(Value::from(i));
+                self.small[at] = id;
+                return id;
+            }
+        }
         if let Some(&id) = self.ints.get(&i) {
             return id;
         }
@@ -463,6 +486,7 @@ impl Builder {
         }
         txns.mops = mops;
         let atoms = Interner {
+            small: Vec::new(),
             ints: FxHashMap::default(),
             others: FxHashMap::default(),
             values,

@@ -909,6 +909,77 @@ impl<'a> Scan<'a> {
         tok.parse().map_err(|_| Stop::Slow)
     }
 
+    /// Skips one form as [`Scan::edn_skip`] does, by one loop over the
+    /// bytes when the form is of the usual shape of values (vectors and
+    /// lists of keywords, symbols and integers); any other form is left
+    /// to `edn_skip` from its start.
+    fn edn_skip_value(&mut self, depth: usize) -> R<()> {
+        let start = self.i;
+        if let Some(end) = self.plain_end(depth) {
+            self.i = end;
+            return Ok(());
+        }
+        self.i = start;
+        self.edn_skip(depth)
+    }
+
+    /// Where the form at the cursor ends, when it is of the shapes
+    /// [`Scan::edn_skip_value`] takes and lies wholly in the block.
+    fn plain_end(&self, depth: usize) -> Option<usize> {
+        let b = self.b;
+        let mut i = self.i;
+        // The open brackets, innermost in the lowest bit: 1 for `(`.
+        let mut stack: u64 = 0;
+        let mut open = 0usize;
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        loop {
+            match *b.get(i)? {
+                c @ (b'[' | b'(') => {
+                    // Its elements are one deeper: within the limit.
+                    if open == 63 || depth + open + 1 > MAX_DEPTH {
+                        return None;
+                    }
+                    stack = (stack << 1) | u64::from(c == b'(');
+                    open += 1;
+                    i += 1;
+                }
+                c @ (b']' | b')') => {
+                    if open == 0 || (stack & 1 == 1) != (c == b')') {
+                        return None;
+                    }
+                    stack >>= 1;
+                    open -= 1;
+                    i += 1;
+                }
+                b' ' | b'\t' | b'\n' | b'\r' | b',' | 0x0c if open > 0 => i += 1,
+                _ => {
+                    let start = i;
+                    while !ends_token(*b.get(i)?) {
+                        i += 1;
+                    }
+                    // The rules of `edn_skip` for a keyword, symbol or number.
+                    let ok = match &b[start..i] {
+                        [] | [b'#', ..] => false,
+                        [b':', name @ ..] => !name.is_empty(),
+                        tok @ [d, ..] if d.is_ascii_digit() => tok.iter().all(u8::is_ascii_digit),
+                        [b'+' | b'-', d, rest @ ..] if d.is_ascii_digit() => {
+                            rest.iter().all(u8::is_ascii_digit)
+                        }
+                        _ => true,
+                    };
+                    if !ok {
+                        return None;
+                    }
+                }
+            }
+            if open == 0 {
+                return Some(i);
+            }
+        }
+    }
+
     /// Skips one form of the shapes the fast path knows.
     fn edn_skip(&mut self, depth: usize) -> R<()> {
         if depth > MAX_DEPTH {
@@ -1032,7 +1103,7 @@ impl<'a> Scan<'a> {
                 }
                 "value" => {
                     let start = self.i;
-                    self.edn_skip(depth + 1)?;
+                    self.edn_skip_value(depth + 1)?;
                     if !nil {
                         h.value = Some((start, self.i));
                     }
@@ -1091,25 +1162,79 @@ impl<'a> Scan<'a> {
 
 /// Bytes that end an EDN token (as the EDN parser has them).
 fn ends_token(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'\t'
-            | b'\n'
-            | b'\r'
-            | 0x0c
-            | b','
-            | b'"'
-            | b';'
-            | b'@'
-            | b'^'
-            | b'`'
-            | b'~'
-            | b'('
-            | b')'
-            | b'['
-            | b']'
-            | b'{'
-            | b'}'
-            | b'\\'
-    )
+    ENDS_TOKEN[usize::from(b)]
+}
+
+/// [`ends_token`] as a table: it is asked of nearly every byte.
+static ENDS_TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let ends = b" \t\n\r\x0c,\";@^`~()[]{}\\";
+    let mut i = 0;
+    while i < ends.len() {
+        t[ends[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+#[cfg(test)]
+mod tests {
+    use super::{Scan, Stop, MAX_DEPTH};
+
+    /// Where `edn_skip` ends the form at the start of `text`, or how it
+    /// stops; `one_pass` says the same of `edn_skip_value`.
+    fn skip(text: &str, depth: usize, one_pass: bool) -> Result<usize, &'static str> {
+        let mut s = Scan {
+            b: text.as_bytes(),
+            text,
+            i: 0,
+            eof: false,
+        };
+        let r = if one_pass {
+            s.edn_skip_value(depth)
+        } else {
+            s.edn_skip(depth)
+        };
+        match r {
+            Ok(()) => Ok(s.i),
+            Err(Stop::Incomplete) => Err("incomplete"),
+            Err(Stop::Slow) => Err("slow"),
+        }
+    }
+
+    #[test]
+    fn one_pass_value_skip_ends_where_edn_skip_does() {
+        let deep = format!("{}{} ", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        let forms = [
+            "[[:append 1 2] [:r 3 [1 2]]] ",
+            "[[:r 3 nil], (:append -4 +5)] ",
+            "[[:append 1 2]",
+            "[1a] ",
+            "[-1a] ",
+            "[#foo 1] ",
+            "[: 1] ",
+            "[1 \"s\"] ",
+            "[{:a 1}] ",
+            "[1 ; c\n 2] ",
+            "[1 #_2 3] ",
+            "[1) ",
+            "([1] ",
+            "] ",
+            "[@x] ",
+            "[a.b/c :d/e 007] ",
+            deep.as_str(),
+        ];
+        for form in forms {
+            for depth in [1, 2, MAX_DEPTH] {
+                assert_eq!(
+                    skip(form, depth, true),
+                    skip(form, depth, false),
+                    "{form:?} at depth {depth}"
+                );
+            }
+        }
+        // The usual value is taken whole, and a bad one is refused.
+        assert_eq!(skip("[[:append 1 2] [:r 3 [1 2]]] ", 1, true), Ok(28));
+        assert_eq!(skip("[1a] ", 1, true), Err("slow"));
+    }
 }
