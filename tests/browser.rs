@@ -130,8 +130,15 @@ fn pages_render_in_chromium_without_console_errors() {
         b.text("#invalid-count").expect("text").as_deref(),
         Some("1")
     );
+    // The counterexample's drawing, and its smallest failing
+    // sub-history's own.
     assert_eq!(
         b.count("section.counterexample svg.cx-timeline")
+            .expect("svg"),
+        2
+    );
+    assert_eq!(
+        b.count("section.counterexample div.shrunk svg.cx-timeline")
             .expect("svg"),
         1
     );
