@@ -467,7 +467,14 @@ fn reordered_packets_arrive_out_of_order() {
     }
     let reordered = counted(&stop, "n1", "reordered");
     eprintln!("{late} of {N} arrived late; the program counted {reordered}");
-    assert_eq!(late, reordered, "the receiver saw what the program counted");
+    // A held packet shows as late only when a later one overtook it: two
+    // held back together, or one let go before the next came, are counted
+    // by the program but arrive in order. So the program's count bounds
+    // what the receiver sees, and nearly all of it shows.
+    assert!(
+        late <= reordered && late * 10 >= reordered * 8,
+        "the receiver saw {late} late, the program counted {reordered}"
+    );
     assert!(late >= N / 10, "{late} of {N} late at 0.3");
     rig.assert_clean();
     killed_controller_round(&rig, b, "reordered");
