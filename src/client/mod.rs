@@ -11,11 +11,14 @@
 //! The trait is object-safe (through `async-trait`) so a workload picks a
 //! `Box<dyn Client>` at run time. [`NoopClient`] does nothing, for benches
 //! of the harness alone; [`kv`] holds the key-value operations the etcd,
-//! ZooKeeper and Redis clients share; [`external`] runs a client program.
+//! ZooKeeper and Redis clients share; [`servers`] maps nodes to the server
+//! addresses a clustered system's clients open; [`external`] runs a client
+//! program.
 //! The clients of each system live in its folder under `crate::system`.
 
 pub mod external;
 pub mod kv;
+pub mod servers;
 
 use crate::history::{OpType, Process};
 use serde_json::Value;

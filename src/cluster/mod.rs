@@ -79,6 +79,12 @@ impl Node {
         &self.host
     }
 
+    /// `host:port` for a socket or URL on this node (an IPv6 literal in
+    /// brackets).
+    pub fn host_port(&self, port: u16) -> String {
+        format!("{}:{port}", url_host(&self.host))
+    }
+
     /// What the node can do.
     pub fn capabilities(&self) -> Capabilities {
         self.capabilities
@@ -402,6 +408,16 @@ pub(crate) fn split_results<T, E>(results: Vec<Result<T, E>>) -> (Vec<T>, Vec<E>
     (ok, errors)
 }
 
+/// A host as it is written before `:port` in an address or URL: IPv6
+/// literals need brackets, names and IPv4 addresses stay as they are.
+pub fn url_host(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +442,14 @@ mod tests {
         assert!(err.contains("twice"), "{err}");
         let spec = HostsSpec::new(vec![], SshOptions::default());
         assert!(Cluster::hosts(&spec).is_err());
+    }
+
+    #[test]
+    fn ipv6_hosts_get_brackets_before_a_port() {
+        assert_eq!(url_host("10.0.0.1"), "10.0.0.1");
+        assert_eq!(url_host("db.example"), "db.example");
+        assert_eq!(url_host("fd00::1"), "[fd00::1]");
+        assert_eq!(url_host("[fd00::1]"), "[fd00::1]");
     }
 
     #[test]

@@ -33,10 +33,10 @@
 
 use super::db::{api_reply, status_text, CONSUMER, STREAM, SUBJECT};
 use super::proto::{self, Frame, Message};
+use crate::client::servers::Servers;
 use crate::client::{Client, ClientError, ClientFactory, Completion, Invocation};
 use crate::cluster::Node;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,8 +65,7 @@ impl Default for NatsClientOptions {
 /// Makes the clients of a test.
 #[derive(Clone, Debug)]
 pub struct NatsClientFactory {
-    /// Node name → `host:port`.
-    servers: Arc<HashMap<String, String>>,
+    servers: Servers,
     opts: Arc<NatsClientOptions>,
     /// Whether the stream and consumer exist (made by the first open).
     ready: Arc<tokio::sync::Mutex<bool>>,
@@ -80,15 +79,9 @@ impl NatsClientFactory {
         N: Into<String>,
         A: Into<String>,
     {
-        let servers: HashMap<String, String> = servers
-            .into_iter()
-            .map(|(n, a)| (n.into(), a.into()))
-            .collect();
-        if servers.is_empty() {
-            return Err(ClientError::not_applied("no NATS servers"));
-        }
+        let servers = Servers::new("NATS", servers)?;
         Ok(NatsClientFactory {
-            servers: Arc::new(servers),
+            servers,
             opts: Arc::new(opts),
             ready: Arc::new(tokio::sync::Mutex::new(false)),
         })
@@ -100,18 +93,17 @@ impl NatsClientFactory {
         nodes: &[Node],
         opts: NatsClientOptions,
     ) -> Result<Self, ClientError> {
-        Self::new(
-            nodes
-                .iter()
-                .map(|n| (n.name().to_string(), nats.client_address(n.host()))),
-            opts,
-        )
+        Ok(NatsClientFactory {
+            servers: Servers::on_nodes("NATS", nodes, nats.client_port())?,
+            opts: Arc::new(opts),
+            ready: Arc::new(tokio::sync::Mutex::new(false)),
+        })
     }
 
     /// A new, unopened client.
     pub fn client(&self) -> NatsClient {
         NatsClient {
-            servers: Arc::clone(&self.servers),
+            servers: self.servers.clone(),
             opts: Arc::clone(&self.opts),
             ready: Arc::clone(&self.ready),
             opened_on: None,
@@ -127,7 +119,7 @@ impl NatsClientFactory {
 
 /// A connection to one server, used by one worker at a time.
 pub struct NatsClient {
-    servers: Arc<HashMap<String, String>>,
+    servers: Servers,
     opts: Arc<NatsClientOptions>,
     ready: Arc<tokio::sync::Mutex<bool>>,
     /// The server's `host:port`, once opened.
@@ -520,10 +512,7 @@ impl NatsClient {
 #[async_trait::async_trait]
 impl Client for NatsClient {
     async fn open(&mut self, node: &str) -> Result<(), ClientError> {
-        let addr =
-            self.servers.get(node).cloned().ok_or_else(|| {
-                ClientError::not_applied(format!("no NATS server on node {node}"))
-            })?;
+        let addr = self.servers.on(node)?.to_string();
         let deadline = Instant::now() + self.opts.timeout;
         self.conn = None;
         self.opened_on = Some(addr.clone());

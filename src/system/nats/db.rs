@@ -18,6 +18,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use super::proto::{self, Frame, Message};
+use crate::cluster::url_host;
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
@@ -98,7 +99,7 @@ impl Nats {
         let routes: Vec<String> = self
             .members
             .iter()
-            .map(|(_, h)| format!("    nats-route://{}:{}", bracket(h), o.cluster_port))
+            .map(|(_, h)| format!("    nats-route://{}:{}", url_host(h), o.cluster_port))
             .collect();
         format!(
             "server_name: {name}\n\
@@ -106,7 +107,7 @@ impl Nats {
              jetstream {{\n    store_dir: \"{dir}/store\"\n}}\n\
              cluster {{\n    name: faultline\n    listen: \"{host}:{rport}\"\n    routes: [\n{routes}\n    ]\n}}\n",
             name = node.name(),
-            host = bracket(node.host()),
+            host = url_host(node.host()),
             cport = o.client_port,
             rport = o.cluster_port,
             dir = self.dir(node),
@@ -114,9 +115,14 @@ impl Nats {
         )
     }
 
+    /// The port clients connect to.
+    pub fn client_port(&self) -> u16 {
+        self.opts.client_port
+    }
+
     /// The node's `host:port` for clients.
     pub fn client_address(&self, host: &str) -> String {
-        format!("{}:{}", bracket(host), self.opts.client_port)
+        format!("{}:{}", url_host(host), self.opts.client_port)
     }
 
     /// One JetStream API request to the server on `host`, from the
@@ -236,15 +242,6 @@ pub fn request(
             return Err(format!("{addr}: the server closed the connection"));
         }
         buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// IPv6 literals need brackets in addresses and routes.
-fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
     }
 }
 

@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::cluster::url_host;
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
@@ -299,15 +300,6 @@ fn info_fields(info: &str) -> HashMap<String, String> {
         .filter_map(|l| l.trim().split_once(':'))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-/// IPv6 literals need brackets inside URLs.
-fn url_host(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
 }
 
 /// The redis.conf directives [`Redis`] writes and depends on (address,

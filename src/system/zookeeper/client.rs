@@ -33,10 +33,10 @@
 //! answer is `fail`: it changed nothing.
 
 use crate::client::kv::{self, DataKind, KvOp};
+use crate::client::servers::Servers;
 use crate::client::{Client, ClientError, ClientFactory, Completion, Invocation};
 use crate::cluster::Node;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -109,8 +109,7 @@ impl Default for ZkClientOptions {
 /// Makes the clients of a test.
 #[derive(Clone, Debug)]
 pub struct ZkClientFactory {
-    /// Node name → `host:port`.
-    servers: Arc<HashMap<String, String>>,
+    servers: Servers,
     opts: Arc<ZkClientOptions>,
 }
 
@@ -122,15 +121,9 @@ impl ZkClientFactory {
         N: Into<String>,
         A: Into<String>,
     {
-        let servers: HashMap<String, String> = servers
-            .into_iter()
-            .map(|(n, a)| (n.into(), a.into()))
-            .collect();
-        if servers.is_empty() {
-            return Err(ClientError::not_applied("no ZooKeeper servers"));
-        }
+        let servers = Servers::new("ZooKeeper", servers)?;
         Ok(ZkClientFactory {
-            servers: Arc::new(servers),
+            servers,
             opts: Arc::new(opts),
         })
     }
@@ -141,17 +134,10 @@ impl ZkClientFactory {
         port: u16,
         opts: ZkClientOptions,
     ) -> Result<Self, ClientError> {
-        Self::new(
-            nodes.iter().map(|n| {
-                let host = if n.host().contains(':') && !n.host().starts_with('[') {
-                    format!("[{}]", n.host())
-                } else {
-                    n.host().to_string()
-                };
-                (n.name().to_string(), format!("{host}:{port}"))
-            }),
-            opts,
-        )
+        Ok(ZkClientFactory {
+            servers: Servers::on_nodes("ZooKeeper", nodes, port)?,
+            opts: Arc::new(opts),
+        })
     }
 
     /// The options every client gets.
@@ -162,7 +148,7 @@ impl ZkClientFactory {
     /// A new, unopened client.
     pub fn client(&self) -> ZkClient {
         ZkClient {
-            servers: Arc::clone(&self.servers),
+            servers: self.servers.clone(),
             opts: Arc::clone(&self.opts),
             server: None,
             session: None,
@@ -177,7 +163,7 @@ impl ZkClientFactory {
 
 /// A session with one server, used by one worker at a time.
 pub struct ZkClient {
-    servers: Arc<HashMap<String, String>>,
+    servers: Servers,
     opts: Arc<ZkClientOptions>,
     /// (node, `host:port`) opened on.
     server: Option<(String, String)>,
@@ -491,9 +477,7 @@ async fn write(s: &zk::Client, path: &str, data: &[u8]) -> Result<(), ClientErro
 #[async_trait::async_trait]
 impl Client for ZkClient {
     async fn open(&mut self, node: &str) -> Result<(), ClientError> {
-        let addr = self.servers.get(node).cloned().ok_or_else(|| {
-            ClientError::not_applied(format!("no ZooKeeper server on node {node:?}"))
-        })?;
+        let addr = self.servers.on(node)?.to_string();
         // A fresh session: the old one may be in an unknown state.
         self.session = None;
         self.server = Some((node.to_string(), addr));

@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::cluster::url_host;
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
@@ -175,7 +176,7 @@ impl Zookeeper {
                 lines.push(format!(
                     "server.{}={}:{}:{}",
                     i + 1,
-                    bracket(host),
+                    url_host(host),
                     o.quorum_port,
                     o.election_port
                 ));
@@ -233,15 +234,6 @@ pub fn parse_mode(srvr: &str) -> Result<String, String> {
                 format!("srvr: {}", crate::control::tail(t, 200))
             }
         })
-}
-
-/// IPv6 literals need brackets in `server.N` lines.
-fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
 }
 
 /// The zoo.cfg lines [`Zookeeper`] writes and depends on (data directory,
