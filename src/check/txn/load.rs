@@ -8,14 +8,21 @@
 //!
 //! Values of the usual shape (`[[append 1 2] [r 3 [1 2]]]` in EDN or
 //! JSON, integer keys and values) come decoded from the stream, which
-//! reads them into integers as it scans the operation ([`IntTxn`]: the
-//! text is read once); they are put in the builder by the rules of
+//! reads them into integers as it scans the operation
+//! ([`IntTxn`](crate::history::read::stream::IntTxn): the text is read
+//! once); they are put in the builder by the rules of
 //! [`Builder::decode_value`]. Any other value is parsed into JSON and
 //! decoded by `decode_value` itself, the same code
 //! [`parse::decode`](super::parse::decode) uses, so both doors decode
 //! alike. When the stream cannot read the file as the
 //! whole-file readers do, [`load`] says so (`None`) and the caller reads
 //! the file whole.
+//!
+//! Two threads share the work: one reads and parses the file and hands
+//! over batches of operations (headers, and values as integers or, when
+//! unusual, as text), the other pairs them and builds the transactions.
+//! Parsing is most of the work; the pairing thread's share (interning,
+//! the flat vectors, renumbering at the end) runs beside it.
 //!
 //! [`History::calls`]: crate::history::History::calls
 
@@ -732,6 +739,10 @@ mod tests {
         }
     }
 
+    /// A transaction in flight: its micro-operations (`r` or a write, key,
+    /// value written) and its function.
+    type InFlight = (Vec<(u8, u64, i64)>, &'static str);
+
     /// The ways a generated history is written.
     #[derive(Clone, Copy, Debug)]
     enum Syntax {
@@ -757,7 +768,7 @@ mod tests {
         let mut next = 1i64;
         // Per process: its micro-operations in flight (f, key, value), and
         // the function invoked.
-        let mut pending: Vec<Option<(Vec<(u8, u64, i64)>, &str)>> = vec![None; procs as usize];
+        let mut pending: Vec<Option<InFlight>> = vec![None; procs as usize];
         let mut crashed = vec![false; procs as usize];
         let mut lines: Vec<String> = Vec::new();
         let name = |f: u8| match (f, registers, edn) {
@@ -910,7 +921,7 @@ mod tests {
             ("value", value.to_string()),
         ];
         if odd && rng.below(4) == 0 {
-            fields.push(("node", if edn { "\"n1\"" } else { "\"n1\"" }.to_string()));
+            fields.push(("node", "\"n1\"".to_string()));
         }
         if odd && rng.below(4) == 0 {
             fields.push((
@@ -971,26 +982,115 @@ mod tests {
             }
         }
 
-        /// The same with a few bytes of the text overwritten: whatever the
-        /// stream takes (values cut short, numbers with leading zeros, a
-        /// bracket too many...), it takes as the whole reader does.
+        /// The same with a few bytes of the text overwritten or inserted:
+        /// whatever the stream takes (values cut short, numbers with
+        /// leading zeros, a bracket too many...), it takes as the whole
+        /// reader does.
         #[test]
         fn streamed_and_whole_agree_on_mutated_histories(
             seed in proptest::prelude::any::<u64>(),
-            edits in proptest::collection::vec((proptest::prelude::any::<usize>(), 0..MUTANTS.len()), 1..4),
+            edits in proptest::collection::vec(
+                (proptest::prelude::any::<usize>(), 0..MUTANTS.len(), proptest::prelude::any::<bool>()),
+                1..4,
+            ),
         ) {
             for kind in [TxnKind::ListAppend, TxnKind::RwRegister] {
                 for (syntax, name) in [(Syntax::Jsonl, "h.jsonl"), (Syntax::EdnLines, "h.edn")] {
                     let mut text = generated(seed, kind, syntax, seed % 3 == 0, seed % 2 == 0).into_bytes();
-                    for &(at, b) in &edits {
+                    for &(at, b, insert) in &edits {
                         let at = at % text.len();
-                        text[at] = MUTANTS[b];
+                        if insert {
+                            text.insert(at, MUTANTS[b]);
+                        } else {
+                            text[at] = MUTANTS[b];
+                        }
                     }
                     let text = String::from_utf8(text).expect("ASCII in, ASCII out");
                     both(name, &text, kind);
                 }
             }
         }
+    }
+
+    #[test]
+    fn numbers_of_every_spelling_are_taken_as_the_whole_reader_takes_them() {
+        let numbers = [
+            "0",
+            "7",
+            "-7",
+            "01",
+            "00",
+            "-0",
+            "+1",
+            "1.0",
+            "1e2",
+            "1E2",
+            "-",
+            "--1",
+            "1a",
+            "0x1",
+            "123456789012345678",
+            "-123456789012345678",
+            "1234567890123456789",
+            "99999999999999999999",
+            "1234567",
+            "12345678",
+            "0012345",
+            " 5 ",
+            "5 ",
+            " 5",
+        ];
+        for n in numbers {
+            for edn in [false, true] {
+                let (append, read, nil, sep) = if edn {
+                    (":append", ":r", "nil", " ")
+                } else {
+                    ("\"append\"", "\"r\"", "null", ",")
+                };
+                let mop = |f: &str, k: &str, v: &str| format!("[{f}{sep}{k}{sep}{v}]");
+                // The number as a key, as a value appended and read, and as
+                // an element of a list read.
+                let values = [
+                    (
+                        mop(append, n, "1"),
+                        format!("{}{sep}{}", mop(append, n, "1"), mop(read, n, "[1]")),
+                    ),
+                    (
+                        mop(append, "1", n),
+                        format!(
+                            "{}{sep}{}",
+                            mop(append, "1", n),
+                            mop(read, "1", &format!("[{n}]"))
+                        ),
+                    ),
+                    (
+                        mop(read, "1", nil),
+                        mop(read, "1", &format!("[2{sep}{n}{sep}3]")),
+                    ),
+                ];
+                for (invoked, completed) in values {
+                    let (file, text) = if edn {
+                        (
+                            "h.edn",
+                            format!(
+                                "{{:process 0, :type :invoke, :f :txn, :value [{invoked}]}}\n{{:process 0, :type :ok, :f :txn, :value [{completed}]}}\n"
+                            ),
+                        )
+                    } else {
+                        (
+                            "h.jsonl",
+                            format!(
+                                "{{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[{invoked}]}}\n{{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[{completed}]}}\n"
+                            ),
+                        )
+                    };
+                    both(file, &text, TxnKind::ListAppend);
+                }
+            }
+        }
+        // A plain number is taken by the stream itself.
+        let t = "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",1,2]]}\n";
+        assert!(both("h.jsonl", t, TxnKind::ListAppend).is_some());
     }
 
     #[test]
@@ -1014,22 +1114,23 @@ mod tests {
             (
                 "h.jsonl",
                 "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",1,null]]}\n{\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",1,[1,]]]}\n",
-                ":2",
+                "h.jsonl:2: expected one operation object like {\"process\": 0, \"type\": \"invoke\", \"f\": \"read\", \"value\": null}: trailing comma (column 55)",
             ),
             (
                 "h.edn",
                 "{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:process 0, :type :ok, :f :txn, :value [[:r 1 [1 2]]}\n",
-                "2",
+                "h.edn:2: expected `]` to close the vector, found `}`",
             ),
         ];
-        for (name, text, line) in cases {
+        for (name, text, want) in cases {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
             // The stream leaves the file to the whole reader...
             assert!(check_path(&path, None, &opts).is_none(), "{name}");
             // ...which names the line.
             let e = read_path(&path, None).unwrap_err().to_string();
-            assert!(e.contains(line), "{name}: {e}");
+            let e = e.replace(&format!("{}/", dir.path().display()), "");
+            assert_eq!(e, want, "{name}");
         }
     }
 }

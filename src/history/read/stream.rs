@@ -7,7 +7,9 @@
 //! common shapes of native JSON Lines and Jepsen EDN (one op map per line,
 //! or one vector of them) and hands out each operation's header (process,
 //! type, function, time) parsed, and its `:value` as raw text for the
-//! caller to decode. An operation it does not recognise at a glance
+//! caller to decode; a transaction value of the usual shape comes decoded
+//! into integers as well ([`IntTxn`]), by the same scan that finds the
+//! operation's end, so that its text is read once. An operation it does not recognise at a glance
 //! (escapes in strings, unusual numbers, tags, duplicate keys, ...) is
 //! parsed by the ordinary reader's own code for one operation, so it means
 //! what it always meant. Whenever the whole-file readers would decide
