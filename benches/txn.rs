@@ -19,16 +19,18 @@
 //! takes effect atomically at the moment it completes.
 //!
 //! ```text
-//! cargo bench --no-default-features --bench txn -- --scale N [--format edn|jsonl] [--bin PATH] [--keep]
+//! cargo bench --no-default-features --bench txn -- --scale N [--format edn|jsonl] [--bin PATH]... [--runs R] [--dir DIR] [--keep]
 //! ```
 //!
 //! `--scale N` measures `faultline check --model list-append` end to end at
 //! scale: it writes N transactions (the same generator, streamed to disk, as
-//! Jepsen EDN by default) into /tmp/h-txnscale/, runs the release binary
-//! (`--bin`, default target/release/faultline) on it as a child process,
-//! and prints the wall time, the read throughput (MB/s of file per second
-//! of reading, as the checker reports it) and the child's peak resident
-//! memory (its VmHWM, sampled from /proc until it exits). The file is
+//! Jepsen EDN by default) into `--dir` (default /tmp/h-txnscale/), runs the
+//! release binary (`--bin`, default target/release/faultline) on it as a
+//! child process, and prints the wall time, the read throughput (MB/s of
+//! file per second of reading, as the checker reports it) and the child's
+//! peak resident memory (its VmHWM, sampled from /proc until it exits).
+//! Several `--bin`s are run on the same file taking turns, each `--runs`
+//! times (default 1), to compare binaries under the same load. The file is
 //! deleted afterwards unless `--keep`.
 
 use faultline::check::txn::{self, TxnKind, TxnOptions};
@@ -271,9 +273,11 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `--scale`: generate, check as a child process, measure, delete.
-fn scale(txns: usize, edn: bool, bin: &str, keep: bool) {
-    let dir = std::path::Path::new("/tmp/h-txnscale");
+/// `--scale`: generate, check with each binary as a child process (`runs`
+/// times each, taking turns, so that they share the machine's load),
+/// measure, delete.
+fn scale(txns: usize, edn: bool, bins: &[String], runs: usize, dir: &str, keep: bool) {
+    let dir = std::path::Path::new(dir);
     if let Err(e) = std::fs::create_dir_all(dir) {
         eprintln!("cannot create {}: {e}", dir.display());
         std::process::exit(1);
@@ -297,18 +301,30 @@ fn scale(txns: usize, edn: bool, bin: &str, keep: bool) {
         t0.elapsed().as_secs_f64(),
         path.display()
     );
+    for run in 1..=runs {
+        for bin in bins {
+            check_once(bin, &path, size, run);
+        }
+    }
+    if keep {
+        println!("kept {}", path.display());
+    } else if let Err(e) = std::fs::remove_file(&path) {
+        eprintln!("cannot remove {}: {e}", path.display());
+    }
+}
+
+/// Runs `bin check` on `path` once and prints what it took.
+fn check_once(bin: &str, path: &std::path::Path, size: u64, run: usize) {
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!(
-        "load average before the check: {}",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    let load = load
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let t = Instant::now();
     let child = std::process::Command::new(bin)
         .args(["check", "--model", "list-append", "--json"])
-        .arg(&path)
+        .arg(path)
         .stdout(std::process::Stdio::piped())
         .spawn();
     let mut child = match child {
@@ -341,7 +357,7 @@ fn scale(txns: usize, edn: bool, bin: &str, keep: bool) {
     let v: Value = serde_json::from_str(out.trim()).unwrap_or(Value::Null);
     let read_ms = v["read_ms"].as_f64().unwrap_or(f64::NAN);
     println!(
-        "faultline check: {} (exit {}), wall {wall:.2} s, reading {:.2} s ({:.0} MB/s), checking {:.2} s, peak RSS {} MiB",
+        "{bin} (run {run}, load average before {load}): {} (exit {}), wall {wall:.2} s, reading {:.2} s ({:.0} MB/s), checking {:.2} s, peak RSS {} MiB",
         v["verdict"].as_str().unwrap_or("?"),
         status.code().unwrap_or(-1),
         read_ms / 1e3,
@@ -349,11 +365,6 @@ fn scale(txns: usize, edn: bool, bin: &str, keep: bool) {
         v["elapsed_ms"].as_f64().unwrap_or(f64::NAN) / 1e3,
         peak / 1024
     );
-    if keep {
-        println!("kept {}", path.display());
-    } else if let Err(e) = std::fs::remove_file(&path) {
-        eprintln!("cannot remove {}: {e}", path.display());
-    }
 }
 
 fn main() {
@@ -369,11 +380,21 @@ fn main() {
                 .and_then(|j| all.get(j + 1))
         };
         let edn = flag("--format").map_or(true, |f| f == "edn");
-        let bin = flag("--bin").map_or("target/release/faultline", String::as_str);
+        let mut bins: Vec<String> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| *a == "--bin")
+            .filter_map(|(j, _)| all.get(j + 1).cloned())
+            .collect();
+        if bins.is_empty() {
+            bins.push("target/release/faultline".to_string());
+        }
+        let runs = flag("--runs").and_then(|r| r.parse().ok()).unwrap_or(1);
+        let dir = flag("--dir").map_or("/tmp/h-txnscale", String::as_str);
         match n {
-            Some(n) => scale(n, edn, bin, all.iter().any(|a| a == "--keep")),
+            Some(n) => scale(n, edn, &bins, runs, dir, all.iter().any(|a| a == "--keep")),
             None => {
-                eprintln!("usage: txn --scale N [--format edn|jsonl] [--bin PATH] [--keep]");
+                eprintln!("usage: txn --scale N [--format edn|jsonl] [--bin PATH]... [--runs R] [--dir DIR] [--keep]");
                 std::process::exit(2);
             }
         }

@@ -36,6 +36,8 @@ pub(crate) struct Interner {
     small: Vec<u32>,
     ints: FxHashMap<i64, u32>,
     others: FxHashMap<String, u32>,
+    /// The id of `null`, once given (reads of unknown result carry it).
+    null: Option<u32>,
     values: Vec<Value>,
 }
 
@@ -54,6 +56,18 @@ impl Interner {
         self.values.push(v.clone());
         self.others.insert(text, id);
         id
+    }
+
+    /// The id of JSON `null` (the same as `intern(&Value::Null)`).
+    pub(crate) fn intern_null(&mut self) -> u32 {
+        match self.null {
+            Some(id) => id,
+            None => {
+                let id = self.intern(&Value::Null);
+                self.null = Some(id);
+                id
+            }
+        }
     }
 
     /// The id of the integer `i` (the same id as its JSON number).
@@ -247,6 +261,18 @@ impl Builder {
         }
     }
 
+    /// Reserves room for the read lists of a history file of `bytes`
+    /// bytes: one element per 4 bytes of text (an element takes at least
+    /// 2, "1 ", and about 6 in the usual list-append history). Growing the
+    /// largest vector by doubling would copy it each time and touch twice
+    /// its memory; the room reserved and not used is never touched, so it
+    /// costs address space, not memory.
+    pub(crate) fn reserve_for_file(&mut self, bytes: u64) {
+        let elems = usize::try_from(bytes / 4).unwrap_or(usize::MAX);
+        // Not reserving is only slower, so a refusal is ignored.
+        let _ = self.txns.elems.try_reserve_exact(elems);
+    }
+
     /// Starts writing a transaction's micro-operations.
     pub(crate) fn begin(&mut self) -> Result<(), String> {
         self.open = u32::try_from(self.txns.mops.len()).map_err(|_| TOO_LARGE.to_string())?;
@@ -284,11 +310,6 @@ impl Builder {
     /// Appends one element of the read list being written.
     pub(crate) fn push_elem(&mut self, id: u32) {
         self.txns.elems.push(id);
-    }
-
-    /// Forgets the elements written since `mark`.
-    pub(crate) fn truncate_elems(&mut self, mark: usize) {
-        self.txns.elems.truncate(mark);
     }
 
     /// The span of the read list written since `mark`.
@@ -489,6 +510,7 @@ impl Builder {
             small: Vec::new(),
             ints: FxHashMap::default(),
             others: FxHashMap::default(),
+            null: None,
             values,
         };
         (txns, atoms)

@@ -7,7 +7,9 @@
 //! common shapes of native JSON Lines and Jepsen EDN (one op map per line,
 //! or one vector of them) and hands out each operation's header (process,
 //! type, function, time) parsed, and its `:value` as raw text for the
-//! caller to decode. An operation it does not recognise at a glance
+//! caller to decode; a transaction value of the usual shape comes decoded
+//! into integers as well ([`IntTxn`]), by the same scan that finds the
+//! operation's end, so that its text is read once. An operation it does not recognise at a glance
 //! (escapes in strings, unusual numbers, tags, duplicate keys, ...) is
 //! parsed by the ordinary reader's own code for one operation, so it means
 //! what it always meant. Whenever the whole-file readers would decide
@@ -92,6 +94,9 @@ pub struct RawOp<'a> {
     pub time: Option<u64>,
     /// The value.
     pub value: RawValue<'a>,
+    /// The value already decoded, when it is a transaction of the usual
+    /// shape (see [`IntTxn`]); its text is in `value` all the same.
+    pub ints: Option<&'a IntTxn>,
     /// The operation's whole text, and whether it is EDN (at what depth).
     text: &'a str,
     edn: Option<usize>,
@@ -111,6 +116,62 @@ impl RawOp<'_> {
         op.index = self.index as u64;
         Ok(op)
     }
+}
+
+/// A transaction value of the usual shape (`[[append 1 2] [r 3 [1 2]]]`
+/// in EDN or JSON: micro-operations `append`, `r` or `w`, integer keys,
+/// and as values integers, `nil` / `null` or lists of integers), decoded
+/// while the operation is scanned, so that its text is read once. The
+/// buffers are reused from one operation to the next. Anything else in a
+/// value is left undecoded (the text is still handed out): the caller
+/// decodes it from JSON.
+#[derive(Debug, Default)]
+pub struct IntTxn {
+    /// The micro-operations, in order.
+    pub mops: Vec<IntMop>,
+    /// The elements of every list, each list a range of it.
+    pub elems: Vec<i64>,
+}
+
+impl IntTxn {
+    fn clear(&mut self) {
+        self.mops.clear();
+        self.elems.clear();
+    }
+}
+
+/// One micro-operation of an [`IntTxn`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntMop {
+    /// Its function.
+    pub f: MopName,
+    /// Its key.
+    pub key: i64,
+    /// Its value.
+    pub value: IntValue,
+}
+
+/// The function of an [`IntMop`] (written `append` / `:append` /
+/// `":append"` and so on in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MopName {
+    /// `append`.
+    Append,
+    /// `r`.
+    Read,
+    /// `w`.
+    Write,
+}
+
+/// The value of an [`IntMop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntValue {
+    /// `nil` / `null`.
+    Nil,
+    /// An integer.
+    Int(i64),
+    /// A list of integers: a range of [`IntTxn::elems`] (start, length).
+    List(u32, u32),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -143,6 +204,8 @@ struct Header {
     f: Option<(usize, usize)>,
     time: Option<u64>,
     value: Option<(usize, usize)>,
+    /// The value was decoded into the stream's [`IntTxn`].
+    ints: bool,
     has_key: bool,
 }
 
@@ -168,6 +231,8 @@ pub struct OpStream {
     tuples_open: bool,
     /// Bytes read from the file.
     bytes: u64,
+    /// The value of the operation last handed out, when decoded.
+    ints: IntTxn,
 }
 
 impl OpStream {
@@ -187,6 +252,7 @@ impl OpStream {
             events: 0,
             tuples_open: false,
             bytes: 0,
+            ints: IntTxn::default(),
         };
         s.refill()?;
         if s.buf[..s.filled].starts_with("\u{feff}".as_bytes()) {
@@ -372,10 +438,14 @@ impl OpStream {
                 Syntax::Edn { close: Some(_), .. } => 1,
                 _ => 0,
             };
+            // The scratch is taken out while the scanner borrows the buffer.
+            let mut ints = std::mem::take(&mut self.ints);
+            ints.clear();
             let parsed = match self.syntax {
-                Syntax::Jsonl => Scan::new(self, self.pos).json_op(),
-                Syntax::Edn { .. } => Scan::new(self, self.pos).edn_op(depth),
+                Syntax::Jsonl => Scan::new(self, self.pos, &mut ints).json_op(),
+                Syntax::Edn { .. } => Scan::new(self, self.pos, &mut ints).edn_op(depth),
             };
+            self.ints = ints;
             let (h, end) = match parsed {
                 Parsed::Incomplete if !self.eof => {
                     self.refill()?;
@@ -400,10 +470,14 @@ impl OpStream {
                 self.tuples_open = false;
             }
             if self.tuples_open && kind == OpType::Invoke && process != Process::Nemesis {
-                let pair = matches!(
-                    self.raw_value(h.value, depth).to_value()?,
-                    Value::Array(xs) if xs.len() == 2
-                );
+                let pair = if h.ints {
+                    self.ints.mops.len() == 2
+                } else {
+                    matches!(
+                        self.raw_value(h.value, depth).to_value()?,
+                        Value::Array(xs) if xs.len() == 2
+                    )
+                };
                 if !pair {
                     self.tuples_open = false;
                 }
@@ -422,6 +496,7 @@ impl OpStream {
                 f: Cow::Borrowed(f.map_or("txn", |(a, z)| &text[a..z])),
                 time: h.time,
                 value: self.raw_value(h.value, depth),
+                ints: h.ints.then_some(&self.ints),
                 text: &text[start..end],
                 edn: edn.then_some(depth),
             }));
@@ -491,6 +566,7 @@ impl OpStream {
                 f: Cow::Owned(op.f),
                 time: op.time,
                 value: RawValue::Parsed(op.value),
+                ints: None,
                 text: &self.text()[start..to],
                 edn: matches!(self.syntax, Syntax::Edn { .. }).then_some(depth),
             }));
@@ -521,6 +597,8 @@ struct Scan<'a> {
     text: &'a str,
     i: usize,
     eof: bool,
+    /// Where a transaction value of the usual shape is decoded.
+    ints: &'a mut IntTxn,
 }
 
 /// Why the fast path stopped: ran out of bytes, or met something it
@@ -533,13 +611,14 @@ enum Stop {
 type R<T> = Result<T, Stop>;
 
 impl<'a> Scan<'a> {
-    fn new(s: &'a OpStream, at: usize) -> Scan<'a> {
+    fn new(s: &'a OpStream, at: usize, ints: &'a mut IntTxn) -> Scan<'a> {
         let text = s.text();
         Scan {
             b: text.as_bytes(),
             text,
             i: at,
             eof: s.eof,
+            ints,
         }
     }
 
@@ -551,6 +630,7 @@ impl<'a> Scan<'a> {
         }
     }
 
+    #[inline]
     fn peek(&self) -> R<u8> {
         self.b.get(self.i).copied().ok_or_else(|| self.out())
     }
@@ -571,6 +651,7 @@ impl<'a> Scan<'a> {
         }
     }
 
+    #[inline]
     fn expect(&mut self, c: u8) -> R<()> {
         if self.peek()? == c {
             self.i += 1;
@@ -732,6 +813,7 @@ impl<'a> Scan<'a> {
             f: None,
             time: None,
             value: None,
+            ints: false,
             has_key: false,
         };
         // Fields seen, to leave duplicates (an error) to serde.
@@ -788,7 +870,10 @@ impl<'a> Scan<'a> {
                 }
                 "value" => {
                     let start = self.i;
-                    self.json_skip(1)?;
+                    h.ints = self.txn_value(false)?;
+                    if !h.ints {
+                        self.json_skip(1)?;
+                    }
                     if &self.b[start..self.i] != b"null" {
                         h.value = Some((start, self.i));
                     }
@@ -840,6 +925,212 @@ impl<'a> Scan<'a> {
             Some(_) => return Err(Stop::Slow),
         }
         Ok((h, self.i))
+    }
+
+    // ---- Transaction values, EDN or JSON ----
+
+    /// Decodes a transaction value of the usual shape at the cursor into
+    /// `ints` (see [`IntTxn`]): true when it was one, and the cursor is
+    /// past it. False for any other value, with the cursor where it was
+    /// and `ints` empty: the value is then skipped as any value is. Every
+    /// value taken here is one the skipping would take, ending at the same
+    /// byte.
+    fn txn_value(&mut self, edn: bool) -> R<bool> {
+        let start = self.i;
+        match self.txn_value_inner(edn) {
+            Ok(()) => Ok(true),
+            Err(Stop::Slow) => {
+                self.i = start;
+                self.ints.clear();
+                Ok(false)
+            }
+            Err(Stop::Incomplete) => Err(Stop::Incomplete),
+        }
+    }
+
+    fn txn_value_inner(&mut self, edn: bool) -> R<()> {
+        let close = match self.peek()? {
+            b'[' => b']',
+            b'(' if edn => b')',
+            _ => return Err(Stop::Slow),
+        };
+        self.i += 1;
+        self.value_ws(edn);
+        if self.peek()? == close {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.txn_mop(edn)?;
+            if !self.value_sep(close, edn)? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whitespace inside a value: in EDN also commas; in JSON not the end
+    /// of the line.
+    #[inline]
+    fn value_ws(&mut self, edn: bool) {
+        while let Some(&c) = self.b.get(self.i) {
+            match c {
+                b' ' | b'\t' | b'\r' => {}
+                b'\n' | b',' if edn => {}
+                _ => return,
+            }
+            self.i += 1;
+        }
+    }
+
+    /// A separator between elements (whitespace in EDN, a comma in JSON):
+    /// false at the closing bracket, which is consumed.
+    #[inline]
+    fn value_sep(&mut self, close: u8, edn: bool) -> R<bool> {
+        self.value_ws(edn);
+        let c = self.peek()?;
+        if c == close {
+            self.i += 1;
+            return Ok(false);
+        }
+        if !edn {
+            if c != b',' {
+                return Err(Stop::Slow);
+            }
+            self.i += 1;
+            self.value_ws(edn);
+        }
+        Ok(true)
+    }
+
+    /// `[f key value]`.
+    fn txn_mop(&mut self, edn: bool) -> R<()> {
+        self.expect(b'[')?;
+        self.value_ws(edn);
+        let f = self.mop_name(edn)?;
+        if !self.value_sep(b']', edn)? {
+            return Err(Stop::Slow);
+        }
+        let key = self.value_int()?;
+        if !self.value_sep(b']', edn)? {
+            return Err(Stop::Slow);
+        }
+        let value = match self.peek()? {
+            b'[' => {
+                self.i += 1;
+                let start = self.ints.elems.len();
+                self.value_ws(edn);
+                if self.peek()? == b']' {
+                    self.i += 1;
+                } else {
+                    loop {
+                        let x = self.value_int()?;
+                        self.ints.elems.push(x);
+                        if !self.value_sep(b']', edn)? {
+                            break;
+                        }
+                    }
+                }
+                let len = self.ints.elems.len() - start;
+                match (u32::try_from(start), u32::try_from(len)) {
+                    (Ok(a), Ok(n)) => IntValue::List(a, n),
+                    _ => return Err(Stop::Slow),
+                }
+            }
+            b'n' => {
+                let word: &[u8] = if edn { b"nil" } else { b"null" };
+                let Some(after) = self.b.get(self.i + word.len()) else {
+                    return Err(self.out());
+                };
+                if !self.b[self.i..].starts_with(word) || !ends_value_atom(*after) {
+                    return Err(Stop::Slow);
+                }
+                self.i += word.len();
+                IntValue::Nil
+            }
+            _ => IntValue::Int(self.value_int()?),
+        };
+        self.value_ws(edn);
+        self.expect(b']')?;
+        self.ints.mops.push(IntMop { f, key, value });
+        Ok(())
+    }
+
+    /// `append`, `r` or `w`: a keyword in EDN, or a string (with or
+    /// without a leading colon) in either.
+    fn mop_name(&mut self, edn: bool) -> R<MopName> {
+        let quoted = match self.peek()? {
+            b'"' => true,
+            b':' if edn => false,
+            _ => return Err(Stop::Slow),
+        };
+        if quoted {
+            self.i += 1;
+        }
+        if self.peek()? == b':' {
+            self.i += 1;
+        }
+        let start = self.i;
+        while self.peek()?.is_ascii_lowercase() {
+            self.i += 1;
+        }
+        let name = match &self.b[start..self.i] {
+            b"append" => MopName::Append,
+            b"r" => MopName::Read,
+            b"w" => MopName::Write,
+            _ => return Err(Stop::Slow),
+        };
+        if quoted {
+            self.expect(b'"')?;
+        } else if !matches!(self.peek()?, b' ' | b',' | b'\n' | b'\t' | b'\r') {
+            return Err(Stop::Slow);
+        }
+        Ok(name)
+    }
+
+    /// An integer of at most 18 digits (so it fits in an i64), written as
+    /// JSON and EDN both write it: no leading zeros, no `-0`, no `+`.
+    #[inline]
+    fn value_int(&mut self) -> R<i64> {
+        let b = self.b;
+        let mut i = self.i;
+        let neg = b.get(i) == Some(&b'-');
+        if neg {
+            i += 1;
+        }
+        let start = i;
+        let mut n: i64 = 0;
+        // Up to 7 digits and the byte after them at once, without a branch
+        // per digit (their count varies from number to number).
+        if let Some(&word) = b.get(i..i + 8).and_then(|w| <&[u8; 8]>::try_from(w).ok()) {
+            let (digits, value) = swar_digits(u64::from_le_bytes(word));
+            if digits < 8 {
+                i += digits;
+                n = value as i64;
+            }
+        }
+        // Wrapping: a number of more than 18 digits is refused below.
+        while let Some(&c) = b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            n = n.wrapping_mul(10).wrapping_add(i64::from(d));
+            i += 1;
+        }
+        let len = i - start;
+        if len > 18 {
+            return Err(Stop::Slow);
+        }
+        match b.get(i) {
+            Some(&c) if ends_value_atom(c) => {}
+            Some(_) => return Err(Stop::Slow),
+            None => return Err(self.out()),
+        }
+        if len == 0 || (len > 1 && b[start] == b'0') || (neg && n == 0) {
+            return Err(Stop::Slow);
+        }
+        self.i = i;
+        Ok(if neg { -n } else { n })
     }
 
     // ---- EDN ----
@@ -1045,6 +1336,7 @@ impl<'a> Scan<'a> {
             f: None,
             time: None,
             value: None,
+            ints: false,
             has_key: false,
         };
         if self.peek()? == b'#' {
@@ -1103,7 +1395,10 @@ impl<'a> Scan<'a> {
                 }
                 "value" => {
                     let start = self.i;
-                    self.edn_skip_value(depth + 1)?;
+                    h.ints = depth + 4 <= MAX_DEPTH && self.txn_value(true)?;
+                    if !h.ints {
+                        self.edn_skip_value(depth + 1)?;
+                    }
                     if !nil {
                         h.value = Some((start, self.i));
                     }
@@ -1160,6 +1455,38 @@ impl<'a> Scan<'a> {
     }
 }
 
+/// The leading ASCII digits of eight bytes (the first in the lowest
+/// byte): how many there are (8 when all are) and, when fewer than 8,
+/// their value.
+#[inline]
+fn swar_digits(word: u64) -> (usize, u64) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let v = word.wrapping_sub(ONES * u64::from(b'0'));
+    // A byte's high bit is set where it is not a digit: below '0' the
+    // subtraction wraps; above '9', adding 0x76 carries into the high bit.
+    // Borrows and carries move only upwards, from the first non-digit on.
+    let not_digit = (v | v.wrapping_add(ONES * 0x76)) & (ONES * 0x80);
+    let digits = (not_digit.trailing_zeros() / 8) as usize;
+    if digits == 0 || digits == 8 {
+        return (digits, 0);
+    }
+    // The digits' values, moved to the top bytes (zeros before them), then
+    // summed pairwise: 2, 4, then 8 digits at a time.
+    let mut x = (v << (8 * (8 - digits))) & (ONES * 0x0f);
+    x = (x.wrapping_mul(10) + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
+    x = (x.wrapping_mul(100) + (x >> 16)) & 0x0000_ffff_0000_ffff;
+    x = x.wrapping_mul(10_000) + (x >> 32);
+    (digits, x & 0xffff_ffff)
+}
+
+/// Bytes that may follow an integer or `nil` / `null` in a transaction
+/// value of the usual shape: all of them end an EDN token and a JSON
+/// number.
+#[inline]
+fn ends_value_atom(b: u8) -> bool {
+    matches!(b, b' ' | b',' | b']' | b')' | b'\n' | b'\t' | b'\r')
+}
+
 /// Bytes that end an EDN token (as the EDN parser has them).
 fn ends_token(b: u8) -> bool {
     ENDS_TOKEN[usize::from(b)]
@@ -1184,11 +1511,13 @@ mod tests {
     /// Where `edn_skip` ends the form at the start of `text`, or how it
     /// stops; `one_pass` says the same of `edn_skip_value`.
     fn skip(text: &str, depth: usize, one_pass: bool) -> Result<usize, &'static str> {
+        let mut ints = super::IntTxn::default();
         let mut s = Scan {
             b: text.as_bytes(),
             text,
             i: 0,
             eof: false,
+            ints: &mut ints,
         };
         let r = if one_pass {
             s.edn_skip_value(depth)
@@ -1199,6 +1528,34 @@ mod tests {
             Ok(()) => Ok(s.i),
             Err(Stop::Incomplete) => Err("incomplete"),
             Err(Stop::Slow) => Err("slow"),
+        }
+    }
+
+    #[test]
+    fn eight_bytes_at_once_give_the_leading_digits() {
+        for (text, want) in [
+            (&b"1234567 "[..], (7, 1_234_567)),
+            (b"0]      ", (1, 0)),
+            (b"42, 7]  ", (2, 42)),
+            (b"9999999]", (7, 9_999_999)),
+            (b"12345678", (8, 0)),
+            (b" 1      ", (0, 0)),
+            (b"7/      ", (1, 7)),
+            (b"7:      ", (1, 7)),
+            (b"305\xff\xff\xff\xff\xff", (3, 305)),
+        ] {
+            let word = u64::from_le_bytes(text.try_into().unwrap());
+            assert_eq!(super::swar_digits(word), want, "{text:?}");
+        }
+        // Every number of up to 7 digits, followed by each kind of byte.
+        for n in (0..10_000_000u64).step_by(997).chain([1, 10, 100, 999_999]) {
+            for after in [b' ', b']', b'/', b':', 0x00, 0xff] {
+                let mut w = n.to_string().into_bytes();
+                let digits = w.len();
+                w.resize(8, after);
+                let word = u64::from_le_bytes(w.try_into().unwrap());
+                assert_eq!(super::swar_digits(word), (digits, n), "{n} then {after}");
+            }
         }
     }
 
