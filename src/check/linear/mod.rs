@@ -5,6 +5,10 @@
 //! each key's sub-history is), decodes each part with the model and
 //! searches each part on its own thread ([`search`] holds the algorithm).
 //! Every part gets a verdict; an invalid one carries a [`Counterexample`].
+//! A search that has visited many configurations also looks, once, for an
+//! operation that no order of the operations before it could explain
+//! (see `reach.rs`), which settles a read of a value nothing wrote without
+//! walking every order of what came before it.
 //!
 //! ```
 //! use faultline::check::{linear, Validity};
@@ -25,6 +29,7 @@
 //! ```
 
 pub mod brute;
+mod reach;
 mod search;
 pub mod shrink;
 
@@ -149,10 +154,20 @@ pub struct Counterexample {
     /// before its completion leaves a state in which it could take effect.
     pub op: OpRef,
     /// Every state the operations before it can leave the object in (up to
-    /// 64; `more_states` says whether there were more).
+    /// 64; `more_states` says whether there were more). When
+    /// `over_approximated`, a superset of them instead.
     pub states: Vec<String>,
     /// True when there were more such states than listed.
     pub more_states: bool,
+    /// True when the search did not walk the orders of the operations
+    /// before `op` but proved it impossible at once: `states` are every
+    /// state the operations called before its return could leave applied
+    /// in any order, any number of times, and it is illegal in each. (The
+    /// search looks for such an operation once it has visited many
+    /// configurations: a read of a value nothing wrote, on a long history,
+    /// would otherwise cost it every order of the operations before.)
+    /// `final_paths` is then empty.
+    pub over_approximated: bool,
     /// Some of the longest linearizable prefixes found, each ending where
     /// `op` could not follow (Knossos' final paths).
     pub final_paths: Vec<Vec<Step>>,
@@ -439,7 +454,11 @@ fn check_part<M: Model>(
                         .collect()
                 })
                 .collect();
-            let mut explanation = explain(&op.description, &states, frontier.more_states);
+            let mut explanation = if frontier.over_approximated {
+                explain_impossible(&op.description, &states, frontier.more_states)
+            } else {
+                explain(&op.description, &states, frontier.more_states)
+            };
             if let Some(k) = &verdict.key {
                 explanation = format!("on key {k}: {explanation}");
             }
@@ -447,6 +466,7 @@ fn check_part<M: Model>(
                 op,
                 states,
                 more_states: frontier.more_states,
+                over_approximated: frontier.over_approximated,
                 final_paths,
                 explanation,
             });
@@ -456,15 +476,29 @@ fn check_part<M: Model>(
 }
 
 fn explain(op: &str, states: &[String], more: bool) -> String {
-    let mut s = states.join(" or ");
-    if more {
-        s.push_str(" or yet other states");
-    }
+    let s = either(states, more);
     if states.len() > 1 {
         format!("{op}, but every order of the operations before it leaves one of {s}")
     } else {
         format!("{op}, but every order of the operations before it leaves {s}")
     }
+}
+
+/// For an op no order of the ops before it can explain ([`reach`]).
+fn explain_impossible(op: &str, states: &[String], more: bool) -> String {
+    format!(
+        "{op}, but no order of the operations called before it returned can explain that: applied in any order, any number of times, they leave only {}",
+        either(states, more)
+    )
+}
+
+/// The states as `a or b or c`.
+fn either(states: &[String], more: bool) -> String {
+    let mut s = states.join(" or ");
+    if more {
+        s.push_str(" or yet other states");
+    }
+    s
 }
 
 #[cfg(test)]
