@@ -437,11 +437,10 @@ fn memory_limit_bounds_the_whole_process() {
         .write_jsonl(&mut text)
         .expect("write history");
     std::fs::write(&path, text).expect("write history file");
-    // The debug binary holds some 38 MiB before the search starts: at a
-    // limit of 40 the first polls fell inside the noise of its threads
-    // starting up. At 64 the search runs past 100,000 configurations
-    // (and past the look for an op no order can explain, which must find
-    // none here: 0 was written) before the limit stops it.
+    // The debug binary holds some 38 MiB before the search starts: at 64
+    // the search runs past 65,536 configurations, where it looks once for
+    // an op no order can explain (it must find none here: 0 was written),
+    // before the limit stops it.
     let limit_mib = 64;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args(["check", "--json", "--stats", "--model", "register"])

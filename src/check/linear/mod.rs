@@ -58,8 +58,10 @@ pub struct LinearOptions {
     pub memory_limit: usize,
     /// Reads this process's resident memory in bytes (e.g. from /proc),
     /// so that [`memory_limit`](LinearOptions::memory_limit) bounds the
-    /// whole process. The checker core never reads the machine itself:
-    /// callers that can pass a reader here.
+    /// whole process; the search then keeps 1/32 of the limit free for
+    /// what the process allocates between two looks and after the search.
+    /// The checker core never reads the machine itself: callers that can
+    /// pass a reader here.
     pub resident_memory: Option<fn() -> Option<usize>>,
     /// Check each key on its own (P-compositionality). When false, a
     /// multi-key history is searched whole, which needs a keyed model.

@@ -154,10 +154,13 @@ impl Budget<'_> {
     /// search is about to allocate (a table doubling): the process's
     /// resident bytes when they can be read, else every search's memo.
     fn memory_in_use(&self, growth: usize) -> usize {
-        let own = self
-            .resident
-            .and_then(|read| read())
-            .unwrap_or_else(|| self.memory_used.load(Ordering::Relaxed));
+        let own = match self.resident.and_then(|read| read()) {
+            // Leave the process 1/32 of the limit for what it allocates
+            // between two looks and after the search (the report):
+            // without it, the peak passed the limit by a MiB or so.
+            Some(resident) => resident.saturating_add(self.memory_limit / 32),
+            None => self.memory_used.load(Ordering::Relaxed),
+        };
         own.saturating_add(growth)
     }
 }

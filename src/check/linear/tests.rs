@@ -515,10 +515,12 @@ fn long_sequential(n: usize, crash_every: usize) -> String {
 fn long_history_fits_a_memo_budget_that_follows_concurrency_not_length() {
     // 40,000 ops: a memo storing a bitset as long as the history per
     // configuration needs 5 KB each, 200 MB in all; relative to the
-    // frontier each costs a few words, so 8 MiB is plenty.
+    // frontier each costs a few words, so 16 MiB is plenty (the search's
+    // stack and trail, 40,000 steps deep at the end, count too, each as
+    // it is about to double).
     let text = long_sequential(20_000, 100);
     let opts = LinearOptions {
-        memory_limit: 8 << 20,
+        memory_limit: 16 << 20,
         ..LinearOptions::default()
     };
     let r = check(&Register, &h(&text), &opts).unwrap();
