@@ -441,6 +441,21 @@ fn describe(r: &Run) -> String {
     s
 }
 
+/// Makes the completed read nearest the middle of `h` return 99, which
+/// no operation of the generator writes (values are 0 to 4).
+fn forge_middle_read(h: &mut History) {
+    let reads: Vec<usize> = h
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.kind == OpType::Ok && o.f == "read")
+        .map(|(i, _)| i)
+        .collect();
+    if let Some(&i) = reads.get(reads.len() / 2) {
+        h.ops[i].value = json!(99);
+    }
+}
+
 /// The single-key cases with a target: (ops, processes), each to be found
 /// valid in under 5 s and 1.5 GB, reading included.
 const TARGETS: [(usize, u64); 2] = [(1_000_000, 10), (300_000, 20)];
@@ -471,20 +486,27 @@ fn single_key_bench(baseline: Option<&Path>) {
     let only_procs: Option<u64> = std::env::var("FAULTLINE_BENCH_PROCS")
         .ok()
         .and_then(|n| n.parse().ok());
-    let cases: [(usize, u64, bool); 6] = [
-        (10_000, 10, false),
-        (100_000, 10, false),
-        (1_000_000, 10, false),
-        (300_000, 20, false),
-        (100_000, 5, true),
-        (1_000_000, 5, true),
+    // (ops, processes, one after another, one read in the middle forged
+    // to a value nothing wrote)
+    let cases: [(usize, u64, bool, bool); 7] = [
+        (10_000, 10, false, false),
+        (10_000, 10, false, true),
+        (100_000, 10, false, false),
+        (1_000_000, 10, false, false),
+        (300_000, 20, false, false),
+        (100_000, 5, true, false),
+        (1_000_000, 5, true, false),
     ];
-    for (ops, procs, sequential) in cases
+    for (ops, procs, sequential, forged) in cases
         .into_iter()
         .filter(|c| c.0 <= max_ops && only_procs.map_or(true, |p| p == c.1))
     {
-        let h = generate_register_history(ops, 1, procs, crashed, sequential, 7);
-        let path = dir.join(format!("single-{ops}-{procs}.jsonl"));
+        let mut h = generate_register_history(ops, 1, procs, crashed, sequential, 7);
+        if forged {
+            forge_middle_read(&mut h);
+        }
+        let forged_tag = if forged { "-forged" } else { "" };
+        let path = dir.join(format!("single-{ops}-{procs}{forged_tag}.jsonl"));
         {
             let f = std::fs::File::create(&path).expect("temp file");
             let mut w = std::io::BufWriter::new(f);
@@ -492,15 +514,18 @@ fn single_key_bench(baseline: Option<&Path>) {
             w.flush().expect("flush history");
         }
         drop(h);
-        let shape = if sequential {
+        let mut shape = if sequential {
             format!("{procs} processes one after another")
         } else {
             format!("{procs} processes")
         };
+        if forged {
+            shape.push_str(", the middle read forged to 99 (never written)");
+        }
         println!("{ops:>9} ops, {shape}:");
         let ours = run_check(Path::new(env!("CARGO_BIN_EXE_faultline")), &path, &[]);
         println!("    this build: {}", describe(&ours));
-        if !sequential && TARGETS.contains(&(ops, procs)) {
+        if !sequential && !forged && TARGETS.contains(&(ops, procs)) {
             // The targets of issue 14: the whole check, reading included.
             let wall = (ours.check_ms + ours.read_ms) / 1e3;
             let peak_gb = ours.peak_mib.parse::<f64>().unwrap_or(f64::INFINITY) * 1048576.0 / 1e9;

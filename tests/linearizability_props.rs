@@ -381,7 +381,8 @@ fn forged_histories_are_often_invalid() {
 
 /// `faultline check --memory-limit` bounds the whole process: on a history
 /// whose search could fill any memory (40 crashed writes, 40 concurrent
-/// reads each needing one of them, and a read of a value nobody wrote),
+/// reads each needing one of them, then a write of 41 and a stale read of
+/// 0: every crashed write took effect before the reads returned),
 /// the verdict turns `unknown` with the reason, and the process's peak
 /// resident memory, as `--stats` reads it, stays under the limit.
 #[test]
@@ -421,20 +422,14 @@ fn memory_limit_bounds_the_whole_process() {
             json!(p - 100),
         ));
     }
-    events.push(Op::new(
-        0,
-        Process::Client(999),
-        OpType::Invoke,
-        "read",
-        json!(null),
-    ));
-    events.push(Op::new(
-        0,
-        Process::Client(999),
-        OpType::Ok,
-        "read",
-        json!(12345),
-    ));
+    for (kind, f, value) in [
+        (OpType::Invoke, "write", json!(41)),
+        (OpType::Ok, "write", json!(41)),
+        (OpType::Invoke, "read", json!(null)),
+        (OpType::Ok, "read", json!(0)),
+    ] {
+        events.push(Op::new(0, Process::Client(999), kind, f, value));
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("hopeless.jsonl");
     let mut text = Vec::new();
@@ -442,7 +437,11 @@ fn memory_limit_bounds_the_whole_process() {
         .write_jsonl(&mut text)
         .expect("write history");
     std::fs::write(&path, text).expect("write history file");
-    let limit_mib = 40;
+    // The debug binary holds some 38 MiB before the search starts: at 64
+    // the search runs past 65,536 configurations, where it looks once for
+    // an op no order can explain (it must find none here: 0 was written),
+    // before the limit stops it.
+    let limit_mib = 64;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"))
         .args(["check", "--json", "--stats", "--model", "register"])
         .args(["--memory-limit", &limit_mib.to_string()])
@@ -467,4 +466,54 @@ fn memory_limit_bounds_the_whole_process() {
         peak <= limit_mib,
         "peak {peak} MiB over the {limit_mib} MiB limit"
     );
+}
+
+/// A long single-key history with many processes, linearizable but for
+/// one read, in the middle, of a value nothing wrote: the search alone
+/// must walk every order of the ~5,000 operations before it (it ran out of
+/// 10 GiB after minutes on such a history); the look for an operation no
+/// order can explain settles it after a bounded number of configurations.
+/// The counterexample names the read, and the shrink brings it down to
+/// the read alone.
+#[test]
+fn a_read_of_a_value_never_written_in_a_long_concurrent_history_is_found_at_once() {
+    let h = generate(7, 10, 10_000, 1, Object::CasRegister);
+    // The completed read nearest the middle returns 99 instead.
+    let reads: Vec<usize> = h
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.kind == OpType::Ok && o.f == "read")
+        .map(|(i, _)| i)
+        .collect();
+    let middle = reads[reads.len() / 2];
+    let mut forged = h.clone();
+    forged.ops[middle].value = json!(99);
+    let opts = LinearOptions {
+        time_limit: Some(std::time::Duration::from_secs(60)),
+        shrink_time: std::time::Duration::from_secs(60),
+        ..LinearOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let r = linear::check(&CasRegister::default(), &forged, &opts).expect("well formed");
+    let took = started.elapsed();
+    assert_eq!(r.validity, Validity::Invalid, "{:?}", r.keys[0].reason);
+    let cx = r.keys[0].counterexample.as_ref().expect("counterexample");
+    assert_eq!(cx.op.complete_index, Some(middle));
+    assert!(
+        cx.explanation.starts_with(
+            "read returned 99, but no order of the operations called before it returned can explain that"
+        ),
+        "{}",
+        cx.explanation
+    );
+    let shrunk = r.keys[0].shrunk.as_ref().expect("shrunk");
+    assert!(shrunk.minimal);
+    assert_eq!(shrunk.ops.len(), 1);
+    assert_eq!(shrunk.ops[0].complete_index, Some(middle));
+    // Generous for a debug build on a loaded machine; the search itself
+    // stops after 65,536 configurations.
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    // The unforged history is valid: the forged read is the only fault.
+    assert_eq!(verdict(&CasRegister::default(), &h, true), Validity::Valid);
 }

@@ -190,8 +190,15 @@ fn section(
         .as_array()
         .map(|a| a.iter().map(|v| short(v, 200)).collect())
         .unwrap_or_default();
+    // States over-approximated (reach.rs) are a superset of what the
+    // operations before it can leave: say what they are.
+    let lead = if cx["over_approximated"].as_bool() == Some(true) {
+        "No order of the operations called before it returned can explain it: applied in any order, any number of times, they leave the object only in"
+    } else {
+        "Every order of the operations before it leaves the object in"
+    };
     s.push_str(&format!(
-        "<p>Every order of the operations before it leaves the object in: {}{}.</p>\n",
+        "<p>{lead}: {}{}.</p>\n",
         states
             .iter()
             .map(|x| format!("<code>{}</code>", esc(x)))

@@ -5,6 +5,10 @@
 //! each key's sub-history is), decodes each part with the model and
 //! searches each part on its own thread ([`search`] holds the algorithm).
 //! Every part gets a verdict; an invalid one carries a [`Counterexample`].
+//! A search that has visited many configurations also looks, once, for an
+//! operation that no order of the operations before it could explain
+//! (see `reach.rs`), which settles a read of a value nothing wrote without
+//! walking every order of what came before it.
 //!
 //! ```
 //! use faultline::check::{linear, Validity};
@@ -25,6 +29,7 @@
 //! ```
 
 pub mod brute;
+mod reach;
 mod search;
 pub mod shrink;
 
@@ -53,8 +58,10 @@ pub struct LinearOptions {
     pub memory_limit: usize,
     /// Reads this process's resident memory in bytes (e.g. from /proc),
     /// so that [`memory_limit`](LinearOptions::memory_limit) bounds the
-    /// whole process. The checker core never reads the machine itself:
-    /// callers that can pass a reader here.
+    /// whole process; the search then keeps 1/32 of the limit free for
+    /// what the process allocates between two looks and after the search.
+    /// The checker core never reads the machine itself: callers that can
+    /// pass a reader here.
     pub resident_memory: Option<fn() -> Option<usize>>,
     /// Check each key on its own (P-compositionality). When false, a
     /// multi-key history is searched whole, which needs a keyed model.
@@ -149,10 +156,20 @@ pub struct Counterexample {
     /// before its completion leaves a state in which it could take effect.
     pub op: OpRef,
     /// Every state the operations before it can leave the object in (up to
-    /// 64; `more_states` says whether there were more).
+    /// 64; `more_states` says whether there were more). When
+    /// `over_approximated`, a superset of them instead.
     pub states: Vec<String>,
     /// True when there were more such states than listed.
     pub more_states: bool,
+    /// True when the search did not walk the orders of the operations
+    /// before `op` but proved it impossible at once: `states` are every
+    /// state the operations called before its return could leave applied
+    /// in any order, any number of times, and it is illegal in each. (The
+    /// search looks for such an operation once it has visited many
+    /// configurations: a read of a value nothing wrote, on a long history,
+    /// would otherwise cost it every order of the operations before.)
+    /// `final_paths` is then empty.
+    pub over_approximated: bool,
     /// Some of the longest linearizable prefixes found, each ending where
     /// `op` could not follow (Knossos' final paths).
     pub final_paths: Vec<Vec<Step>>,
@@ -439,7 +456,11 @@ fn check_part<M: Model>(
                         .collect()
                 })
                 .collect();
-            let mut explanation = explain(&op.description, &states, frontier.more_states);
+            let mut explanation = if frontier.over_approximated {
+                explain_impossible(&op.description, &states, frontier.more_states)
+            } else {
+                explain(&op.description, &states, frontier.more_states)
+            };
             if let Some(k) = &verdict.key {
                 explanation = format!("on key {k}: {explanation}");
             }
@@ -447,6 +468,7 @@ fn check_part<M: Model>(
                 op,
                 states,
                 more_states: frontier.more_states,
+                over_approximated: frontier.over_approximated,
                 final_paths,
                 explanation,
             });
@@ -456,15 +478,29 @@ fn check_part<M: Model>(
 }
 
 fn explain(op: &str, states: &[String], more: bool) -> String {
-    let mut s = states.join(" or ");
-    if more {
-        s.push_str(" or yet other states");
-    }
+    let s = either(states, more);
     if states.len() > 1 {
         format!("{op}, but every order of the operations before it leaves one of {s}")
     } else {
         format!("{op}, but every order of the operations before it leaves {s}")
     }
+}
+
+/// For an op no order of the ops before it can explain ([`reach`]).
+fn explain_impossible(op: &str, states: &[String], more: bool) -> String {
+    format!(
+        "{op}, but no order of the operations called before it returned can explain that: applied in any order, any number of times, they leave only {}",
+        either(states, more)
+    )
+}
+
+/// The states as `a or b or c`.
+fn either(states: &[String], more: bool) -> String {
+    let mut s = states.join(" or ");
+    if more {
+        s.push_str(" or yet other states");
+    }
+    s
 }
 
 #[cfg(test)]

@@ -154,10 +154,13 @@ impl Budget<'_> {
     /// search is about to allocate (a table doubling): the process's
     /// resident bytes when they can be read, else every search's memo.
     fn memory_in_use(&self, growth: usize) -> usize {
-        let own = self
-            .resident
-            .and_then(|read| read())
-            .unwrap_or_else(|| self.memory_used.load(Ordering::Relaxed));
+        let own = match self.resident.and_then(|read| read()) {
+            // Leave the process 1/32 of the limit for what it allocates
+            // between two looks and after the search (the report):
+            // without it, the peak passed the limit by a MiB or so.
+            Some(resident) => resident.saturating_add(self.memory_limit / 32),
+            None => self.memory_used.load(Ordering::Relaxed),
+        };
         own.saturating_add(growth)
     }
 }
@@ -176,6 +179,13 @@ pub(crate) struct Frontier<S> {
     /// (an order cut short by pruning gets no further than the read that
     /// stopped it, so it cannot reach a later stuck op).
     pub pruned_here: bool,
+    /// True when `states` are not the states the operations before the
+    /// stuck op can leave but a superset of them: every state they could
+    /// leave applied in any order, any number of times ([`reach`]). The
+    /// stuck op is illegal in all of them; there are no paths.
+    ///
+    /// [`reach`]: super::reach
+    pub over_approximated: bool,
     pub paths: Vec<Vec<(u32, S)>>,
 }
 
@@ -187,6 +197,14 @@ pub(crate) enum Found<S> {
 }
 
 const MAX_FRONTIER_STATES: usize = 64;
+
+/// After how many configurations (or four per op of the problem, if
+/// more) the search, once, looks for an op that no order of the ops
+/// before it can explain ([`super::reach`]). A search that gets that far
+/// may be heading for a read nothing wrote, which it can only reject after
+/// walking every order of the ops before it; the look costs one pass over
+/// the ops, so searches that end sooner never pay it.
+const REACH_AFTER_CONFIGS: u64 = 1 << 16;
 
 /// One configuration of the memo. Its linearized set is stored relative
 /// to the search frontier (see [`Window`]) plus an interned set of
@@ -443,6 +461,17 @@ impl CrashedSets {
     }
 }
 
+/// What `margin` more pushes may allocate on top of a vector's capacity:
+/// when they do not fit, it doubles, and holds old and new at once while
+/// it moves.
+fn vec_growth<T>(v: &Vec<T>, margin: usize) -> usize {
+    if v.capacity() - v.len() <= margin {
+        v.capacity().max(margin) * 2 * std::mem::size_of::<T>()
+    } else {
+        0
+    }
+}
+
 fn state_hash<S: Hash>(s: &S) -> u64 {
     let mut h = FxHasher::default();
     s.hash(&mut h);
@@ -669,8 +698,10 @@ pub(crate) fn search<M: Model>(
         states: Vec::new(),
         more_states: false,
         pruned_here: false,
+        over_approximated: false,
         paths: Vec::new(),
     };
+    let mut reach_after = Some((4 * nops as u64).max(REACH_AFTER_CONFIGS));
     let mut best_node = 0u32;
     let mut reported = 0usize;
     let mut steps = 0u64;
@@ -707,7 +738,10 @@ pub(crate) fn search<M: Model>(
             }
             reported = bytes;
             let configs = cache.table.len() as u64;
-            let growth = cache.imminent_growth(0x1000) + crashed_sets.imminent_growth(0x1000);
+            let growth = cache.imminent_growth(0x1000)
+                + crashed_sets.imminent_growth(0x1000)
+                + vec_growth(&stack, 0x1000)
+                + vec_growth(&trail.steps, 0x1000);
             if budget.memory_in_use(growth) > budget.memory_limit {
                 break 'search Found::Unknown {
                     configs,
@@ -725,6 +759,15 @@ pub(crate) fn search<M: Model>(
                         budget.time_limit_text
                     ),
                 };
+            }
+            if reach_after.is_some_and(|r| configs >= r) {
+                reach_after = None;
+                if let Some(impossible) = super::reach::impossible_op(model, p) {
+                    break 'search Found::NotLinearizable {
+                        configs,
+                        frontier: impossible,
+                    };
+                }
             }
             if tactics.max_configs.is_some_and(|m| configs > m) {
                 break 'search Found::Unknown {

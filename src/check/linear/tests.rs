@@ -333,8 +333,11 @@ fn unordered_queue_unknown_dequeue_may_take_any_element() {
     assert_eq!(run(&UnorderedQueue, &dup).validity, Validity::Invalid);
 }
 
-/// Forty crashed writes and forty reads of their values, then a read of a
-/// value nobody wrote: a hopeless search that only a budget stops.
+/// Forty crashed writes and forty concurrent reads of their values, then
+/// a write of 41 and a read of 0: every crashed write took effect once,
+/// before the reads returned, so the read of 0 is stale. A hopeless search
+/// that only a budget stops (and not one that no order of the ops could
+/// explain, which `reach` would settle at once: 0 was written).
 fn hopeless_history() -> History {
     let mut text = String::new();
     for p in 0..40 {
@@ -346,7 +349,7 @@ fn hopeless_history() -> History {
     for p in 100..140 {
         text.push_str(&format!("{p} ok read {}\n", p - 100));
     }
-    text.push_str("999 invoke read\n999 ok read 12345\n");
+    text.push_str("999 invoke write 41\n999 ok write 41\n999 invoke read\n999 ok read 0\n");
     h(&text)
 }
 
@@ -432,7 +435,9 @@ fn first_invalid_key_stops_the_others_with_a_reason() {
     for p in 100..140 {
         text.push_str(&format!("{p} ok read {} @b\n", p - 90));
     }
-    text.push_str("999 invoke read @b\n999 ok read 12345 @b\n");
+    text.push_str(
+        "999 invoke write 60 @b\n999 ok write 60 @b\n999 invoke read @b\n999 ok read 10 @b\n",
+    );
     let opts = LinearOptions {
         time_limit: Some(Duration::from_secs(20)),
         ..LinearOptions::default()
@@ -510,10 +515,12 @@ fn long_sequential(n: usize, crash_every: usize) -> String {
 fn long_history_fits_a_memo_budget_that_follows_concurrency_not_length() {
     // 40,000 ops: a memo storing a bitset as long as the history per
     // configuration needs 5 KB each, 200 MB in all; relative to the
-    // frontier each costs a few words, so 8 MiB is plenty.
+    // frontier each costs a few words, so 16 MiB is plenty (the search's
+    // stack and trail, 40,000 steps deep at the end, count too, each as
+    // it is about to double).
     let text = long_sequential(20_000, 100);
     let opts = LinearOptions {
-        memory_limit: 8 << 20,
+        memory_limit: 16 << 20,
         ..LinearOptions::default()
     };
     let r = check(&Register, &h(&text), &opts).unwrap();
@@ -570,4 +577,146 @@ fn resident_memory_reader_replaces_the_memo_count() {
         "{:?}",
         r.keys[0].reason
     );
+}
+
+/// The search problem of a one-key history, decoded as [`check`] does.
+fn problem_of<M: Model>(m: &M, hist: &History) -> search::Problem<M::Op> {
+    let mut values = Values::new();
+    let (mut ops, mut spans) = (Vec::new(), Vec::new());
+    for c in hist.calls().expect("well formed") {
+        if let Some(op) = m.decode(&c, &mut values).expect("decodable") {
+            ops.push(op);
+            let ret = if c.outcome == Outcome::Info {
+                None
+            } else {
+                c.complete
+            };
+            spans.push((c.invoke, ret));
+        }
+    }
+    search::Problem::new(ops, &spans)
+}
+
+/// A well-formed random cas-register history of `n` events: processes
+/// invoke reads, writes and cases of 0..4 and complete them with random
+/// results (so most such histories are not linearizable), ok, failed or
+/// crashed; a crashed process never comes back.
+fn random_register_history(seed: u64, procs: u64, n: usize) -> History {
+    let mut x = seed;
+    let mut next = move |below: u64| {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % below
+    };
+    let mut ids: Vec<u64> = (0..procs).collect();
+    let mut open: Vec<Option<(&str, serde_json::Value)>> = vec![None; procs as usize];
+    let mut ops = Vec::new();
+    for _ in 0..n {
+        let slot = next(procs) as usize;
+        let process = Process::Client(ids[slot]);
+        match open[slot].take() {
+            None => {
+                let (f, v) = match next(3) {
+                    0 => ("read", json!(null)),
+                    1 => ("write", json!(next(5))),
+                    _ => ("cas", json!([next(5), next(5)])),
+                };
+                ops.push(Op::new(0, process, OpType::Invoke, f, v.clone()));
+                open[slot] = Some((f, v));
+            }
+            Some((f, v)) => {
+                let (kind, v) = match (next(10), f) {
+                    (0, _) => (OpType::Info, v),
+                    (1..=2, "cas") => (OpType::Fail, v),
+                    (_, "read") => (OpType::Ok, json!(next(6))),
+                    _ => (OpType::Ok, v),
+                };
+                if kind == OpType::Info {
+                    ids[slot] += procs;
+                }
+                ops.push(Op::new(0, process, kind, f, v));
+            }
+        }
+    }
+    History::new(ops)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 400, ..Default::default() })]
+
+    /// Differential: whenever `reach` calls an op impossible, the
+    /// exhaustive oracle finds the history not linearizable, and the op
+    /// is one that completed.
+    #[test]
+    fn an_op_reach_calls_impossible_is_in_no_linearization(seed: u64, procs in 1u64..4, n in 1usize..16) {
+        let hist = random_register_history(seed, procs, n);
+        let m = CasRegister::default();
+        let p = problem_of(&m, &hist);
+        if let Some(f) = reach::impossible_op(&m, &p) {
+            proptest::prop_assert!(p.required[f.stuck_op as usize]);
+            proptest::prop_assert!(!brute::is_linearizable(&m, &hist).expect("checkable"), "reach rejected a linearizable history: {:?}", hist);
+        }
+    }
+}
+
+#[test]
+fn reach_often_has_something_to_say_on_random_histories() {
+    // Guards the differential test above against a generator on which
+    // `reach` never fires.
+    let m = CasRegister::default();
+    let fired = (0..400)
+        .filter(|&seed| {
+            let hist = random_register_history(seed, 3, 14);
+            reach::impossible_op(&m, &problem_of(&m, &hist)).is_some()
+        })
+        .count();
+    assert!(fired > 40, "reach fired on only {fired} of 400 histories");
+}
+
+#[test]
+fn an_impossible_read_found_by_reach_is_explained_as_such() {
+    // The search walks many configurations (the forty concurrent reads of
+    // forty crashed writes), so it looks for an impossible op, and the
+    // read of 12345, which nothing wrote, is one: invalid at once, with
+    // the reason, and no prefix walked.
+    let mut text = String::new();
+    for p in 0..40 {
+        text.push_str(&format!("{p} invoke write {p}\n{p} info write {p}\n"));
+    }
+    for p in 100..140 {
+        text.push_str(&format!("{p} invoke read\n"));
+    }
+    for p in 100..140 {
+        text.push_str(&format!("{p} ok read {}\n", p - 100));
+    }
+    text.push_str("999 invoke read\n999 ok read 12345\n");
+    let opts = LinearOptions {
+        time_limit: Some(Duration::from_secs(60)),
+        shrink_time: Duration::from_secs(60),
+        ..LinearOptions::default()
+    };
+    let r = check(&Register, &h(&text), &opts).unwrap();
+    assert_eq!(r.validity, Validity::Invalid, "{:?}", r.keys[0].reason);
+    let cx = r.keys[0].counterexample.as_ref().expect("counterexample");
+    assert_eq!(cx.op.invoke_index, 160);
+    assert!(cx.over_approximated);
+    assert!(cx.final_paths.is_empty());
+    let states: Vec<String> = std::iter::once("nil".to_string())
+        .chain((0..40).map(|v| v.to_string()))
+        .collect();
+    assert_eq!(
+        cx.explanation,
+        format!(
+            "read returned 12345, but no order of the operations called before it returned can explain that: applied in any order, any number of times, they leave only {}",
+            states.join(" or ")
+        )
+    );
+    // The smallest failing sub-history is the read alone, and it is proven
+    // minimal: every sub-history the shrink tried was settled.
+    let m = r.keys[0].shrunk.as_ref().expect("shrunk");
+    assert!(m.minimal);
+    assert_eq!(m.ops.len(), 1);
+    assert_eq!(m.ops[0].description, "read returned 12345");
 }
