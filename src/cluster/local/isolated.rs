@@ -193,7 +193,7 @@ fn mirror_in_deb822(text: &str, release: &str) -> Option<String> {
         };
         let types = field("Types")?;
         let suites = field("Suites")?;
-        let enabled = field("Enabled").is_none_or(|v| v != "no");
+        let enabled = field("Enabled").map_or(true, |v| v != "no");
         (enabled
             && types.split_whitespace().any(|t| t == "deb")
             && suites.split_whitespace().any(|s| s == release))
