@@ -270,6 +270,14 @@ pub fn run(c: Command) -> anyhow::Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&status_json(&dir, &st))?);
                 return Ok(if st.healthy() { 0 } else { 1 });
             }
+            if let Some(iso) = &st.state.isolated {
+                println!(
+                    "isolated nodes: base {}, packages from {}, login {} with sudo",
+                    iso.base.display(),
+                    iso.repo.display(),
+                    iso.user
+                );
+            }
             println!(
                 "local cluster {} on {} (bridge {} at {}), netem: {}",
                 st.state.prefix,

@@ -516,8 +516,13 @@ fn up_with(
         }
         if st.healthy() {
             return Err(ClusterError::Invalid(format!(
-                "a local cluster of {} nodes on {} (prefix {}) is already up in {}; \
+                "a{} local cluster of {} nodes on {} (prefix {}) is already up in {}; \
                  run `faultline cluster down` first",
+                if st.state.isolated.is_some() {
+                    "n isolated"
+                } else {
+                    ""
+                },
                 st.state.nodes.len(),
                 st.state.subnet,
                 st.state.prefix,
