@@ -187,13 +187,18 @@ impl NodeArgs {
             let dir = self.state.dir();
             return Ok(Cluster::local(&dir)?);
         }
+        Ok(Cluster::hosts(&HostsSpec::new(hosts, self.ssh_options()))?)
+    }
+
+    /// The SSH options these flags give real hosts.
+    fn ssh_options(&self) -> SshOptions {
         let defaults = SshOptions::default();
         let known = match (&self.known_hosts, &defaults.host_keys) {
             (Some(k), _) => k.clone(),
             (None, HostKeyPolicy::Verify(k)) => k.clone(),
             (None, _) => PathBuf::from("/root/.ssh/known_hosts"),
         };
-        let ssh = SshOptions {
+        SshOptions {
             user: self.ssh_user.clone(),
             port: self.ssh_port,
             key: self.ssh_key.clone(),
@@ -208,8 +213,7 @@ impl NodeArgs {
             sudo: self.sudo || self.ssh_user != "root",
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             ..defaults
-        };
-        Ok(Cluster::hosts(&HostsSpec::new(hosts, ssh))?)
+        }
     }
 }
 
@@ -417,4 +421,45 @@ fn bench_on(spec: &LocalSpec, commands: usize) -> anyhow::Result<()> {
     );
     db::teardown(&etcd, &cluster)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        nodes: NodeArgs,
+    }
+
+    fn options(args: &[&str]) -> SshOptions {
+        let mut argv = vec!["faultline"];
+        argv.extend_from_slice(args);
+        Flags::parse_from(argv).nodes.ssh_options()
+    }
+
+    #[test]
+    fn a_user_other_than_root_goes_through_sudo() {
+        let o = options(&["--nodes", "a,b", "--ssh-user", "faultline"]);
+        assert_eq!(o.user, "faultline");
+        assert!(o.sudo, "a non-root user must run commands through sudo");
+        let o = options(&["--nodes", "a,b"]);
+        assert_eq!(o.user, "root");
+        assert!(!o.sudo);
+        assert!(options(&["--nodes", "a", "--sudo"]).sudo);
+    }
+
+    #[test]
+    fn first_contact_records_host_keys_in_the_named_file() {
+        let o = options(&[
+            "--nodes",
+            "a",
+            "--accept-new-host-keys",
+            "--known-hosts",
+            "/tmp/kh",
+        ]);
+        assert_eq!(o.host_keys, HostKeyPolicy::AcceptNew("/tmp/kh".into()));
+    }
 }
