@@ -153,6 +153,22 @@ fn isolated_nodes_are_machines_of_their_own_driven_as_real_hosts() {
         panic!("three nodes")
     };
 
+    // A command run through sudo that overruns its timeout is killed on the
+    // node, with what it started.
+    let overrun = n1
+        .exec_timeout("sleep 301 & sleep 302", Duration::from_secs(1))
+        .expect_err("the command overruns");
+    assert!(overrun.is_timeout(), "{overrun}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = n1.exec("pgrep -a -x sleep").unwrap().stdout;
+        if left.trim().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left running on n1: {left}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // A file written on one node is on no other node, nor here.
     let name = format!("faultline-isolation-{}", std::process::id());
     for dir in ["/tmp", "/etc", "/var/lib", "/opt"] {
