@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Subcommand;
 
-use crate::cluster::local::{self, LocalSpec, DEFAULT_PREFIX, DEFAULT_SUBNET};
+use crate::cluster::local::{self, isolated, LocalSpec, DEFAULT_PREFIX, DEFAULT_SUBNET};
 use crate::cluster::{parse_nodes_file, Cluster, HostsSpec, Subnet};
 use crate::control::{HostKeyPolicy, SshOptions};
 use crate::db::{self, Db};
@@ -21,7 +21,7 @@ pub enum Command {
     /// with its own pid/uts/mount namespaces and sshd. Idempotent.
     Up(UpArgs),
     /// Show the local cluster's nodes and whether they run.
-    Status(StateArgs),
+    Status(StatusArgs),
     /// Remove the local cluster: nodes, namespaces, veths, bridge, state.
     /// Safe to run twice or after a crash.
     Down(DownArgs),
@@ -49,21 +49,60 @@ impl StateArgs {
     }
 }
 
+/// `cluster status` flags.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Print what driving the nodes as real hosts takes, as JSON:
+    /// {"nodes": [{"name", "address"}...], "ssh_user", "ssh_key",
+    /// "known_hosts", "isolated", "healthy"}.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
 /// `cluster up` flags.
 #[derive(clap::Args, Debug)]
 pub struct UpArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 5)]
     nodes: usize,
-    /// Subnet of the bridge (.1) and the nodes (.11, .12, ...).
-    #[arg(long, default_value = DEFAULT_SUBNET)]
-    subnet: String,
-    /// Prefix of namespace and interface names (<prefix>-n1, <prefix>-br).
-    #[arg(long, default_value = DEFAULT_PREFIX)]
-    name_prefix: String,
+    /// Subnet of the bridge (.1) and the nodes (.11, .12, ...) [default:
+    /// 10.77.0.0/24; with --isolated 10.79.0.0/24].
+    #[arg(long)]
+    subnet: Option<String>,
+    /// Prefix of namespace and interface names (<prefix>-n1, <prefix>-br)
+    /// [default: fl; with --isolated fli].
+    #[arg(long)]
+    name_prefix: Option<String>,
+    /// Give every node a root filesystem of its own (a shared Debian base,
+    /// built once by debootstrap and cached, under a writable layer per
+    /// node), a non-root user `faultline` with sudo, root login refused,
+    /// and the databases' packages in a local apt repository: machines of
+    /// their own, to drive as real hosts (see `cluster status --json`).
+    #[arg(long)]
+    isolated: bool,
+    /// With --isolated: the Debian packages offered to the nodes, with what
+    /// they depend on, comma-separated [default: those of every built-in
+    /// database].
+    #[arg(long, value_delimiter = ',', requires = "isolated")]
+    offer: Vec<String>,
+    /// With --isolated: where the base and the repository are cached.
+    #[arg(long, default_value = isolated::DEFAULT_CACHE_DIR, requires = "isolated")]
+    cache_dir: PathBuf,
+    /// With --isolated: the Debian mirror the base is built from [default:
+    /// the one this machine's apt sources use].
+    #[arg(long, requires = "isolated")]
+    mirror: Option<String>,
     #[command(flatten)]
     state: StateArgs,
 }
+
+/// The default subnet of an isolated cluster: apart from the plain one's,
+/// so both can be up at once.
+pub const ISOLATED_SUBNET: &str = "10.79.0.0/24";
+/// The default name prefix of an isolated cluster.
+pub const ISOLATED_PREFIX: &str = "fli";
 
 /// `cluster down` flags.
 #[derive(clap::Args, Debug)]
@@ -114,8 +153,9 @@ pub struct NodeArgs {
     /// SSH port.
     #[arg(long, default_value_t = 22)]
     pub ssh_port: u16,
-    /// Run commands through `sudo -n` (for a non-root --ssh-user; needs
-    /// passwordless sudo).
+    /// Run commands through `sudo -n` (needs passwordless sudo). Implied
+    /// by a --ssh-user other than root: faultline installs packages, cuts
+    /// networks and signals daemons, which only root may do.
     #[arg(long)]
     pub sudo: bool,
     /// Add unknown host keys to known_hosts instead of refusing them.
@@ -147,13 +187,18 @@ impl NodeArgs {
             let dir = self.state.dir();
             return Ok(Cluster::local(&dir)?);
         }
+        Ok(Cluster::hosts(&HostsSpec::new(hosts, self.ssh_options()))?)
+    }
+
+    /// The SSH options these flags give real hosts.
+    fn ssh_options(&self) -> SshOptions {
         let defaults = SshOptions::default();
         let known = match (&self.known_hosts, &defaults.host_keys) {
             (Some(k), _) => k.clone(),
             (None, HostKeyPolicy::Verify(k)) => k.clone(),
             (None, _) => PathBuf::from("/root/.ssh/known_hosts"),
         };
-        let ssh = SshOptions {
+        SshOptions {
             user: self.ssh_user.clone(),
             port: self.ssh_port,
             key: self.ssh_key.clone(),
@@ -165,11 +210,10 @@ impl NodeArgs {
             } else {
                 HostKeyPolicy::Verify(known)
             },
-            sudo: self.sudo,
+            sudo: self.sudo || self.ssh_user != "root",
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             ..defaults
-        };
-        Ok(Cluster::hosts(&HostsSpec::new(hosts, ssh))?)
+        }
     }
 }
 
@@ -182,16 +226,33 @@ fn parse_subnet(s: &str) -> anyhow::Result<Subnet> {
 pub fn run(c: Command) -> anyhow::Result<i32> {
     match c {
         Command::Up(a) => {
+            let (subnet, prefix) = if a.isolated {
+                (ISOLATED_SUBNET, ISOLATED_PREFIX)
+            } else {
+                (DEFAULT_SUBNET, DEFAULT_PREFIX)
+            };
             let spec = LocalSpec {
                 nodes: a.nodes,
-                subnet: parse_subnet(&a.subnet)?,
-                prefix: a.name_prefix,
+                subnet: parse_subnet(a.subnet.as_deref().unwrap_or(subnet))?,
+                prefix: a.name_prefix.unwrap_or_else(|| prefix.to_string()),
                 state_dir: a.state.dir(),
             };
             let t0 = Instant::now();
-            let cluster = local::up(&spec)?;
+            let cluster = if a.isolated {
+                let mut iso = isolated::IsolatedSpec::new(if a.offer.is_empty() {
+                    builtin_packages()
+                } else {
+                    a.offer
+                })?;
+                iso.cache_dir = a.cache_dir;
+                iso.mirror = a.mirror;
+                local::up_isolated(&spec, &iso)?
+            } else {
+                local::up(&spec)?
+            };
             println!(
-                "local cluster up in {:.2} s (state in {})",
+                "local cluster{} up in {:.2} s (state in {})",
+                if a.isolated { " (isolated)" } else { "" },
                 t0.elapsed().as_secs_f64(),
                 spec.state_dir.display()
             );
@@ -201,11 +262,26 @@ pub fn run(c: Command) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Status(a) => {
-            let dir = a.dir();
+            let dir = a.state.dir();
             let Some(st) = local::status(&dir)? else {
+                if a.json {
+                    bail!("no local cluster (no state in {})", dir.display());
+                }
                 println!("no local cluster (no state in {})", dir.display());
                 return Ok(1);
             };
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&status_json(&dir, &st))?);
+                return Ok(if st.healthy() { 0 } else { 1 });
+            }
+            if let Some(iso) = &st.state.isolated {
+                println!(
+                    "isolated nodes: base {}, packages from {}, login {} with sudo",
+                    iso.base.display(),
+                    iso.repo.display(),
+                    iso.user
+                );
+            }
             println!(
                 "local cluster {} on {} (bridge {} at {}), netem: {}",
                 st.state.prefix,
@@ -248,6 +324,44 @@ pub fn run(c: Command) -> anyhow::Result<i32> {
         }
         Command::Bench(a) => bench(a),
     }
+}
+
+/// The Debian packages of every built-in database, offered to isolated
+/// nodes by default.
+fn builtin_packages() -> Vec<String> {
+    let mut packages: Vec<String> = crate::system::SYSTEMS
+        .iter()
+        .flat_map(|s| s.packages().iter().map(|p| p.package.to_string()))
+        .collect();
+    packages.sort();
+    packages.dedup();
+    packages
+}
+
+/// `cluster status --json`: what `faultline run --nodes A,B --ssh-user U
+/// --ssh-key K --known-hosts F` takes to drive these nodes as real hosts.
+fn status_json(dir: &std::path::Path, st: &local::LocalStatus) -> serde_json::Value {
+    let opts = local::ssh_options(dir);
+    let user = st
+        .state
+        .isolated
+        .as_ref()
+        .map_or(opts.user.clone(), |i| i.user.clone());
+    let known_hosts = match &opts.host_keys {
+        HostKeyPolicy::Verify(k) | HostKeyPolicy::AcceptNew(k) => Some(k.display().to_string()),
+        HostKeyPolicy::Insecure => None,
+    };
+    serde_json::json!({
+        "nodes": st.nodes.iter().map(|n| serde_json::json!({
+            "name": n.name,
+            "address": n.ip.to_string(),
+        })).collect::<Vec<_>>(),
+        "ssh_user": user,
+        "ssh_key": opts.key.map(|k| k.display().to_string()),
+        "known_hosts": known_hosts,
+        "isolated": st.state.isolated.is_some(),
+        "healthy": st.healthy(),
+    })
 }
 
 fn bench(a: BenchArgs) -> anyhow::Result<i32> {
@@ -307,4 +421,45 @@ fn bench_on(spec: &LocalSpec, commands: usize) -> anyhow::Result<()> {
     );
     db::teardown(&etcd, &cluster)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        nodes: NodeArgs,
+    }
+
+    fn options(args: &[&str]) -> SshOptions {
+        let mut argv = vec!["faultline"];
+        argv.extend_from_slice(args);
+        Flags::parse_from(argv).nodes.ssh_options()
+    }
+
+    #[test]
+    fn a_user_other_than_root_goes_through_sudo() {
+        let o = options(&["--nodes", "a,b", "--ssh-user", "faultline"]);
+        assert_eq!(o.user, "faultline");
+        assert!(o.sudo, "a non-root user must run commands through sudo");
+        let o = options(&["--nodes", "a,b"]);
+        assert_eq!(o.user, "root");
+        assert!(!o.sudo);
+        assert!(options(&["--nodes", "a", "--sudo"]).sudo);
+    }
+
+    #[test]
+    fn first_contact_records_host_keys_in_the_named_file() {
+        let o = options(&[
+            "--nodes",
+            "a",
+            "--accept-new-host-keys",
+            "--known-hosts",
+            "/tmp/kh",
+        ]);
+        assert_eq!(o.host_keys, HostKeyPolicy::AcceptNew("/tmp/kh".into()));
+    }
 }

@@ -323,11 +323,16 @@ impl Cluster {
             remote.connect()?;
             let probe = "if [ -d /sys/module/sch_netem ] || modinfo sch_netem >/dev/null 2>&1; \
                          then echo netem; fi; command -v tc >/dev/null 2>&1 && echo tc; \
-                         command -v iptables >/dev/null 2>&1 && echo iptables; true";
+                         command -v iptables >/dev/null 2>&1 && echo iptables; \
+                         [ -e /etc/faultline/shared-clock ] && echo shared-clock; true";
             let found = remote.run(probe)?;
             let has = |w: &str| found.lines().any(|l| l.trim() == w);
             let caps = Capabilities {
-                can_skew_clock: true,
+                // A node that shares its kernel with another machine (an
+                // isolated local node, `local::isolated::SHARED_CLOCK_MARKER`)
+                // shares its clock too: `date -s` there would set that
+                // machine's.
+                can_skew_clock: !has("shared-clock"),
                 has_netem: has("netem") && has("tc"),
                 has_iptables: has("iptables"),
                 shares_host: false,

@@ -113,11 +113,15 @@ impl SshRemote {
     ///
     /// The command first reports its shell's pid on stderr (stripped from
     /// the output again), so a command that overruns its timeout can be
-    /// killed on the node instead of running on unseen.
+    /// killed on the node instead of running on unseen. Under sudo that
+    /// shell is made a session (and group) leader with `setsid -w`, as sshd
+    /// makes the shell of a command run as root: sudo leaves it in the
+    /// login shell's group, where killing its group would miss everything
+    /// it started.
     fn wrap(&self, command: &str) -> String {
         let tagged = format!("printf '{PID_TAG_PRINTF}%s\\n' \"$$\" >&2; {command}");
         if self.opts.sudo && self.opts.user != "root" {
-            format!("sudo -n -- sh -c {}", shell_quote(&tagged))
+            format!("sudo -n -- setsid -w sh -c {}", shell_quote(&tagged))
         } else {
             tagged
         }
@@ -136,8 +140,9 @@ impl SshRemote {
         // sshd makes the command's shell a session (and group) leader, so
         // the negative pid reaches everything it started in the foreground
         // or background; daemons started with setsid are left alone.
-        let kill =
-            format!("kill -KILL -- -{pid} 2>/dev/null || kill -KILL {pid} 2>/dev/null; true");
+        // No `--`: dash's kill (the `sh` that sudo runs) takes it for a
+        // pid and fails, which left the group alive.
+        let kill = format!("kill -KILL -{pid} 2>/dev/null || kill -KILL {pid} 2>/dev/null; true");
         let spawned = std::thread::Builder::new()
             .name(format!("kill-overrun-{}", self.name))
             .spawn(move || {

@@ -12,7 +12,7 @@ pub(super) fn build(paths: &Paths, state: &mut LocalState) -> Result<(), Cluster
         .map_err(|e| setup_err(format!("creating mount point {DEFAULT_WORK_DIR}"), e))?;
     fs::create_dir_all("/run/sshd").map_err(|e| setup_err("creating /run/sshd", e))?;
     for i in 0..state.nodes.len() {
-        let pid = start_node(paths, &state.nodes[i])?;
+        let pid = start_node(paths, &state.nodes[i], state.isolated.as_ref())?;
         state.nodes[i].pid = Some(pid);
         write_state(paths, state)?;
     }
@@ -72,6 +72,18 @@ pub(super) fn make_keys(paths: &Paths, state: &LocalState) -> Result<(), Cluster
             ));
         };
         known.push_str(&format!("{} {kind} {blob}\n", node.ip));
+        if state.isolated.is_some() {
+            // Inside the node's own root: paths of its own, copied there
+            // at start (isolated::node_script).
+            fs::write(
+                dir.join("sshd_config"),
+                isolated::sshd_config(&node.name, node.ip),
+            )
+            .map_err(|e| setup_err("writing sshd_config", e))?;
+            fs::write(dir.join("hosts"), hosts_file(state))
+                .map_err(|e| setup_err("writing hosts", e))?;
+            continue;
+        }
         let config = format!(
             "# sshd for faultline local node {name}\n\
              ListenAddress {ip}:22\n\
@@ -100,6 +112,16 @@ pub(super) fn make_keys(paths: &Paths, state: &LocalState) -> Result<(), Cluster
     }
     fs::write(paths.known_hosts(), known).map_err(|e| setup_err("writing known_hosts", e))?;
     Ok(())
+}
+
+/// `/etc/hosts` of an isolated node: loopback and every node by name.
+fn hosts_file(state: &LocalState) -> String {
+    let mut text =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for n in &state.nodes {
+        text.push_str(&format!("{}\t{}\n", n.ip, n.name));
+    }
+    text
 }
 
 pub(super) fn make_network(state: &LocalState) -> Result<(), ClusterError> {
@@ -150,21 +172,28 @@ pub(super) fn probe_netem(netns: &str) -> bool {
     ok
 }
 
-pub(super) fn start_node(paths: &Paths, node: &LocalNode) -> Result<u32, ClusterError> {
+pub(super) fn start_node(
+    paths: &Paths,
+    node: &LocalNode,
+    iso: Option<&isolated::IsolatedState>,
+) -> Result<u32, ClusterError> {
     let dir = paths.node(&node.name);
     let q = |p: PathBuf| crate::control::shell_quote(&p.display().to_string());
     // Runs as pid 1 of the node's pid namespace, in its own mount and uts
     // namespaces; sshd replaces it and so reaps whatever the node starts.
-    let script = format!(
-        "set -e; echo {name} > /proc/sys/kernel/hostname; \
+    let script = match iso {
+        Some(iso) => isolated::node_script(&node.name, &dir, &paths.authorized_keys(), iso),
+        None => format!(
+            "set -e; echo {name} > /proc/sys/kernel/hostname; \
          mount --bind {root} /root; mount --bind {work} {wd}; \
          exec {SSHD} -D -e -f {cfg}",
-        name = node.name,
-        root = q(dir.join("root")),
-        work = q(dir.join("work")),
-        wd = DEFAULT_WORK_DIR,
-        cfg = q(dir.join("sshd_config")),
-    );
+            name = node.name,
+            root = q(dir.join("root")),
+            work = q(dir.join("work")),
+            wd = DEFAULT_WORK_DIR,
+            cfg = q(dir.join("sshd_config")),
+        ),
+    };
     let log_path = dir.join("node.log");
     let log = fs::File::create(&log_path)
         .map_err(|e| setup_err(format!("creating {}", log_path.display()), e))?;

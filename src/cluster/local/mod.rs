@@ -23,6 +23,7 @@
 
 mod build;
 mod down;
+pub mod isolated;
 #[cfg(test)]
 mod tests;
 
@@ -110,6 +111,10 @@ pub struct LocalState {
     pub has_netem: bool,
     /// The nodes.
     pub nodes: Vec<LocalNode>,
+    /// Set when every node has its own root filesystem
+    /// ([`isolated`]); absent for nodes that share this machine's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolated: Option<isolated::IsolatedState>,
 }
 
 /// One node of the recorded state.
@@ -370,6 +375,7 @@ fn plan(spec: &LocalSpec) -> Result<LocalState, ClusterError> {
         bridge_ip,
         has_netem: false,
         nodes,
+        isolated: None,
     })
 }
 
@@ -456,11 +462,44 @@ pub fn status(state_dir: &Path) -> Result<Option<LocalStatus>, ClusterError> {
 /// already up. A broken one (a node died, a crash halfway through `up`) is
 /// removed and rebuilt.
 pub fn up(spec: &LocalSpec) -> Result<Cluster, ClusterError> {
+    up_with(spec, None)
+}
+
+/// [`up`] for isolated nodes ([`isolated`]): each node gets its own root
+/// filesystem on the base of `iso` (built and cached first if need be), the
+/// packages `iso` names offered in a local repository, and a non-root login
+/// user with sudo.
+pub fn up_isolated(
+    spec: &LocalSpec,
+    iso: &isolated::IsolatedSpec,
+) -> Result<Cluster, ClusterError> {
+    up_with(spec, Some(iso))
+}
+
+fn up_with(
+    spec: &LocalSpec,
+    iso: Option<&isolated::IsolatedSpec>,
+) -> Result<Cluster, ClusterError> {
     validate(spec)?;
     if !is_root() {
         return Err(ClusterError::NotRoot);
     }
     check_prerequisites()?;
+    // The base and the repository are caches shared by every isolated
+    // cluster, with locks of their own: made before this cluster's lock is
+    // taken, so a first build (minutes) does not hold it.
+    let isolated = match iso {
+        Some(iso) => {
+            let base = isolated::ensure_base(iso)?;
+            let repo = isolated::ensure_repo(iso, &base)?;
+            Some(isolated::IsolatedState {
+                base,
+                repo,
+                user: isolated::USER.to_string(),
+            })
+        }
+        None => None,
+    };
     let paths = Paths {
         dir: spec.state_dir.clone(),
     };
@@ -468,7 +507,8 @@ pub fn up(spec: &LocalSpec) -> Result<Cluster, ClusterError> {
     if let Some(st) = status(&spec.state_dir)? {
         let same = st.state.prefix == spec.prefix
             && st.state.subnet == spec.subnet
-            && st.state.nodes.len() == spec.nodes;
+            && st.state.nodes.len() == spec.nodes
+            && st.state.isolated == isolated;
         if st.healthy() && same {
             drop(lock);
             tracing::info!("local cluster already up in {}", spec.state_dir.display());
@@ -476,8 +516,13 @@ pub fn up(spec: &LocalSpec) -> Result<Cluster, ClusterError> {
         }
         if st.healthy() {
             return Err(ClusterError::Invalid(format!(
-                "a local cluster of {} nodes on {} (prefix {}) is already up in {}; \
+                "a{} local cluster of {} nodes on {} (prefix {}) is already up in {}; \
                  run `faultline cluster down` first",
+                if st.state.isolated.is_some() {
+                    "n isolated"
+                } else {
+                    ""
+                },
                 st.state.nodes.len(),
                 st.state.subnet,
                 st.state.prefix,
@@ -502,6 +547,7 @@ pub fn up(spec: &LocalSpec) -> Result<Cluster, ClusterError> {
     }
 
     let mut state = plan(spec)?;
+    state.isolated = isolated;
     let routes = sh("ip", &["-4", "route", "show", "table", "all"])?;
     let clashes = clashing_routes(&routes, &spec.subnet, &state.bridge);
     if !clashes.is_empty() {
@@ -547,12 +593,17 @@ pub fn attach(state_dir: &Path) -> Result<Cluster, ClusterError> {
         dir: state_dir.to_path_buf(),
     };
     let state = read_state(&paths)?.ok_or_else(|| ClusterError::NotUp(state_dir.to_path_buf()))?;
-    let opts = ssh_options(state_dir);
+    let mut opts = ssh_options(state_dir);
+    if let Some(iso) = &state.isolated {
+        // As on a real host: a user of its own, root through sudo.
+        opts.user = iso.user.clone();
+        opts.sudo = true;
+    }
     let caps = Capabilities {
         can_skew_clock: false,
         has_netem: state.has_netem,
         has_iptables: true,
-        shares_host: true,
+        shares_host: state.isolated.is_none(),
     };
     let results = crate::control::parallel(&state.nodes, |n| {
         let remote = SshRemote::new(&n.name, &n.ip.to_string(), opts.clone());
