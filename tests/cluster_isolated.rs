@@ -272,6 +272,40 @@ fn isolated_nodes_are_machines_of_their_own_driven_as_real_hosts() {
     }
     drop(hosts);
 
+    // Isolated nodes share this machine's clock: a clock fault there moves
+    // the db's clock by libfaketime, which etcd (a static Go binary) never
+    // reads, so it is refused before anything is touched, not run as a
+    // fault that silently does nothing.
+    let (code, out, err) = faultline(
+        &state,
+        &[
+            "run",
+            "--db",
+            "etcd",
+            "--workload",
+            "register",
+            "--nemesis",
+            "clock",
+            "--time-limit",
+            "5",
+            "--nodes",
+            &nodes,
+            "--ssh-user",
+            &a.user,
+            "--ssh-key",
+            &key,
+            "--known-hosts",
+            &known_s,
+            "--results",
+            &results_s,
+        ],
+    );
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("libfaketime") && err.contains("share this machine's clock"),
+        "{err}"
+    );
+
     let (code, out, err) = faultline(&state, &["cluster", "down"]);
     assert_eq!(code, 0, "{out}{err}");
     let left = leftovers(PREFIX, &state, SUBNET_PREFIX);

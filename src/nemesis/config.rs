@@ -625,9 +625,10 @@ pub fn load_named(dir: Option<&Path>, names: &[String]) -> Result<Vec<NemesisDef
 /// anything is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
-    /// The local cluster: network namespaces on this machine, whose nodes
-    /// share its one real-time clock.
-    pub local_cluster: bool,
+    /// The nodes share this machine's one real-time clock (the local
+    /// cluster's network namespaces, or isolated nodes reached as hosts):
+    /// clock faults move the db's clock with libfaketime.
+    pub clock_by_faketime: bool,
     /// The db can name its primaries (leader, master) for faults that
     /// target them.
     pub db_has_primaries: bool,
@@ -643,12 +644,13 @@ pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), Str
     let mut problems = Vec::new();
     for d in defs {
         if let (Family::Clock, true, Err(why)) =
-            (d.family, can.local_cluster, &can.db_faketime_clock)
+            (d.family, can.clock_by_faketime, &can.db_faketime_clock)
         {
             problems.push(format!(
-                "--nemesis {}: clock faults on the local cluster move the db's clock with \
-                 libfaketime, and this db cannot follow it: {why} (use real hosts with \
-                 --nodes, or partition, kill, pause, packet)",
+                "--nemesis {}: these nodes share this machine's clock (the local cluster, \
+                 or isolated nodes), so clock faults move the db's clock with libfaketime, \
+                 and this db cannot follow it: {why} (use real hosts with --nodes, or \
+                 partition, kill, pause, packet)",
                 d.name
             ));
         }
@@ -901,7 +903,7 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nemeses");
         let defs = load_named(Some(&dir), &["clock".into(), "partition-leader".into()]).unwrap();
         let local_no_primaries = Capabilities {
-            local_cluster: true,
+            clock_by_faketime: true,
             db_has_primaries: false,
             db_faketime_clock: Err("etcd is a static Go binary".into()),
         };
@@ -915,7 +917,7 @@ mod tests {
             "{e}"
         );
         let hosts_with_primaries = Capabilities {
-            local_cluster: false,
+            clock_by_faketime: false,
             db_has_primaries: true,
             db_faketime_clock: Err("etcd is a static Go binary".into()),
         };
@@ -923,7 +925,7 @@ mod tests {
         // A db that reads its clock through libc takes clock faults on the
         // local cluster.
         let local_libc = Capabilities {
-            local_cluster: true,
+            clock_by_faketime: true,
             db_has_primaries: true,
             db_faketime_clock: Ok(()),
         };
@@ -932,7 +934,7 @@ mod tests {
         // a db that can name them runs it as given.
         let part = load_named(None, &["partition".into()]).unwrap();
         let local_with_primaries = Capabilities {
-            local_cluster: true,
+            clock_by_faketime: true,
             db_has_primaries: true,
             db_faketime_clock: Err("no libc".into()),
         };

@@ -76,19 +76,24 @@ pub async fn run_test(
     let defs = config::load_named(Some(&dirs.nemeses), &spec.nemesis)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let db_has_primaries = db_names_primaries(&spec)?;
-    let local_cluster = matches!(cluster.kind(), crate::cluster::ClusterKind::Local { .. });
+    // The local cluster's nodes, and isolated nodes reached as hosts, share
+    // this machine's clock: theirs moves by libfaketime under the db.
+    let clock_by_faketime = cluster
+        .nodes()
+        .iter()
+        .any(|n| !n.capabilities().can_skew_clock);
     config::check_supported(
         &defs,
         config::Capabilities {
-            local_cluster,
+            clock_by_faketime,
             db_has_primaries,
             db_faketime_clock: db_faketime_clock(&spec)?,
         },
     )
     .map_err(|e| anyhow::anyhow!(e))?;
-    // Clock faults on the local cluster need the db started under
-    // libfaketime (nemesis::clock).
-    let fake_clocks = local_cluster && defs.iter().any(|d| d.family == nemesis::Family::Clock);
+    // Clock faults there need the db started under libfaketime
+    // (nemesis::clock).
+    let fake_clocks = clock_by_faketime && defs.iter().any(|d| d.family == nemesis::Family::Clock);
     let requested: Vec<RequestedFault> = defs.iter().map(|d| d.requested()).collect();
     let run_dir = RunDir::create(
         &dirs.results,
@@ -856,7 +861,9 @@ fn find_workload(name: &str, dir: &Path) -> anyhow::Result<Workload> {
 /// Checks a test before any cluster is built: its fields, its workload
 /// file, that the db's clients can run the workload, its nemesis names
 /// (an unknown one lists every valid name), and that the cluster
-/// (`local_cluster`: the local one) and db can do the faults asked for.
+/// (`local_cluster`: the local one, whose clocks move by libfaketime; given
+/// hosts are probed when connected, in `run_test`) and db can do the faults
+/// asked for.
 pub fn preflight(spec: &TestSpec, dirs: &Dirs, local_cluster: bool) -> anyhow::Result<()> {
     spec.validate().map_err(|e| anyhow::anyhow!(e))?;
     let workload = find_workload(&spec.workload, &dirs.workloads)?;
@@ -864,7 +871,7 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs, local_cluster: bool) -> anyhow::R
     let defs = config::load_named(Some(&dirs.nemeses), &spec.nemesis)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let can = config::Capabilities {
-        local_cluster,
+        clock_by_faketime: local_cluster,
         db_has_primaries: db_names_primaries(spec)?,
         db_faketime_clock: db_faketime_clock(spec)?,
     };
