@@ -470,7 +470,15 @@ impl Client for PostgresClient {
             }
             _ => None,
         };
-        self.connect().await
+        match self.connect().await {
+            // Reads on a standby need no primary: while it is down they
+            // go on, and a write connects when it comes.
+            Err(e) if self.standby.is_some() => {
+                tracing::debug!("postgres primary: {}; reads go to the standby", e.message);
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
