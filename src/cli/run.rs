@@ -66,7 +66,9 @@ pub struct Args {
     /// Reads: etcd linearizable (default) or serializable (local, maybe
     /// stale); ZooKeeper plain (default, maybe stale) or sync (sync first);
     /// Redis replica (default: the worker's own node) or primary; memory
-    /// linearizable (default) or stale (a fault for testing the harness).
+    /// linearizable (default) or stale (a fault for testing the harness);
+    /// PostgreSQL linearizable (default: one server), primary or replica
+    /// (hot standbys on the other nodes; replica: read-only txns to one).
     /// The checkers assume what the db's reads guarantee.
     #[arg(long)]
     read_mode: Option<String>,

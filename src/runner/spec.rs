@@ -331,10 +331,12 @@ mod tests {
         let e = resolved("redis", "linearizable").unwrap_err();
         assert!(e.starts_with("read_mode: ") && e.contains("primary"), "{e}");
         let e = resolved("postgres", "serializable").unwrap_err();
-        assert_eq!(
-            e,
-            "read_mode: postgres has no read mode \"serializable\"; its reads are linearizable"
+        assert!(
+            e.starts_with("read_mode: unknown read mode \"serializable\" for postgres")
+                && e.contains("linearizable (one server, the default)"),
+            "{e}"
         );
+        assert_eq!(resolved("postgres", "replica").as_deref(), Ok("replica"));
 
         // Isolation is PostgreSQL's, typed there.
         let mut pg = spec("postgres", "");

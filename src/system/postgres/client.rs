@@ -24,6 +24,16 @@
 //!   the server says it rolled back;
 //! - anything else during `COMMIT` — the connection lost, a timeout, the
 //!   server shutting down — is `info`: it may have committed.
+//!
+//! Where a transaction goes ([`PostgresReadMode`]): by default, and with
+//! `primary`, every transaction goes to the primary. With `replica`, a
+//! transaction whose micro-operations are all reads goes to a hot standby
+//! (the worker's own node when it is one, otherwise one picked by worker
+//! number), as a `READ ONLY` transaction at the same level, except that a
+//! standby refuses `SERIALIZABLE`, so there it is `REPEATABLE READ` (one
+//! snapshot: the same reads for a read-only transaction). Any error there
+//! is `fail`: a read-only transaction changes nothing, whatever becomes of
+//! its `COMMIT`.
 
 use crate::client::{Client, ClientError, ClientFactory, Completion, Invocation};
 use serde_json::{json, Value};
@@ -88,11 +98,63 @@ impl FromStr for Isolation {
     }
 }
 
+/// Where transactions go, and what is deployed for them (`--read-mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PostgresReadMode {
+    /// One server on the first node; every transaction goes to it.
+    #[default]
+    Linearizable,
+    /// A primary on the first node and hot standbys on the others; every
+    /// transaction goes to the primary (the standbys only replicate).
+    Primary,
+    /// A primary and hot standbys; read-only transactions go to a standby,
+    /// the others to the primary.
+    Replica,
+}
+
+impl PostgresReadMode {
+    /// The mode as `--read-mode` and `test.json` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PostgresReadMode::Linearizable => "linearizable",
+            PostgresReadMode::Primary => "primary",
+            PostgresReadMode::Replica => "replica",
+        }
+    }
+
+    /// Whether hot standbys are deployed next to the primary.
+    pub fn replicated(self) -> bool {
+        self != PostgresReadMode::Linearizable
+    }
+}
+
+impl FromStr for PostgresReadMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "linearizable" => Ok(PostgresReadMode::Linearizable),
+            "primary" => Ok(PostgresReadMode::Primary),
+            "replica" => Ok(PostgresReadMode::Replica),
+            other => Err(format!(
+                "unknown read mode {other:?} for postgres; use linearizable (one server, the \
+                 default), primary (a primary and hot standbys, everything to the primary) or \
+                 replica (read-only transactions to a standby)"
+            )),
+        }
+    }
+}
+
 /// What every client of a test shares.
 #[derive(Clone, Debug)]
 pub struct PostgresClientOptions {
-    /// The server's address.
+    /// The primary's (the only server's) address.
     pub host: String,
+    /// The hot standbys, (node name, address), in node order; empty with
+    /// one server.
+    pub standbys: Vec<(String, String)>,
+    /// Where transactions go.
+    pub read_mode: PostgresReadMode,
     /// Its port.
     pub port: u16,
     /// The user (trusted, no password).
@@ -113,6 +175,8 @@ impl PostgresClientOptions {
     pub fn new(host: &str, port: u16) -> Self {
         PostgresClientOptions {
             host: host.to_string(),
+            standbys: Vec::new(),
+            read_mode: PostgresReadMode::Linearizable,
             port,
             user: "postgres".into(),
             dbname: DATABASE.into(),
@@ -123,8 +187,8 @@ impl PostgresClientOptions {
     }
 }
 
-/// Makes the clients of a test: all of them talk to the one server,
-/// whatever node their worker is assigned.
+/// Makes the clients of a test: writes (and, but with `replica`, every
+/// transaction) go to the primary, whatever node their worker is assigned.
 #[derive(Clone, Debug)]
 pub struct PostgresClientFactory {
     opts: Arc<PostgresClientOptions>,
@@ -138,17 +202,20 @@ impl PostgresClientFactory {
         }
     }
 
-    /// A new, unopened client.
-    pub fn client(&self) -> PostgresClient {
+    /// A new, unopened client for worker `worker`.
+    pub fn client(&self, worker: usize) -> PostgresClient {
         PostgresClient {
             opts: self.opts.clone(),
+            worker,
             conn: None,
+            standby: None,
+            standby_conn: None,
         }
     }
 
     /// As the runner's factory.
     pub fn into_factory(self) -> ClientFactory {
-        Box::new(move |_| Box::new(self.client()) as Box<dyn Client>)
+        Box::new(move |w| Box::new(self.client(w)) as Box<dyn Client>)
     }
 }
 
@@ -165,10 +232,39 @@ impl Drop for Conn {
     }
 }
 
-/// One connection, used by one worker at a time.
+/// One worker's connections: to the primary, and with `replica` to the
+/// standby its reads go to.
 pub struct PostgresClient {
     opts: Arc<PostgresClientOptions>,
+    /// The worker number (picks a standby when its node is none).
+    worker: usize,
     conn: Option<Conn>,
+    /// The address read-only transactions go to (`replica`, once opened).
+    standby: Option<String>,
+    standby_conn: Option<Conn>,
+}
+
+/// The standby that reads of a worker on `node` go to: that node when it
+/// is a standby, otherwise the `worker`-th standby (round robin); `None`
+/// when there are none.
+pub fn standby_for<'a>(
+    standbys: &'a [(String, String)],
+    node: &str,
+    worker: usize,
+) -> Option<&'a str> {
+    if standbys.is_empty() {
+        return None;
+    }
+    let (_, host) = standbys
+        .iter()
+        .find(|(name, _)| name == node)
+        .unwrap_or(&standbys[worker % standbys.len()]);
+    Some(host)
+}
+
+/// Whether a transaction only reads (and so may go to a standby).
+fn read_only(mops: &[Mop]) -> bool {
+    mops.iter().all(|m| matches!(m, Mop::Read(_)))
 }
 
 /// Where in a transaction an error happened.
@@ -202,42 +298,48 @@ fn classify(e: &tokio_postgres::Error, stage: Stage) -> ClientError {
     }
 }
 
+/// A connection to the server at `host`.
+async fn connect(opts: &PostgresClientOptions, host: &str) -> Result<Conn, ClientError> {
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(host)
+        .port(opts.port)
+        .user(&opts.user)
+        .dbname(&opts.dbname)
+        .connect_timeout(opts.connect_timeout);
+    let (client, connection) = tokio::time::timeout(opts.connect_timeout, cfg.connect(NoTls))
+        .await
+        .map_err(|_| ClientError::not_applied("connect timed out"))?
+        .map_err(|e| ClientError::not_applied(format!("connect: {e}")))?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("postgres connection ended: {e}");
+        }
+    });
+    Ok(Conn { client, task })
+}
+
 impl PostgresClient {
     async fn connect(&mut self) -> Result<(), ClientError> {
-        let mut cfg = tokio_postgres::Config::new();
-        cfg.host(&self.opts.host)
-            .port(self.opts.port)
-            .user(&self.opts.user)
-            .dbname(&self.opts.dbname)
-            .connect_timeout(self.opts.connect_timeout);
-        let (client, connection) =
-            tokio::time::timeout(self.opts.connect_timeout, cfg.connect(NoTls))
-                .await
-                .map_err(|_| ClientError::not_applied("connect timed out"))?
-                .map_err(|e| ClientError::not_applied(format!("connect: {e}")))?;
-        let task = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!("postgres connection ended: {e}");
-            }
-        });
-        self.conn = Some(Conn { client, task });
+        self.conn = Some(connect(&self.opts, &self.opts.host).await?);
         Ok(())
     }
 
-    /// Runs the transaction; the completed micro-operations, or the error
-    /// with its class.
-    async fn txn(&self, mops: &[Mop]) -> Result<Value, (ClientError, Stage)> {
-        let Some(conn) = &self.conn else {
+    /// Runs the transaction on `conn` (`standby`: a hot standby's, read
+    /// only); the completed micro-operations, or the error with its class.
+    async fn txn(
+        &self,
+        conn: Option<&Conn>,
+        standby: bool,
+        mops: &[Mop],
+    ) -> Result<Value, (ClientError, Stage)> {
+        let Some(conn) = conn else {
             return Err((ClientError::not_applied("not connected"), Stage::Body));
         };
         let c = &conn.client;
         let body = |e: tokio_postgres::Error| (classify(&e, Stage::Body), Stage::Body);
-        c.batch_execute(&format!(
-            "BEGIN ISOLATION LEVEL {}",
-            self.opts.isolation.sql()
-        ))
-        .await
-        .map_err(body)?;
+        c.batch_execute(&begin(self.opts.isolation, standby))
+            .await
+            .map_err(body)?;
         let mut out = Vec::with_capacity(mops.len());
         for m in mops {
             let done = match m {
@@ -294,6 +396,20 @@ impl PostgresClient {
     }
 }
 
+/// The statement opening a transaction at `isolation`; on a standby
+/// `READ ONLY`, and `REPEATABLE READ` for `SERIALIZABLE`, which a hot
+/// standby refuses ("cannot use serializable mode in a hot standby").
+fn begin(isolation: Isolation, standby: bool) -> String {
+    if !standby {
+        return format!("BEGIN ISOLATION LEVEL {}", isolation.sql());
+    }
+    let level = match isolation {
+        Isolation::Serializable => Isolation::RepeatableRead,
+        other => other,
+    };
+    format!("BEGIN ISOLATION LEVEL {} READ ONLY", level.sql())
+}
+
 /// A decoded micro-operation.
 #[derive(Clone, Debug, PartialEq)]
 enum Mop {
@@ -345,9 +461,24 @@ fn parse_list(text: &str) -> Result<Vec<i64>, String> {
 
 #[async_trait::async_trait]
 impl Client for PostgresClient {
-    async fn open(&mut self, _node: &str) -> Result<(), ClientError> {
+    async fn open(&mut self, node: &str) -> Result<(), ClientError> {
         self.conn = None;
-        self.connect().await
+        self.standby_conn = None;
+        self.standby = match self.opts.read_mode {
+            PostgresReadMode::Replica => {
+                standby_for(&self.opts.standbys, node, self.worker).map(String::from)
+            }
+            _ => None,
+        };
+        match self.connect().await {
+            // Reads on a standby need no primary: while it is down they
+            // go on, and a write connects when it comes.
+            Err(e) if self.standby.is_some() => {
+                tracing::debug!("postgres primary: {}; reads go to the standby", e.message);
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
@@ -361,19 +492,22 @@ impl Client for PostgresClient {
             Ok(m) => m,
             Err(e) => return Completion::fail(inv.value.clone(), e),
         };
-        if self.conn.as_ref().map_or(true, |c| c.client.is_closed()) {
-            // Nothing is sent until a connection is up.
-            if let Err(e) = self.connect().await {
-                return Completion::from_error(inv.value.clone(), &e);
-            }
-        }
         // Give up a little before the runner does, so the outcome is ours
         // to classify.
         let budget = inv
             .timeout
             .checked_sub(Duration::from_millis(200))
             .unwrap_or(inv.timeout / 2);
-        let result = tokio::time::timeout(budget, self.txn(&mops)).await;
+        if let Some(host) = self.standby.clone().filter(|_| read_only(&mops)) {
+            return self.read_on_standby(&host, &mops, inv, budget).await;
+        }
+        if self.conn.as_ref().map_or(true, |c| c.client.is_closed()) {
+            // Nothing is sent until a connection is up.
+            if let Err(e) = self.connect().await {
+                return Completion::from_error(inv.value.clone(), &e);
+            }
+        }
+        let result = tokio::time::timeout(budget, self.txn(self.conn.as_ref(), false, &mops)).await;
         match result {
             Ok(Ok(v)) => Completion::ok(v),
             Ok(Err((e, stage))) => {
@@ -401,7 +535,52 @@ impl Client for PostgresClient {
 
     async fn close(&mut self) -> Result<(), ClientError> {
         self.conn = None;
+        self.standby_conn = None;
         Ok(())
+    }
+}
+
+impl PostgresClient {
+    /// A read-only transaction on the standby at `host`. Every way it can
+    /// end but `ok` is `fail`: it changes nothing, committed or not.
+    async fn read_on_standby(
+        &mut self,
+        host: &str,
+        mops: &[Mop],
+        inv: &Invocation,
+        budget: Duration,
+    ) -> Completion {
+        if self
+            .standby_conn
+            .as_ref()
+            .map_or(true, |c| c.client.is_closed())
+        {
+            match connect(&self.opts, host).await {
+                Ok(c) => self.standby_conn = Some(c),
+                Err(e) => {
+                    return Completion::fail(
+                        inv.value.clone(),
+                        format!("standby {host}: {}", e.message),
+                    )
+                }
+            }
+        }
+        let result =
+            tokio::time::timeout(budget, self.txn(self.standby_conn.as_ref(), true, mops)).await;
+        match result {
+            Ok(Ok(v)) => Completion::ok(v),
+            Ok(Err((e, _))) => {
+                self.standby_conn = None;
+                Completion::fail(inv.value.clone(), format!("standby {host}: {}", e.message))
+            }
+            Err(_) => {
+                self.standby_conn = None;
+                Completion::fail(
+                    inv.value.clone(),
+                    format!("standby {host}: timeout after {budget:?}"),
+                )
+            }
+        }
     }
 }
 
@@ -431,6 +610,68 @@ mod tests {
         assert!(decode(&json!([["x", 1, 2]])).is_err());
         assert!(decode(&json!([["r", "k", null]])).is_err());
         assert!(decode(&json!(5)).is_err());
+    }
+
+    #[test]
+    fn read_modes_parse_and_say_what_they_deploy() {
+        for m in [
+            PostgresReadMode::Linearizable,
+            PostgresReadMode::Primary,
+            PostgresReadMode::Replica,
+        ] {
+            assert_eq!(m.name().parse::<PostgresReadMode>(), Ok(m));
+        }
+        assert_eq!(PostgresReadMode::default(), PostgresReadMode::Linearizable);
+        assert!(!PostgresReadMode::Linearizable.replicated());
+        assert!(PostgresReadMode::Primary.replicated());
+        assert!(PostgresReadMode::Replica.replicated());
+        let e = "standby".parse::<PostgresReadMode>().unwrap_err();
+        assert!(
+            e.starts_with("unknown read mode \"standby\" for postgres")
+                && e.contains("replica (read-only transactions to a standby)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reads_go_to_the_workers_own_standby_or_one_by_worker_number() {
+        let standbys = vec![
+            ("n2".to_string(), "10.0.0.2".to_string()),
+            ("n3".to_string(), "10.0.0.3".to_string()),
+        ];
+        // A worker on a standby reads there, whatever its number.
+        assert_eq!(standby_for(&standbys, "n3", 0), Some("10.0.0.3"));
+        assert_eq!(standby_for(&standbys, "n2", 7), Some("10.0.0.2"));
+        // A worker on the primary's node takes turns by number.
+        assert_eq!(standby_for(&standbys, "n1", 0), Some("10.0.0.2"));
+        assert_eq!(standby_for(&standbys, "n1", 1), Some("10.0.0.3"));
+        assert_eq!(standby_for(&standbys, "n1", 2), Some("10.0.0.2"));
+        // No standby: nothing to route to.
+        assert_eq!(standby_for(&[], "n1", 0), None);
+    }
+
+    #[test]
+    fn only_transactions_that_only_read_are_read_only() {
+        let ops = |v: Value| decode(&v).unwrap();
+        assert!(read_only(&ops(json!([["r", 1, null], ["r", 2, null]]))));
+        assert!(!read_only(&ops(json!([["r", 1, null], ["append", 2, 5]]))));
+        assert!(!read_only(&ops(json!([["w", 3, 7]]))));
+    }
+
+    #[test]
+    fn a_standby_transaction_is_read_only_and_never_serializable() {
+        assert_eq!(
+            begin(Isolation::Serializable, false),
+            "BEGIN ISOLATION LEVEL SERIALIZABLE"
+        );
+        assert_eq!(
+            begin(Isolation::Serializable, true),
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        );
+        assert_eq!(
+            begin(Isolation::ReadCommitted, true),
+            "BEGIN ISOLATION LEVEL READ COMMITTED READ ONLY"
+        );
     }
 
     #[test]

@@ -1,13 +1,22 @@
 //! PostgreSQL: Debian's `postgresql` package, one server on the FIRST node
-//! of the cluster (the other nodes take part in nothing: every step on
-//! them is a no-op), started as the `postgres` user (the server refuses to
+//! of the cluster, started as the `postgres` user (the server refuses to
 //! run as root) with a pid file and a log file under the node's work
 //! directory, listening on the node's address with trust authentication
 //! for the controller's address and the node's own subnets.
 //!
-//! The data directory is made by `initdb` on first configuration; the
-//! database [`DATABASE`](super::client::DATABASE) and the tables
-//! of the transactional workloads are created once the server answers.
+//! By default the other nodes take part in nothing: every step on them is
+//! a no-op. With [`PostgresOptions::standbys`] each of them runs a hot
+//! standby of the first (streaming replication, asynchronous unless
+//! `--db-opt synchronous_standby_names` says otherwise): its data
+//! directory is copied from the running primary by `pg_basebackup -R`
+//! (which writes `standby.signal` and `primary_conninfo`) the first time
+//! it starts, after which it starts and stops like any server. There is
+//! no failover: the primary stays on the first node.
+//!
+//! The primary's data directory is made by `initdb` on first
+//! configuration; the database [`DATABASE`](super::client::DATABASE) and
+//! the tables of the transactional workloads are created on it once it
+//! answers, and reach the standbys by replication.
 //! kill, pause and resume signal the server's whole process group (the
 //! postmaster and its backends), so a paused server is really frozen and
 //! a killed one leaves no backend holding its shared memory.
@@ -28,6 +37,8 @@ pub struct PostgresOptions {
     /// postgresql.conf settings (`--db-opt`), written to `faultline.conf`
     /// in the data directory, which postgresql.conf includes last.
     pub settings: Vec<crate::system::DbOpt>,
+    /// Whether every node but the first runs a hot standby of it.
+    pub standbys: bool,
 }
 
 impl Default for PostgresOptions {
@@ -35,25 +46,48 @@ impl Default for PostgresOptions {
         PostgresOptions {
             port: 5432,
             settings: Vec::new(),
+            standbys: false,
         }
     }
 }
 
-/// The `faultline.conf` of `settings`: one `key = 'value'` line each,
-/// quotes doubled.
+/// What a replicated primary is given ahead of `--db-opt` (which may
+/// override them): PostgreSQL's defaults since version 10, written out so
+/// that the set-up says what it relies on.
+pub const REPLICATION_SETTINGS: &[(&str, &str)] = &[
+    ("wal_level", "replica"),
+    ("hot_standby", "on"),
+    ("max_wal_senders", "10"),
+];
+
+/// `key = 'value'` lines of `settings`, quotes doubled.
 pub fn settings_conf(settings: &[crate::system::DbOpt]) -> String {
-    settings
-        .iter()
-        .map(|o| format!("{} = '{}'\n", o.key, o.value.replace('\'', "''")))
+    conf_lines(settings.iter().map(|o| (o.key.as_str(), o.value.as_str())))
+}
+
+/// The `faultline.conf` of a server: with `replicated`,
+/// [`REPLICATION_SETTINGS`] first, then `settings`, so that a `--db-opt`
+/// of the same name (a later line) wins.
+pub fn faultline_conf(settings: &[crate::system::DbOpt], replicated: bool) -> String {
+    let ours = REPLICATION_SETTINGS.iter().filter(|_| replicated).copied();
+    conf_lines(ours.chain(settings.iter().map(|o| (o.key.as_str(), o.value.as_str()))))
+}
+
+fn conf_lines<'a>(lines: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    lines
+        .map(|(k, v)| format!("{k} = '{}'\n", v.replace('\'', "''")))
         .collect()
 }
 
-/// PostgreSQL on the first node of a cluster.
+/// PostgreSQL on the first node of a cluster, and hot standbys of it on
+/// the others when asked.
 #[derive(Debug, Clone)]
 pub struct Postgres {
     opts: PostgresOptions,
-    /// (name, host) of the node that runs the server.
+    /// (name, host) of the node that runs the server (the primary).
     primary: Option<(String, String)>,
+    /// (name, host) of the nodes that run a hot standby.
+    standbys: Vec<(String, String)>,
 }
 
 /// Finds the newest installed server's bin directory, or fails.
@@ -61,14 +95,32 @@ const BINDIR: &str = "B=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V 
      [ -n \"$B\" ] && [ -x \"$B/postgres\" ] || { echo 'postgresql is not installed (/usr/lib/postgresql/*/bin/postgres)' >&2; exit 1; }; ";
 
 impl Postgres {
-    /// A server on the first of `nodes`.
+    /// A server on the first of `nodes`, and with `opts.standbys` a hot
+    /// standby on each of the others.
     pub fn new(opts: PostgresOptions, nodes: &[Node]) -> Self {
+        let named = |n: &Node| (n.name().to_string(), n.host().to_string());
         Postgres {
+            primary: nodes.first().map(named),
+            standbys: if opts.standbys {
+                nodes.iter().skip(1).map(named).collect()
+            } else {
+                Vec::new()
+            },
             opts,
-            primary: nodes
-                .first()
-                .map(|n| (n.name().to_string(), n.host().to_string())),
         }
+    }
+
+    /// The nodes that run a hot standby, (name, host), in node order.
+    pub fn standbys(&self) -> &[(String, String)] {
+        &self.standbys
+    }
+
+    fn is_primary(&self, node: &Node) -> bool {
+        self.primary.as_ref().is_some_and(|(n, _)| n == node.name())
+    }
+
+    fn is_standby(&self, node: &Node) -> bool {
+        self.standbys.iter().any(|(n, _)| n == node.name())
     }
 
     /// The address clients connect to (the first node's host).
@@ -82,7 +134,7 @@ impl Postgres {
     }
 
     fn runs_on(&self, node: &Node) -> bool {
-        self.primary.as_ref().is_some_and(|(n, _)| n == node.name())
+        self.is_primary(node) || self.is_standby(node)
     }
 
     /// The node's postgres directory (data, socket, log, pid file).
@@ -131,18 +183,62 @@ impl Postgres {
         }
     }
 
-    /// One readiness probe, then the database and tables.
+    /// Copies the primary's data directory to a standby that has none yet
+    /// (`pg_basebackup -R`: `standby.signal` and a `primary_conninfo` whose
+    /// `application_name` is the node's name, which
+    /// `synchronous_standby_names` can list), waiting up to a minute for
+    /// the primary to answer, since every node starts at once.
+    fn base_backup(&self, node: &Node, bindir: &str) -> Result<(), DbError> {
+        let Some((_, primary)) = &self.primary else {
+            return Err(self.err(node, "base backup", "no primary node"));
+        };
+        let dir = shell_quote(&self.dir(node));
+        let data = shell_quote(&self.data_dir(node));
+        let port = self.opts.port;
+        let conninfo = shell_quote(&format!(
+            "host={primary} port={port} user=postgres application_name={}",
+            node.name()
+        ));
+        let script = format!(
+            "B={b}; [ -s {data}/PG_VERSION ] && exit 0; \
+             i=0; until \"$B/pg_isready\" -q -h {host} -p {port}; do \
+               i=$((i+1)); [ $i -ge 300 ] && {{ echo 'the primary {primary}:{port} did not answer within 60 s' >&2; exit 1; }}; \
+               sleep 0.2; done; \
+             rm -rf {data}; \
+             setpriv --reuid=postgres --regid=postgres --init-groups \"$B/pg_basebackup\" \
+               -d {conninfo} -D {data} -R -X stream --checkpoint=fast --no-sync \
+               >> {dir}/basebackup.log 2>&1 \
+               || {{ tail -n 20 {dir}/basebackup.log >&2; rm -rf {data}; exit 1; }}",
+            b = shell_quote(bindir),
+            host = shell_quote(primary),
+        );
+        node.run(&script)
+            .map(|_| ())
+            .map_err(|e| self.err(node, "base backup (pg_basebackup)", e))
+    }
+
+    /// One readiness probe: on the primary, then the database and tables;
+    /// on a standby, that it is in recovery and has replayed them.
     fn probe(&self, node: &Node) -> Result<(), String> {
         let dir = shell_quote(&self.dir(node));
         let port = self.opts.port;
-        let script = format!(
+        let script = if self.is_standby(node) {
+            format!(
+                "{BINDIR}\"$B/pg_isready\" -q -h {dir} -p {port} || {{ echo 'not ready' >&2; exit 1; }}; \
+                 r=$(\"$B/psql\" -X -q -A -t -h {dir} -p {port} -U postgres -d {DATABASE} \
+                   -c \"SELECT pg_is_in_recovery() AND to_regclass('la') IS NOT NULL AND to_regclass('rw') IS NOT NULL\" 2>&1); \
+                 [ \"$r\" = t ] || {{ echo \"standby not in recovery with the tables replayed: $r\" >&2; exit 1; }}"
+            )
+        } else {
+            format!(
             "{BINDIR}\"$B/pg_isready\" -q -h {dir} -p {port} || {{ echo 'not ready' >&2; exit 1; }}; \
              P=\"$B/psql -X -q -v ON_ERROR_STOP=1 -h {dir} -p {port} -U postgres\"; \
              $P -d postgres -tAc \"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'\" | grep -q 1 || \
              $P -d postgres -c 'CREATE DATABASE {DATABASE}' || exit 1; \
              $P -d {DATABASE} -c {schema}",
-            schema = shell_quote(SCHEMA),
-        );
+                schema = shell_quote(SCHEMA),
+            )
+        };
         match node.exec(&script) {
             Ok(o) if o.success() => Ok(()),
             Ok(o) => Err(o.stderr.trim().to_string()),
@@ -198,7 +294,8 @@ impl Db for Postgres {
         )
     }
 
-    /// The server on the first node; nothing runs on the others.
+    /// The server on the first node, a standby on each of the others
+    /// when asked; otherwise nothing runs on them.
     fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
         self.runs_on(node).then(|| NodeDaemon {
             daemon: self.daemon(node),
@@ -218,6 +315,23 @@ impl Db for Postgres {
         }
         let dir = shell_quote(&self.dir(node));
         let data = shell_quote(&self.data_dir(node));
+        if self.is_standby(node) {
+            // Its data directory is the primary's, copied when it first
+            // starts (the primary must run by then).
+            return node
+                .run(&format!(
+                    "chmod a+x {work}; mkdir -p {dir}; chown postgres: {dir}; chmod 755 {dir}",
+                    work = shell_quote(node.work_dir()),
+                ))
+                .map(|_| ())
+                .map_err(|e| self.err(node, "configure (standby directory)", e));
+        }
+        // Standbys stream the WAL as `postgres` from the node subnets.
+        let replication = if self.standbys.is_empty() {
+            ""
+        } else {
+            "echo 'host replication all samenet trust'; "
+        };
         // The postgres user must reach its directory through the work dir.
         // The controller's address is the one SSH sees us come from.
         let script = format!(
@@ -229,19 +343,20 @@ impl Db for Postgres {
              fi; \
              c=${{SSH_CLIENT%% *}}; \
              {{ echo 'local all all trust'; echo 'host all all 127.0.0.1/32 trust'; \
-                echo 'host all all samenet trust'; \
+                echo 'host all all samenet trust'; {replication}\
                 case \"$c\" in *:*) echo \"host all all $c/128 trust\";; ?*) echo \"host all all $c/32 trust\";; esac; \
              }} > {data}/pg_hba.conf; chown postgres: {data}/pg_hba.conf; \
              printf '%s' {settings} > {data}/faultline.conf; chown postgres: {data}/faultline.conf; \
              grep -qx \"include_if_exists = 'faultline.conf'\" {data}/postgresql.conf \
                || echo \"include_if_exists = 'faultline.conf'\" >> {data}/postgresql.conf",
             work = shell_quote(node.work_dir()),
-            settings = shell_quote(&settings_conf(&self.opts.settings)),
+            settings = shell_quote(&faultline_conf(&self.opts.settings, !self.standbys.is_empty())),
         );
         node.run(&script)
             .map_err(|e| self.err(node, "configure (initdb)", e))?;
         // A server left running by an earlier test keeps its rows: empty
-        // the tables so values stay unique per key within this test.
+        // the tables so values stay unique per key within this test (the
+        // standbys replay it).
         if self.daemon(node).is_running(node)? {
             let port = self.opts.port;
             node.run(&format!(
@@ -257,6 +372,9 @@ impl Db for Postgres {
             return Ok(());
         }
         let b = self.bindir(node)?;
+        if self.is_standby(node) {
+            self.base_backup(node, &b)?;
+        }
         let listen = if node.host().parse::<std::net::IpAddr>().is_ok() {
             node.host().to_string()
         } else {
@@ -339,12 +457,13 @@ impl Db for Postgres {
     }
 
     fn wait_healthy(&self, nodes: &[Node], timeout: Duration) -> Result<(), DbError> {
-        let Some(node) = nodes.iter().find(|n| self.runs_on(n)) else {
+        let ours: Vec<Node> = nodes.iter().filter(|n| self.runs_on(n)).cloned().collect();
+        if ours.is_empty() {
             return Ok(());
-        };
+        }
         crate::db::poll_healthy(
             "postgres",
-            std::slice::from_ref(node),
+            &ours,
             timeout,
             Duration::from_millis(100),
             |pending| pending.iter().map(|n| self.probe(n)).collect(),
@@ -356,9 +475,14 @@ impl Db for Postgres {
         if !self.runs_on(node) {
             return Vec::new();
         }
+        let setup = if self.is_standby(node) {
+            "basebackup.log"
+        } else {
+            "initdb.log"
+        };
         vec![
             self.daemon(node).log_file,
-            format!("{}/initdb.log", self.dir(node)),
+            format!("{}/{setup}", self.dir(node)),
         ]
     }
 
@@ -389,10 +513,11 @@ impl Db for Postgres {
         }))
     }
 
+    /// The first node: standbys are never promoted.
     fn primaries(&self, nodes: &[Node]) -> Result<Vec<String>, DbError> {
         Ok(nodes
             .iter()
-            .filter(|n| self.runs_on(n))
+            .filter(|n| self.is_primary(n))
             .map(|n| n.name().to_string())
             .collect())
     }

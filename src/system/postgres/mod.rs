@@ -1,11 +1,15 @@
-//! PostgreSQL: one server on the first node ([`db`]), transactions of the
-//! `list-append`, `rw-register` and `long-fork` workloads at an isolation
-//! level ([`client`], tokio-postgres).
+//! PostgreSQL: one server on the first node, or with `--read-mode primary`
+//! or `replica` a primary there and hot standbys on the others ([`db`]);
+//! transactions of the `list-append`, `rw-register` and `long-fork`
+//! workloads at an isolation level ([`client`], tokio-postgres), read-only
+//! ones sent to a standby with `replica`.
 
 pub mod client;
 pub mod db;
 
-pub use client::{Isolation, PostgresClient, PostgresClientFactory, PostgresClientOptions};
+pub use client::{
+    Isolation, PostgresClient, PostgresClientFactory, PostgresClientOptions, PostgresReadMode,
+};
 pub use db::{Postgres, PostgresOptions};
 
 use super::{ClientSettings, Configured, Deployed, Package, Reads, System};
@@ -24,10 +28,6 @@ pub const PACKAGES: &[Package] = &[Package {
     package: "postgresql",
 }];
 
-/// Its reads are those of its transactions (the isolation level decides
-/// what they see); there is no other read mode.
-const READ_MODE: &str = "linearizable";
-
 impl System for PostgresSystem {
     fn name(&self) -> &'static str {
         "postgres"
@@ -42,7 +42,7 @@ impl System for PostgresSystem {
     }
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
-        super::only_read_mode(self.name(), choice.read_mode, READ_MODE)?;
+        let read_mode: PostgresReadMode = choice.read_mode_or_default()?;
         let isolation = if choice.isolation.is_empty() {
             Isolation::Serializable
         } else {
@@ -59,6 +59,7 @@ impl System for PostgresSystem {
             ));
         }
         Ok(Box::new(PostgresConfig {
+            read_mode,
             isolation,
             settings,
         }))
@@ -67,6 +68,7 @@ impl System for PostgresSystem {
 
 #[derive(Debug)]
 struct PostgresConfig {
+    read_mode: PostgresReadMode,
     isolation: Isolation,
     settings: Vec<super::DbOpt>,
 }
@@ -78,23 +80,39 @@ impl Configured for PostgresConfig {
     }
 
     fn read_mode(&self) -> &'static str {
-        READ_MODE
+        self.read_mode.name()
     }
 
+    /// Transactions on the primary read what it has committed (the
+    /// isolation level decides what they see); a standby replays the
+    /// primary's WAL behind it, so a read there may miss a write that
+    /// committed before the read began.
     fn reads(&self) -> Reads {
-        Reads::Linearizable
+        match self.read_mode {
+            PostgresReadMode::Linearizable | PostgresReadMode::Primary => Reads::Linearizable,
+            PostgresReadMode::Replica => Reads::MaybeStale,
+        }
     }
 
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
+        if self.read_mode.replicated() && nodes.len() < 2 {
+            anyhow::bail!(
+                "postgres --read-mode {} needs at least 2 nodes (a primary and a standby), got {}",
+                self.read_mode.name(),
+                nodes.len()
+            );
+        }
         Ok(Box::new(PostgresDeployed {
             pg: Arc::new(Postgres::new(
                 PostgresOptions {
                     settings: self.settings.clone(),
+                    standbys: self.read_mode.replicated(),
                     ..PostgresOptions::default()
                 },
                 nodes,
             )),
             isolation: self.isolation,
+            read_mode: self.read_mode,
         }))
     }
 }
@@ -102,6 +120,7 @@ impl Configured for PostgresConfig {
 struct PostgresDeployed {
     pg: Arc<Postgres>,
     isolation: Isolation,
+    read_mode: PostgresReadMode,
 }
 
 impl Deployed for PostgresDeployed {
@@ -116,6 +135,8 @@ impl Deployed for PostgresDeployed {
             .ok_or_else(|| anyhow::anyhow!("postgres needs a node"))?;
         let mut opts = PostgresClientOptions::new(host, self.pg.port());
         opts.isolation = self.isolation;
+        opts.read_mode = self.read_mode;
+        opts.standbys = self.pg.standbys().to_vec();
         opts.list_append = s.workload.model == "list-append";
         Ok(PostgresClientFactory::new(opts).into_factory())
     }
@@ -134,12 +155,47 @@ mod tests {
     use crate::system::{Choice, System};
 
     fn configure(opts: &[&str]) -> Result<Box<dyn Configured>, String> {
+        configure_mode("", opts)
+    }
+
+    fn configure_mode(read_mode: &str, opts: &[&str]) -> Result<Box<dyn Configured>, String> {
         let opts: Vec<String> = opts.iter().map(|o| o.to_string()).collect();
         PostgresSystem.configure(&Choice {
             db: "postgres",
+            read_mode,
             db_opts: &opts,
             ..Choice::default()
         })
+    }
+
+    #[test]
+    fn replica_reads_are_declared_maybe_stale() {
+        let reads = |mode: &str| configure_mode(mode, &[]).map(|c| (c.read_mode(), c.reads()));
+        assert_eq!(reads(""), Ok(("linearizable", Reads::Linearizable)));
+        assert_eq!(reads("primary"), Ok(("primary", Reads::Linearizable)));
+        assert_eq!(reads("replica"), Ok(("replica", Reads::MaybeStale)));
+        let e = configure_mode("sync", &[]).unwrap_err();
+        assert!(
+            e.starts_with("read_mode: unknown read mode \"sync\" for postgres"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_replication_settings_come_before_the_users() {
+        let opts = [crate::system::DbOpt {
+            key: "hot_standby_feedback".into(),
+            value: "on".into(),
+        }];
+        assert_eq!(
+            db::faultline_conf(&opts, false),
+            "hot_standby_feedback = 'on'\n"
+        );
+        assert_eq!(
+            db::faultline_conf(&opts, true),
+            "wal_level = 'replica'\nhot_standby = 'on'\nmax_wal_senders = '10'\n\
+             hot_standby_feedback = 'on'\n"
+        );
     }
 
     #[test]
