@@ -20,6 +20,7 @@
 
 pub mod etcd;
 pub mod file;
+pub mod galera;
 pub mod memory;
 pub mod nats;
 pub mod postgres;
@@ -42,6 +43,7 @@ pub const SYSTEMS: &[&dyn System] = &[
     &zookeeper::ZookeeperSystem,
     &redis::RedisSystem,
     &nats::NatsSystem,
+    &galera::GaleraSystem,
     &memory::MemorySystem,
     &file::FileSystem,
 ];
