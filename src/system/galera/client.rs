@@ -90,7 +90,8 @@ pub struct GaleraClientOptions {
 }
 
 impl GaleraClientOptions {
-    /// Options for servers on `port`, at MariaDB's default isolation.
+    /// Options for servers on `port`, at the default isolation
+    /// ([`super::DEFAULT_ISOLATION`]).
     pub fn new(port: u16, tables: Tables) -> Self {
         GaleraClientOptions {
             port,

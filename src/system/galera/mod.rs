@@ -44,8 +44,9 @@ pub const PACKAGES: &[Package] = &[
 /// `wsrep_sync_wait` decide what they see); there is no other read mode.
 const READ_MODE: &str = "transactional";
 
-/// The isolation level when none is given: MariaDB's own default.
-pub const DEFAULT_ISOLATION: Isolation = Isolation::RepeatableRead;
+/// The isolation level when none is given: a test's default, as for
+/// PostgreSQL (MariaDB's own default is repeatable read).
+pub const DEFAULT_ISOLATION: Isolation = Isolation::Serializable;
 
 impl System for GaleraSystem {
     fn name(&self) -> &'static str {
@@ -166,7 +167,7 @@ impl Deployed for GaleraDeployed {
     fn version(&self, node: &Node) -> Option<String> {
         super::run_version(
             node,
-            "v=$(/usr/sbin/mariadbd --version 2>/dev/null); \
+            "v=$(/usr/sbin/mariadbd --version 2>/dev/null | sed 's/^.*Ver /MariaDB /'); \
              g=$(dpkg-query -W -f '${Version}' galera-4 2>/dev/null); \
              echo \"$v; galera-4 $g\"",
         )
@@ -221,14 +222,20 @@ mod tests {
     }
 
     #[test]
-    fn isolation_defaults_to_repeatable_read_and_reads_may_be_stale() {
+    fn isolation_defaults_to_serializable_and_reads_may_be_stale() {
         let c = configure("", &[]).expect("defaults");
         assert_eq!(c.read_mode(), "transactional");
         assert_eq!(c.reads(), Reads::MaybeStale);
         assert!(!c.names_primaries());
-        assert!(format!("{c:?}").contains("RepeatableRead"), "{c:?}");
-        let s = configure("serializable", &[]).expect("serializable");
-        assert!(format!("{s:?}").contains("Serializable"), "{s:?}");
+        assert!(
+            format!("{c:?}").contains("isolation: Serializable"),
+            "{c:?}"
+        );
+        let r = configure("repeatable-read", &[]).expect("repeatable read");
+        assert!(
+            format!("{r:?}").contains("isolation: RepeatableRead"),
+            "{r:?}"
+        );
         let e = configure("snapshot", &[]).unwrap_err();
         assert!(
             e.starts_with("isolation: unknown isolation level \"snapshot\""),
