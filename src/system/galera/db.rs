@@ -598,14 +598,22 @@ impl Db for Galera {
         let dir = shell_quote(&self.dir(node));
         let data = shell_quote(&self.data_dir(node));
         // The mysql user must reach its directory through the work dir.
+        // mariadb-install-db has been seen to fail now and then on one of
+        // three nodes installing at once, its log naming no cause: it is
+        // tried three times from an empty data directory.
         let script = format!(
             "chmod a+x {work}; mkdir -p {dir}; chown mysql:mysql {dir}; chmod 750 {dir}; \
              printf '%s' {cnf} > {dir}/my.cnf; chmod 644 {dir}/my.cnf; \
-             if [ ! -d {data}/mysql ]; then \
+             i=0; while [ ! -d {data}/mysql ]; do \
+               i=$((i+1)); rm -rf {data}; \
                mariadb-install-db --no-defaults --user=mysql --datadir={data} \
                  --auth-root-authentication-method=normal --skip-test-db \
-                 >> {dir}/install.log 2>&1 || {{ tail -n 20 {dir}/install.log >&2; exit 1; }}; \
-             fi",
+                 >> {dir}/install.log 2>&1 && break; \
+               rm -rf {data}; \
+               if [ $i -ge 3 ]; then grep -E 'ERROR|rror:' {dir}/install.log | tail -n 8 >&2; \
+                 echo \"mariadb-install-db failed $i times (install.log)\" >&2; exit 1; fi; \
+               sleep $i; \
+             done",
             work = shell_quote(node.work_dir()),
             cnf = shell_quote(&self.config(node)),
         );
