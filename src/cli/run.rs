@@ -82,8 +82,8 @@ pub struct Args {
     isolation: Option<String>,
     /// A setting passed to the database, repeatable: PostgreSQL a
     /// postgresql.conf setting, Redis a redis.conf directive, ZooKeeper a
-    /// zoo.cfg line, etcd a --KEY=VALUE flag (added to a test file's
-    /// db_opts; recorded in test.json).
+    /// zoo.cfg line, etcd a --KEY=VALUE flag, Galera a my.cnf line (added
+    /// to a test file's db_opts; recorded in test.json).
     #[arg(long = "db-opt", value_name = "KEY=VALUE", value_parser = parse_db_opt)]
     db_opt: Vec<String>,
     /// Seconds an operation may take before it is recorded `info`.

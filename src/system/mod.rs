@@ -20,6 +20,7 @@
 
 pub mod etcd;
 pub mod file;
+pub mod galera;
 pub mod memory;
 pub mod nats;
 pub mod postgres;
@@ -42,6 +43,7 @@ pub const SYSTEMS: &[&dyn System] = &[
     &zookeeper::ZookeeperSystem,
     &redis::RedisSystem,
     &nats::NatsSystem,
+    &galera::GaleraSystem,
     &memory::MemorySystem,
     &file::FileSystem,
 ];
@@ -189,7 +191,8 @@ impl Choice<'_> {
             Some(o) => Err(format!(
                 "db_opts: {system} takes no database options (got {o:?}); --db-opt is for \
                  postgres (a postgresql.conf setting), redis (a redis.conf directive), \
-                 zookeeper (a zoo.cfg line) and etcd (a --KEY=VALUE flag)"
+                 zookeeper (a zoo.cfg line), etcd (a --KEY=VALUE flag) and galera (a my.cnf \
+                 line)"
             )),
         }
     }

@@ -412,13 +412,13 @@ fn begin(isolation: Isolation, standby: bool) -> String {
 
 /// A decoded micro-operation.
 #[derive(Clone, Debug, PartialEq)]
-enum Mop {
+pub(crate) enum Mop {
     Read(i32),
     Write(i32, i64),
 }
 
 /// Decodes a transaction's micro-operations; keys must fit an `int`.
-fn decode(value: &Value) -> Result<Vec<Mop>, String> {
+pub(crate) fn decode(value: &Value) -> Result<Vec<Mop>, String> {
     let list = value
         .as_array()
         .ok_or_else(|| format!("a txn is a list of micro-operations, got {value}"))?;
@@ -447,7 +447,7 @@ fn decode(value: &Value) -> Result<Vec<Mop>, String> {
 }
 
 /// `"1,2,3"` → `[1, 2, 3]`.
-fn parse_list(text: &str) -> Result<Vec<i64>, String> {
+pub(crate) fn parse_list(text: &str) -> Result<Vec<i64>, String> {
     if text.is_empty() {
         return Ok(Vec::new());
     }
