@@ -23,6 +23,7 @@ pub mod file;
 pub mod memory;
 pub mod nats;
 pub mod postgres;
+pub mod rabbitmq;
 pub mod redis;
 pub mod zookeeper;
 
@@ -42,6 +43,7 @@ pub const SYSTEMS: &[&dyn System] = &[
     &zookeeper::ZookeeperSystem,
     &redis::RedisSystem,
     &nats::NatsSystem,
+    &rabbitmq::RabbitMqSystem,
     &memory::MemorySystem,
     &file::FileSystem,
 ];
