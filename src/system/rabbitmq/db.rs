@@ -289,15 +289,46 @@ impl RabbitMq {
     }
 
     /// `rabbitmqctl ARGS` on `node` (against its own broker unless ARGS
-    /// name another with `-n`), with at most `timeout` to answer.
+    /// name another with `-n`), with at most `timeout` to answer: its
+    /// output, or an error holding the end of it.
     pub fn ctl(&self, node: &Node, args: &str, timeout: Duration) -> Result<String, DbError> {
         let secs = timeout.as_secs().max(1);
         let script = format!(
             "{env}timeout -k 2 {secs} {BIN}/rabbitmqctl {args} 2>&1",
             env = self.env(node)
         );
-        node.run_timeout(&script, timeout + Duration::from_secs(5))
-            .map_err(|e| DbError::on("rabbitmq", node, &format!("rabbitmqctl {args}"), e))
+        let out = node.exec_timeout(&script, timeout + Duration::from_secs(5))?;
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(DbError::on(
+                "rabbitmq",
+                node,
+                &format!("rabbitmqctl {args}"),
+                format!(
+                    "exit {}: {}",
+                    out.status,
+                    crate::control::tail(format!("{}{}", out.stdout, out.stderr).trim(), 600)
+                ),
+            ))
+        }
+    }
+
+    /// Waits until the broker on `node` has booted, asking again while it
+    /// is not yet reachable (its name not yet registered), until
+    /// `deadline`.
+    fn wait_booted(&self, node: &Node, deadline: Instant) -> Result<(), DbError> {
+        loop {
+            match self.ctl(
+                node,
+                "-q await_startup --timeout 10",
+                Duration::from_secs(15),
+            ) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
     }
 
     /// Whether `node` is the one the others join.
@@ -346,7 +377,7 @@ impl RabbitMq {
             return Ok(());
         };
         let deadline = Instant::now() + within;
-        self.ctl(node, "-q await_startup --timeout 120", within)?;
+        self.wait_booted(node, deadline)?;
         let script = format!(
             "{BIN}/rabbitmqctl -q stop_app && \
              {BIN}/rabbitmqctl -q join_cluster {target}; r=$?; \
@@ -381,12 +412,8 @@ impl RabbitMq {
         if self.opts.queue_type != QueueType::Mirrored {
             return Ok(());
         }
+        self.wait_booted(node, Instant::now() + Duration::from_secs(120))?;
         self.ctl(
-            node,
-            "-q await_startup --timeout 120",
-            Duration::from_secs(130),
-        )?;
-        let out = self.ctl(
             node,
             &format!(
                 "-q set_policy --apply-to queues faultline-ha {pattern} {def}",
@@ -395,9 +422,6 @@ impl RabbitMq {
             ),
             Duration::from_secs(30),
         )?;
-        if out.contains("Error") {
-            return Err(DbError::on("rabbitmq", node, "set_policy", out));
-        }
         Ok(())
     }
 
