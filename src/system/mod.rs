@@ -191,7 +191,8 @@ impl Choice<'_> {
             Some(o) => Err(format!(
                 "db_opts: {system} takes no database options (got {o:?}); --db-opt is for \
                  postgres (a postgresql.conf setting), redis (a redis.conf directive), \
-                 zookeeper (a zoo.cfg line) and etcd (a --KEY=VALUE flag)"
+                 zookeeper (a zoo.cfg line), etcd (a --KEY=VALUE flag) and rabbitmq \
+                 (queue_type, cluster_partition_handling)"
             )),
         }
     }

@@ -147,6 +147,9 @@ pub struct RabbitOptions {
     pub partition_handling: PartitionHandling,
     /// The queue's kind.
     pub queue_type: QueueType,
+    /// Erlang's `net_ticktime` in seconds (a peer unreachable for about
+    /// that long is down); `None`: RabbitMQ's default, 60.
+    pub net_ticktime: Option<u32>,
 }
 
 /// RabbitMQ on a fixed cluster (the nodes it was made for).
@@ -219,9 +222,14 @@ impl RabbitMq {
              distribution.listener.port_range.min = {DIST_PORT}\n\
              distribution.listener.port_range.max = {DIST_PORT}\n\
              log.file.level = info\n\
-             log.console = false\n",
+             log.console = false\n{tick}",
             name = node.name(),
             ph = self.opts.partition_handling,
+            tick = self
+                .opts
+                .net_ticktime
+                .map(|t| format!("net_ticktime = {t}\n"))
+                .unwrap_or_default(),
         )
     }
 
@@ -746,6 +754,7 @@ mod tests {
             RabbitOptions {
                 partition_handling: PartitionHandling::Autoheal,
                 queue_type: QueueType::Quorum,
+                net_ticktime: Some(10),
             },
             &nodes,
         );
@@ -756,6 +765,7 @@ mod tests {
             "distribution.listener.interface = 10.77.0.12",
             "distribution.listener.port_range.min = 25672",
             "loopback_users = none",
+            "net_ticktime = 10",
         ] {
             assert!(conf.lines().any(|l| l == line), "{line:?} not in {conf}");
         }

@@ -5,8 +5,10 @@
 //!
 //! Its settings are two `--db-opt`s: `queue_type=classic|mirrored|quorum`
 //! (the queue's kind) and `cluster_partition_handling=ignore|
-//! pause_minority|autoheal` (RabbitMQ's own name for it). Both, as the
-//! running brokers report them, go into `test.json`'s `db_version`.
+//! pause_minority|autoheal` (RabbitMQ's own name for it), and `net_ticktime`
+//! (seconds: how soon Erlang calls an unreachable node down). The first
+//! two, as the running brokers report them, go into `test.json`'s
+//! `db_version`.
 
 pub mod client;
 pub mod db;
@@ -37,6 +39,8 @@ const READ_MODE: &str = "queue";
 pub const QUEUE_TYPE: &str = "queue_type";
 /// The `--db-opt` key of the partition handling mode.
 pub const PARTITION_HANDLING: &str = "cluster_partition_handling";
+/// The `--db-opt` key of Erlang's tick time.
+pub const NET_TICKTIME: &str = "net_ticktime";
 
 /// Parses the `--db-opt`s RabbitMQ takes, refusing any other.
 pub fn parse_options(opts: &[DbOpt]) -> Result<RabbitOptions, String> {
@@ -50,10 +54,23 @@ pub fn parse_options(opts: &[DbOpt]) -> Result<RabbitOptions, String> {
                     .parse()
                     .map_err(|e: String| format!("db_opts: cluster_{e}"))?
             }
+            NET_TICKTIME => {
+                out.net_ticktime = match o.value.parse::<u32>() {
+                    Ok(secs) if secs > 0 => Some(secs),
+                    _ => {
+                        return Err(format!(
+                            "db_opts: net_ticktime {:?}: expected a whole number of seconds \
+                             above 0 (RabbitMQ's default: 60)",
+                            o.value
+                        ))
+                    }
+                }
+            }
             k => {
                 return Err(format!(
-                    "db_opts: rabbitmq takes {QUEUE_TYPE}=classic|mirrored|quorum and \
-                     {PARTITION_HANDLING}=ignore|pause_minority|autoheal, not {k:?}"
+                    "db_opts: rabbitmq takes {QUEUE_TYPE}=classic|mirrored|quorum, \
+                     {PARTITION_HANDLING}=ignore|pause_minority|autoheal and \
+                     {NET_TICKTIME}=SECONDS, not {k:?}"
                 ))
             }
         }
@@ -185,7 +202,16 @@ mod tests {
             Ok(RabbitOptions {
                 queue_type: QueueType::Quorum,
                 partition_handling: PartitionHandling::PauseMinority,
+                net_ticktime: None,
             })
+        );
+        assert_eq!(
+            opts(&["net_ticktime=10"]).map(|o| o.net_ticktime),
+            Ok(Some(10))
+        );
+        assert_eq!(
+            opts(&["net_ticktime=0"]),
+            Err("db_opts: net_ticktime \"0\": expected a whole number of seconds above 0 (RabbitMQ's default: 60)".into())
         );
         assert_eq!(
             opts(&["queue_type=lazy"]),
@@ -203,8 +229,9 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e,
-            "db_opts: rabbitmq takes queue_type=classic|mirrored|quorum and \
-             cluster_partition_handling=ignore|pause_minority|autoheal, not \"vm_memory_high_watermark\""
+            "db_opts: rabbitmq takes queue_type=classic|mirrored|quorum, \
+             cluster_partition_handling=ignore|pause_minority|autoheal and net_ticktime=SECONDS, \
+             not \"vm_memory_high_watermark\""
         );
     }
 }
