@@ -67,6 +67,10 @@ fn run_queue(state: &Path, results: &Path, queue_type: &str) -> Value {
             "5",
             "--time-limit",
             "30",
+            // A drain long enough for the cluster's links to come back
+            // after the last partition (docs/rabbitmq.md).
+            "--op-timeout",
+            "15",
             "--concurrency",
             "6",
             "--rate",

@@ -18,11 +18,12 @@
 //!   was taken by the channel before the element is `ok`. An empty queue
 //!   is `fail` with error `empty`, as the queue checker expects; a get
 //!   that failed is `fail` (only an ack consumes a message: an unacked one
-//!   goes back to the queue when the channel closes); an ack whose round
-//!   trip did not come back is `info`.
-//! - `drain`: dequeues until the queue is empty, then waits a second and
-//!   looks again (an element another client held unacked when its
-//!   connection closed is requeued), `ok` with every element taken. Each
+//!   goes back to the queue when the channel closes, so a get that got no
+//!   answer closes its connection); an ack whose round trip did not come
+//!   back is `info`.
+//! - `drain`: dequeues until the queue has stayed empty for 3 s (an
+//!   element another client held unacked when its connection closed is
+//!   requeued once the queue hears of it), `ok` with every element taken. Each
 //!   step may take a second at most (then a new connection and another
 //!   try). If the time runs out with elements taken the drain is `info`,
 //!   else `fail`.
@@ -250,6 +251,11 @@ enum NotTaken {
 /// on a new connection.
 const DRAIN_STEP: Duration = Duration::from_secs(1);
 
+/// How long the queue must stay empty before a drain ends: `basic.get`
+/// sees only ready messages, and one held unacked by a channel the queue
+/// was cut off from comes back only once the queue hears it closed.
+const DRAIN_QUIET: Duration = Duration::from_secs(3);
+
 impl Conn {
     async fn open(uri: &str, queue_type: QueueType, deadline: Instant) -> Result<Conn, String> {
         let fail = |f: Failed| f.why;
@@ -352,13 +358,26 @@ impl RabbitClient {
         let ch = self.channel().map_err(|f| NotTaken::Fail(f.why))?;
         // Only an ack consumes a message: whatever happened to the get, a
         // message it may have brought goes back when the channel closes.
-        let got = before(
+        let got = match before(
             deadline,
             "basic.get",
             ch.basic_get(QUEUE, BasicGetOptions { no_ack: false }),
         )
         .await
-        .map_err(|f| NotTaken::Fail(f.why))?;
+        {
+            Ok(got) => got,
+            Err(f) => {
+                // A late `get-ok` would leave its message unacked on this
+                // channel for as long as the connection lives: close it,
+                // so the broker requeues the message once it hears.
+                if f.sent {
+                    if let Some(c) = self.conn.take() {
+                        c.abandon();
+                    }
+                }
+                return Err(NotTaken::Fail(f.why));
+            }
+        };
         let Some(m) = got else {
             return Ok(Took::Empty);
         };
@@ -407,8 +426,8 @@ impl RabbitClient {
         let mut taken = Vec::new();
         // The last reason the drain could not go on.
         let mut last = String::new();
-        // When the queue was last seen empty: empty twice a second apart
-        // ends the drain.
+        // Since when every get found the queue empty: empty for
+        // DRAIN_QUIET ends the drain.
         let mut empty_since: Option<Instant> = None;
         while Instant::now() < deadline {
             let step = (Instant::now() + DRAIN_STEP).min(deadline);
@@ -419,7 +438,7 @@ impl RabbitClient {
                     continue;
                 }
                 Ok(Took::Empty) => match empty_since {
-                    Some(t) if t.elapsed() >= Duration::from_secs(1) => {
+                    Some(t) if t.elapsed() >= DRAIN_QUIET => {
                         return Completion::ok(Value::Array(taken))
                     }
                     Some(_) => false,
