@@ -670,7 +670,7 @@ impl Db for RabbitMq {
         for node in nodes {
             let Ok(out) = self.ctl(
                 node,
-                "-q list_queues name type leader pid --formatter json",
+                "-q list_queues name leader pid --no-table-headers",
                 Duration::from_secs(10),
             ) else {
                 continue;
@@ -693,19 +693,19 @@ impl Db for RabbitMq {
 }
 
 /// The Erlang node of the queue's leader (a quorum queue's `leader`, a
-/// classic queue's `pid` `<rabbit@n1.1.2.3>`), from `list_queues`'s JSON.
+/// classic queue's process `<rabbit@n1.1675.547.0>`), from `list_queues
+/// name leader pid`'s tab-separated lines.
 pub fn queue_leader(out: &str) -> Option<String> {
-    let start = out.find('[')?;
-    let v: serde_json::Value = serde_json::from_str(&out[start..]).ok()?;
-    let q = v.as_array()?.iter().find(|q| q["name"] == QUEUE)?;
-    if let Some(leader) = q["leader"].as_str().filter(|l| l.contains('@')) {
+    let line = out.lines().find(|l| l.split('\t').next() == Some(QUEUE))?;
+    let mut fields = line.split('\t').skip(1);
+    let leader = fields.next().unwrap_or("").trim();
+    if leader.contains('@') {
         return Some(leader.to_string());
     }
-    let pid = q["pid"].as_str()?;
-    let inner = pid.trim_start_matches('<');
-    let at = inner.find('@')?;
-    let end = inner[at..].find('.').map(|i| at + i)?;
-    Some(inner[..end].to_string())
+    let pid = fields.next()?.trim().trim_start_matches('<');
+    let at = pid.find('@')?;
+    let end = pid[at..].find('.').map(|i| at + i)?;
+    Some(pid[..end].to_string())
 }
 
 #[cfg(test)]
@@ -823,10 +823,10 @@ mod tests {
 
     #[test]
     fn the_queue_leader_is_read_for_quorum_and_classic_queues() {
-        let quorum = r#"[{"name":"faultline","type":"quorum","leader":"rabbit@n2","pid":""}]"#;
+        let quorum = "other\t\t<rabbit@n1.1.2.3>\nfaultline\trabbit@n2\t<rabbit@n2.1.681.0>\n";
         assert_eq!(queue_leader(quorum).as_deref(), Some("rabbit@n2"));
-        let classic = r#"[{"name":"other","type":"classic","leader":"","pid":"<rabbit@n1.1.2.3>"},{"name":"faultline","type":"classic","leader":"","pid":"<rabbit@n3.1675.547.0>"}]"#;
+        let classic = "faultline\t\t<rabbit@n3.1675.547.0>\n";
         assert_eq!(queue_leader(classic).as_deref(), Some("rabbit@n3"));
-        assert_eq!(queue_leader("[]"), None);
+        assert_eq!(queue_leader(""), None);
     }
 }
