@@ -20,13 +20,24 @@ fn configure(db: &str, read_mode: &str) -> Result<Box<dyn Configured>, String> {
 
 #[test]
 fn every_system_is_found_by_its_name_and_db_files_by_path() {
-    for name in ["etcd", "postgres", "zookeeper", "redis", "nats", "rabbitmq", "memory"] {
+    for name in [
+        "etcd",
+        "postgres",
+        "zookeeper",
+        "redis",
+        "nats",
+        "rabbitmq",
+        "memory",
+    ] {
         assert_eq!(find(name).map(|s| s.name()), Some(name));
     }
     assert_eq!(find("x.toml").map(|s| s.name()), Some("file"));
     assert_eq!(find("file:db/x").map(|s| s.name()), Some("file"));
     assert!(find("mongodb").is_none());
-    assert_eq!(known(), "etcd, postgres, zookeeper, redis, nats, rabbitmq, memory");
+    assert_eq!(
+        known(),
+        "etcd, postgres, zookeeper, redis, nats, rabbitmq, memory"
+    );
     let e = with_defaults("mongodb", None).unwrap_err().to_string();
     assert_eq!(
         e,
