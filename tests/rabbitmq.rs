@@ -112,8 +112,11 @@ fn run_queue(state: &Path, results: &Path, queue_type: &str) -> Value {
         "{queue_type}: {q:#}"
     );
     // The partitions took effect.
-    assert_eq!(
-        r["faults"]["partition"]["took_effect"], true,
+    assert!(
+        r["faults"]["partition"]["took_effect"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
         "{queue_type}: {:#}",
         r["faults"]
     );
