@@ -136,9 +136,11 @@ fn init_logging(verbose: u8) {
     use tracing_subscriber::{EnvFilter, Layer};
     // The ZooKeeper client logs every failed reconnect as a warning, which
     // under a partition is the expected state of things: one level less.
+    // The AMQP client (lapin, and its promises) logs every connection the
+    // RabbitMQ client drops as an error: only with -v.
     let default = match verbose {
-        0 => "warn,zookeeper_client=error",
-        1 => "info,zookeeper_client=warn",
+        0 => "warn,zookeeper_client=error,lapin=off,pinky_swear=off",
+        1 => "info,zookeeper_client=warn,lapin=error,pinky_swear=error",
         2 => "debug",
         _ => "trace",
     };

@@ -242,7 +242,7 @@ mod tests {
     fn an_unknown_db_is_refused_naming_the_known_ones() {
         assert_eq!(
             spec("mongodb", "").validate().unwrap_err(),
-            "unknown db \"mongodb\" (known: etcd, postgres, zookeeper, redis, nats, galera, memory, \
+            "unknown db \"mongodb\" (known: etcd, postgres, zookeeper, redis, nats, galera, rabbitmq, memory, \
              or a db file: FILE.toml or file:PATH)"
         );
     }

@@ -24,6 +24,7 @@ pub mod galera;
 pub mod memory;
 pub mod nats;
 pub mod postgres;
+pub mod rabbitmq;
 pub mod redis;
 pub mod zookeeper;
 
@@ -44,6 +45,7 @@ pub const SYSTEMS: &[&dyn System] = &[
     &redis::RedisSystem,
     &nats::NatsSystem,
     &galera::GaleraSystem,
+    &rabbitmq::RabbitMqSystem,
     &memory::MemorySystem,
     &file::FileSystem,
 ];
@@ -191,8 +193,8 @@ impl Choice<'_> {
             Some(o) => Err(format!(
                 "db_opts: {system} takes no database options (got {o:?}); --db-opt is for \
                  postgres (a postgresql.conf setting), redis (a redis.conf directive), \
-                 zookeeper (a zoo.cfg line), etcd (a --KEY=VALUE flag) and galera (a my.cnf \
-                 line)"
+                 zookeeper (a zoo.cfg line), etcd (a --KEY=VALUE flag), galera (a my.cnf \
+                 line) and rabbitmq (queue_type, cluster_partition_handling)"
             )),
         }
     }

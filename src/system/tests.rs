@@ -27,6 +27,7 @@ fn every_system_is_found_by_its_name_and_db_files_by_path() {
         "redis",
         "nats",
         "galera",
+        "rabbitmq",
         "memory",
     ] {
         assert_eq!(find(name).map(|s| s.name()), Some(name));
@@ -36,12 +37,12 @@ fn every_system_is_found_by_its_name_and_db_files_by_path() {
     assert!(find("mongodb").is_none());
     assert_eq!(
         known(),
-        "etcd, postgres, zookeeper, redis, nats, galera, memory"
+        "etcd, postgres, zookeeper, redis, nats, galera, rabbitmq, memory"
     );
     let e = with_defaults("mongodb", None).unwrap_err().to_string();
     assert_eq!(
         e,
-        "unknown database \"mongodb\" (known: etcd, postgres, zookeeper, redis, nats, galera, memory, \
+        "unknown database \"mongodb\" (known: etcd, postgres, zookeeper, redis, nats, galera, rabbitmq, memory, \
          or a db file: FILE.toml or file:PATH)"
     );
 }
