@@ -472,7 +472,7 @@ mod tests {
         std::fs::write(
             &info,
             "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n\
-             40 22 0:45 / /w/n1/etcd/data rw,nosuid,nodev,relatime shared:9 - fuse.faultline-lazyfs faultline-lazyfs rw,user_id=0\n\
+             40 22 0:45 / /w/n1/etcd/data rw,nosuid,nodev,relatime shared:9 - fuse faultline-lazyfs rw,user_id=0\n\
              41 22 0:46 / /mnt/other rw shared:10 - fuse.sshfs faultline-lazyfs-not rw\n",
         )
         .expect("write");
