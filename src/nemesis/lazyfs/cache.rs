@@ -97,13 +97,12 @@ impl Cache {
     }
 
     fn entry(&mut self, ino: u64, file: &File) -> io::Result<&mut Pending> {
-        if !self.files.contains_key(&ino) {
-            let len = file.metadata()?.len();
-            self.files.insert(ino, Pending::new(len));
+        match self.files.entry(ino) {
+            std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                Ok(e.insert(Pending::new(file.metadata()?.len())))
+            }
         }
-        self.files
-            .get_mut(&ino)
-            .ok_or_else(|| io::Error::other("pending entry vanished"))
     }
 
     /// The size of `ino` as the writer sees it, when it has unsynced
