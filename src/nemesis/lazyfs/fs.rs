@@ -710,8 +710,9 @@ impl Filesystem for LazyFs {
     }
 
     fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: ReplyStatfs) {
+        // SAFETY: statvfs is plain data, valid when zeroed; "." is a valid
+        // path and `st` a valid out-parameter.
         let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: "." is a valid path and `st` a valid out-parameter.
         let rc = unsafe { libc::statvfs(c".".as_ptr(), &mut st) };
         if rc != 0 {
             reply.error(errno(&io::Error::last_os_error()));
