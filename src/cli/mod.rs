@@ -16,6 +16,8 @@ mod db;
 #[cfg(feature = "controller")]
 mod heal;
 mod help;
+#[cfg(feature = "lazyfs")]
+mod lazyfs;
 #[cfg(feature = "nfq")]
 mod nfq_delay;
 #[cfg(feature = "controller")]
@@ -82,6 +84,10 @@ enum Command {
     #[cfg(feature = "nfq")]
     #[command(hide = true, name = "nfq-packet", alias = "nfq-delay")]
     NfqDelay(nfq_delay::Args),
+    /// The FUSE filesystem of the lose-unfsynced fault (run on a node).
+    #[cfg(feature = "lazyfs")]
+    #[command(hide = true)]
+    Lazyfs(lazyfs::Args),
 }
 
 /// Parses the command line, runs the subcommand and returns the exit code.
@@ -120,6 +126,8 @@ pub fn main() -> i32 {
         Command::Compare(a) => compare::run(a),
         #[cfg(feature = "nfq")]
         Command::NfqDelay(a) => nfq_delay::run(a),
+        #[cfg(feature = "lazyfs")]
+        Command::Lazyfs(a) => lazyfs::run(a),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use super::{clock, disk, net, process, Env, Fault, Nemesis, NemesisError};
+use super::{clock, disk, lazyfs, net, process, Env, Fault, Nemesis, NemesisError};
 use crate::cluster::{Cluster, ClusterKind};
 use crate::db::Db;
 
@@ -51,7 +51,9 @@ impl Nemeses {
     pub fn new(cluster: Cluster, db: Option<Arc<dyn Db>>, opts: NemesisOptions) -> Nemeses {
         let env = Arc::new(Env::new(cluster, db, opts.seed, opts.record));
         let mut packet = net::PacketNemesis::new(env.clone());
+        let mut lazyfs = lazyfs::LazyfsNemesis::new(env.clone());
         if let Some(h) = opts.helper {
+            lazyfs = lazyfs.with_helper(h.clone());
             packet = packet.with_helper(h);
         }
         let parts: Vec<Box<dyn Nemesis>> = vec![
@@ -60,6 +62,9 @@ impl Nemeses {
             // Before the process nemesis: heal puts a data folder back in
             // place before the db is started on it.
             Box::new(disk::DiskNemesis::new(env.clone())),
+            // Before the process nemesis too: heal takes the data folder
+            // off the lazyfs mount before the db is started on it.
+            Box::new(lazyfs),
             Box::new(process::DbNemesis::new(env.clone())),
             Box::new(clock::ClockNemesis::new(env.clone())),
         ];

@@ -108,6 +108,10 @@ impl NemesisDef {
                 .into_iter()
                 .map(Fault::SnapshotData)
                 .collect(),
+            Family::LoseUnfsynced => [Targets::One, Targets::Minority, Targets::All]
+                .into_iter()
+                .map(Fault::LoseUnfsynced)
+                .collect(),
         };
         NemesisDef {
             name: family.name().to_string(),
@@ -153,6 +157,7 @@ pub fn targets_primaries(fault: &Fault) -> bool {
         Fault::StartPartition(PartitionSpec::Primaries)
             | Fault::Kill(Targets::Primaries)
             | Fault::Pause(Targets::Primaries)
+            | Fault::LoseUnfsynced(Targets::Primaries)
             | Fault::StartPacket {
                 targets: Targets::Primaries,
                 ..
@@ -178,6 +183,7 @@ pub fn stop_of(family: Family) -> Fault {
         Family::Clock => Fault::ResetClock,
         Family::FileCorruption => Fault::RestartCorrupted,
         Family::Rollback => Fault::Rollback,
+        Family::LoseUnfsynced => Fault::RestartLost,
     }
 }
 
@@ -374,21 +380,24 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         }
-        Family::Kill | Family::Pause | Family::Rollback => match &target_values {
-            Some(vals) => vals
-                .iter()
-                .map(|v| {
-                    Targets::from_value(v)
-                        .map_err(bad_target)
-                        .map(|t| match family {
-                            Family::Kill => Fault::Kill(t),
-                            Family::Pause => Fault::Pause(t),
-                            _ => Fault::SnapshotData(t),
-                        })
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            None => builtin.starts,
-        },
+        Family::Kill | Family::Pause | Family::Rollback | Family::LoseUnfsynced => {
+            match &target_values {
+                Some(vals) => vals
+                    .iter()
+                    .map(|v| {
+                        Targets::from_value(v)
+                            .map_err(bad_target)
+                            .map(|t| match family {
+                                Family::Kill => Fault::Kill(t),
+                                Family::Pause => Fault::Pause(t),
+                                Family::LoseUnfsynced => Fault::LoseUnfsynced(t),
+                                _ => Fault::SnapshotData(t),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                None => builtin.starts,
+            }
+        }
         Family::FileCorruption => {
             let targets = match &target_values {
                 Some(vals) => vals

@@ -133,6 +133,7 @@ fn effect(f: &str) -> Option<Effect> {
         "clock-check" => return None,
         "corrupt-file" => Effect::Start(FileCorruption),
         "snapshot-data" => Effect::Start(Rollback),
+        "lose-unfsynced" => Effect::Start(LoseUnfsynced),
         "heal" => Effect::Stop(None),
         // Every other `f` of the vocabulary stops its family's faults.
         other => Effect::Stop(Some(

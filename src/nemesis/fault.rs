@@ -354,6 +354,13 @@ pub enum Fault {
     /// `rollback`: on the nodes with a snapshot, kill the database, put the
     /// snapshot in place of its data folder, and start it again.
     Rollback,
+    /// `lose-unfsynced`: on these nodes (among those whose data folder is
+    /// on the lazyfs filesystem), kill the database and drop every write
+    /// it had not fsynced.
+    LoseUnfsynced(Targets),
+    /// `restart-lost`: start the database again on the nodes that lost
+    /// their unsynced writes, on what was durable.
+    RestartLost,
     /// `heal`: lift every fault of every kind.
     HealAll,
 }
@@ -376,11 +383,13 @@ pub enum Family {
     FileCorruption,
     /// Data folders rolled back to a snapshot.
     Rollback,
+    /// Writes not fsynced lost with a crash (lazyfs).
+    LoseUnfsynced,
 }
 
 impl Family {
     /// Every family, in a fixed order.
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::Partition,
         Family::Kill,
         Family::Pause,
@@ -388,6 +397,7 @@ impl Family {
         Family::Clock,
         Family::FileCorruption,
         Family::Rollback,
+        Family::LoseUnfsynced,
     ];
 
     /// The family's name (`partition`, `kill`, ...).
@@ -400,6 +410,7 @@ impl Family {
             Family::Clock => "clock",
             Family::FileCorruption => "file-corruption",
             Family::Rollback => "rollback",
+            Family::LoseUnfsynced => "lose-unfsynced",
         }
     }
 
@@ -480,6 +491,8 @@ impl Fault {
             Fault::RestartCorrupted => "restart-corrupted",
             Fault::SnapshotData(_) => "snapshot-data",
             Fault::Rollback => "rollback",
+            Fault::LoseUnfsynced(_) => "lose-unfsynced",
+            Fault::RestartLost => "restart-lost",
             Fault::HealAll => "heal",
         }
     }
@@ -497,6 +510,7 @@ impl Fault {
             | Fault::CheckClock => Some(Family::Clock),
             Fault::CorruptFile { .. } | Fault::RestartCorrupted => Some(Family::FileCorruption),
             Fault::SnapshotData(_) | Fault::Rollback => Some(Family::Rollback),
+            Fault::LoseUnfsynced(_) | Fault::RestartLost => Some(Family::LoseUnfsynced),
             Fault::HealAll => None,
         }
     }
@@ -505,7 +519,9 @@ impl Fault {
     pub fn value(&self) -> Value {
         match self {
             Fault::StartPartition(p) => p.to_value(),
-            Fault::Kill(t) | Fault::Pause(t) | Fault::SnapshotData(t) => t.to_value(),
+            Fault::Kill(t) | Fault::Pause(t) | Fault::SnapshotData(t) | Fault::LoseUnfsynced(t) => {
+                t.to_value()
+            }
             Fault::CorruptFile {
                 targets,
                 corruption,
@@ -551,6 +567,7 @@ impl Fault {
             | Fault::CheckClock
             | Fault::RestartCorrupted
             | Fault::Rollback
+            | Fault::RestartLost
             | Fault::HealAll => Value::Null,
         }
     }
@@ -599,6 +616,8 @@ impl Fault {
             "restart-corrupted" => Fault::RestartCorrupted,
             "snapshot-data" => Fault::SnapshotData(Targets::from_value(value)?),
             "rollback" => Fault::Rollback,
+            "lose-unfsynced" => Fault::LoseUnfsynced(Targets::from_value(value)?),
+            "restart-lost" => Fault::RestartLost,
             "heal" => Fault::HealAll,
             other => return Err(format!("unknown nemesis operation {other:?}")),
         };
@@ -697,6 +716,8 @@ mod tests {
             Fault::RestartCorrupted,
             Fault::SnapshotData(Targets::One),
             Fault::Rollback,
+            Fault::LoseUnfsynced(Targets::Majority),
+            Fault::RestartLost,
             Fault::HealAll,
         ];
         for f in faults {

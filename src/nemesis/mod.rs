@@ -20,7 +20,10 @@
 //!   the [`Db`](crate::db::Db)), [`clock::ClockNemesis`] (clock faults on
 //!   real hosts with `date -s`; on the local cluster through libfaketime
 //!   under the db), [`disk::DiskNemesis`] (file corruption, snapshots and
-//!   rollbacks of the db's data folder).
+//!   rollbacks of the db's data folder), [`lazyfs::LazyfsNemesis`] (the
+//!   db's data folder on a FUSE filesystem that keeps unsynced writes in
+//!   memory, `faultline lazyfs`, and `lose-unfsynced`, which drops them
+//!   with a kill).
 //! - `composite.rs`: [`Nemeses`], all of them behind one `Nemesis`, sharing
 //!   a seeded RNG and the record of active faults, so `faultline heal` can
 //!   undo what a killed controller left behind.
@@ -52,6 +55,7 @@ mod env;
 mod fake_tests;
 mod fault;
 pub mod grudge;
+pub mod lazyfs;
 pub mod net;
 #[cfg(feature = "nfq")]
 pub mod nfq_delay;

@@ -69,6 +69,12 @@ pub struct ActiveFaults {
     /// Nodes with a snapshot of their data folder (for a rollback).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub snapshots: BTreeSet<String>,
+    /// Nodes whose data folder is mounted through the lazyfs filesystem.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub lazyfs: BTreeSet<String>,
+    /// Nodes whose db was killed by lose-unfsynced and not yet restarted.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub lost: BTreeSet<String>,
 }
 
 impl ActiveFaults {

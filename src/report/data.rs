@@ -147,6 +147,8 @@ fn effect(f: &str) -> Effect {
         "restart-corrupted" => Effect::Stop(fam("file-corruption")),
         "snapshot-data" => Effect::Start(fam("rollback")),
         "rollback" => Effect::Stop(fam("rollback")),
+        "lose-unfsynced" => Effect::Start(fam("lose-unfsynced")),
+        "restart-lost" => Effect::Stop(fam("lose-unfsynced")),
         "clock-check" => Effect::Measure,
         "heal" => Effect::StopAll,
         // Jepsen's conventions for nemeses this table does not name.

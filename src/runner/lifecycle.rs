@@ -94,6 +94,11 @@ pub async fn run_test(
     // Clock faults there need the db started under libfaketime
     // (nemesis::clock).
     let fake_clocks = clock_by_faketime && defs.iter().any(|d| d.family == nemesis::Family::Clock);
+    // Losing unsynced writes needs the db's data folder on the lazyfs
+    // filesystem (nemesis::lazyfs), mounted once the db is set up.
+    let lazyfs = defs
+        .iter()
+        .any(|d| d.family == nemesis::Family::LoseUnfsynced);
     let requested: Vec<RequestedFault> = defs.iter().map(|d| d.requested()).collect();
     let run_dir = RunDir::create(
         &dirs.results,
@@ -171,7 +176,13 @@ pub async fn run_test(
                         .map(|_| ())
                         .map_err(|e| db::DbError::Invalid(format!("arming libfaketime: {e}")))
                 })
-                .and_then(|()| db::setup(db.as_ref(), &cluster, healthy_within));
+                .and_then(|()| db::setup(db.as_ref(), &cluster, healthy_within))
+                .and_then(|()| match lazyfs {
+                    true => nemesis::lazyfs::arm(&cluster, &db, &record_path, None, healthy_within)
+                        .map(|v| tracing::info!(mounts = %v, "lazyfs mounted"))
+                        .map_err(|e| db::DbError::Invalid(format!("mounting lazyfs: {e}"))),
+                    false => Ok(()),
+                });
             // A half set-up db is torn down, so the next run starts clean.
             if set_up.is_err() && !leave {
                 if let Err(e) = db::teardown(db.as_ref(), &cluster) {
