@@ -354,6 +354,14 @@ pub enum Fault {
     /// `rollback`: on the nodes with a snapshot, kill the database, put the
     /// snapshot in place of its data folder, and start it again.
     Rollback,
+    /// `remove-member`: remove one node's member from the database's
+    /// cluster (its process stopped, its data wiped), only while every
+    /// member is healthy.
+    RemoveMember(Targets),
+    /// `add-member`: add every node removed back as a new member.
+    AddMember,
+    /// `member-list`: record the database's members; changes nothing.
+    MemberList,
     /// `heal`: lift every fault of every kind.
     HealAll,
 }
@@ -376,11 +384,13 @@ pub enum Family {
     FileCorruption,
     /// Data folders rolled back to a snapshot.
     Rollback,
+    /// Members removed from the database's cluster and added back.
+    Membership,
 }
 
 impl Family {
     /// Every family, in a fixed order.
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::Partition,
         Family::Kill,
         Family::Pause,
@@ -388,6 +398,7 @@ impl Family {
         Family::Clock,
         Family::FileCorruption,
         Family::Rollback,
+        Family::Membership,
     ];
 
     /// The family's name (`partition`, `kill`, ...).
@@ -400,6 +411,7 @@ impl Family {
             Family::Clock => "clock",
             Family::FileCorruption => "file-corruption",
             Family::Rollback => "rollback",
+            Family::Membership => "membership",
         }
     }
 
@@ -480,6 +492,9 @@ impl Fault {
             Fault::RestartCorrupted => "restart-corrupted",
             Fault::SnapshotData(_) => "snapshot-data",
             Fault::Rollback => "rollback",
+            Fault::RemoveMember(_) => "remove-member",
+            Fault::AddMember => "add-member",
+            Fault::MemberList => "member-list",
             Fault::HealAll => "heal",
         }
     }
@@ -497,6 +512,9 @@ impl Fault {
             | Fault::CheckClock => Some(Family::Clock),
             Fault::CorruptFile { .. } | Fault::RestartCorrupted => Some(Family::FileCorruption),
             Fault::SnapshotData(_) | Fault::Rollback => Some(Family::Rollback),
+            Fault::RemoveMember(_) | Fault::AddMember | Fault::MemberList => {
+                Some(Family::Membership)
+            }
             Fault::HealAll => None,
         }
     }
@@ -505,7 +523,9 @@ impl Fault {
     pub fn value(&self) -> Value {
         match self {
             Fault::StartPartition(p) => p.to_value(),
-            Fault::Kill(t) | Fault::Pause(t) | Fault::SnapshotData(t) => t.to_value(),
+            Fault::Kill(t) | Fault::Pause(t) | Fault::SnapshotData(t) | Fault::RemoveMember(t) => {
+                t.to_value()
+            }
             Fault::CorruptFile {
                 targets,
                 corruption,
@@ -551,6 +571,8 @@ impl Fault {
             | Fault::CheckClock
             | Fault::RestartCorrupted
             | Fault::Rollback
+            | Fault::AddMember
+            | Fault::MemberList
             | Fault::HealAll => Value::Null,
         }
     }
@@ -599,6 +621,9 @@ impl Fault {
             "restart-corrupted" => Fault::RestartCorrupted,
             "snapshot-data" => Fault::SnapshotData(Targets::from_value(value)?),
             "rollback" => Fault::Rollback,
+            "remove-member" => Fault::RemoveMember(Targets::from_value(value)?),
+            "add-member" => Fault::AddMember,
+            "member-list" => Fault::MemberList,
             "heal" => Fault::HealAll,
             other => return Err(format!("unknown nemesis operation {other:?}")),
         };
@@ -697,6 +722,9 @@ mod tests {
             Fault::RestartCorrupted,
             Fault::SnapshotData(Targets::One),
             Fault::Rollback,
+            Fault::RemoveMember(Targets::Primaries),
+            Fault::AddMember,
+            Fault::MemberList,
             Fault::HealAll,
         ];
         for f in faults {

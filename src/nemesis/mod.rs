@@ -20,7 +20,9 @@
 //!   the [`Db`](crate::db::Db)), [`clock::ClockNemesis`] (clock faults on
 //!   real hosts with `date -s`; on the local cluster through libfaketime
 //!   under the db), [`disk::DiskNemesis`] (file corruption, snapshots and
-//!   rollbacks of the db's data folder).
+//!   rollbacks of the db's data folder), [`membership::MembershipNemesis`]
+//!   (members removed from the db's cluster and added back, through the
+//!   [`Db`](crate::db::Db)'s membership API).
 //! - `composite.rs`: [`Nemeses`], all of them behind one `Nemesis`, sharing
 //!   a seeded RNG and the record of active faults, so `faultline heal` can
 //!   undo what a killed controller left behind.
@@ -52,6 +54,7 @@ mod env;
 mod fake_tests;
 mod fault;
 pub mod grudge;
+pub mod membership;
 pub mod net;
 #[cfg(feature = "nfq")]
 pub mod nfq_delay;

@@ -69,6 +69,10 @@ pub struct ActiveFaults {
     /// Nodes with a snapshot of their data folder (for a rollback).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub snapshots: BTreeSet<String>,
+    /// Nodes whose member was removed from the database's cluster and not
+    /// yet added back.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub membership: BTreeSet<String>,
 }
 
 impl ActiveFaults {

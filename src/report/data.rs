@@ -147,7 +147,9 @@ fn effect(f: &str) -> Effect {
         "restart-corrupted" => Effect::Stop(fam("file-corruption")),
         "snapshot-data" => Effect::Start(fam("rollback")),
         "rollback" => Effect::Stop(fam("rollback")),
-        "clock-check" => Effect::Measure,
+        "remove-member" => Effect::Start(fam("membership")),
+        "add-member" => Effect::Stop(fam("membership")),
+        "clock-check" | "member-list" => Effect::Measure,
         "heal" => Effect::StopAll,
         // Jepsen's conventions for nemeses this table does not name.
         other => match (other.strip_prefix("start-"), other.strip_prefix("stop-")) {
