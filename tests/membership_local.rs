@@ -386,3 +386,70 @@ fn membership_changes_on_a_db_without_a_member_api_are_refused_before_the_run() 
     );
     assert!(!state.exists() && !results.exists(), "something was built");
 }
+
+/// Heal checks that what it started stays up: etcd killed on n3 and
+/// restarted by a heal whose etcd takes a flag it does not know (it exits
+/// at once) fails with "failed to start", the node and the log's end,
+/// instead of reporting n3 started; the kill stays recorded, and a heal
+/// with the right etcd brings n3 back.
+#[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs etcd"
+)]
+fn heal_reports_a_db_that_dies_right_after_its_start() {
+    cluster_support::ensure(&cluster_support::db("etcd"));
+    let guard = Teardown::new("flhf", "10.78.192.0/24", 3);
+    let cluster = local::up(&guard.spec).expect("cluster up");
+    let nodes = cluster.nodes().to_vec();
+    let etcd = Etcd::new(EtcdOptions::default(), &nodes);
+    let _down = EtcdDown(etcd.clone(), nodes.clone());
+    db::setup(&etcd, &cluster, Duration::from_secs(30)).expect("etcd setup");
+    let record = default_record_path(&cluster).expect("a record");
+    let nemeses = |etcd: Etcd| {
+        Nemeses::new(
+            cluster.clone(),
+            Some(Arc::new(etcd) as Arc<dyn Db>),
+            NemesisOptions {
+                record: Some(record.clone()),
+                ..NemesisOptions::default()
+            },
+        )
+    };
+    let good = nemeses(etcd.clone());
+    let done = good
+        .invoke(&Fault::Kill(Targets::Nodes(vec!["n3".into()])))
+        .expect("kill");
+    assert_eq!(done["killed"], json!(["n3"]), "{done}");
+
+    let broken = Etcd::new(
+        EtcdOptions {
+            extra_args: vec!["--no-such-flag".into()],
+            ..EtcdOptions::default()
+        },
+        &nodes,
+    );
+    let t = Instant::now();
+    let e = nemeses(broken)
+        .heal()
+        .expect_err("heal of a db that cannot start");
+    let e = e.to_string();
+    assert!(
+        e.contains("failed to start: n3: etcd exited after its start")
+            && e.contains("no-such-flag"),
+        "{e}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(!etcd.is_running(&nodes[2]).expect("is_running"));
+    let text = std::fs::read_to_string(&record).expect("the record");
+    let recorded: Value = serde_json::from_str(&text).expect("record JSON");
+    assert_eq!(recorded["killed"], json!(["n3"]), "{text}");
+
+    let healed = good.heal().expect("heal with the right etcd");
+    assert_eq!(healed["db"]["started"], json!(["n3"]), "{healed}");
+    wait_for("n3 healthy", Duration::from_secs(20), || healthy(&nodes[2]));
+}

@@ -275,7 +275,14 @@ impl super::Nemesis for DbNemesis {
                     .collect()
             })
             .unwrap_or_default();
-        self.verify_started(&names)?;
+        if let Err(e) = self.verify_started(&names) {
+            // What did not come back stays recorded for the next heal.
+            self.env.update(|a| {
+                a.killed
+                    .extend(names.iter().filter(|n| before.killed.contains(*n)).cloned())
+            })?;
+            return Err(e);
+        }
         let recorded: Vec<String> = before.paused.union(&before.killed).cloned().collect();
         let dead: Vec<String> = self
             .not_running(db.as_ref())?
