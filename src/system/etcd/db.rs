@@ -251,6 +251,32 @@ impl Etcd {
             .unwrap_or_default()
     }
 
+    /// [`Etcd::via_peers`], tried again while etcd answers "unhealthy
+    /// cluster": with its strict reconfiguration check (the default), it
+    /// refuses a change until every member it counts on has been connected
+    /// for a few seconds (5 s in 3.4), e.g. just after start-up or after
+    /// the previous change.
+    fn change_via_peers(
+        &self,
+        peers: &[Node],
+        node: &Node,
+        action: &str,
+        f: impl Fn(&Node) -> Result<Value, String>,
+    ) -> Result<(String, Value), DbError> {
+        let deadline = std::time::Instant::now() + RECONFIG_WAIT;
+        loop {
+            match self.via_peers(peers, node, action, &f) {
+                Err(e)
+                    if e.to_string().contains("unhealthy cluster")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// `f(peer)` on each of `peers` in turn until one succeeds; the
     /// errors of all when none does.
     fn via_peers<T>(
@@ -323,7 +349,7 @@ impl Membership for Etcd {
             .collect();
         for id in &ids {
             let body = json!({ "ID": id }).to_string();
-            self.via_peers(peers, node, "member remove", |p| {
+            self.change_via_peers(peers, node, "member remove", |p| {
                 self.cluster_call(p, "remove", &body)
             })?;
         }
@@ -352,7 +378,7 @@ impl Membership for Etcd {
             listed
         } else {
             let body = json!({ "peerURLs": [url] }).to_string();
-            self.via_peers(peers, node, "member add", |p| {
+            self.change_via_peers(peers, node, "member add", |p| {
                 self.cluster_call(p, "add", &body)
             })?
             .1
@@ -390,6 +416,9 @@ impl Membership for Etcd {
         self.wait_healthy(std::slice::from_ref(node), timeout)
     }
 }
+
+/// How long a member change waits for etcd to count its members healthy.
+const RECONFIG_WAIT: Duration = Duration::from_secs(15);
 
 /// IPv6 literals need brackets inside URLs.
 fn url_host(host: &str) -> String {
