@@ -255,6 +255,13 @@ pub trait Db: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Its members' API, for a database whose members can be removed
+    /// and added back while it runs (the `membership` fault); `None`, the
+    /// default: the fault is refused.
+    fn membership(&self) -> Option<&dyn Membership> {
+        None
+    }
+
     /// Whether the database on `node` runs under libfaketime (started
     /// while the node's control file existed), so moving that file moves
     /// the clock it reads.
@@ -264,6 +271,42 @@ pub trait Db: Send + Sync + std::fmt::Debug {
             None => Ok(false),
         }
     }
+}
+
+/// One member as the database lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Member {
+    /// The node it runs on (matched by its peer address); empty when no
+    /// node of the cluster has that address.
+    pub node: String,
+    /// The database's id for it.
+    pub id: String,
+    /// Whether it has started and joined (an added member that never
+    /// started has no name yet).
+    pub started: bool,
+}
+
+/// Changing a running database's members, one node at a time: what the
+/// `membership` fault does and what heal undoes ([`Db::membership`]).
+/// Every method asks the members that answer, never `node` itself.
+pub trait Membership: Send + Sync {
+    /// The members, as the first of `nodes` that answers lists them, with
+    /// the node that answered.
+    fn members(&self, nodes: &[Node]) -> Result<(String, Vec<Member>), DbError>;
+
+    /// Whether every one of `nodes` serves requests now (one probe each):
+    /// a member is removed only while all the others are healthy.
+    fn all_healthy(&self, nodes: &[Node]) -> Result<(), DbError>;
+
+    /// Removes `node`'s member through one of `peers`, then kills its
+    /// process and wipes its data (what a removed member must not keep).
+    fn remove(&self, peers: &[Node], node: &Node) -> Result<(), DbError>;
+
+    /// Adds `node` back as a new member through one of `peers` (unless
+    /// an unstarted member with its address is already listed), starts it
+    /// with an empty data folder joining the existing cluster, and waits
+    /// up to `timeout` until it serves.
+    fn add(&self, peers: &[Node], node: &Node, timeout: Duration) -> Result<(), DbError>;
 }
 
 /// A database's clock as [`Db::clock`] read it.

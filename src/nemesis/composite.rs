@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use super::{clock, disk, lazyfs, net, process, Env, Fault, Nemesis, NemesisError};
+use super::{clock, disk, lazyfs, membership, net, process, Env, Fault, Nemesis, NemesisError};
 use crate::cluster::{Cluster, ClusterKind};
 use crate::db::Db;
 
@@ -46,8 +46,9 @@ pub struct Nemeses {
 }
 
 impl Nemeses {
-    /// Partitions, packet faults, file corruption and rollbacks, kills and
-    /// pauses (through `db`, when given) and clock faults on `cluster`.
+    /// Partitions, packet faults, file corruption and rollbacks, membership
+    /// changes, kills and pauses (through `db`, when given) and clock
+    /// faults on `cluster`.
     pub fn new(cluster: Cluster, db: Option<Arc<dyn Db>>, opts: NemesisOptions) -> Nemeses {
         let env = Arc::new(Env::new(cluster, db, opts.seed, opts.record));
         let mut packet = net::PacketNemesis::new(env.clone());
@@ -65,6 +66,11 @@ impl Nemeses {
             // Before the process nemesis too: heal takes the data folder
             // off the lazyfs mount before the db is started on it.
             Box::new(lazyfs),
+            // Before the process nemesis: a removed member is added back
+            // (joining, from an empty data folder) before heal starts
+            // whatever does not run, which would start it as a member it
+            // no longer is.
+            Box::new(membership::MembershipNemesis::new(env.clone())),
             Box::new(process::DbNemesis::new(env.clone())),
             Box::new(clock::ClockNemesis::new(env.clone())),
         ];

@@ -55,7 +55,8 @@ impl NemesisDef {
     /// minority, a majority, all, or the leader; 20% loss on all nodes;
     /// clock bumps of ±0.5 s; bit flips and truncations of one node's, a
     /// minority's or every node's data; snapshots for a rollback of one
-    /// node or a minority) with no interval of its own.
+    /// node or a minority; removing one member, or the leader's) with no
+    /// interval of its own.
     pub fn builtin(family: Family) -> NemesisDef {
         let targets = [
             Targets::One,
@@ -112,6 +113,10 @@ impl NemesisDef {
                 .into_iter()
                 .map(Fault::LoseUnfsynced)
                 .collect(),
+            Family::Membership => [Targets::One, Targets::Primaries]
+                .into_iter()
+                .map(Fault::RemoveMember)
+                .collect(),
         };
         NemesisDef {
             name: family.name().to_string(),
@@ -158,6 +163,7 @@ pub fn targets_primaries(fault: &Fault) -> bool {
             | Fault::Kill(Targets::Primaries)
             | Fault::Pause(Targets::Primaries)
             | Fault::LoseUnfsynced(Targets::Primaries)
+            | Fault::RemoveMember(Targets::Primaries)
             | Fault::StartPacket {
                 targets: Targets::Primaries,
                 ..
@@ -184,6 +190,18 @@ pub fn stop_of(family: Family) -> Fault {
         Family::FileCorruption => Fault::RestartCorrupted,
         Family::Rollback => Fault::Rollback,
         Family::LoseUnfsynced => Fault::RestartLost,
+        Family::Membership => Fault::AddMember,
+    }
+}
+
+/// The measurement recorded right after each start and stop of a family,
+/// if it has one: `clock-check` for clock faults, `member-list` for
+/// membership changes.
+pub fn check_of(family: Family) -> Option<Fault> {
+    match family {
+        Family::Clock => Some(Fault::CheckClock),
+        Family::Membership => Some(Fault::MemberList),
+        _ => None,
     }
 }
 
@@ -380,7 +398,7 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         }
-        Family::Kill | Family::Pause | Family::Rollback | Family::LoseUnfsynced => {
+        Family::Kill | Family::Pause | Family::Rollback | Family::LoseUnfsynced | Family::Membership => {
             match &target_values {
                 Some(vals) => vals
                     .iter()
@@ -391,6 +409,7 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
                                 Family::Kill => Fault::Kill(t),
                                 Family::Pause => Fault::Pause(t),
                                 Family::LoseUnfsynced => Fault::LoseUnfsynced(t),
+                                Family::Membership => Fault::RemoveMember(t),
                                 _ => Fault::SnapshotData(t),
                             })
                     })
@@ -644,6 +663,9 @@ pub struct Capabilities {
     /// Whether libfaketime moves the db's clock on the local cluster, and
     /// if not, why (`crate::system::Configured::faketime_clock`).
     pub db_faketime_clock: Result<(), String>,
+    /// Whether the db's members can be removed and added back while it
+    /// runs, and if not, why (`crate::system::Configured::membership`).
+    pub db_membership: Result<(), String>,
 }
 
 /// Refuses the definitions the cluster or db cannot perform, every one
@@ -660,6 +682,13 @@ pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), Str
                  or isolated nodes), so clock faults move the db's clock with libfaketime, \
                  and this db cannot follow it: {why} (use real hosts with --nodes, or \
                  partition, kill, pause, packet)",
+                d.name
+            ));
+        }
+        if let (Family::Membership, Err(why)) = (d.family, &can.db_membership) {
+            problems.push(format!(
+                "--nemesis {}: membership changes need a db whose members can be removed \
+                 and added back while it runs: {why} (use partition, kill, pause, packet)",
                 d.name
             ));
         }
@@ -915,6 +944,7 @@ mod tests {
             clock_by_faketime: true,
             db_has_primaries: false,
             db_faketime_clock: Err("etcd is a static Go binary".into()),
+            db_membership: Ok(()),
         };
         let e = check_supported(&defs, local_no_primaries).unwrap_err();
         assert!(
@@ -929,6 +959,7 @@ mod tests {
             clock_by_faketime: false,
             db_has_primaries: true,
             db_faketime_clock: Err("etcd is a static Go binary".into()),
+            db_membership: Ok(()),
         };
         assert_eq!(check_supported(&defs, hosts_with_primaries), Ok(()));
         // A db that reads its clock through libc takes clock faults on the
@@ -937,6 +968,7 @@ mod tests {
             clock_by_faketime: true,
             db_has_primaries: true,
             db_faketime_clock: Ok(()),
+            db_membership: Ok(()),
         };
         assert_eq!(check_supported(&defs, local_libc), Ok(()));
         // The built-in partition draws a primaries shape among others: only
@@ -946,7 +978,32 @@ mod tests {
             clock_by_faketime: true,
             db_has_primaries: true,
             db_faketime_clock: Err("no libc".into()),
+            db_membership: Ok(()),
         };
         assert_eq!(check_supported(&part, local_with_primaries), Ok(()));
+        // Membership changes need a db whose members can change.
+        let members = load_named(Some(&dir), &["membership".into()]).unwrap();
+        assert!(members[0]
+            .starts
+            .contains(&Fault::RemoveMember(Targets::Primaries)));
+        assert_eq!(members[0].stop(), Fault::AddMember);
+        let no_members = Capabilities {
+            local_cluster: true,
+            db_has_primaries: true,
+            db_faketime_clock: Ok(()),
+            db_membership: Err("redis has none".into()),
+        };
+        let e = check_supported(&members, no_members).unwrap_err();
+        assert!(
+            e.contains("--nemesis membership") && e.contains("redis has none"),
+            "{e}"
+        );
+        let etcd = Capabilities {
+            local_cluster: true,
+            db_has_primaries: true,
+            db_faketime_clock: Err("static Go".into()),
+            db_membership: Ok(()),
+        };
+        assert_eq!(check_supported(&members, etcd), Ok(()));
     }
 }

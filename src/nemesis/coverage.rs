@@ -129,8 +129,9 @@ fn effect(f: &str) -> Option<Effect> {
         "pause" => Effect::Start(Pause),
         "start-packet" => Effect::Start(Packet),
         "bump-clock" | "strobe-clock" => Effect::Start(Clock),
-        // A measurement: it neither starts nor stops a clock fault.
-        "clock-check" => return None,
+        // Measurements: they neither start nor stop a fault.
+        "clock-check" | "member-list" => return None,
+        "remove-member" => Effect::Start(Membership),
         "corrupt-file" => Effect::Start(FileCorruption),
         "snapshot-data" => Effect::Start(Rollback),
         "lose-unfsynced" => Effect::Start(LoseUnfsynced),

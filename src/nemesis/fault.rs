@@ -361,6 +361,14 @@ pub enum Fault {
     /// `restart-lost`: start the database again on the nodes that lost
     /// their unsynced writes, on what was durable.
     RestartLost,
+    /// `remove-member`: remove one node's member from the database's
+    /// cluster (its process stopped, its data wiped), only while every
+    /// member is healthy.
+    RemoveMember(Targets),
+    /// `add-member`: add every node removed back as a new member.
+    AddMember,
+    /// `member-list`: record the database's members; changes nothing.
+    MemberList,
     /// `heal`: lift every fault of every kind.
     HealAll,
 }
@@ -385,11 +393,13 @@ pub enum Family {
     Rollback,
     /// Writes not fsynced lost with a crash (lazyfs).
     LoseUnfsynced,
+    /// Members removed from the database's cluster and added back.
+    Membership,
 }
 
 impl Family {
     /// Every family, in a fixed order.
-    pub const ALL: [Family; 8] = [
+    pub const ALL: [Family; 9] = [
         Family::Partition,
         Family::Kill,
         Family::Pause,
@@ -398,6 +408,7 @@ impl Family {
         Family::FileCorruption,
         Family::Rollback,
         Family::LoseUnfsynced,
+        Family::Membership,
     ];
 
     /// The family's name (`partition`, `kill`, ...).
@@ -411,6 +422,7 @@ impl Family {
             Family::FileCorruption => "file-corruption",
             Family::Rollback => "rollback",
             Family::LoseUnfsynced => "lose-unfsynced",
+            Family::Membership => "membership",
         }
     }
 
@@ -493,6 +505,9 @@ impl Fault {
             Fault::Rollback => "rollback",
             Fault::LoseUnfsynced(_) => "lose-unfsynced",
             Fault::RestartLost => "restart-lost",
+            Fault::RemoveMember(_) => "remove-member",
+            Fault::AddMember => "add-member",
+            Fault::MemberList => "member-list",
             Fault::HealAll => "heal",
         }
     }
@@ -511,6 +526,9 @@ impl Fault {
             Fault::CorruptFile { .. } | Fault::RestartCorrupted => Some(Family::FileCorruption),
             Fault::SnapshotData(_) | Fault::Rollback => Some(Family::Rollback),
             Fault::LoseUnfsynced(_) | Fault::RestartLost => Some(Family::LoseUnfsynced),
+            Fault::RemoveMember(_) | Fault::AddMember | Fault::MemberList => {
+                Some(Family::Membership)
+            }
             Fault::HealAll => None,
         }
     }
@@ -519,7 +537,7 @@ impl Fault {
     pub fn value(&self) -> Value {
         match self {
             Fault::StartPartition(p) => p.to_value(),
-            Fault::Kill(t) | Fault::Pause(t) | Fault::SnapshotData(t) | Fault::LoseUnfsynced(t) => {
+            Fault::Kill(t) | Fault::Pause(t) | Fault::SnapshotData(t) | Fault::LoseUnfsynced(t) | Fault::RemoveMember(t) => {
                 t.to_value()
             }
             Fault::CorruptFile {
@@ -568,6 +586,8 @@ impl Fault {
             | Fault::RestartCorrupted
             | Fault::Rollback
             | Fault::RestartLost
+            | Fault::AddMember
+            | Fault::MemberList
             | Fault::HealAll => Value::Null,
         }
     }
@@ -618,6 +638,9 @@ impl Fault {
             "rollback" => Fault::Rollback,
             "lose-unfsynced" => Fault::LoseUnfsynced(Targets::from_value(value)?),
             "restart-lost" => Fault::RestartLost,
+            "remove-member" => Fault::RemoveMember(Targets::from_value(value)?),
+            "add-member" => Fault::AddMember,
+            "member-list" => Fault::MemberList,
             "heal" => Fault::HealAll,
             other => return Err(format!("unknown nemesis operation {other:?}")),
         };
@@ -718,6 +741,9 @@ mod tests {
             Fault::Rollback,
             Fault::LoseUnfsynced(Targets::Majority),
             Fault::RestartLost,
+            Fault::RemoveMember(Targets::Primaries),
+            Fault::AddMember,
+            Fault::MemberList,
             Fault::HealAll,
         ];
         for f in faults {

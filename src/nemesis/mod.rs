@@ -23,7 +23,9 @@
 //!   rollbacks of the db's data folder), [`lazyfs::LazyfsNemesis`] (the
 //!   db's data folder on a FUSE filesystem that keeps unsynced writes in
 //!   memory, `faultline lazyfs`, and `lose-unfsynced`, which drops them
-//!   with a kill).
+//!   with a kill), [`membership::MembershipNemesis`]
+//!   (members removed from the db's cluster and added back, through the
+//!   [`Db`](crate::db::Db)'s membership API).
 //! - `composite.rs`: [`Nemeses`], all of them behind one `Nemesis`, sharing
 //!   a seeded RNG and the record of active faults, so `faultline heal` can
 //!   undo what a killed controller left behind.
@@ -56,6 +58,7 @@ mod fake_tests;
 mod fault;
 pub mod grudge;
 pub mod lazyfs;
+pub mod membership;
 pub mod net;
 #[cfg(feature = "nfq")]
 pub mod nfq_delay;

@@ -7,12 +7,20 @@
 //! of what was killed or paused.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use super::{Env, Fault, NemesisError, Targets};
 use crate::cluster::split_results;
 use crate::db::Db;
+
+/// How long heal waits for a database it started to serve requests.
+const HEAL_HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+
+/// How long after it served a database heal started must still run: a
+/// db that dies on what it reads (a damaged log) may answer first.
+const STAYS_UP: Duration = Duration::from_secs(1);
 
 /// Kills, restarts, pauses and resumes the database.
 #[derive(Debug)]
@@ -64,7 +72,8 @@ impl DbNemesis {
     /// as it runs somewhere or a kill is recorded.
     fn start(&self, sweep: bool) -> Result<Value, NemesisError> {
         let db = self.db("start")?;
-        let mut names: Vec<String> = self.env.active()?.killed.into_iter().collect();
+        let active = self.env.active()?;
+        let mut names: Vec<String> = active.killed.into_iter().collect();
         if sweep || names.is_empty() {
             let dead = self.not_running(db.as_ref())?;
             // With nothing recorded and no member running, the database is
@@ -72,7 +81,9 @@ impl DbNemesis {
             // create a new cluster, not heal one.
             let deployed = dead.len() < self.env.cluster().nodes().len();
             if deployed || !names.is_empty() {
-                for n in dead {
+                // A member removed from the cluster is added back by the
+                // membership nemesis, not started as the member it was.
+                for n in dead.into_iter().filter(|n| !active.membership.contains(n)) {
                     if !names.contains(&n) {
                         names.push(n);
                     }
@@ -82,6 +93,65 @@ impl DbNemesis {
         self.each(&names, |db, n| Ok(db.start(n)?), "start")?;
         self.env.update(|a| a.killed.clear())?;
         Ok(json!({ "started": names }))
+    }
+
+    /// Checks that the database heal started on `names` (those where it
+    /// runs as a daemon, [`Db::daemon_on`]) stays up: it runs
+    /// a moment after the start, serves requests within
+    /// [`HEAL_HEALTHY_WITHIN`], and still runs [`STAYS_UP`] later. Fails
+    /// with "failed to start" and, per node, why and the end of its log.
+    fn verify_started(&self, names: &[String]) -> Result<(), NemesisError> {
+        let Some(db) = self.env.db() else {
+            return Ok(());
+        };
+        // Only where a daemon of the db is meant to run: a start elsewhere
+        // (PostgreSQL's nodes but the first) starts nothing.
+        let nodes = names
+            .iter()
+            .map(|n| self.env.node(n).cloned())
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|n| db.daemon_on(n).is_some())
+            .collect::<Vec<_>>();
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let dead = |nodes: &[crate::cluster::Node]| -> Result<Vec<String>, NemesisError> {
+            let mut dead = Vec::new();
+            for n in nodes {
+                if !db.is_running(n)? {
+                    let tail = db
+                        .daemon_on(n)
+                        .map(|d| d.daemon.log_tail(n, 5))
+                        .unwrap_or_default();
+                    dead.push(format!(
+                        "{}: {} exited after its start; log: {}",
+                        n.name(),
+                        db.name(),
+                        crate::control::tail(tail.trim(), 800)
+                    ));
+                }
+            }
+            Ok(dead)
+        };
+        let failed = |why: Vec<String>| {
+            NemesisError::Invalid(format!("failed to start: {}", why.join("; ")))
+        };
+        // A db that refuses its data exits at once: say so without
+        // waiting for a health check that cannot pass.
+        std::thread::sleep(STAYS_UP / 2);
+        let gone = dead(&nodes)?;
+        if !gone.is_empty() {
+            return Err(failed(gone));
+        }
+        db.wait_healthy(&nodes, HEAL_HEALTHY_WITHIN)
+            .map_err(|e| failed(vec![e.to_string()]))?;
+        std::thread::sleep(STAYS_UP);
+        let gone = dead(&nodes)?;
+        if !gone.is_empty() {
+            return Err(failed(gone));
+        }
+        Ok(())
     }
 
     fn not_running(&self, db: &dyn Db) -> Result<Vec<String>, NemesisError> {
@@ -183,7 +253,9 @@ impl super::Nemesis for DbNemesis {
         }
     }
 
-    /// Resumes everything, then starts what is not running, then checks
+    /// Resumes everything, then starts what is not running and checks that
+    /// what it started stays up (serves, and still runs a moment later:
+    /// else "failed to start" with the log's end), then checks
     /// that the database runs wherever a pause or a kill was recorded: a
     /// heal of the wrong database (or one that could not start) fails
     /// naming those nodes, and they stay recorded. Without a database
@@ -195,6 +267,22 @@ impl super::Nemesis for DbNemesis {
         let before = self.env.active()?;
         let resumed = self.resume()?;
         let started = self.start(true)?;
+        let names: Vec<String> = started["started"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Err(e) = self.verify_started(&names) {
+            // What did not come back stays recorded for the next heal.
+            self.env.update(|a| {
+                a.killed
+                    .extend(names.iter().filter(|n| before.killed.contains(*n)).cloned())
+            })?;
+            return Err(e);
+        }
         let recorded: Vec<String> = before.paused.union(&before.killed).cloned().collect();
         let dead: Vec<String> = self
             .not_running(db.as_ref())?

@@ -75,6 +75,10 @@ pub struct ActiveFaults {
     /// Nodes whose db was killed by lose-unfsynced and not yet restarted.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub lost: BTreeSet<String>,
+    /// Nodes whose member was removed from the database's cluster and not
+    /// yet added back.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub membership: BTreeSet<String>,
 }
 
 impl ActiveFaults {

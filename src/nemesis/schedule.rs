@@ -13,7 +13,8 @@
 //! happens at least once. The nodes themselves are picked when the fault
 //! is injected, by the nemesis's own seeded RNG. Each clock fault's start
 //! and stop is followed at once by a `clock-check`, which records the
-//! offsets the databases then read.
+//! offsets the databases then read, and each membership change's by a
+//! `member-list`, which records the members the database then lists.
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::config::{targets_primaries, NemesisDef};
+use super::config::{check_of, targets_primaries, NemesisDef};
 use super::Fault;
 use crate::generator::{Context, Emit, Generator, OpSpec, Target};
 
@@ -49,8 +50,9 @@ pub struct Schedule {
     active: Option<Fault>,
     /// When to emit the next operation (ns since the test started).
     next_at: Option<u64>,
-    /// A `clock-check` is owed: a clock fault just started or stopped.
-    check_clock: bool,
+    /// The measurement owed ([`check_of`]): a clock fault or a membership
+    /// change just started or stopped.
+    check: Option<Fault>,
 }
 
 impl Schedule {
@@ -68,7 +70,7 @@ impl Schedule {
             next_def: 0,
             active: None,
             next_at: None,
-            check_clock: false,
+            check: None,
         }
     }
 
@@ -161,8 +163,8 @@ impl Generator for Schedule {
         if !ctx.nemesis_free {
             return Emit::Pending(None);
         }
-        if std::mem::take(&mut self.check_clock) {
-            return Emit::Invoke(op(&Fault::CheckClock));
+        if let Some(check) = self.check.take() {
+            return Emit::Invoke(op(&check));
         }
         let current = (self.next_def + self.defs.len() - 1) % self.defs.len();
         let Some(at) = self.next_at else {
@@ -175,7 +177,7 @@ impl Generator for Schedule {
         }
         if let Some(stop) = self.active.take() {
             self.next_at = Some(ctx.time.saturating_add(self.interval_of(current)));
-            self.check_clock = stop.family() == Some(super::Family::Clock);
+            self.check = stop.family().and_then(check_of);
             return Emit::Invoke(op(&stop));
         }
         let i = self.next_def;
@@ -185,7 +187,7 @@ impl Generator for Schedule {
         };
         self.active = Some(self.defs[i].stop());
         self.next_at = Some(ctx.time.saturating_add(self.interval_of(i)));
-        self.check_clock = start.family() == Some(super::Family::Clock);
+        self.check = start.family().and_then(check_of);
         Emit::Invoke(op(&start))
     }
 }
@@ -378,6 +380,34 @@ mod tests {
                 "clock-check",
                 "kill",
                 "start"
+            ],
+            "{fs:?}"
+        );
+    }
+
+    #[test]
+    fn each_membership_change_is_followed_by_a_member_list() {
+        let mut s = Schedule::new(
+            vec![
+                NemesisDef::builtin(Family::Membership),
+                NemesisDef::builtin(Family::Pause),
+            ],
+            Some(Duration::from_secs(1)),
+            3,
+        );
+        let fs: Vec<String> = drain(&mut s, 4_500_000_000)
+            .into_iter()
+            .map(|(_, op)| op.f)
+            .collect();
+        assert_eq!(
+            fs,
+            [
+                "remove-member",
+                "member-list",
+                "add-member",
+                "member-list",
+                "pause",
+                "resume"
             ],
             "{fs:?}"
         );

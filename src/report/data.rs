@@ -149,7 +149,9 @@ fn effect(f: &str) -> Effect {
         "rollback" => Effect::Stop(fam("rollback")),
         "lose-unfsynced" => Effect::Start(fam("lose-unfsynced")),
         "restart-lost" => Effect::Stop(fam("lose-unfsynced")),
-        "clock-check" => Effect::Measure,
+                "remove-member" => Effect::Start(fam("membership")),
+        "add-member" => Effect::Stop(fam("membership")),
+        "clock-check" | "member-list" => Effect::Measure,
         "heal" => Effect::StopAll,
         // Jepsen's conventions for nemeses this table does not name.
         other => match (other.strip_prefix("start-"), other.strip_prefix("stop-")) {

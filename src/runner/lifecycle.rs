@@ -88,6 +88,7 @@ pub async fn run_test(
             clock_by_faketime,
             db_has_primaries,
             db_faketime_clock: db_faketime_clock(&spec)?,
+            db_membership: db_membership(&spec)?,
         },
     )
     .map_err(|e| anyhow::anyhow!(e))?;
@@ -702,7 +703,8 @@ fn mark_end(test_json: &mut Value, incomplete: Option<&str>) {
 /// that did not run to its end (`incomplete`, with the reason) is
 /// incomplete, unless a checker found it invalid (an anomaly found stays
 /// found); a run in which no operation succeeded vouches for nothing and is
-/// at best unknown. Writes the verdict and the reasons into `results`
+/// at best unknown, and so is one whose final heal failed (a database it
+/// could not bring back). Writes the verdict and the reasons into `results`
 /// (`valid`, `interrupted`, `incomplete_reason`, `unknown_reason`).
 pub fn settle(
     validity: Validity,
@@ -727,6 +729,16 @@ pub fn settle(
             )
         });
     }
+    if let Some(why) = final_heal_failure(history) {
+        // The db may not have come back: what it would have served after
+        // is unknown, so the history vouches for less than it seems.
+        validity = validity.merge(Validity::Unknown);
+        let why = format!("the final heal failed: {why}");
+        results["unknown_reason"] = json!(match results["unknown_reason"].as_str() {
+            Some(earlier) => format!("{earlier}; {why}"),
+            None => why,
+        });
+    }
     if let Some(why) = incomplete {
         validity = validity.merge(Validity::Incomplete);
         results["incomplete_reason"] = json!(why);
@@ -734,6 +746,20 @@ pub fn settle(
     results["interrupted"] = json!(incomplete.is_some());
     results["valid"] = json!(validity);
     validity
+}
+
+/// The error of the history's last `heal` (the final one), when it failed:
+/// a database heal could not bring back, among others.
+fn final_heal_failure(history: &History) -> Option<String> {
+    let last = history
+        .ops
+        .iter()
+        .rev()
+        .find(|o| o.process == crate::history::Process::Nemesis && o.f == "heal")?;
+    last.error.as_ref().map(|e| match e {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
 }
 
 /// Records in `results` what each requested fault did (`faults`, see
@@ -885,6 +911,7 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs, local_cluster: bool) -> anyhow::R
         clock_by_faketime: local_cluster,
         db_has_primaries: db_names_primaries(spec)?,
         db_faketime_clock: db_faketime_clock(spec)?,
+        db_membership: db_membership(spec)?,
     };
     config::check_supported(&defs, can).map_err(|e| anyhow::anyhow!(e))
 }
@@ -901,6 +928,13 @@ fn db_names_primaries(spec: &TestSpec) -> anyhow::Result<bool> {
 fn db_faketime_clock(spec: &TestSpec) -> anyhow::Result<Result<(), String>> {
     let configured = spec.configure().map_err(|e| anyhow::anyhow!(e))?;
     Ok(configured.faketime_clock())
+}
+
+/// Whether the db's members can be removed and added back (for
+/// membership faults), and if not, why.
+fn db_membership(spec: &TestSpec) -> anyhow::Result<Result<(), String>> {
+    let configured = spec.configure().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(configured.membership())
 }
 
 /// The kinds of fault active now, from the nemesis record (empty when

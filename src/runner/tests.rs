@@ -617,3 +617,56 @@ fn a_requested_fault_that_never_took_effect_makes_the_run_unknown() {
         Validity::Invalid
     );
 }
+
+/// A run whose final heal failed (a db it could not bring back) is at best
+/// unknown, saying why; an anomaly found stays found; a heal that failed
+/// and then succeeded leaves the verdict alone.
+#[test]
+fn a_failed_final_heal_makes_the_run_unknown() {
+    use crate::check::Validity;
+    use crate::runner::lifecycle::{settle, verdict_notes};
+    let heal = |i: u64, error: Option<&str>| {
+        let mut op = Op::new(
+            i,
+            Process::Nemesis,
+            OpType::Info,
+            "heal",
+            serde_json::Value::Null,
+        );
+        op.error = error.map(|e| json!(e));
+        op
+    };
+    let mut h = history_of(&[OpType::Invoke, OpType::Ok]);
+    h.ops.push(heal(2, None));
+    h.ops.push(heal(
+        3,
+        Some("failed to start: n1: redis exited after its start; log: Bad file format"),
+    ));
+    let mut results = json!({"checkers": {}});
+    assert_eq!(
+        settle(Validity::Valid, &mut results, &h, None),
+        Validity::Unknown
+    );
+    assert_eq!(results["valid"], json!("unknown"));
+    let why = results["unknown_reason"].as_str().expect("a reason");
+    assert!(
+        why.starts_with("the final heal failed: failed to start: n1: redis exited")
+            && why.contains("Bad file format"),
+        "{why}"
+    );
+    assert!(verdict_notes(&results)[0].starts_with("run: unknown: the final heal failed"));
+    let mut results = json!({"checkers": {}});
+    assert_eq!(
+        settle(Validity::Invalid, &mut results, &h, None),
+        Validity::Invalid
+    );
+    // Healed on the second try: nothing to doubt.
+    h.ops.push(heal(4, None));
+    h.ops.push(heal(5, None));
+    let mut results = json!({"checkers": {}});
+    assert_eq!(
+        settle(Validity::Valid, &mut results, &h, None),
+        Validity::Valid
+    );
+    assert!(results.get("unknown_reason").is_none(), "{results}");
+}

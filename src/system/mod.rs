@@ -332,6 +332,14 @@ pub trait Configured: Send + Sync + std::fmt::Debug {
         )
     }
 
+    /// Whether its db's members can be removed and added back while it
+    /// runs (the `membership` fault, through `Db::membership`). `Err`
+    /// says why not; by default a system has no membership API faultline
+    /// knows.
+    fn membership(&self) -> Result<(), String> {
+        Err("faultline knows no API to change its members while it runs (only etcd's)".into())
+    }
+
     /// The system on `nodes`: its db and how its clients are made.
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>>;
 }

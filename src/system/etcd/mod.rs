@@ -79,6 +79,10 @@ impl Configured for EtcdConfig {
         )
     }
 
+    fn membership(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn read_mode(&self) -> &'static str {
         match self.read_mode {
             ReadMode::Linearizable => "linearizable",
