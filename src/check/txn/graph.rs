@@ -14,58 +14,103 @@ use crate::history::Outcome;
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::slice::ParallelSliceMut;
 use rustc_hash::FxHashMap;
+use std::sync::{Mutex, OnceLock};
 
 /// The dependency graph of a history.
 pub(crate) struct DepGraph {
     /// Nodes are transaction numbers; edge weights are kind masks.
     pub g: DiGraph<(), u8, u32>,
+    /// The data edges as inferred, until [`DepGraph::whys`] first needs
+    /// them sorted (then empty).
+    data: Mutex<Vec<(u32, u32, Kind, Why)>>,
     /// The first data edge inferred of each (from, to, kind), with its
     /// reason, sorted: looked up by binary search ([`DepGraph::why`]).
     /// A sorted vector rather than a hash map: at millions of edges it
-    /// takes a third of the memory.
-    whys: Vec<(u32, u32, Kind, Why)>,
+    /// takes a third of the memory. Sorted only when a reason is first
+    /// asked for, that is when a cycle is explained: a valid history (the
+    /// usual case at scale) never pays for the sort.
+    whys: OnceLock<Vec<(u32, u32, Kind, Why)>>,
 }
 
 impl DepGraph {
     /// Builds the graph from data edges and the history's process and
     /// real-time order. Failed transactions take no part in any order.
-    pub(crate) fn build(txns: &[Txn], mut data: Vec<(u32, u32, Kind, Why)>) -> DepGraph {
-        // A stable sort keeps, of repeated edges, the first inferred.
-        data.par_sort_by_key(|&(a, b, k, _)| (a, b, k));
-        data.dedup_by_key(|&mut (a, b, k, _)| (a, b, k));
-        data.shrink_to_fit();
+    pub(crate) fn build(txns: &[Txn], data: Vec<(u32, u32, Kind, Why)>) -> DepGraph {
         let mut raw: Vec<(u32, u32, u8)> = Vec::with_capacity(data.len() + txns.len() * 4);
         for &(a, b, k, _) in &data {
             raw.push((a, b, k.bit()));
         }
-        let whys = data;
         process_edges(txns, &mut raw);
         realtime_edges(txns, &mut raw);
-        raw.par_sort_unstable_by_key(|&(a, b, _)| (a, b));
-        let mut g: DiGraph<(), u8, u32> = DiGraph::with_capacity(txns.len(), raw.len());
-        for _ in 0..txns.len() {
+        // The edges in (from, to) order, repeats merged into one mask: a
+        // counting sort by source, then each source's few targets sorted,
+        // instead of a comparison sort of the whole list.
+        let n = txns.len();
+        let mut start: Vec<usize> = vec![0; n + 1];
+        for &(a, _, _) in &raw {
+            start[a as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut targets: Vec<(u32, u8)> = vec![(0, 0); raw.len()];
+        for &(a, b, mask) in &raw {
+            targets[fill[a as usize]] = (b, mask);
+            fill[a as usize] += 1;
+        }
+        drop(fill);
+        drop(raw);
+        let mut g: DiGraph<(), u8, u32> = DiGraph::with_capacity(n, targets.len());
+        for _ in 0..n {
             g.add_node(());
         }
-        let mut i = 0;
-        while i < raw.len() {
-            let (a, b, mut mask) = raw[i];
-            let mut j = i + 1;
-            while j < raw.len() && raw[j].0 == a && raw[j].1 == b {
-                mask |= raw[j].2;
-                j += 1;
+        for a in 0..n {
+            let out = &mut targets[start[a]..start[a + 1]];
+            out.sort_unstable_by_key(|&(b, _)| b);
+            let mut i = 0;
+            while i < out.len() {
+                let (b, mut mask) = out[i];
+                let mut j = i + 1;
+                while j < out.len() && out[j].0 == b {
+                    mask |= out[j].1;
+                    j += 1;
+                }
+                g.add_edge(NodeIndex::new(a), NodeIndex::new(b as usize), mask);
+                i = j;
             }
-            g.add_edge(NodeIndex::new(a as usize), NodeIndex::new(b as usize), mask);
-            i = j;
         }
-        DepGraph { g, whys }
+        DepGraph {
+            g,
+            data: Mutex::new(data),
+            whys: OnceLock::new(),
+        }
+    }
+
+    /// The data edges sorted, each (from, to, kind) once with the reason
+    /// first inferred; sorted on first use.
+    fn whys(&self) -> &[(u32, u32, Kind, Why)] {
+        self.whys.get_or_init(|| {
+            let mut data = std::mem::take(
+                &mut *self
+                    .data
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            // A stable sort keeps, of repeated edges, the first inferred.
+            data.par_sort_by_key(|&(a, b, k, _)| (a, b, k));
+            data.dedup_by_key(|&mut (a, b, k, _)| (a, b, k));
+            data.shrink_to_fit();
+            data
+        })
     }
 
     /// Why the data edge `a → b` of kind `k` exists.
     pub(crate) fn why(&self, a: u32, b: u32, k: Kind) -> Option<Why> {
-        self.whys
-            .binary_search_by_key(&(a, b, k), |&(a, b, k, _)| (a, b, k))
+        let whys = self.whys();
+        whys.binary_search_by_key(&(a, b, k), |&(a, b, k, _)| (a, b, k))
             .ok()
-            .map(|i| self.whys[i].3)
+            .map(|i| whys[i].3)
     }
 }
 

@@ -427,13 +427,26 @@ fn committed_appends(
 ) -> FxHashMap<u32, Vec<(u32, u32)>> {
     let mut proven: FxHashSet<u32> = FxHashSet::default();
     for (&key, rs) in reads {
-        for r in rs {
-            for &v in r.values {
+        let mut observe = |values: &[u32]| {
+            for &v in values {
                 if let Some(w) = writers.get(&(key, v)) {
                     if txns[w.txn as usize].outcome == Outcome::Info {
                         proven.insert(w.txn);
                     }
                 }
+            }
+        };
+        // The values read of the key are those of its longest read and of
+        // the reads that are not a prefix of it: the prefixes (nearly all
+        // reads) add nothing, and comparing slices is much cheaper than a
+        // lookup per element.
+        let Some(longest) = rs.iter().map(|r| r.values).max_by_key(|v| v.len()) else {
+            continue;
+        };
+        observe(longest);
+        for r in rs {
+            if !longest.starts_with(r.values) {
+                observe(r.values);
             }
         }
     }
