@@ -13,7 +13,6 @@ use super::parse::Txn;
 use crate::history::Outcome;
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::slice::ParallelSliceMut;
-use rustc_hash::FxHashMap;
 use std::sync::{Mutex, OnceLock};
 
 /// The dependency graph of a history.
@@ -143,18 +142,22 @@ fn realtime_edges(txns: &[Txn], raw: &mut Vec<(u32, u32, u8)>) {
     }
     events.sort_unstable();
     let mut frontier: Vec<u32> = Vec::new();
-    let mut preds: FxHashMap<u32, Vec<u32>> = FxHashMap::default();
+    // Per transaction: where its real-time predecessors (the frontier
+    // when it was invoked) start in `raw` and how many there are; `raw`
+    // only grows here, so they stay in place until it completes.
+    let mut preds: Vec<(usize, usize)> = vec![(0, 0); txns.len()];
     for (_, t, done) in events {
         if !done {
+            preds[t as usize] = (raw.len(), frontier.len());
             for &p in &frontier {
                 raw.push((p, t, Kind::Realtime.bit()));
             }
-            preds.insert(t, frontier.clone());
         } else {
             // Whatever preceded t is now implied through t for anything
             // invoked later.
-            let before = preds.remove(&t).unwrap_or_default();
-            frontier.retain(|p| !before.contains(p));
+            let (from, n) = preds[t as usize];
+            let before = &raw[from..from + n];
+            frontier.retain(|&p| !before.iter().any(|&(q, _, _)| q == p));
             frontier.push(t);
         }
     }
