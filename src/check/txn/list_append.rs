@@ -38,14 +38,8 @@ pub(crate) fn infer(txns: &Txns, atoms: &Interner) -> Result<Inferred, TxnError>
 
     // Reads per key, with internal consistency checked along the way.
     let mut reads: FxHashMap<u32, Vec<Read<'_>>> = FxHashMap::default();
-    let mut writes_key: FxHashSet<(u32, u32)> = FxHashSet::default();
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
-        for m in txns.mops(txn) {
-            if let Mop::Append { key, .. } = m {
-                writes_key.insert((t, *key));
-            }
-        }
         if txn.outcome != Outcome::Ok {
             continue;
         }
@@ -341,7 +335,13 @@ pub(crate) fn infer(txns: &Txns, atoms: &Interner) -> Result<Inferred, TxnError>
             // Lost update: committed transactions that read the same
             // version and then appended, whether or not that version fits
             // the order of the other reads.
-            if writes_key.contains(&(r.txn, key)) {
+            // (A transaction has a handful of micro-operations: scanning
+            // them beats a set of every (transaction, key) appended.)
+            let appends_key = txns
+                .mops(&txns[r.txn as usize])
+                .iter()
+                .any(|m| matches!(m, Mop::Append { key: k, .. } if *k == key));
+            if appends_key {
                 lost.entry(r.values).or_default().push(r.txn);
             }
         }
@@ -370,20 +370,31 @@ pub(crate) fn infer(txns: &Txns, atoms: &Interner) -> Result<Inferred, TxnError>
 fn writers(txns: &Txns, atoms: &Interner) -> Result<Writers, TxnError> {
     let mut writers: FxHashMap<(u32, u32), Writer> = FxHashMap::default();
     let mut appends: FxHashMap<u32, Vec<(u32, u32)>> = FxHashMap::default();
+    // Per key the transaction appended to: its last value and how many
+    // appends. A transaction touches a handful of keys: a vector, reused,
+    // beats a map per transaction.
+    let mut of_key: Vec<(u32, u32, u32)> = Vec::new();
     for (t, txn) in txns.iter().enumerate() {
         let t = t as u32;
-        let mut last_of_key: FxHashMap<u32, u32> = FxHashMap::default();
-        let mut seq_of_key: FxHashMap<u32, u32> = FxHashMap::default();
+        of_key.clear();
         for m in txns.mops(txn) {
             if let Mop::Append { key, value } = *m {
-                let seq = seq_of_key.entry(key).or_insert(0);
-                *seq += 1;
+                let i = match of_key.iter().position(|&(k, _, _)| k == key) {
+                    Some(i) => i,
+                    None => {
+                        of_key.push((key, value, 0));
+                        of_key.len() - 1
+                    }
+                };
+                let seq = of_key[i].2;
+                of_key[i].1 = value;
+                of_key[i].2 += 1;
                 if let Some(prev) = writers.insert(
                     (key, value),
                     Writer {
                         txn: t,
                         last: false,
-                        seq: *seq - 1,
+                        seq,
                     },
                 ) {
                     return Err(TxnError::DuplicateWrite {
@@ -393,13 +404,12 @@ fn writers(txns: &Txns, atoms: &Interner) -> Result<Writers, TxnError> {
                         second: txn.invoke,
                     });
                 }
-                last_of_key.insert(key, value);
                 if txn.outcome != Outcome::Fail {
                     appends.entry(key).or_default().push((value, t));
                 }
             }
         }
-        for (key, value) in last_of_key {
+        for &(key, value, _) in &of_key {
             if let Some(w) = writers.get_mut(&(key, value)) {
                 w.last = true;
             }
@@ -427,13 +437,26 @@ fn committed_appends(
 ) -> FxHashMap<u32, Vec<(u32, u32)>> {
     let mut proven: FxHashSet<u32> = FxHashSet::default();
     for (&key, rs) in reads {
-        for r in rs {
-            for &v in r.values {
+        let mut observe = |values: &[u32]| {
+            for &v in values {
                 if let Some(w) = writers.get(&(key, v)) {
                     if txns[w.txn as usize].outcome == Outcome::Info {
                         proven.insert(w.txn);
                     }
                 }
+            }
+        };
+        // The values read of the key are those of its longest read and of
+        // the reads that are not a prefix of it: the prefixes (nearly all
+        // reads) add nothing, and comparing slices is much cheaper than a
+        // lookup per element.
+        let Some(longest) = rs.iter().map(|r| r.values).max_by_key(|v| v.len()) else {
+            continue;
+        };
+        observe(longest);
+        for r in rs {
+            if !longest.starts_with(r.values) {
+                observe(r.values);
             }
         }
     }

@@ -655,3 +655,27 @@ fn g2_item_process() {
     assert_eq!(r.not, vec!["strong-session-serializable"]);
     assert_eq!(r.also_not, vec!["strict-serializable"]);
 }
+
+#[test]
+fn an_info_append_seen_only_in_a_read_out_of_order_still_proves_its_transaction_committed() {
+    // T1 (info) appended 5 to x and 7 to y. The longest read of x is [1 2];
+    // 5 shows up only in [5], which is no prefix of it. That read still
+    // proves T1 committed, so its append to y came after the [] read of y:
+    // T1 -wr-> T3 (x) and T3 -rw-> T1 (y), a G-single cycle.
+    let r = la(r#"
+        0 invoke [["append","x",5],["append","y",7]]
+        1 invoke [["append","x",1],["append","x",2]]
+        1 ok [["append","x",1],["append","x",2]]
+        2 invoke [["r","x",null]]
+        2 ok [["r","x",[1,2]]]
+        3 invoke [["r","x",null],["r","y",null]]
+        3 ok [["r","x",[5]],["r","y",[]]]
+        0 info [["append","x",5],["append","y",7]]
+    "#);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert!(r.anomaly_types.iter().any(|a| a == "incompatible-order"));
+    assert_eq!(
+        explanation(&r, "G-single"),
+        "T1 < T2 because T1 read key y (an empty list) before T2 appended 7 to it; T2 < T1 because T1 read key x after T2 appended 5 to it: a contradiction"
+    );
+}
