@@ -398,25 +398,27 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
                 })
                 .collect::<Result<Vec<_>, _>>()?
         }
-        Family::Kill | Family::Pause | Family::Rollback | Family::LoseUnfsynced | Family::Membership => {
-            match &target_values {
-                Some(vals) => vals
-                    .iter()
-                    .map(|v| {
-                        Targets::from_value(v)
-                            .map_err(bad_target)
-                            .map(|t| match family {
-                                Family::Kill => Fault::Kill(t),
-                                Family::Pause => Fault::Pause(t),
-                                Family::LoseUnfsynced => Fault::LoseUnfsynced(t),
-                                Family::Membership => Fault::RemoveMember(t),
-                                _ => Fault::SnapshotData(t),
-                            })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-                None => builtin.starts,
-            }
-        }
+        Family::Kill
+        | Family::Pause
+        | Family::Rollback
+        | Family::LoseUnfsynced
+        | Family::Membership => match &target_values {
+            Some(vals) => vals
+                .iter()
+                .map(|v| {
+                    Targets::from_value(v)
+                        .map_err(bad_target)
+                        .map(|t| match family {
+                            Family::Kill => Fault::Kill(t),
+                            Family::Pause => Fault::Pause(t),
+                            Family::LoseUnfsynced => Fault::LoseUnfsynced(t),
+                            Family::Membership => Fault::RemoveMember(t),
+                            _ => Fault::SnapshotData(t),
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => builtin.starts,
+        },
         Family::FileCorruption => {
             let targets = match &target_values {
                 Some(vals) => vals
@@ -988,7 +990,7 @@ mod tests {
             .contains(&Fault::RemoveMember(Targets::Primaries)));
         assert_eq!(members[0].stop(), Fault::AddMember);
         let no_members = Capabilities {
-            local_cluster: true,
+            clock_by_faketime: true,
             db_has_primaries: true,
             db_faketime_clock: Ok(()),
             db_membership: Err("redis has none".into()),
@@ -999,7 +1001,7 @@ mod tests {
             "{e}"
         );
         let etcd = Capabilities {
-            local_cluster: true,
+            clock_by_faketime: true,
             db_has_primaries: true,
             db_faketime_clock: Err("static Go".into()),
             db_membership: Ok(()),

@@ -537,9 +537,11 @@ impl Fault {
     pub fn value(&self) -> Value {
         match self {
             Fault::StartPartition(p) => p.to_value(),
-            Fault::Kill(t) | Fault::Pause(t) | Fault::SnapshotData(t) | Fault::LoseUnfsynced(t) | Fault::RemoveMember(t) => {
-                t.to_value()
-            }
+            Fault::Kill(t)
+            | Fault::Pause(t)
+            | Fault::SnapshotData(t)
+            | Fault::LoseUnfsynced(t)
+            | Fault::RemoveMember(t) => t.to_value(),
             Fault::CorruptFile {
                 targets,
                 corruption,

@@ -149,7 +149,7 @@ fn effect(f: &str) -> Effect {
         "rollback" => Effect::Stop(fam("rollback")),
         "lose-unfsynced" => Effect::Start(fam("lose-unfsynced")),
         "restart-lost" => Effect::Stop(fam("lose-unfsynced")),
-                "remove-member" => Effect::Start(fam("membership")),
+        "remove-member" => Effect::Start(fam("membership")),
         "add-member" => Effect::Stop(fam("membership")),
         "clock-check" | "member-list" => Effect::Measure,
         "heal" => Effect::StopAll,

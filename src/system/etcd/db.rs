@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::http;
-use crate::cluster::Node;
+use crate::cluster::{url_host, Node};
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
 use crate::db::{AptPackages, Db, DbError, Member, Membership, NodeDaemon};
@@ -419,15 +419,6 @@ impl Membership for Etcd {
 
 /// How long a member change waits for etcd to count its members healthy.
 const RECONFIG_WAIT: Duration = Duration::from_secs(15);
-
-/// IPv6 literals need brackets inside URLs.
-fn url_host(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
-}
 
 /// The flags [`Etcd`]'s start command sets (member identity, data
 /// directory, URLs, initial cluster), `config-file`, which would replace

@@ -68,11 +68,7 @@ impl Default for RabbitClientOptions {
 /// virtual host, heartbeats every 5 s (a partitioned connection is seen
 /// dead within seconds, not the default minute).
 pub fn amqp_uri(host: &str) -> String {
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
+    let host = crate::cluster::url_host(host);
     format!("amqp://guest:guest@{host}:{AMQP_PORT}/%2f?heartbeat=5")
 }
 

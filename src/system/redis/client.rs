@@ -265,11 +265,7 @@ impl RedisClient {
     }
 
     async fn connect(&self, host: &str, port: u16) -> Result<MultiplexedConnection, ClientError> {
-        let h = if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]")
-        } else {
-            host.to_string()
-        };
+        let h = crate::cluster::url_host(host);
         let client = ::redis::Client::open(format!("redis://{h}:{port}/"))
             .map_err(|e| ClientError::not_applied(format!("{host}:{port}: {e}")))?;
         let config = self.config();
