@@ -6,7 +6,10 @@
 //! recorded the same; `faultline heal` from a fresh process sets the offset
 //! back to `+0` and the clocks agree again. And runs of etcd (a static Go
 //! binary) and Redis (which hangs under libfaketime) with clock faults are
-//! refused before anything is built, with the reason.
+//! refused before anything is built, with the reason. A strobe on n1
+//! (libfaketime under PostgreSQL), sampled by `clock-check` ops while it
+//! runs, flips n1's offset between the delta and 0 while the other nodes
+//! stay at 0, and heal sets it back to 0.
 //!
 //! The PostgreSQL test needs root (ignored otherwise) and installs
 //! postgresql and libfaketime when missing.
@@ -305,4 +308,110 @@ fn clock_faults_on_etcd_are_refused_before_anything_is_built() {
         "{err}"
     );
     assert!(!state.exists(), "nothing was built: {}", state.display());
+}
+
+/// The `clock-check` offset of `node` in `check`'s value, in ms.
+fn offset_of(check: &Value, node: &str) -> Option<f64> {
+    check["offsets-ms"][node].as_f64()
+}
+
+/// Kills and wipes the db on every node when dropped (before the cluster
+/// goes).
+struct DbDown(
+    std::sync::Arc<dyn faultline::db::Db>,
+    Vec<faultline::cluster::Node>,
+);
+impl Drop for DbDown {
+    fn drop(&mut self) {
+        for n in &self.1 {
+            let _ = self.0.kill(n);
+            let _ = self.0.wipe(n);
+        }
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(faultline_root),
+    ignore = "needs root: builds a local cluster and runs PostgreSQL"
+)]
+fn a_clock_strobe_flips_the_postgres_clock_and_heal_resets_it() {
+    use faultline::nemesis::{Fault, Nemeses, Nemesis, NemesisOptions, Targets};
+    let mut need = cluster_support::db("postgres");
+    need.push((
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "libfaketime",
+    ));
+    cluster_support::ensure(&need);
+    const STROBE_MS: i64 = 4000;
+    let guard = cluster_support::Teardown::new("flst", "10.78.193.0/24", 3);
+    let cluster = faultline::cluster::local::up(&guard.spec).expect("cluster up");
+    // As a run asking for clock faults does: the control files exist
+    // before the db starts, so it runs under libfaketime.
+    faultline::nemesis::clock::arm_faketime(&cluster, true).expect("arm libfaketime");
+    let db = faultline::system::with_defaults("postgres", None)
+        .expect("postgres")
+        .deploy(cluster.nodes())
+        .expect("deploy")
+        .db();
+    let _down = DbDown(db.clone(), cluster.nodes().to_vec());
+    faultline::db::setup(db.as_ref(), &cluster, Duration::from_secs(60)).expect("postgres setup");
+    let nem = Nemeses::new(
+        cluster.clone(),
+        Some(db.clone()),
+        NemesisOptions {
+            seed: 5,
+            record: faultline::nemesis::default_record_path(&cluster),
+            ..NemesisOptions::default()
+        },
+    );
+    // Flips every 400 ms for 8 s: up by the delta, back down, ...
+    let done = nem
+        .invoke(&Fault::StrobeClock {
+            targets: Targets::Nodes(vec!["n1".into()]),
+            delta_ms: STROBE_MS,
+            period_ms: 400,
+            duration_ms: 8000,
+        })
+        .expect("strobe-clock");
+    assert_eq!(done["strobed"], serde_json::json!(["n1"]), "{done}");
+    // Sampled by clock-check ops for 3 s: n1 seen both up and down, the
+    // others never moved.
+    let (mut up, mut down) = (0, 0);
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(3) {
+        let check = nem.invoke(&Fault::CheckClock).expect("clock-check");
+        let n1 = offset_of(&check, "n1").unwrap_or_else(|| panic!("no n1 offset: {check}"));
+        if (n1 - STROBE_MS as f64).abs() < SLACK_MS {
+            up += 1;
+        } else if n1.abs() < SLACK_MS {
+            down += 1;
+        } else {
+            panic!("n1's offset {n1} ms is neither {STROBE_MS} nor 0: {check}");
+        }
+        for other in ["n2", "n3"] {
+            // PostgreSQL runs on n1 only: the others report no offset, or 0.
+            if let Some(o) = offset_of(&check, other) {
+                assert!(o.abs() < SLACK_MS, "{other} moved: {check}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    assert!(
+        up >= 2 && down >= 2,
+        "the offset did not oscillate: {up} samples at +{STROBE_MS} ms, {down} at 0"
+    );
+    // Heal stops the loop and sets the offset back: it stays at 0.
+    let healed = nem.heal().expect("heal");
+    assert_eq!(
+        healed["clock"]["reset"],
+        serde_json::json!(["n1"]),
+        "{healed}"
+    );
+    for _ in 0..5 {
+        let check = nem.invoke(&Fault::CheckClock).expect("clock-check");
+        let n1 = offset_of(&check, "n1").expect("n1's offset");
+        assert!(n1.abs() < SLACK_MS, "n1 at {n1} ms after heal: {check}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

@@ -186,6 +186,14 @@ pub fn faketime_exports(work_dir: &str) -> String {
     )
 }
 
+/// Shell text (for inside single quotes) making libfaketime's semaphore
+/// and shared memory, named in `$FAKETIME_SHARED`, readable and writable by
+/// every user, so an image that drops root can open them (`Daemon::start`).
+const SHARE_FAKETIME_IPC: &str =
+    "if [ -n \"$FAKETIME_SHARED\" ]; then for f in $FAKETIME_SHARED; do \
+     case $f in /faketime_sem_*) f=/dev/shm/sem.${f#/};; *) f=/dev/shm/${f#/};; esac; \
+     chmod 0666 \"$f\" 2>/dev/null; done; fi; ";
+
 /// Where a daemon keeps its pid and output on a node, and what its process is
 /// called.
 #[derive(Debug, Clone)]
@@ -236,10 +244,16 @@ impl Daemon {
         // The pid is written by the shell that then execs the daemon, so it
         // is the daemon's own pid. `&` applies to this one command only,
         // or the SSH channel would wait for the whole list.
+        // Under libfaketime 0.9.10 the shell that execs the daemon creates
+        // the library's semaphore and shared memory (named after its pid,
+        // owner-only, in `FAKETIME_SHARED`; `FAKETIME_DISABLE_SHM` is not
+        // honoured), and every image the pid execs into opens them again: a
+        // daemon that drops root on the way (`setpriv` to postgres) would be
+        // refused them and exit. The shell opens them to the daemon first.
         let script = format!(
             "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then exit 0; fi; \
              rm -f \"$PIDF\"; cd {dir} || exit 1; {faketime}\
-             setsid sh -c 'echo $$ > \"$0\"; exec \"$@\"' \"$PIDF\" {command} \
+             setsid sh -c '{share_faketime}echo $$ > \"$0\"; exec \"$@\"' \"$PIDF\" {command} \
              >> {log} 2>&1 < /dev/null & \
              i=0; while [ ! -s \"$PIDF\" ] && [ $i -lt 250 ]; do sleep 0.02; i=$((i+1)); done; \
              [ -s \"$PIDF\" ] || {{ echo 'no pid file after 5 s' >&2; exit 1; }}",
@@ -247,6 +261,7 @@ impl Daemon {
             dir = shell_quote(dir),
             log = shell_quote(&self.log_file),
             faketime = faketime_exports(node.work_dir()),
+            share_faketime = SHARE_FAKETIME_IPC,
         );
         node.run(&script).map(|_| ())
     }
