@@ -157,6 +157,23 @@ impl Drop for EtcdDown {
     }
 }
 
+/// Puts `key` = `value` through `node`, retried for 30 s: a cluster that
+/// just lost a member (its leader, perhaps) elects one first, and a put sent
+/// during the election may wait out the client's 5 s.
+fn put_retried(node: &faultline::cluster::Node, key: &str, value: &str) {
+    let t = Instant::now();
+    loop {
+        match etcd_put(node, key, value) {
+            Ok(()) => return,
+            Err(e) if t.elapsed() < Duration::from_secs(30) => {
+                eprintln!("put {key} on {}, retried: {e}", node.name());
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => panic!("put {key} on {} for 30 s: {e}", node.name()),
+        }
+    }
+}
+
 #[test]
 #[cfg_attr(
     not(faultline_root),
@@ -181,7 +198,7 @@ fn a_member_is_removed_and_added_back_and_heal_restores_it_after_a_killed_contro
             ..NemesisOptions::default()
         },
     );
-    etcd_put(&nodes[0], "before", "1").expect("put");
+    put_retried(&nodes[0], "before", "1");
 
     // Shrink: etcd lists two members, and the removed node serves nothing.
     let done = nem
@@ -228,7 +245,7 @@ fn a_member_is_removed_and_added_back_and_heal_restores_it_after_a_killed_contro
         "{e}"
     );
     // Writes go on while the cluster is two.
-    etcd_put(&others[0], "during", "2").expect("put on two members");
+    put_retried(&others[0], "during", "2");
 
     // Grow: every node a member again, serving what was written.
     let done = nem.invoke(&Fault::AddMember).expect("add-member");
