@@ -158,3 +158,37 @@ impl Env {
         Ok(all.into_iter().filter(|n| chosen.contains(n)).collect())
     }
 }
+
+/// The faultline binary that runs `subcommand` (a helper program such as
+/// `nfq-packet` or `lazyfs`) on `node`: `local` itself when the node can
+/// see and run it (the local cluster), else `local` uploaded into the
+/// node's work folder. Refused for `fault` when no binary is known (`what`
+/// names the program).
+pub fn faultline_on(
+    node: &Node,
+    local: Option<&std::path::Path>,
+    subcommand: &str,
+    fault: &str,
+    what: &str,
+) -> Result<String, NemesisError> {
+    use crate::control::shell_quote;
+    let local = local.ok_or_else(|| NemesisError::Refused {
+        fault: fault.into(),
+        reason: format!("no faultline binary known to run {what}"),
+    })?;
+    let path = local.display().to_string();
+    if node.capabilities().shares_host
+        && node
+            .exec(&format!(
+                "{} {subcommand} --help >/dev/null 2>&1",
+                shell_quote(&path)
+            ))?
+            .success()
+    {
+        return Ok(path);
+    }
+    let remote = format!("{}/bin/faultline", node.work_dir());
+    node.run(&format!("mkdir -p {}/bin", shell_quote(node.work_dir())))?;
+    node.upload(local, &remote, 0o755)?;
+    Ok(remote)
+}

@@ -364,25 +364,13 @@ impl PacketNemesis {
     /// when the node can see it (local cluster), else uploaded to the work
     /// dir.
     fn helper_on(&self, node: &Node) -> Result<String, NemesisError> {
-        let local = self.helper.as_ref().ok_or_else(|| NemesisError::Refused {
-            fault: "start-packet".into(),
-            reason: "no faultline binary known to run the NFQUEUE packet program".into(),
-        })?;
-        let path = local.display().to_string();
-        if node.capabilities().shares_host
-            && node
-                .exec(&format!(
-                    "{} nfq-packet --help >/dev/null 2>&1",
-                    shell_quote(&path)
-                ))?
-                .success()
-        {
-            return Ok(path);
-        }
-        let remote = format!("{}/bin/faultline", node.work_dir());
-        node.run(&format!("mkdir -p {}/bin", shell_quote(node.work_dir())))?;
-        node.upload(local, &remote, 0o755)?;
-        Ok(remote)
+        super::env::faultline_on(
+            node,
+            self.helper.as_deref(),
+            "nfq-packet",
+            "start-packet",
+            "the NFQUEUE packet program",
+        )
     }
 
     fn start_loss(&self, targets: &[String], loss: f64) -> Result<(), NemesisError> {

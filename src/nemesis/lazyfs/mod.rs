@@ -183,25 +183,13 @@ impl LazyfsNemesis {
     /// The binary to run on `node`: the local one when the node can see
     /// it (local cluster), else uploaded to the work dir.
     fn helper_on(&self, node: &Node) -> Result<String, NemesisError> {
-        let local = self.helper.as_ref().ok_or_else(|| NemesisError::Refused {
-            fault: FAULT.into(),
-            reason: "no faultline binary known to run the lazyfs filesystem".into(),
-        })?;
-        let path = local.display().to_string();
-        if node.capabilities().shares_host
-            && node
-                .exec(&format!(
-                    "{} lazyfs --help >/dev/null 2>&1",
-                    shell_quote(&path)
-                ))?
-                .success()
-        {
-            return Ok(path);
-        }
-        let remote = format!("{}/bin/faultline", node.work_dir());
-        node.run(&format!("mkdir -p {}/bin", shell_quote(node.work_dir())))?;
-        node.upload(local, &remote, 0o755)?;
-        Ok(remote)
+        super::env::faultline_on(
+            node,
+            self.helper.as_deref(),
+            "lazyfs",
+            FAULT,
+            "the lazyfs filesystem",
+        )
     }
 
     /// Every node with a data folder, with it; refused when there is none.
