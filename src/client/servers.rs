@@ -1,4 +1,5 @@
-//! The servers a system's clients may open: node name → `host:port`.
+//! The servers a system's clients may open: node name → the address a
+//! client opens there (`host:port`, a URI, or a host).
 //!
 //! Every clustered system's client factory needs the same map, built from
 //! the cluster's nodes and the system's client port, and the same error
@@ -9,7 +10,8 @@ use crate::cluster::Node;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Node name → `host:port` of the system's server there; cheap to clone.
+/// Node name → the address of the system's server there (`host:port`, a
+/// URI, or a host, as its client opens it); cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Servers {
     /// What the servers are, for errors (`NATS`, `ZooKeeper`).
@@ -18,7 +20,7 @@ pub struct Servers {
 }
 
 impl Servers {
-    /// The servers `servers` (node name, `host:port`) of the system
+    /// The servers `servers` (node name, address) of the system
     /// `what`; refused when there are none.
     pub fn new<I, N, A>(what: &'static str, servers: I) -> Result<Servers, ClientError>
     where
@@ -44,7 +46,7 @@ impl Servers {
         Servers::new(what, nodes.iter().map(|n| (n.name(), n.host_port(port))))
     }
 
-    /// The `host:port` of the server on `node`; a worker placed on a node
+    /// The address of the server on `node`; a worker placed on a node
     /// with none is refused before anything is sent (`fail`).
     pub fn on(&self, node: &str) -> Result<&str, ClientError> {
         self.by_node.get(node).map(String::as_str).ok_or_else(|| {

@@ -32,12 +32,12 @@
 //!   node leaving the primary component (1047) — is `info`: it may have
 //!   committed.
 
+use crate::client::servers::Servers;
 use crate::client::{Client, ClientError, ClientFactory, Completion, Invocation};
 use crate::system::postgres::client::{decode, parse_list, Mop};
 use crate::system::postgres::Isolation;
 use mysql_async::prelude::Queryable;
 use serde_json::{json, Map, Value};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +107,7 @@ impl GaleraClientOptions {
 #[derive(Clone, Debug)]
 pub struct GaleraClientFactory {
     /// Node name → host.
-    hosts: Arc<HashMap<String, String>>,
+    hosts: Servers,
     opts: Arc<GaleraClientOptions>,
     /// Whether the bank's accounts exist (made by the first open).
     accounts: Arc<tokio::sync::Mutex<bool>>,
@@ -119,12 +119,8 @@ impl GaleraClientFactory {
         hosts: impl IntoIterator<Item = (String, String)>,
         opts: GaleraClientOptions,
     ) -> Result<Self, ClientError> {
-        let hosts: HashMap<String, String> = hosts.into_iter().collect();
-        if hosts.is_empty() {
-            return Err(ClientError::not_applied("no galera nodes"));
-        }
         Ok(GaleraClientFactory {
-            hosts: Arc::new(hosts),
+            hosts: Servers::new("galera", hosts)?,
             opts: Arc::new(opts),
             accounts: Arc::new(tokio::sync::Mutex::new(false)),
         })
@@ -432,10 +428,7 @@ impl GaleraClient {
 #[async_trait::async_trait]
 impl Client for GaleraClient {
     async fn open(&mut self, node: &str) -> Result<(), ClientError> {
-        let host =
-            self.factory.hosts.get(node).cloned().ok_or_else(|| {
-                ClientError::not_applied(format!("no galera server on node {node}"))
-            })?;
+        let host = self.factory.hosts.on(node)?.to_string();
         self.host = Some(host);
         self.conn = None;
         self.connect().await?;

@@ -29,6 +29,7 @@
 //!   else `fail`.
 
 use super::db::{QueueType, AMQP_PORT, QUEUE};
+use crate::client::servers::Servers;
 use crate::client::{Client, ClientError, ClientFactory, Completion, Invocation, Status};
 use crate::cluster::Node;
 use lapin::options::{
@@ -39,7 +40,6 @@ use lapin::publisher_confirm::Confirmation;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -125,7 +125,7 @@ fn refused_before_sending(e: &lapin::Error) -> bool {
 #[derive(Clone, Debug)]
 pub struct RabbitClientFactory {
     /// Node name → AMQP URI.
-    brokers: Arc<HashMap<String, String>>,
+    brokers: Servers,
     opts: Arc<RabbitClientOptions>,
 }
 
@@ -137,15 +137,8 @@ impl RabbitClientFactory {
         N: Into<String>,
         A: Into<String>,
     {
-        let brokers: HashMap<String, String> = brokers
-            .into_iter()
-            .map(|(n, a)| (n.into(), a.into()))
-            .collect();
-        if brokers.is_empty() {
-            return Err(ClientError::not_applied("no RabbitMQ brokers"));
-        }
         Ok(RabbitClientFactory {
-            brokers: Arc::new(brokers),
+            brokers: Servers::new("RabbitMQ", brokers)?,
             opts: Arc::new(opts),
         })
     }
@@ -163,7 +156,7 @@ impl RabbitClientFactory {
     /// A new, unopened client.
     pub fn client(&self) -> RabbitClient {
         RabbitClient {
-            brokers: Arc::clone(&self.brokers),
+            brokers: self.brokers.clone(),
             opts: Arc::clone(&self.opts),
             uri: None,
             conn: None,
@@ -184,7 +177,7 @@ struct Conn {
 
 /// A client of one broker, used by one worker at a time.
 pub struct RabbitClient {
-    brokers: Arc<HashMap<String, String>>,
+    brokers: Servers,
     opts: Arc<RabbitClientOptions>,
     /// The broker's URI, once opened.
     uri: Option<String>,
@@ -492,9 +485,7 @@ impl RabbitClient {
 #[async_trait::async_trait]
 impl Client for RabbitClient {
     async fn open(&mut self, node: &str) -> Result<(), ClientError> {
-        let uri = self.brokers.get(node).cloned().ok_or_else(|| {
-            ClientError::not_applied(format!("no RabbitMQ broker on node {node}"))
-        })?;
+        let uri = self.brokers.on(node)?.to_string();
         if let Some(c) = self.conn.take() {
             c.abandon();
         }
