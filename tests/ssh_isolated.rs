@@ -438,6 +438,26 @@ fn passwords_jump_hosts_and_sudo_against_isolated_nodes() {
         "no etcd.log collected from n3"
     );
 
+    // A partition would cut the other nodes off from a jump host that is
+    // one of them, and the controller with it: refused before anything.
+    let results_part = tmp.path().join("results-partition");
+    let results_part_s = results_part.display().to_string();
+    let partition: Vec<&str> = run_jump
+        .iter()
+        .map(|&arg| match arg {
+            "kill" => "partition",
+            r if r == results_s => &results_part_s,
+            other => other,
+        })
+        .collect();
+    let (code, out, err) = faultline_home(&state, &home, &partition);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains(&format!("the jump host {jump}:22 is one of --nodes")),
+        "{err}"
+    );
+    assert!(!results_part.exists(), "a run was started: {err}");
+
     // A jump host that does not answer: a clear error naming it, at once.
     let dead = format!("{user}@{}:2222", addresses[0]);
     let t0 = Instant::now();

@@ -201,6 +201,29 @@ impl NodeArgs {
         Ok(Cluster::hosts(&HostsSpec::new(hosts, self.ssh_options()?))?)
     }
 
+    /// The jump host, when it is also one of the nodes given (by name, or
+    /// by an address both resolve to).
+    pub fn jump_host_among_nodes(&self) -> Option<String> {
+        use std::net::ToSocketAddrs;
+        let jump = self.ssh_proxy_jump.as_ref()?;
+        let addrs = |h: &str| -> Vec<std::net::IpAddr> {
+            (h, 22)
+                .to_socket_addrs()
+                .map(|a| a.map(|a| a.ip()).collect())
+                .unwrap_or_default()
+        };
+        let jump_addrs = addrs(&jump.host);
+        let mut hosts = self.hosts.clone();
+        if let Some(f) = &self.nodes_file {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            hosts.extend(parse_nodes_file(&text).unwrap_or_default());
+        }
+        hosts
+            .iter()
+            .any(|h| *h == jump.host || addrs(h).iter().any(|a| jump_addrs.contains(a)))
+            .then(|| jump.to_string())
+    }
+
     /// The login password: the first line of --ssh-password-file, else
     /// $FAULTLINE_SSH_PASSWORD. A file others may read is refused, with
     /// the fix.
@@ -535,6 +558,30 @@ mod tests {
             (j.user.as_deref(), j.host.as_str(), j.port),
             (Some("ops"), "bastion", 2200)
         );
+    }
+
+    #[test]
+    fn a_jump_host_among_the_nodes_is_found() {
+        let among = |args: &[&str]| {
+            let mut argv = vec!["faultline"];
+            argv.extend_from_slice(args);
+            Flags::parse_from(argv).nodes.jump_host_among_nodes()
+        };
+        assert_eq!(
+            among(&[
+                "--nodes",
+                "10.0.0.1,10.0.0.2",
+                "--ssh-proxy-jump",
+                "u@10.0.0.2"
+            ])
+            .as_deref(),
+            Some("u@10.0.0.2:22")
+        );
+        assert_eq!(
+            among(&["--nodes", "10.0.0.1", "--ssh-proxy-jump", "10.0.0.9"]),
+            None
+        );
+        assert_eq!(among(&["--nodes", "10.0.0.1"]), None);
     }
 
     #[test]
