@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 use crate::cluster::local::{self, isolated, LocalSpec, DEFAULT_PREFIX, DEFAULT_SUBNET};
 use crate::cluster::{parse_nodes_file, Cluster, HostsSpec, Subnet};
-use crate::control::{HostKeyPolicy, SshOptions};
+use crate::control::{HostKeyPolicy, JumpHost, Password, SshOptions};
 use crate::db::{self, Db};
 use crate::system::etcd::{Etcd, EtcdOptions};
 
@@ -145,11 +145,22 @@ pub struct NodeArgs {
     /// SSH login user.
     #[arg(long, default_value = "root")]
     pub ssh_user: String,
-    /// SSH private key (ed25519 or RSA); default ~/.ssh/id_ed25519, id_rsa. A
-    /// login password, if the hosts need one, comes from
-    /// $FAULTLINE_SSH_PASSWORD.
+    /// SSH private key (ed25519 or RSA); default ~/.ssh/id_ed25519, id_rsa.
     #[arg(long)]
     pub ssh_key: Option<PathBuf>,
+    /// A file whose first line is the login password, tried after the keys
+    /// (and on the jump host too). It must be readable by its owner alone
+    /// (chmod 600). Without it, $FAULTLINE_SSH_PASSWORD, if set. Never
+    /// logged nor recorded: test.json says only that a password was offered.
+    #[arg(long, value_name = "FILE")]
+    pub ssh_password_file: Option<PathBuf>,
+    /// Reach the nodes through this host, as OpenSSH's -J: log in there
+    /// (as USER, default the --ssh-user, with the same key or password;
+    /// its host key checked like the nodes'), and open the connection to
+    /// each node's SSH port from there. Only SSH goes through it: clients
+    /// still connect to the database ports directly.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    pub ssh_proxy_jump: Option<JumpHost>,
     /// SSH port.
     #[arg(long, default_value_t = 22)]
     pub ssh_port: u16,
@@ -187,24 +198,79 @@ impl NodeArgs {
             let dir = self.state.dir();
             return Ok(Cluster::local(&dir)?);
         }
-        Ok(Cluster::hosts(&HostsSpec::new(hosts, self.ssh_options()))?)
+        Ok(Cluster::hosts(&HostsSpec::new(hosts, self.ssh_options()?))?)
+    }
+
+    /// The jump host, when it is also one of the nodes given (by name, or
+    /// by an address both resolve to).
+    pub fn jump_host_among_nodes(&self) -> Option<String> {
+        use std::net::ToSocketAddrs;
+        let jump = self.ssh_proxy_jump.as_ref()?;
+        let addrs = |h: &str| -> Vec<std::net::IpAddr> {
+            (h, 22)
+                .to_socket_addrs()
+                .map(|a| a.map(|a| a.ip()).collect())
+                .unwrap_or_default()
+        };
+        let jump_addrs = addrs(&jump.host);
+        let mut hosts = self.hosts.clone();
+        if let Some(f) = &self.nodes_file {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            hosts.extend(parse_nodes_file(&text).unwrap_or_default());
+        }
+        hosts
+            .iter()
+            .any(|h| *h == jump.host || addrs(h).iter().any(|a| jump_addrs.contains(a)))
+            .then(|| jump.to_string())
+    }
+
+    /// The login password: the first line of --ssh-password-file, else
+    /// $FAULTLINE_SSH_PASSWORD. A file others may read is refused, with
+    /// the fix.
+    fn password(&self) -> anyhow::Result<Option<Password>> {
+        let Some(file) = &self.ssh_password_file else {
+            return Ok(std::env::var("FAULTLINE_SSH_PASSWORD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(Password::new));
+        };
+        use std::os::unix::fs::MetadataExt;
+        let shown = file.display();
+        let mode = std::fs::metadata(file)
+            .with_context(|| format!("--ssh-password-file {shown}"))?
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "--ssh-password-file {shown}: the file is open to its group or others \
+                 (mode {:03o}); a password file must be its owner's alone: chmod 600 {shown}",
+                mode & 0o777
+            );
+        }
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--ssh-password-file {shown}"))?;
+        let first = text.lines().next().unwrap_or("");
+        if first.is_empty() {
+            bail!(
+                "--ssh-password-file {shown}: the first line is empty; it must hold the password"
+            );
+        }
+        Ok(Some(Password::new(first)))
     }
 
     /// The SSH options these flags give real hosts.
-    fn ssh_options(&self) -> SshOptions {
+    fn ssh_options(&self) -> anyhow::Result<SshOptions> {
         let defaults = SshOptions::default();
         let known = match (&self.known_hosts, &defaults.host_keys) {
             (Some(k), _) => k.clone(),
             (None, HostKeyPolicy::Verify(k)) => k.clone(),
             (None, _) => PathBuf::from("/root/.ssh/known_hosts"),
         };
-        SshOptions {
+        Ok(SshOptions {
             user: self.ssh_user.clone(),
             port: self.ssh_port,
             key: self.ssh_key.clone(),
-            password: std::env::var("FAULTLINE_SSH_PASSWORD")
-                .ok()
-                .filter(|p| !p.is_empty()),
+            password: self.password()?,
+            proxy_jump: self.ssh_proxy_jump.clone(),
             host_keys: if self.accept_new_host_keys {
                 HostKeyPolicy::AcceptNew(known)
             } else {
@@ -213,7 +279,7 @@ impl NodeArgs {
             sudo: self.sudo || self.ssh_user != "root",
             connect_timeout: Duration::from_secs(self.connect_timeout.max(1)),
             ..defaults
-        }
+        })
     }
 }
 
@@ -437,7 +503,7 @@ mod tests {
     fn options(args: &[&str]) -> SshOptions {
         let mut argv = vec!["faultline"];
         argv.extend_from_slice(args);
-        Flags::parse_from(argv).nodes.ssh_options()
+        Flags::parse_from(argv).nodes.ssh_options().unwrap()
     }
 
     #[test]
@@ -449,6 +515,73 @@ mod tests {
         assert_eq!(o.user, "root");
         assert!(!o.sudo);
         assert!(options(&["--nodes", "a", "--sudo"]).sudo);
+    }
+
+    #[test]
+    fn a_password_file_must_be_its_owners_alone_and_gives_its_first_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "s3cret pass\nsecond line\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut argv = vec!["faultline", "--nodes", "a", "--ssh-password-file"];
+        let path = file.display().to_string();
+        argv.push(&path);
+        let err = Flags::parse_from(&argv)
+            .nodes
+            .ssh_options()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("chmod 600 {path}")) && err.contains("640"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let o = Flags::parse_from(&argv).nodes.ssh_options().unwrap();
+        assert_eq!(o.password.as_ref().map(|p| p.expose()), Some("s3cret pass"));
+        assert_eq!(o.record().auth.last(), Some(&"password"));
+        std::fs::write(&file, "\n").unwrap();
+        let err = Flags::parse_from(&argv)
+            .nodes
+            .ssh_options()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("first line is empty"), "{err}");
+    }
+
+    #[test]
+    fn a_jump_host_is_parsed_from_the_flag() {
+        let o = options(&["--nodes", "a", "--ssh-proxy-jump", "ops@bastion:2200"]);
+        let j = o.proxy_jump.expect("a jump host");
+        assert_eq!(
+            (j.user.as_deref(), j.host.as_str(), j.port),
+            (Some("ops"), "bastion", 2200)
+        );
+    }
+
+    #[test]
+    fn a_jump_host_among_the_nodes_is_found() {
+        let among = |args: &[&str]| {
+            let mut argv = vec!["faultline"];
+            argv.extend_from_slice(args);
+            Flags::parse_from(argv).nodes.jump_host_among_nodes()
+        };
+        assert_eq!(
+            among(&[
+                "--nodes",
+                "10.0.0.1,10.0.0.2",
+                "--ssh-proxy-jump",
+                "u@10.0.0.2"
+            ])
+            .as_deref(),
+            Some("u@10.0.0.2:22")
+        );
+        assert_eq!(
+            among(&["--nodes", "10.0.0.1", "--ssh-proxy-jump", "10.0.0.9"]),
+            None
+        );
+        assert_eq!(among(&["--nodes", "10.0.0.1"]), None);
     }
 
     #[test]

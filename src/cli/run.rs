@@ -191,6 +191,33 @@ fn parse_db_opt(s: &str) -> Result<String, String> {
         })
 }
 
+/// Refuses partition faults when the jump host is one of the nodes: a
+/// partition would cut the other nodes off from it, and with them the only
+/// way the controller reaches them, so the run could not even lift it.
+fn refuse_partitions_through_a_node(
+    spec: &TestSpec,
+    dirs: &Dirs,
+    nodes: &NodeArgs,
+) -> anyhow::Result<()> {
+    let Some(jump) = nodes.jump_host_among_nodes() else {
+        return Ok(());
+    };
+    let defs = crate::nemesis::config::load_named(Some(&dirs.nemeses), &spec.nemesis)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(d) = defs
+        .iter()
+        .find(|d| d.family == crate::nemesis::Family::Partition)
+    {
+        bail!(
+            "--nemesis {}: the jump host {jump} is one of --nodes, and a partition would cut \
+             the other nodes off from it, so the controller could not reach them to lift it; \
+             use a jump host outside the cluster, or faults that leave the network alone",
+            d.name
+        );
+    }
+    Ok(())
+}
+
 /// Runs `faultline run`.
 pub fn run(a: Args) -> anyhow::Result<i32> {
     let mut spec = match &a.test_file {
@@ -255,6 +282,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     // Everything that can be refused is, before any package, cluster or db
     // is touched.
     preflight(&spec, &dirs, local_run)?;
+    refuse_partitions_through_a_node(&spec, &dirs, &a.nodes)?;
     if local_run && !a.no_install {
         ensure_host_packages(&spec.db)?;
     }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::control::{self, ControlError, Output, Remote, SshOptions, SshRemote};
+use crate::control::{self, ControlError, LoginRecord, Output, Remote, SshOptions, SshRemote};
 
 pub use local::{LocalSpec, LocalStatus};
 pub use subnet::Subnet;
@@ -196,6 +196,7 @@ pub enum ClusterKind {
 pub struct Cluster {
     nodes: Vec<Node>,
     kind: ClusterKind,
+    login: Option<LoginRecord>,
 }
 
 /// Why a cluster could not be built, reached or removed.
@@ -302,11 +303,30 @@ pub fn validate_host(host: &str) -> Result<(), String> {
 impl Cluster {
     /// A cluster of already built nodes.
     pub fn new(nodes: Vec<Node>, kind: ClusterKind) -> Self {
-        Cluster { nodes, kind }
+        Cluster {
+            nodes,
+            kind,
+            login: None,
+        }
+    }
+
+    /// The same cluster, recording how its nodes are logged in to (see
+    /// [`Cluster::login`]).
+    pub fn with_login(mut self, login: LoginRecord) -> Self {
+        self.login = Some(login);
+        self
+    }
+
+    /// How the nodes are logged in to (user, port, jump host, kinds of
+    /// authentication; never a secret), when known: a run writes it to
+    /// `test.json`.
+    pub fn login(&self) -> Option<&LoginRecord> {
+        self.login.as_ref()
     }
 
     /// Connects to real hosts, all at once, and asks each what it can do.
-    /// Fails naming every host that could not be reached.
+    /// Fails naming every host that could not be reached, or where a user
+    /// other than root cannot use `sudo -n` (before anything runs).
     pub fn hosts(spec: &HostsSpec) -> Result<Cluster, ClusterError> {
         if spec.hosts.is_empty() {
             return Err(ClusterError::Invalid("no hosts given".into()));
@@ -349,7 +369,7 @@ impl Cluster {
         if !errors.is_empty() {
             return Err(ClusterError::Nodes(errors));
         }
-        Ok(Cluster::new(nodes, ClusterKind::Hosts))
+        Ok(Cluster::new(nodes, ClusterKind::Hosts).with_login(spec.ssh.record()))
     }
 
     /// Attaches to the local cluster recorded in `state_dir` (built by

@@ -11,7 +11,12 @@
 //! ssh2 is blocking: callers that live on an async runtime run these calls
 //! with `spawn_blocking`; [`parallel`] runs one call per node on its own
 //! thread.
+//!
+//! How to log in is [`SshOptions`]: a user, a key or a [`Password`], a
+//! [`JumpHost`] to go through (`jump.rs`), how host keys are checked; what
+//! a run records of it (never a secret) is its [`LoginRecord`].
 
+mod jump;
 mod ssh;
 
 use std::fmt;
@@ -77,6 +82,10 @@ pub enum ErrorKind {
     },
     /// An SFTP upload or download failed.
     Transfer(String),
+    /// The user may not become root with `sudo -n` (sudo wants a password,
+    /// or the user is not in sudoers); the message names the host, the
+    /// user and the fix.
+    Sudo(String),
 }
 
 impl fmt::Display for ErrorKind {
@@ -96,6 +105,7 @@ impl fmt::Display for ErrorKind {
                 Ok(())
             }
             ErrorKind::Transfer(m) => write!(f, "transfer failed: {m}"),
+            ErrorKind::Sudo(m) => write!(f, "sudo refused: {m}"),
         }
     }
 }
@@ -149,6 +159,136 @@ pub enum HostKeyPolicy {
     Insecure,
 }
 
+/// A login password. Its `Debug` shows no secret, so options can be logged;
+/// only [`Password::expose`] gives it, to the SSH login.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Password(password.into())
+    }
+
+    /// The password itself, for the login and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<hidden>)")
+    }
+}
+
+/// A host to log in to first and reach the nodes through (OpenSSH's `-J`):
+/// `[USER@]HOST[:PORT]`. Without a user, the nodes' user logs in there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JumpHost {
+    /// The login user on the jump host; `None`: the nodes' user.
+    pub user: Option<String>,
+    /// Its name or address (an IPv6 literal without brackets).
+    pub host: String,
+    /// Its SSH port.
+    pub port: u16,
+}
+
+impl std::str::FromStr for JumpHost {
+    type Err = String;
+
+    /// Parses `[USER@]HOST[:PORT]`; an IPv6 address with a port is written
+    /// `[ADDR]:PORT`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| format!("{s:?} is not [USER@]HOST[:PORT]: {why}");
+        let (user, rest) = match s.rsplit_once('@') {
+            Some((u, r)) => {
+                if u.is_empty()
+                    || !u
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                {
+                    return Err(bad("the user is not a login name"));
+                }
+                (Some(u.to_string()), r)
+            }
+            None => (None, s),
+        };
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (h, after) = inner
+                .split_once(']')
+                .ok_or_else(|| bad("no `]` after the address"))?;
+            match after {
+                "" => (h, None),
+                p => (
+                    h,
+                    Some(p.strip_prefix(':').ok_or_else(|| bad("junk after `]`"))?),
+                ),
+            }
+        } else if rest.matches(':').count() == 1 {
+            let (h, p) = rest.split_once(':').unwrap_or((rest, ""));
+            (h, Some(p))
+        } else {
+            (rest, None)
+        };
+        if host.is_empty()
+            || !host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return Err(bad("no host name or address"));
+        }
+        let port = match port {
+            None => 22,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p > 0)
+                .ok_or_else(|| bad("the port is not a number from 1 to 65535"))?,
+        };
+        Ok(JumpHost {
+            user,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for JumpHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What a run records of how it logged in (`test.json`'s `ssh`): the
+/// settings, never a secret; a password shows only as the kind `password`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LoginRecord {
+    /// The login user.
+    pub user: String,
+    /// The nodes' SSH port.
+    pub port: u16,
+    /// Whether commands run through `sudo -n`.
+    pub sudo: bool,
+    /// The kinds of authentication offered, in the order tried: `key`,
+    /// `password`.
+    pub auth: Vec<&'static str>,
+    /// The key files offered.
+    pub keys: Vec<String>,
+    /// The jump host the nodes were reached through, if any.
+    pub proxy_jump: Option<String>,
+    /// How host keys were checked: `verify FILE`, `accept-new FILE` or
+    /// `insecure`.
+    pub host_keys: String,
+}
+
 /// Everything needed to log in to nodes.
 #[derive(Debug, Clone)]
 pub struct SshOptions {
@@ -160,7 +300,9 @@ pub struct SshOptions {
     /// and `~/.ssh/id_rsa` are tried.
     pub key: Option<PathBuf>,
     /// A password, tried when key authentication fails or no key exists.
-    pub password: Option<String>,
+    pub password: Option<Password>,
+    /// A host to log in to first and reach every node through.
+    pub proxy_jump: Option<JumpHost>,
     /// How host keys are checked.
     pub host_keys: HostKeyPolicy,
     /// Wrap every command in `sudo -n` (for a non-root user).
@@ -183,11 +325,61 @@ impl Default for SshOptions {
             port: 22,
             key: None,
             password: None,
+            proxy_jump: None,
             host_keys: HostKeyPolicy::Verify(home.join(".ssh/known_hosts")),
             sudo: false,
             connect_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(60),
             keepalive: Duration::from_secs(15),
+        }
+    }
+}
+
+impl SshOptions {
+    /// The key files offered, in order: the one given, else those of
+    /// `~/.ssh` that exist (`id_ed25519`, `id_rsa`).
+    pub fn key_files(&self) -> Vec<PathBuf> {
+        match &self.key {
+            Some(k) => vec![k.clone()],
+            None => {
+                let home = std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                ["id_ed25519", "id_rsa"]
+                    .iter()
+                    .map(|k| home.join(".ssh").join(k))
+                    .filter(|p| p.exists())
+                    .collect()
+            }
+        }
+    }
+
+    /// What a run records of these options: no secret.
+    pub fn record(&self) -> LoginRecord {
+        let keys: Vec<String> = self
+            .key_files()
+            .iter()
+            .map(|k| k.display().to_string())
+            .collect();
+        let mut auth = Vec::new();
+        if !keys.is_empty() {
+            auth.push("key");
+        }
+        if self.password.is_some() {
+            auth.push("password");
+        }
+        LoginRecord {
+            user: self.user.clone(),
+            port: self.port,
+            sudo: self.sudo && self.user != "root",
+            auth,
+            keys,
+            proxy_jump: self.proxy_jump.as_ref().map(|j| j.to_string()),
+            host_keys: match &self.host_keys {
+                HostKeyPolicy::Verify(f) => format!("verify {}", f.display()),
+                HostKeyPolicy::AcceptNew(f) => format!("accept-new {}", f.display()),
+                HostKeyPolicy::Insecure => "insecure".to_string(),
+            },
         }
     }
 }
@@ -343,6 +535,51 @@ mod tests {
             n * 2
         });
         assert_eq!(out, vec![6, 2, 4]);
+    }
+
+    #[test]
+    fn jump_hosts_parse_like_openssh_dash_j() {
+        let j: JumpHost = "admin@bastion.example:2222".parse().unwrap();
+        assert_eq!(
+            j,
+            JumpHost {
+                user: Some("admin".into()),
+                host: "bastion.example".into(),
+                port: 2222
+            }
+        );
+        assert_eq!(j.to_string(), "admin@bastion.example:2222");
+        let j: JumpHost = "10.0.0.1".parse().unwrap();
+        assert_eq!((j.user, j.host.as_str(), j.port), (None, "10.0.0.1", 22));
+        let j: JumpHost = "[fd00::1]:23".parse().unwrap();
+        assert_eq!((j.host.as_str(), j.port), ("fd00::1", 23));
+        assert_eq!(j.to_string(), "[fd00::1]:23");
+        let j: JumpHost = "fd00::1".parse().unwrap();
+        assert_eq!((j.host.as_str(), j.port), ("fd00::1", 22));
+        for bad in [
+            "", "@h", "u@", "h:0", "h:99999", "h:x", "a b", "[::1", "u;rm@h",
+        ] {
+            let err = bad.parse::<JumpHost>().unwrap_err();
+            assert!(err.contains("[USER@]HOST[:PORT]"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_record_of_a_login_holds_no_password() {
+        let opts = SshOptions {
+            user: "ops".into(),
+            key: Some("/k/id".into()),
+            password: Some(Password::new("hunter2-secret")),
+            proxy_jump: Some("jump.example".parse().unwrap()),
+            sudo: true,
+            ..SshOptions::default()
+        };
+        let record = serde_json::to_string(&opts.record()).unwrap();
+        assert!(!record.contains("hunter2-secret"), "{record}");
+        assert!(!format!("{opts:?}").contains("hunter2-secret"));
+        assert_eq!(opts.record().auth, ["key", "password"]);
+        assert_eq!(opts.record().proxy_jump.as_deref(), Some("jump.example:22"));
+        assert!(opts.record().sudo);
     }
 
     #[test]

@@ -15,13 +15,17 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::{Path, PathBuf};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ssh2::{BlockDirections, CheckResult, ErrorCode, KnownHostFileKind, Session};
 
-use super::{shell_quote, ControlError, ErrorKind, HostKeyPolicy, Output, Remote, SshOptions};
+use super::jump::{self, Tunnel};
+use super::{
+    shell_quote, ControlError, ErrorKind, HostKeyPolicy, JumpHost, Output, Remote, SshOptions,
+};
 
 /// libssh2's "operation would block" code.
 const EAGAIN: i32 = -37;
@@ -49,11 +53,14 @@ impl std::fmt::Debug for SshRemote {
     }
 }
 
-/// One authenticated session and the socket under it.
+/// One authenticated session and the socket under it (with the tunnel
+/// that socket is bridged to, when the node is reached through a jump
+/// host).
 struct Conn {
     session: Session,
     fd: RawFd,
     last_used: Instant,
+    tunnel: Option<Tunnel>,
 }
 
 /// How a command attempt failed: before the command was started (safe to
@@ -78,10 +85,12 @@ impl SshRemote {
 
     /// Opens and authenticates a session now, so an unreachable node or a
     /// bad key shows up at once rather than at the first command.
+    /// With sudo, it also checks that `sudo -n` works (see
+    /// [`ErrorKind::Sudo`]).
     pub fn connect(&self) -> Result<(), ControlError> {
         let conn = self.open("(connect)", Instant::now() + self.opts.connect_timeout)?;
         self.give_back(conn);
-        Ok(())
+        self.check_sudo()
     }
 
     /// The host (name or address) this remote connects to.
@@ -188,61 +197,201 @@ impl SshRemote {
         }
     }
 
-    /// TCP connect, SSH handshake, host key check and authentication, all
-    /// within the connect timeout (and the caller's deadline).
+    /// TCP connect (directly, or through the jump host), SSH handshake,
+    /// host key check and authentication, all within the connect timeout
+    /// (and the caller's deadline).
     fn open(&self, command: &str, deadline: Instant) -> Result<Conn, ControlError> {
         let deadline = deadline.min(Instant::now() + self.opts.connect_timeout);
-        let connect = |m: String| self.err(command, ErrorKind::Connect(m));
         let target = format!("{}:{}", self.host, self.opts.port);
-        let addrs: Vec<_> = (self.host.as_str(), self.opts.port)
-            .to_socket_addrs()
-            .map_err(|e| connect(format!("cannot resolve {target}: {e}")))?
-            .collect();
-        let mut last = format!("{target} resolves to no address");
-        let mut tcp = None;
-        for addr in addrs {
-            let left = remaining(deadline)
-                .ok_or_else(|| self.err(command, ErrorKind::Timeout(self.opts.connect_timeout)))?;
-            match TcpStream::connect_timeout(&addr, left) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => last = format!("{addr}: {e}"),
+        let (session, fd, tunnel) = match &self.opts.proxy_jump {
+            None => {
+                let tcp = self.tcp_connect(&self.host, self.opts.port, deadline, command)?;
+                let fd = tcp.as_raw_fd();
+                (self.handshake(tcp, &target, deadline, command)?, fd, None)
             }
-        }
-        let tcp = tcp.ok_or_else(|| connect(last))?;
-        // Commands are small request/response exchanges: Nagle would add
-        // tens of milliseconds to each.
-        let _ = tcp.set_nodelay(true);
-        let fd = tcp.as_raw_fd();
-        let mut session = Session::new().map_err(|e| connect(e.to_string()))?;
-        session.set_tcp_stream(tcp);
-        session.set_blocking(true);
-        session.set_timeout(millis(remaining(deadline).unwrap_or_default()));
-        session
-            .handshake()
-            .map_err(|e| connect(format!("SSH handshake with {target}: {e}")))?;
-        self.check_host_key(&session, command)?;
-        self.authenticate(&session, command)?;
+            Some(jump) => {
+                let (stream, tunnel) = self
+                    .tunnel(jump, deadline, command)
+                    .map_err(|e| through(jump, e))?;
+                let fd = stream.as_raw_fd();
+                let session =
+                    self.handshake(stream, &target, deadline, command)
+                        .map_err(|mut e| {
+                            if let (ErrorKind::Connect(m), Some(why)) =
+                                (&mut e.kind, tunnel.failure())
+                            {
+                                m.push_str(&format!(" (through jump host {jump}: {why})"));
+                            }
+                            e
+                        })?;
+                (session, fd, Some(tunnel))
+            }
+        };
+        self.check_host_key(&session, &self.host, self.opts.port, command)?;
+        self.authenticate(&session, &self.opts.user, command)?;
         session.set_keepalive(true, self.opts.keepalive.as_secs().max(1) as u32);
         session.set_blocking(false);
         Ok(Conn {
             session,
             fd,
             last_used: Instant::now(),
+            tunnel,
         })
     }
 
-    fn check_host_key(&self, session: &Session, command: &str) -> Result<(), ControlError> {
+    /// A TCP connection to `host:port` within `deadline`.
+    fn tcp_connect(
+        &self,
+        host: &str,
+        port: u16,
+        deadline: Instant,
+        command: &str,
+    ) -> Result<TcpStream, ControlError> {
+        let connect = |m: String| self.err(command, ErrorKind::Connect(m));
+        let target = format!("{host}:{port}");
+        let addrs: Vec<_> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| connect(format!("cannot resolve {target}: {e}")))?
+            .collect();
+        let mut last = format!("{target} resolves to no address");
+        for addr in addrs {
+            let left = remaining(deadline)
+                .ok_or_else(|| self.err(command, ErrorKind::Timeout(self.opts.connect_timeout)))?;
+            match TcpStream::connect_timeout(&addr, left) {
+                Ok(tcp) => {
+                    // Commands are small request/response exchanges: Nagle
+                    // would add tens of milliseconds to each.
+                    let _ = tcp.set_nodelay(true);
+                    return Ok(tcp);
+                }
+                Err(e) => last = format!("{addr}: {e}"),
+            }
+        }
+        Err(connect(last))
+    }
+
+    /// An SSH session over `stream`, handshaken with `target` (for
+    /// messages) within `deadline`, in blocking mode.
+    fn handshake<S: AsRawFd + 'static>(
+        &self,
+        stream: S,
+        target: &str,
+        deadline: Instant,
+        command: &str,
+    ) -> Result<Session, ControlError> {
+        let connect = |m: String| self.err(command, ErrorKind::Connect(m));
+        let mut session = Session::new().map_err(|e| connect(e.to_string()))?;
+        session.set_tcp_stream(stream);
+        session.set_blocking(true);
+        session.set_timeout(millis(remaining(deadline).unwrap_or_default()));
+        session
+            .handshake()
+            .map_err(|e| connect(format!("SSH handshake with {target}: {e}")))?;
+        Ok(session)
+    }
+
+    /// Logs in to the jump host, opens a channel from there to this node's
+    /// SSH port and bridges it to a local socket (`jump.rs`), which the
+    /// node's session then runs over.
+    fn tunnel(
+        &self,
+        jump: &JumpHost,
+        deadline: Instant,
+        command: &str,
+    ) -> Result<(UnixStream, Tunnel), ControlError> {
+        let tcp = self.tcp_connect(&jump.host, jump.port, deadline, command)?;
+        let jump_fd = tcp.as_raw_fd();
+        let session = self.handshake(
+            tcp,
+            &format!("{}:{}", jump.host, jump.port),
+            deadline,
+            command,
+        )?;
+        self.check_host_key(&session, &jump.host, jump.port, command)?;
+        let user = jump.user.as_deref().unwrap_or(&self.opts.user);
+        self.authenticate(&session, user, command)?;
+        session.set_timeout(millis(remaining(deadline).unwrap_or_default()));
+        let channel = session
+            .channel_direct_tcpip(&self.host, self.opts.port, None)
+            .map_err(|e| {
+                self.err(
+                    command,
+                    ErrorKind::Connect(format!(
+                        "it could not open a connection to {}:{}: {e}",
+                        self.host, self.opts.port
+                    )),
+                )
+            })?;
+        session.set_timeout(0);
+        jump::spawn(
+            session,
+            channel,
+            jump_fd,
+            jump.to_string(),
+            self.opts.keepalive,
+        )
+        .map_err(|e| {
+            self.err(
+                command,
+                ErrorKind::Connect(format!("cannot start the tunnel: {e}")),
+            )
+        })
+    }
+
+    /// Checks that the user may become root with `sudo -n`, so a sudo that
+    /// wants a password is refused before anything runs, naming the host,
+    /// the user and the fix, rather than at some command in the middle of a
+    /// run.
+    fn check_sudo(&self) -> Result<(), ControlError> {
+        if !(self.opts.sudo && self.opts.user != "root") {
+            return Ok(());
+        }
+        let command = "sudo -n true";
+        let out = self.exec_timeout("true", self.opts.command_timeout)?;
+        if out.success() {
+            return Ok(());
+        }
+        let user = &self.opts.user;
+        let host = &self.host;
+        let said = out.stderr.trim();
+        let fix = format!(
+            "faultline runs every command of a user other than root through `sudo -n`: \
+             add `{user} ALL=(ALL) NOPASSWD: ALL` to /etc/sudoers.d/{user} on {host} \
+             (visudo -f /etc/sudoers.d/{user}), or log in as root"
+        );
+        let why = if said.contains("password is required") {
+            format!("{user} needs a password for sudo on {host} ({said}); {fix}")
+        } else if said.contains("not in the sudoers") || said.contains("may not run sudo") {
+            format!("{user} may not use sudo on {host} ({said}); {fix}")
+        } else if said.contains("sudo: not found") || said.contains("sudo: command not found") {
+            format!(
+                "sudo is not installed on {host} ({said}): install it (apt-get install sudo) \
+                 and {fix}"
+            )
+        } else {
+            format!(
+                "`sudo -n true` as {user} on {host} exited with status {}: {said}",
+                out.status
+            )
+        };
+        Err(self.err(command, ErrorKind::Sudo(why)))
+    }
+
+    fn check_host_key(
+        &self,
+        session: &Session,
+        host: &str,
+        port: u16,
+        command: &str,
+    ) -> Result<(), ControlError> {
         let fail = |m: String| self.err(command, ErrorKind::HostKey(m));
         let (file, accept_new) = match &self.opts.host_keys {
             HostKeyPolicy::Insecure => return Ok(()),
             HostKeyPolicy::Verify(f) => (f, false),
             HostKeyPolicy::AcceptNew(f) => (f, true),
         };
-        if self.host.contains('\0') {
-            return Err(fail(format!("{:?} is not a host name", self.host)));
+        if host.contains('\0') {
+            return Err(fail(format!("{host:?} is not a host name")));
         }
         let (key, key_type) = session
             .host_key()
@@ -253,19 +402,19 @@ impl SshRemote {
                 .read_file(file, KnownHostFileKind::OpenSSH)
                 .map_err(|e| fail(format!("cannot read {}: {e}", file.display())))?;
         }
-        match known.check_port(&self.host, self.opts.port, key) {
+        match known.check_port(host, port, key) {
             CheckResult::Match => Ok(()),
             CheckResult::Mismatch => Err(fail(format!(
                 "the key of {} differs from the one in {}: possible man-in-the-middle, \
                  or the host was reinstalled (remove its line to accept the new key)",
-                self.host,
+                host,
                 file.display()
             ))),
             CheckResult::NotFound if accept_new => {
-                let entry = if self.opts.port == 22 {
-                    self.host.clone()
+                let entry = if port == 22 {
+                    host.to_string()
                 } else {
-                    format!("[{}]:{}", self.host, self.opts.port)
+                    format!("[{}]:{}", host, port)
                 };
                 known
                     .add(&entry, key, "added by faultline", key_type.into())
@@ -281,30 +430,21 @@ impl SshRemote {
             }
             CheckResult::NotFound => Err(fail(format!(
                 "{} is not in {} (connect once with ssh, or pass --accept-new-host-keys)",
-                self.host,
+                host,
                 file.display()
             ))),
             CheckResult::Failure => Err(fail(format!("cannot check against {}", file.display()))),
         }
     }
 
-    fn authenticate(&self, session: &Session, command: &str) -> Result<(), ControlError> {
-        let user = &self.opts.user;
+    fn authenticate(
+        &self,
+        session: &Session,
+        user: &str,
+        command: &str,
+    ) -> Result<(), ControlError> {
         let mut tried = Vec::new();
-        let keys: Vec<PathBuf> = match &self.opts.key {
-            Some(k) => vec![k.clone()],
-            None => {
-                let home = std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_default();
-                ["id_ed25519", "id_rsa"]
-                    .iter()
-                    .map(|k| home.join(".ssh").join(k))
-                    .filter(|p| p.exists())
-                    .collect()
-            }
-        };
-        for key in &keys {
+        for key in &self.opts.key_files() {
             if !key.exists() {
                 tried.push(format!("key {} does not exist", key.display()));
                 continue;
@@ -316,7 +456,8 @@ impl SshRemote {
             }
         }
         if let Some(password) = &self.opts.password {
-            match session.userauth_password(user, password) {
+            // libssh2's message never carries the password itself.
+            match session.userauth_password(user, password.expose()) {
                 Ok(()) if session.authenticated() => return Ok(()),
                 Ok(()) => tried.push("password not accepted".into()),
                 Err(e) => tried.push(format!("password: {e}")),
@@ -470,6 +611,20 @@ impl SshRemote {
         }
     }
 
+    /// A session error on a node reached through a jump host, with why the
+    /// tunnel ended (when it did), naming the jump host.
+    fn with_tunnel_failure(&self, conn: &Conn, kind: ErrorKind) -> ErrorKind {
+        let (Some(tunnel), Some(jump)) = (&conn.tunnel, &self.opts.proxy_jump) else {
+            return kind;
+        };
+        match (kind, tunnel.failure()) {
+            (ErrorKind::Session(m), Some(why)) => {
+                ErrorKind::Session(format!("{m} (through jump host {jump}: {why})"))
+            }
+            (kind, _) => kind,
+        }
+    }
+
     /// A temporary path next to `remote`, for writing a file and renaming it.
     fn temp_name(remote: &str) -> String {
         let nanos = std::time::SystemTime::now()
@@ -518,6 +673,7 @@ impl Remote for SshRemote {
                     self.forget_idle();
                 }
                 Err(Failure::BeforeStart(kind)) | Err(Failure::AfterStart(kind)) => {
+                    let kind = self.with_tunnel_failure(&conn, kind);
                     // A session that failed mid-command is not reused: its
                     // channel state is unknown.
                     discard(conn);
@@ -675,6 +831,23 @@ fn discard(conn: Conn) {
     conn.session.set_blocking(true);
     conn.session.set_timeout(300);
     drop(conn);
+}
+
+/// An error met on the way to or at the jump host, saying so: the jump host
+/// is named, and a timeout there is a failure to connect (the node itself
+/// was never reached).
+fn through(jump: &JumpHost, e: ControlError) -> ControlError {
+    let at = |m: String| format!("jump host {jump}: {m}");
+    let kind = match e.kind {
+        ErrorKind::Connect(m) => ErrorKind::Connect(at(m)),
+        ErrorKind::HostKey(m) => ErrorKind::HostKey(at(m)),
+        ErrorKind::Auth(m) => ErrorKind::Auth(at(m)),
+        ErrorKind::Timeout(d) => {
+            ErrorKind::Connect(at(format!("no answer within {:.1} s", d.as_secs_f64())))
+        }
+        kind => kind,
+    };
+    ControlError { kind, ..e }
 }
 
 /// Retries a non-blocking libssh2 call until it stops saying "would block",

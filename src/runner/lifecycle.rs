@@ -123,6 +123,9 @@ pub async fn run_test(
         crate::cluster::ClusterKind::Local { .. } => "local",
         _ => "hosts",
     });
+    // How the nodes were logged in to: user, port, jump host, kinds of
+    // authentication (a password only as the kind, never itself).
+    test_json["ssh"] = json!(cluster.login());
     test_json["faults_requested"] = coverage::requested_to_value(&requested);
     test_json["model"] = json!(workload.model);
     test_json["checkers"] = json!(workload.checkers);

@@ -579,6 +579,7 @@ pub fn ssh_options(state_dir: &Path) -> SshOptions {
         port: 22,
         key: Some(state_dir.join(CLIENT_KEY)),
         password: None,
+        proxy_jump: None,
         host_keys: HostKeyPolicy::Verify(state_dir.join("known_hosts")),
         sudo: false,
         connect_timeout: Duration::from_secs(5),
@@ -627,5 +628,6 @@ pub fn attach(state_dir: &Path) -> Result<Cluster, ClusterError> {
             subnet: state.subnet,
             bridge_ip: state.bridge_ip,
         },
-    ))
+    )
+    .with_login(opts.record()))
 }
