@@ -381,3 +381,54 @@ fn lose_unfsynced_on_redis_takes_effect_and_heal_after_sigkill_unmounts() {
     );
     drop(guard);
 }
+
+/// A db with no data folder faultline knows (the in-memory system, NATS,
+/// a db file) is refused before anything is built, with the reason and
+/// what works instead, instead of a run whose set-up fails and ends
+/// incomplete. Needs no root: nothing is touched.
+#[test]
+fn lose_unfsynced_on_a_db_without_a_data_folder_is_refused_before_the_run() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let state = tmp.path().join("state");
+    let results = tmp.path().join("results");
+    let results_arg = results.to_string_lossy().into_owned();
+    let db_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/etcd-files/etcd.toml");
+    let db_file = db_file.to_string_lossy().into_owned();
+    for (db, workload, why) in [
+        ("memory", "register", "faultline's own process"),
+        ("nats", "queue", "knows no folder"),
+        (db_file.as_str(), "register", "knows no folder"),
+    ] {
+        let started = Instant::now();
+        let (code, out, err) = faultline(
+            &state,
+            &[
+                "run",
+                "--db",
+                db,
+                "--workload",
+                workload,
+                "--nemesis",
+                "kill,lose-unfsynced",
+                "--time-limit",
+                "5",
+                "--results",
+                &results_arg,
+            ],
+        );
+        assert_eq!(code, 3, "{db}: {out}{err}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{db}: {err}");
+        assert!(
+            err.contains("--nemesis lose-unfsynced")
+                && err.contains("data folder")
+                && err.contains(why)
+                && err.contains("use kill")
+                && !err.contains("--nemesis kill"),
+            "{db}: the reason and what works: {err}"
+        );
+        assert!(
+            !state.exists() && !results.exists(),
+            "{db}: something was built"
+        );
+    }
+}

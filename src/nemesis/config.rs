@@ -109,10 +109,18 @@ impl NemesisDef {
                 .into_iter()
                 .map(Fault::SnapshotData)
                 .collect(),
-            Family::LoseUnfsynced => [Targets::One, Targets::Minority, Targets::All]
-                .into_iter()
-                .map(Fault::LoseUnfsynced)
-                .collect(),
+            // The primaries first (the schedule puts them first in each
+            // cycle): a replica's lost writes come back from its primary,
+            // so only the node clients write to shows what a loss does.
+            Family::LoseUnfsynced => [
+                Targets::Primaries,
+                Targets::One,
+                Targets::Minority,
+                Targets::All,
+            ]
+            .into_iter()
+            .map(Fault::LoseUnfsynced)
+            .collect(),
             Family::Membership => [Targets::One, Targets::Primaries]
                 .into_iter()
                 .map(Fault::RemoveMember)
@@ -668,6 +676,10 @@ pub struct Capabilities {
     /// Whether the db's members can be removed and added back while it
     /// runs, and if not, why (`crate::system::Configured::membership`).
     pub db_membership: Result<(), String>,
+    /// Whether the db keeps its data in a folder faultline knows on the
+    /// nodes, for lose-unfsynced to mount its filesystem over, and if not,
+    /// why (`crate::system::Configured::data_folder`).
+    pub db_data_folder: Result<(), String>,
 }
 
 /// Refuses the definitions the cluster or db cannot perform, every one
@@ -691,6 +703,14 @@ pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), Str
             problems.push(format!(
                 "--nemesis {}: membership changes need a db whose members can be removed \
                  and added back while it runs: {why} (use partition, kill, pause, packet)",
+                d.name
+            ));
+        }
+        if let (Family::LoseUnfsynced, Err(why)) = (d.family, &can.db_data_folder) {
+            problems.push(format!(
+                "--nemesis {}: it mounts a filesystem that loses unsynced writes under the \
+                 db's data folder on the nodes, and this db has none: {why} (use kill, pause, \
+                 partition, packet)",
                 d.name
             ));
         }
@@ -947,6 +967,7 @@ mod tests {
             db_has_primaries: false,
             db_faketime_clock: Err("etcd is a static Go binary".into()),
             db_membership: Ok(()),
+            db_data_folder: Ok(()),
         };
         let e = check_supported(&defs, local_no_primaries).unwrap_err();
         assert!(
@@ -962,6 +983,7 @@ mod tests {
             db_has_primaries: true,
             db_faketime_clock: Err("etcd is a static Go binary".into()),
             db_membership: Ok(()),
+            db_data_folder: Ok(()),
         };
         assert_eq!(check_supported(&defs, hosts_with_primaries), Ok(()));
         // A db that reads its clock through libc takes clock faults on the
@@ -971,6 +993,7 @@ mod tests {
             db_has_primaries: true,
             db_faketime_clock: Ok(()),
             db_membership: Ok(()),
+            db_data_folder: Ok(()),
         };
         assert_eq!(check_supported(&defs, local_libc), Ok(()));
         // The built-in partition draws a primaries shape among others: only
@@ -981,6 +1004,7 @@ mod tests {
             db_has_primaries: true,
             db_faketime_clock: Err("no libc".into()),
             db_membership: Ok(()),
+            db_data_folder: Ok(()),
         };
         assert_eq!(check_supported(&part, local_with_primaries), Ok(()));
         // Membership changes need a db whose members can change.
@@ -994,6 +1018,7 @@ mod tests {
             db_has_primaries: true,
             db_faketime_clock: Ok(()),
             db_membership: Err("redis has none".into()),
+            db_data_folder: Ok(()),
         };
         let e = check_supported(&members, no_members).unwrap_err();
         assert!(
@@ -1005,7 +1030,56 @@ mod tests {
             db_has_primaries: true,
             db_faketime_clock: Err("static Go".into()),
             db_membership: Ok(()),
+            db_data_folder: Ok(()),
         };
         assert_eq!(check_supported(&members, etcd), Ok(()));
+        // Losing unsynced writes needs a data folder to mount under.
+        let lose = load_named(Some(&dir), &["lose-unfsynced".into()]).unwrap();
+        let no_folder = Capabilities {
+            clock_by_faketime: true,
+            db_has_primaries: true,
+            db_faketime_clock: Ok(()),
+            db_membership: Ok(()),
+            db_data_folder: Err("it lives in faultline's own process".into()),
+        };
+        let e = check_supported(&lose, no_folder).unwrap_err();
+        assert!(
+            e.contains("--nemesis lose-unfsynced")
+                && e.contains("data folder")
+                && e.contains("faultline's own process")
+                && e.contains("use kill"),
+            "{e}"
+        );
+        let with_folder = Capabilities {
+            clock_by_faketime: true,
+            db_has_primaries: true,
+            db_faketime_clock: Ok(()),
+            db_membership: Err("none".into()),
+            db_data_folder: Ok(()),
+        };
+        assert_eq!(check_supported(&lose, with_folder), Ok(()));
+    }
+
+    /// A loss on a replica comes back from its primary: lose-unfsynced
+    /// aims at the primaries as well as one node, a minority and all,
+    /// in the shipped file as in the built-in definition.
+    #[test]
+    fn lose_unfsynced_aims_at_the_primaries_too() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nemeses");
+        let shipped = load_file(&dir.join("lose-unfsynced.toml")).unwrap();
+        let builtin = NemesisDef::builtin(Family::LoseUnfsynced);
+        assert_eq!(shipped.starts, builtin.starts);
+        for t in [
+            Targets::Primaries,
+            Targets::One,
+            Targets::Minority,
+            Targets::All,
+        ] {
+            assert!(
+                builtin.starts.contains(&Fault::LoseUnfsynced(t.clone())),
+                "{t:?}"
+            );
+        }
+        assert!(!shipped.only_targets_primaries());
     }
 }

@@ -89,6 +89,7 @@ pub async fn run_test(
             db_has_primaries,
             db_faketime_clock: db_faketime_clock(&spec)?,
             db_membership: db_membership(&spec)?,
+            db_data_folder: db_data_folder(&spec)?,
         },
     )
     .map_err(|e| anyhow::anyhow!(e))?;
@@ -915,6 +916,7 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs, local_cluster: bool) -> anyhow::R
         db_has_primaries: db_names_primaries(spec)?,
         db_faketime_clock: db_faketime_clock(spec)?,
         db_membership: db_membership(spec)?,
+        db_data_folder: db_data_folder(spec)?,
     };
     config::check_supported(&defs, can).map_err(|e| anyhow::anyhow!(e))
 }
@@ -938,6 +940,13 @@ fn db_faketime_clock(spec: &TestSpec) -> anyhow::Result<Result<(), String>> {
 fn db_membership(spec: &TestSpec) -> anyhow::Result<Result<(), String>> {
     let configured = spec.configure().map_err(|e| anyhow::anyhow!(e))?;
     Ok(configured.membership())
+}
+
+/// Whether the db keeps a data folder faultline knows on the nodes (for
+/// lose-unfsynced), and if not, why.
+fn db_data_folder(spec: &TestSpec) -> anyhow::Result<Result<(), String>> {
+    let configured = spec.configure().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(configured.data_folder())
 }
 
 /// The kinds of fault active now, from the nemesis record (empty when

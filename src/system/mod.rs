@@ -340,6 +340,14 @@ pub trait Configured: Send + Sync + std::fmt::Debug {
         Err("faultline knows no API to change its members while it runs (only etcd's)".into())
     }
 
+    /// Whether its db keeps its durable data in a folder faultline knows
+    /// on the nodes (`Db::data_folder`), which the `lose-unfsynced` fault
+    /// mounts its filesystem over. `Err` says why not; by default a system
+    /// names none.
+    fn data_folder(&self) -> Result<(), String> {
+        Err("faultline knows no folder on the nodes where it keeps its data".into())
+    }
+
     /// The system on `nodes`: its db and how its clients are made.
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>>;
 }

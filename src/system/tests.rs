@@ -108,3 +108,102 @@ fn systems_refuse_workloads_their_clients_do_not_run() {
         assert_eq!(check_workload(memory, &workload(w)), Ok(()), "{w}");
     }
 }
+
+/// A node nothing is ever run on: deploying a system and asking its db
+/// where its data lives needs only the node's name, address and folder.
+#[derive(Debug)]
+struct Silent;
+
+impl crate::control::Remote for Silent {
+    fn node(&self) -> &str {
+        "n1"
+    }
+    fn default_timeout(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn exec_timeout(
+        &self,
+        c: &str,
+        _t: Duration,
+    ) -> Result<crate::control::Output, crate::control::ControlError> {
+        panic!("nothing runs here: {c}")
+    }
+    fn upload(&self, _l: &Path, _r: &str, _m: i32) -> Result<(), crate::control::ControlError> {
+        panic!("nothing is uploaded here")
+    }
+    fn download(&self, _r: &str, _l: &Path) -> Result<(), crate::control::ControlError> {
+        panic!("nothing is downloaded here")
+    }
+}
+
+/// What a system says before the run about its data folder (for
+/// lose-unfsynced, refused before anything is built) is what its db
+/// answers once deployed: some node has one exactly when the system
+/// says so.
+#[test]
+fn a_system_keeps_a_data_folder_exactly_when_its_db_names_one() {
+    let caps = crate::cluster::Capabilities {
+        can_skew_clock: false,
+        has_netem: false,
+        has_iptables: true,
+        shares_host: true,
+    };
+    let nodes: Vec<Node> = (1..=3)
+        .map(|i| {
+            Node::new(
+                &format!("n{i}"),
+                &format!("10.9.0.{i}"),
+                Arc::new(Silent),
+                caps,
+                "/w",
+            )
+        })
+        .collect();
+    let db_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/etcd-files/etcd.toml");
+    let db_file = db_file.to_string_lossy();
+    let mut with = Vec::new();
+    for (db, read_mode) in [
+        ("etcd", ""),
+        ("postgres", ""),
+        ("postgres", "replica"),
+        ("zookeeper", ""),
+        ("redis", ""),
+        ("nats", ""),
+        ("galera", ""),
+        ("rabbitmq", ""),
+        ("memory", ""),
+        (&*db_file, ""),
+    ] {
+        let configured = configure(db, read_mode).expect(db);
+        let deployed = configured.deploy(&nodes).expect(db);
+        let folders = nodes
+            .iter()
+            .filter(|n| deployed.db().data_folder(n).is_some())
+            .count();
+        assert_eq!(
+            configured.data_folder().is_ok(),
+            folders > 0,
+            "{db}: says {:?}, its db names {folders} folders",
+            configured.data_folder()
+        );
+        if configured.data_folder().is_ok() {
+            with.push(find(db).map(|s| s.name()).unwrap_or(db));
+        }
+    }
+    with.dedup();
+    assert_eq!(
+        with,
+        [
+            "etcd",
+            "postgres",
+            "zookeeper",
+            "redis",
+            "galera",
+            "rabbitmq"
+        ]
+    );
+    let memory = configure("memory", "").expect("memory");
+    assert!(memory
+        .data_folder()
+        .is_err_and(|why| why.contains("faultline's own process")));
+}

@@ -71,6 +71,10 @@ struct EtcdConfig {
 }
 
 impl Configured for EtcdConfig {
+    fn data_folder(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn faketime_clock(&self) -> Result<(), String> {
         Err(
             "etcd is a static Go binary: it reads the clock through the kernel's vDSO, not \

@@ -101,6 +101,10 @@ struct GaleraConfig {
 }
 
 impl Configured for GaleraConfig {
+    fn data_folder(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn read_mode(&self) -> &'static str {
         READ_MODE
     }

@@ -68,6 +68,10 @@ impl System for MemorySystem {
 struct MemoryConfig(ReadMode);
 
 impl Configured for MemoryConfig {
+    fn data_folder(&self) -> Result<(), String> {
+        Err("it lives in faultline's own process and keeps nothing on the nodes".into())
+    }
+
     fn read_mode(&self) -> &'static str {
         match self.0 {
             ReadMode::Linearizable => "linearizable",

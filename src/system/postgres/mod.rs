@@ -74,6 +74,10 @@ struct PostgresConfig {
 }
 
 impl Configured for PostgresConfig {
+    fn data_folder(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// PostgreSQL reads the clock through libc (`clock_gettime`), so libfaketime moves it.
     fn faketime_clock(&self) -> Result<(), String> {
         Ok(())

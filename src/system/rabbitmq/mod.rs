@@ -104,6 +104,10 @@ struct RabbitConfig {
 }
 
 impl Configured for RabbitConfig {
+    fn data_folder(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn read_mode(&self) -> &'static str {
         READ_MODE
     }

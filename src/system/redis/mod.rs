@@ -60,6 +60,10 @@ struct RedisConfig {
 }
 
 impl Configured for RedisConfig {
+    fn data_folder(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Debian's redis-server does not start under libfaketime 0.9.10:
     /// its allocator (jemalloc) calls `clock_gettime` while libfaketime
     /// initialises, which libfaketime cannot recover from (measured: even

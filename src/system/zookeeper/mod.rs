@@ -56,6 +56,10 @@ struct ZkConfig {
 }
 
 impl Configured for ZkConfig {
+    fn data_folder(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// the JVM reads the wall clock through libc's `clock_gettime`, so libfaketime moves it.
     fn faketime_clock(&self) -> Result<(), String> {
         Ok(())
