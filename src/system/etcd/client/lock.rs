@@ -215,11 +215,15 @@ impl EtcdClient {
     /// Stops keeping the lease alive and revokes it (which frees a lock
     /// held under it); true when the revoke is known to have happened.
     async fn give_up(&mut self, deadline: Instant) -> bool {
-        let Some(held) = self.held.take() else {
-            return true;
-        };
-        let lease = held.lease;
-        drop(held);
+        match self.held.take() {
+            // Dropping it stops the keep-alive.
+            Some(held) => self.revoke(held.lease, deadline).await,
+            None => true,
+        }
+    }
+
+    /// Revokes `lease`; true when the revoke is known to have happened.
+    async fn revoke(&mut self, lease: i64, deadline: Instant) -> bool {
         let revoked = async {
             let bytes = self
                 .post(
@@ -245,13 +249,14 @@ impl EtcdClient {
     }
 
     async fn release(&mut self, inv: &Invocation) -> Completion {
-        let Some(held) = self.held.as_mut() else {
+        // Taken out first: from here on the lease is no longer kept alive
+        // (the release happens now, or when the lease runs out), and a
+        // release cut off half-way leaves nothing held.
+        let Some(held) = self.held.take() else {
             return Completion::fail(inv.value.clone(), "not held");
         };
-        // From here on the lease is no longer kept alive: the release
-        // happens now, or when the lease runs out.
-        held.keepalive.abort();
-        let key = held.key.clone().unwrap_or_default();
+        let (lease, key) = (held.lease, held.key.clone().unwrap_or_default());
+        drop(held);
         let now = Instant::now();
         let deadline = now + self.op_timeout(inv);
         // A third of the time is kept for the revoke, should the unlock
@@ -270,7 +275,7 @@ impl EtcdClient {
                 self.conn = None;
             }
         }
-        let revoked = self.give_up(deadline).await;
+        let revoked = self.revoke(lease, deadline).await;
         match unlocked {
             Ok(()) => Completion::ok(inv.value.clone()),
             Err(_) if revoked => Completion::ok(inv.value.clone()),
