@@ -333,3 +333,85 @@ impl EtcdClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DataKind, EtcdClientFactory, EtcdClientOptions};
+    use crate::client::{Client, Invocation, Status};
+    use crate::history::Process;
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    fn inv(f: &str, value: Value) -> Invocation {
+        Invocation {
+            process: Process::Client(0),
+            f: f.into(),
+            value,
+            key: None,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn factory(max_sleep_ms: u64) -> EtcdClientFactory {
+        let opts = EtcdClientOptions {
+            workload: "lock-set".into(),
+            kind: DataKind::Lock,
+            timeout: Duration::from_millis(300),
+            lock: super::LockOptions {
+                ttl_s: 2,
+                max_sleep_ms,
+            },
+            ..EtcdClientOptions::default()
+        };
+        // Port 1 on localhost: nothing listens, every request is refused
+        // before it is sent.
+        EtcdClientFactory::new([("n1", "http://127.0.0.1:1")], opts).unwrap()
+    }
+
+    #[tokio::test]
+    async fn without_the_lock_a_client_neither_adds_nor_releases() {
+        let f = factory(0);
+        let mut c = f.client();
+        let add = c.invoke(&inv("add", json!(3))).await;
+        assert_eq!(
+            (add.status, add.error),
+            (Status::Fail, Some(json!("not held")))
+        );
+        let release = c.invoke(&inv("release", Value::Null)).await;
+        assert_eq!(
+            (release.status, release.error),
+            (Status::Fail, Some(json!("not held")))
+        );
+        // An acquire whose lease cannot even be asked for took nothing.
+        let acquire = c.invoke(&inv("acquire", Value::Null)).await;
+        assert_eq!(acquire.status, Status::Fail, "{acquire:?}");
+        assert!(
+            acquire
+                .error
+                .as_ref()
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .starts_with("lease grant: "),
+            "{acquire:?}"
+        );
+        assert_eq!(c.invoke(&inv("read", Value::Null)).await.value, json!([]));
+        assert!(f.shared_set().snapshot().is_empty());
+    }
+
+    #[tokio::test]
+    async fn every_client_of_a_factory_reads_the_one_shared_set() {
+        let f = factory(0);
+        f.shared_set().store(vec![json!(1), json!(2)]);
+        let (mut a, mut b) = (f.client(), f.client());
+        assert_eq!(
+            a.invoke(&inv("read", Value::Null)).await.value,
+            json!([1, 2])
+        );
+        assert_eq!(
+            b.invoke(&inv("read", Value::Null)).await.value,
+            json!([1, 2])
+        );
+        // Another factory (another run) has a set of its own.
+        assert!(factory(0).shared_set().snapshot().is_empty());
+    }
+}
