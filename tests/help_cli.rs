@@ -72,6 +72,7 @@ fn help_lists_every_db_model_workload_and_nemesis() {
         "counter",
         "unique-ids",
         "long-fork",
+        "lock-set",
     ]);
     for m in models {
         assert!(

@@ -1,9 +1,9 @@
 //! Jepsen's classic workload checkers as [`Checker`]s: bank, counter,
 //! unique-ids, queue and long-fork, each judging the history of the model
-//! of its own name.
+//! of its own name, and lock-set (holds of a lock and the set they guard).
 
 use super::registry::{CannotCheck, CheckContext, Checker, Verdict};
-use super::{bank, counter, long_fork, queue, unique_ids, Validity};
+use super::{bank, counter, lock_set, long_fork, queue, unique_ids, Validity};
 use crate::history::{Call, History};
 use serde::Serialize;
 
@@ -81,6 +81,17 @@ pub(super) const LONG_FORK: Classic = Classic {
     flags: &[],
     run: |calls, _| {
         let r = long_fork::check_calls(calls);
+        answer(r.validity, &r.explanation, &r)
+    },
+};
+
+/// Holds of a lock that certainly overlapped, and acknowledged adds to
+/// the set it guards missing from the final read.
+pub(super) const LOCK_SET: Classic = Classic {
+    name: "lock-set",
+    flags: &[],
+    run: |calls, _| {
+        let r = lock_set::check_calls(calls);
         answer(r.validity, &r.explanation, &r)
     },
 };

@@ -11,8 +11,10 @@
 //! Jepsen's classic workload checkers, one small file each: [`bank`]
 //! (totals and negative balances), [`counter`] (reads within bounds),
 //! [`unique_ids`] (duplicates), [`queue`] (total-queue: lost, duplicated,
-//! unexpected, recovered) and [`long_fork`] (reads that saw two writes in
-//! opposite orders); [`classic`] makes them checkers of the registry.
+//! unexpected, recovered), [`long_fork`] (reads that saw two writes in
+//! opposite orders) and [`lock_set`] (holds of a lock that certainly
+//! overlapped, adds to the set it guards that were lost); [`classic`]
+//! makes them checkers of the registry.
 //! Every checker answers with a [`Validity`]: `Unknown` is an honest answer
 //! when a budget ran out, never a guess.
 
@@ -20,6 +22,7 @@ pub mod bank;
 pub mod classic;
 pub mod counter;
 pub mod linear;
+pub mod lock_set;
 pub mod long_fork;
 pub mod queue;
 pub mod registry;

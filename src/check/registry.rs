@@ -224,6 +224,7 @@ pub static CHECKERS: &[&dyn Checker] = &[
     &classic::UNIQUE_IDS,
     &classic::QUEUE,
     &classic::LONG_FORK,
+    &classic::LOCK_SET,
     &stats::Stats,
     &stats::Perf,
     &stats::Timeline,

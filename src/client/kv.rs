@@ -37,12 +37,16 @@ pub enum DataKind {
     Counter,
     /// An id source: `generate` (a put's revision; see `classic.rs`).
     UniqueIds,
+    /// A lock (`acquire`, `release`) guarding a set held by the
+    /// controller (`add`, `read`): the lock-set workload, model `mutex`.
+    Lock,
 }
 
 impl DataKind {
     /// The kind a checker model works on: sets for `set`, lists for
     /// `list-append`, transactional registers for `rw-register`, counters
-    /// for `counter`, ids for `unique-ids`, registers otherwise (as
+    /// for `counter`, ids for `unique-ids`, a lock for `mutex`, registers
+    /// otherwise (as
     /// `system::memory`'s `MemoryDb::for_model`).
     pub fn for_model(model: &str) -> DataKind {
         match model {
@@ -51,6 +55,7 @@ impl DataKind {
             "rw-register" => DataKind::RwRegister,
             "counter" => DataKind::Counter,
             "unique-ids" => DataKind::UniqueIds,
+            "mutex" => DataKind::Lock,
             _ => DataKind::Register,
         }
     }

@@ -276,8 +276,9 @@ pub(crate) fn unknown_f(model: &str, call: &Call, known: &str) -> String {
 
 /// Guesses the built-in model from the functions a history uses: only
 /// `read`, `write`, `cas` → cas-register; `get`, `put`, `append` (with
-/// `read`, `write`) → kv; `acquire`, `release` → mutex; `add`, `read` →
-/// set; `enqueue`, `dequeue` → fifo-queue. `None` when they fit no model.
+/// `read`, `write`) → kv; `acquire`, `release` (with the lock-set
+/// workload's `add`, `read`) → mutex; `add`, `read` → set; `enqueue`,
+/// `dequeue` → fifo-queue. `None` when they fit no model.
 pub fn guess(calls: &[Call]) -> Option<&'static str> {
     let mut fs: Vec<&str> = calls.iter().map(|c| c.f.as_str()).collect();
     fs.sort_unstable();
@@ -292,7 +293,9 @@ pub fn guess(calls: &[Call]) -> Option<&'static str> {
     if all_in(&["get", "put", "append", "read", "write"]) {
         return Some("kv");
     }
-    if all_in(&["acquire", "release"]) {
+    if all_in(&["acquire", "release"])
+        || (fs.contains(&"acquire") && all_in(&["acquire", "release", "add", "read"]))
+    {
         return Some("mutex");
     }
     if all_in(&["add", "read"]) {

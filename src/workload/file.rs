@@ -140,7 +140,18 @@ impl Workload {
             None if model == "long-fork" => Some(LongForkSpec::default()),
             None => None,
         };
-        if (bank.is_some() || long_fork.is_some()) && keys.is_some() {
+        let lock = match raw.lock {
+            Some(l) if model != "mutex" => {
+                return Err(bad(
+                    l.span(),
+                    "[lock] applies to the model mutex only".into(),
+                ))
+            }
+            Some(l) => Some(l.into_inner().validate(&bad)?),
+            None if model == "mutex" => Some(LockSpec::default()),
+            None => None,
+        };
+        if (bank.is_some() || long_fork.is_some() || lock.is_some()) && keys.is_some() {
             return Err(bad(
                 ops_span,
                 format!("model {model} draws its own keys: remove [keys]"),
@@ -165,6 +176,7 @@ impl Workload {
             txn,
             bank,
             long_fork,
+            lock,
         })
     }
 }
@@ -237,6 +249,32 @@ struct RawWorkload {
     txn: Option<Spanned<RawTxn>>,
     bank: Option<Spanned<RawBank>>,
     long_fork: Option<Spanned<RawLongFork>>,
+    lock: Option<Spanned<RawLock>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLock {
+    ttl_s: Option<Spanned<i64>>,
+    max_sleep_ms: Option<Spanned<i64>>,
+}
+
+impl RawLock {
+    fn validate(self, bad: &Bad<'_>) -> Result<LockSpec, WorkloadError> {
+        let d = LockSpec::default();
+        Ok(LockSpec {
+            // etcd grants leases of at least a second; an hour is longer
+            // than any test.
+            ttl_s: match &self.ttl_s {
+                Some(v) => int_in(v, 1, 3600, bad)?,
+                None => d.ttl_s,
+            },
+            max_sleep_ms: match &self.max_sleep_ms {
+                Some(v) => int_in(v, 0, 600_000, bad)?,
+                None => d.max_sleep_ms,
+            },
+        })
+    }
 }
 
 #[derive(Deserialize)]

@@ -21,9 +21,11 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 pub mod bank;
+pub mod lock;
 pub mod long_fork;
 pub mod txn;
 pub use bank::{BankGen, BankSpec};
+pub use lock::{LockGen, LockSpec};
 pub use long_fork::{LongForkGen, LongForkSpec};
 pub use txn::{TxnGen, TxnSpec};
 
@@ -39,6 +41,9 @@ pub const MODELS: &[(&str, &[&str])] = &[
     ("unique-ids", &["generate"]),
     ("queue", &["enqueue", "dequeue", "drain"]),
     ("long-fork", &["txn"]),
+    // What a worker does while it holds the lock; the acquire and release
+    // around it come from the cycle of `lock::LockGen`.
+    ("mutex", &["add", "read"]),
     ("noop", &[]),
 ];
 
@@ -174,6 +179,9 @@ pub struct Workload {
     /// The shape of key groups, for model `long-fork`; `None` for the
     /// others.
     pub long_fork: Option<LongForkSpec>,
+    /// The lock's lease and the length of a read-modify-write, for model
+    /// `mutex`; `None` for the others.
+    pub lock: Option<LockSpec>,
 }
 
 /// How the main phase is bounded and paced.
@@ -282,6 +290,18 @@ impl Workload {
                     mix,
                     generator::rng(seed, BANK_STREAM),
                 ));
+            }
+        }
+        if self.lock.is_some() {
+            let ops = self
+                .ops
+                .iter()
+                .map(|(f, w)| (f.clone(), *w, ValueShape::for_f(f)))
+                .collect();
+            if let Some(mix) =
+                OpMix::new(ops, self.values.build(), generator::rng(seed, MIX_STREAM))
+            {
+                return Box::new(LockGen::new(mix));
             }
         }
         if let Some(spec) = &self.txn {

@@ -334,3 +334,53 @@ fn an_unknown_workload_name_lists_the_shipped_ones() {
         Workload::find(&name, &dir).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+#[test]
+fn shipped_lock_set_workload_cycles_acquire_add_release_with_its_lease() {
+    let w = shipped("lock-set");
+    assert_eq!(w.model, "mutex");
+    assert_eq!(w.checkers, ["lock-set", "linearizable", "stats"]);
+    assert_eq!(
+        w.lock,
+        Some(LockSpec {
+            ttl_s: 2,
+            max_sleep_ms: 1000
+        })
+    );
+    assert_eq!(w.final_ops, vec!["read"]);
+    // One worker, every operation ok: acquire, add 0, release, acquire, ...
+    let ops = crate::generator::simulate(&mut *w.main_generator(1), 1, 1_000, 7);
+    let fs: Vec<(&str, Value)> = ops
+        .iter()
+        .map(|o| (o.f.as_str(), o.value.clone()))
+        .collect();
+    assert_eq!(
+        fs,
+        [
+            ("acquire", Value::Null),
+            ("add", json!(0)),
+            ("release", Value::Null),
+            ("acquire", Value::Null),
+            ("add", json!(1)),
+            ("release", Value::Null),
+            ("acquire", Value::Null),
+        ]
+    );
+}
+
+#[test]
+fn lock_tables_are_validated_and_refused_elsewhere() {
+    let e = parse("model = \"mutex\"\n[ops]\nadd = 1\n[lock]\nttl_s = 0\n").unwrap_err();
+    assert_eq!(e.line, Some(5));
+    assert_eq!(e.field.as_deref(), Some("lock.ttl_s"));
+    assert_eq!(e.message, "must be from 1 to 3600, got 0");
+    let e = parse("model = \"set\"\n[ops]\nadd = 1\n[lock]\nttl_s = 3\n").unwrap_err();
+    assert_eq!(e.message, "[lock] applies to the model mutex only");
+    let e = parse("model = \"mutex\"\n[ops]\nacquire = 1\n").unwrap_err();
+    assert_eq!(
+        e.message,
+        "model mutex has no function \"acquire\"; it takes add, read"
+    );
+    let w = parse("model = \"mutex\"\n[ops]\nadd = 1\n[lock]\nmax_sleep_ms = 0\n").unwrap();
+    assert_eq!(w.lock.map(|l| (l.ttl_s, l.max_sleep_ms)), Some((2, 0)));
+}

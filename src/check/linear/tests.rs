@@ -299,6 +299,30 @@ fn mutex_two_holders_is_invalid() {
 }
 
 #[test]
+fn mutex_leaves_out_the_lock_set_work_and_judges_the_lock() {
+    // The lock-set workload's adds and reads of its set constrain nothing
+    // about the lock; an unknown acquire may have taken it or not; a lease
+    // that expired under the holder shows as a second acquire.
+    let clean = "0 invoke acquire\n0 ok acquire\n0 invoke add 1\n0 ok add 1\n\
+                 1 invoke acquire\n1 info acquire\n0 invoke release\n0 ok release\n\
+                 3 invoke acquire\n3 ok acquire\n3 invoke read\n3 ok read [1]";
+    let r = run(&Mutex, clean);
+    assert_eq!(r.validity, Validity::Valid);
+    assert_eq!(
+        crate::model::guess(&h(clean).calls().unwrap()),
+        Some("mutex")
+    );
+    let expired = "0 invoke acquire\n0 ok acquire\n0 invoke add 1\n\
+                   1 invoke acquire\n1 ok acquire\n0 ok add 1";
+    let r = run(&Mutex, expired);
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(
+        explanation(&r),
+        "acquire, but every order of the operations before it leaves held"
+    );
+}
+
+#[test]
 fn set_read_must_show_every_completed_add() {
     let ok = "0 invoke add 1\n0 ok add 1\n1 invoke add 2\n2 invoke read\n2 ok read [1]\n1 ok add 2\n2 invoke read\n2 ok read [2, 1]";
     assert_eq!(run(&Set, ok).validity, Validity::Valid);

@@ -1,5 +1,6 @@
 //! The etcd client: registers, sets, counters and unique ids on etcd 3.4+
-//! through its JSON gateway (counters and ids live in `etcd/classic.rs`).
+//! through its JSON gateway (counters and ids live in `etcd/classic.rs`;
+//! etcd's lock, for the lock-set workload, in `client/lock.rs`).
 //!
 //! # Why the JSON gateway and not gRPC
 //!
@@ -132,6 +133,9 @@ pub struct EtcdClientOptions {
     pub kind: DataKind,
     /// Keys per page when reading a set (the pages share one revision).
     pub set_page: u32,
+    /// The lock's lease and the length of an add, for the lock-set
+    /// workload ([`DataKind::Lock`]).
+    pub lock: LockOptions,
 }
 
 impl Default for EtcdClientOptions {
@@ -142,6 +146,7 @@ impl Default for EtcdClientOptions {
             workload: "register".into(),
             kind: DataKind::Register,
             set_page: 10_000,
+            lock: LockOptions::default(),
         }
     }
 }
@@ -200,6 +205,8 @@ impl Endpoint {
 pub struct EtcdClientFactory {
     endpoints: Arc<Vec<(String, Endpoint)>>,
     opts: Arc<EtcdClientOptions>,
+    /// The set the lock-set workload's lock guards, one for every client.
+    shared: SharedSet,
 }
 
 impl EtcdClientFactory {
@@ -222,6 +229,7 @@ impl EtcdClientFactory {
         Ok(EtcdClientFactory {
             endpoints: Arc::new(parsed),
             opts: Arc::new(opts),
+            shared: SharedSet::default(),
         })
     }
 
@@ -244,6 +252,12 @@ impl EtcdClientFactory {
         &self.opts
     }
 
+    /// The set the lock-set workload's lock guards, shared by every
+    /// client this factory makes.
+    pub fn shared_set(&self) -> &SharedSet {
+        &self.shared
+    }
+
     /// Worker `worker`'s node: round-robin over the endpoints, in order.
     pub fn node_for(&self, worker: usize) -> &str {
         // `new` refuses an empty list, so the modulus is never zero.
@@ -257,6 +271,8 @@ impl EtcdClientFactory {
             opts: Arc::clone(&self.opts),
             node: None,
             conn: None,
+            held: None,
+            shared: self.shared.clone(),
         }
     }
 
@@ -287,6 +303,11 @@ pub struct EtcdClient {
     /// The node opened on, and where it listens.
     node: Option<(String, Endpoint)>,
     conn: Option<Conn>,
+    /// The lease and lock this client holds (lock-set workload); kept
+    /// when the client is closed and reopened, dropped with it.
+    held: Option<lock::Held>,
+    /// The set the lock guards, shared with every client of the factory.
+    shared: SharedSet,
 }
 
 impl fmt::Debug for EtcdClient {
@@ -664,6 +685,9 @@ impl Client for EtcdClient {
     }
 
     async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        if self.opts.kind == DataKind::Lock {
+            return self.invoke_lock(inv).await;
+        }
         if inv.f == "txn" {
             return self.invoke_txn(inv).await;
         }
@@ -694,7 +718,10 @@ impl Client for EtcdClient {
 
 mod classic;
 mod gateway;
+mod lock;
 mod txn;
+
+pub use lock::{LockOptions, SharedSet};
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
 //! etcd: every node a member ([`db`]), its JSON gateway client
-//! ([`client`]: registers, sets, transactions, counters, ids), linearizable
-//! or serializable reads.
+//! ([`client`]: registers, sets, transactions, counters, ids, and etcd's
+//! lock guarding a set in the controller's memory), linearizable or
+//! serializable reads.
 
 pub mod client;
 pub mod db;
@@ -39,6 +40,7 @@ impl System for EtcdSystem {
             "rw-register",
             "counter",
             "unique-ids",
+            "mutex",
         ])
     }
 
@@ -133,6 +135,15 @@ impl Deployed for EtcdDeployed {
             timeout: s.op_timeout,
             workload: s.workload.name.clone(),
             kind: DataKind::for_model(&s.workload.model),
+            lock: s
+                .workload
+                .lock
+                .as_ref()
+                .map(|l| client::LockOptions {
+                    ttl_s: l.ttl_s,
+                    max_sleep_ms: l.max_sleep_ms,
+                })
+                .unwrap_or_default(),
             ..EtcdClientOptions::default()
         };
         Ok(EtcdClientFactory::for_etcd(&self.etcd, s.nodes, opts)?.into_factory())
