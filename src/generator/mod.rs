@@ -141,6 +141,9 @@ pub struct OpSpec {
     pub key: Option<Value>,
     /// Who should perform it.
     pub target: Target,
+    /// How long it may take before it is recorded `info`, when it is not
+    /// the run's operation timeout (a lock acquire may wait out a fault).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl OpSpec {
@@ -151,6 +154,7 @@ impl OpSpec {
             value,
             key: None,
             target: Target::Client,
+            timeout: None,
         }
     }
 
@@ -163,6 +167,13 @@ impl OpSpec {
     /// The same operation for `target`.
     pub fn with_target(mut self, target: Target) -> OpSpec {
         self.target = target;
+        self
+    }
+
+    /// The same operation, allowed `timeout` instead of the run's
+    /// operation timeout when that is shorter.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> OpSpec {
+        self.timeout = Some(timeout);
         self
     }
 }

@@ -320,9 +320,12 @@ pub async fn drive_workers(
                     None => held = Some(spec), // its performer is busy: wait for a completion
                     Some(w) => {
                         let (process, tx, timeout) = match (w, &nemesis_tx) {
-                            (Some(w), _) => {
-                                (Process::Client(processes[w]), &job_txs[w], cfg.op_timeout)
-                            }
+                            (Some(w), _) => (
+                                Process::Client(processes[w]),
+                                &job_txs[w],
+                                spec.timeout
+                                    .map_or(cfg.op_timeout, |t| t.max(cfg.op_timeout)),
+                            ),
                             (None, Some(tx)) => (Process::Nemesis, tx, cfg.nemesis_timeout),
                             // Not reached: nemesis ops are routed only when
                             // the run has a nemesis.

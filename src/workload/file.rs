@@ -257,6 +257,7 @@ struct RawWorkload {
 struct RawLock {
     ttl_s: Option<Spanned<i64>>,
     max_sleep_ms: Option<Spanned<i64>>,
+    acquire_timeout_s: Option<Spanned<i64>>,
 }
 
 impl RawLock {
@@ -272,6 +273,10 @@ impl RawLock {
             max_sleep_ms: match &self.max_sleep_ms {
                 Some(v) => int_in(v, 0, 600_000, bad)?,
                 None => d.max_sleep_ms,
+            },
+            acquire_timeout_s: match &self.acquire_timeout_s {
+                Some(v) => int_in(v, 1, 3600, bad)?,
+                None => d.acquire_timeout_s,
             },
         })
     }

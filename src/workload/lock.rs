@@ -24,6 +24,12 @@ pub struct LockSpec {
     /// An `add` reads the shared set, sleeps a random 0 to this many
     /// milliseconds, then writes the set back with its element.
     pub max_sleep_ms: u64,
+    /// Seconds an `acquire` may wait for the lock before it is recorded
+    /// `info` (at least the run's operation timeout). Longer than a fault,
+    /// so that a request queued on a paused or cut-off node can still be
+    /// granted when the node comes back — how etcd's lock was seen to
+    /// grant a held lock (docs/etcd-lock.md).
+    pub acquire_timeout_s: u64,
 }
 
 impl Default for LockSpec {
@@ -31,6 +37,7 @@ impl Default for LockSpec {
         LockSpec {
             ttl_s: 2,
             max_sleep_ms: 1000,
+            acquire_timeout_s: 20,
         }
     }
 }
@@ -53,15 +60,63 @@ pub struct LockGen {
     steps: Vec<Step>,
     /// The worker to look at first, so every worker gets its turn.
     next_worker: usize,
+    /// How long an acquire may wait.
+    acquire_timeout: std::time::Duration,
+    /// Nanoseconds after its first call at which the cycles wind down:
+    /// no new acquire, and every holder releases (`None`: never).
+    wind_down_after: Option<u64>,
+    /// When the cycles wind down, once known.
+    wind_down_at: Option<u64>,
 }
 
 impl LockGen {
-    /// Cycles whose work is drawn from `mix`.
-    pub fn new(mix: OpMix) -> LockGen {
+    /// Cycles whose work is drawn from `mix`, each acquire allowed
+    /// `acquire_timeout`.
+    pub fn new(mix: OpMix, acquire_timeout: std::time::Duration) -> LockGen {
         LockGen {
             mix,
             steps: Vec::new(),
             next_worker: 0,
+            acquire_timeout,
+            wind_down_after: None,
+            wind_down_at: None,
+        }
+    }
+
+    /// How long an acquire may wait.
+    pub fn acquire_timeout(&self) -> std::time::Duration {
+        self.acquire_timeout
+    }
+
+    /// The same cycles, winding down `after_ns` after the first call: a
+    /// worker that holds the lock then releases it (skipping its work) and
+    /// no worker acquires again, so an acquire still waiting is granted
+    /// and released rather than left to time out behind a holder that
+    /// stopped — the main phase of a lock-set run ends with its lock free.
+    pub fn winding_down_after(mut self, after_ns: u64) -> LockGen {
+        self.wind_down_after = Some(after_ns);
+        self
+    }
+}
+
+impl LockGen {
+    /// After the wind-down time: releases for the workers that hold the
+    /// lock, waiting for those with an operation in flight, then done.
+    fn wind_down(&mut self, ctx: &Context) -> Emit {
+        for (w, step) in self.steps.iter_mut().enumerate() {
+            if *step == Step::Work {
+                *step = Step::Release;
+            }
+            if *step == Step::Release && ctx.is_free(w) {
+                let op = OpSpec::new("release", Value::Null).with_target(Target::Worker(w));
+                return Emit::Invoke(op);
+            }
+        }
+        let busy = (0..self.steps.len()).any(|w| !ctx.is_free(w));
+        if busy {
+            Emit::Pending(None)
+        } else {
+            Emit::Done
         }
     }
 }
@@ -71,12 +126,20 @@ impl Generator for LockGen {
         if self.steps.len() != ctx.workers() {
             self.steps = vec![Step::Acquire; ctx.workers()];
         }
+        if let Some(after) = self.wind_down_after {
+            let at = *self
+                .wind_down_at
+                .get_or_insert(ctx.time.saturating_add(after));
+            if ctx.time >= at {
+                return self.wind_down(ctx);
+            }
+        }
         let Some(w) = ctx.free_worker_from(self.next_worker) else {
             return Emit::Pending(None);
         };
         self.next_worker = (w + 1) % ctx.workers().max(1);
         let op = match self.steps[w] {
-            Step::Acquire => OpSpec::new("acquire", Value::Null),
+            Step::Acquire => OpSpec::new("acquire", Value::Null).with_timeout(self.acquire_timeout),
             Step::Work => self.mix.draw(),
             Step::Release => OpSpec::new("release", Value::Null),
         };
@@ -84,6 +147,7 @@ impl Generator for LockGen {
     }
 
     fn update(&mut self, ctx: &Context, event: &Op) {
+        let winding_down = self.wind_down_at.is_some_and(|at| ctx.time >= at);
         let Process::Client(p) = event.process else {
             return;
         };
@@ -98,6 +162,8 @@ impl Generator for LockGen {
         // holds the lock it took (an `info` retires the process, not the
         // client's lease), and only a recorded release may end a hold.
         *step = match (event.f.as_str(), event.kind) {
+            // Winding down, a holder gives the lock back at once.
+            ("acquire", OpType::Ok) if winding_down => Step::Release,
             ("acquire", OpType::Ok) => Step::Work,
             ("acquire", _) => Step::Acquire,
             ("release", _) => Step::Acquire,
@@ -119,7 +185,7 @@ mod tests {
             rng(1, 2),
         )
         .unwrap();
-        LockGen::new(mix)
+        LockGen::new(mix, std::time::Duration::from_secs(20))
     }
 
     fn done(process: u64, f: &str, kind: OpType) -> Op {
@@ -142,6 +208,9 @@ mod tests {
                 panic!("expected an operation");
             };
             assert_eq!(op.target, Target::Worker(0));
+            // Only an acquire may wait longer than the run's op timeout.
+            let wait = (op.f == "acquire").then(|| std::time::Duration::from_secs(20));
+            assert_eq!(op.timeout, wait, "{}", op.f);
             fs.push(op.f.clone());
             ctx.set_free(0, false);
             g.update(&ctx, &done(0, &op.f, outcome));
@@ -172,5 +241,41 @@ mod tests {
             panic!("expected an operation");
         };
         assert_eq!((op.f.as_str(), op.target), ("release", Target::Worker(1)));
+    }
+
+    #[test]
+    fn at_the_wind_down_holders_release_and_a_waiting_acquire_is_released_too() {
+        let mut g = gen().winding_down_after(1_000);
+        let mut ctx = Context::new(2, false);
+        // Worker 0 holds the lock; worker 1's acquire waits for it.
+        let Emit::Invoke(a0) = g.next(&ctx) else {
+            panic!("expected an acquire");
+        };
+        assert_eq!((a0.f.as_str(), a0.target), ("acquire", Target::Worker(0)));
+        ctx.set_free(0, false);
+        g.update(&ctx, &done(0, "acquire", OpType::Ok));
+        ctx.set_free(0, true);
+        ctx.set_free(1, false);
+        // Time is up: worker 0 releases without working; worker 1 is busy.
+        ctx.time = 2_000;
+        let Emit::Invoke(r0) = g.next(&ctx) else {
+            panic!("expected a release");
+        };
+        assert_eq!((r0.f.as_str(), r0.target), ("release", Target::Worker(0)));
+        ctx.set_free(0, false);
+        g.update(&ctx, &done(0, "release", OpType::Ok));
+        ctx.set_free(0, true);
+        assert_eq!(g.next(&ctx), Emit::Pending(None));
+        // Worker 1 is granted the lock now: it releases at once, then done.
+        g.update(&ctx, &done(1, "acquire", OpType::Ok));
+        ctx.set_free(1, true);
+        let Emit::Invoke(r1) = g.next(&ctx) else {
+            panic!("expected a release");
+        };
+        assert_eq!((r1.f.as_str(), r1.target), ("release", Target::Worker(1)));
+        ctx.set_free(1, false);
+        g.update(&ctx, &done(1, "release", OpType::Ok));
+        ctx.set_free(1, true);
+        assert_eq!(g.next(&ctx), Emit::Done);
     }
 }

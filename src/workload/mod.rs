@@ -292,17 +292,8 @@ impl Workload {
                 ));
             }
         }
-        if self.lock.is_some() {
-            let ops = self
-                .ops
-                .iter()
-                .map(|(f, w)| (f.clone(), *w, ValueShape::for_f(f)))
-                .collect();
-            if let Some(mix) =
-                OpMix::new(ops, self.values.build(), generator::rng(seed, MIX_STREAM))
-            {
-                return Box::new(LockGen::new(mix));
-            }
+        if let Some(lock) = self.lock_generator(seed) {
+            return Box::new(lock);
         }
         if let Some(spec) = &self.txn {
             return Box::new(TxnGen::new(
@@ -346,14 +337,40 @@ impl Workload {
         }
     }
 
+    /// The lock cycles of a `[lock]` workload.
+    fn lock_generator(&self, seed: u64) -> Option<LockGen> {
+        let lock = self.lock.as_ref()?;
+        let ops = self
+            .ops
+            .iter()
+            .map(|(f, w)| (f.clone(), *w, ValueShape::for_f(f)))
+            .collect();
+        let mix = OpMix::new(ops, self.values.build(), generator::rng(seed, MIX_STREAM))?;
+        let wait = std::time::Duration::from_secs(lock.acquire_timeout_s);
+        Some(LockGen::new(mix, wait))
+    }
+
     /// The whole test's client generator: the main phase (paced by
     /// `opts.rate`, bounded by `opts.time_limit_ns`), then the final phase.
+    /// A lock workload winds down at the time limit (every holder
+    /// releases) and is cut off only when the acquires still waiting
+    /// have had their time.
     pub fn generator(&self, seed: u64, opts: GenOptions) -> Box<dyn Generator> {
-        let mut main = self.main_generator(seed);
+        let (mut main, mut limit) = match (self.lock_generator(seed), opts.time_limit_ns) {
+            (Some(lock), Some(t)) => {
+                let grace = 2 * lock.acquire_timeout().as_nanos() as u64;
+                let lock = lock.winding_down_after(t);
+                (
+                    Box::new(lock) as Box<dyn Generator>,
+                    Some(t.saturating_add(grace)),
+                )
+            }
+            _ => (self.main_generator(seed), opts.time_limit_ns),
+        };
         if let Some(r) = opts.rate {
             main = Box::new(rate(r, generator::rng(seed, RATE_STREAM), main));
         }
-        if let Some(t) = opts.time_limit_ns {
+        if let Some(t) = limit.take() {
             main = Box::new(time_limit(t, main));
         }
         match self.final_generator() {

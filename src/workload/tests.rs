@@ -344,7 +344,8 @@ fn shipped_lock_set_workload_cycles_acquire_add_release_with_its_lease() {
         w.lock,
         Some(LockSpec {
             ttl_s: 2,
-            max_sleep_ms: 1000
+            max_sleep_ms: 1000,
+            acquire_timeout_s: 20,
         })
     );
     assert_eq!(w.final_ops, vec!["read"]);
@@ -383,4 +384,7 @@ fn lock_tables_are_validated_and_refused_elsewhere() {
     );
     let w = parse("model = \"mutex\"\n[ops]\nadd = 1\n[lock]\nmax_sleep_ms = 0\n").unwrap();
     assert_eq!(w.lock.map(|l| (l.ttl_s, l.max_sleep_ms)), Some((2, 0)));
+    let e =
+        parse("model = \"mutex\"\n[ops]\nadd = 1\n[lock]\nacquire_timeout_s = 0\n").unwrap_err();
+    assert_eq!(e.field.as_deref(), Some("lock.acquire_timeout_s"));
 }

@@ -407,15 +407,17 @@ impl EtcdClient {
         self.node.as_ref().map(|(n, _)| n.as_str())
     }
 
-    /// How long an operation may take: the configured timeout, or a little
-    /// less than the invocation's so our own classification (sent or not)
-    /// reaches the runner before its timer records a bare `info`.
+    /// How long an operation may take: a little less than the
+    /// invocation's timeout (the run's, or the operation's own, e.g. a
+    /// lock acquire's), so our own classification (sent or not) reaches
+    /// the runner before its timer records a bare `info`; the configured
+    /// timeout when the invocation has none.
     fn op_timeout(&self, inv: &Invocation) -> Duration {
         if inv.timeout.is_zero() {
             return self.opts.timeout;
         }
         let margin = (inv.timeout / 20).min(Duration::from_millis(100));
-        self.opts.timeout.min(inv.timeout.saturating_sub(margin))
+        inv.timeout.saturating_sub(margin)
     }
 
     async fn connect(ep: &Endpoint, deadline: Instant) -> Result<Conn, ClientError> {
