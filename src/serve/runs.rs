@@ -223,14 +223,16 @@ pub fn summarize(dir: &Path, test_name: &str, start: &str) -> RunSummary {
         ),
         None => ("incomplete".to_string(), Vec::new(), Vec::new()),
     };
-    let reason = results.as_ref().and_then(|r| {
-        let of = |k: &str| r[k].as_str().map(String::from);
-        match verdict.as_str() {
-            "incomplete" => of("incomplete_reason"),
-            "unknown" => of("unknown_reason"),
-            _ => None,
-        }
-    });
+    // A run that ended before its checks has no results.json: its end
+    // marker in test.json may say why.
+    let reason = match (&results, verdict.as_str()) {
+        (Some(r), "incomplete") => r["incomplete_reason"].as_str().map(String::from),
+        (Some(r), "unknown") => r["unknown_reason"].as_str().map(String::from),
+        (None, _) => test[crate::store::END_MARKER]["reason"]
+            .as_str()
+            .map(String::from),
+        _ => None,
+    };
     RunSummary {
         id: format!("{test_name}/{start}"),
         test_name: test_name.to_string(),
@@ -380,7 +382,19 @@ mod tests {
         )
         .unwrap();
         let s = summarize(&run, "t", "20261205T000000.000Z");
+        // A run that ended before its checks: the end marker says why.
+        let cut = dir.join("t").join("20261205T000001.000Z");
+        std::fs::create_dir_all(&cut).unwrap();
+        std::fs::write(
+            cut.join(TEST_JSON),
+            json!({"db": "etcd", "end": {"complete": false, "reason": "setting up etcd failed"}})
+                .to_string(),
+        )
+        .unwrap();
+        let c = summarize(&cut, "t", "20261205T000001.000Z");
         std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.verdict, "incomplete");
+        assert_eq!(c.reason.as_deref(), Some("setting up etcd failed"));
         assert_eq!(s.verdict, "unknown");
         assert_eq!(
             s.reason.as_deref(),
