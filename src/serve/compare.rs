@@ -290,13 +290,28 @@ fn took_effect(row: &Row, bare: bool) -> String {
 }
 
 /// Why the row is as it is, when its verdict does not say it all: the
-/// refusal's first line, or why the run's verdict is unknown or incomplete.
+/// first line of the refusal, or of why the run's verdict is unknown or
+/// incomplete (which may quote a db's log: control characters and bytes
+/// that were not text become `?`, so a table stays a table).
 fn reason_of(row: &Row) -> Option<String> {
-    match (&row.run, &row.refused) {
-        (Some(r), _) => r.reason.clone(),
-        (None, Some(f)) => Some(f.first_line().to_string()),
-        (None, None) => None,
-    }
+    let why = match (&row.run, &row.refused) {
+        (Some(r), _) => r.reason.as_deref()?,
+        (None, Some(f)) => f.first_line(),
+        (None, None) => return None,
+    };
+    let first = why.lines().next().unwrap_or("").trim();
+    Some(
+        first
+            .chars()
+            .map(|c| {
+                if c.is_control() || c == char::REPLACEMENT_CHARACTER {
+                    '?'
+                } else {
+                    c
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Of the rows that ran with faults requested: how many had every
@@ -801,7 +816,7 @@ mod tests {
             t1,
             serde_json::json!({
             "valid": "unknown", "checkers": {}, "faults": coverage("kill", 0, 2),
-            "unknown_reason": "requested faults never took effect: kill"}),
+            "unknown_reason": "requested faults never took effect: kill\u{1}\u{fffd}\n\tat a log line"}),
         );
         f.refuse(
             "etcd",
@@ -862,7 +877,7 @@ mod tests {
 | clock | not run | **refused** (2) |
 | pause | not run | **refused** (3) |
 
-1. requested faults never took effect: kill
+1. requested faults never took effect: kill??
 2. --nemesis clock: etcd is a static Go binary
 3. pause refused
 ";
@@ -880,7 +895,7 @@ mod tests {
         // The list layout: what took effect and why, per combination.
         let list = markdown(&rows, &Links::None);
         assert!(list.contains(
-            "| etcd | register | kill | **unknown** | kill 0/2 took effect | requested faults never took effect: kill |"
+            "| etcd | register | kill | **unknown** | kill 0/2 took effect | requested faults never took effect: kill?? |"
         ), "{list}");
         assert!(list.contains("| etcd | register | clock | **refused** |  | --nemesis clock: etcd is a static Go binary |"));
     }
