@@ -104,6 +104,12 @@ struct RabbitConfig {
 }
 
 impl Configured for RabbitConfig {
+    /// The Erlang VM reads the OS clock through libc (`clock_gettime`), so
+    /// libfaketime moves the broker's (`os:system_time` follows it).
+    fn faketime_clock(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn read_mode(&self) -> &'static str {
         READ_MODE
     }
