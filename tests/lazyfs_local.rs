@@ -382,8 +382,8 @@ fn lose_unfsynced_on_redis_takes_effect_and_heal_after_sigkill_unmounts() {
     drop(guard);
 }
 
-/// A db with no data folder faultline knows (the in-memory system, NATS,
-/// a db file) is refused before anything is built, with the reason and
+/// A db with no data folder faultline knows (the in-memory system, a db
+/// file) is refused before anything is built, with the reason and
 /// what works instead, instead of a run whose set-up fails and ends
 /// incomplete. Needs no root: nothing is touched.
 #[test]
@@ -396,7 +396,6 @@ fn lose_unfsynced_on_a_db_without_a_data_folder_is_refused_before_the_run() {
     let db_file = db_file.to_string_lossy().into_owned();
     for (db, workload, why) in [
         ("memory", "register", "faultline's own process"),
-        ("nats", "queue", "knows no folder"),
         (db_file.as_str(), "register", "knows no folder"),
     ] {
         let started = Instant::now();

@@ -194,6 +194,18 @@ const SHARE_FAKETIME_IPC: &str =
      case $f in /faketime_sem_*) f=/dev/shm/sem.${f#/};; *) f=/dev/shm/${f#/};; esac; \
      chmod 0666 \"$f\" 2>/dev/null; done; fi; ";
 
+/// Shell text running `command` under the clock-faking variables
+/// (`LD_PRELOAD`, `FAKETIME*`) of process `pid`'s environment. Each
+/// variable is one argument of `env`, whatever it holds: libfaketime's own
+/// `FAKETIME_SHARED` names its semaphore and shared memory separated by a
+/// space, which word splitting would make a command of its own.
+fn under_clock_env_of(pid: &str, command: &str) -> String {
+    format!(
+        "( set -f; IFS='\n'; set -- $(tr '\\0' '\\n' < /proc/{pid}/environ | \
+           grep -E '^(LD_PRELOAD|FAKETIME[A-Z_]*)='); env \"$@\" {command} )"
+    )
+}
+
 /// Where a daemon keeps its pid and output on a node, and what its process is
 /// called.
 #[derive(Debug, Clone)]
@@ -272,9 +284,8 @@ impl Daemon {
     /// libc it sees the clock the daemon sees. `None` when it does not run.
     pub fn clock_like(&self, node: &Node) -> Result<Option<f64>, ControlError> {
         let script = format!(
-            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then \
-               e=$(tr '\\0' '\\n' < /proc/$p/environ | grep -E '^(LD_PRELOAD|FAKETIME[A-Z_]*)=' | tr '\\n' ' '); \
-               env $e date +%s.%N; fi",
+            "{pre}if [ -n \"$p\" ] && alive \"$p\" \"$COMM\"; then {}; fi",
+            under_clock_env_of("$p", "date +%s.%N"),
             pre = self.prelude(),
         );
         Ok(node.run(&script)?.trim().parse().ok())
@@ -373,5 +384,42 @@ impl Daemon {
             },
             crate::control::tail(self.log_tail(node, 5).trim(), 800)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_runs_under_a_process_s_clock_variables_even_with_spaces() {
+        let mut daemon = std::process::Command::new("sleep")
+            .arg("30")
+            .env("FAKETIME_SHARED", "/faketime_sem_1 /faketime_shm_1")
+            .env("FAKETIME_TIMESTAMP_FILE", "/tmp/x")
+            .env("OTHER", "not passed")
+            .spawn()
+            .expect("start sleep");
+        let script = under_clock_env_of(
+            &daemon.id().to_string(),
+            "sh -c 'printf \"%s|%s|%s\" \"$FAKETIME_SHARED\" \"$FAKETIME_TIMESTAMP_FILE\" \"$OTHER\"'",
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .env_remove("OTHER")
+            .output()
+            .expect("run sh");
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "/faketime_sem_1 /faketime_shm_1|/tmp/x|"
+        );
     }
 }

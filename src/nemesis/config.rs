@@ -716,9 +716,9 @@ pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), Str
         }
         if d.only_targets_primaries() && !can.db_has_primaries {
             problems.push(format!(
-                "--nemesis {}: it targets the primaries, but the db cannot name them (a db \
-                 file needs `primaries`, docs/file-db.md); use targets such as one, \
-                 minority or majority",
+                "--nemesis {}: it targets the primaries, but the db names none to aim at (a \
+                 multi-primary db such as Galera has no leader; a db file names them with \
+                 `primaries`, docs/file-db.md); use targets such as one, minority or majority",
                 d.name
             ));
         }

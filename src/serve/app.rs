@@ -361,7 +361,10 @@ fn split_list(s: &str) -> Vec<String> {
 }
 
 async fn compare(State(s): Shared, Query(q): Query<CompareQuery>) -> Response {
-    let runs = match tokio::task::spawn_blocking(move || s.runs()).await {
+    // The runs, and the refusals `faultline compare --run` recorded.
+    let read =
+        move || Ok::<_, std::io::Error>((s.runs()?, super::compare::read_refusals(&s.root)?));
+    let (runs, refusals) = match tokio::task::spawn_blocking(read).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => return html_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => return html_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
@@ -371,8 +374,9 @@ async fn compare(State(s): Shared, Query(q): Query<CompareQuery>) -> Response {
         workloads: split_list(&q.workload),
         nemeses: split_list(&q.nemesis),
         split_by: split_list(&q.split_by),
+        ..Default::default()
     };
-    let rows = super::compare::gather(&runs, &sel);
+    let rows = super::compare::gather(&runs, &refusals, &sel);
     let table = super::compare::html_table(&rows, &super::compare::Links::Server(String::new()));
     Html(pages::page("compare", &table)).into_response()
 }

@@ -19,6 +19,31 @@ pub struct CheckerSummary {
     pub anomalies: Vec<String>,
 }
 
+/// What one requested fault did in a run (results.json's `faults.<name>`,
+/// written by `nemesis::coverage`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultSummary {
+    /// The name it was requested by (`partition`, `partition-one`, ...).
+    pub name: String,
+    /// Start operations that took effect.
+    pub took_effect: u64,
+    /// Start operations refused or failed.
+    pub refused: u64,
+}
+
+impl FaultSummary {
+    /// `partition 2/2 took effect`: of the start operations tried, how many
+    /// took effect.
+    pub fn brief(&self) -> String {
+        format!(
+            "{} {}/{} took effect",
+            self.name,
+            self.took_effect,
+            self.took_effect + self.refused
+        )
+    }
+}
+
 /// One stored run, summarized.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {
@@ -44,6 +69,12 @@ pub struct RunSummary {
     pub verdict: String,
     /// Per checker, in results.json's order.
     pub checkers: Vec<CheckerSummary>,
+    /// Per requested fault, what took effect (empty when results.json has
+    /// no fault coverage: no faults, or a run that ended before its checks).
+    pub faults: Vec<FaultSummary>,
+    /// Why the verdict is unknown or incomplete (results.json's
+    /// `unknown_reason`, `incomplete_reason`), when it says.
+    pub reason: Option<String>,
     /// Whether the run folder has a `report.html`.
     pub has_report: bool,
     /// test.json as it is (Null when missing), for fields such as
@@ -184,12 +215,23 @@ pub fn summarize(dir: &Path, test_name: &str, start: &str) -> RunSummary {
         _ => Vec::new(),
     };
     let (duration_s, ops) = history_figures(&dir.join(HISTORY_JSONL));
-    let (verdict, checkers) = match &results {
+    let (verdict, checkers, faults) = match &results {
         Some(r) => (
             r["valid"].as_str().unwrap_or("unknown").to_string(),
             checker_summaries(r),
+            fault_summaries(r),
         ),
-        None => ("incomplete".to_string(), Vec::new()),
+        None => ("incomplete".to_string(), Vec::new(), Vec::new()),
+    };
+    // A run that ended before its checks has no results.json: its end
+    // marker in test.json may say why.
+    let reason = match (&results, verdict.as_str()) {
+        (Some(r), "incomplete") => r["incomplete_reason"].as_str().map(String::from),
+        (Some(r), "unknown") => r["unknown_reason"].as_str().map(String::from),
+        (None, _) => test[crate::store::END_MARKER]["reason"]
+            .as_str()
+            .map(String::from),
+        _ => None,
     };
     RunSummary {
         id: format!("{test_name}/{start}"),
@@ -202,6 +244,8 @@ pub fn summarize(dir: &Path, test_name: &str, start: &str) -> RunSummary {
         ops,
         verdict,
         checkers,
+        faults,
+        reason,
         has_report: dir.join("report.html").is_file(),
         test,
     }
@@ -217,6 +261,21 @@ pub fn checker_summaries(results: &Value) -> Vec<CheckerSummary> {
             name: name.clone(),
             valid: d["valid"].as_str().unwrap_or("unknown").to_string(),
             anomalies: anomalies_of(name, d),
+        })
+        .collect()
+}
+
+/// Per requested fault of a results.json (its `faults` object), in its
+/// order; entries without counts count as zero.
+pub fn fault_summaries(results: &Value) -> Vec<FaultSummary> {
+    let Some(map) = results["faults"].as_object() else {
+        return Vec::new();
+    };
+    map.iter()
+        .map(|(name, c)| FaultSummary {
+            name: name.clone(),
+            took_effect: c["took_effect"].as_u64().unwrap_or(0),
+            refused: c["refused"].as_u64().unwrap_or(0),
         })
         .collect()
 }
@@ -304,6 +363,48 @@ mod tests {
         assert_eq!(by("set"), Some(vec!["lost".into(), "stale".into()]));
         assert_eq!(by("linearizable"), Some(vec!["nonlinearizable".into()]));
         assert_eq!(by("stats"), Some(vec![]));
+    }
+
+    #[test]
+    fn fault_coverage_and_the_reason_come_from_results_json() {
+        let dir = std::env::temp_dir().join(format!("faultline-runs-{}", std::process::id()));
+        let run = dir.join("t").join("20261205T000000.000Z");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            run.join(RESULTS_JSON),
+            json!({"valid": "unknown", "checkers": {},
+            "unknown_reason": "requested faults never took effect: kill",
+            "faults": {
+                "kill": {"requested": true, "took_effect": 0, "refused": 2, "windows": []},
+                "partition": {"requested": true, "took_effect": 2, "refused": 0, "windows": []}
+            }})
+            .to_string(),
+        )
+        .unwrap();
+        let s = summarize(&run, "t", "20261205T000000.000Z");
+        // A run that ended before its checks: the end marker says why.
+        let cut = dir.join("t").join("20261205T000001.000Z");
+        std::fs::create_dir_all(&cut).unwrap();
+        std::fs::write(
+            cut.join(TEST_JSON),
+            json!({"db": "etcd", "end": {"complete": false, "reason": "setting up etcd failed"}})
+                .to_string(),
+        )
+        .unwrap();
+        let c = summarize(&cut, "t", "20261205T000001.000Z");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.verdict, "incomplete");
+        assert_eq!(c.reason.as_deref(), Some("setting up etcd failed"));
+        assert_eq!(s.verdict, "unknown");
+        assert_eq!(
+            s.reason.as_deref(),
+            Some("requested faults never took effect: kill")
+        );
+        let briefs: Vec<String> = s.faults.iter().map(FaultSummary::brief).collect();
+        assert_eq!(
+            briefs,
+            ["kill 0/2 took effect", "partition 2/2 took effect"]
+        );
     }
 
     #[test]

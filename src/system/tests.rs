@@ -198,6 +198,7 @@ fn a_system_keeps_a_data_folder_exactly_when_its_db_names_one() {
             "postgres",
             "zookeeper",
             "redis",
+            "nats",
             "galera",
             "rabbitmq"
         ]

@@ -407,12 +407,17 @@ impl EtcdClient {
         self.node.as_ref().map(|(n, _)| n.as_str())
     }
 
-    /// How long an operation may take: a little less than the
-    /// invocation's timeout (the run's, or the operation's own, e.g. a
-    /// lock acquire's), so our own classification (sent or not) reaches
-    /// the runner before its timer records a bare `info`; the configured
-    /// timeout when the invocation has none.
+    /// How long an operation may take: the configured timeout, or a little
+    /// less than the invocation's so our own classification (sent or not)
+    /// reaches the runner before its timer records a bare `info`.
     fn op_timeout(&self, inv: &Invocation) -> Duration {
+        self.opts.timeout.min(self.invocation_timeout(inv))
+    }
+
+    /// A little less than the invocation's own timeout (the configured one
+    /// when it has none), for an operation the generator lets wait longer
+    /// than the run's operation timeout: a lock acquire.
+    fn invocation_timeout(&self, inv: &Invocation) -> Duration {
         if inv.timeout.is_zero() {
             return self.opts.timeout;
         }

@@ -246,6 +246,12 @@ pub fn request(
 }
 
 impl Db for Nats {
+    /// JetStream's store: the streams and their messages, what
+    /// `corrupt-file` damages, `rollback` restores and lazyfs holds.
+    fn data_folder(&self, node: &Node) -> Option<String> {
+        Some(format!("{}/store", self.dir(node)))
+    }
+
     fn name(&self) -> &str {
         "nats"
     }

@@ -53,6 +53,22 @@ impl System for NatsSystem {
 struct NatsConfig;
 
 impl Configured for NatsConfig {
+    /// JetStream's store (`Db::data_folder`).
+    fn data_folder(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// nats-server links libc, but Go's runtime reads the clock through the
+    /// kernel's vDSO itself (measured: under libfaketime +5h it logs the
+    /// real time).
+    fn faketime_clock(&self) -> Result<(), String> {
+        Err(
+            "nats-server is a Go program: Go reads the clock through the kernel's vDSO, not \
+             libc, so libfaketime cannot move it"
+                .into(),
+        )
+    }
+
     fn read_mode(&self) -> &'static str {
         READ_MODE
     }

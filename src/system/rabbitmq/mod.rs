@@ -108,6 +108,12 @@ impl Configured for RabbitConfig {
         Ok(())
     }
 
+    /// The Erlang VM reads the OS clock through libc (`clock_gettime`), so
+    /// libfaketime moves the broker's (`os:system_time` follows it).
+    fn faketime_clock(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     fn read_mode(&self) -> &'static str {
         READ_MODE
     }

@@ -152,7 +152,7 @@ impl EtcdClient {
             return Completion::fail(inv.value.clone(), "already held");
         }
         let now = Instant::now();
-        let deadline = now + self.op_timeout(inv);
+        let deadline = now + self.invocation_timeout(inv);
         // A fifth of the time is kept to give the lease up, should the
         // lock request not be answered.
         let lock_by = deadline - (deadline - now) / 5;
