@@ -207,19 +207,31 @@ impl Generator for Schedule {
         Emit::Invoke(op(&start))
     }
 
-    /// Retires the rolling upgrade once an `upgrade` completes saying no
-    /// node is left to upgrade (`"remaining": []`).
-    fn update(&mut self, _ctx: &Context, event: &Op) {
-        if event.process == Process::Nemesis
-            && event.kind != OpType::Invoke
-            && event.f == Fault::Upgrade(super::Targets::One).f()
-            && event.error.is_none()
-            && event
-                .value
-                .get("remaining")
-                .and_then(|r| r.as_array())
-                .is_some_and(|r| r.is_empty())
+    /// After an `upgrade` completes, the next nemesis op waits one
+    /// interval from then (its start set the wait from its start: a slow
+    /// upgrade would leave no pause between two nodes); and once one
+    /// answers that no node is left to upgrade (`"remaining": []`), the
+    /// rolling upgrade is retired.
+    fn update(&mut self, ctx: &Context, event: &Op) {
+        if event.process != Process::Nemesis
+            || event.kind == OpType::Invoke
+            || event.f != Fault::Upgrade(super::Targets::One).f()
         {
+            return;
+        }
+        if let Some(i) = self
+            .defs
+            .iter()
+            .position(|d| d.family == super::Family::Upgrade)
+        {
+            self.next_at = Some(ctx.time.saturating_add(self.interval_of(i)));
+        }
+        let none_left = event
+            .value
+            .get("remaining")
+            .and_then(|r| r.as_array())
+            .is_some_and(|r| r.is_empty());
+        if event.error.is_none() && none_left {
             for (d, done) in self.defs.iter().zip(self.done.iter_mut()) {
                 if d.family == super::Family::Upgrade {
                     *done = true;
@@ -480,8 +492,16 @@ mod tests {
                             "upgrade",
                             json!({ "remaining": remaining }),
                         );
+                        // The upgrade takes 5 s: the next op waits one
+                        // interval (1 s) from its end.
+                        ctx.time += 5_000_000_000;
                         done.time = Some(ctx.time);
                         s.update(&ctx, &done);
+                        let after = ctx.time;
+                        match s.next(&ctx) {
+                            Emit::Pending(Some(t)) => assert_eq!(t, after + 1_000_000_000),
+                            other => panic!("expected a wait after the upgrade, got {other:?}"),
+                        }
                     }
                     fs.push(op.f);
                 }
