@@ -188,4 +188,82 @@ mod tests {
         std::fs::write(&empty, b"").unwrap();
         assert!(DbBinary::open(&empty).unwrap_err().ends_with("empty file"));
     }
+
+    /// A node whose commands run in this machine's shell and whose uploads
+    /// arrive damaged (the first byte flipped), as a broken transfer would.
+    #[derive(Debug)]
+    struct Damaging;
+
+    impl crate::control::Remote for Damaging {
+        fn node(&self) -> &str {
+            "n1"
+        }
+        fn default_timeout(&self) -> std::time::Duration {
+            std::time::Duration::from_secs(10)
+        }
+        fn exec_timeout(
+            &self,
+            command: &str,
+            _t: std::time::Duration,
+        ) -> Result<crate::control::Output, crate::control::ControlError> {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(command)
+                .output()
+                .expect("sh runs");
+            Ok(crate::control::Output {
+                status: out.status.code().unwrap_or(-1),
+                signal: None,
+                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+        fn upload(
+            &self,
+            local: &Path,
+            remote: &str,
+            _mode: i32,
+        ) -> Result<(), crate::control::ControlError> {
+            let mut data = std::fs::read(local).expect("read");
+            data[0] ^= 0xff;
+            std::fs::write(remote, data).expect("write");
+            Ok(())
+        }
+        fn download(&self, _r: &str, _l: &Path) -> Result<(), crate::control::ControlError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_upload_that_arrives_damaged_is_an_error_naming_both_sums() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = dir.path().join("etcd");
+        std::fs::write(&local, b"abc").unwrap();
+        let b = DbBinary::open(&local).unwrap();
+        let node = Node::new(
+            "n1",
+            "10.9.0.1",
+            std::sync::Arc::new(Damaging),
+            crate::cluster::Capabilities {
+                can_skew_clock: true,
+                has_netem: true,
+                has_iptables: true,
+                shares_host: false,
+            },
+            &dir.path().display().to_string(),
+        );
+        let remote = format!("{}/bin/etcd", dir.path().display());
+        let e = b
+            .install_at("etcd", &node, &remote)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("etcd on n1: upload of the binary:")
+                && e.contains("3 bytes, sha256 ")
+                && e.contains(&format!("(3 bytes, sha256 {})", b.sha256)),
+            "{e}"
+        );
+        // The damaged copy is never taken for the binary.
+        assert!(!b.matches(&digest_on(&node, &remote).unwrap()));
+    }
 }
