@@ -186,7 +186,10 @@ fn etcd_from_uploaded_binary() {
     let guard = Teardown::new("fltc", "10.78.23.0/24", 1);
     let cluster = local::up(&guard.spec).expect("cluster up");
     let opts = EtcdOptions {
-        binary: Some("/usr/bin/etcd".into()),
+        binary: Some(
+            faultline::db::DbBinary::open(std::path::Path::new("/usr/bin/etcd"))
+                .expect("read /usr/bin/etcd"),
+        ),
         ..EtcdOptions::default()
     };
     let etcd = Etcd::new(opts, cluster.nodes());

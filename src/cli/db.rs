@@ -30,10 +30,11 @@ pub struct DbArgs {
     /// docs/file-db.md).
     #[arg(long, default_value = "etcd", value_parser = parse_db)]
     db: String,
-    /// An etcd binary on this machine to upload to the nodes instead of
-    /// installing Debian's etcd-server.
-    #[arg(long)]
-    etcd_binary: Option<PathBuf>,
+    /// A server binary of your own build on this machine (etcd,
+    /// redis-server, nats-server) to upload to the nodes and run instead
+    /// of the Debian package's.
+    #[arg(long, visible_alias = "etcd-binary", value_name = "PATH")]
+    db_binary: Option<PathBuf>,
     #[command(flatten)]
     nodes: NodeArgs,
 }
@@ -71,7 +72,7 @@ pub(crate) fn parse_db(s: &str) -> Result<String, String> {
 
 fn open(args: &DbArgs) -> anyhow::Result<(Cluster, Arc<dyn Db>)> {
     // A db file is loaded and checked before the cluster is looked at.
-    let configured = system::with_defaults(&args.db, args.etcd_binary.as_deref())?;
+    let configured = system::with_defaults(&args.db, args.db_binary.as_deref())?;
     let cluster = args.nodes.cluster()?;
     let db = configured.deploy(cluster.nodes())?.db();
     Ok((cluster, db))

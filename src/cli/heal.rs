@@ -25,10 +25,11 @@ pub struct Args {
     /// Heal the network (and clocks) only: leave database processes alone.
     #[arg(long)]
     no_db: bool,
-    /// The etcd binary that was uploaded to the nodes (as for `db up`), so
-    /// a restart runs the same one. Default: the one the record names.
-    #[arg(long)]
-    etcd_binary: Option<PathBuf>,
+    /// The server binary that was uploaded to the nodes (as for `db up`
+    /// and `run`), so a restart runs the uploaded one. Default: the one
+    /// the record names.
+    #[arg(long, visible_alias = "etcd-binary", value_name = "PATH")]
+    db_binary: Option<PathBuf>,
     /// The record of active faults (default: `nemesis.json` in the local
     /// cluster's state directory; none for real hosts).
     #[arg(long)]
@@ -39,17 +40,17 @@ pub struct Args {
 
 /// The database a run recorded, configured as that run configured it (read
 /// mode, binary, `--db-opt` settings), so restarted processes run as the
-/// run started them. `etcd_binary` (heal's flag) wins over the recorded one.
+/// run started them. `db_binary` (heal's flag) wins over the recorded one.
 fn configure_recorded(
     r: &RecordedDb,
-    etcd_binary: Option<&Path>,
+    db_binary: Option<&Path>,
 ) -> anyhow::Result<Box<dyn crate::system::Configured>> {
     crate::system::find(&r.db)
         .ok_or_else(|| anyhow::anyhow!("the record names an unknown database {:?}", r.db))?
         .configure(&crate::system::Choice {
             db: &r.db,
             read_mode: &r.read_mode,
-            binary: etcd_binary.or(r.binary.as_deref()),
+            binary: db_binary.or(r.binary.as_deref()),
             db_opts: &r.db_opts,
             ..crate::system::Choice::default()
         })
@@ -62,7 +63,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     // A db file named on the command line is loaded and checked before the
     // cluster is looked at.
     let explicit = match &a.db {
-        Some(db) => Some(crate::system::with_defaults(db, a.etcd_binary.as_deref())?),
+        Some(db) => Some(crate::system::with_defaults(db, a.db_binary.as_deref())?),
         None => None,
     };
     let cluster = a.nodes.cluster()?;
@@ -92,8 +93,8 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         let configured = match explicit {
             Some(c) => c,
             None => match &recorded.db {
-                Some(r) => configure_recorded(r, a.etcd_binary.as_deref())?,
-                None => crate::system::with_defaults(DEFAULT_DB, a.etcd_binary.as_deref())?,
+                Some(r) => configure_recorded(r, a.db_binary.as_deref())?,
+                None => crate::system::with_defaults(DEFAULT_DB, a.db_binary.as_deref())?,
             },
         };
         Some(configured.deploy(cluster.nodes())?.db())

@@ -86,6 +86,15 @@ pub struct Args {
     /// to a test file's db_opts; recorded in test.json).
     #[arg(long = "db-opt", value_name = "KEY=VALUE", value_parser = parse_db_opt)]
     db_opt: Vec<String>,
+    /// A server binary of your own build on this machine (etcd,
+    /// redis-server, nats-server), uploaded to every node and run instead
+    /// of the Debian package's; recorded in test.json with its sha256.
+    #[arg(long, visible_alias = "etcd-binary", value_name = "PATH")]
+    db_binary: Option<PathBuf>,
+    /// The binary `--nemesis upgrade` puts in place of --db-binary on one
+    /// node at a time, restarting each (a rolling upgrade).
+    #[arg(long, value_name = "PATH")]
+    db_binary_next: Option<PathBuf>,
     /// Seconds an operation may take before it is recorded `info`.
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = super::help::positive_seconds)]
     op_timeout: Option<f64>,
@@ -256,6 +265,12 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         spec.isolation = v;
     }
     spec.db_opts.extend(a.db_opt.iter().cloned());
+    if let Some(p) = a.db_binary.clone() {
+        spec.db_binary = Some(p);
+    }
+    if let Some(p) = a.db_binary_next.clone() {
+        spec.db_binary_next = Some(p);
+    }
     spec.leave_db_running |= a.leave_db_running;
     if a.no_online {
         spec.online = false;

@@ -9,10 +9,13 @@
 //!
 //! The implementations live with their systems (`crate::system::<name>::db`);
 //! [`daemon`] holds the pid-file process handling any database started as
-//! a plain daemon can share.
+//! a plain daemon can share; [`binary`] a server binary of the user's own
+//! build, uploaded and checked on each node (`--db-binary`).
 
+pub mod binary;
 pub mod daemon;
 
+pub use binary::{DbBinary, Installed};
 pub use daemon::{apt_install, AptPackages, NodeDaemon, Program};
 
 use std::path::{Path, PathBuf};
@@ -95,6 +98,14 @@ pub trait Db: Send + Sync + std::fmt::Debug {
 
     /// Starts the database on the node, in the background.
     fn start(&self, node: &Node) -> Result<(), DbError>;
+
+    /// Where on `node` the server binary it runs was uploaded
+    /// (`--db-binary`), when it runs one of the user's own build rather
+    /// than the Debian package's: what the rolling upgrade replaces
+    /// before it restarts the node. `None` by default.
+    fn server_binary(&self, _node: &Node) -> Option<String> {
+        None
+    }
 
     /// The daemon of this database on `node` and the folder that holds
     /// what it wrote, for a database run as a plain daemon

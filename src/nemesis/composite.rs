@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
 
-use super::{clock, disk, lazyfs, membership, net, process, Env, Fault, Nemesis, NemesisError};
+use super::{
+    clock, disk, lazyfs, membership, net, process, upgrade, Env, Fault, Nemesis, NemesisError,
+};
 use crate::cluster::{Cluster, ClusterKind};
 use crate::db::Db;
 
@@ -47,7 +49,7 @@ pub struct Nemeses {
 
 impl Nemeses {
     /// Partitions, packet faults, file corruption and rollbacks, membership
-    /// changes, kills and pauses (through `db`, when given) and clock
+    /// changes, rolling upgrades, kills and pauses (through `db`, when given) and clock
     /// faults on `cluster`.
     pub fn new(cluster: Cluster, db: Option<Arc<dyn Db>>, opts: NemesisOptions) -> Nemeses {
         let env = Arc::new(Env::new(cluster, db, opts.seed, opts.record));
@@ -71,6 +73,10 @@ impl Nemeses {
             // whatever does not run, which would start it as a member it
             // no longer is.
             Box::new(membership::MembershipNemesis::new(env.clone())),
+            // Before the process nemesis: its heal says which binary each
+            // node holds; the process heal then starts a node an upgrade
+            // left stopped.
+            Box::new(upgrade::UpgradeNemesis::new(env.clone())),
             Box::new(process::DbNemesis::new(env.clone())),
             Box::new(clock::ClockNemesis::new(env.clone())),
         ];

@@ -45,8 +45,9 @@ pub struct NemesisDef {
 }
 
 impl NemesisDef {
-    /// The fault that ends this family's faults.
-    pub fn stop(&self) -> Fault {
+    /// The fault that ends this family's faults; `None` for a family
+    /// whose every start ends by itself (the rolling upgrade's).
+    pub fn stop(&self) -> Option<Fault> {
         stop_of(self.family)
     }
 
@@ -125,6 +126,7 @@ impl NemesisDef {
                 .into_iter()
                 .map(Fault::RemoveMember)
                 .collect(),
+            Family::Upgrade => vec![Fault::Upgrade(Targets::One)],
         };
         NemesisDef {
             name: family.name().to_string(),
@@ -172,6 +174,7 @@ pub fn targets_primaries(fault: &Fault) -> bool {
             | Fault::Pause(Targets::Primaries)
             | Fault::LoseUnfsynced(Targets::Primaries)
             | Fault::RemoveMember(Targets::Primaries)
+            | Fault::Upgrade(Targets::Primaries)
             | Fault::StartPacket {
                 targets: Targets::Primaries,
                 ..
@@ -187,9 +190,11 @@ pub fn targets_primaries(fault: &Fault) -> bool {
     )
 }
 
-/// The fault that ends a family's faults.
-pub fn stop_of(family: Family) -> Fault {
-    match family {
+/// The fault that ends a family's faults; `None` for the rolling
+/// upgrade, each of whose starts stops, replaces and restarts a node and
+/// ends with it serving again.
+pub fn stop_of(family: Family) -> Option<Fault> {
+    Some(match family {
         Family::Partition => Fault::StopPartition,
         Family::Kill => Fault::Start,
         Family::Pause => Fault::Resume,
@@ -199,7 +204,8 @@ pub fn stop_of(family: Family) -> Fault {
         Family::Rollback => Fault::Rollback,
         Family::LoseUnfsynced => Fault::RestartLost,
         Family::Membership => Fault::AddMember,
-    }
+        Family::Upgrade => return None,
+    })
 }
 
 /// The measurement recorded right after each start and stop of a family,
@@ -410,7 +416,8 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
         | Family::Pause
         | Family::Rollback
         | Family::LoseUnfsynced
-        | Family::Membership => match &target_values {
+        | Family::Membership
+        | Family::Upgrade => match &target_values {
             Some(vals) => vals
                 .iter()
                 .map(|v| {
@@ -421,6 +428,7 @@ pub fn parse(file: &Path, text: &str) -> Result<NemesisDef, ConfigError> {
                             Family::Pause => Fault::Pause(t),
                             Family::LoseUnfsynced => Fault::LoseUnfsynced(t),
                             Family::Membership => Fault::RemoveMember(t),
+                            Family::Upgrade => Fault::Upgrade(t),
                             _ => Fault::SnapshotData(t),
                         })
                 })
@@ -680,6 +688,12 @@ pub struct Capabilities {
     /// nodes, for lose-unfsynced to mount its filesystem over, and if not,
     /// why (`crate::system::Configured::data_folder`).
     pub db_data_folder: Result<(), String>,
+    /// Whether a rolling upgrade can run (the system takes a binary of
+    /// the user's own, and both `--db-binary` and `--db-binary-next` are
+    /// given), and if not, why.
+    pub db_upgrade: Result<(), String>,
+    /// Whether `--db-binary-next` was given: only the upgrade uses it.
+    pub next_binary: bool,
 }
 
 /// Refuses the definitions the cluster or db cannot perform, every one
@@ -714,6 +728,13 @@ pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), Str
                 d.name
             ));
         }
+        if let (Family::Upgrade, Err(why)) = (d.family, &can.db_upgrade) {
+            problems.push(format!(
+                "--nemesis {}: a rolling upgrade replaces the db's server binary on one node \
+                 at a time: {why}",
+                d.name
+            ));
+        }
         if d.only_targets_primaries() && !can.db_has_primaries {
             problems.push(format!(
                 "--nemesis {}: it targets the primaries, but the db names none to aim at (a \
@@ -722,6 +743,13 @@ pub fn check_supported(defs: &[NemesisDef], can: Capabilities) -> Result<(), Str
                 d.name
             ));
         }
+    }
+    if can.next_binary && !defs.iter().any(|d| d.family == Family::Upgrade) {
+        problems.push(
+            "--db-binary-next: only the rolling upgrade (--nemesis upgrade) runs the next \
+             binary; add it to --nemesis, or leave --db-binary-next out"
+                .to_string(),
+        );
     }
     if problems.is_empty() {
         Ok(())
@@ -748,7 +776,7 @@ mod tests {
             d.starts[1],
             Fault::StartPartition(PartitionSpec::MajoritiesRing)
         );
-        assert_eq!(d.stop(), Fault::StopPartition);
+        assert_eq!(d.stop(), Some(Fault::StopPartition));
     }
 
     #[test]
@@ -799,7 +827,7 @@ mod tests {
         );
         let d = p("fault = \"clock\"\nmodes = [\"bump\", \"strobe\"]\ndelta-ms = 200\n").unwrap();
         assert_eq!(d.starts.len(), 3);
-        assert_eq!(d.stop(), Fault::ResetClock);
+        assert_eq!(d.stop(), Some(Fault::ResetClock));
     }
 
     #[test]
@@ -866,7 +894,7 @@ mod tests {
                 },
             ]
         );
-        assert_eq!(d.stop(), Fault::RestartCorrupted);
+        assert_eq!(d.stop(), Some(Fault::RestartCorrupted));
         let d = p("fault = \"file-corruption\"\nchunks = 2\nchunk-bytes = 3\n").unwrap();
         assert_eq!(d.starts.len(), 6, "3 targets x 2 modes");
         assert!(d.starts.contains(&Fault::CorruptFile {
@@ -891,7 +919,7 @@ mod tests {
             d.starts,
             vec![Fault::SnapshotData(Targets::Nodes(vec!["n2".into()]))]
         );
-        assert_eq!(d.stop(), Fault::Rollback);
+        assert_eq!(d.stop(), Some(Fault::Rollback));
     }
 
     #[test]
@@ -968,6 +996,8 @@ mod tests {
             db_faketime_clock: Err("etcd is a static Go binary".into()),
             db_membership: Ok(()),
             db_data_folder: Ok(()),
+            db_upgrade: Ok(()),
+            next_binary: false,
         };
         let e = check_supported(&defs, local_no_primaries).unwrap_err();
         assert!(
@@ -984,6 +1014,8 @@ mod tests {
             db_faketime_clock: Err("etcd is a static Go binary".into()),
             db_membership: Ok(()),
             db_data_folder: Ok(()),
+            db_upgrade: Ok(()),
+            next_binary: false,
         };
         assert_eq!(check_supported(&defs, hosts_with_primaries), Ok(()));
         // A db that reads its clock through libc takes clock faults on the
@@ -994,6 +1026,8 @@ mod tests {
             db_faketime_clock: Ok(()),
             db_membership: Ok(()),
             db_data_folder: Ok(()),
+            db_upgrade: Ok(()),
+            next_binary: false,
         };
         assert_eq!(check_supported(&defs, local_libc), Ok(()));
         // The built-in partition draws a primaries shape among others: only
@@ -1005,6 +1039,8 @@ mod tests {
             db_faketime_clock: Err("no libc".into()),
             db_membership: Ok(()),
             db_data_folder: Ok(()),
+            db_upgrade: Ok(()),
+            next_binary: false,
         };
         assert_eq!(check_supported(&part, local_with_primaries), Ok(()));
         // Membership changes need a db whose members can change.
@@ -1012,13 +1048,15 @@ mod tests {
         assert!(members[0]
             .starts
             .contains(&Fault::RemoveMember(Targets::Primaries)));
-        assert_eq!(members[0].stop(), Fault::AddMember);
+        assert_eq!(members[0].stop(), Some(Fault::AddMember));
         let no_members = Capabilities {
             clock_by_faketime: true,
             db_has_primaries: true,
             db_faketime_clock: Ok(()),
             db_membership: Err("redis has none".into()),
             db_data_folder: Ok(()),
+            db_upgrade: Ok(()),
+            next_binary: false,
         };
         let e = check_supported(&members, no_members).unwrap_err();
         assert!(
@@ -1031,6 +1069,8 @@ mod tests {
             db_faketime_clock: Err("static Go".into()),
             db_membership: Ok(()),
             db_data_folder: Ok(()),
+            db_upgrade: Ok(()),
+            next_binary: false,
         };
         assert_eq!(check_supported(&members, etcd), Ok(()));
         // Losing unsynced writes needs a data folder to mount under.
@@ -1081,5 +1121,50 @@ mod tests {
             );
         }
         assert!(!shipped.only_targets_primaries());
+    }
+
+    #[test]
+    fn a_rolling_upgrade_is_refused_without_what_it_needs_and_the_next_binary_without_it() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("nemeses");
+        let defs = load_named(Some(&dir), &["upgrade".into()]).unwrap();
+        assert_eq!(defs[0].family, Family::Upgrade);
+        assert_eq!(defs[0].starts, vec![Fault::Upgrade(Targets::One)]);
+        assert_eq!(defs[0].stop(), None);
+        let can = |db_upgrade: Result<(), String>, next_binary| Capabilities {
+            clock_by_faketime: true,
+            db_has_primaries: true,
+            db_faketime_clock: Ok(()),
+            db_membership: Ok(()),
+            db_upgrade,
+            next_binary,
+        };
+        assert_eq!(check_supported(&defs, can(Ok(()), true)), Ok(()));
+        let e = check_supported(
+            &defs,
+            can(Err("it needs --db-binary-next PATH".into()), false),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("--nemesis upgrade: a rolling upgrade replaces")
+                && e.ends_with("it needs --db-binary-next PATH"),
+            "{e}"
+        );
+        let kill = load_named(Some(&dir), &["kill".into()]).unwrap();
+        let e = check_supported(&kill, can(Ok(()), true)).unwrap_err();
+        assert!(
+            e.starts_with("--db-binary-next: only the rolling upgrade (--nemesis upgrade)"),
+            "{e}"
+        );
+        // A file may name the nodes to upgrade.
+        let d = p("fault = \"upgrade\"\ntargets = [[\"n2\"], \"one\"]\n").unwrap();
+        assert_eq!(
+            d.starts,
+            vec![
+                Fault::Upgrade(Targets::Nodes(vec!["n2".into()])),
+                Fault::Upgrade(Targets::One)
+            ]
+        );
+        let e = p("fault = \"upgrade\"\nloss = 0.1\n").unwrap_err();
+        assert!(e.message.contains("not used by fault upgrade"), "{e}");
     }
 }

@@ -119,6 +119,10 @@ fn nemesis_ops(history: &History) -> Vec<NemesisOp<'_>> {
 enum Effect {
     Start(Family),
     Stop(Option<Family>),
+    /// A fault that ends by itself within its own operation (a node's
+    /// upgrade: stopped, replaced, restarted and serving again): its
+    /// window is the operation's.
+    Whole(Family),
 }
 
 fn effect(f: &str) -> Option<Effect> {
@@ -135,6 +139,7 @@ fn effect(f: &str) -> Option<Effect> {
         "corrupt-file" => Effect::Start(FileCorruption),
         "snapshot-data" => Effect::Start(Rollback),
         "lose-unfsynced" => Effect::Start(LoseUnfsynced),
+        "upgrade" => Effect::Whole(Upgrade),
         "heal" => Effect::Stop(None),
         // Every other `f` of the vocabulary stops its family's faults.
         other => Effect::Stop(Some(
@@ -182,6 +187,18 @@ pub fn fault_coverage(
                 } else {
                     *took.entry(family).or_default() += 1;
                     open.entry(family).or_insert(t_inv);
+                }
+                continue;
+            }
+            Effect::Whole(family) => {
+                if failed {
+                    *refused.entry(family).or_default() += 1;
+                } else {
+                    *took.entry(family).or_default() += 1;
+                    windows
+                        .entry(family)
+                        .or_default()
+                        .push([seconds(t_inv), seconds(t_done)]);
                 }
                 continue;
             }
@@ -424,5 +441,30 @@ mod tests {
         back.sort_by(|a, b| a.name.cmp(&b.name));
         assert_eq!(back, vec![asked[1].clone(), asked[0].clone()]);
         assert!(requested_from_value(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn an_upgrade_window_is_its_own_operation() {
+        let h = history(vec![
+            nem(2.0, "upgrade", json!("one"), None),
+            client(2.5),
+            nem(
+                4.5,
+                "upgrade",
+                json!({"upgraded": [{"node": "n1"}], "remaining": ["n2"]}),
+                None,
+            ),
+            nem(6.0, "upgrade", json!("one"), None),
+            nem(
+                6.2,
+                "upgrade",
+                Value::Null,
+                Some("upgrade refused: no node"),
+            ),
+        ]);
+        let c = fault_coverage(&h, &[req("upgrade", Family::Upgrade)]);
+        let u = &c["upgrade"];
+        assert_eq!((u.took_effect, u.refused), (1, 1));
+        assert_eq!(u.windows, vec![[2.0, 4.5]]);
     }
 }

@@ -369,6 +369,11 @@ pub enum Fault {
     AddMember,
     /// `member-list`: record the database's members; changes nothing.
     MemberList,
+    /// `upgrade`: on the next node still on the first binary (`one`, in
+    /// cluster order) or the nodes named, one at a time: stop the
+    /// database, put the next binary in place of its server binary,
+    /// start it and wait until it serves (a rolling upgrade).
+    Upgrade(Targets),
     /// `heal`: lift every fault of every kind.
     HealAll,
 }
@@ -395,11 +400,13 @@ pub enum Family {
     LoseUnfsynced,
     /// Members removed from the database's cluster and added back.
     Membership,
+    /// A rolling upgrade: the server binary replaced, one node at a time.
+    Upgrade,
 }
 
 impl Family {
     /// Every family, in a fixed order.
-    pub const ALL: [Family; 9] = [
+    pub const ALL: [Family; 10] = [
         Family::Partition,
         Family::Kill,
         Family::Pause,
@@ -409,6 +416,7 @@ impl Family {
         Family::Rollback,
         Family::LoseUnfsynced,
         Family::Membership,
+        Family::Upgrade,
     ];
 
     /// The family's name (`partition`, `kill`, ...).
@@ -423,6 +431,7 @@ impl Family {
             Family::Rollback => "rollback",
             Family::LoseUnfsynced => "lose-unfsynced",
             Family::Membership => "membership",
+            Family::Upgrade => "upgrade",
         }
     }
 
@@ -508,6 +517,7 @@ impl Fault {
             Fault::RemoveMember(_) => "remove-member",
             Fault::AddMember => "add-member",
             Fault::MemberList => "member-list",
+            Fault::Upgrade(_) => "upgrade",
             Fault::HealAll => "heal",
         }
     }
@@ -529,6 +539,7 @@ impl Fault {
             Fault::RemoveMember(_) | Fault::AddMember | Fault::MemberList => {
                 Some(Family::Membership)
             }
+            Fault::Upgrade(_) => Some(Family::Upgrade),
             Fault::HealAll => None,
         }
     }
@@ -541,7 +552,8 @@ impl Fault {
             | Fault::Pause(t)
             | Fault::SnapshotData(t)
             | Fault::LoseUnfsynced(t)
-            | Fault::RemoveMember(t) => t.to_value(),
+            | Fault::RemoveMember(t)
+            | Fault::Upgrade(t) => t.to_value(),
             Fault::CorruptFile {
                 targets,
                 corruption,
@@ -643,6 +655,7 @@ impl Fault {
             "remove-member" => Fault::RemoveMember(Targets::from_value(value)?),
             "add-member" => Fault::AddMember,
             "member-list" => Fault::MemberList,
+            "upgrade" => Fault::Upgrade(Targets::from_value(value)?),
             "heal" => Fault::HealAll,
             other => return Err(format!("unknown nemesis operation {other:?}")),
         };
@@ -746,6 +759,8 @@ mod tests {
             Fault::RemoveMember(Targets::Primaries),
             Fault::AddMember,
             Fault::MemberList,
+            Fault::Upgrade(Targets::One),
+            Fault::Upgrade(Targets::Nodes(vec!["n3".into()])),
             Fault::HealAll,
         ];
         for f in faults {

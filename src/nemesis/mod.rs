@@ -25,7 +25,9 @@
 //!   memory, `faultline lazyfs`, and `lose-unfsynced`, which drops them
 //!   with a kill), [`membership::MembershipNemesis`]
 //!   (members removed from the db's cluster and added back, through the
-//!   [`Db`](crate::db::Db)'s membership API).
+//!   [`Db`](crate::db::Db)'s membership API), [`upgrade::UpgradeNemesis`]
+//!   (a rolling upgrade: the db's uploaded server binary replaced by the
+//!   next one and the db restarted, one node at a time).
 //! - `composite.rs`: [`Nemeses`], all of them behind one `Nemesis`, sharing
 //!   a seeded RNG and the record of active faults, so `faultline heal` can
 //!   undo what a killed controller left behind.
@@ -66,6 +68,7 @@ pub mod nfq_stats;
 pub mod process;
 pub mod record;
 pub mod schedule;
+pub mod upgrade;
 
 use std::fmt;
 use std::path::PathBuf;

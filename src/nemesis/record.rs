@@ -2,7 +2,7 @@
 //! before each fault is injected, so a fresh `faultline heal` knows what a
 //! killed controller left behind. A run also records its database there
 //! before set-up (which system, on which nodes, and what rebuilds it: a db
-//! file's path, an uploaded etcd binary, the read mode, the `--db-opt`
+//! file's path, an uploaded server binary, the read mode, the `--db-opt`
 //! settings), so heal resumes and restarts that database's processes as
 //! the run started them, without being told. Heal never depends on the
 //! record alone: without one it sweeps every node for anything faultline
@@ -27,9 +27,14 @@ pub struct RecordedDb {
     /// The read mode the run used (empty: the system's default).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub read_mode: String,
-    /// The etcd binary the run uploaded, so a restart runs the same one.
+    /// The server binary the run uploaded (`--db-binary`), so a restart
+    /// runs the uploaded one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary: Option<PathBuf>,
+    /// The binary the rolling upgrade puts in its place
+    /// (`--db-binary-next`), so heal can say which one each node runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_next: Option<PathBuf>,
     /// The run's `--db-opt` settings (`KEY=VALUE`), so a restart passes
     /// them again: etcd takes them as flags, which no file keeps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

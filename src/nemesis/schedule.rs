@@ -14,7 +14,10 @@
 //! is injected, by the nemesis's own seeded RNG. Each clock fault's start
 //! and stop is followed at once by a `clock-check`, which records the
 //! offsets the databases then read, and each membership change's by a
-//! `member-list`, which records the members the database then lists.
+//! `member-list`, which records the members the database then lists. A
+//! rolling upgrade has no stop: each `upgrade` ends with its node serving
+//! again, and once one answers that no node is left on the first binary
+//! the schedule issues no more of them.
 
 use std::time::Duration;
 
@@ -25,6 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use super::config::{check_of, targets_primaries, NemesisDef};
 use super::Fault;
 use crate::generator::{Context, Emit, Generator, OpSpec, Target};
+use crate::history::{Op, OpType, Process};
 
 /// The interval when neither the flag nor the files give one (Jepsen's).
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -53,6 +57,10 @@ pub struct Schedule {
     /// The measurement owed ([`check_of`]): a clock fault or a membership
     /// change just started or stopped.
     check: Option<Fault>,
+    /// Per kind: whether it has nothing left to do (a rolling upgrade
+    /// whose completion said no node is left on the first binary), so
+    /// the rotation skips it.
+    done: Vec<bool>,
 }
 
 impl Schedule {
@@ -62,6 +70,7 @@ impl Schedule {
         let defs: Vec<NemesisDef> = defs.into_iter().filter(|d| !d.starts.is_empty()).collect();
         Schedule {
             cycles: vec![(Vec::new(), 0); defs.len()],
+            done: vec![false; defs.len()],
             defs,
             interval,
             scale: 1.0,
@@ -146,7 +155,8 @@ impl Schedule {
         let mut fams: Vec<_> = self.defs.iter().map(|d| d.family).collect();
         fams.dedup();
         fams.into_iter()
-            .map(|f| op(&super::config::stop_of(f)))
+            .filter_map(super::config::stop_of)
+            .map(|f| op(&f))
             .collect()
     }
 }
@@ -180,15 +190,54 @@ impl Generator for Schedule {
             self.check = stop.family().and_then(check_of);
             return Emit::Invoke(op(&stop));
         }
-        let i = self.next_def;
+        // The next kind with something left to do, round robin.
+        let Some(i) = (0..self.defs.len())
+            .map(|k| (self.next_def + k) % self.defs.len())
+            .find(|&k| !self.done[k])
+        else {
+            return Emit::Done;
+        };
         self.next_def = (i + 1) % self.defs.len();
         let Some(start) = self.next_start(i) else {
             return Emit::Done;
         };
-        self.active = Some(self.defs[i].stop());
+        self.active = self.defs[i].stop();
         self.next_at = Some(ctx.time.saturating_add(self.interval_of(i)));
         self.check = start.family().and_then(check_of);
         Emit::Invoke(op(&start))
+    }
+
+    /// After an `upgrade` completes, the next nemesis op waits one
+    /// interval from then (its start set the wait from its start: a slow
+    /// upgrade would leave no pause between two nodes); and once one
+    /// answers that no node is left to upgrade (`"remaining": []`), the
+    /// rolling upgrade is retired.
+    fn update(&mut self, ctx: &Context, event: &Op) {
+        if event.process != Process::Nemesis
+            || event.kind == OpType::Invoke
+            || event.f != Fault::Upgrade(super::Targets::One).f()
+        {
+            return;
+        }
+        if let Some(i) = self
+            .defs
+            .iter()
+            .position(|d| d.family == super::Family::Upgrade)
+        {
+            self.next_at = Some(ctx.time.saturating_add(self.interval_of(i)));
+        }
+        let none_left = event
+            .value
+            .get("remaining")
+            .and_then(|r| r.as_array())
+            .is_some_and(|r| r.is_empty());
+        if event.error.is_none() && none_left {
+            for (d, done) in self.defs.iter().zip(self.done.iter_mut()) {
+                if d.family == super::Family::Upgrade {
+                    *done = true;
+                }
+            }
+        }
     }
 }
 
@@ -411,5 +460,72 @@ mod tests {
             ],
             "{fs:?}"
         );
+    }
+
+    #[test]
+    fn a_rolling_upgrade_has_no_stop_and_ends_when_no_node_is_left() {
+        use crate::history::Op;
+        let defs = vec![
+            NemesisDef::builtin(Family::Upgrade),
+            NemesisDef::builtin(Family::Kill),
+        ];
+        let mut s = Schedule::new(defs, Some(Duration::from_secs(1)), 3);
+        assert_eq!(s.final_ops().len(), 1, "only kill has a stop");
+        let mut ctx = Context::new(1, true);
+        let mut fs = Vec::new();
+        let mut upgrades = 0;
+        while fs.len() < 9 {
+            match s.next(&ctx) {
+                Emit::Invoke(op) => {
+                    if op.f == "upgrade" {
+                        upgrades += 1;
+                        // The third upgrade leaves no node on the first binary.
+                        let remaining = if upgrades == 3 {
+                            json!([])
+                        } else {
+                            json!(["n3"])
+                        };
+                        let mut done = Op::new(
+                            0,
+                            Process::Nemesis,
+                            OpType::Info,
+                            "upgrade",
+                            json!({ "remaining": remaining }),
+                        );
+                        // The upgrade takes 5 s: the next op waits one
+                        // interval (1 s) from its end.
+                        ctx.time += 5_000_000_000;
+                        done.time = Some(ctx.time);
+                        s.update(&ctx, &done);
+                        let after = ctx.time;
+                        match s.next(&ctx) {
+                            Emit::Pending(Some(t)) => assert_eq!(t, after + 1_000_000_000),
+                            other => panic!("expected a wait after the upgrade, got {other:?}"),
+                        }
+                    }
+                    fs.push(op.f);
+                }
+                Emit::Pending(Some(t)) => ctx.time = t,
+                Emit::Pending(None) => ctx.time += 1,
+                Emit::Done => break,
+            }
+        }
+        assert_eq!(
+            fs,
+            vec![
+                "upgrade", "kill", "start", "upgrade", "kill", "start", "upgrade", "kill", "start"
+            ]
+        );
+        // From then on, kills alone.
+        let mut later = Vec::new();
+        while later.len() < 4 {
+            match s.next(&ctx) {
+                Emit::Invoke(op) => later.push(op.f),
+                Emit::Pending(Some(t)) => ctx.time = t,
+                Emit::Pending(None) => ctx.time += 1,
+                Emit::Done => break,
+            }
+        }
+        assert_eq!(later, vec!["kill", "start", "kill", "start"]);
     }
 }

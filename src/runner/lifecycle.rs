@@ -90,6 +90,8 @@ pub async fn run_test(
             db_faketime_clock: db_faketime_clock(&spec)?,
             db_membership: db_membership(&spec)?,
             db_data_folder: db_data_folder(&spec)?,
+            db_upgrade: db_upgrade(&spec),
+            next_binary: spec.db_binary_next.is_some(),
         },
     )
     .map_err(|e| anyhow::anyhow!(e))?;
@@ -128,6 +130,17 @@ pub async fn run_test(
     // authentication (a password only as the kind, never itself).
     test_json["ssh"] = json!(cluster.login());
     test_json["faults_requested"] = coverage::requested_to_value(&requested);
+    // Which build ran: each uploaded binary by its path, sha256 and size.
+    for (key, path) in [
+        ("db_binary", &spec.db_binary),
+        ("db_binary_next", &spec.db_binary_next),
+    ] {
+        if let Some(p) = path {
+            test_json[key] = db::DbBinary::open(p)
+                .map_err(|e| anyhow::anyhow!("{key}: {e}"))?
+                .to_value();
+        }
+    }
     test_json["model"] = json!(workload.model);
     test_json["checkers"] = json!(workload.checkers);
     if let Some(b) = &workload.bank {
@@ -456,14 +469,15 @@ fn start_online(
 }
 
 /// What `faultline heal` needs to rebuild this run's db: the `--db` value
-/// (a db file's absolute path), the read mode, the etcd binary (absolute),
+/// (a db file's absolute path), the read mode, the server binaries (absolute),
 /// the `--db-opt` settings, the nodes.
 fn recorded_db(spec: &TestSpec, cluster: &Cluster) -> nemesis::RecordedDb {
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     nemesis::RecordedDb {
         db: crate::system::absolute_db(&spec.db),
         read_mode: spec.read_mode.clone(),
-        binary: spec.etcd_binary.as_deref().map(absolute),
+        binary: spec.db_binary.as_deref().map(absolute),
+        binary_next: spec.db_binary_next.as_deref().map(absolute),
         db_opts: spec.db_opts.clone(),
         nodes: cluster
             .nodes()
@@ -917,6 +931,8 @@ pub fn preflight(spec: &TestSpec, dirs: &Dirs, local_cluster: bool) -> anyhow::R
         db_faketime_clock: db_faketime_clock(spec)?,
         db_membership: db_membership(spec)?,
         db_data_folder: db_data_folder(spec)?,
+        db_upgrade: db_upgrade(spec),
+        next_binary: spec.db_binary_next.is_some(),
     };
     config::check_supported(&defs, can).map_err(|e| anyhow::anyhow!(e))
 }
@@ -947,6 +963,24 @@ fn db_membership(spec: &TestSpec) -> anyhow::Result<Result<(), String>> {
 fn db_data_folder(spec: &TestSpec) -> anyhow::Result<Result<(), String>> {
     let configured = spec.configure().map_err(|e| anyhow::anyhow!(e))?;
     Ok(configured.data_folder())
+}
+
+/// Whether a rolling upgrade can run: the system takes a server binary of
+/// the user's own, and both the first and the next are given; if not, why.
+fn db_upgrade(spec: &TestSpec) -> Result<(), String> {
+    let system =
+        crate::system::find(&spec.db).ok_or_else(|| format!("unknown db {:?}", spec.db))?;
+    let program = crate::system::server_program(system)?;
+    match (&spec.db_binary, &spec.db_binary_next) {
+        (Some(_), Some(_)) => Ok(()),
+        (_, None) => Err(format!(
+            "it needs --db-binary-next PATH, the {program} binary to put on each node in turn \
+             (and --db-binary PATH, the one they start on)"
+        )),
+        (None, Some(_)) => Err(format!(
+            "it needs --db-binary PATH, the {program} binary the nodes start on"
+        )),
+    }
 }
 
 /// The kinds of fault active now, from the nemesis record (empty when

@@ -48,8 +48,14 @@ pub struct TestSpec {
     pub recovery_time: f64,
     /// Leave the db running (and its data) after the test.
     pub leave_db_running: bool,
-    /// An etcd binary to upload instead of the nodes' own.
-    pub etcd_binary: Option<PathBuf>,
+    /// A server binary of the user's own build (etcd, redis-server,
+    /// nats-server) to upload to every node and run instead of the Debian
+    /// package's (`--db-binary`; `etcd_binary` is its older name).
+    #[serde(alias = "etcd_binary")]
+    pub db_binary: Option<PathBuf>,
+    /// The binary the rolling upgrade (`--nemesis upgrade`) puts on each
+    /// node in turn in place of `db_binary` (`--db-binary-next`).
+    pub db_binary_next: Option<PathBuf>,
     /// Seconds the checkers may take (none: no limit).
     pub check_time_limit: Option<f64>,
     /// The consistency model the `txn` checker holds the history to.
@@ -87,7 +93,8 @@ impl Default for TestSpec {
             op_timeout: 5.0,
             recovery_time: 5.0,
             leave_db_running: false,
-            etcd_binary: None,
+            db_binary: None,
+            db_binary_next: None,
             check_time_limit: None,
             consistency_model: "strict-serializable".into(),
             isolation: "serializable".into(),
@@ -174,7 +181,7 @@ impl TestSpec {
             read_mode: &self.read_mode,
             isolation: &self.isolation,
             client: self.client.as_deref(),
-            binary: self.etcd_binary.as_deref(),
+            binary: self.db_binary.as_deref(),
             db_opts: &self.db_opts,
         }
     }
@@ -194,6 +201,19 @@ impl TestSpec {
                 "client: a client program is for db files (--db FILE.toml), not {:?}",
                 self.db
             ));
+        }
+        system::check_binary(system, self.db_binary.as_deref(), "db_binary (--db-binary)")?;
+        system::check_binary(
+            system,
+            self.db_binary_next.as_deref(),
+            "db_binary_next (--db-binary-next)",
+        )?;
+        if self.db_binary_next.is_some() && self.db_binary.is_none() {
+            return Err(
+                "db_binary_next (--db-binary-next) needs db_binary (--db-binary): the binary \
+                 the nodes start on, which the rolling upgrade replaces"
+                    .into(),
+            );
         }
         system.configure(&self.choice())
     }
@@ -245,6 +265,43 @@ mod tests {
             "unknown db \"mongodb\" (known: etcd, postgres, zookeeper, redis, nats, galera, rabbitmq, memory, \
              or a db file: FILE.toml or file:PATH)"
         );
+    }
+
+    #[test]
+    fn a_db_binary_is_refused_for_a_system_that_takes_none_or_a_file_that_is_not_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("server");
+        std::fs::write(&bin, b"#!/bin/sh\n").unwrap();
+        let with = |db: &str, first: Option<&Path>, next: Option<&Path>| TestSpec {
+            db_binary: first.map(Path::to_path_buf),
+            db_binary_next: next.map(Path::to_path_buf),
+            ..spec(db, "")
+        };
+        for db in ["etcd", "redis", "nats"] {
+            assert_eq!(with(db, Some(&bin), None).validate(), Ok(()), "{db}");
+            assert_eq!(with(db, Some(&bin), Some(&bin)).validate(), Ok(()), "{db}");
+        }
+        for db in ["postgres", "zookeeper", "galera", "rabbitmq", "memory"] {
+            let e = with(db, Some(&bin), None).validate().unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "db_binary (--db-binary): refused for {db}: {db} runs"
+                )) && e.contains("etcd, redis, nats"),
+                "{e}"
+            );
+        }
+        let missing = dir.path().join("missing");
+        let e = with("etcd", Some(&missing), None).validate().unwrap_err();
+        assert!(
+            e.starts_with("db_binary (--db-binary): cannot read") && e.contains("missing"),
+            "{e}"
+        );
+        let e = with("etcd", None, Some(&bin)).validate().unwrap_err();
+        assert!(e.contains("needs db_binary (--db-binary)"), "{e}");
+        // The older name of the field still reads.
+        let spec: TestSpec =
+            toml::from_str(&format!("etcd_binary = {:?}", bin.display().to_string())).unwrap();
+        assert_eq!(spec.db_binary.as_deref(), Some(bin.as_path()));
     }
 
     #[test]

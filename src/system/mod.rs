@@ -79,7 +79,9 @@ pub struct Choice<'a> {
     pub isolation: &'a str,
     /// A client program command line (db files).
     pub client: Option<&'a str>,
-    /// A binary to upload instead of the nodes' own (etcd).
+    /// A server binary to upload and run instead of the Debian package's
+    /// (`--db-binary`), for a system whose [`System::server_program`] is
+    /// one program.
     pub binary: Option<&'a Path>,
     /// Settings passed to the database, each `KEY=VALUE` (`--db-opt`).
     pub db_opts: &'a [String],
@@ -293,10 +295,61 @@ pub trait System: Send + Sync {
         &[]
     }
 
+    /// The one server program a binary of the user's own build
+    /// (`--db-binary`) replaces on every node (`etcd`, `redis-server`,
+    /// `nats-server`); `None` (the default) when it runs several programs
+    /// or its Debian packages only ([`server_program`] says why).
+    fn server_program(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Parses and checks the test's options for this system (read mode,
     /// isolation, a db file and its client), refusing what it does not
     /// know with a message naming the field.
     fn configure(&self, choice: &Choice<'_>) -> Result<Box<dyn Configured>, String>;
+}
+
+/// The systems that take a server binary of the user's own build
+/// (`--db-binary`), for messages: `etcd, redis, nats`.
+pub fn binary_systems() -> String {
+    SYSTEMS
+        .iter()
+        .filter(|s| s.server_program().is_some())
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The server program `--db-binary` replaces for `system`, or why it
+/// takes none.
+pub fn server_program(system: &dyn System) -> Result<&'static str, String> {
+    system.server_program().ok_or_else(|| {
+        format!(
+            "{} runs its Debian packages only (faultline runs a binary of your own build for \
+             {}, each a single server program)",
+            system.name(),
+            binary_systems()
+        )
+    })
+}
+
+/// Refuses a `--db-binary` (`field` names the flag in the message) that
+/// `system` cannot run, or that cannot be read here, before anything is
+/// built.
+pub fn check_binary(system: &dyn System, binary: Option<&Path>, field: &str) -> Result<(), String> {
+    let Some(path) = binary else {
+        return Ok(());
+    };
+    let program = server_program(system)
+        .map_err(|why| format!("{field}: refused for {}: {why}", system.name()))?;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(format!(
+            "{field}: {} is not a file (a {program} binary was expected)",
+            path.display()
+        )),
+        Err(e) => Err(format!("{field}: cannot read {}: {e}", path.display())),
+    }
 }
 
 /// A system with its options parsed.
@@ -383,9 +436,9 @@ pub fn check_workload(system: &dyn System, workload: &Workload) -> Result<(), St
     }
 }
 
-/// The system `db` names with default options (`binary`: an etcd binary
-/// to upload), for `faultline db` and `faultline heal`: a db file is
-/// loaded and checked here, before any cluster is looked at.
+/// The system `db` names with default options (`binary`: a server binary
+/// to upload, `--db-binary`), for `faultline db` and `faultline heal`: a
+/// db file is loaded and checked here, before any cluster is looked at.
 pub fn with_defaults(db: &str, binary: Option<&Path>) -> anyhow::Result<Box<dyn Configured>> {
     let system = find(db).ok_or_else(|| {
         anyhow::anyhow!(
@@ -393,6 +446,7 @@ pub fn with_defaults(db: &str, binary: Option<&Path>) -> anyhow::Result<Box<dyn 
             known()
         )
     })?;
+    check_binary(system, binary, "--db-binary").map_err(|e| anyhow::anyhow!(e))?;
     system
         .configure(&Choice {
             db,

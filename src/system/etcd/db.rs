@@ -2,22 +2,21 @@
 //! names, uploaded over SFTP), run as a daemon with a pid file and a log file
 //! under the node's work directory, probed over HTTP from the controller.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::http;
 use crate::cluster::{url_host, Node};
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{AptPackages, Db, DbError, Member, Membership, NodeDaemon};
+use crate::db::{AptPackages, Db, DbBinary, DbError, Member, Membership, NodeDaemon};
 use serde_json::{json, Value};
 
 /// How etcd is run.
 #[derive(Debug, Clone)]
 pub struct EtcdOptions {
-    /// A local etcd binary to upload to every node instead of installing the
-    /// Debian package.
-    pub binary: Option<PathBuf>,
+    /// An etcd binary of the user's own build to upload to every node and
+    /// run instead of the Debian package's (`--db-binary`).
+    pub binary: Option<DbBinary>,
     /// The client port.
     pub client_port: u16,
     /// The peer port.
@@ -97,7 +96,9 @@ impl Etcd {
             .join(",")
     }
 
-    fn binary(&self, node: &Node) -> String {
+    /// The etcd program run on `node`: the uploaded one, or the package's
+    /// in `PATH`.
+    pub fn binary(&self, node: &Node) -> String {
         match self.opts.binary {
             Some(_) => format!("{}/bin/etcd", node.work_dir()),
             None => "etcd".into(),
@@ -454,8 +455,7 @@ impl Db for Etcd {
     fn install(&self, node: &Node) -> Result<(), DbError> {
         if let Some(local) = &self.opts.binary {
             let bin = self.binary(node);
-            node.run(&format!("mkdir -p {}/bin", shell_quote(node.work_dir())))?;
-            node.upload(local, &bin, 0o755)?;
+            local.install_at(self.name(), node, &bin)?;
             let out = node.exec(&format!("{} --version", shell_quote(&bin)))?;
             if !out.success() {
                 return Err(self.err(
@@ -463,7 +463,7 @@ impl Db for Etcd {
                     "install",
                     format!(
                         "uploaded {} does not run: {}",
-                        local.display(),
+                        local.path.display(),
                         out.stderr.trim()
                     ),
                 ));
@@ -478,9 +478,13 @@ impl Db for Etcd {
                 packages: &["etcd-server"],
                 present: "command -v etcd >/dev/null 2>&1",
                 services: &["etcd"],
-                otherwise: ", or pass an etcd binary to upload (--etcd-binary)",
+                otherwise: ", or pass an etcd binary of your own to upload (--db-binary)",
             },
         )
+    }
+
+    fn server_binary(&self, node: &Node) -> Option<String> {
+        self.opts.binary.as_ref().map(|_| self.binary(node))
     }
 
     fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {

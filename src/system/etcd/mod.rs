@@ -13,7 +13,7 @@ pub use db::{Etcd, EtcdOptions};
 use super::{ClientSettings, Configured, Deployed, Package, Reads, System};
 use crate::client::{kv::DataKind, ClientFactory};
 use crate::cluster::Node;
-use crate::db::Db;
+use crate::db::{Db, DbBinary};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -46,6 +46,10 @@ impl System for EtcdSystem {
 
     fn packages(&self) -> &'static [Package] {
         PACKAGES
+    }
+
+    fn server_program(&self) -> Option<&'static str> {
+        Some("etcd")
     }
 
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
@@ -104,9 +108,13 @@ impl Configured for EtcdConfig {
     }
 
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
+        let binary = match &self.binary {
+            Some(p) => Some(DbBinary::open(p).map_err(|e| anyhow::anyhow!("--db-binary {e}"))?),
+            None => None,
+        };
         let etcd = Etcd::new(
             EtcdOptions {
-                binary: self.binary.clone(),
+                binary,
                 extra_args: self.flags.clone(),
                 ..EtcdOptions::default()
             },
@@ -150,7 +158,11 @@ impl Deployed for EtcdDeployed {
     }
 
     fn version(&self, node: &Node) -> Option<String> {
-        super::run_version(node, "etcd --version 2>/dev/null | head -1 || true")
+        let program = crate::control::shell_quote(&self.etcd.binary(node));
+        super::run_version(
+            node,
+            &format!("{program} --version 2>/dev/null | head -1 || true"),
+        )
     }
 }
 

@@ -22,7 +22,7 @@ use crate::cluster::url_host;
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{AptPackages, Db, DbError, NodeDaemon};
+use crate::db::{AptPackages, Db, DbBinary, DbError, NodeDaemon};
 
 /// The JetStream stream that holds the queue.
 pub const STREAM: &str = "faultline";
@@ -38,6 +38,9 @@ pub struct NatsOptions {
     pub client_port: u16,
     /// The cluster (route) port.
     pub cluster_port: u16,
+    /// A nats-server binary of the user's own build to upload to every
+    /// node and run instead of the Debian package's (`--db-binary`).
+    pub binary: Option<DbBinary>,
 }
 
 impl Default for NatsOptions {
@@ -45,6 +48,7 @@ impl Default for NatsOptions {
         NatsOptions {
             client_port: 4222,
             cluster_port: 6222,
+            binary: None,
         }
     }
 }
@@ -77,6 +81,21 @@ impl Nats {
     /// How many servers the cluster has: the stream's replicas.
     pub fn size(&self) -> usize {
         self.members.len()
+    }
+
+    /// The nats-server program run on `node`, for a shell: the uploaded
+    /// one, or the package's (Debian installs it in /usr/sbin, which a
+    /// plain PATH may lack).
+    pub fn program(&self, node: &Node) -> String {
+        match self.opts.binary {
+            Some(_) => shell_quote(&self.uploaded(node)),
+            None => "$(command -v nats-server || echo /usr/sbin/nats-server)".into(),
+        }
+    }
+
+    /// Where an uploaded nats-server lives on `node`.
+    fn uploaded(&self, node: &Node) -> String {
+        format!("{}/bin/nats-server", node.work_dir())
     }
 
     /// The node's NATS directory (config, store, log, pid file).
@@ -257,6 +276,23 @@ impl Db for Nats {
     }
 
     fn install(&self, node: &Node) -> Result<(), DbError> {
+        if let Some(local) = &self.opts.binary {
+            local.install_at(self.name(), node, &self.uploaded(node))?;
+            let out = node.exec(&format!("{} --version", self.program(node)))?;
+            if !out.success() {
+                return Err(DbError::on(
+                    self.name(),
+                    node,
+                    "install",
+                    format!(
+                        "uploaded {} does not run: {}",
+                        local.path.display(),
+                        out.stderr.trim()
+                    ),
+                ));
+            }
+            return Ok(());
+        }
         crate::db::apt_install(
             self.name(),
             node,
@@ -268,6 +304,10 @@ impl Db for Nats {
                 otherwise: "",
             },
         )
+    }
+
+    fn server_binary(&self, node: &Node) -> Option<String> {
+        self.opts.binary.as_ref().map(|_| self.uploaded(node))
     }
 
     fn daemon_on(&self, node: &Node) -> Option<NodeDaemon> {
@@ -296,9 +336,9 @@ impl Db for Nats {
         {
             self.configure(node)?;
         }
-        // Debian installs it in /usr/sbin, which a plain PATH may lack.
         let command = format!(
-            "$(command -v nats-server || echo /usr/sbin/nats-server) -c {}",
+            "{} -c {}",
+            self.program(node),
             shell_quote(&format!("{dir}/nats.conf"))
         );
         self.daemon(node).start(node, &dir, &command)?;

@@ -13,7 +13,8 @@ pub use db::{Nats, NatsOptions};
 use super::{ClientSettings, Configured, Deployed, Package, Reads, System};
 use crate::client::ClientFactory;
 use crate::cluster::Node;
-use crate::db::Db;
+use crate::db::{Db, DbBinary};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// NATS JetStream in the registry.
@@ -42,15 +43,24 @@ impl System for NatsSystem {
         PACKAGES
     }
 
+    fn server_program(&self) -> Option<&'static str> {
+        Some("nats-server")
+    }
+
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         super::only_read_mode(self.name(), choice.read_mode, READ_MODE)?;
         choice.no_db_opts(self.name())?;
-        Ok(Box::new(NatsConfig))
+        Ok(Box::new(NatsConfig {
+            binary: choice.binary.map(PathBuf::from),
+        }))
     }
 }
 
 #[derive(Debug)]
-struct NatsConfig;
+struct NatsConfig {
+    /// A nats-server of the user's own build (`--db-binary`).
+    binary: Option<PathBuf>,
+}
 
 impl Configured for NatsConfig {
     /// JetStream's store (`Db::data_folder`).
@@ -80,8 +90,16 @@ impl Configured for NatsConfig {
     }
 
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
+        let binary = match &self.binary {
+            Some(p) => Some(DbBinary::open(p).map_err(|e| anyhow::anyhow!("--db-binary {e}"))?),
+            None => None,
+        };
+        let opts = NatsOptions {
+            binary,
+            ..NatsOptions::default()
+        };
         Ok(Box::new(NatsDeployed {
-            nats: Arc::new(Nats::new(NatsOptions::default(), nodes)),
+            nats: Arc::new(Nats::new(opts, nodes)),
         }))
     }
 }
@@ -106,7 +124,7 @@ impl Deployed for NatsDeployed {
     fn version(&self, node: &Node) -> Option<String> {
         super::run_version(
             node,
-            "$(command -v nats-server || echo /usr/sbin/nats-server) --version 2>/dev/null || true",
+            &format!("{} --version 2>/dev/null || true", self.nats.program(node)),
         )
     }
 }

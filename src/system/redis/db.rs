@@ -29,7 +29,7 @@ use crate::cluster::url_host;
 use crate::cluster::Node;
 use crate::control::shell_quote;
 use crate::db::daemon::Daemon;
-use crate::db::{AptPackages, Db, DbClock, DbError, NodeDaemon, Program};
+use crate::db::{AptPackages, Db, DbBinary, DbClock, DbError, NodeDaemon, Program};
 
 /// The name Sentinel monitors the master under.
 pub const MASTER_NAME: &str = "faultline";
@@ -50,6 +50,11 @@ pub struct RedisOptions {
     /// redis.conf directives (`--db-opt`), `key value` lines after
     /// faultline's own (a later line wins).
     pub directives: Vec<crate::system::DbOpt>,
+    /// A redis-server binary of the user's own build to upload to every
+    /// node and run instead of the Debian package's (`--db-binary`); the
+    /// Sentinel runs the same binary under the name `redis-sentinel`, as
+    /// Debian's does.
+    pub binary: Option<DbBinary>,
 }
 
 impl Default for RedisOptions {
@@ -60,6 +65,7 @@ impl Default for RedisOptions {
             down_after_ms: 2000,
             failover_timeout_ms: 4000,
             directives: Vec::new(),
+            binary: None,
         }
     }
 }
@@ -103,6 +109,17 @@ impl Redis {
     /// The node's redis directory (configs, data, logs, pid files).
     pub fn dir(&self, node: &Node) -> String {
         format!("{}/redis", node.work_dir())
+    }
+
+    /// The program run on `node` under `name` (`redis-server`,
+    /// `redis-sentinel`), for a shell: the uploaded binary (the Sentinel
+    /// through a link of that name beside it, since redis reads its mode
+    /// from its name), or the package's in `PATH`.
+    pub fn program(&self, node: &Node, name: &str) -> String {
+        match self.opts.binary {
+            Some(_) => shell_quote(&format!("{}/bin/{name}", node.work_dir())),
+            None => name.to_string(),
+        }
     }
 
     fn server(&self, node: &Node) -> Daemon {
@@ -330,6 +347,38 @@ impl Db for Redis {
     }
 
     fn install(&self, node: &Node) -> Result<(), DbError> {
+        if let Some(local) = &self.opts.binary {
+            let server = format!("{}/bin/redis-server", node.work_dir());
+            local.install_at(self.name(), node, &server)?;
+            node.run(&format!(
+                "ln -sfn redis-server {}",
+                shell_quote(&format!("{}/bin/redis-sentinel", node.work_dir()))
+            ))?;
+            let out = node.exec(&format!("{} --version", self.program(node, "redis-server")))?;
+            if !out.success() {
+                return Err(self.err(
+                    node,
+                    "install",
+                    format!(
+                        "uploaded {} does not run: {}",
+                        local.path.display(),
+                        out.stderr.trim()
+                    ),
+                ));
+            }
+            // The set-up and health checks still speak through redis-cli.
+            return crate::db::apt_install(
+                self.name(),
+                node,
+                &AptPackages {
+                    what: "redis-cli",
+                    packages: &["redis-tools"],
+                    present: "command -v redis-cli >/dev/null 2>&1",
+                    services: &[],
+                    otherwise: "",
+                },
+            );
+        }
         crate::db::apt_install(
             self.name(),
             node,
@@ -342,6 +391,13 @@ impl Db for Redis {
                 otherwise: "",
             },
         )
+    }
+
+    fn server_binary(&self, node: &Node) -> Option<String> {
+        self.opts
+            .binary
+            .as_ref()
+            .map(|_| format!("{}/bin/redis-server", node.work_dir()))
     }
 
     /// The server is what the nemeses kill, pause and resume; Sentinel is
@@ -405,13 +461,18 @@ impl Db for Redis {
         self.server(node).start(
             node,
             &dir,
-            &format!("redis-server {}", shell_quote(&format!("{dir}/redis.conf"))),
+            &format!(
+                "{} {}",
+                self.program(node, "redis-server"),
+                shell_quote(&format!("{dir}/redis.conf"))
+            ),
         )?;
         self.sentinel(node).start(
             node,
             &dir,
             &format!(
-                "redis-sentinel {}",
+                "{} {}",
+                self.program(node, "redis-sentinel"),
                 shell_quote(&format!("{dir}/sentinel.conf"))
             ),
         )?;

@@ -43,12 +43,17 @@ impl System for RedisSystem {
         PACKAGES
     }
 
+    fn server_program(&self) -> Option<&'static str> {
+        Some("redis-server")
+    }
+
     fn configure(&self, choice: &super::Choice<'_>) -> Result<Box<dyn Configured>, String> {
         let read_mode: RedisReadMode = choice.read_mode_or_default()?;
         let directives = choice.db_opts_except(&db::RESERVED)?;
         Ok(Box::new(RedisConfig {
             read_mode,
             directives,
+            binary: choice.binary.map(std::path::PathBuf::from),
         }))
     }
 }
@@ -57,6 +62,8 @@ impl System for RedisSystem {
 struct RedisConfig {
     read_mode: RedisReadMode,
     directives: Vec<super::DbOpt>,
+    /// A redis-server of the user's own build (`--db-binary`).
+    binary: Option<std::path::PathBuf>,
 }
 
 impl Configured for RedisConfig {
@@ -90,10 +97,17 @@ impl Configured for RedisConfig {
     }
 
     fn deploy(&self, nodes: &[Node]) -> anyhow::Result<Box<dyn Deployed>> {
+        let binary = match &self.binary {
+            Some(p) => {
+                Some(crate::db::DbBinary::open(p).map_err(|e| anyhow::anyhow!("--db-binary {e}"))?)
+            }
+            None => None,
+        };
         Ok(Box::new(RedisDeployed {
             redis: Arc::new(Redis::new(
                 RedisOptions {
                     directives: self.directives.clone(),
+                    binary,
                     ..RedisOptions::default()
                 },
                 nodes,
@@ -125,7 +139,13 @@ impl Deployed for RedisDeployed {
     }
 
     fn version(&self, node: &Node) -> Option<String> {
-        super::run_version(node, "redis-server --version 2>/dev/null || true")
+        super::run_version(
+            node,
+            &format!(
+                "{} --version 2>/dev/null || true",
+                self.redis.program(node, "redis-server")
+            ),
+        )
     }
 }
 
