@@ -1080,7 +1080,9 @@ fn shortcut<M: Model>(
     op: &M::Op,
 ) -> Option<smallvec::SmallVec<[M::State; 2]>> {
     let top = top?;
-    if p.entries[top.node as usize - 1].ret != 0 {
+    // A read-only op is left alone: it changes no state, and a legal one
+    // skipped here would read as a dead end (see `dead_end`).
+    if p.entries[top.node as usize - 1].ret != 0 || model.read_only(op) {
         return None;
     }
     match model.step(&top.prev_state, op) {
