@@ -226,7 +226,9 @@ impl Rng {
 /// a random key taking effect inside its interval; `crash_permille` of ops
 /// crash (`info`), half of those taking effect at some later point. When
 /// `sequential`, each op is called after the one before returned (no
-/// concurrency at all, but crashed ops still pending).
+/// concurrency at all, but crashed ops still pending). With
+/// `fresh_write_at`, the first completed write from that op on writes
+/// [`FRESH`] instead (the reads that see it return it).
 pub fn generate_register_history(
     ops: usize,
     keys: u64,
@@ -234,6 +236,7 @@ pub fn generate_register_history(
     crash_permille: u64,
     sequential: bool,
     seed: u64,
+    fresh_write_at: Option<usize>,
 ) -> History {
     struct Planned {
         process: u64,
@@ -286,6 +289,15 @@ pub fn generate_register_history(
         last_return = ret;
         if crashed {
             ids[slot] += procs;
+        }
+    }
+    if let Some(from) = fresh_write_at {
+        if let Some(p) = plan
+            .iter_mut()
+            .skip(from)
+            .find(|p| p.f == "write" && p.kind == OpType::Ok)
+        {
+            p.input = json!(FRESH);
         }
     }
     let mut order: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].lin.is_some()).collect();
@@ -346,7 +358,7 @@ fn scale_bench(n: usize) {
         "== scale: generated register history, {n} ops, 1,000 keys, 20 processes, 1% crashed =="
     );
     let t = Instant::now();
-    let h = generate_register_history(n, 1000, 20, 10, false, 42);
+    let h = generate_register_history(n, 1000, 20, 10, false, 42, None);
     let dir = std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let path = dir.join("scale.jsonl");
@@ -456,6 +468,37 @@ fn forge_middle_read(h: &mut History) {
     }
 }
 
+/// The value the write marked by [`generate_register_history`]'s
+/// `fresh_write_at` writes: no other op writes it.
+const FRESH: u64 = 77;
+
+/// Makes the completed read nearest the middle of `h` return [`FRESH`],
+/// which one completed write wrote a tenth of the way in, long overwritten
+/// by then: a stale read no crashed op can explain (none writes it).
+fn forge_middle_read_stale(h: &mut History) {
+    let reads: Vec<usize> = h
+        .ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.kind == OpType::Ok && o.f == "read")
+        .map(|(i, _)| i)
+        .collect();
+    if let Some(&i) = reads.get(reads.len() / 2) {
+        h.ops[i].value = json!(FRESH);
+    }
+}
+
+/// How a single-key case's middle read is forged.
+#[derive(Clone, Copy, PartialEq)]
+enum Forged {
+    /// Not at all: the history is linearizable.
+    No,
+    /// To 99, which nothing writes.
+    Unwritten,
+    /// To a value written long before it ([`forge_middle_read_stale`]).
+    Stale,
+}
+
 /// The single-key cases with a target: (ops, processes), each to be found
 /// valid in under 5 s and 1.5 GB, reading included.
 const TARGETS: [(usize, u64); 2] = [(1_000_000, 10), (300_000, 20)];
@@ -486,26 +529,36 @@ fn single_key_bench(baseline: Option<&Path>) {
     let only_procs: Option<u64> = std::env::var("FAULTLINE_BENCH_PROCS")
         .ok()
         .and_then(|n| n.parse().ok());
-    // (ops, processes, one after another, one read in the middle forged
-    // to a value nothing wrote)
-    let cases: [(usize, u64, bool, bool); 7] = [
-        (10_000, 10, false, false),
-        (10_000, 10, false, true),
-        (100_000, 10, false, false),
-        (1_000_000, 10, false, false),
-        (300_000, 20, false, false),
-        (100_000, 5, true, false),
-        (1_000_000, 5, true, false),
+    // (ops, processes, one after another, one read in the middle forged:
+    // to a value nothing wrote, or stale)
+    let cases: [(usize, u64, bool, Forged); 9] = [
+        (10_000, 10, false, Forged::No),
+        (10_000, 10, false, Forged::Unwritten),
+        (10_000, 3, false, Forged::Stale),
+        (10_000, 10, false, Forged::Stale),
+        (100_000, 10, false, Forged::No),
+        (1_000_000, 10, false, Forged::No),
+        (300_000, 20, false, Forged::No),
+        (100_000, 5, true, Forged::No),
+        (1_000_000, 5, true, Forged::No),
     ];
     for (ops, procs, sequential, forged) in cases
         .into_iter()
         .filter(|c| c.0 <= max_ops && only_procs.map_or(true, |p| p == c.1))
     {
-        let mut h = generate_register_history(ops, 1, procs, crashed, sequential, 7);
-        if forged {
-            forge_middle_read(&mut h);
+        let fresh_write_at = (forged == Forged::Stale).then_some(ops / 10);
+        let mut h =
+            generate_register_history(ops, 1, procs, crashed, sequential, 7, fresh_write_at);
+        match forged {
+            Forged::No => {}
+            Forged::Unwritten => forge_middle_read(&mut h),
+            Forged::Stale => forge_middle_read_stale(&mut h),
         }
-        let forged_tag = if forged { "-forged" } else { "" };
+        let forged_tag = match forged {
+            Forged::No => "",
+            Forged::Unwritten => "-forged",
+            Forged::Stale => "-stale",
+        };
         let path = dir.join(format!("single-{ops}-{procs}{forged_tag}.jsonl"));
         {
             let f = std::fs::File::create(&path).expect("temp file");
@@ -519,13 +572,24 @@ fn single_key_bench(baseline: Option<&Path>) {
         } else {
             format!("{procs} processes")
         };
-        if forged {
-            shape.push_str(", the middle read forged to 99 (never written)");
+        match forged {
+            Forged::No => {}
+            Forged::Unwritten => shape.push_str(", the middle read forged to 99 (never written)"),
+            Forged::Stale => shape.push_str(&format!(
+                ", the middle read forged to {FRESH} (written once, a tenth of the way in: stale)"
+            )),
         }
         println!("{ops:>9} ops, {shape}:");
-        let ours = run_check(Path::new(env!("CARGO_BIN_EXE_faultline")), &path, &[]);
+        // A forged history may be out of this build's reach too: bound it
+        // as the baseline is.
+        let bounds: &[&str] = if forged == Forged::No {
+            &[]
+        } else {
+            &["--time-limit", "60", "--memory-limit", "2048"]
+        };
+        let ours = run_check(Path::new(env!("CARGO_BIN_EXE_faultline")), &path, bounds);
         println!("    this build: {}", describe(&ours));
-        if !sequential && !forged && TARGETS.contains(&(ops, procs)) {
+        if !sequential && forged == Forged::No && TARGETS.contains(&(ops, procs)) {
             // The targets of issue 14: the whole check, reading included.
             let wall = (ours.check_ms + ours.read_ms) / 1e3;
             let peak_gb = ours.peak_mib.parse::<f64>().unwrap_or(f64::INFINITY) * 1048576.0 / 1e9;

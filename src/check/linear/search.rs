@@ -20,14 +20,14 @@
 //! linearized completed ops are stored as the words of the settled bitset
 //! between the first unlinearized one and the last linearized one
 //! ([`Window`]), the linearized crashed ops as the id of an interned set
-//! ([`CrashedSets`]). A Zobrist hash of the whole set is kept up to date in
-//! O(1) per step.
+//! ([`CrashedSets`]). A Zobrist hash of the completed ops is kept up to
+//! date in O(1) per step.
 //!
 //! Two reductions keep the configurations visited near the history's
 //! length on highly concurrent keys: each new configuration's scan starts
 //! at the first legal read-only op pending ([`first_legal_read`]), and a
-//! configuration dominated by one with fewer linearized crashed ops is
-//! skipped ([`Dominator`]).
+//! configuration is skipped when one with the same completed ops and state
+//! and a subset of its crashed ops was visited ([`Cache`]).
 
 use crate::model::{Model, Next};
 use hashbrown::HashTable;
@@ -206,10 +206,12 @@ const MAX_FRONTIER_STATES: usize = 64;
 /// the ops, so searches that end sooner never pay it.
 const REACH_AFTER_CONFIGS: u64 = 1 << 16;
 
-/// One configuration of the memo. Its linearized set is stored relative
-/// to the search frontier (see [`Window`]) plus an interned set of
-/// linearized crashed ops, so it costs a few words, not one bit per op of
-/// the history.
+/// The configurations of the memo that share one linearized set of
+/// completed ops and one state. Its linearized completed ops are stored
+/// relative to the search frontier (see [`Window`]), so it costs a few
+/// words, not one bit per op of the history; with them, the sets of
+/// linearized crashed ops visited there ([`CrashedSets`] ids): the first
+/// inline, the others in [`Cache::more`].
 struct Slot<S> {
     hash: u64,
     /// Where the window's words start in the arena.
@@ -218,8 +220,11 @@ struct Slot<S> {
     first_word: u32,
     /// How many words the window has.
     len: u32,
-    /// The linearized crashed ops ([`CrashedSets`] id).
-    crashed: u32,
+    /// The first set of linearized crashed ops visited here.
+    crashed: CrashedSet,
+    /// The other sets visited here: an index into [`Cache::more`], or
+    /// `NONE`.
+    more: u32,
     state: S,
 }
 
@@ -253,55 +258,74 @@ impl Window {
     }
 }
 
-/// The memo of visited configurations.
+/// The memo of visited configurations, with dominance: linearizing a
+/// crashed op is optional, so a configuration dominates every one with the
+/// same linearized completed ops and state and a superset of its
+/// linearized crashed ops — whatever can follow the larger can follow the
+/// smaller. A configuration is new only when no visited one with the same
+/// completed ops and state has a subset of its crashed ops. (Equal crashed
+/// ops are taken in call order, so a subset by classes is a subset.)
+/// Without it, the search walked the same stretch of history once per
+/// subset of the crashed ops it could use there: on a 10,000-op history
+/// with 3 processes and a stale read in the middle, 17 million
+/// configurations over 11,000 distinct (completed ops, state) pairs.
 struct Cache<S> {
     table: HashTable<Slot<S>>,
     arena: Vec<u64>,
+    /// The further crashed sets of each slot: (set, next or `NONE`).
+    more: Vec<(CrashedSet, u32)>,
+    /// Configurations visited: a slot and each further set.
+    configs: u64,
     /// Heap bytes owned by the stored states, as the model counts them.
     heap: usize,
 }
 
 impl<S: Eq + Clone> Cache<S> {
-    /// True when the configuration is in the memo.
-    fn contains(
-        &self,
-        hash: u64,
-        window: Window,
-        settled: &[u64],
-        crashed: u32,
-        state: &S,
-    ) -> bool {
-        let words = window.words(settled);
-        let arena = &self.arena;
-        self.table
-            .find(hash, |s| {
-                s.hash == hash
-                    && s.first_word == window.first_word
-                    && s.len as usize == words.len()
-                    && s.crashed == crashed
-                    && s.state == *state
-                    && arena[s.off..s.off + words.len()] == *words
-            })
-            .is_some()
-    }
-
-    /// Inserts the configuration; false if it was already there.
-    fn insert_if_new(
+    /// Records the configuration as visited, unless it is dominated: a
+    /// visited one has the same completed ops (`hash` covers them and the
+    /// state, not the crashed ops) and state, and a subset of its crashed
+    /// ops (`crashed`). True when it is new.
+    #[allow(clippy::too_many_arguments)]
+    fn visit(
         &mut self,
         hash: u64,
         window: Window,
         settled: &[u64],
-        crashed: u32,
+        crashed: CrashedSet,
         state: &S,
+        sets: &CrashedSets,
         heap: impl FnOnce(&S) -> usize,
     ) -> bool {
-        if self.contains(hash, window, settled, crashed, state) {
-            return false;
-        }
         let words = window.words(settled);
+        let arena = &self.arena;
+        let found = self.table.find_mut(hash, |s| {
+            s.hash == hash
+                && s.first_word == window.first_word
+                && s.len as usize == words.len()
+                && s.state == *state
+                && arena[s.off..s.off + words.len()] == *words
+        });
+        if let Some(slot) = found {
+            if sets.subset(slot.crashed, crashed) {
+                return false;
+            }
+            let mut at = slot.more;
+            while at != NONE {
+                let (set, next) = self.more[at as usize];
+                if sets.subset(set, crashed) {
+                    return false;
+                }
+                at = next;
+            }
+            self.more.push((crashed, slot.more));
+            slot.more = self.more.len() as u32 - 1;
+            self.configs += 1;
+            return true;
+        }
         let off = self.arena.len();
         self.arena.extend_from_slice(words);
         self.heap += heap(state);
+        self.configs += 1;
         self.table.insert_unique(
             hash,
             Slot {
@@ -310,6 +334,7 @@ impl<S: Eq + Clone> Cache<S> {
                 first_word: window.first_word,
                 len: words.len() as u32,
                 crashed,
+                more: NONE,
                 state: state.clone(),
             },
             |s| s.hash,
@@ -322,7 +347,10 @@ impl<S: Eq + Clone> Cache<S> {
     }
 
     fn bytes(&self) -> usize {
-        self.heap + self.arena.capacity() * 8 + self.table.capacity() * Self::slot_bytes()
+        self.heap
+            + self.arena.capacity() * 8
+            + self.more.capacity() * std::mem::size_of::<(CrashedSet, u32)>()
+            + self.table.capacity() * Self::slot_bytes()
     }
 
     /// What the next few thousand insertions may allocate on top of
@@ -336,27 +364,21 @@ impl<S: Eq + Clone> Cache<S> {
         if self.arena.capacity() - self.arena.len() <= margin * 4 {
             grow += self.arena.capacity().max(margin) * 2 * 8;
         }
-        grow
+        grow + vec_growth(&self.more, margin)
     }
 }
 
-/// A configuration's crashed set less its last crashed op: `set` (a
-/// [`CrashedSets`] id) and `op` (`NONE` while no crashed op is in).
-/// Linearizing a crashed op is optional, so a configuration dominates
-/// every one with the same linearized completed ops and state and more
-/// linearized crashed ops: whatever can follow the larger can follow the
-/// smaller. The search skips a configuration when the one without its last
-/// crashed op was visited. Without it, every backtrack that tried a
-/// crashed op walked the whole stretch after it again, once per crashed
-/// op pending.
-#[derive(Clone, Copy)]
-struct Dominator {
-    set: u32,
-    op: u32,
+/// A set of linearized crashed ops: its [`CrashedSets`] id, and a
+/// signature (one bit per op, by hash) that tells most non-subsets apart
+/// without walking the sets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct CrashedSet {
+    id: u32,
+    sig: u64,
 }
 
-impl Dominator {
-    const NONE: Dominator = Dominator { set: 0, op: NONE };
+impl CrashedSet {
+    const EMPTY: CrashedSet = CrashedSet { id: 0, sig: 0 };
 }
 
 /// Interned sets of linearized crashed ops, each named by a number:
@@ -396,14 +418,15 @@ impl CrashedSets {
         sets
     }
 
-    /// The id of set `id` (0: the empty set) with `op` added.
-    fn with(&mut self, id: u32, op: u32) -> u32 {
-        if let Some(&found) = self.with.get(&(id, op)) {
-            return found;
+    /// Set `set` with `op` added.
+    fn with(&mut self, set: CrashedSet, op: u32) -> CrashedSet {
+        let sig = set.sig | 1 << (splitmix(op as u64) & 63);
+        if let Some(&id) = self.with.get(&(set.id, op)) {
+            return CrashedSet { id, sig };
         }
-        let found = self.insert(self.depth, id, op as usize / 64, op % 64);
-        self.with.insert((id, op), found);
-        found
+        let id = self.insert(self.depth, set.id, op as usize / 64, op % 64);
+        self.with.insert((set.id, op), id);
+        CrashedSet { id, sig }
     }
 
     fn insert(&mut self, level: u32, node: u32, word: usize, bit: u32) -> u32 {
@@ -428,6 +451,26 @@ impl CrashedSets {
             self.inner.push((left, right));
         }
         id
+    }
+
+    /// True when set `a` is a subset of set `b`.
+    fn subset(&self, a: CrashedSet, b: CrashedSet) -> bool {
+        a.sig & !b.sig == 0 && self.subtree_subset(self.depth, a.id, b.id)
+    }
+
+    fn subtree_subset(&self, level: u32, a: u32, b: u32) -> bool {
+        if a == b || a == 0 {
+            return true;
+        }
+        if b == 0 {
+            return false;
+        }
+        if level == 0 {
+            return self.leaves[a as usize] & !self.leaves[b as usize] == 0;
+        }
+        let (al, ar) = self.inner[a as usize];
+        let (bl, br) = self.inner[b as usize];
+        self.subtree_subset(level - 1, al, bl) && self.subtree_subset(level - 1, ar, br)
     }
 
     /// Heap bytes, roughly: each entry in a vector and in its map.
@@ -520,9 +563,7 @@ struct Frame<S> {
     /// The frontier and crashed set before the step.
     prev_lo: u32,
     prev_hi: u32,
-    prev_crashed: u32,
-    /// The configuration's dominating set before the step (see `Dominator`).
-    prev_dominator: Dominator,
+    prev_crashed: CrashedSet,
     /// This step on the trail.
     trail: u32,
 }
@@ -654,9 +695,19 @@ pub(crate) fn search<M: Model>(
     let mut lo = first_clear(&settled, 0, nops);
     let mut hi = 0u32;
     let mut crashed_sets = CrashedSets::new(nops, p.required.iter().any(|r| !r));
-    let mut crashed = 0u32;
-    let mut dominator = Dominator::NONE;
-    let zobrist: Vec<u64> = (0..nops as u64).map(splitmix).collect();
+    let mut crashed = CrashedSet::EMPTY;
+    // The hash covers the linearized completed ops and the state, not the
+    // crashed ops: configurations that differ only in those share a slot
+    // of the memo, where dominance is decided (see `Cache`).
+    let zobrist: Vec<u64> = (0..nops as u64)
+        .map(|o| {
+            if p.required[o as usize] {
+                splitmix(o)
+            } else {
+                0
+            }
+        })
+        .collect();
     let mut zh = 0u64;
     let mut remaining = p.required.iter().filter(|r| **r).count();
     let mut state = model.init();
@@ -672,6 +723,8 @@ pub(crate) fn search<M: Model>(
     let mut cache = Cache {
         table: HashTable::with_capacity(initial),
         arena: Vec::with_capacity(initial * 2),
+        more: Vec::new(),
+        configs: 0,
         heap: 0,
     };
     let heap = |s: &M::State| model.heap_bytes(s);
@@ -684,12 +737,13 @@ pub(crate) fn search<M: Model>(
         .map(|o| model.grows(o) || model.read_only(o))
         .collect();
     let growth = tactics.growth_pruning && p.ops.iter().any(|o| model.grows(o));
-    cache.insert_if_new(
+    cache.visit(
         zh ^ state_hash(&state),
         Window::new(lo, hi),
         &settled,
         crashed,
         &state,
+        &crashed_sets,
         heap,
     );
 
@@ -718,7 +772,7 @@ pub(crate) fn search<M: Model>(
     let result = 'search: loop {
         if remaining == 0 {
             break 'search Found::Linearizable {
-                configs: cache.table.len() as u64,
+                configs: cache.configs,
             };
         }
         steps += 1;
@@ -737,7 +791,7 @@ pub(crate) fn search<M: Model>(
                     .fetch_sub(reported - bytes, Ordering::Relaxed);
             }
             reported = bytes;
-            let configs = cache.table.len() as u64;
+            let configs = cache.configs;
             let growth = cache.imminent_growth(0x1000)
                 + crashed_sets.imminent_growth(0x1000)
                 + vec_growth(&stack, 0x1000)
@@ -829,9 +883,7 @@ pub(crate) fn search<M: Model>(
                 // The configuration after the step, tried with each of the
                 // op's successor states.
                 let (prev_lo, prev_hi, prev_crashed) = (lo, hi, crashed);
-                let prev_dominator = dominator;
                 let mut after_crashed = crashed;
-                let mut after_dominator = dominator;
                 if let Some(alts) = next_states {
                     if e.ret != 0 {
                         settled[op >> 6] |= 1 << (op & 63);
@@ -841,30 +893,28 @@ pub(crate) fn search<M: Model>(
                         hi = hi.max(op as u32 + 1);
                     } else {
                         after_crashed = crashed_sets.with(crashed, op as u32);
-                        after_dominator = Dominator {
-                            set: crashed,
-                            op: op as u32,
-                        };
                     }
                     zh ^= zobrist[op];
                     let window = Window::new(lo, hi);
+                    let shortcut = if e.ret == 0 {
+                        shortcut(model, p, stack.last(), &p.ops[op])
+                    } else {
+                        None
+                    };
                     for (a, s) in alts.into_iter().enumerate() {
-                        let state_h = state_hash(&s);
-                        let hash = zh ^ state_h;
-                        // Dominated: the same configuration without the
-                        // last crashed op was visited, and whatever follows
-                        // this one follows that one too.
-                        let dominated = after_dominator.op != NONE
-                            && cache.contains(
-                                zh ^ zobrist[after_dominator.op as usize] ^ state_h,
-                                window,
-                                &settled,
-                                after_dominator.set,
-                                &s,
-                            );
-                        if !dominated
-                            && cache.insert_if_new(hash, window, &settled, after_crashed, &s, heap)
-                        {
+                        if shortcut.as_ref().is_some_and(|skip| skip.contains(&s)) {
+                            continue;
+                        }
+                        let hash = zh ^ state_hash(&s);
+                        if cache.visit(
+                            hash,
+                            window,
+                            &settled,
+                            after_crashed,
+                            &s,
+                            &crashed_sets,
+                            heap,
+                        ) {
                             let before = stack.last().map_or(NONE, |f| f.trail);
                             let step = trail.push(before, op as u32, s.clone());
                             let prev_state = std::mem::replace(&mut state, s);
@@ -879,7 +929,6 @@ pub(crate) fn search<M: Model>(
                                 prev_lo,
                                 prev_hi,
                                 prev_crashed,
-                                prev_dominator,
                                 trail: step,
                             });
                             advanced = true;
@@ -900,7 +949,6 @@ pub(crate) fn search<M: Model>(
                 start_alt = 0;
                 if advanced {
                     crashed = after_crashed;
-                    dominator = after_dominator;
                     if e.ret != 0 {
                         // Lift the call entry and its return entry out of the list.
                         let c = node as usize;
@@ -969,7 +1017,7 @@ pub(crate) fn search<M: Model>(
             let Some(f) = stack.pop() else {
                 frontier.paths = trail.paths();
                 break 'search Found::NotLinearizable {
-                    configs: cache.table.len() as u64,
+                    configs: cache.configs,
                     frontier,
                 };
             };
@@ -979,7 +1027,6 @@ pub(crate) fn search<M: Model>(
             let op = e.op as usize;
             zh ^= zobrist[op];
             (lo, hi, crashed) = (f.prev_lo, f.prev_hi, f.prev_crashed);
-            dominator = f.prev_dominator;
             if e.ret != 0 {
                 settled[op >> 6] ^= 1 << (op & 63);
                 // Put the entries back, in the reverse order of lifting.
@@ -1015,6 +1062,34 @@ pub(crate) fn search<M: Model>(
     };
     budget.memory_used.fetch_sub(reported, Ordering::Relaxed);
     result
+}
+
+/// When the last step (`top`) linearized a crashed op, the states the
+/// crashed op `op` leaves applied instead of it, in the state before it.
+/// Linearizing `op` now to reach one of them is dominated: the
+/// configuration before that step linearizes `op` itself (or an equal op,
+/// which comes first in its class) and reaches the same state, with the
+/// same completed ops and one crashed op fewer. Without it, a run of
+/// crashed ops that overwrite each other (writes of a register) was walked
+/// in every order and every subset before the configurations with each
+/// alone, which dominate them, were visited.
+fn shortcut<M: Model>(
+    model: &M,
+    p: &Problem<M::Op>,
+    top: Option<&Frame<M::State>>,
+    op: &M::Op,
+) -> Option<smallvec::SmallVec<[M::State; 2]>> {
+    let top = top?;
+    // A read-only op is left alone: it changes no state, and a legal one
+    // skipped here would read as a dead end (see `dead_end`).
+    if p.entries[top.node as usize - 1].ret != 0 || model.read_only(op) {
+        return None;
+    }
+    match model.step(&top.prev_state, op) {
+        Next::Illegal => None,
+        Next::One(s) => Some(smallvec::smallvec![s]),
+        Next::Many(alts) => Some(alts.into_iter().collect()),
+    }
 }
 
 /// Remembers that the search, in `state` after the ops on the trail up
@@ -1334,6 +1409,39 @@ mod reduction_tests {
             panic!("the read first, then the writes, is a linearization");
         };
         assert!(configs <= 2 * K as u64 + 2, "visited {configs}");
+    }
+
+    #[test]
+    fn configurations_with_a_superset_of_a_visited_ones_crashed_ops_are_skipped() {
+        // K crashed writes of 1..=K pending from the start, then write
+        // 100, write 101 and a read of 100, stale: the search must
+        // exhaust every order. Any chain of crashed writes ending with
+        // the write of i leaves i, as the write of i alone does, with
+        // more crashed ops used: each is dominated by the one-op set.
+        // Skipping only configurations whose crashed set less its last
+        // op was visited leaves every chain: K * 2^(K-1) and more.
+        let mut ops: Vec<RegisterOp> = (1..=K).map(RegisterOp::Write).collect();
+        let mut spans: Vec<(usize, Option<usize>)> = (0..K as usize).map(|i| (i, None)).collect();
+        let t = K as usize;
+        ops.push(RegisterOp::Write(100));
+        spans.push((t, Some(t + 1)));
+        ops.push(RegisterOp::Write(101));
+        spans.push((t + 2, Some(t + 3)));
+        ops.push(RegisterOp::Read(100));
+        spans.push((t + 4, Some(t + 5)));
+        let Found::NotLinearizable { configs, frontier } = run(&Problem::new(ops, &spans)) else {
+            panic!("the read of 100 is stale");
+        };
+        assert_eq!(frontier.stuck_op, K + 2);
+        // At the read: 101, or any crashed write applied after it.
+        let mut states = frontier.states.clone();
+        states.sort_unstable();
+        let expected: Vec<u32> = (1..=K).chain([101]).collect();
+        assert_eq!(states, expected);
+        // Per stretch between completed ops (4 of them): the state with
+        // no crashed op, and one configuration per crashed write (nil, 100
+        // or 101 left with any chain is reached by its last write alone).
+        assert!(configs <= 4 * (1 + K as u64), "visited {configs}");
     }
 
     #[test]
