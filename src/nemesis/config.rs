@@ -1081,6 +1081,8 @@ mod tests {
             db_faketime_clock: Ok(()),
             db_membership: Ok(()),
             db_data_folder: Err("it lives in faultline's own process".into()),
+            db_upgrade: Ok(()),
+            next_binary: false,
         };
         let e = check_supported(&lose, no_folder).unwrap_err();
         assert!(
@@ -1096,6 +1098,8 @@ mod tests {
             db_faketime_clock: Ok(()),
             db_membership: Err("none".into()),
             db_data_folder: Ok(()),
+            db_upgrade: Ok(()),
+            next_binary: false,
         };
         assert_eq!(check_supported(&lose, with_folder), Ok(()));
     }
@@ -1135,6 +1139,7 @@ mod tests {
             db_has_primaries: true,
             db_faketime_clock: Ok(()),
             db_membership: Ok(()),
+            db_data_folder: Ok(()),
             db_upgrade,
             next_binary,
         };
