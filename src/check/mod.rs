@@ -13,12 +13,16 @@
 //! [`unique_ids`] (duplicates), [`queue`] (total-queue: lost, duplicated,
 //! unexpected, recovered) and [`long_fork`] (reads that saw two writes in
 //! opposite orders); [`classic`] makes them checkers of the registry.
+//! [`known`] holds per-key verdicts given earlier on the same events (the
+//! online checker's), for the final check to take instead of judging a
+//! key again.
 //! Every checker answers with a [`Validity`]: `Unknown` is an honest answer
 //! when a budget ran out, never a guess.
 
 pub mod bank;
 pub mod classic;
 pub mod counter;
+pub mod known;
 pub mod linear;
 pub mod long_fork;
 pub mod queue;

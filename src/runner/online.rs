@@ -55,12 +55,14 @@
 //! rules out) could at worst end a run early, whose verdict is then
 //! incomplete, never invalid.
 
+use crate::check::known::{key_name, Fingerprint, KnownKeys};
 use crate::check::registry::{by_name, CheckContext, Checker, PrefixCheck};
 use crate::check::Validity;
 use crate::history::{History, Op, OpType, Process};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often the online thread takes the new events and checks what they
@@ -223,6 +225,8 @@ struct KeyHistory {
     /// The time of the last event.
     last_event: u64,
     life: Life,
+    /// The fingerprint of `ops` (kept when they are dropped).
+    print: Fingerprint,
 }
 
 /// The online checker without its thread: takes events one by one and,
@@ -230,6 +234,9 @@ struct KeyHistory {
 /// thread is [`spawn`].
 pub struct Online {
     per_key: Vec<&'static dyn Checker>,
+    /// For each of `per_key`, its latest verdict on each key and the
+    /// fingerprint of the events it judged, for the final check to take.
+    known: Vec<KnownKeys>,
     whole: Vec<&'static dyn Checker>,
     ctx: CheckContext,
     plans: Vec<(String, &'static str)>,
@@ -276,6 +283,7 @@ impl Online {
             plans.push((name.clone(), plan));
         }
         Online {
+            known: per_key.iter().map(|_| KnownKeys::default()).collect(),
             per_key,
             whole,
             ctx,
@@ -318,17 +326,17 @@ impl Online {
         // A completion belongs to the key its invocation named.
         let name = match op.kind {
             OpType::Invoke => {
-                let name = key_name(&op.key);
+                let name = key_name(op.key.as_ref());
                 self.in_flight.insert(op.process, name.clone());
                 name
             }
             _ => self
                 .in_flight
                 .remove(&op.process)
-                .unwrap_or_else(|| key_name(&op.key)),
+                .unwrap_or_else(|| key_name(op.key.as_ref())),
         };
         let seen = &mut self.keys_seen;
-        let k = self.keys.entry(name).or_insert_with(|| {
+        let k = self.keys.entry(name.clone()).or_insert_with(|| {
             *seen += 1;
             KeyHistory {
                 key: op.key.clone(),
@@ -337,6 +345,7 @@ impl Online {
                 checked: 0,
                 last_event: 0,
                 life: Life::Live,
+                print: Fingerprint::default(),
             }
         });
         match k.life {
@@ -344,6 +353,10 @@ impl Online {
             Life::Retired => {
                 k.life = Life::Abandoned;
                 self.keys_left += 1;
+                // Its verdict no longer covers its events.
+                for known in &mut self.known {
+                    known.remove(&name);
+                }
                 return;
             }
             Life::Abandoned => return,
@@ -354,6 +367,7 @@ impl Online {
             k.in_flight = k.in_flight.saturating_sub(1);
         }
         k.last_event = op.time.unwrap_or(0);
+        k.print.add(&op);
         k.ops.push(op);
     }
 
@@ -378,9 +392,13 @@ impl Online {
             };
             let oldest = k.ops[k.checked].time.unwrap_or(0);
             let len = k.ops.len();
-            for c in &self.per_key {
+            for (c, known) in self.per_key.iter().zip(&mut self.known) {
                 let v = judge(*c, &k.ops, &self.ctx);
                 self.checks += 1;
+                match &v {
+                    Some((validity, _)) => known.insert(name.clone(), k.print, *validity),
+                    None => known.remove(&name),
+                }
                 if v.as_ref().is_some_and(|v| v.0 == Validity::Invalid) {
                     let found_at = now();
                     // From the start: a key is small, and an earlier check that
@@ -489,11 +507,17 @@ impl Online {
             finding: self.finding.clone(),
         }
     }
-}
 
-/// The text that names a key (its JSON), the empty text for none.
-fn key_name(key: &Option<Value>) -> String {
-    key.as_ref().map(Value::to_string).unwrap_or_default()
+    /// Its latest per-key verdicts, by checker name, each with the
+    /// fingerprint of the events it was given on: for the final check
+    /// ([`CheckContext::known`]). Takes them: the online checker keeps none.
+    pub fn take_known(&mut self) -> BTreeMap<String, Arc<KnownKeys>> {
+        self.per_key
+            .iter()
+            .zip(std::mem::take(&mut self.known))
+            .map(|(c, known)| (c.name().to_string(), Arc::new(known)))
+            .collect()
+    }
 }
 
 /// `c`'s verdict on `ops` (its validity and sentence), `None` when it
@@ -529,13 +553,34 @@ fn first_invalid(c: &dyn Checker, ops: &[Op], from: usize, ctx: &CheckContext) -
 
 /// The online checker on its own thread.
 pub struct OnlineThread {
-    handle: std::thread::JoinHandle<Summary>,
+    handle: std::thread::JoinHandle<Finished>,
+}
+
+/// What the online checker leaves when the run ends.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// What it did.
+    pub summary: Summary,
+    /// Its per-key verdicts, for the final check ([`Online::take_known`]).
+    pub known: BTreeMap<String, Arc<KnownKeys>>,
+}
+
+impl Finished {
+    /// The keys the final check took from the online checker's verdicts
+    /// and those it judged again, over every per-key checker (none
+    /// before the final check consulted them).
+    pub fn final_check(&self) -> (usize, usize) {
+        self.known.values().fold((0, 0), |(taken, again), k| {
+            (taken + k.taken(), again + k.judged_again())
+        })
+    }
 }
 
 impl OnlineThread {
     /// Waits for the thread, which ends once the recorder has finished
-    /// (its sender dropped), and returns what it did.
-    pub fn finish(self) -> Summary {
+    /// (its sender dropped), and returns what it did and its verdicts
+    /// (none, should the thread have panicked).
+    pub fn finish(self) -> Finished {
         self.handle.join().unwrap_or_default()
     }
 }
@@ -562,7 +607,12 @@ pub fn spawn(
                         Ok(op) => online.add(op),
                         Err(TryRecvError::Empty) => break,
                         // The history is whole: the final check takes over.
-                        Err(TryRecvError::Disconnected) => return online.summary(),
+                        Err(TryRecvError::Disconnected) => {
+                            return Finished {
+                                summary: online.summary(),
+                                known: online.take_known(),
+                            }
+                        }
                     }
                 }
                 if let Some(f) = online.round(&now) {
@@ -704,6 +754,134 @@ mod tests {
         online.add(op(3, 1, Ok, "read", json!(0), 7));
         assert!(online.round(&|| later + 1).is_none());
         assert_eq!(online.summary().keys_left, 1);
+        // Its verdict no longer covers its events: the final check judges it.
+        assert!(online.take_known()["linearizable"].is_empty());
+    }
+
+    /// `v` without the times it took (`elapsed_ms`), which vary.
+    fn without_times(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                o.remove("elapsed_ms");
+                o.values_mut().for_each(without_times);
+            }
+            Value::Array(a) => a.iter_mut().for_each(without_times),
+            _ => {}
+        }
+    }
+
+    /// The final check of `events` with the online checker's verdicts
+    /// and without: both verdicts with their sentences, and the keys taken
+    /// and judged again.
+    fn final_check(
+        online: &mut Online,
+        events: &[Op],
+    ) -> ([(Validity, String); 2], (usize, usize)) {
+        let h = History::new(events.to_vec());
+        let names = ["linearizable".to_string()];
+        let known = online.take_known();
+        let with = CheckContext {
+            known: known.clone(),
+            ..ctx()
+        };
+        let verdict = |ctx: &CheckContext| {
+            let (v, results, _) = crate::check::registry::check_all(&h, &names, ctx);
+            let mut why = results["checkers"]["linearizable"]["failures"].clone();
+            without_times(&mut why);
+            (v, why.to_string())
+        };
+        let both = [verdict(&with), verdict(&ctx())];
+        let k = &known["linearizable"];
+        (both, (k.taken(), k.judged_again()))
+    }
+
+    #[test]
+    fn a_key_whose_op_completed_after_the_last_round_is_checked_again() {
+        use OpType::*;
+        let mut online = Online::new(&["linearizable".into()], &ctx());
+        // Key 1: a write, then a read in flight at the round: valid with
+        // the read crashed. It completes after the last round, returning
+        // a value nothing wrote. Key 2: judged whole, nothing after.
+        let events = vec![
+            op(0, 0, Invoke, "write", json!(1), 1),
+            op(1, 0, Ok, "write", json!(1), 1),
+            op(2, 1, Invoke, "write", json!(4), 2),
+            op(3, 1, Ok, "write", json!(4), 2),
+            op(4, 0, Invoke, "read", Value::Null, 1),
+        ];
+        for o in events.iter().cloned() {
+            online.add(o);
+        }
+        assert!(online.round(&|| 5_000_000).is_none());
+        let mut events = events;
+        events.push(op(5, 0, Ok, "read", json!(3), 1));
+        online.add(events[5].clone());
+        let known = &online.known[0];
+        assert_eq!(known.len(), 2, "both keys were judged");
+        let ([with, scratch], counts) = final_check(&mut online, &events);
+        assert_eq!(counts, (1, 1), "key 2 taken, key 1 judged again");
+        assert_eq!(with.0, Validity::Invalid, "the read of 3 is judged");
+        assert!(with.1.contains("read returned 3"), "{}", with.1);
+        assert_eq!(with, scratch);
+    }
+
+    #[test]
+    fn the_final_check_takes_only_keys_judged_on_exactly_their_events() {
+        use OpType::*;
+        let mut online = Online::new(&["linearizable".into()], &ctx());
+        let events = events();
+        // Key 2's events all came before the round; key 1's stale read
+        // came after it.
+        for o in events[..10].iter().cloned() {
+            online.add(o);
+        }
+        assert!(online.round(&|| 10_000_000).is_none());
+        online.add(events[10].clone());
+        let known = online.take_known();
+        let with = CheckContext {
+            known: known.clone(),
+            ..ctx()
+        };
+        let h = History::new(events.clone());
+        let c = by_name("linearizable").expect("registered");
+        let v = c.check(&h, &with).expect("checkable");
+        assert_eq!(v.validity, Validity::Invalid);
+        assert!(
+            v.explanation.contains("read returned 1"),
+            "{}",
+            v.explanation
+        );
+        let k = &known["linearizable"];
+        assert_eq!(
+            (k.taken(), k.judged_again()),
+            (1, 1),
+            "key 2 taken, key 1 judged"
+        );
+        // Without the online verdicts (`--no-online`), the same verdict.
+        let scratch = c.check(&h, &ctx()).expect("checkable");
+        assert_eq!(
+            (scratch.validity, &scratch.explanation),
+            (v.validity, &v.explanation)
+        );
+        // A read completing on key 2 after the round instead.
+        let mut online = Online::new(&["linearizable".into()], &ctx());
+        for o in events[..10].iter().cloned() {
+            online.add(o);
+        }
+        assert!(online.round(&|| 10_000_000).is_none());
+        let mut later = events[..10].to_vec();
+        later.push(op(10, 1, Ok, "read", json!(5), 2));
+        let known = online.take_known();
+        let with = CheckContext {
+            known: known.clone(),
+            ..ctx()
+        };
+        let v = c.check(&History::new(later), &with).expect("checkable");
+        assert_eq!(v.validity, Validity::Valid);
+        // Key 1's read, in flight at the round, never completed: the same
+        // events, taken. Key 2's completed: judged again.
+        let k = &known["linearizable"];
+        assert_eq!((k.taken(), k.judged_again()), (1, 1));
     }
 
     fn txn(index: u64, process: u64, kind: OpType, value: Value) -> Op {
