@@ -333,7 +333,8 @@ pub async fn run_test(
         }
     }
 
-    // The recorder is finished: the online thread ends after its round.
+    // The recorder is finished: the online thread stops after the key it
+    // is judging (what it did not judge, the final check judges).
     let online = online.map(OnlineThread::finish);
 
     // A history that could not be written is no history to judge.

@@ -61,6 +61,7 @@ use crate::check::Validity;
 use crate::history::{History, Op, OpType, Process};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -255,6 +256,9 @@ pub struct Online {
     /// Keys seen, live or not.
     keys_seen: usize,
     finding: Option<Finding>,
+    /// Set when the run has ended and the final check is waiting: a round
+    /// stops between two keys (those not judged are the final check's).
+    ending: Arc<AtomicBool>,
 }
 
 impl Online {
@@ -299,6 +303,7 @@ impl Online {
             keys_left: 0,
             keys_seen: 0,
             finding: None,
+            ending: Arc::default(),
         }
     }
 
@@ -387,6 +392,9 @@ impl Online {
             .map(|(n, _)| n.clone())
             .collect();
         'keys: for name in names {
+            if self.ending.load(Ordering::Relaxed) {
+                break;
+            }
             let Some(k) = self.keys.get_mut(&name) else {
                 continue;
             };
@@ -554,6 +562,7 @@ fn first_invalid(c: &dyn Checker, ops: &[Op], from: usize, ctx: &CheckContext) -
 /// The online checker on its own thread.
 pub struct OnlineThread {
     handle: std::thread::JoinHandle<Finished>,
+    ending: Arc<AtomicBool>,
 }
 
 /// What the online checker leaves when the run ends.
@@ -577,10 +586,14 @@ impl Finished {
 }
 
 impl OnlineThread {
-    /// Waits for the thread, which ends once the recorder has finished
-    /// (its sender dropped), and returns what it did and its verdicts
-    /// (none, should the thread have panicked).
+    /// Ends the thread, once the recorder has finished (its sender
+    /// dropped): a round under way stops after the key it is judging, so
+    /// the final check does not wait for the online checker's backlog (the
+    /// keys it did not judge, the final check judges). Returns what it did
+    /// and its verdicts (none, should the thread have panicked).
     pub fn finish(self) -> Finished {
+        self.ending.store(true, Ordering::Relaxed);
+        self.handle.thread().unpark();
         self.handle.join().unwrap_or_default()
     }
 }
@@ -595,33 +608,39 @@ pub fn spawn(
     start: Instant,
     found: Box<dyn Fn(&Finding) + Send>,
 ) -> std::io::Result<OnlineThread> {
+    let ending = online.ending.clone();
     let handle = std::thread::Builder::new()
         .name("online-check".into())
         .spawn(move || {
             lower_priority();
             let now = || start.elapsed().as_nanos() as u64;
+            let finished = |online: &mut Online| Finished {
+                summary: online.summary(),
+                known: online.take_known(),
+            };
             loop {
                 let began = Instant::now();
+                if online.ending.load(Ordering::Relaxed) {
+                    // The final check is waiting: what is not judged yet
+                    // is its to judge.
+                    return finished(&mut online);
+                }
                 loop {
                     match events.try_recv() {
                         Ok(op) => online.add(op),
                         Err(TryRecvError::Empty) => break,
                         // The history is whole: the final check takes over.
-                        Err(TryRecvError::Disconnected) => {
-                            return Finished {
-                                summary: online.summary(),
-                                known: online.take_known(),
-                            }
-                        }
+                        Err(TryRecvError::Disconnected) => return finished(&mut online),
                     }
                 }
                 if let Some(f) = online.round(&now) {
                     found(f);
                 }
-                std::thread::sleep(ROUND.saturating_sub(began.elapsed()));
+                // Woken early when the run ends.
+                std::thread::park_timeout(ROUND.saturating_sub(began.elapsed()));
             }
         })?;
-    Ok(OnlineThread { handle })
+    Ok(OnlineThread { handle, ending })
 }
 
 /// Gives this thread a lower scheduling priority (nice 10: about a tenth
