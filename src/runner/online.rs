@@ -49,11 +49,25 @@
 //! times one check of the whole history (for a checker whose cost grows at
 //! least linearly), whatever the length of the run.
 //!
-//! None of this replaces the final check: the run still checks the whole
-//! history at its end, and that is what `results.json` says. An online
-//! finding the final check would not confirm (which the argument above
-//! rules out) could at worst end a run early, whose verdict is then
-//! incomplete, never invalid.
+//! The run still checks the whole history at its end, and that is what
+//! `results.json` says; but that check takes what was judged here where
+//! that is sound ([`crate::check::known`]). For each key, the online
+//! checker keeps its latest verdict with a fingerprint of the events it
+//! judged (how many, and a hash of each one's index, process, type,
+//! function, value...); the final check takes a key's *valid* verdict when
+//! the key's events in the whole history have the same fingerprint — the
+//! same events, so the same calls and the same verdict — and judges every
+//! other key itself: one in use at the end, one whose operation in flight
+//! at the last round (judged there as crashed) completed after it, one
+//! retired and come back, one not judged when the run ended (the thread
+//! stops after the key it is judging: the final check does not wait for
+//! its backlog). An online *invalid* is final, but the report needs the
+//! whole key's counterexample and smallest failing sub-history: such a key
+//! is judged again, first. Checkers judged on whole prefixes or at the end
+//! only are judged by the final check as before. An online finding the
+//! final check would not confirm (which the argument above rules out)
+//! could at worst end a run early, whose verdict is then incomplete, never
+//! invalid.
 
 use crate::check::known::{key_name, Fingerprint, KnownKeys};
 use crate::check::registry::{by_name, CheckContext, Checker, PrefixCheck};

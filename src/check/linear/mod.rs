@@ -5,6 +5,9 @@
 //! each key's sub-history is), decodes each part with the model and
 //! searches each part on its own thread ([`search`] holds the algorithm).
 //! Every part gets a verdict; an invalid one carries a [`Counterexample`].
+//! A key judged valid earlier on exactly the events it has here
+//! ([`LinearOptions::known`], the online checker's verdicts) is taken
+//! without a search; a key proven invalid earlier is searched first.
 //! A search that has visited many configurations also looks, once, for an
 //! operation that no order of the operations before it could explain
 //! (see `reach.rs`), which settles a read of a value nothing wrote without
@@ -388,6 +391,17 @@ fn check_part<M: Model>(
     max_paths: usize,
     known: Option<&KnownKeys>,
 ) -> Result<KeyVerdict, CheckError> {
+    let taken = known.is_some_and(|known| {
+        let mut print = Fingerprint::default();
+        for &i in members {
+            let c = &calls[i];
+            print.add(&history.ops[c.invoke]);
+            if let Some(done) = c.complete {
+                print.add(&history.ops[done]);
+            }
+        }
+        known.take_valid(&key_name(key.as_ref()), &print)
+    });
     let mut values = Values::new();
     let mut ops = Vec::with_capacity(members.len());
     let mut spans = Vec::with_capacity(members.len());
@@ -412,7 +426,6 @@ fn check_part<M: Model>(
         }
     }
     let n = ops.len();
-    let problem = Problem::new(ops, &spans);
     let mut verdict = KeyVerdict {
         key,
         validity: Validity::Valid,
@@ -422,19 +435,12 @@ fn check_part<M: Model>(
         counterexample: None,
         shrunk: None,
     };
-    if let Some(known) = known {
-        let mut print = Fingerprint::default();
-        for &i in members {
-            let c = &calls[i];
-            print.add(&history.ops[c.invoke]);
-            if let Some(done) = c.complete {
-                print.add(&history.ops[done]);
-            }
-        }
-        if known.take_valid(&key_name(verdict.key.as_ref()), &print) {
-            return Ok(verdict);
-        }
+    if taken {
+        // Judged valid earlier on exactly these events: no search. (Decoded
+        // all the same, for the count and for the same errors.)
+        return Ok(verdict);
     }
+    let problem = Problem::new(ops, &spans);
     let pruned = Tactics {
         growth_pruning: true,
         max_configs: None,
