@@ -575,8 +575,11 @@ fn first_invalid(c: &dyn Checker, ops: &[Op], from: usize, ctx: &CheckContext) -
 
 /// The online checker on its own thread.
 pub struct OnlineThread {
-    handle: std::thread::JoinHandle<Finished>,
+    handle: std::thread::JoinHandle<()>,
     ending: Arc<AtomicBool>,
+    /// What it did, sent before it frees what it kept (the events it had
+    /// not taken yet may be many: the final check does not wait for that).
+    result: Receiver<Finished>,
 }
 
 /// What the online checker leaves when the run ends.
@@ -608,7 +611,9 @@ impl OnlineThread {
     pub fn finish(self) -> Finished {
         self.ending.store(true, Ordering::Relaxed);
         self.handle.thread().unpark();
-        self.handle.join().unwrap_or_default()
+        // Not joined: the thread ends on its own once it has freed its
+        // events.
+        self.result.recv().unwrap_or_default()
     }
 }
 
@@ -623,28 +628,32 @@ pub fn spawn(
     found: Box<dyn Fn(&Finding) + Send>,
 ) -> std::io::Result<OnlineThread> {
     let ending = online.ending.clone();
+    let (result_tx, result) = std::sync::mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("online-check".into())
         .spawn(move || {
             lower_priority();
             let now = || start.elapsed().as_nanos() as u64;
-            let finished = |online: &mut Online| Finished {
-                summary: online.summary(),
-                known: online.take_known(),
+            let finish = |online: &mut Online| {
+                // The receiver is gone only if the run is: nothing to tell.
+                let _ = result_tx.send(Finished {
+                    summary: online.summary(),
+                    known: online.take_known(),
+                });
             };
             loop {
                 let began = Instant::now();
                 if online.ending.load(Ordering::Relaxed) {
                     // The final check is waiting: what is not judged yet
                     // is its to judge.
-                    return finished(&mut online);
+                    return finish(&mut online);
                 }
                 loop {
                     match events.try_recv() {
                         Ok(op) => online.add(op),
                         Err(TryRecvError::Empty) => break,
                         // The history is whole: the final check takes over.
-                        Err(TryRecvError::Disconnected) => return finished(&mut online),
+                        Err(TryRecvError::Disconnected) => return finish(&mut online),
                     }
                 }
                 if let Some(f) = online.round(&now) {
@@ -654,7 +663,11 @@ pub fn spawn(
                 std::thread::park_timeout(ROUND.saturating_sub(began.elapsed()));
             }
         })?;
-    Ok(OnlineThread { handle, ending })
+    Ok(OnlineThread {
+        handle,
+        ending,
+        result,
+    })
 }
 
 /// Gives this thread a lower scheduling priority (nice 10: about a tenth
