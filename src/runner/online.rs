@@ -77,7 +77,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the online thread takes the new events and checks what they
@@ -250,8 +250,9 @@ struct KeyHistory {
 pub struct Online {
     per_key: Vec<&'static dyn Checker>,
     /// For each of `per_key`, its latest verdict on each key and the
-    /// fingerprint of the events it judged, for the final check to take.
-    known: Vec<KnownKeys>,
+    /// fingerprint of the events it judged, and the summary as of the last
+    /// round: what the final check takes, without waiting for this thread.
+    shared: Arc<Mutex<Shared>>,
     whole: Vec<&'static dyn Checker>,
     ctx: CheckContext,
     plans: Vec<(String, &'static str)>,
@@ -301,7 +302,10 @@ impl Online {
             plans.push((name.clone(), plan));
         }
         Online {
-            known: per_key.iter().map(|_| KnownKeys::default()).collect(),
+            shared: Arc::new(Mutex::new(Shared {
+                summary: Summary::default(),
+                known: per_key.iter().map(|_| KnownKeys::default()).collect(),
+            })),
             per_key,
             whole,
             ctx,
@@ -373,7 +377,7 @@ impl Online {
                 k.life = Life::Abandoned;
                 self.keys_left += 1;
                 // Its verdict no longer covers its events.
-                for known in &mut self.known {
+                for known in &mut lock(&self.shared).known {
                     known.remove(&name);
                 }
                 return;
@@ -395,6 +399,14 @@ impl Online {
     /// reads the history's clock (ns since the run's start). Returns the
     /// first violation, when this round found it.
     pub fn round(&mut self, now: &dyn Fn() -> u64) -> Option<&Finding> {
+        let found = self.round_keys(now).is_some();
+        let summary = self.summary();
+        lock(&self.shared).summary = summary;
+        self.finding.as_ref().filter(|_| found)
+    }
+
+    /// [`Online::round`] without publishing its summary.
+    fn round_keys(&mut self, now: &dyn Fn() -> u64) -> Option<&Finding> {
         if self.finding.is_some() {
             return None;
         }
@@ -414,12 +426,14 @@ impl Online {
             };
             let oldest = k.ops[k.checked].time.unwrap_or(0);
             let len = k.ops.len();
-            for (c, known) in self.per_key.iter().zip(&mut self.known) {
+            for (i, c) in self.per_key.iter().enumerate() {
                 let v = judge(*c, &k.ops, &self.ctx);
                 self.checks += 1;
-                match &v {
-                    Some((validity, _)) => known.insert(name.clone(), k.print, *validity),
-                    None => known.remove(&name),
+                if let Some(known) = lock(&self.shared).known.get_mut(i) {
+                    match &v {
+                        Some((validity, _)) => known.insert(name.clone(), k.print, *validity),
+                        None => known.remove(&name),
+                    }
                 }
                 if v.as_ref().is_some_and(|v| v.0 == Validity::Invalid) {
                     let found_at = now();
@@ -534,12 +548,36 @@ impl Online {
     /// fingerprint of the events it was given on: for the final check
     /// ([`CheckContext::known`]). Takes them: the online checker keeps none.
     pub fn take_known(&mut self) -> BTreeMap<String, Arc<KnownKeys>> {
-        self.per_key
-            .iter()
-            .zip(std::mem::take(&mut self.known))
-            .map(|(c, known)| (c.name().to_string(), Arc::new(known)))
-            .collect()
+        take_known(&self.per_key, &self.shared)
     }
+}
+
+/// What the online thread shares with the run: its latest summary and
+/// per-key verdicts.
+struct Shared {
+    summary: Summary,
+    known: Vec<KnownKeys>,
+}
+
+/// The lock on what is shared (a panic elsewhere leaves it usable: each
+/// verdict is written whole under it).
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes the shared per-key verdicts, by the name of `per_key`'s checkers.
+fn take_known(
+    per_key: &[&'static dyn Checker],
+    shared: &Mutex<Shared>,
+) -> BTreeMap<String, Arc<KnownKeys>> {
+    let known = std::mem::take(&mut lock(shared).known);
+    per_key
+        .iter()
+        .zip(known)
+        .map(|(c, known)| (c.name().to_string(), Arc::new(known)))
+        .collect()
 }
 
 /// `c`'s verdict on `ops` (its validity and sentence), `None` when it
@@ -577,9 +615,8 @@ fn first_invalid(c: &dyn Checker, ops: &[Op], from: usize, ctx: &CheckContext) -
 pub struct OnlineThread {
     handle: std::thread::JoinHandle<()>,
     ending: Arc<AtomicBool>,
-    /// What it did, sent before it frees what it kept (the events it had
-    /// not taken yet may be many: the final check does not wait for that).
-    result: Receiver<Finished>,
+    per_key: Vec<&'static dyn Checker>,
+    shared: Arc<Mutex<Shared>>,
 }
 
 /// What the online checker leaves when the run ends.
@@ -604,16 +641,19 @@ impl Finished {
 
 impl OnlineThread {
     /// Ends the thread, once the recorder has finished (its sender
-    /// dropped): a round under way stops after the key it is judging, so
-    /// the final check does not wait for the online checker's backlog (the
-    /// keys it did not judge, the final check judges). Returns what it did
-    /// and its verdicts (none, should the thread have panicked).
+    /// dropped), and returns what it did as of its last round and its
+    /// verdicts so far, without waiting for it: at low priority on a busy
+    /// machine it may be slow to get there, and what it has not judged the
+    /// final check judges. The thread stops after the key it is judging and
+    /// frees its backlog on its own.
     pub fn finish(self) -> Finished {
         self.ending.store(true, Ordering::Relaxed);
         self.handle.thread().unpark();
-        // Not joined: the thread ends on its own once it has freed its
-        // events.
-        self.result.recv().unwrap_or_default()
+        let known = take_known(&self.per_key, &self.shared);
+        Finished {
+            summary: lock(&self.shared).summary.clone(),
+            known,
+        }
     }
 }
 
@@ -628,32 +668,21 @@ pub fn spawn(
     found: Box<dyn Fn(&Finding) + Send>,
 ) -> std::io::Result<OnlineThread> {
     let ending = online.ending.clone();
-    let (result_tx, result) = std::sync::mpsc::channel();
+    let (per_key, shared) = (online.per_key.clone(), online.shared.clone());
     let handle = std::thread::Builder::new()
         .name("online-check".into())
         .spawn(move || {
             lower_priority();
             let now = || start.elapsed().as_nanos() as u64;
-            let finish = |online: &mut Online| {
-                // The receiver is gone only if the run is: nothing to tell.
-                let _ = result_tx.send(Finished {
-                    summary: online.summary(),
-                    known: online.take_known(),
-                });
-            };
-            loop {
+            // Ends when the run does: `finish` takes what it shared.
+            while !online.ending.load(Ordering::Relaxed) {
                 let began = Instant::now();
-                if online.ending.load(Ordering::Relaxed) {
-                    // The final check is waiting: what is not judged yet
-                    // is its to judge.
-                    return finish(&mut online);
-                }
                 loop {
                     match events.try_recv() {
                         Ok(op) => online.add(op),
                         Err(TryRecvError::Empty) => break,
                         // The history is whole: the final check takes over.
-                        Err(TryRecvError::Disconnected) => return finish(&mut online),
+                        Err(TryRecvError::Disconnected) => return,
                     }
                 }
                 if let Some(f) = online.round(&now) {
@@ -666,7 +695,8 @@ pub fn spawn(
     Ok(OnlineThread {
         handle,
         ending,
-        result,
+        per_key,
+        shared,
     })
 }
 
@@ -862,8 +892,11 @@ mod tests {
         let mut events = events;
         events.push(op(5, 0, Ok, "read", json!(3), 1));
         online.add(events[5].clone());
-        let known = &online.known[0];
-        assert_eq!(known.len(), 2, "both keys were judged");
+        assert_eq!(
+            lock(&online.shared).known[0].len(),
+            2,
+            "both keys were judged"
+        );
         let ([with, scratch], counts) = final_check(&mut online, &events);
         assert_eq!(counts, (1, 1), "key 2 taken, key 1 judged again");
         assert_eq!(with.0, Validity::Invalid, "the read of 3 is judged");
