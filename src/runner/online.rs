@@ -660,7 +660,8 @@ impl OnlineThread {
 /// Runs `online` on a thread of its own at low priority: every
 /// [`ROUND`] it takes the events that came on `events` and checks what
 /// they changed; `found` is called once, with the first violation. Ends
-/// when `events` is closed. `start` is the history's clock.
+/// when `events` is closed or [`OnlineThread::finish`] is called. `start`
+/// is the history's clock.
 pub fn spawn(
     mut online: Online,
     events: Receiver<Op>,
