@@ -124,6 +124,19 @@ async fn a_correct_run_checked_online_gets_the_verdict_analyze_gives() {
     );
     assert!(online["lag_ms"]["max"].as_f64().is_some());
     assert!(results["stopped_early"].is_null());
+    // The final check took the keys the online checker had judged on all
+    // their events, and checked the others (those still in use at the end)
+    // itself: every key once.
+    let taken = online["final_check"]["keys_taken"].as_u64().expect("taken");
+    let again = online["final_check"]["keys_rechecked"]
+        .as_u64()
+        .expect("rechecked");
+    assert!(taken > 0, "{online:#}");
+    assert_eq!(
+        Some(taken + again),
+        results["checkers"]["linearizable"]["keys"].as_u64(),
+        "{online:#}"
+    );
     // `faultline analyze` of the same history, offline.
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_faultline"));
     let status = std::process::Command::new(bin)

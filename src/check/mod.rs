@@ -15,12 +15,16 @@
 //! opposite orders) and [`lock_set`] (holds of a lock that certainly
 //! overlapped, adds to the set it guards that were lost); [`classic`]
 //! makes them checkers of the registry.
+//! [`known`] holds per-key verdicts given earlier on the same events (the
+//! online checker's), for the final check to take instead of judging a
+//! key again.
 //! Every checker answers with a [`Validity`]: `Unknown` is an honest answer
 //! when a budget ran out, never a guess.
 
 pub mod bank;
 pub mod classic;
 pub mod counter;
+pub mod known;
 pub mod linear;
 pub mod lock_set;
 pub mod long_fork;

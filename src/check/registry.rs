@@ -13,9 +13,12 @@ mod stats;
 mod txn;
 
 use super::classic::{self, ClassicOptions};
+use super::known::KnownKeys;
 use super::Validity;
 use crate::history::{History, HistoryError};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A checker: a name, and a verdict on a history.
@@ -119,6 +122,11 @@ pub struct CheckContext {
     pub linearizable_keys: bool,
     /// Options of the classic checkers (bank, queue).
     pub classic: ClassicOptions,
+    /// Per-key verdicts given earlier on the same events, by checker name
+    /// (the online checker's, `runner/online.rs`): a per-key checker takes
+    /// a key's valid verdict when the key's events are exactly those it was
+    /// given on ([`crate::check::known`]). Empty: every key is judged.
+    pub known: BTreeMap<String, Arc<KnownKeys>>,
 }
 
 impl CheckContext {
@@ -138,6 +146,7 @@ impl CheckContext {
             sequential_keys: false,
             linearizable_keys: false,
             classic: ClassicOptions::default(),
+            known: BTreeMap::new(),
         }
     }
 }

@@ -350,7 +350,8 @@ pub async fn run_test(
         }
     }
 
-    // The recorder is finished: the online thread ends after its round.
+    // The recorder is finished: the online thread stops after the key it
+    // is judging (what it did not judge, the final check judges).
     let online = online.map(OnlineThread::finish);
 
     // A history that could not be written is no history to judge.
@@ -370,12 +371,27 @@ pub async fn run_test(
         }
         Ended::Failed(why) => Some(why),
     };
-    // The verdict is always the final check's, on the whole history.
-    let (validity, mut results, mut summary) = check_all(&history, &workload.checkers, &ctx);
+    // The verdict is always the final check's, on the whole history; it
+    // takes each key the online checker judged valid on exactly the
+    // events the key has in the whole history (`check::known`).
+    let final_ctx = CheckContext {
+        known: online.as_ref().map(|o| o.known.clone()).unwrap_or_default(),
+        ..ctx
+    };
+    let (validity, mut results, mut summary) = check_all(&history, &workload.checkers, &final_ctx);
     let mut stopped_early = None;
     if let Some(o) = &online {
-        results["online"] = o.to_json();
-        summary.push(o.line());
+        let (taken, again) = o.final_check();
+        results["online"] = o.summary.to_json();
+        results["online"]["final_check"] = json!({
+            "keys_taken": taken,
+            "keys_rechecked": again,
+        });
+        summary.push(format!(
+            "{}; the final check took {taken} keys from it and checked {again} again",
+            o.summary.line()
+        ));
+        let o = &o.summary;
         let finding = o.finding.as_ref();
         // The final check judges that checker invalid too (perhaps on
         // another key first: it stops at the first invalid key).

@@ -49,18 +49,35 @@
 //! times one check of the whole history (for a checker whose cost grows at
 //! least linearly), whatever the length of the run.
 //!
-//! None of this replaces the final check: the run still checks the whole
-//! history at its end, and that is what `results.json` says. An online
-//! finding the final check would not confirm (which the argument above
-//! rules out) could at worst end a run early, whose verdict is then
-//! incomplete, never invalid.
+//! The run still checks the whole history at its end, and that is what
+//! `results.json` says; but that check takes what was judged here where
+//! that is sound ([`crate::check::known`]). For each key, the online
+//! checker keeps its latest verdict with a fingerprint of the events it
+//! judged (how many, and a hash of each one's index, process, type,
+//! function, value...); the final check takes a key's *valid* verdict when
+//! the key's events in the whole history have the same fingerprint — the
+//! same events, so the same calls and the same verdict — and judges every
+//! other key itself: one in use at the end, one whose operation in flight
+//! at the last round (judged there as crashed) completed after it, one
+//! retired and come back, one not judged when the run ended (the thread
+//! stops after the key it is judging: the final check does not wait for
+//! its backlog). An online *invalid* is final, but the report needs the
+//! whole key's counterexample and smallest failing sub-history: such a key
+//! is judged again, first. Checkers judged on whole prefixes or at the end
+//! only are judged by the final check as before. An online finding the
+//! final check would not confirm (which the argument above rules out)
+//! could at worst end a run early, whose verdict is then incomplete, never
+//! invalid.
 
+use crate::check::known::{key_name, Fingerprint, KnownKeys};
 use crate::check::registry::{by_name, CheckContext, Checker, PrefixCheck};
 use crate::check::Validity;
 use crate::history::{History, Op, OpType, Process};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the online thread takes the new events and checks what they
@@ -223,6 +240,8 @@ struct KeyHistory {
     /// The time of the last event.
     last_event: u64,
     life: Life,
+    /// The fingerprint of `ops` (kept when they are dropped).
+    print: Fingerprint,
 }
 
 /// The online checker without its thread: takes events one by one and,
@@ -230,6 +249,10 @@ struct KeyHistory {
 /// thread is [`spawn`].
 pub struct Online {
     per_key: Vec<&'static dyn Checker>,
+    /// For each of `per_key`, its latest verdict on each key and the
+    /// fingerprint of the events it judged, and the summary as of the last
+    /// round: what the final check takes, without waiting for this thread.
+    shared: Arc<Mutex<Shared>>,
     whole: Vec<&'static dyn Checker>,
     ctx: CheckContext,
     plans: Vec<(String, &'static str)>,
@@ -248,6 +271,9 @@ pub struct Online {
     /// Keys seen, live or not.
     keys_seen: usize,
     finding: Option<Finding>,
+    /// Set when the run has ended and the final check is waiting: a round
+    /// stops between two keys (those not judged are the final check's).
+    ending: Arc<AtomicBool>,
 }
 
 impl Online {
@@ -276,6 +302,10 @@ impl Online {
             plans.push((name.clone(), plan));
         }
         Online {
+            shared: Arc::new(Mutex::new(Shared {
+                summary: Summary::default(),
+                known: per_key.iter().map(|_| KnownKeys::default()).collect(),
+            })),
             per_key,
             whole,
             ctx,
@@ -291,6 +321,7 @@ impl Online {
             keys_left: 0,
             keys_seen: 0,
             finding: None,
+            ending: Arc::default(),
         }
     }
 
@@ -318,17 +349,17 @@ impl Online {
         // A completion belongs to the key its invocation named.
         let name = match op.kind {
             OpType::Invoke => {
-                let name = key_name(&op.key);
+                let name = key_name(op.key.as_ref());
                 self.in_flight.insert(op.process, name.clone());
                 name
             }
             _ => self
                 .in_flight
                 .remove(&op.process)
-                .unwrap_or_else(|| key_name(&op.key)),
+                .unwrap_or_else(|| key_name(op.key.as_ref())),
         };
         let seen = &mut self.keys_seen;
-        let k = self.keys.entry(name).or_insert_with(|| {
+        let k = self.keys.entry(name.clone()).or_insert_with(|| {
             *seen += 1;
             KeyHistory {
                 key: op.key.clone(),
@@ -337,6 +368,7 @@ impl Online {
                 checked: 0,
                 last_event: 0,
                 life: Life::Live,
+                print: Fingerprint::default(),
             }
         });
         match k.life {
@@ -344,6 +376,10 @@ impl Online {
             Life::Retired => {
                 k.life = Life::Abandoned;
                 self.keys_left += 1;
+                // Its verdict no longer covers its events.
+                for known in &mut lock(&self.shared).known {
+                    known.remove(&name);
+                }
                 return;
             }
             Life::Abandoned => return,
@@ -354,6 +390,7 @@ impl Online {
             k.in_flight = k.in_flight.saturating_sub(1);
         }
         k.last_event = op.time.unwrap_or(0);
+        k.print.add(&op);
         k.ops.push(op);
     }
 
@@ -362,6 +399,14 @@ impl Online {
     /// reads the history's clock (ns since the run's start). Returns the
     /// first violation, when this round found it.
     pub fn round(&mut self, now: &dyn Fn() -> u64) -> Option<&Finding> {
+        let found = self.round_keys(now).is_some();
+        let summary = self.summary();
+        lock(&self.shared).summary = summary;
+        self.finding.as_ref().filter(|_| found)
+    }
+
+    /// [`Online::round`] without publishing its summary.
+    fn round_keys(&mut self, now: &dyn Fn() -> u64) -> Option<&Finding> {
         if self.finding.is_some() {
             return None;
         }
@@ -373,14 +418,23 @@ impl Online {
             .map(|(n, _)| n.clone())
             .collect();
         'keys: for name in names {
+            if self.ending.load(Ordering::Relaxed) {
+                break;
+            }
             let Some(k) = self.keys.get_mut(&name) else {
                 continue;
             };
             let oldest = k.ops[k.checked].time.unwrap_or(0);
             let len = k.ops.len();
-            for c in &self.per_key {
+            for (i, c) in self.per_key.iter().enumerate() {
                 let v = judge(*c, &k.ops, &self.ctx);
                 self.checks += 1;
+                if let Some(known) = lock(&self.shared).known.get_mut(i) {
+                    match &v {
+                        Some((validity, _)) => known.insert(name.clone(), k.print, *validity),
+                        None => known.remove(&name),
+                    }
+                }
                 if v.as_ref().is_some_and(|v| v.0 == Validity::Invalid) {
                     let found_at = now();
                     // From the start: a key is small, and an earlier check that
@@ -489,11 +543,41 @@ impl Online {
             finding: self.finding.clone(),
         }
     }
+
+    /// Its latest per-key verdicts, by checker name, each with the
+    /// fingerprint of the events it was given on: for the final check
+    /// ([`CheckContext::known`]). Takes them: the online checker keeps none.
+    pub fn take_known(&mut self) -> BTreeMap<String, Arc<KnownKeys>> {
+        take_known(&self.per_key, &self.shared)
+    }
 }
 
-/// The text that names a key (its JSON), the empty text for none.
-fn key_name(key: &Option<Value>) -> String {
-    key.as_ref().map(Value::to_string).unwrap_or_default()
+/// What the online thread shares with the run: its latest summary and
+/// per-key verdicts.
+struct Shared {
+    summary: Summary,
+    known: Vec<KnownKeys>,
+}
+
+/// The lock on what is shared (a panic elsewhere leaves it usable: each
+/// verdict is written whole under it).
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes the shared per-key verdicts, by the name of `per_key`'s checkers.
+fn take_known(
+    per_key: &[&'static dyn Checker],
+    shared: &Mutex<Shared>,
+) -> BTreeMap<String, Arc<KnownKeys>> {
+    let known = std::mem::take(&mut lock(shared).known);
+    per_key
+        .iter()
+        .zip(known)
+        .map(|(c, known)| (c.name().to_string(), Arc::new(known)))
+        .collect()
 }
 
 /// `c`'s verdict on `ops` (its validity and sentence), `None` when it
@@ -529,49 +613,92 @@ fn first_invalid(c: &dyn Checker, ops: &[Op], from: usize, ctx: &CheckContext) -
 
 /// The online checker on its own thread.
 pub struct OnlineThread {
-    handle: std::thread::JoinHandle<Summary>,
+    handle: std::thread::JoinHandle<()>,
+    ending: Arc<AtomicBool>,
+    per_key: Vec<&'static dyn Checker>,
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// What the online checker leaves when the run ends.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// What it did.
+    pub summary: Summary,
+    /// Its per-key verdicts, for the final check ([`Online::take_known`]).
+    pub known: BTreeMap<String, Arc<KnownKeys>>,
+}
+
+impl Finished {
+    /// The keys the final check took from the online checker's verdicts
+    /// and those it judged again, over every per-key checker (none
+    /// before the final check consulted them).
+    pub fn final_check(&self) -> (usize, usize) {
+        self.known.values().fold((0, 0), |(taken, again), k| {
+            (taken + k.taken(), again + k.judged_again())
+        })
+    }
 }
 
 impl OnlineThread {
-    /// Waits for the thread, which ends once the recorder has finished
-    /// (its sender dropped), and returns what it did.
-    pub fn finish(self) -> Summary {
-        self.handle.join().unwrap_or_default()
+    /// Ends the thread, once the recorder has finished (its sender
+    /// dropped), and returns what it did as of its last round and its
+    /// verdicts so far, without waiting for it: at low priority on a busy
+    /// machine it may be slow to get there, and what it has not judged the
+    /// final check judges. The thread stops after the key it is judging and
+    /// frees its backlog on its own.
+    pub fn finish(self) -> Finished {
+        self.ending.store(true, Ordering::Relaxed);
+        self.handle.thread().unpark();
+        let known = take_known(&self.per_key, &self.shared);
+        Finished {
+            summary: lock(&self.shared).summary.clone(),
+            known,
+        }
     }
 }
 
 /// Runs `online` on a thread of its own at low priority: every
 /// [`ROUND`] it takes the events that came on `events` and checks what
 /// they changed; `found` is called once, with the first violation. Ends
-/// when `events` is closed. `start` is the history's clock.
+/// when `events` is closed or [`OnlineThread::finish`] is called. `start`
+/// is the history's clock.
 pub fn spawn(
     mut online: Online,
     events: Receiver<Op>,
     start: Instant,
     found: Box<dyn Fn(&Finding) + Send>,
 ) -> std::io::Result<OnlineThread> {
+    let ending = online.ending.clone();
+    let (per_key, shared) = (online.per_key.clone(), online.shared.clone());
     let handle = std::thread::Builder::new()
         .name("online-check".into())
         .spawn(move || {
             lower_priority();
             let now = || start.elapsed().as_nanos() as u64;
-            loop {
+            // Ends when the run does: `finish` takes what it shared.
+            while !online.ending.load(Ordering::Relaxed) {
                 let began = Instant::now();
                 loop {
                     match events.try_recv() {
                         Ok(op) => online.add(op),
                         Err(TryRecvError::Empty) => break,
                         // The history is whole: the final check takes over.
-                        Err(TryRecvError::Disconnected) => return online.summary(),
+                        Err(TryRecvError::Disconnected) => return,
                     }
                 }
                 if let Some(f) = online.round(&now) {
                     found(f);
                 }
-                std::thread::sleep(ROUND.saturating_sub(began.elapsed()));
+                // Woken early when the run ends.
+                std::thread::park_timeout(ROUND.saturating_sub(began.elapsed()));
             }
         })?;
-    Ok(OnlineThread { handle })
+    Ok(OnlineThread {
+        handle,
+        ending,
+        per_key,
+        shared,
+    })
 }
 
 /// Gives this thread a lower scheduling priority (nice 10: about a tenth
@@ -704,6 +831,137 @@ mod tests {
         online.add(op(3, 1, Ok, "read", json!(0), 7));
         assert!(online.round(&|| later + 1).is_none());
         assert_eq!(online.summary().keys_left, 1);
+        // Its verdict no longer covers its events: the final check judges it.
+        assert!(online.take_known()["linearizable"].is_empty());
+    }
+
+    /// `v` without the times it took (`elapsed_ms`), which vary.
+    fn without_times(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                o.remove("elapsed_ms");
+                o.values_mut().for_each(without_times);
+            }
+            Value::Array(a) => a.iter_mut().for_each(without_times),
+            _ => {}
+        }
+    }
+
+    /// The final check of `events` with the online checker's verdicts
+    /// and without: both verdicts with their sentences, and the keys taken
+    /// and judged again.
+    fn final_check(
+        online: &mut Online,
+        events: &[Op],
+    ) -> ([(Validity, String); 2], (usize, usize)) {
+        let h = History::new(events.to_vec());
+        let names = ["linearizable".to_string()];
+        let known = online.take_known();
+        let with = CheckContext {
+            known: known.clone(),
+            ..ctx()
+        };
+        let verdict = |ctx: &CheckContext| {
+            let (v, results, _) = crate::check::registry::check_all(&h, &names, ctx);
+            let mut why = results["checkers"]["linearizable"]["failures"].clone();
+            without_times(&mut why);
+            (v, why.to_string())
+        };
+        let both = [verdict(&with), verdict(&ctx())];
+        let k = &known["linearizable"];
+        (both, (k.taken(), k.judged_again()))
+    }
+
+    #[test]
+    fn a_key_whose_op_completed_after_the_last_round_is_checked_again() {
+        use OpType::*;
+        let mut online = Online::new(&["linearizable".into()], &ctx());
+        // Key 1: a write, then a read in flight at the round: valid with
+        // the read crashed. It completes after the last round, returning
+        // a value nothing wrote. Key 2: judged whole, nothing after.
+        let events = vec![
+            op(0, 0, Invoke, "write", json!(1), 1),
+            op(1, 0, Ok, "write", json!(1), 1),
+            op(2, 1, Invoke, "write", json!(4), 2),
+            op(3, 1, Ok, "write", json!(4), 2),
+            op(4, 0, Invoke, "read", Value::Null, 1),
+        ];
+        for o in events.iter().cloned() {
+            online.add(o);
+        }
+        assert!(online.round(&|| 5_000_000).is_none());
+        let mut events = events;
+        events.push(op(5, 0, Ok, "read", json!(3), 1));
+        online.add(events[5].clone());
+        assert_eq!(
+            lock(&online.shared).known[0].len(),
+            2,
+            "both keys were judged"
+        );
+        let ([with, scratch], counts) = final_check(&mut online, &events);
+        assert_eq!(counts, (1, 1), "key 2 taken, key 1 judged again");
+        assert_eq!(with.0, Validity::Invalid, "the read of 3 is judged");
+        assert!(with.1.contains("read returned 3"), "{}", with.1);
+        assert_eq!(with, scratch);
+    }
+
+    #[test]
+    fn the_final_check_takes_only_keys_judged_on_exactly_their_events() {
+        use OpType::*;
+        let mut online = Online::new(&["linearizable".into()], &ctx());
+        let events = events();
+        // Key 2's events all came before the round; key 1's stale read
+        // came after it.
+        for o in events[..10].iter().cloned() {
+            online.add(o);
+        }
+        assert!(online.round(&|| 10_000_000).is_none());
+        online.add(events[10].clone());
+        let known = online.take_known();
+        let with = CheckContext {
+            known: known.clone(),
+            ..ctx()
+        };
+        let h = History::new(events.clone());
+        let c = by_name("linearizable").expect("registered");
+        let v = c.check(&h, &with).expect("checkable");
+        assert_eq!(v.validity, Validity::Invalid);
+        assert!(
+            v.explanation.contains("read returned 1"),
+            "{}",
+            v.explanation
+        );
+        let k = &known["linearizable"];
+        assert_eq!(
+            (k.taken(), k.judged_again()),
+            (1, 1),
+            "key 2 taken, key 1 judged"
+        );
+        // Without the online verdicts (`--no-online`), the same verdict.
+        let scratch = c.check(&h, &ctx()).expect("checkable");
+        assert_eq!(
+            (scratch.validity, &scratch.explanation),
+            (v.validity, &v.explanation)
+        );
+        // A read completing on key 2 after the round instead.
+        let mut online = Online::new(&["linearizable".into()], &ctx());
+        for o in events[..10].iter().cloned() {
+            online.add(o);
+        }
+        assert!(online.round(&|| 10_000_000).is_none());
+        let mut later = events[..10].to_vec();
+        later.push(op(10, 1, Ok, "read", json!(5), 2));
+        let known = online.take_known();
+        let with = CheckContext {
+            known: known.clone(),
+            ..ctx()
+        };
+        let v = c.check(&History::new(later), &with).expect("checkable");
+        assert_eq!(v.validity, Validity::Valid);
+        // Key 1's read, in flight at the round, never completed: the same
+        // events, taken. Key 2's completed: judged again.
+        let k = &known["linearizable"];
+        assert_eq!((k.taken(), k.judged_again()), (1, 1));
     }
 
     fn txn(index: u64, process: u64, kind: OpType, value: Value) -> Op {

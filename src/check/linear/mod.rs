@@ -5,6 +5,9 @@
 //! each key's sub-history is), decodes each part with the model and
 //! searches each part on its own thread ([`search`] holds the algorithm).
 //! Every part gets a verdict; an invalid one carries a [`Counterexample`].
+//! A key judged valid earlier on exactly the events it has here
+//! ([`LinearOptions::known`], the online checker's verdicts) is taken
+//! without a search; a key proven invalid earlier is searched first.
 //! A search that has visited many configurations also looks, once, for an
 //! operation that no order of the operations before it could explain
 //! (see `reach.rs`), which settles a read of a value nothing wrote without
@@ -33,6 +36,7 @@ mod reach;
 mod search;
 pub mod shrink;
 
+use super::known::{key_name, Fingerprint, KnownKeys};
 use super::Validity;
 use crate::history::{Call, History, HistoryError, Outcome, Process};
 use crate::model::{Model, Values};
@@ -41,6 +45,7 @@ use search::{Budget, Found, Problem, Tactics};
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How to check.
@@ -78,6 +83,11 @@ pub struct LinearOptions {
     /// How long to look for each invalid key's smallest failing
     /// sub-history ([`shrink`]), on top of `time_limit`; zero: not at all.
     pub shrink_time: Duration,
+    /// Verdicts given earlier per key (the online checker's, see
+    /// [`crate::check::known`]): a key judged valid on exactly its events
+    /// here is taken as valid without a search; a key proven invalid is
+    /// searched first. Used only when split by key.
+    pub known: Option<Arc<KnownKeys>>,
 }
 
 impl Default for LinearOptions {
@@ -91,6 +101,7 @@ impl Default for LinearOptions {
             max_paths: 4,
             cancel: None,
             shrink_time: DEFAULT_SHRINK_TIME,
+            known: None,
         }
     }
 }
@@ -186,7 +197,8 @@ pub struct KeyVerdict {
     pub validity: Validity,
     /// Operations checked (calls the model did not leave out).
     pub ops: usize,
-    /// Distinct configurations the search visited.
+    /// Distinct configurations the search visited (none when the verdict
+    /// was taken from [`LinearOptions::known`]).
     pub configurations: u64,
     /// Why the verdict is `unknown`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,33 +280,58 @@ pub fn check_calls<M: Model>(
         cancel,
         stop: &stop,
     };
-    let keys: Vec<Result<KeyVerdict, CheckError>> = parts
-        .members
-        .par_iter()
-        .zip(parts.keys.par_iter())
-        .map(|(members, key)| {
-            let mut v = check_part(
+    let known = opts.known.as_deref().filter(|_| opts.split_by_key);
+    // The shrink checks sub-histories of its own: no earlier verdict is
+    // about them.
+    let shrink_opts = LinearOptions {
+        known: None,
+        ..opts.clone()
+    };
+    let check_one = |i: usize| -> Result<KeyVerdict, CheckError> {
+        let members = &parts.members[i];
+        let mut v = check_part(
+            model,
+            history,
+            calls,
+            members,
+            parts.keys[i].clone(),
+            &budget,
+            opts.max_paths,
+            known,
+        )?;
+        if v.validity == Validity::Invalid && opts.stop_at_first_invalid {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if let Some(cx) = v
+            .counterexample
+            .as_ref()
+            .filter(|_| !opts.shrink_time.is_zero())
+        {
+            v.shrunk = Some(shrink::shrink(
                 model,
                 history,
                 calls,
                 members,
-                key.clone(),
-                &budget,
-                opts.max_paths,
-            )?;
-            if v.validity == Validity::Invalid && opts.stop_at_first_invalid {
-                stop.store(true, Ordering::Relaxed);
-            }
-            if let Some(cx) = v
-                .counterexample
-                .as_ref()
-                .filter(|_| !opts.shrink_time.is_zero())
-            {
-                v.shrunk = Some(shrink::shrink(model, history, calls, members, cx, opts));
-            }
-            Ok(v)
-        })
-        .collect();
+                cx,
+                &shrink_opts,
+            ));
+        }
+        Ok(v)
+    };
+    // Keys proven invalid earlier first: a check that stops at the first
+    // invalid key then stops without searching the others.
+    let (first, rest): (Vec<usize>, Vec<usize>) = (0..parts.keys.len())
+        .partition(|&i| known.is_some_and(|k| k.proven_invalid(&key_name(parts.keys[i].as_ref()))));
+    let mut keys: Vec<Option<Result<KeyVerdict, CheckError>>> =
+        (0..parts.keys.len()).map(|_| None).collect();
+    for batch in [first, rest] {
+        let done: Vec<(usize, Result<KeyVerdict, CheckError>)> =
+            batch.into_par_iter().map(|i| (i, check_one(i))).collect();
+        for (i, v) in done {
+            keys[i] = Some(v);
+        }
+    }
+    let keys: Vec<Result<KeyVerdict, CheckError>> = keys.into_iter().flatten().collect();
     let keys = keys.into_iter().collect::<Result<Vec<_>, _>>()?;
     let validity = keys
         .iter()
@@ -341,6 +378,9 @@ fn partition(calls: &[Call], split: bool) -> Parts {
     parts
 }
 
+/// One part's verdict: taken from `known` when it judged exactly these
+/// events valid, else searched.
+#[allow(clippy::too_many_arguments)]
 fn check_part<M: Model>(
     model: &M,
     history: &History,
@@ -349,7 +389,19 @@ fn check_part<M: Model>(
     key: Option<Value>,
     budget: &Budget<'_>,
     max_paths: usize,
+    known: Option<&KnownKeys>,
 ) -> Result<KeyVerdict, CheckError> {
+    let taken = known.is_some_and(|known| {
+        let mut print = Fingerprint::default();
+        for &i in members {
+            let c = &calls[i];
+            print.add(&history.ops[c.invoke]);
+            if let Some(done) = c.complete {
+                print.add(&history.ops[done]);
+            }
+        }
+        known.take_valid(&key_name(key.as_ref()), &print)
+    });
     let mut values = Values::new();
     let mut ops = Vec::with_capacity(members.len());
     let mut spans = Vec::with_capacity(members.len());
@@ -374,7 +426,6 @@ fn check_part<M: Model>(
         }
     }
     let n = ops.len();
-    let problem = Problem::new(ops, &spans);
     let mut verdict = KeyVerdict {
         key,
         validity: Validity::Valid,
@@ -384,6 +435,12 @@ fn check_part<M: Model>(
         counterexample: None,
         shrunk: None,
     };
+    if taken {
+        // Judged valid earlier on exactly these events: no search. (Decoded
+        // all the same, for the count and for the same errors.)
+        return Ok(verdict);
+    }
+    let problem = Problem::new(ops, &spans);
     let pruned = Tactics {
         growth_pruning: true,
         max_configs: None,

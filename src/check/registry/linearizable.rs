@@ -83,6 +83,13 @@ impl Checker for Linearizable {
             split_by_key: ctx.split_by_key,
             stop_at_first_invalid: ctx.stop_at_first_invalid,
             shrink_time: ctx.shrink_time,
+            // Earlier verdicts are about the workload's model: not taken
+            // when the model is guessed (a key's calls alone could suggest
+            // another).
+            known: ctx
+                .model
+                .as_ref()
+                .and_then(|_| ctx.known.get(self.name()).cloned()),
             ..linear::LinearOptions::default()
         };
         let search = Search {
