@@ -163,7 +163,9 @@ pub struct Workload {
     /// How values are drawn.
     pub values: DistSpec,
     /// Functions each worker invokes once, in order, after the main phase
-    /// (and after every operation of it has completed).
+    /// (and after every operation of it has completed); for the
+    /// transactional models, after the final reads of
+    /// [`TxnSpec::final_reads`].
     pub final_ops: Vec<String>,
     /// The shape of transactions, for the transactional models
     /// ([`TXN_MODELS`]); `None` for the others.
@@ -260,6 +262,37 @@ impl Workload {
 
     /// The main phase, unbounded in time and unpaced.
     pub fn main_generator(&self, seed: u64) -> Box<dyn Generator> {
+        self.main_and_final(seed).0
+    }
+
+    /// The main phase (unbounded in time and unpaced) and the final phase
+    /// (`None` when the workload has none), built together because the
+    /// final reads of the transactional models read the keys this main
+    /// phase hands out (`0..` [`TxnGen::keys_used`]).
+    pub fn main_and_final(&self, seed: u64) -> (Box<dyn Generator>, Option<Box<dyn Generator>>) {
+        if let Some(spec) = &self.txn {
+            let main = TxnGen::new(
+                spec.clone(),
+                self.model == "list-append",
+                generator::rng(seed, TXN_STREAM),
+            );
+            let reads = spec.final_reads.then(|| {
+                Box::new(txn::FinalReads::new(
+                    main.keys_used(),
+                    spec.final_read_keys(),
+                )) as Box<dyn Generator>
+            });
+            let final_phase = match (reads, self.final_ops_generator()) {
+                (Some(r), Some(f)) => Some(Box::new(phases(vec![r, f])) as Box<dyn Generator>),
+                (r, f) => r.or(f),
+            };
+            return (Box::new(main), final_phase);
+        }
+        (self.untransacted_main(seed), self.final_ops_generator())
+    }
+
+    /// The main phase of the models other than [`TXN_MODELS`].
+    fn untransacted_main(&self, seed: u64) -> Box<dyn Generator> {
         if let Some(spec) = &self.long_fork {
             return Box::new(LongForkGen::new(
                 spec.clone(),
@@ -283,13 +316,6 @@ impl Workload {
                     generator::rng(seed, BANK_STREAM),
                 ));
             }
-        }
-        if let Some(spec) = &self.txn {
-            return Box::new(TxnGen::new(
-                spec.clone(),
-                self.model == "list-append",
-                generator::rng(seed, TXN_STREAM),
-            ));
         }
         let values = self.values.build();
         match &self.keys {
@@ -329,14 +355,14 @@ impl Workload {
     /// The whole test's client generator: the main phase (paced by
     /// `opts.rate`, bounded by `opts.time_limit_ns`), then the final phase.
     pub fn generator(&self, seed: u64, opts: GenOptions) -> Box<dyn Generator> {
-        let mut main = self.main_generator(seed);
+        let (mut main, final_phase) = self.main_and_final(seed);
         if let Some(r) = opts.rate {
             main = Box::new(rate(r, generator::rng(seed, RATE_STREAM), main));
         }
         if let Some(t) = opts.time_limit_ns {
             main = Box::new(time_limit(t, main));
         }
-        match self.final_generator() {
+        match final_phase {
             None => main,
             Some(final_phase) => Box::new(phases(vec![main, final_phase])),
         }
@@ -355,9 +381,9 @@ impl Workload {
         }
     }
 
-    /// The final phase: each worker invokes the final functions once, in
-    /// order; `None` when the workload has none.
-    pub fn final_generator(&self) -> Option<Box<dyn Generator>> {
+    /// The `[final]` phase: each worker invokes the final functions once,
+    /// in order; `None` when the workload has none.
+    fn final_ops_generator(&self) -> Option<Box<dyn Generator>> {
         if self.final_ops.is_empty() {
             return None;
         }
