@@ -265,6 +265,13 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("txn.read_fraction"), "{e}");
+        let e = Workload::parse(
+            "model = \"list-append\"\n[ops]\ntxn = 1\n[txn]\nfinal_reads = 1\n",
+            p,
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("bool"), "{e}");
     }
 
     /// Runs `toml`'s whole generator (main phase bounded to `main_ops`
