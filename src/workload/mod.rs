@@ -288,11 +288,11 @@ impl Workload {
             };
             return (Box::new(main), final_phase);
         }
-        (self.untransacted_main(seed), self.final_ops_generator())
+        (self.non_txn_main(seed), self.final_ops_generator())
     }
 
     /// The main phase of the models other than [`TXN_MODELS`].
-    fn untransacted_main(&self, seed: u64) -> Box<dyn Generator> {
+    fn non_txn_main(&self, seed: u64) -> Box<dyn Generator> {
         if let Some(spec) = &self.long_fork {
             return Box::new(LongForkGen::new(
                 spec.clone(),
