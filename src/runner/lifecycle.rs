@@ -850,7 +850,7 @@ fn build_generator(
     db_has_primaries: bool,
     stop_early: Arc<AtomicBool>,
 ) -> Box<dyn Generator> {
-    let mut main = workload.main_generator(seed);
+    let (mut main, final_phase) = workload.main_and_final(seed);
     if let Some(r) = spec.rate {
         main = Box::new(rate(r, generator::rng(seed, 0x7261_7465), main));
     }
@@ -879,7 +879,7 @@ fn build_generator(
     let mut parts: Vec<Box<dyn Generator>> =
         vec![Box::new(body), Box::new(on_nemesis(generator::seq(stops)))];
     parts.push(Box::new(sleep(Duration::from_secs_f64(spec.recovery_time))));
-    if let Some(f) = workload.final_generator() {
+    if let Some(f) = final_phase {
         parts.push(f);
     }
     Box::new(phases(parts))

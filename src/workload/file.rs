@@ -354,6 +354,7 @@ struct RawTxn {
     active_keys: Option<Spanned<i64>>,
     max_writes_per_key: Option<Spanned<i64>>,
     read_fraction: Option<Spanned<f64>>,
+    final_reads: Option<bool>,
 }
 
 impl RawTxn {
@@ -391,6 +392,7 @@ impl RawTxn {
             active_keys,
             max_writes_per_key,
             read_fraction,
+            final_reads: self.final_reads.unwrap_or(d.final_reads),
         })
     }
 }

@@ -168,7 +168,9 @@ pub struct Workload {
     /// How values are drawn.
     pub values: DistSpec,
     /// Functions each worker invokes once, in order, after the main phase
-    /// (and after every operation of it has completed).
+    /// (and after every operation of it has completed); for the
+    /// transactional models, after the final reads of
+    /// [`TxnSpec::final_reads`].
     pub final_ops: Vec<String>,
     /// The shape of transactions, for the transactional models
     /// ([`TXN_MODELS`]); `None` for the others.
@@ -268,6 +270,37 @@ impl Workload {
 
     /// The main phase, unbounded in time and unpaced.
     pub fn main_generator(&self, seed: u64) -> Box<dyn Generator> {
+        self.main_and_final(seed).0
+    }
+
+    /// The main phase (unbounded in time and unpaced) and the final phase
+    /// (`None` when the workload has none), built together because the
+    /// final reads of the transactional models read the keys this main
+    /// phase hands out (`0..` [`TxnGen::keys_used`]).
+    pub fn main_and_final(&self, seed: u64) -> (Box<dyn Generator>, Option<Box<dyn Generator>>) {
+        if let Some(spec) = &self.txn {
+            let main = TxnGen::new(
+                spec.clone(),
+                self.model == "list-append",
+                generator::rng(seed, TXN_STREAM),
+            );
+            let reads = spec.final_reads.then(|| {
+                Box::new(txn::FinalReads::new(
+                    main.keys_used(),
+                    spec.final_read_keys(),
+                )) as Box<dyn Generator>
+            });
+            let final_phase = match (reads, self.final_ops_generator()) {
+                (Some(r), Some(f)) => Some(Box::new(phases(vec![r, f])) as Box<dyn Generator>),
+                (r, f) => r.or(f),
+            };
+            return (Box::new(main), final_phase);
+        }
+        (self.non_txn_main(seed), self.final_ops_generator())
+    }
+
+    /// The main phase of the models other than [`TXN_MODELS`].
+    fn non_txn_main(&self, seed: u64) -> Box<dyn Generator> {
         if let Some(spec) = &self.long_fork {
             return Box::new(LongForkGen::new(
                 spec.clone(),
@@ -294,13 +327,6 @@ impl Workload {
         }
         if let Some(lock) = self.lock_generator(seed) {
             return Box::new(lock);
-        }
-        if let Some(spec) = &self.txn {
-            return Box::new(TxnGen::new(
-                spec.clone(),
-                self.model == "list-append",
-                generator::rng(seed, TXN_STREAM),
-            ));
         }
         let values = self.values.build();
         match &self.keys {
@@ -356,6 +382,7 @@ impl Workload {
     /// releases) and is cut off only when the acquires still waiting
     /// have had their time.
     pub fn generator(&self, seed: u64, opts: GenOptions) -> Box<dyn Generator> {
+        let (main, final_phase) = self.main_and_final(seed);
         let (mut main, mut limit) = match (self.lock_generator(seed), opts.time_limit_ns) {
             (Some(lock), Some(t)) => {
                 let grace = 2 * lock.acquire_timeout().as_nanos() as u64;
@@ -365,7 +392,7 @@ impl Workload {
                     Some(t.saturating_add(grace)),
                 )
             }
-            _ => (self.main_generator(seed), opts.time_limit_ns),
+            _ => (main, opts.time_limit_ns),
         };
         if let Some(r) = opts.rate {
             main = Box::new(rate(r, generator::rng(seed, RATE_STREAM), main));
@@ -373,7 +400,7 @@ impl Workload {
         if let Some(t) = limit.take() {
             main = Box::new(time_limit(t, main));
         }
-        match self.final_generator() {
+        match final_phase {
             None => main,
             Some(final_phase) => Box::new(phases(vec![main, final_phase])),
         }
@@ -392,9 +419,9 @@ impl Workload {
         }
     }
 
-    /// The final phase: each worker invokes the final functions once, in
-    /// order; `None` when the workload has none.
-    pub fn final_generator(&self) -> Option<Box<dyn Generator>> {
+    /// The `[final]` phase: each worker invokes the final functions once,
+    /// in order; `None` when the workload has none.
+    fn final_ops_generator(&self) -> Option<Box<dyn Generator>> {
         if self.final_ops.is_empty() {
             return None;
         }

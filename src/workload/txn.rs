@@ -6,11 +6,26 @@
 //! on each key). A key that has had `max_writes_per_key` writes is retired
 //! and replaced by a fresh one, so lists stay short and the checker's
 //! version orders small.
+//!
+//! Also here: [`FinalReads`], the final phase that reads every key the main
+//! phase used once more after the faults are healed. A retired key is never
+//! read again by the main phase, so without it an acknowledged write lost
+//! in a crash goes unseen whenever its key retired before a read came back
+//! to it (during an outage the failing transactions use up the keys in
+//! flight within a second or two).
 
 use crate::generator::{Context, Emit, Generator, OpSpec};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Keys a final-read transaction reads at least (more when `max_ops` is
+/// larger): few enough that a transaction stays cheap for the database and
+/// the checker, many enough that thousands of retired keys take a few
+/// hundred transactions.
+pub const FINAL_READ_KEYS: usize = 16;
 
 /// The shape of the transactions, from a workload file's `[txn]` table.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,6 +40,9 @@ pub struct TxnSpec {
     pub max_writes_per_key: u64,
     /// Probability that a micro-operation is a read (the rest are writes).
     pub read_fraction: f64,
+    /// Whether the final phase reads every key the main phase used
+    /// ([`FinalReads`]); off for exactly Elle's generator.
+    pub final_reads: bool,
 }
 
 impl Default for TxnSpec {
@@ -35,7 +53,16 @@ impl Default for TxnSpec {
             active_keys: 10,
             max_writes_per_key: 32,
             read_fraction: 0.5,
+            final_reads: true,
         }
+    }
+}
+
+impl TxnSpec {
+    /// Keys per final-read transaction: [`FINAL_READ_KEYS`], or `max_ops`
+    /// when that is larger (the user asked for transactions that long).
+    pub fn final_read_keys(&self) -> usize {
+        FINAL_READ_KEYS.max(self.max_ops)
     }
 }
 
@@ -46,7 +73,10 @@ pub struct TxnGen {
     append: bool,
     /// The active keys and how many writes each has had.
     keys: Vec<(u64, u64)>,
-    next_key: u64,
+    /// The next fresh key; keys `0..next_key` are the ones handed out so
+    /// far. Shared with the final phase ([`TxnGen::keys_used`]), which
+    /// starts after this generator is done.
+    next_key: Arc<AtomicU64>,
     rng: ChaCha8Rng,
 }
 
@@ -57,11 +87,17 @@ impl TxnGen {
         let n = spec.active_keys.max(1) as u64;
         TxnGen {
             keys: (0..n).map(|k| (k, 0)).collect(),
-            next_key: n,
+            next_key: Arc::new(AtomicU64::new(n)),
             spec,
             append,
             rng,
         }
+    }
+
+    /// The count of keys handed out so far (keys `0..count`), kept up to
+    /// date as keys are retired: what [`FinalReads`] reads.
+    pub fn keys_used(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.next_key)
     }
 
     /// The next transaction's micro-operations.
@@ -83,8 +119,10 @@ impl TxnGen {
             let v = writes + 1;
             mops.push(json!([if self.append { "append" } else { "w" }, k, v]));
             if v >= self.spec.max_writes_per_key.max(1) {
-                self.keys[slot] = (self.next_key, 0);
-                self.next_key += 1;
+                // Only this generator writes the count; the final phase
+                // reads it after every operation of this one completed.
+                let fresh = self.next_key.fetch_add(1, Ordering::SeqCst);
+                self.keys[slot] = (fresh, 0);
             } else {
                 self.keys[slot].1 = v;
             }
@@ -96,6 +134,51 @@ impl TxnGen {
 impl Generator for TxnGen {
     fn next(&mut self, _ctx: &Context) -> Emit {
         Emit::Invoke(OpSpec::new("txn", self.draw()))
+    }
+}
+
+/// The final phase of the transactional workloads: read-only transactions
+/// `[["r", k, null], ...]` of up to `per_txn` keys that together read every
+/// key `0..count` once, in order, where `count` is the main phase's
+/// [`TxnGen::keys_used`] taken when this phase is first asked for an
+/// operation (the main phase is over by then).
+///
+/// Each transaction goes to whichever worker is free (no fixed split), so
+/// the keys are spread over the workers (and so over the nodes their
+/// clients talk to) as they free up, each key is read once, and a worker
+/// stuck on a slow or timed-out read holds up no other key.
+pub struct FinalReads {
+    keys_used: Arc<AtomicU64>,
+    per_txn: u64,
+    /// The next key to read and the end of the range, once known.
+    range: Option<(u64, u64)>,
+}
+
+impl FinalReads {
+    /// Reads of keys `0..keys_used` (as it stands when the phase starts),
+    /// `per_txn` keys (at least 1) per transaction.
+    pub fn new(keys_used: Arc<AtomicU64>, per_txn: usize) -> FinalReads {
+        FinalReads {
+            keys_used,
+            per_txn: per_txn.max(1) as u64,
+            range: None,
+        }
+    }
+}
+
+impl Generator for FinalReads {
+    fn next(&mut self, _ctx: &Context) -> Emit {
+        let keys_used = &self.keys_used;
+        let (next, end) = self
+            .range
+            .get_or_insert_with(|| (0, keys_used.load(Ordering::SeqCst)));
+        if *next >= *end {
+            return Emit::Done;
+        }
+        let last = (*next + self.per_txn).min(*end);
+        let mops: Vec<Value> = (*next..last).map(|k| json!(["r", k, null])).collect();
+        *next = last;
+        Emit::Invoke(OpSpec::new("txn", Value::Array(mops)))
     }
 }
 
@@ -182,6 +265,151 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("txn.read_fraction"), "{e}");
+        let e = Workload::parse(
+            "model = \"list-append\"\n[ops]\ntxn = 1\n[txn]\nfinal_reads = 1\n",
+            p,
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("bool"), "{e}");
+    }
+
+    /// Runs `toml`'s whole generator (main phase bounded to `main_ops`
+    /// transactions, then the final phase) on 4 simulated workers and
+    /// returns the main phase's transactions and the final phase's.
+    fn main_then_final(toml: &str, main_ops: u64) -> (Vec<Value>, Vec<Value>) {
+        use crate::generator::{limit, phases, simulate};
+        use crate::workload::Workload;
+        let w =
+            Workload::parse(toml, std::path::Path::new("w.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let (main, fin) = w.main_and_final(5);
+        let mut gens: Vec<Box<dyn Generator>> = vec![Box::new(limit(main_ops, main))];
+        gens.extend(fin);
+        let ops = simulate(&mut phases(gens), 4, 1, 1_000_000);
+        let values: Vec<Value> = ops.into_iter().map(|o| o.value).collect();
+        let (main, fin) = values.split_at(main_ops as usize);
+        (main.to_vec(), fin.to_vec())
+    }
+
+    fn keys_of(txns: &[Value]) -> Vec<u64> {
+        txns.iter()
+            .flat_map(|t| t.as_array().unwrap().clone())
+            .map(|m| m[1].as_u64().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn final_reads_read_every_key_used_once_in_bounded_read_only_txns() {
+        for (max_ops, per_txn) in [(5, FINAL_READ_KEYS), (20, 20)] {
+            let toml = format!(
+                "model = \"list-append\"\n[ops]\ntxn = 1\n[txn]\n\
+                 max_ops = {max_ops}\nmax_writes_per_key = 3\nactive_keys = 4\n"
+            );
+            let (main, fin) = main_then_final(&toml, 500);
+            let used: HashSet<u64> = keys_of(&main).into_iter().collect();
+            // Keys were retired many times over, so there are many batches.
+            let top = *used.iter().max().unwrap();
+            assert!(top > 100, "only {top} keys");
+            let read = keys_of(&fin);
+            let once: HashSet<u64> = read.iter().copied().collect();
+            assert_eq!(once.len(), read.len(), "a key read twice");
+            assert!(
+                used.is_subset(&once),
+                "a key the main phase used is not read"
+            );
+            // Nothing beyond the keys handed out (at most the active keys
+            // that replaced the last retired ones were never touched).
+            assert!(read.iter().all(|k| *k < top + 1 + 4));
+            for t in &fin {
+                let mops = t.as_array().unwrap();
+                assert!((1..=per_txn).contains(&mops.len()), "{t}");
+                assert!(mops.iter().all(|m| m[0] == "r" && m[2].is_null()), "{t}");
+            }
+            assert_eq!(fin.len(), read.len().div_ceil(per_txn));
+        }
+    }
+
+    #[test]
+    fn final_reads_off_reads_nothing() {
+        let toml = "model = \"rw-register\"\n[ops]\ntxn = 1\n[txn]\nmax_writes_per_key = 3\nfinal_reads = false\n";
+        let (main, fin) = main_then_final(toml, 300);
+        assert_eq!(main.len(), 300);
+        assert!(fin.is_empty(), "{fin:?}");
+        let w = crate::workload::Workload::parse(toml, std::path::Path::new("w.toml")).unwrap();
+        assert!(w.main_and_final(1).1.is_none());
+        // On, the same workload reads its keys with `r`s.
+        let (_, fin) = main_then_final(&toml.replace("false", "true"), 300);
+        assert!(!fin.is_empty());
+    }
+
+    /// A lost append in the history the PostgreSQL `synchronous_commit=off`
+    /// runs produce: key 0's append of 2 is acknowledged, a crash loses
+    /// it, the append of 3 fails during the outage, 4 succeeds after the
+    /// restart, and with `max_writes_per_key = 4` the key is retired: the
+    /// main phase never reads it again. Only the final read sees the loss.
+    fn lost_append_history(final_read: bool) -> crate::history::History {
+        use crate::history::{History, Op, OpType, Process};
+        let mut events = vec![
+            (0, OpType::Invoke, json!([["append", 0, 1]])),
+            (0, OpType::Ok, json!([["append", 0, 1]])),
+            (1, OpType::Invoke, json!([["r", 0, null]])),
+            (1, OpType::Ok, json!([["r", 0, [1]]])),
+            (0, OpType::Invoke, json!([["append", 0, 2]])),
+            (0, OpType::Ok, json!([["append", 0, 2]])),
+            (1, OpType::Invoke, json!([["append", 0, 3]])),
+            (1, OpType::Fail, json!([["append", 0, 3]])),
+            (2, OpType::Invoke, json!([["append", 0, 4]])),
+            (2, OpType::Ok, json!([["append", 0, 4]])),
+        ];
+        if final_read {
+            // What FinalReads asks of key 0 (and what the db answers).
+            let mut fin = FinalReads::new(Arc::new(AtomicU64::new(1)), FINAL_READ_KEYS);
+            let ctx = Context::new(2, false);
+            let Emit::Invoke(spec) = fin.next(&ctx) else {
+                panic!("no final read")
+            };
+            assert_eq!(spec.value, json!([["r", 0, null]]));
+            events.push((1, OpType::Invoke, spec.value));
+            events.push((1, OpType::Ok, json!([["r", 0, [1, 4]]])));
+        }
+        let ops = events
+            .into_iter()
+            .map(|(p, kind, v)| Op::new(0, Process::Client(p), kind, "txn", v))
+            .collect();
+        History::new(ops)
+    }
+
+    #[test]
+    fn a_lost_append_is_caught_by_the_final_read_only() {
+        use crate::check::txn::{check, TxnKind, TxnOptions};
+        use crate::check::Validity;
+        let opts = TxnOptions::new(TxnKind::ListAppend);
+        let without = check(&lost_append_history(false), &opts).unwrap();
+        assert_eq!(without.validity, Validity::Valid, "{:?}", without.anomalies);
+        assert!(without.anomaly_types.is_empty());
+        let with = check(&lost_append_history(true), &opts).unwrap();
+        assert_eq!(with.validity, Validity::Invalid);
+        // The acknowledged append of 2 (T1) is missing from the final read
+        // (T3) although the append of 4 (T2), invoked after T1 completed,
+        // is there: T1 must come after T2 in key 0's order (G0-realtime)
+        // and after the final read (G-single-realtime).
+        assert_eq!(with.anomaly_types, vec!["G-single-realtime", "G0-realtime"]);
+        let g0 = &with.anomalies["G0-realtime"][0];
+        assert_eq!(
+            g0.explanation,
+            "T1 < T2 because T1 completed (event 5) before T2 was invoked (event 8); \
+             T2 < T1 because T1 appended 2 to key 0 after T2 appended 4: a contradiction"
+        );
+        assert_eq!(g0.txns[0].ops, "[append 0 2]");
+        let single = &with.anomalies["G-single-realtime"][0];
+        assert!(
+            single
+                .explanation
+                .contains("T3 < T1 because T3 read key 0 (up to 4) before T1 appended 2 to it"),
+            "{}",
+            single.explanation
+        );
+        assert_eq!(single.txns[2].invoke_index, 10, "T3 is the final read");
     }
 
     #[test]
