@@ -250,6 +250,12 @@ impl Db for Nats {
         "nats"
     }
 
+    /// JetStream's store: what `lose-unfsynced` puts under lazyfs (its
+    /// `sync_interval` decides what an acknowledged write has on disk).
+    fn data_folder(&self, node: &Node) -> Option<String> {
+        Some(format!("{}/store", self.dir(node)))
+    }
+
     fn install(&self, node: &Node) -> Result<(), DbError> {
         crate::db::apt_install(
             self.name(),
