@@ -21,7 +21,7 @@
 //!   goes back to the queue when the channel closes, so a get that got no
 //!   answer closes its connection); an ack whose round trip did not come
 //!   back is `info`.
-//! - `drain`: dequeues until the queue has stayed empty for 1 s, then
+//! - `drain`: dequeues until the queue has stayed empty for 3 s, then
 //!   asks every node's broker (all at once) how many messages the queue has ready (a
 //!   fresh connection to each, declaring the queue): `ok` with every
 //!   element taken only once each of them answers 0. `basic.get` sees
@@ -248,9 +248,11 @@ enum NotTaken {
 const DRAIN_STEP: Duration = Duration::from_secs(1);
 
 /// How long the queue must stay empty before a drain asks every node: a
-/// connection this drain abandoned (closed in the background, within a
-/// second) may still be closing, with a message it held.
-const DRAIN_QUIET: Duration = Duration::from_secs(1);
+/// connection abandoned by this drain or another may still be closing,
+/// and a queue may apply the return of what it held later than it answers
+/// (a quorum queue's Raft log). With 1 s, a drain on a loaded cluster
+/// ended `ok` while 426 messages of a quorum queue were still to come.
+const DRAIN_QUIET: Duration = Duration::from_secs(3);
 
 /// Whether every node's broker said the queue has nothing ready: `Ok` when
 /// each of `answers` (node, ready messages or why there was no answer) is
