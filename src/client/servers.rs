@@ -46,17 +46,6 @@ impl Servers {
         Servers::new(what, nodes.iter().map(|n| (n.name(), n.host_port(port))))
     }
 
-    /// Every server, as (node name, address), by node name.
-    pub fn all(&self) -> Vec<(&str, &str)> {
-        let mut all: Vec<(&str, &str)> = self
-            .by_node
-            .iter()
-            .map(|(n, a)| (n.as_str(), a.as_str()))
-            .collect();
-        all.sort_unstable();
-        all
-    }
-
     /// The address of the server on `node`; a worker placed on a node
     /// with none is refused before anything is sent (`fail`).
     pub fn on(&self, node: &str) -> Result<&str, ClientError> {
@@ -74,8 +63,6 @@ mod tests {
     fn a_node_without_a_server_is_refused_by_name() {
         let servers = Servers::new("NATS", [("n1", "10.0.0.1:4222")]).expect("one server");
         assert_eq!(servers.on("n1").expect("n1"), "10.0.0.1:4222");
-        let two = Servers::new("NATS", [("n2", "b"), ("n1", "a")]).expect("two servers");
-        assert_eq!(two.all(), vec![("n1", "a"), ("n2", "b")]);
         let err = servers.on("n9").expect_err("no n9");
         assert!(
             err.to_string().contains("no NATS server on node n9"),

@@ -21,19 +21,12 @@
 //!   goes back to the queue when the channel closes, so a get that got no
 //!   answer closes its connection); an ack whose round trip did not come
 //!   back is `info`.
-//! - `drain`: dequeues until the queue has stayed empty for 3 s, then
-//!   asks every node's broker (all at once) how many messages the queue has ready (a
-//!   fresh connection to each, declaring the queue): `ok` with every
-//!   element taken only once each of them answers 0. `basic.get` sees
-//!   ready messages only; one held unacked by a channel that has since
-//!   closed comes back once the queue hears of the close, and a node's
-//!   answer comes after everything that node sent the queue before it, so
-//!   an element held by a closed channel anywhere is ready (and counted)
-//!   by then, or the node does not answer and the drain does not end.
-//!   Each step may take a second at most (then a new connection and
-//!   another try). If the time runs out with elements taken the drain is
-//!   `info`, else `fail`, with the last reason (e.g. the node that did not
-//!   answer).
+//! - `drain`: dequeues until the queue has stayed empty for 3 s (an
+//!   element another client held unacked when its connection closed is
+//!   requeued once the queue hears of it), `ok` with every element taken. Each
+//!   step may take a second at most (then a new connection and another
+//!   try). If the time runs out with elements taken the drain is `info`,
+//!   else `fail`.
 
 use super::db::{QueueType, AMQP_PORT, QUEUE};
 use crate::client::servers::Servers;
@@ -247,78 +240,10 @@ enum NotTaken {
 /// on a new connection.
 const DRAIN_STEP: Duration = Duration::from_secs(1);
 
-/// How long the queue must stay empty before a drain asks every node: a
-/// connection abandoned by this drain or another may still be closing,
-/// and a queue may apply the return of what it held later than it answers
-/// (a quorum queue's Raft log). With 1 s, one drain on a loaded cluster
-/// ended `ok` while the nine others ran out of time still taking
-/// elements, and the 426 nobody took were judged lost.
+/// How long the queue must stay empty before a drain ends: `basic.get`
+/// sees only ready messages, and one held unacked by a channel the queue
+/// was cut off from comes back only once the queue hears it closed.
 const DRAIN_QUIET: Duration = Duration::from_secs(3);
-
-/// Whether every node's broker said the queue has nothing ready: `Ok` when
-/// each of `answers` (node, ready messages or why there was no answer) is
-/// 0, else why the queue is not known to be drained.
-pub fn drained_everywhere(answers: &[(String, Result<u32, String>)]) -> Result<(), String> {
-    if answers.is_empty() {
-        return Err("no broker to ask".into());
-    }
-    let not_yet: Vec<String> = answers
-        .iter()
-        .filter_map(|(node, a)| match a {
-            Ok(0) => None,
-            Ok(n) => Some(format!("{node} has {n} ready")),
-            Err(e) => Some(format!("{node} did not say: {e}")),
-        })
-        .collect();
-    if not_yet.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "the queue is not empty everywhere: {}",
-            not_yet.join("; ")
-        ))
-    }
-}
-
-/// How many messages the queue has ready, as the broker at `uri` says in
-/// answer to declaring it (on a connection of its own, closed after).
-async fn ready_on(uri: &str, queue_type: QueueType, deadline: Instant) -> Result<u32, String> {
-    let fail = |f: Failed| f.why;
-    let connection = before(
-        deadline,
-        "connect",
-        Connection::connect(uri, ConnectionProperties::default()),
-    )
-    .await
-    .map_err(fail)?;
-    let declared = async {
-        let channel = before(deadline, "open a channel", connection.create_channel()).await?;
-        before(
-            deadline,
-            "queue.declare",
-            channel.queue_declare(
-                QUEUE,
-                QueueDeclareOptions {
-                    durable: true,
-                    ..QueueDeclareOptions::default()
-                },
-                queue_arguments(queue_type),
-            ),
-        )
-        .await
-    }
-    .await
-    .map_err(fail);
-    // Closed in the background: the answer is all that was wanted.
-    tokio::spawn(async move {
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            connection.close(200, "faultline: asked"),
-        )
-        .await;
-    });
-    Ok(declared?.message_count())
-}
 
 impl Conn {
     async fn open(uri: &str, queue_type: QueueType, deadline: Instant) -> Result<Conn, String> {
@@ -503,11 +428,7 @@ impl RabbitClient {
                 }
                 Ok(Took::Empty) => match empty_since {
                     Some(t) if t.elapsed() >= DRAIN_QUIET => {
-                        match self.drained_everywhere(deadline).await {
-                            Ok(()) => return Completion::ok(Value::Array(taken)),
-                            Err(e) => last = e,
-                        }
-                        false
+                        return Completion::ok(Value::Array(taken))
                     }
                     Some(_) => false,
                     None => {
@@ -550,28 +471,6 @@ impl RabbitClient {
                 format!("not drained before the timeout: {last}"),
             )
         }
-    }
-
-    /// Asks every node's broker at once, a step at most.
-    async fn drained_everywhere(&self, deadline: Instant) -> Result<(), String> {
-        let step = (Instant::now() + DRAIN_STEP).min(deadline);
-        let mut asks = tokio::task::JoinSet::new();
-        for (node, uri) in self.brokers.all() {
-            let (node, uri, queue_type) = (node.to_string(), uri.to_string(), self.opts.queue_type);
-            asks.spawn(async move {
-                let ready = ready_on(&uri, queue_type, step).await;
-                (node, ready)
-            });
-        }
-        let mut answers = Vec::new();
-        while let Some(asked) = asks.join_next().await {
-            match asked {
-                Ok(answer) => answers.push(answer),
-                Err(e) => answers.push(("a node".into(), Err(format!("asking: {e}")))),
-            }
-        }
-        answers.sort();
-        drained_everywhere(&answers)
     }
 
     async fn reconnect(&mut self, deadline: Instant) -> Result<(), String> {
@@ -686,31 +585,6 @@ mod tests {
             std::io::ErrorKind::ConnectionReset,
         )));
         assert!(!refused_before_sending(&io));
-    }
-
-    #[test]
-    fn a_drain_ends_only_when_every_broker_says_nothing_is_ready() {
-        let answer = |n: &str, a: Result<u32, &str>| (n.to_string(), a.map_err(String::from));
-        assert_eq!(
-            drained_everywhere(&[answer("n1", Ok(0)), answer("n2", Ok(0))]),
-            Ok(())
-        );
-        // A node whose channels may have held messages, unheard from.
-        assert_eq!(
-            drained_everywhere(&[
-                answer("n1", Ok(0)),
-                answer("n3", Err("connect: no answer before the timeout")),
-            ]),
-            Err("the queue is not empty everywhere: n3 did not say: \
-                 connect: no answer before the timeout"
-                .into())
-        );
-        // Requeued since this drain's last get: take it first.
-        assert_eq!(
-            drained_everywhere(&[answer("n1", Ok(2)), answer("n2", Ok(0))]),
-            Err("the queue is not empty everywhere: n1 has 2 ready".into())
-        );
-        assert_eq!(drained_everywhere(&[]), Err("no broker to ask".into()));
     }
 
     #[test]
