@@ -266,7 +266,8 @@ pub fn request(
 
 impl Db for Nats {
     /// JetStream's store: the streams and their messages, what
-    /// `corrupt-file` damages, `rollback` restores and lazyfs holds.
+    /// `corrupt-file` damages, `rollback` restores and lazyfs holds (its
+    /// `sync_interval` decides what an acknowledged write has on disk).
     fn data_folder(&self, node: &Node) -> Option<String> {
         Some(format!("{}/store", self.dir(node)))
     }
