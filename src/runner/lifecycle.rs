@@ -19,13 +19,13 @@ use crate::check::Validity;
 use crate::cluster::Cluster;
 use crate::db;
 use crate::generator::{
-    self, any, on_clients, on_nemesis, phases, rate, time_limit, Emit, Generator, OpSpec, Target,
+    self, any, on_clients, on_nemesis, phases, time_limit, Emit, Generator, OpSpec, Target,
 };
 use crate::history::{History, Op, OpType};
 use crate::nemesis::coverage::{self, RequestedFault};
 use crate::nemesis::{self, config, schedule::Schedule, Fault, Nemeses, Nemesis, NemesisClient};
 use crate::store::{RunDir, END_MARKER};
-use crate::workload::Workload;
+use crate::workload::{GenOptions, Workload};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -850,10 +850,12 @@ fn build_generator(
     db_has_primaries: bool,
     stop_early: Arc<AtomicBool>,
 ) -> Box<dyn Generator> {
-    let (mut main, final_phase) = workload.main_and_final(seed);
-    if let Some(r) = spec.rate {
-        main = Box::new(rate(r, generator::rng(seed, 0x7261_7465), main));
-    }
+    let limit_ns = (spec.time_limit * 1e9) as u64;
+    let opts = GenOptions {
+        rate: spec.rate,
+        time_limit_ns: Some(limit_ns),
+    };
+    let (main, final_phase) = workload.bounded_phases(seed, opts);
     let interval = spec.nemesis_interval.map(Duration::from_secs_f64);
     let schedule = Schedule::new(defs.to_vec(), interval, seed ^ 0x6E65_6D65)
         .with_primaries(db_has_primaries)
@@ -865,16 +867,15 @@ fn build_generator(
         .collect();
     let heal = OpSpec::new(Fault::HealAll.f(), Fault::HealAll.value()).with_target(Target::Nemesis);
     stops.push(Box::new(generator::once(generator::repeat(heal))));
-    let limit_ns = (spec.time_limit * 1e9) as u64;
+    // Each side is bounded by the time limit on its own: the clients'
+    // main phase may run past it only to wind down (a lock workload's
+    // holders release), while no fault starts after it.
     let body = UntilSet {
         flag: stop_early,
-        inner: time_limit(
-            limit_ns,
-            any(vec![
-                Box::new(on_clients(main)),
-                Box::new(on_nemesis(schedule)),
-            ]),
-        ),
+        inner: any(vec![
+            Box::new(on_clients(main)),
+            Box::new(on_nemesis(time_limit(limit_ns, schedule))),
+        ]),
     };
     let mut parts: Vec<Box<dyn Generator>> =
         vec![Box::new(body), Box::new(on_nemesis(generator::seq(stops)))];

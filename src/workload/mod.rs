@@ -378,10 +378,25 @@ impl Workload {
 
     /// The whole test's client generator: the main phase (paced by
     /// `opts.rate`, bounded by `opts.time_limit_ns`), then the final phase.
-    /// A lock workload winds down at the time limit (every holder
-    /// releases) and is cut off only when the acquires still waiting
-    /// have had their time.
     pub fn generator(&self, seed: u64, opts: GenOptions) -> Box<dyn Generator> {
+        match self.bounded_phases(seed, opts) {
+            (main, None) => main,
+            (main, Some(final_phase)) => Box::new(phases(vec![main, final_phase])),
+        }
+    }
+
+    /// The test's two client phases, for the runner to put its nemesis
+    /// beside the first: the main phase, paced by `opts.rate` and bounded
+    /// by `opts.time_limit_ns`, and the final phase (`None` when the
+    /// workload has none). A lock workload winds down at the time limit
+    /// (every holder releases, no worker acquires again) and is cut off
+    /// only when the acquires still waiting have had their time, so its
+    /// lock is free when the main phase ends.
+    pub fn bounded_phases(
+        &self,
+        seed: u64,
+        opts: GenOptions,
+    ) -> (Box<dyn Generator>, Option<Box<dyn Generator>>) {
         let (main, final_phase) = self.main_and_final(seed);
         let (mut main, mut limit) = match (self.lock_generator(seed), opts.time_limit_ns) {
             (Some(lock), Some(t)) => {
@@ -400,10 +415,7 @@ impl Workload {
         if let Some(t) = limit.take() {
             main = Box::new(time_limit(t, main));
         }
-        match final_phase {
-            None => main,
-            Some(final_phase) => Box::new(phases(vec![main, final_phase])),
-        }
+        (main, final_phase)
     }
 
     /// What the classic checkers (bank, queue, ...) need from this

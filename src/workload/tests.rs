@@ -388,3 +388,32 @@ fn lock_tables_are_validated_and_refused_elsewhere() {
         parse("model = \"mutex\"\n[ops]\nadd = 1\n[lock]\nacquire_timeout_s = 0\n").unwrap_err();
     assert_eq!(e.field.as_deref(), Some("lock.acquire_timeout_s"));
 }
+
+/// At the time limit a lock workload's main phase does not stop mid-hold:
+/// every acquire is followed by its release before the final reads, so
+/// no acquire is left waiting behind a holder that stopped.
+#[test]
+fn a_lock_workload_releases_every_hold_before_its_main_phase_ends() {
+    let w = shipped("lock-set");
+    for tick in [7, 10, 13] {
+        let mut g = w.generator(
+            1,
+            GenOptions {
+                rate: None,
+                time_limit_ns: Some(1_000),
+            },
+        );
+        let ops = simulate(&mut g, 3, tick, 10_000);
+        let main: Vec<&str> = ops
+            .iter()
+            .map(|o| o.f.as_str())
+            .take_while(|f| *f != "read")
+            .collect();
+        let count = |f: &str| main.iter().filter(|g| **g == f).count();
+        assert!(count("acquire") > 3, "tick {tick}: {main:?}");
+        assert_eq!(count("acquire"), count("release"), "tick {tick}: {main:?}");
+        assert_eq!(main.last(), Some(&"release"), "tick {tick}");
+        // Then each worker reads the set once.
+        assert_eq!(ops.len() - main.len(), 3, "tick {tick}");
+    }
+}
