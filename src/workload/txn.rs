@@ -15,6 +15,7 @@
 //! flight within a second or two).
 
 use crate::generator::{Context, Emit, Generator, OpSpec};
+use crate::history::{Op, OpType};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -147,12 +148,29 @@ impl Generator for TxnGen {
 /// the keys are spread over the workers (and so over the nodes their
 /// clients talk to) as they free up, each key is read once, and a worker
 /// stuck on a slow or timed-out read holds up no other key.
+///
+/// A read that did not end `ok` (the db still recovering from the last
+/// fault: a node restarting, a state transfer) is tried again,
+/// [`FINAL_READ_RETRY_NS`] later, up to [`FINAL_READ_ATTEMPTS`] times in
+/// all: a key left unread is a key whose lost writes nobody sees.
 pub struct FinalReads {
     keys_used: Arc<AtomicU64>,
     per_txn: u64,
     /// The next key to read and the end of the range, once known.
     range: Option<(u64, u64)>,
+    /// Reads to try again: (when, the transaction).
+    retries: std::collections::VecDeque<(u64, Value)>,
+    /// Attempts so far of each transaction not yet `ok`, by its first key.
+    attempts: std::collections::HashMap<u64, u32>,
+    /// This phase's transactions in flight.
+    in_flight: usize,
 }
+
+/// How many times in all a final read is tried before its keys are left
+/// unread.
+pub const FINAL_READ_ATTEMPTS: u32 = 15;
+/// How long after a final read that did not end `ok` it is tried again.
+pub const FINAL_READ_RETRY_NS: u64 = 2_000_000_000;
 
 impl FinalReads {
     /// Reads of keys `0..keys_used` (as it stands when the phase starts),
@@ -162,23 +180,75 @@ impl FinalReads {
             keys_used,
             per_txn: per_txn.max(1) as u64,
             range: None,
+            retries: Default::default(),
+            attempts: Default::default(),
+            in_flight: 0,
         }
+    }
+
+    /// The first key a transaction of this phase reads.
+    fn first_key(txn: &Value) -> Option<u64> {
+        txn.as_array()?.first()?.as_array()?.get(1)?.as_u64()
     }
 }
 
 impl Generator for FinalReads {
-    fn next(&mut self, _ctx: &Context) -> Emit {
+    fn next(&mut self, ctx: &Context) -> Emit {
+        if let Some((due, _)) = self.retries.front() {
+            if *due <= ctx.time {
+                if let Some((_, txn)) = self.retries.pop_front() {
+                    self.in_flight += 1;
+                    return Emit::Invoke(OpSpec::new("txn", txn));
+                }
+            }
+        }
         let keys_used = &self.keys_used;
         let (next, end) = self
             .range
             .get_or_insert_with(|| (0, keys_used.load(Ordering::SeqCst)));
         if *next >= *end {
-            return Emit::Done;
+            return match self.retries.front() {
+                Some((due, _)) => Emit::Pending(Some(*due)),
+                None if self.in_flight > 0 => Emit::Pending(None),
+                None => Emit::Done,
+            };
         }
         let last = (*next + self.per_txn).min(*end);
         let mops: Vec<Value> = (*next..last).map(|k| json!(["r", k, null])).collect();
         *next = last;
+        self.in_flight += 1;
         Emit::Invoke(OpSpec::new("txn", Value::Array(mops)))
+    }
+
+    fn update(&mut self, ctx: &Context, event: &Op) {
+        if event.kind == OpType::Invoke || event.f != "txn" {
+            return;
+        }
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let Some(first) = Self::first_key(&event.value) else {
+            return;
+        };
+        if event.kind == OpType::Ok {
+            self.attempts.remove(&first);
+            return;
+        }
+        let tried = self.attempts.entry(first).or_insert(1);
+        if *tried >= FINAL_READ_ATTEMPTS {
+            return;
+        }
+        *tried += 1;
+        // The same reads again, their answers blank.
+        let mops: Vec<Value> = event
+            .value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some(json!(["r", m.as_array()?.get(1)?.clone(), null])))
+            .collect();
+        self.retries.push_back((
+            ctx.time.saturating_add(FINAL_READ_RETRY_NS),
+            Value::Array(mops),
+        ));
     }
 }
 
@@ -424,5 +494,63 @@ mod tests {
             .iter()
             .flat_map(|t| t.as_array().unwrap().clone())
             .any(|m| m[0] == "append"));
+    }
+
+    /// A final read that failed (the db still recovering) is tried again
+    /// after a pause, until it is `ok` or has been tried
+    /// FINAL_READ_ATTEMPTS times; the phase ends only then.
+    #[test]
+    fn a_failed_final_read_is_tried_again_until_ok_or_out_of_attempts() {
+        use crate::history::{Op, OpType, Process};
+        let keys = Arc::new(AtomicU64::new(40));
+        let mut g = FinalReads::new(keys, 16);
+        let mut ctx = Context::new(3, false);
+        let mut issued = Vec::new();
+        for _ in 0..3 {
+            let Emit::Invoke(op) = g.next(&ctx) else {
+                panic!("expected a read");
+            };
+            issued.push(op.value);
+        }
+        let done = |value: &Value, kind| {
+            let mut op = Op::new(0, Process::Client(0), kind, "txn", value.clone());
+            if kind == OpType::Ok {
+                op.value = json!([["r", FinalReads::first_key(value).unwrap(), []]]);
+            }
+            op
+        };
+        // The first and third are ok; the second (keys 16..32) fails.
+        g.update(&ctx, &done(&issued[0], OpType::Ok));
+        g.update(&ctx, &done(&issued[2], OpType::Ok));
+        g.update(&ctx, &done(&issued[1], OpType::Fail));
+        assert_eq!(g.next(&ctx), Emit::Pending(Some(FINAL_READ_RETRY_NS)));
+        // It fails again and again: tried FINAL_READ_ATTEMPTS times in all.
+        let mut tries = 1;
+        loop {
+            ctx.time += FINAL_READ_RETRY_NS;
+            match g.next(&ctx) {
+                Emit::Invoke(op) => {
+                    assert_eq!(op.value, issued[1], "the same keys, answers blank");
+                    tries += 1;
+                    g.update(&ctx, &done(&op.value, OpType::Fail));
+                }
+                Emit::Done => break,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(tries, FINAL_READ_ATTEMPTS);
+        // And one that is ok on its second try ends the phase at once.
+        let mut g = FinalReads::new(Arc::new(AtomicU64::new(5)), 16);
+        let Emit::Invoke(op) = g.next(&ctx) else {
+            panic!("expected a read");
+        };
+        assert_eq!(g.next(&ctx), Emit::Pending(None), "in flight: not done");
+        g.update(&ctx, &done(&op.value, OpType::Info));
+        ctx.time += FINAL_READ_RETRY_NS;
+        let Emit::Invoke(again) = g.next(&ctx) else {
+            panic!("expected the read again");
+        };
+        g.update(&ctx, &done(&again.value, OpType::Ok));
+        assert_eq!(g.next(&ctx), Emit::Done);
     }
 }
