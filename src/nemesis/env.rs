@@ -177,7 +177,9 @@ pub fn faultline_on(
         reason: format!("no faultline binary known to run {what}"),
     })?;
     let path = local.display().to_string();
-    if node.capabilities().shares_host
+    let source = upload_source(local);
+    if source == local
+        && node.capabilities().shares_host
         && node
             .exec(&format!(
                 "{} {subcommand} --help >/dev/null 2>&1",
@@ -189,6 +191,37 @@ pub fn faultline_on(
     }
     let remote = format!("{}/bin/faultline", node.work_dir());
     node.run(&format!("mkdir -p {}/bin", shell_quote(node.work_dir())))?;
-    node.upload(local, &remote, 0o755)?;
+    node.upload(&source, &remote, 0o755)?;
     Ok(remote)
+}
+
+/// What to upload for the binary at `local`: `local` itself, or, when it
+/// is this program's own path and the file was replaced while the run
+/// went on (a rebuild: the kernel then names it `PATH (deleted)`), the
+/// running program as `/proc/self/exe` still shows it.
+fn upload_source(local: &std::path::Path) -> std::path::PathBuf {
+    let replaced = !local.exists() && local.to_string_lossy().ends_with(" (deleted)");
+    if replaced {
+        std::path::PathBuf::from("/proc/self/exe")
+    } else {
+        local.to_path_buf()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::upload_source;
+    use std::path::Path;
+
+    /// A binary rebuilt during a run is uploaded from the running program,
+    /// not from a path that no longer exists; any other path as it is.
+    #[test]
+    fn a_replaced_binary_is_uploaded_from_the_running_program() {
+        let gone = Path::new("/nonexistent/faultline (deleted)");
+        assert_eq!(upload_source(gone), Path::new("/proc/self/exe"));
+        let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        assert_eq!(upload_source(&here), here);
+        let missing = Path::new("/nonexistent/faultline");
+        assert_eq!(upload_source(missing), missing);
+    }
 }
