@@ -504,14 +504,22 @@ async fn worker(
             (Err(e), Some(job)) => {
                 Completion::fail(job.inv.value.clone(), format!("client not open: {e}"))
             }
-            (Ok(()), Some(job)) => match tokio::time::timeout(timeout, client.invoke(&job.inv))
-                .await
-            {
-                Ok(c) => c,
-                Err(_) => {
-                    Completion::info(job.inv.value.clone(), format!("timeout after {timeout:?}"))
+            (Ok(()), Some(job)) => {
+                // The operation's own timeout (the run's, or longer for an
+                // operation the generator lets wait, such as an acquire).
+                let timeout = if job.inv.timeout.is_zero() {
+                    timeout
+                } else {
+                    job.inv.timeout
+                };
+                match tokio::time::timeout(timeout, client.invoke(&job.inv)).await {
+                    Ok(c) => c,
+                    Err(_) => Completion::info(
+                        job.inv.value.clone(),
+                        format!("timeout after {timeout:?}"),
+                    ),
                 }
-            },
+            }
         };
         let Some(Job { process, inv }) = guard.job.take() else {
             break;

@@ -670,3 +670,63 @@ fn a_failed_final_heal_makes_the_run_unknown() {
     );
     assert!(results.get("unknown_reason").is_none(), "{results}");
 }
+
+/// Sleeps 100 ms on every operation, then answers ok.
+struct Slow;
+
+#[async_trait::async_trait]
+impl Client for Slow {
+    async fn open(&mut self, _node: &str) -> Result<(), ClientError> {
+        Ok(())
+    }
+
+    async fn invoke(&mut self, inv: &Invocation) -> Completion {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Completion::ok(inv.value.clone())
+    }
+
+    async fn close(&mut self) -> Result<(), ClientError> {
+        Ok(())
+    }
+}
+
+/// An operation given its own, longer timeout (a lock acquire) may take
+/// longer than the run's operation timeout; the others may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_with_its_own_timeout_may_outlast_the_runs() {
+    let factory: ClientFactory = Box::new(|_| Box::new(Slow));
+    let mut c = cfg(1);
+    c.op_timeout = Duration::from_millis(20);
+    let ops = vec![
+        OpSpec::new("acquire", json!(null)).with_timeout(Duration::from_secs(5)),
+        OpSpec::new("write", json!(1)),
+    ];
+    let gen = Box::new(crate::generator::seq(
+        ops.into_iter()
+            .map(|op| Box::new(crate::generator::once(repeat(op))) as Box<dyn Generator>)
+            .collect(),
+    ));
+    let h = run_workers(
+        gen,
+        factory,
+        None,
+        &c,
+        Recorder::in_memory(Instant::now()),
+        Stop::new(),
+    )
+    .await
+    .expect("run");
+    let ends: Vec<(String, OpType)> = h
+        .ops
+        .iter()
+        .filter(|o| o.kind != OpType::Invoke)
+        .map(|o| (o.f.clone(), o.kind))
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            ("acquire".to_string(), OpType::Ok),
+            ("write".to_string(), OpType::Info)
+        ]
+    );
+}
