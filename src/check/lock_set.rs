@@ -292,6 +292,17 @@ pub fn check_calls(calls: &[Call]) -> LockSetReport {
     }
     let (validity, explanation) = if !findings.is_empty() {
         (Validity::Invalid, findings.join("; "))
+    } else if holds.is_empty() {
+        // Nothing was ever held: the lock was never tested, which is no
+        // evidence that it is safe (a db that refuses every acquire, a
+        // client that knows no lock).
+        (
+            Validity::Unknown,
+            format!(
+                "no acquire succeeded ({} tried), so the lock was never held and nothing was tested",
+                plural(acquires, "acquire", "acquires"),
+            ),
+        )
     } else if final_reads.is_empty() {
         (
             Validity::Unknown,

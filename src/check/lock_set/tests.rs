@@ -252,3 +252,23 @@ fn an_element_nobody_added_is_unexpected() {
         "2 elements in the final read that no add may have added, e.g. 0"
     );
 }
+
+#[test]
+fn a_lock_never_held_tested_nothing_and_is_unknown() {
+    // Every acquire refused (a db with no lock): no hold, no add, a final
+    // read of the empty set. Nothing overlapped, but nothing was tried.
+    let h = history(&[
+        (0, Invoke, "acquire", null()),
+        (0, Fail, "acquire", null()),
+        (1, Invoke, "acquire", null()),
+        (1, Fail, "acquire", null()),
+        (0, Invoke, "read", null()),
+        (0, Done, "read", json!([])),
+    ]);
+    let r = check(&h).unwrap();
+    assert_eq!(r.validity, Validity::Unknown);
+    assert_eq!(
+        r.explanation,
+        "no acquire succeeded (2 acquires tried), so the lock was never held and nothing was tested"
+    );
+}
