@@ -156,11 +156,21 @@ fn brief(failures: &Value) -> Vec<(String, String, String)> {
 }
 
 /// What the online checker judged of `h`, fed event by event with rounds
-/// at random cuts (no round after the last event: the run's end).
+/// at random cuts (no round after the last event: the run's end), and,
+/// as the running checker's rounds every 100 ms would, one in every pause
+/// (a gap of more than [`RETIRE_AFTER`] between events), so the keys in
+/// use before it are retired there and those used again come back.
 fn online_over(h: &History, rng: &mut XorShift) -> Online {
     let mut online = Online::new(&["linearizable".into()], &ctx());
     let mut next_round = rng.below(150);
+    let quiet = RETIRE_AFTER.as_nanos() as u64;
+    let mut last_time = 0;
     for (i, op) in h.ops.iter().enumerate() {
+        let now = op.time.unwrap_or(last_time);
+        if now > last_time.saturating_add(quiet) {
+            online.round(&|| now);
+        }
+        last_time = now;
         online.add(op.clone());
         if i as u64 >= next_round {
             let now = op.time.unwrap_or(0);
