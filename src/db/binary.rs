@@ -135,6 +135,35 @@ impl DbBinary {
     }
 }
 
+impl DbBinary {
+    /// [`DbBinary::install_at`], then `check` (a command line that
+    /// runs the installed program, e.g. `PATH --version`) must succeed: an
+    /// uploaded build that does not run on the node is an error naming it.
+    pub fn install_checked(
+        &self,
+        db: &str,
+        node: &Node,
+        remote: &str,
+        check: &str,
+    ) -> Result<(), DbError> {
+        self.install_at(db, node, remote)?;
+        let out = node.exec(check)?;
+        if out.success() {
+            return Ok(());
+        }
+        Err(DbError::on(
+            db,
+            node,
+            "install",
+            format!(
+                "uploaded {} does not run: {}",
+                self.path.display(),
+                out.stderr.trim()
+            ),
+        ))
+    }
+}
+
 /// The size and sha256 of the file at `remote` on `node`; `None` when
 /// there is no such file.
 pub fn digest_on(node: &Node, remote: &str) -> Result<Option<(u64, String)>, DbError> {

@@ -455,20 +455,8 @@ impl Db for Etcd {
     fn install(&self, node: &Node) -> Result<(), DbError> {
         if let Some(local) = &self.opts.binary {
             let bin = self.binary(node);
-            local.install_at(self.name(), node, &bin)?;
-            let out = node.exec(&format!("{} --version", shell_quote(&bin)))?;
-            if !out.success() {
-                return Err(self.err(
-                    node,
-                    "install",
-                    format!(
-                        "uploaded {} does not run: {}",
-                        local.path.display(),
-                        out.stderr.trim()
-                    ),
-                ));
-            }
-            return Ok(());
+            let check = format!("{} --version", shell_quote(&bin));
+            return local.install_checked(self.name(), node, &bin, &check);
         }
         crate::db::apt_install(
             self.name(),

@@ -278,21 +278,8 @@ impl Db for Nats {
 
     fn install(&self, node: &Node) -> Result<(), DbError> {
         if let Some(local) = &self.opts.binary {
-            local.install_at(self.name(), node, &self.uploaded(node))?;
-            let out = node.exec(&format!("{} --version", self.program(node)))?;
-            if !out.success() {
-                return Err(DbError::on(
-                    self.name(),
-                    node,
-                    "install",
-                    format!(
-                        "uploaded {} does not run: {}",
-                        local.path.display(),
-                        out.stderr.trim()
-                    ),
-                ));
-            }
-            return Ok(());
+            let check = format!("{} --version", self.program(node));
+            return local.install_checked(self.name(), node, &self.uploaded(node), &check);
         }
         crate::db::apt_install(
             self.name(),

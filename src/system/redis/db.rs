@@ -349,23 +349,12 @@ impl Db for Redis {
     fn install(&self, node: &Node) -> Result<(), DbError> {
         if let Some(local) = &self.opts.binary {
             let server = format!("{}/bin/redis-server", node.work_dir());
-            local.install_at(self.name(), node, &server)?;
+            let check = format!("{} --version", self.program(node, "redis-server"));
+            local.install_checked(self.name(), node, &server, &check)?;
             node.run(&format!(
                 "ln -sfn redis-server {}",
                 shell_quote(&format!("{}/bin/redis-sentinel", node.work_dir()))
             ))?;
-            let out = node.exec(&format!("{} --version", self.program(node, "redis-server")))?;
-            if !out.success() {
-                return Err(self.err(
-                    node,
-                    "install",
-                    format!(
-                        "uploaded {} does not run: {}",
-                        local.path.display(),
-                        out.stderr.trim()
-                    ),
-                ));
-            }
             // The set-up and health checks still speak through redis-cli.
             return crate::db::apt_install(
                 self.name(),
