@@ -14,21 +14,11 @@
 
 mod cluster_support;
 
-use cluster_support::faultline;
+use cluster_support::{faultline, CliCluster};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Removes the db and the cluster (of this name prefix) when dropped.
-struct Down(PathBuf, &'static str, &'static str);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["heal"]);
-        faultline(&self.0, &["db", "down", "--db", self.2]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", self.1]);
-    }
-}
 
 fn cluster_up(state: &Path, subnet: &str, prefix: &str) {
     let (code, out, err) = faultline(
@@ -124,7 +114,7 @@ fn a_run_killed_mid_partition_then_heal_then_a_new_run_is_valid() {
     let nodes = ["flcs-n1", "flcs-n2", "flcs-n3"];
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let _down = Down(state.clone(), PREFIX, "etcd");
+    let _down = CliCluster::new(&state, PREFIX).db("etcd").heal();
     cluster_up(&state, "10.78.150.0/24", PREFIX);
 
     // A partition starts every 2 s; the controller dies while one holds.
@@ -239,7 +229,7 @@ fn redis_heal_after_a_kill_mid_pause_resumes_redis_server() {
     const PREFIX: &str = "flch";
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let _down = Down(state.clone(), PREFIX, "redis");
+    let _down = CliCluster::new(&state, PREFIX).db("redis").heal();
     cluster_up(&state, "10.78.151.0/24", PREFIX);
 
     let results = tmp.path().join("results");

@@ -17,9 +17,9 @@
 
 mod cluster_support;
 
-use cluster_support::faultline;
+use cluster_support::{faultline, CliCluster};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,16 +28,6 @@ const DELTA_MS: f64 = 5000.0;
 /// How far a measured offset may be from the expected one: the reads of
 /// three nodes are a few ms apart, on a loaded machine more.
 const SLACK_MS: f64 = 400.0;
-
-/// Removes the db and the cluster (of this name prefix) when dropped.
-struct Down(PathBuf, &'static str);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["heal"]);
-        faultline(&self.0, &["db", "down", "--db", "postgres"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", self.1]);
-    }
-}
 
 fn now_secs() -> f64 {
     SystemTime::now()
@@ -110,7 +100,7 @@ fn a_clock_bump_moves_the_postgres_clock_and_heal_after_sigkill_resets_it() {
     const PREFIX: &str = "flck";
     let tmp = tempfile::tempdir().expect("temp dir");
     let state = tmp.path().join("state");
-    let _down = Down(state.clone(), PREFIX);
+    let _down = CliCluster::new(&state, PREFIX).db("postgres").heal();
     let (code, out, err) = faultline(
         &state,
         &[

@@ -6,16 +6,7 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
-
-/// Runs `cluster down` when dropped, so a failing test leaves nothing.
-struct Down(std::path::PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["cluster", "down", "--name-prefix", "flte"]);
-    }
-}
+use cluster_support::{faultline, leftovers, CliCluster};
 
 #[test]
 #[cfg_attr(
@@ -26,7 +17,7 @@ fn cluster_and_db_commands() {
     cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, "flcl");
 
     let (code, out, err) = faultline(
         &state,
@@ -38,7 +29,7 @@ fn cluster_and_db_commands() {
             "--subnet",
             "10.78.25.0/24",
             "--name-prefix",
-            "flte",
+            "flcl",
         ],
     );
     assert_eq!(code, 0, "{out}{err}");
@@ -88,6 +79,6 @@ fn cluster_and_db_commands() {
     let (code, _, err) = faultline(&state, &["db", "up"]);
     assert_eq!(code, 3);
     assert!(err.contains("cluster up"), "{err}");
-    let left = leftovers("flte", &state, "10.78.25.");
+    let left = leftovers("flcl", &state, "10.78.25.");
     assert!(left.is_empty(), "left behind: {left:#?}");
 }

@@ -16,7 +16,7 @@ mod cluster_support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use faultline::cluster::{Cluster, HostsSpec};
 use faultline::control::{ErrorKind, HostKeyPolicy, Remote, SshOptions, SshRemote};
 use faultline::db::{apt_install, AptPackages};
@@ -27,15 +27,6 @@ const SUBNET_PREFIX: &str = "10.78.197.";
 /// A small package the controller does not have, offered to the nodes for
 /// the package check (with etcd-server for the run).
 const PROBE_PACKAGE: &str = "hello";
-
-/// Runs `cluster down` when dropped, so a failing test leaves nothing.
-struct Down(PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// What `cluster status --json` says: node addresses, user, key, known_hosts.
 struct Access {
@@ -96,9 +87,7 @@ fn isolated_nodes_are_machines_of_their_own_driven_as_real_hosts() {
     ]);
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let _down = Down(state.clone());
-    // A run killed halfway may have left these names behind.
-    faultline(&state, &["cluster", "down", "--name-prefix", PREFIX]);
+    let _down = CliCluster::new(&state, PREFIX);
 
     let offer = format!("etcd-server,{PROBE_PACKAGE}");
     let up = [

@@ -20,7 +20,7 @@ mod cluster_support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use faultline::cluster::{Cluster, HostsSpec};
 use faultline::control::{HostKeyPolicy, SshOptions};
 use faultline::db::DbBinary;
@@ -30,15 +30,6 @@ const SUBNET: &str = "10.78.211.0/24";
 const SUBNET_PREFIX: &str = "10.78.211.";
 /// The etcd of this machine's etcd-server package: the first build.
 const ETCD: &str = "/usr/bin/etcd";
-
-/// Runs `cluster down` when dropped, so a failing test leaves nothing.
-struct Down(PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// The history's events, one JSON value each.
 fn history(run_dir: &Path) -> Vec<serde_json::Value> {
@@ -62,8 +53,7 @@ fn your_own_etcd_build_runs_and_survives_a_rolling_upgrade_on_isolated_nodes() {
     cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let _down = Down(state.clone());
-    faultline(&state, &["cluster", "down", "--name-prefix", PREFIX]);
+    let _down = CliCluster::new(&state, PREFIX);
     // Offered a small package only: no etcd-server to fall back on.
     let (code, out, err) = faultline(
         &state,

@@ -8,21 +8,13 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use faultline::cluster::Cluster;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const PREFIX: &str = "flop";
 const SUBNET: &str = "10.78.176.0/24";
-
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down", "--db", "postgres"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// `SHOW <setting>` on the server, through psql on its node.
 fn show(state: &Path, setting: &str) -> String {
@@ -48,7 +40,7 @@ fn a_postgres_setting_reaches_the_server_and_test_json() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("postgres");
 
     // Bad syntax: refused as the flag is read, naming it and the form.
     let (code, out, err) = faultline(

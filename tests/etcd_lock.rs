@@ -10,18 +10,10 @@
 
 mod cluster_support;
 
-use cluster_support::faultline;
+use cluster_support::{faultline, CliCluster};
 use serde_json::Value;
 
 const PREFIX: &str = "flls";
-
-struct Down(std::path::PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 #[test]
 #[cfg_attr(
@@ -32,7 +24,7 @@ fn lock_set_on_etcd_without_faults_is_valid() {
     cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("etcd");
     let (code, out, err) = faultline(
         &state,
         &[

@@ -18,20 +18,12 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use serde_json::Value;
 use std::path::Path;
 
 const PREFIX: &str = "fltx";
 const SUBNET: &str = "10.78.110.0/24";
-
-struct Down(std::path::PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down", "--db", "etcd"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// What one run produced.
 struct Run {
@@ -158,7 +150,7 @@ fn txns_under_partitions_are_strict_serializable() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("etcd");
     let (code, out, err) = faultline(
         &state,
         &[

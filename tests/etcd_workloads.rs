@@ -11,20 +11,11 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use serde_json::Value;
 use std::path::Path;
 
 const PREFIX: &str = "flwl";
-
-struct Down(std::path::PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down"]);
-        faultline(&self.0, &["db", "down", "--db", "postgres"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// Runs `workload` for a few seconds with partitions; returns the exit
 /// code, the output and the run's results.json.
@@ -67,7 +58,7 @@ fn classic_workloads_on_etcd_and_postgres_are_valid() {
     cluster_support::ensure(&needs);
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("etcd").db("postgres");
     let (code, out, err) = faultline(
         &state,
         &[

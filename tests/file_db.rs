@@ -9,19 +9,12 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const PREFIX: &str = "flfd";
 const SUBNET: &str = "10.78.100.0/24";
-
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/etcd-files/etcd.toml")
@@ -52,7 +45,7 @@ fn etcd_through_shell_commands_and_a_bash_client() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX);
     let (code, out, err) = faultline(
         &state,
         &[

@@ -22,7 +22,7 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use faultline::cluster::local;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -30,14 +30,6 @@ use std::time::{Duration, Instant};
 
 const PREFIX: &str = "flga";
 const SUBNET: &str = "10.78.175.0/24";
-
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down", "--db", "galera"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// One run; returns (exit code, results.json, the run's folder, output).
 fn run(state: &Path, results: &Path, name: &str, args: &[&str]) -> (i32, Value, PathBuf, String) {
@@ -98,7 +90,7 @@ fn galera_runs_with_kills_is_checked_torn_down_and_heals_a_whole_cluster_crash()
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("galera");
     let (code, out, err) = faultline(
         &state,
         &[

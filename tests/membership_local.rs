@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cluster_support::{b64, etcd_put, faultline, http, Teardown};
+use cluster_support::{b64, etcd_put, faultline, http, CliCluster, Teardown};
 use faultline::cluster::{local, Node};
 use faultline::db::{self, Db};
 use faultline::nemesis::{default_record_path, Fault, Nemeses, Nemesis, NemesisOptions, Targets};
@@ -302,15 +302,7 @@ fn a_run_with_membership_changes_on_etcd_stays_valid() {
     const PREFIX: &str = "flmr";
     let tmp = tempfile::tempdir().expect("temp dir");
     let state = tmp.path().join("state");
-    struct Down(std::path::PathBuf);
-    impl Drop for Down {
-        fn drop(&mut self) {
-            faultline(&self.0, &["heal"]);
-            faultline(&self.0, &["db", "down"]);
-            faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-        }
-    }
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("etcd").heal();
     let (code, out, err) = faultline(
         &state,
         &[

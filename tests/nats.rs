@@ -16,26 +16,18 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use faultline::client::{Client, Invocation, Status};
 use faultline::cluster::local;
 use faultline::system::nats::{NatsClientFactory, NatsClientOptions};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PREFIX: &str = "flnt";
 const SUBNET: &str = "10.78.171.0/24";
-
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down", "--db", "nats"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// The pid in each node's nats-server pid file, once every node has one.
 fn server_pids(state: &Path, within: Duration) -> BTreeMap<String, String> {
@@ -73,7 +65,7 @@ fn the_queue_workload_runs_on_jetstream_is_checked_and_torn_down() {
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("nats");
     let (code, out, err) = faultline(
         &state,
         &[

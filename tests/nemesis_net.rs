@@ -236,7 +236,7 @@ impl Rig {
 #[cfg_attr(not(faultline_root), ignore = "needs root: builds a local cluster")]
 fn a_one_way_partition_cuts_only_what_the_cut_off_side_receives() {
     cluster_support::ensure(&[]);
-    let rig = Rig::new("flow", "10.78.171.0/24", "10.78.171.");
+    let rig = Rig::new("flow", "10.78.181.0/24", "10.78.181.");
     let t = Instant::now();
     let (n1, n2) = (&rig.nodes[0], &rig.nodes[1]);
     for (a, b) in [(n1, n2), (n2, n1)] {
@@ -361,7 +361,7 @@ fn killed_controller_round(rig: &Rig, behavior: PacketBehavior, what: &str) {
 #[cfg_attr(not(faultline_root), ignore = "needs root: builds a local cluster")]
 fn duplicated_packets_are_counted_by_the_program_and_the_receiver() {
     cluster_support::ensure(&[]);
-    let rig = Rig::new("fldu", "10.78.172.0/24", "10.78.172.");
+    let rig = Rig::new("fldu", "10.78.182.0/24", "10.78.182.");
     let t = Instant::now();
     let b = PacketBehavior {
         duplicate: Some(0.5),
@@ -380,7 +380,7 @@ fn duplicated_packets_are_counted_by_the_program_and_the_receiver() {
 #[cfg_attr(not(faultline_root), ignore = "needs root: builds a local cluster")]
 fn corrupted_packets_fail_the_receivers_checksum() {
     cluster_support::ensure(&[]);
-    let rig = Rig::new("flco", "10.78.173.0/24", "10.78.173.");
+    let rig = Rig::new("flco", "10.78.183.0/24", "10.78.183.");
     let t = Instant::now();
     let b = PacketBehavior {
         corrupt: Some(0.5),
@@ -403,7 +403,7 @@ fn corrupted_packets_fail_the_receivers_checksum() {
 #[cfg_attr(not(faultline_root), ignore = "needs root: builds a local cluster")]
 fn a_rate_limit_drops_what_goes_over_it() {
     cluster_support::ensure(&[]);
-    let rig = Rig::new("flra", "10.78.174.0/24", "10.78.174.");
+    let rig = Rig::new("flra", "10.78.184.0/24", "10.78.184.");
     let t = Instant::now();
     // 8 kbit/s is 1000 bytes/s; 200 datagrams of 35 bytes go out in well
     // under a second.
@@ -424,7 +424,7 @@ fn a_rate_limit_drops_what_goes_over_it() {
 #[cfg_attr(not(faultline_root), ignore = "needs root: builds a local cluster")]
 fn reordered_packets_arrive_out_of_order() {
     cluster_support::ensure(&[("socat", "socat")]);
-    let rig = Rig::new("flre", "10.78.175.0/24", "10.78.175.");
+    let rig = Rig::new("flre", "10.78.185.0/24", "10.78.185.");
     let t = Instant::now();
     let (n1, n2) = (&rig.nodes[0], &rig.nodes[1]);
     // A UDP listener on n2 writes the datagrams in the order they came.

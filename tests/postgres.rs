@@ -9,20 +9,12 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use serde_json::Value;
 use std::path::Path;
 
 const PREFIX: &str = "flpg";
 const SUBNET: &str = "10.78.70.0/24";
-
-struct Down(std::path::PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down", "--db", "postgres"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// One run; returns (exit code, the txn checker's results, stdout+stderr).
 fn run(state: &Path, results: &Path, isolation: &str, seed: &str) -> (i32, Value, String) {
@@ -88,7 +80,7 @@ fn repeatable_read_shows_write_skew_and_serializable_shows_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("postgres");
     let (code, out, err) = faultline(
         &state,
         &[

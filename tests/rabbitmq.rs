@@ -15,22 +15,14 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use faultline::cluster::local;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const PREFIX: &str = "flrq";
-const SUBNET: &str = "10.78.191.0/24";
-
-struct Down(PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down", "--db", "rabbitmq"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
+const SUBNET: &str = "10.78.196.0/24";
 
 /// The processes of RabbitMQ on every node (`pid comm`), none expected.
 fn ours_left(state: &Path) -> Vec<String> {
@@ -154,7 +146,7 @@ fn classic_and_quorum_queues_run_under_partitions_are_checked_and_torn_down() {
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("rabbitmq");
     let (code, out, err) = faultline(
         &state,
         &[
@@ -179,6 +171,6 @@ fn classic_and_quorum_queues_run_under_partitions_are_checked_and_torn_down() {
 
     let (code, out, err) = faultline(&state, &["cluster", "down", "--name-prefix", PREFIX]);
     assert_eq!(code, 0, "{out}{err}");
-    let left = leftovers(PREFIX, &state, "10.78.191.");
+    let left = leftovers(PREFIX, &state, "10.78.196.");
     assert!(left.is_empty(), "left behind: {left:#?}");
 }

@@ -15,20 +15,12 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use serde_json::Value;
 use std::path::Path;
 
 const PREFIX: &str = "flrd";
 const SUBNET: &str = "10.78.90.0/24";
-
-struct Down(std::path::PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down", "--db", "redis"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// One run; returns (exit code, results.json, stdout+stderr).
 fn run(
@@ -84,7 +76,7 @@ fn replicas_read_stale_and_failover_loses_acknowledged_writes() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("redis");
     let (code, out, err) = faultline(
         &state,
         &[

@@ -8,19 +8,10 @@
 
 mod cluster_support;
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Removes the db and the cluster (of this name prefix) when dropped.
-struct Down(std::path::PathBuf, &'static str);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", self.1]);
-    }
-}
 
 fn in_node(node: &str, cmd: &str) -> String {
     let out = Command::new("ip")
@@ -61,7 +52,7 @@ fn ctrl_c_during_a_partition_heals_everything_and_keeps_the_history() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone(), "flrun");
+    let _down = CliCluster::new(&state, "flrun").db("etcd");
     let (code, out, err) = faultline(
         &state,
         &[
@@ -254,7 +245,7 @@ fn an_interrupted_or_failed_set_up_is_incomplete_and_a_second_run_is_refused() {
     cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
-    let _down = Down(state.clone(), "flset");
+    let _down = CliCluster::new(&state, "flset").db("etcd");
     let (code, out, err) = faultline(
         &state,
         &[
@@ -475,7 +466,7 @@ fn partition_and_kill_both_take_effect_in_a_short_run() {
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone(), "flcov");
+    let _down = CliCluster::new(&state, "flcov").db("etcd");
     let (code, out, err) = faultline(
         &state,
         &[

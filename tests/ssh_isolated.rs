@@ -18,26 +18,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_support::{faultline, leftovers};
+use cluster_support::{faultline, leftovers, CliCluster};
 use faultline::cluster::{Cluster, HostsSpec};
 use faultline::control::{HostKeyPolicy, Remote, SshOptions, SshRemote};
 
 const PREFIX: &str = "flss";
-const SUBNET: &str = "10.78.211.0/24";
-const SUBNET_PREFIX: &str = "10.78.211.";
+const SUBNET: &str = "10.78.212.0/24";
+const SUBNET_PREFIX: &str = "10.78.212.";
 /// The controller's address on the bridge, as the nodes see it.
-const BRIDGE: &str = "10.78.211.1";
+const BRIDGE: &str = "10.78.212.1";
 /// The password of `pwuser` on the nodes: must never show in a run's files.
 const PASSWORD: &str = "pw-Zq81-faultline-test";
-
-/// Runs `cluster down` when dropped, so a failing test leaves nothing.
-struct Down(PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
 
 /// Runs faultline like [`faultline`], with `HOME` set to `home`, so no key
 /// of this machine's user is offered: only what the flags name.
@@ -117,8 +108,7 @@ fn passwords_jump_hosts_and_sudo_against_isolated_nodes() {
     let state = tmp.path().join("state");
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
-    let _down = Down(state.clone());
-    faultline(&state, &["cluster", "down", "--name-prefix", PREFIX]);
+    let _down = CliCluster::new(&state, PREFIX);
     let (code, out, err) = faultline(
         &state,
         &[

@@ -18,7 +18,7 @@ mod cluster_support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cluster_support::{faultline, leftovers, Teardown};
+use cluster_support::{faultline, leftovers, CliCluster, Teardown};
 use faultline::client::{Client, Invocation, Status};
 use faultline::cluster::local;
 use faultline::db::{self, Db};
@@ -157,14 +157,6 @@ fn zookeeper_lifecycle() {
 const PREFIX: &str = "flzk";
 const SUBNET: &str = "10.78.80.0/24";
 
-struct Down(std::path::PathBuf);
-impl Drop for Down {
-    fn drop(&mut self) {
-        faultline(&self.0, &["db", "down", "--db", "zookeeper"]);
-        faultline(&self.0, &["cluster", "down", "--name-prefix", PREFIX]);
-    }
-}
-
 /// One 20 s run of the register workload under `partition-one`; returns
 /// (exit code, the linearizable checker's results, the whole output).
 fn run(state: &Path, results: &Path, read_mode: &str, seed: &str) -> (i32, Value, String) {
@@ -213,7 +205,7 @@ fn plain_reads_go_stale_under_partition_and_sync_reads_do_not() {
     let tmp = tempfile::tempdir().expect("tmp");
     let state = tmp.path().join("state");
     let results = tmp.path().join("results");
-    let _down = Down(state.clone());
+    let _down = CliCluster::new(&state, PREFIX).db("zookeeper");
     let (code, out, err) = faultline(
         &state,
         &[

@@ -214,12 +214,15 @@ pub enum ClusterError {
         package: String,
     },
     /// The requested subnet overlaps a route that already exists.
-    #[error("subnet {subnet} clashes with existing routes: {}; pick another with --subnet", routes.join(" | "))]
+    #[error("subnet {subnet} clashes with existing routes: {}; {fix}", routes.join(" | "))]
     SubnetClash {
         /// The subnet asked for.
         subnet: String,
         /// The clashing lines of `ip route`.
         routes: Vec<String>,
+        /// What to do: pick another subnet, or take down the local cluster
+        /// (named by its prefix) whose bridge holds the routes.
+        fix: String,
     },
     /// A bad request (node count, names, flags).
     #[error("{0}")]

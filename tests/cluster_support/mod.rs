@@ -88,6 +88,65 @@ impl Drop for Teardown {
     }
 }
 
+/// A local cluster a test drives through the `faultline` binary (`cluster
+/// up`, `run`, `heal`, ...) in a state directory of its own.
+///
+/// Made before `cluster up`: it first removes whatever a run of the same
+/// test that was killed halfway left under its prefix (namespaces, links,
+/// the processes in them), which `cluster up` would otherwise refuse as
+/// another cluster's. Dropped, even by a failing test, it heals (when
+/// asked), stops the databases it was given and takes the cluster down.
+/// Every test names its clusters with a prefix and a subnet no other test
+/// file uses (tests/cluster_names.rs checks it), so a leftover of one test
+/// never stands in another's way.
+pub struct CliCluster {
+    state: PathBuf,
+    prefix: String,
+    dbs: Vec<String>,
+    heal: bool,
+}
+
+impl CliCluster {
+    /// The guard of the cluster with `prefix` whose state is in `state`;
+    /// removes the prefix's leftovers now.
+    pub fn new(state: &Path, prefix: &str) -> CliCluster {
+        faultline(state, &["cluster", "down", "--name-prefix", prefix]);
+        CliCluster {
+            state: state.to_path_buf(),
+            prefix: prefix.to_string(),
+            dbs: Vec::new(),
+            heal: false,
+        }
+    }
+
+    /// Also stops `db` (`faultline db down --db DB`) when dropped.
+    pub fn db(mut self, db: &str) -> CliCluster {
+        self.dbs.push(db.to_string());
+        self
+    }
+
+    /// Also runs `faultline heal` first when dropped.
+    pub fn heal(mut self) -> CliCluster {
+        self.heal = true;
+        self
+    }
+}
+
+impl Drop for CliCluster {
+    fn drop(&mut self) {
+        if self.heal {
+            faultline(&self.state, &["heal"]);
+        }
+        for db in &self.dbs {
+            faultline(&self.state, &["db", "down", "--db", db]);
+        }
+        faultline(
+            &self.state,
+            &["cluster", "down", "--name-prefix", &self.prefix],
+        );
+    }
+}
+
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().expect(program);
     String::from_utf8_lossy(&out.stdout).into_owned()

@@ -108,6 +108,41 @@ pub(super) fn leftovers(prefix: &str) -> Vec<String> {
     found
 }
 
+/// What to do about routes that clash with a requested subnet: when one of
+/// them is the bridge of a local cluster (`<prefix>-br` with namespaces
+/// `<prefix>-n<digits>`, e.g. left by a run that was killed), the command
+/// that removes it; otherwise pick another subnet.
+pub(super) fn clash_fix(clashes: &[String]) -> String {
+    let namespaces = sh("ip", &["netns", "list"]).unwrap_or_default();
+    clash_fix_with(clashes, &namespaces)
+}
+
+/// [`clash_fix`] given the output of `ip netns list`.
+pub(super) fn clash_fix_with(clashes: &[String], netns_list: &str) -> String {
+    let prefixes: BTreeSet<&str> = clashes
+        .iter()
+        .filter_map(|route| {
+            let mut words = route.split_whitespace();
+            words.find(|w| *w == "dev")?;
+            words.next()?.strip_suffix("-br")
+        })
+        .filter(|prefix| {
+            netns_list
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .any(|ns| is_ours(ns, prefix, "n"))
+        })
+        .collect();
+    match prefixes.iter().next() {
+        Some(prefix) => format!(
+            "they belong to the local cluster with the prefix {prefix:?} (nodes \
+             {prefix}-n1...): take it down with `faultline cluster down --name-prefix \
+             {prefix}` if it is not in use, or pick another --subnet"
+        ),
+        None => "pick another with --subnet".to_string(),
+    }
+}
+
 /// The names of the links in the root namespace.
 pub(super) fn link_names() -> Vec<String> {
     sh("ip", &["-o", "link", "show"])

@@ -551,9 +551,11 @@ fn up_with(
     let routes = sh("ip", &["-4", "route", "show", "table", "all"])?;
     let clashes = clashing_routes(&routes, &spec.subnet, &state.bridge);
     if !clashes.is_empty() {
+        let fix = clash_fix(&clashes);
         return Err(ClusterError::SubnetClash {
             subnet: spec.subnet.to_string(),
             routes: clashes,
+            fix,
         });
     }
     // Recorded before anything is built, so `down` after a crash here finds

@@ -64,3 +64,26 @@ fn zombie_detection_reads_state_after_name() {
     assert!(!is_zombie(std::process::id()));
     assert!(is_zombie(u32::MAX - 1));
 }
+
+#[test]
+fn a_subnet_clash_with_a_left_over_cluster_names_the_command_that_removes_it() {
+    let clashes = vec![
+        "10.78.211.0/24 dev flss-br proto kernel scope link src 10.78.211.1".to_string(),
+        "local 10.78.211.1 dev flss-br table local proto kernel scope host".to_string(),
+    ];
+    let netns = "flss-n2 (id: 1)\nflss-n1 (id: 0)\nother (id: 5)\n";
+    let fix = clash_fix_with(&clashes, netns);
+    assert!(
+        fix.contains("`faultline cluster down --name-prefix flss`"),
+        "{fix}"
+    );
+    // A bridge of that name without the cluster's namespaces is someone
+    // else's: nothing of ours to remove.
+    assert_eq!(
+        clash_fix_with(&clashes, "other (id: 5)\n"),
+        "pick another with --subnet"
+    );
+    // A route through an ordinary interface.
+    let eth = vec!["10.0.0.0/8 via 192.0.2.9 dev eth0".to_string()];
+    assert_eq!(clash_fix_with(&eth, netns), "pick another with --subnet");
+}
