@@ -105,6 +105,12 @@ impl Nemeses {
     }
 
     fn heal_locked(&self) -> Result<Value, NemesisError> {
+        // Whether a fault was in force (or is unknown: no record), so that
+        // the database must be seen serving again below.
+        let faulted = match self.env.record() {
+            Some(r) => r.load().map(|a| a.has_faults()).unwrap_or(true),
+            None => true,
+        };
         let mut done = serde_json::Map::new();
         let mut errors = Vec::new();
         for p in &self.parts {
@@ -133,6 +139,26 @@ impl Nemeses {
                 }
                 *a = left;
             })?;
+        }
+        // Undone is not recovered: a partition's two sides may take a while
+        // to merge again, a replica to catch up, a broker to hear that a
+        // channel closed. What runs after a heal (final reads, queue drains,
+        // the next run) must find the database serving on every node, or
+        // a read of a still-split cluster would be taken for the truth: a
+        // heal that cannot show it fails, and a run whose final heal failed
+        // is at best unknown.
+        if faulted {
+            if let Some(db) = self.env.db() {
+                db.wait_healthy(self.env.cluster().nodes(), process::HEAL_HEALTHY_WITHIN)
+                    .map_err(|e| {
+                        NemesisError::Invalid(format!(
+                            "every fault was undone, but {} did not serve on every node within \
+                             {} s: {e}",
+                            db.name(),
+                            process::HEAL_HEALTHY_WITHIN.as_secs()
+                        ))
+                    })?;
+            }
         }
         Ok(Value::Object(done))
     }

@@ -467,3 +467,64 @@ fn a_full_heal_resumes_the_paused_node_and_keeps_only_the_recorded_db() {
     assert_eq!(left.db, Some(recorded("memory")));
     assert!(record.exists(), "the recorded db stays after a heal");
 }
+
+/// A db that runs everywhere but does not serve (its cluster still split),
+/// counting how often it was asked.
+#[derive(Debug, Default)]
+struct SplitDb {
+    asked: Mutex<usize>,
+}
+
+impl crate::db::Db for SplitDb {
+    fn name(&self) -> &str {
+        "split"
+    }
+    fn install(&self, _node: &Node) -> Result<(), crate::db::DbError> {
+        Ok(())
+    }
+    fn start(&self, _node: &Node) -> Result<(), crate::db::DbError> {
+        Ok(())
+    }
+    fn is_running(&self, _node: &Node) -> Result<bool, crate::db::DbError> {
+        Ok(true)
+    }
+    fn wait_healthy(&self, _nodes: &[Node], _t: Duration) -> Result<(), crate::db::DbError> {
+        *self.asked.lock().unwrap() += 1;
+        Err(crate::db::DbError::Unhealthy {
+            db: "split".into(),
+            waited: Duration::from_secs(30),
+            nodes: vec!["n2: not running in its cluster (running: n2)".into()],
+        })
+    }
+    fn log_files(&self, _node: &Node) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn heal_after_a_fault_waits_for_the_db_to_serve_and_fails_saying_so_when_it_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("nemesis.json");
+    let (cluster, r) = hosts(REAL);
+    let db = Arc::new(SplitDb::default());
+    let n = with_db(cluster, db.clone(), &record);
+    n.env().update(|a| a.db = Some(recorded("split"))).unwrap();
+    // Nothing in force: a heal has nothing to wait for.
+    n.heal().unwrap();
+    assert_eq!(*db.asked.lock().unwrap(), 0);
+    n.invoke(&Fault::StartPartition(PartitionSpec::Halves))
+        .unwrap();
+    let e = n.heal().unwrap_err().to_string();
+    assert!(
+        e.contains("every fault was undone, but split did not serve on every node within 30 s")
+            && e.contains("n2: not running in its cluster"),
+        "{e}"
+    );
+    assert_eq!(*db.asked.lock().unwrap(), 1);
+    // The partition itself was lifted, and is no longer recorded.
+    for remote in &r {
+        let all = remote.sent().join("\n");
+        assert!(all.contains("iptables -w -X FAULTLINE "), "{all}");
+    }
+    assert!(!n.env().active().unwrap().has_faults());
+}

@@ -15,8 +15,9 @@ use super::{Env, Fault, NemesisError, Targets};
 use crate::cluster::split_results;
 use crate::db::Db;
 
-/// How long heal waits for a database it started to serve requests.
-const HEAL_HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+/// How long heal waits for a database it started (or any database, after
+/// every fault was undone) to serve requests.
+pub(crate) const HEAL_HEALTHY_WITHIN: Duration = Duration::from_secs(30);
 
 /// How long after it served a database heal started must still run: a
 /// db that dies on what it reads (a damaged log) may answer first.
