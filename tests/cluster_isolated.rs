@@ -13,12 +13,12 @@
 
 mod cluster_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cluster_support::{faultline, leftovers, CliCluster};
+use cluster_support::{faultline, isolated, leftovers, CliCluster};
 use faultline::cluster::{Cluster, HostsSpec};
-use faultline::control::{ErrorKind, HostKeyPolicy, Remote, SshOptions, SshRemote};
+use faultline::control::{ErrorKind, Remote, SshRemote};
 use faultline::db::{apt_install, AptPackages};
 
 const PREFIX: &str = "flis";
@@ -27,44 +27,6 @@ const SUBNET_PREFIX: &str = "10.78.197.";
 /// A small package the controller does not have, offered to the nodes for
 /// the package check (with etcd-server for the run).
 const PROBE_PACKAGE: &str = "hello";
-
-/// What `cluster status --json` says: node addresses, user, key, known_hosts.
-struct Access {
-    addresses: Vec<String>,
-    user: String,
-    key: PathBuf,
-    known_hosts: PathBuf,
-}
-
-fn access(state: &Path) -> Access {
-    let (code, out, err) = faultline(state, &["cluster", "status", "--json"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
-    assert_eq!(v["isolated"], true, "{out}");
-    let nodes = v["nodes"].as_array().expect("nodes");
-    let names: Vec<&str> = nodes.iter().filter_map(|n| n["name"].as_str()).collect();
-    assert_eq!(names, ["n1", "n2", "n3"], "{out}");
-    Access {
-        addresses: nodes
-            .iter()
-            .map(|n| n["address"].as_str().expect("address").to_string())
-            .collect(),
-        user: v["ssh_user"].as_str().expect("ssh_user").to_string(),
-        key: PathBuf::from(v["ssh_key"].as_str().expect("ssh_key")),
-        known_hosts: PathBuf::from(v["known_hosts"].as_str().expect("known_hosts")),
-    }
-}
-
-fn options(a: &Access, user: &str, sudo: bool) -> SshOptions {
-    SshOptions {
-        user: user.to_string(),
-        key: Some(a.key.clone()),
-        host_keys: HostKeyPolicy::Verify(a.known_hosts.clone()),
-        sudo,
-        connect_timeout: Duration::from_secs(5),
-        ..SshOptions::default()
-    }
-}
 
 /// Whether the controller's dpkg database holds `package` as installed.
 fn installed_here(package: &str) -> bool {
@@ -81,48 +43,24 @@ fn installed_here(package: &str) -> bool {
     ignore = "needs root: builds isolated local nodes (debootstrap) and runs etcd"
 )]
 fn isolated_nodes_are_machines_of_their_own_driven_as_real_hosts() {
-    cluster_support::ensure(&[
-        ("debootstrap", "debootstrap"),
-        ("dpkg-scanpackages", "dpkg-dev"),
-    ]);
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let _down = CliCluster::new(&state, PREFIX);
-
     let offer = format!("etcd-server,{PROBE_PACKAGE}");
-    let up = [
-        "cluster",
-        "up",
-        "--isolated",
-        "--nodes",
-        "3",
-        "--subnet",
-        SUBNET,
-        "--name-prefix",
-        PREFIX,
-        "--offer",
-        &offer,
-    ];
-    let t0 = Instant::now();
-    let (code, out, err) = faultline(&state, &up);
-    assert_eq!(code, 0, "{out}{err}");
-    eprintln!(
-        "isolated 3-node cluster up in {:.1} s (a first run includes building the base)",
-        t0.elapsed().as_secs_f64()
-    );
+    let (a, out) = isolated::up(&state, PREFIX, SUBNET, 3, &offer);
     assert!(out.contains("(isolated)"), "{out}");
-    let a = access(&state);
+    assert_eq!(a.names, ["n1", "n2", "n3"]);
     assert_eq!(a.user, "faultline");
 
     // Root may not log in; the user is not root, and sudo makes it root.
-    let root = SshRemote::new("n1", &a.addresses[0], options(&a, "root", false));
+    let root = SshRemote::new("n1", &a.addresses[0], a.ssh_options("root", false));
     let refused = root.connect().expect_err("root login must be refused");
     assert!(matches!(refused.kind, ErrorKind::Auth(_)), "{refused}");
-    let plain = SshRemote::new("n1", &a.addresses[0], options(&a, &a.user, false));
+    let plain = SshRemote::new("n1", &a.addresses[0], a.ssh_options(&a.user, false));
     assert_eq!(plain.run("id -u").unwrap().trim(), "1000");
     let hosts = Cluster::hosts(&HostsSpec::new(
         a.addresses.clone(),
-        options(&a, &a.user, true),
+        a.ssh_options(&a.user, true),
     ))
     .expect("the nodes, as real hosts");
     for node in hosts.nodes() {

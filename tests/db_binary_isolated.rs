@@ -20,7 +20,7 @@ mod cluster_support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cluster_support::{faultline, leftovers, CliCluster};
+use cluster_support::{faultline, isolated, leftovers, CliCluster};
 use faultline::cluster::{Cluster, HostsSpec};
 use faultline::control::{HostKeyPolicy, SshOptions};
 use faultline::db::DbBinary;
@@ -46,45 +46,17 @@ fn history(run_dir: &Path) -> Vec<serde_json::Value> {
     ignore = "needs root: builds isolated local nodes (debootstrap) and runs etcd"
 )]
 fn your_own_etcd_build_runs_and_survives_a_rolling_upgrade_on_isolated_nodes() {
-    cluster_support::ensure(&[
-        ("debootstrap", "debootstrap"),
-        ("dpkg-scanpackages", "dpkg-dev"),
-    ]);
     cluster_support::ensure(&cluster_support::db("etcd"));
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let _down = CliCluster::new(&state, PREFIX);
     // Offered a small package only: no etcd-server to fall back on.
-    let (code, out, err) = faultline(
-        &state,
-        &[
-            "cluster",
-            "up",
-            "--isolated",
-            "--nodes",
-            "3",
-            "--subnet",
-            SUBNET,
-            "--name-prefix",
-            PREFIX,
-            "--offer",
-            "hello",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = faultline(&state, &["cluster", "status", "--json"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
-    let addresses: Vec<String> = v["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .map(|n| n["address"].as_str().expect("address").to_string())
-        .collect();
-    let user = v["ssh_user"].as_str().expect("ssh_user").to_string();
-    let key = v["ssh_key"].as_str().expect("ssh_key").to_string();
-    let known = v["known_hosts"].as_str().expect("known_hosts").to_string();
-    let nodes = addresses.join(",");
+    let (access, _) = isolated::up(&state, PREFIX, SUBNET, 3, "hello");
+    let addresses = access.addresses.clone();
+    let user = access.user.clone();
+    let key = access.key.display().to_string();
+    let known = access.known_hosts.display().to_string();
+    let nodes = access.nodes_flag();
 
     let next = tmp.path().join("etcd-next");
     let mut bytes = std::fs::read(ETCD).expect("read /usr/bin/etcd");

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_support::{faultline, leftovers, CliCluster};
+use cluster_support::{faultline, isolated, leftovers, CliCluster};
 use faultline::cluster::{Cluster, HostsSpec};
-use faultline::control::{HostKeyPolicy, Remote, SshOptions, SshRemote};
+use faultline::control::{Remote, SshOptions, SshRemote};
 
 const PREFIX: &str = "flss";
 const SUBNET: &str = "10.78.212.0/24";
@@ -100,53 +100,18 @@ fn run_files(results: &Path, test: &str) -> (PathBuf, serde_json::Value, serde_j
     ignore = "needs root: builds isolated local nodes (debootstrap) and runs etcd"
 )]
 fn passwords_jump_hosts_and_sudo_against_isolated_nodes() {
-    cluster_support::ensure(&[
-        ("debootstrap", "debootstrap"),
-        ("dpkg-scanpackages", "dpkg-dev"),
-    ]);
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let _down = CliCluster::new(&state, PREFIX);
-    let (code, out, err) = faultline(
-        &state,
-        &[
-            "cluster",
-            "up",
-            "--isolated",
-            "--nodes",
-            "3",
-            "--subnet",
-            SUBNET,
-            "--name-prefix",
-            PREFIX,
-            "--offer",
-            "etcd-server",
-        ],
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = faultline(&state, &["cluster", "status", "--json"]);
-    assert_eq!(code, 0, "{out}{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("status --json is JSON");
-    let addresses: Vec<String> = v["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .map(|n| n["address"].as_str().expect("address").to_string())
-        .collect();
-    assert_eq!(addresses.len(), 3, "{out}");
-    let user = v["ssh_user"].as_str().expect("ssh_user").to_string();
-    let key = PathBuf::from(v["ssh_key"].as_str().expect("ssh_key"));
-    let known = PathBuf::from(v["known_hosts"].as_str().expect("known_hosts"));
-    let opts = |user: &str| SshOptions {
-        user: user.to_string(),
-        key: Some(key.clone()),
-        host_keys: HostKeyPolicy::Verify(known.clone()),
-        sudo: true,
-        connect_timeout: Duration::from_secs(5),
-        ..SshOptions::default()
-    };
+    let (access, _) = isolated::up(&state, PREFIX, SUBNET, 3, "etcd-server");
+    assert_eq!(access.addresses.len(), 3);
+    let addresses = access.addresses.clone();
+    let user = access.user.clone();
+    let key = access.key.clone();
+    let known = access.known_hosts.clone();
+    let opts = |user: &str| access.ssh_options(user, true);
 
     // The nodes, set up as an admin would: `pwuser` logs in with a
     // password (sshd allows passwords for it alone) and has passwordless

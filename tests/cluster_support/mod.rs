@@ -12,6 +12,7 @@ use std::time::Duration;
 use faultline::cluster::local::{self, LocalSpec};
 
 pub mod apt;
+pub mod isolated;
 
 /// What the system `db` (etcd, postgres, zookeeper, redis) needs on this
 /// machine for the local cluster, from its registry entry: (program, Debian
