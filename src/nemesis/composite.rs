@@ -105,12 +105,13 @@ impl Nemeses {
     }
 
     fn heal_locked(&self) -> Result<Value, NemesisError> {
-        // Whether a fault was in force (or is unknown: no record), so that
-        // the database must be seen serving again below.
-        let faulted = match self.env.record() {
-            Some(r) => r.load().map(|a| a.has_faults()).unwrap_or(true),
-            None => true,
-        };
+        // Whether a recorded fault was in force, so that the database must
+        // be seen serving again below. Without a record (a bare `faultline
+        // heal --nodes ...`), nothing says a run, or this db, was there.
+        let faulted = self
+            .env
+            .record()
+            .is_some_and(|r| r.load().map(|a| a.has_faults()).unwrap_or(true));
         let mut done = serde_json::Map::new();
         let mut errors = Vec::new();
         for p in &self.parts {
