@@ -318,7 +318,7 @@ fn pair(
                     }
                     None => {}
                 }
-                let txn = if f_name == "txn" {
+                let txn = if super::parse::is_txn(f_name) {
                     let mops = decode(&mut b, &batch, &op.value, false)?;
                     // Until it completes (if ever), it is what its invocation says.
                     let range = *mops.as_ref().unwrap_or(&MopRange::EMPTY);
@@ -827,7 +827,7 @@ mod tests {
                             format!("[{}{sep}{}{sep}{v}]", name(f), key_text(k, &mut rng))
                         })
                         .collect();
-                    let f = if txn { "txn" } else { "read" };
+                    let f = if txn { "txn" } else { "lookup" };
                     pending[p] = Some((mops, f));
                     ("invoke", f, text.join(sep))
                 }
