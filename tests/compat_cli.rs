@@ -111,6 +111,32 @@ fn elle_transactions_are_checked_by_their_micro_operations() {
 }
 
 #[test]
+fn elle_completions_only_with_processes_are_read_not_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Elle's README shape: only :ok ops, each with its :process. Process
+    // 2 read a list holding 7 and then 9, but 9's appender read the list
+    // empty first, after 7 was appended by a transaction that saw 9: G1c.
+    let h = write(
+        dir.path(),
+        "oks.edn",
+        "{:process 0, :type :ok, :value [[:append :k 7] [:r :j [9]]]}
+{:process 1, :type :ok, :value [[:append :k 9] [:append :j 9]]}
+{:process 2, :type :ok, :value [[:r :k [7 9]]]}
+",
+    );
+    for args in [vec!["check"], vec!["check", "--model", "list-append"]] {
+        let (code, out) = faultline(&[args.as_slice(), &[h.as_str()]].concat());
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(
+            out.contains(": invalid (list-append, 3 transactions"),
+            "{out}"
+        );
+        assert!(out.contains("anomalies: G1c (1)"), "{out}");
+        assert!(out.contains("not read-committed"), "{out}");
+    }
+}
+
+#[test]
 fn where_writes_fail_a_failed_cas_is_not_read_as_a_mismatch() {
     let dir = tempfile::tempdir().expect("tempdir");
     // The register holds 4 when process 1's cas from 4 fails. Process 2's
