@@ -67,7 +67,8 @@ pub struct Args {
     /// "$GITHUB_STEP_SUMMARY".
     #[arg(long, value_name = "FILE")]
     summary_md: Option<PathBuf>,
-    /// With rw-register: also order each key's writes per process.
+    /// With rw-register: also order the versions of each key a process
+    /// reads and writes, in its order.
     #[arg(long)]
     sequential_keys: bool,
     /// With rw-register: also order each key's writes by real time.
@@ -161,7 +162,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             );
         }
     }
-    refuse_foreign_flags(&a, checker)?;
+    // Without --model, the flags are weighed against each file's guess.
+    if a.model.is_some() {
+        refuse_foreign_flags(&a, checker)?;
+    }
     let ctx = context(&a)?;
 
     let (files, skipped) = collect(&a.paths)?;
@@ -185,7 +189,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
         .par_iter()
         .map(|p| match &a.model {
             Some(_) => check_file(p, format, checker, &ctx),
-            None => guess_and_check(p, format, &ctx),
+            None => guess_and_check(p, format, &ctx, |c| refuse_foreign_flags(&a, c)),
         })
         .collect();
 
@@ -380,7 +384,12 @@ fn check_file(
 
 /// Without `--model`: reads the file, guesses its checker and model from
 /// its functions and values ([`registry::guess`]), and checks it with them.
-fn guess_and_check(path: &Path, format: Option<Format>, ctx: &CheckContext) -> FileResult {
+fn guess_and_check(
+    path: &Path,
+    format: Option<Format>,
+    ctx: &CheckContext,
+    flags_fit: impl Fn(&dyn Checker) -> anyhow::Result<()>,
+) -> FileResult {
     let t0 = Instant::now();
     let read = history::read_path(path, format);
     let read_time = t0.elapsed();
@@ -398,6 +407,12 @@ fn guess_and_check(path: &Path, format: Option<Format>, ctx: &CheckContext) -> F
     let guessed = read.map_err(|e| e.to_string()).and_then(|h| {
         let calls = h.calls().map_err(|e| e.to_string())?;
         let g = registry::guess(&calls).map_err(|e| e.to_string())?;
+        flags_fit(g.checker).map_err(|e| {
+            format!(
+                "{e}, but this history's model was guessed as {} (from {}); name it with --model",
+                g.model, g.why
+            )
+        })?;
         Ok((h, g))
     });
     result.outcome = guessed.and_then(|(h, g)| {
