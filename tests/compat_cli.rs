@@ -173,3 +173,30 @@ fn where_writes_fail_a_failed_cas_is_not_read_as_a_mismatch() {
         "{out}"
     );
 }
+
+#[test]
+fn a_reader_that_goes_away_leaves_the_verdict_as_the_exit_code() {
+    // `faultline check ... | head -1`: once standard output is closed,
+    // printing stops; the exit code is still the verdict, with no panic.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = write(
+        dir.path(),
+        "stale.edn",
+        "{:process 0, :type :invoke, :f :write, :value 1}
+{:process 0, :type :ok, :f :write, :value 1}
+{:process 1, :type :invoke, :f :read, :value nil}
+{:process 1, :type :ok, :f :read, :value 2}
+",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faultline"))
+        .args(["check", &h])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -19,6 +19,27 @@ use std::time::{Duration, Instant};
 mod files;
 mod shrink;
 
+/// Set once standard output is gone (`faultline check ... | head`): the
+/// files are still checked, so the exit code is still the verdict, but
+/// nothing more is printed.
+pub(crate) static STDOUT_GONE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `println!` that stops printing, instead of panicking, when the reader
+/// of standard output has gone.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        use std::sync::atomic::Ordering;
+        if !$crate::cli::check::STDOUT_GONE.load(Ordering::Relaxed)
+            && writeln!(std::io::stdout().lock(), $($arg)*).is_err()
+        {
+            $crate::cli::check::STDOUT_GONE.store(true, Ordering::Relaxed);
+        }
+    }};
+}
+pub(super) use say;
+
 use files::{collect, compare_expected, stem};
 
 /// Arguments of `faultline check`.
@@ -212,7 +233,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             _ => None,
         };
         if a.json {
-            println!("{}", to_json(r));
+            say!("{}", to_json(r));
         } else {
             print_human(r, many, explained);
         }
@@ -236,7 +257,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     let check_time: Duration = results.iter().map(|r| r.check_time).sum();
     let read_time: Duration = results.iter().map(|r| r.read_time).sum();
     if many && !a.json {
-        println!(
+        say!(
             "{} files: {valid} valid, {invalid} invalid, {unknown} unknown, {errors} bad input{}; checking took {} in all (reading {}), {} wall",
             results.len(),
             if skipped > 0 { format!(", {skipped} other files skipped") } else { String::new() },
@@ -519,21 +540,21 @@ fn print_human(r: &FileResult, many: bool, explained: Option<&Path>) {
     let path = r.path.display();
     let v = match &r.outcome {
         Err(e) => {
-            println!("{path}: bad input: {e}");
+            say!("{path}: bad input: {e}");
             return;
         }
         Ok(v) => v,
     };
-    println!("{path}: {} ({})", v.validity, v.text.heading);
+    say!("{path}: {} ({})", v.validity, v.text.heading);
     if let (Some(why), false) = (&r.guessed, many) {
-        println!("  model guessed from {why}; --model names another");
+        say!("  model guessed from {why}; --model names another");
     }
     let lines = if many { &v.text.brief } else { &v.text.full };
     for line in lines {
-        println!("  {line}");
+        say!("  {line}");
     }
     if let Some(dir) = explained {
-        println!("  explanations and cycle graphs in {}", dir.display());
+        say!("  explanations and cycle graphs in {}", dir.display());
     }
 }
 
