@@ -126,6 +126,14 @@ pub fn guess(calls: &[Call]) -> Result<Guess, CannotCheck> {
         }
     }
 
+    // Reads alone say nothing of the object or where it started (a
+    // register at nil, a counter at 0): a read of 0 would be judged by a
+    // guess.
+    if fs == ["read"] {
+        return Err(CannotCheck(
+            "cannot guess the model: every operation is a read, and nothing says what was read (a register starting at nil, a counter at 0, ...); name it with --model".to_string(),
+        ));
+    }
     let name = model::guess(calls).ok_or_else(|| {
         CannotCheck(format!(
             "cannot guess the model from the functions {functions}; name it with --model"

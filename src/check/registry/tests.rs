@@ -245,6 +245,11 @@ fn classic_and_transactional_workloads_are_guessed_from_functions_and_values() {
         json!({"from": 0, "to": 1, "amount": 1}),
     );
     assert_eq!(guessed(bank).expect("guessed").1, "bank");
+    let reads = call(0, "read", Value::Null, OpType::Ok, json!(0));
+    assert_eq!(
+        guessed(reads).expect_err("reads alone").0,
+        "cannot guess the model: every operation is a read, and nothing says what was read (a register starting at nil, a counter at 0, ...); name it with --model"
+    );
     let queue = [
         call(0, "enqueue", json!(1), OpType::Ok, json!(1)),
         call(1, "drain", Value::Null, OpType::Ok, json!([1])),
