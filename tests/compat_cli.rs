@@ -200,3 +200,29 @@ fn a_reader_that_goes_away_leaves_the_verdict_as_the_exit_code() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+#[test]
+fn without_model_a_flag_is_weighed_against_each_files_guess() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = write(
+        dir.path(),
+        "wr.edn",
+        "{:process 0, :type :ok, :value [[:w :x 1]]}
+{:process 1, :type :ok, :value [[:r :x 1]]}
+",
+    );
+    // A transactional flag fits the guessed rw-register...
+    let (code, out) = faultline(&["check", "--consistency-model", "serializable", &h]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(": valid (rw-register, 2 transactions, consistency model serializable"),
+        "{out}"
+    );
+    // ...a bank flag does not, and the file is bad input naming the guess.
+    let (code, out) = faultline(&["check", "--total", "5", &h]);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("--total and --negative-balances apply to --model bank only, but this history's model was guessed as rw-register (from transactions of micro-ops r, w); name it with --model"),
+        "{out}"
+    );
+}
