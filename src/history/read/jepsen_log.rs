@@ -16,6 +16,11 @@
 //! error, and so is a log with lines naming `jepsen.util` and `:invoke` of
 //! which none is an op line (a layout this reader does not know, which
 //! must not read as an empty history).
+//!
+//! Jepsen's `history.txt` holds the same op lines without the logger's
+//! prefix (`2\t:invoke\t:read\tnil`): a text that never names
+//! `jepsen.util` and begins with such a line is read that way, every
+//! non-blank line an op line.
 
 use super::edn::{Edn, EdnError, Parser};
 use super::ReadError;
@@ -36,8 +41,26 @@ pub(super) fn read(text: &str, source: &Path) -> Result<History, ReadError> {
     // The first line that names jepsen.util and :invoke without being
     // read as an op.
     let mut unread = None;
+    // Jepsen's history.txt: op lines without the logger's prefix, from
+    // the first line on (a log with no op line at all stays empty).
+    let bare = !text.contains(MARKER)
+        && text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| parse_fields(l, l.trim_start()) != Ok(None));
     for (i, line) in text.lines().enumerate() {
-        match parse_line(line) {
+        let parsed = if bare {
+            match parse_fields(line, line.trim_start()) {
+                Ok(None) if !line.trim().is_empty() => Err(format!(
+                    "expected an op line `<process> :<type> :<f> <value>` of Jepsen's history.txt, found {:?}",
+                    line.chars().take(SHOWN).collect::<String>()
+                )),
+                other => other,
+            }
+        } else {
+            parse_line(line)
+        };
+        match parsed {
             Ok(None) => {
                 if unread.is_none() && line.contains(MARKER) && line.contains(":invoke") {
                     unread = Some(i + 1);
@@ -75,6 +98,13 @@ fn parse_line(line: &str) -> Result<Option<Op>, String> {
     };
     let after = line[at + MARKER.len()..].trim_start();
     let fields = after.strip_prefix(['-', ':']).unwrap_or(after).trim_start();
+    parse_fields(line, fields)
+}
+
+/// The op of the fields `fields` (a suffix of `line`): `[ time ]`,
+/// process, type, f, value and error; `None` when they do not start with
+/// a process and a keyword.
+fn parse_fields(line: &str, fields: &str) -> Result<Option<Op>, String> {
     let base = line.len() - fields.len();
     let mut p = Parser::new(fields);
     let syntax = |e: EdnError| format!("{} (column {})", e.message, column(line, base + e.pos));
@@ -243,6 +273,27 @@ mod tests {
                 "this line names jepsen.util and :invoke, but no line of the log is an op line"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn jepsens_history_txt_is_the_op_lines_without_the_prefix() {
+        let text = ":nemesis\t:info\t:start\tnil\n\
+                    2\t:invoke\t:cas\t[1 2]\n\
+                    \n\
+                    2\t:fail\t:cas\t[1 2]\t:mismatch\n";
+        let h = read_ok(text);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.lines, vec![1, 2, 4]);
+        assert_eq!(h.ops[1].value, json!([1, 2]));
+        assert_eq!(h.ops[2].kind, OpType::Fail);
+        assert_eq!(h.ops[2].error, Some(json!("mismatch")));
+        // Every line of such a file is an op line.
+        let e = read_err("2\t:invoke\t:read\tnil\nsomething else\n");
+        assert_eq!(e.line, Some(2));
+        assert_eq!(
+            e.message,
+            "expected an op line `<process> :<type> :<f> <value>` of Jepsen's history.txt, found \"something else\""
         );
     }
 
