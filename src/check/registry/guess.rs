@@ -22,10 +22,10 @@ pub struct Guess {
     pub why: String,
 }
 
-/// The micro-operation names of a transaction value (`[[f, k, v], ...]`,
-/// at least one), or `None` when it is not one.
+/// The micro-operation names of a transaction value (`[[f, k, v], ...]`;
+/// Elle's histories hold empty ones too), or `None` when it is not one.
 fn micro_ops(v: &Value) -> Option<Vec<&str>> {
-    let list = v.as_array().filter(|l| !l.is_empty())?;
+    let list = v.as_array()?;
     list.iter()
         .map(|m| match m.as_array()?.as_slice() {
             [f, _, _] => f.as_str(),
@@ -49,6 +49,8 @@ pub fn guess(calls: &[Call]) -> Result<Guess, CannotCheck> {
 
     // Transactions: every call's value is a list of [f k v] micro-ops.
     let txns: Option<Vec<Vec<&str>>> = calls.iter().map(|c| micro_ops(&c.input)).collect();
+    // At least one micro-op: a list of empty lists says nothing.
+    let txns = txns.filter(|t| t.iter().any(|m| !m.is_empty()));
     if let (Some(txns), true) = (txns, all_in(&["txn", "read", "write"])) {
         let mut mops: Vec<&str> = txns.iter().flatten().copied().collect();
         mops.sort_unstable();
