@@ -15,8 +15,9 @@ use serde_json::Value;
 /// How to judge a bank history.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BankOptions {
-    /// The total every read must see; `None`: the first successful read's
-    /// total is taken as the reference (said so in the report).
+    /// The total every read must see; `None`: the total of the first read
+    /// to complete is taken as the reference (said so in the report, and a
+    /// read that differs is said to differ from that one, not to be wrong).
     pub total: Option<i64>,
     /// Balances may go below zero.
     pub negative_balances: bool,
@@ -114,9 +115,20 @@ pub fn check(history: &History, opts: &BankOptions) -> Result<BankReport, Histor
 
 /// Checks the calls of a bank history.
 pub fn check_calls(calls: &[Call], opts: &BankOptions) -> BankReport {
+    // Without a total: the first read to return balances sets it. Calls
+    // come in invocation order; a read invoked first may return last.
+    let reference = calls
+        .iter()
+        .filter(|c| c.f == "read" && c.outcome == Outcome::Ok)
+        .filter_map(|c| {
+            let sum: i64 = balances(&c.output).ok()?.iter().map(|(_, x)| x).sum();
+            Some((c.complete.unwrap_or(usize::MAX), sum, CallRef::of(c)))
+        })
+        .min_by_key(|(done, _, _)| *done)
+        .filter(|_| opts.total.is_none());
     let mut r = BankReport {
         validity: Validity::Valid,
-        total: opts.total,
+        total: opts.total.or(reference.as_ref().map(|(_, sum, _)| *sum)),
         total_from: if opts.total.is_some() {
             "options"
         } else {
@@ -152,10 +164,17 @@ pub fn check_calls(calls: &[Call], opts: &BankOptions) -> BankReport {
                 let sum: i64 = b.iter().map(|(_, x)| x).sum();
                 let expected = *r.total.get_or_insert(sum);
                 if sum != expected {
-                    let reason = format!(
-                        "{} saw balances totalling {sum}, not {expected}",
-                        op.describe()
-                    );
+                    let reason = match &reference {
+                        Some((_, _, first)) => format!(
+                            "{} saw balances totalling {sum}, but {} saw {expected} (without a total, which of them is wrong is not known; --total names it)",
+                            op.describe(),
+                            first.describe()
+                        ),
+                        None => format!(
+                            "{} saw balances totalling {sum}, not {expected}",
+                            op.describe()
+                        ),
+                    };
                     r.wrong_total.push(BadRead {
                         op: op.clone(),
                         total: Some(sum),
@@ -279,7 +298,47 @@ mod tests {
         let r = check(&History::new(ops), &BankOptions::default()).unwrap();
         assert_eq!(r.validity, Validity::Invalid);
         assert_eq!((r.total, r.total_from), (Some(20), "first read"));
-        assert!(r.explanation.ends_with("saw balances totalling 25, not 20"));
+        assert!(
+            r.explanation.ends_with(
+                "saw balances totalling 25, but process 0's read (events 0 to 1) saw 20 \
+                 (without a total, which of them is wrong is not known; --total names it)"
+            ),
+            "{}",
+            r.explanation
+        );
+    }
+
+    #[test]
+    fn without_a_total_the_first_read_to_return_sets_it_and_blames_neither() {
+        // Process 1's read is invoked first but returns last; process 2's
+        // returns first and sets the reference.
+        let ops = vec![
+            Op::new(0, Process::Client(1), OpType::Invoke, "read", Value::Null),
+            Op::new(0, Process::Client(2), OpType::Invoke, "read", Value::Null),
+            Op::new(
+                0,
+                Process::Client(2),
+                OpType::Ok,
+                "read",
+                json!({"0": 60, "1": 40}),
+            ),
+            Op::new(
+                0,
+                Process::Client(1),
+                OpType::Ok,
+                "read",
+                json!({"0": 55, "1": 40}),
+            ),
+        ];
+        let r = check(&History::new(ops), &BankOptions::default()).unwrap();
+        assert_eq!(r.validity, Validity::Invalid);
+        assert_eq!((r.total, r.total_from), (Some(100), "first read"));
+        assert_eq!(r.wrong_total.first[0].total, Some(95));
+        assert_eq!(
+            r.explanation,
+            "1 of 2 reads with the wrong total; the first: process 1's read (events 0 to 3) saw balances totalling 95, \
+             but process 2's read (events 1 to 2) saw 100 (without a total, which of them is wrong is not known; --total names it)"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! snapshot isolation forbids.
 //!
 //! Reads are compared with the reads of exactly the same set of keys.
+//! Transactions are told apart by their micro-operations, whatever their
+//! `f`: `txn`, or Jepsen's `read` and `write`.
 
 use super::{plural, CallRef, Validity};
 use crate::history::{Call, History, HistoryError, Outcome};
@@ -84,7 +86,12 @@ pub fn check_calls(calls: &[Call]) -> LongForkReport {
     type Seen<'a> = Vec<(Vec<bool>, &'a Call)>;
     let mut groups: FxHashMap<Vec<String>, (Vec<Value>, Seen)> = FxHashMap::default();
     let mut group_order: Vec<Vec<String>> = Vec::new();
-    for c in calls.iter().filter(|c| c.f == "txn") {
+    // Jepsen's long-fork names its transactions `read` and `write`;
+    // faultline's and Elle's histories name them all `txn`.
+    for c in calls
+        .iter()
+        .filter(|c| matches!(c.f.as_str(), "txn" | "read" | "write"))
+    {
         let value = if c.outcome == Outcome::Ok {
             &c.output
         } else {
@@ -249,6 +256,36 @@ mod tests {
         assert_eq!(
             r.explanation,
             "1 long fork found; the first: process 3's read (events 4 to 5) saw the write of key 0 but not of key 1, while process 4's read (events 6 to 7) saw key 1 but not key 0: the two writes were observed in opposite orders"
+        );
+    }
+
+    #[test]
+    fn jepsens_read_and_write_functions_are_transactions_too() {
+        // Jepsen's long-fork workload calls its transactions `read` and
+        // `write`: the same fork as above must be found under those names.
+        let named = |f: &str, ops: Vec<Op>| -> Vec<Op> {
+            ops.into_iter()
+                .map(|mut o| {
+                    o.f = f.to_string();
+                    o
+                })
+                .collect()
+        };
+        let h = History::new(
+            [
+                named("write", write(1, 0)),
+                named("write", write(2, 1)),
+                named("read", read(3, &[(0, Some(1)), (1, None)])),
+                named("read", read(4, &[(1, Some(1)), (0, None)])),
+            ]
+            .concat(),
+        );
+        let r = check(&h).unwrap();
+        assert_eq!(r.validity, Validity::Invalid, "{}", r.explanation);
+        assert_eq!((r.reads, r.writes, r.forks), (2, 2, 1));
+        assert_eq!(
+            r.first_forks[0].explanation,
+            "process 3's read (events 4 to 5) saw the write of key 0 but not of key 1, while process 4's read (events 6 to 7) saw key 1 but not key 0: the two writes were observed in opposite orders"
         );
     }
 

@@ -7,10 +7,13 @@
 //! no other module matches a checker's name. The adapters that wrap each
 //! checker live in the submodules and in [`super::classic`].
 
+mod guess;
 mod linearizable;
 mod set;
 mod stats;
 mod txn;
+
+pub use guess::{guess, Guess};
 
 use super::classic::{self, ClassicOptions};
 use super::known::KnownKeys;

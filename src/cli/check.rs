@@ -19,6 +19,27 @@ use std::time::{Duration, Instant};
 mod files;
 mod shrink;
 
+/// Set once standard output is gone (`faultline check ... | head`): the
+/// files are still checked, so the exit code is still the verdict, but
+/// nothing more is printed.
+pub(crate) static STDOUT_GONE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// `println!` that stops printing, instead of panicking, when the reader
+/// of standard output has gone.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        use std::sync::atomic::Ordering;
+        if !$crate::cli::check::STDOUT_GONE.load(Ordering::Relaxed)
+            && writeln!(std::io::stdout().lock(), $($arg)*).is_err()
+        {
+            $crate::cli::check::STDOUT_GONE.store(true, Ordering::Relaxed);
+        }
+    }};
+}
+pub(super) use say;
+
 use files::{collect, compare_expected, stem};
 
 /// Arguments of `faultline check`.
@@ -67,7 +88,8 @@ pub struct Args {
     /// "$GITHUB_STEP_SUMMARY".
     #[arg(long, value_name = "FILE")]
     summary_md: Option<PathBuf>,
-    /// With rw-register: also order each key's writes per process.
+    /// With rw-register: also order the versions of each key a process
+    /// reads and writes, in its order.
     #[arg(long)]
     sequential_keys: bool,
     /// With rw-register: also order each key's writes by real time.
@@ -122,6 +144,12 @@ struct FileResult {
     read_time: Duration,
     check_time: Duration,
     outcome: Result<Verdict, String>,
+    /// The checker that judged it: `--model`'s, or the one guessed for it.
+    checker: &'static dyn Checker,
+    /// The model it was checked against (`--model`, or the guess).
+    model: Option<String>,
+    /// Without `--model`: why the model was guessed.
+    guessed: Option<String>,
 }
 
 impl FileResult {
@@ -155,7 +183,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             );
         }
     }
-    refuse_foreign_flags(&a, checker)?;
+    // Without --model, the flags are weighed against each file's guess.
+    if a.model.is_some() {
+        refuse_foreign_flags(&a, checker)?;
+    }
     let ctx = context(&a)?;
 
     let (files, skipped) = collect(&a.paths)?;
@@ -177,7 +208,10 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     }
     let results: Vec<FileResult> = files
         .par_iter()
-        .map(|p| check_file(p, format, checker, &ctx))
+        .map(|p| match &a.model {
+            Some(_) => check_file(p, format, checker, &ctx),
+            None => guess_and_check(p, format, &ctx, |c| refuse_foreign_flags(&a, c)),
+        })
         .collect();
 
     let many = results.len() > 1;
@@ -199,14 +233,14 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
             _ => None,
         };
         if a.json {
-            println!("{}", to_json(r, checker, &ctx));
+            say!("{}", to_json(r));
         } else {
             print_human(r, many, explained);
         }
         if let (Some(dir), Ok(v)) = (&out_dir, &r.outcome) {
-            file_artifacts(&r.path, dir, format, &results_json(checker, v));
+            file_artifacts(&r.path, dir, format, &results_json(r.checker, v));
         }
-        suites.push(suite(r, checker, &ctx));
+        suites.push(suite(r));
     }
     if let (Some(out), [only]) = (&a.shrink, results.as_slice()) {
         if let Ok(v) = &only.outcome {
@@ -223,7 +257,7 @@ pub fn run(a: Args) -> anyhow::Result<i32> {
     let check_time: Duration = results.iter().map(|r| r.check_time).sum();
     let read_time: Duration = results.iter().map(|r| r.read_time).sum();
     if many && !a.json {
-        println!(
+        say!(
             "{} files: {valid} valid, {invalid} invalid, {unknown} unknown, {errors} bad input{}; checking took {} in all (reading {}), {} wall",
             results.len(),
             if skipped > 0 { format!(", {skipped} other files skipped") } else { String::new() },
@@ -343,17 +377,22 @@ fn context(a: &Args) -> anyhow::Result<CheckContext> {
 fn check_file(
     path: &Path,
     format: Option<Format>,
-    checker: &dyn Checker,
+    checker: &'static dyn Checker,
     ctx: &CheckContext,
 ) -> FileResult {
     let t0 = Instant::now();
+    let done = |read_time, check_time, outcome| FileResult {
+        path: path.to_path_buf(),
+        read_time,
+        check_time,
+        outcome,
+        checker,
+        model: ctx.model.clone(),
+        guessed: None,
+    };
     if let Some((read_time, outcome)) = checker.check_path(path, format, ctx) {
-        return FileResult {
-            path: path.to_path_buf(),
-            read_time,
-            check_time: t0.elapsed().saturating_sub(read_time),
-            outcome: outcome.map_err(|e| e.to_string()),
-        };
+        let check_time = t0.elapsed().saturating_sub(read_time);
+        return done(read_time, check_time, outcome.map_err(|e| e.to_string()));
     }
     let read = history::read_path(path, format);
     let read_time = t0.elapsed();
@@ -361,22 +400,62 @@ fn check_file(
     let outcome = read
         .map_err(|e| e.to_string())
         .and_then(|h: History| checker.check(&h, ctx).map_err(|e| e.to_string()));
-    FileResult {
+    done(read_time, t1.elapsed(), outcome)
+}
+
+/// Without `--model`: reads the file, guesses its checker and model from
+/// its functions and values ([`registry::guess`]), and checks it with them.
+fn guess_and_check(
+    path: &Path,
+    format: Option<Format>,
+    ctx: &CheckContext,
+    flags_fit: impl Fn(&dyn Checker) -> anyhow::Result<()>,
+) -> FileResult {
+    let t0 = Instant::now();
+    let read = history::read_path(path, format);
+    let read_time = t0.elapsed();
+    let t1 = Instant::now();
+    let fallback = registry::for_model(None);
+    let mut result = FileResult {
         path: path.to_path_buf(),
         read_time,
-        check_time: t1.elapsed(),
-        outcome,
-    }
+        check_time: Duration::ZERO,
+        outcome: Err(String::new()),
+        checker: fallback,
+        model: None,
+        guessed: None,
+    };
+    let guessed = read.map_err(|e| e.to_string()).and_then(|h| {
+        let calls = h.calls().map_err(|e| e.to_string())?;
+        let g = registry::guess(&calls).map_err(|e| e.to_string())?;
+        flags_fit(g.checker).map_err(|e| {
+            format!(
+                "{e}, but this history's model was guessed as {} (from {}); name it with --model",
+                g.model, g.why
+            )
+        })?;
+        Ok((h, g))
+    });
+    result.outcome = guessed.and_then(|(h, g)| {
+        let mut ctx = ctx.clone();
+        ctx.model = Some(g.model.clone());
+        result.checker = g.checker;
+        result.model = Some(g.model);
+        result.guessed = Some(g.why);
+        g.checker.check(&h, &ctx).map_err(|e| e.to_string())
+    });
+    result.check_time = t1.elapsed();
+    result
 }
 
 /// The model a file was checked against: the checker's report names it,
-/// else `--model`, else the checker.
-fn model_of<'a>(v: &'a Verdict, checker: &dyn Checker, ctx: &'a CheckContext) -> String {
+/// else `--model` (or the guess), else the checker.
+fn model_of(r: &FileResult, v: &Verdict) -> String {
     v.details
         .get("model")
         .and_then(Value::as_str)
-        .or(ctx.model.as_deref())
-        .unwrap_or(checker.name())
+        .or(r.model.as_deref())
+        .unwrap_or(r.checker.name())
         .to_string()
 }
 
@@ -388,11 +467,12 @@ fn results_json(checker: &dyn Checker, v: &Verdict) -> Value {
 }
 
 /// One JUnit suite (and Markdown row) per file.
-fn suite(r: &FileResult, checker: &dyn Checker, ctx: &CheckContext) -> report::junit::Suite {
+fn suite(r: &FileResult) -> report::junit::Suite {
+    let checker = r.checker;
     let (name, validity, sentence) = match &r.outcome {
         Err(e) => (checker.name().to_string(), "error".to_string(), e.clone()),
         Ok(v) => {
-            let model = model_of(v, checker, ctx);
+            let model = model_of(r, v);
             let name = if model == checker.name() {
                 model
             } else {
@@ -460,22 +540,25 @@ fn print_human(r: &FileResult, many: bool, explained: Option<&Path>) {
     let path = r.path.display();
     let v = match &r.outcome {
         Err(e) => {
-            println!("{path}: bad input: {e}");
+            say!("{path}: bad input: {e}");
             return;
         }
         Ok(v) => v,
     };
-    println!("{path}: {} ({})", v.validity, v.text.heading);
+    say!("{path}: {} ({})", v.validity, v.text.heading);
+    if let (Some(why), false) = (&r.guessed, many) {
+        say!("  model guessed from {why}; --model names another");
+    }
     let lines = if many { &v.text.brief } else { &v.text.full };
     for line in lines {
-        println!("  {line}");
+        say!("  {line}");
     }
     if let Some(dir) = explained {
-        println!("  explanations and cycle graphs in {}", dir.display());
+        say!("  explanations and cycle graphs in {}", dir.display());
     }
 }
 
-fn to_json(r: &FileResult, checker: &dyn Checker, ctx: &CheckContext) -> Value {
+fn to_json(r: &FileResult) -> Value {
     let read_ms = r.read_time.as_secs_f64() * 1e3;
     let v = match &r.outcome {
         Err(e) => {
@@ -484,11 +567,14 @@ fn to_json(r: &FileResult, checker: &dyn Checker, ctx: &CheckContext) -> Value {
         Ok(v) => v,
     };
     let mut out = v.details.clone();
-    let model = model_of(v, checker, ctx);
+    let model = model_of(r, v);
     if let Some(o) = out.as_object_mut() {
         o.insert("path".into(), json!(r.path));
         o.insert("verdict".into(), json!(v.validity));
         o.insert("model".into(), json!(model));
+        if let Some(why) = &r.guessed {
+            o.insert("model_guessed_from".into(), json!(why));
+        }
         o.insert("read_ms".into(), json!(read_ms));
     }
     out

@@ -222,7 +222,9 @@ pub fn read_str(text: &str, source: &Path, format: Option<Format>) -> Result<His
 /// 2. it contains `jepsen.util` → [`Format::JepsenLog`];
 /// 3. it starts with `[`, `(`, `#` or `;` → [`Format::Edn`];
 /// 4. any later line contains `jepsen.util` → [`Format::JepsenLog`]
-///    (a console log starts with other output).
+///    (a console log starts with other output);
+/// 5. it is a process and a type, `2\t:invoke ...` → [`Format::JepsenLog`]
+///    (Jepsen's `history.txt`: the log's op lines without the prefix).
 ///
 /// This looks at the text only: [`read_str`] then tells a
 /// [`Format::JepsenIndependent`] history from plain EDN by its values.
@@ -252,6 +254,16 @@ fn detect_unmarked(text: &str) -> Option<Format> {
         return Some(Format::Edn);
     }
     if text.contains("jepsen.util") {
+        return Some(Format::JepsenLog);
+    }
+    let mut words = first.split_whitespace();
+    let process = words
+        .next()
+        .is_some_and(|w| w == ":nemesis" || w.bytes().all(|b| b.is_ascii_digit()));
+    let kind = words
+        .next()
+        .is_some_and(|w| [":invoke", ":ok", ":fail", ":info"].contains(&w));
+    if process && kind {
         return Some(Format::JepsenLog);
     }
     None
@@ -325,6 +337,16 @@ mod tests {
         assert_eq!(detect(""), None);
         assert_eq!(detect(" \n\t\n"), None);
         assert_eq!(detect("hello world"), None);
+        // Jepsen's history.txt: the log's op lines without the prefix.
+        assert_eq!(
+            detect("2\t:invoke\t:read\tnil\n2\t:ok\t:read\t3\n"),
+            Some(Format::JepsenLog)
+        );
+        assert_eq!(
+            detect(":nemesis\t:info\t:start\tnil\n"),
+            Some(Format::JepsenLog)
+        );
+        assert_eq!(detect("2 apples"), None);
         assert_eq!(detect("\u{feff}{\"a\":1}"), Some(Format::Jsonl));
         // Only one byte-order mark is skipped, by detection and readers alike.
         let two = "\u{feff}\u{feff}{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}";

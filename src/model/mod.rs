@@ -279,6 +279,11 @@ pub(crate) fn unknown_f(model: &str, call: &Call, known: &str) -> String {
 /// `read`, `write`) → kv; `acquire`, `release` (with the lock-set
 /// workload's `add`, `read`) → mutex; `add`, `read` → set; `enqueue`,
 /// `dequeue` → fifo-queue. `None` when they fit no model.
+///
+/// A history with cas in which a `read` or `write` failed is guessed
+/// `cas-register-knossos`: those cannot find another value, so there
+/// `fail` means the operation was refused, and a failed cas says nothing
+/// of the value it found (read as never run).
 pub fn guess(calls: &[Call]) -> Option<&'static str> {
     let mut fs: Vec<&str> = calls.iter().map(|c| c.f.as_str()).collect();
     fs.sort_unstable();
@@ -288,6 +293,12 @@ pub fn guess(calls: &[Call]) -> Option<&'static str> {
         return Some("register");
     }
     if all_in(&["read", "write", "cas"]) {
+        let refused = calls
+            .iter()
+            .any(|c| c.f != "cas" && c.outcome == crate::history::Outcome::Fail);
+        if refused && fs.contains(&"cas") {
+            return Some("cas-register-knossos");
+        }
         return Some("cas-register");
     }
     if all_in(&["get", "put", "append", "read", "write"]) {

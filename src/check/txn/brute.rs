@@ -31,7 +31,7 @@ struct Txn {
 pub fn is_serializable(history: &History, strict: bool) -> Result<bool, TxnError> {
     let mut txns = Vec::new();
     for c in history.calls()? {
-        if c.f != "txn" || c.outcome == Outcome::Fail {
+        if !super::parse::is_txn(&c.f) || c.outcome == Outcome::Fail {
             continue;
         }
         let known = c.outcome == Outcome::Ok && !c.output.is_null();

@@ -318,7 +318,7 @@ fn pair(
                     }
                     None => {}
                 }
-                let txn = if f_name == "txn" {
+                let txn = if super::parse::is_txn(f_name) {
                     let mops = decode(&mut b, &batch, &op.value, false)?;
                     // Until it completes (if ever), it is what its invocation says.
                     let range = *mops.as_ref().unwrap_or(&MopRange::EMPTY);
@@ -346,13 +346,10 @@ fn pair(
                 ..
             }) = slots.get(&op.process)
             else {
-                broken = Some(HistoryError::CompletionWithoutInvocation {
-                    at: at(op.line),
-                    process: op.process,
-                    f: f_name.to_string(),
-                    kind: op.kind,
-                });
-                continue;
+                // Elle's histories of completions only read with invented
+                // invocations (`shapes::invoke_completions`): the whole
+                // reader decides that from the whole file.
+                return Err(Fallback);
             };
             if *f != op.f {
                 broken = Some(HistoryError::MismatchedCompletion {
@@ -619,11 +616,24 @@ mod tests {
 
     #[test]
     fn broken_rules_of_histories_give_the_same_errors_with_file_and_line() {
+        // A completion without an invocation: the whole reader decides
+        // (a file of completions only is Elle's shape, and reads), and
+        // says the same.
+        let stray = "{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:process 1, :type :ok, :f :txn, :value [[:r 1 []]]}\n";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.edn");
+        std::fs::write(&path, stray).unwrap();
+        let opts = TxnOptions::new(TxnKind::ListAppend);
+        assert!(check_path(&path, None, &opts).is_none());
+        let whole = read_path(&path, None).unwrap();
+        assert_eq!(
+            check(&whole, &opts).unwrap_err().to_string(),
+            format!(
+                "{}:2: process 1 completed `txn` (ok) but had no operation in flight",
+                path.display()
+            )
+        );
         let cases = [
-            (
-                "{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:process 1, :type :ok, :f :txn, :value [[:r 1 []]]}\n",
-                "DIR/h.edn:2: process 1 completed `txn` (ok) but had no operation in flight",
-            ),
             (
                 "{:process 0, :type :invoke, :f :txn, :value []}\n{:process 0, :type :invoke, :f :txn, :value []}\n",
                 "DIR/h.edn:2: process 0 invoked `txn` while its `txn` (invoked at DIR/h.edn:1) was still in flight",
@@ -827,7 +837,7 @@ mod tests {
                             format!("[{}{sep}{}{sep}{v}]", name(f), key_text(k, &mut rng))
                         })
                         .collect();
-                    let f = if txn { "txn" } else { "read" };
+                    let f = if txn { "txn" } else { "lookup" };
                     pending[p] = Some((mops, f));
                     ("invoke", f, text.join(sep))
                 }

@@ -529,8 +529,18 @@ pub(crate) fn unknown_mop(shown: &str, workload: TxnKind) -> String {
     )
 }
 
-/// Decodes every `txn` call; calls with other functions are skipped and
-/// counted. Errors name the history location.
+/// Whether a call of function `f` is a transaction: `txn`, or `read` and
+/// `write`, which Jepsen's transactional workloads (rw-register,
+/// list-append, long-fork) call their read-only and write-only
+/// transactions. Elle reads every operation's value as a transaction;
+/// skipping those would leave their writes unseen and make every read of
+/// them look like a read of a value nobody wrote.
+pub(crate) fn is_txn(f: &str) -> bool {
+    matches!(f, "txn" | "read" | "write")
+}
+
+/// Decodes every transaction ([`is_txn`]); calls with other functions are
+/// skipped and counted. Errors name the history location.
 pub(crate) fn decode(
     history: &History,
     calls: &[Call],
@@ -539,7 +549,7 @@ pub(crate) fn decode(
     let mut b = Builder::new(workload);
     let mut skipped = 0;
     for c in calls {
-        if c.f != "txn" {
+        if !is_txn(&c.f) {
             skipped += 1;
             continue;
         }

@@ -7,9 +7,10 @@
 //! - writes-follow-reads: a transaction that read `v` and then wrote `w`
 //!   to the same key puts `v` before `w` (and its own successive writes in
 //!   order);
-//! - on request, per-key sequential order (a process's later write follows
-//!   what it earlier read or wrote) and per-key linearizable order (a write
-//!   that completed before another began precedes it).
+//! - on request, per-key sequential order (what a process later reads or
+//!   writes of a key follows what it earlier read or wrote of it) and
+//!   per-key linearizable order (a write that completed before another
+//!   began precedes it).
 //!
 //! A cycle in a key's version order is `cyclic-versions`; such a key gives
 //! no ww or rw edges. Other non-cycle anomalies: internal, future-read, G1a,
@@ -286,8 +287,11 @@ pub(crate) fn infer(
     Ok(out)
 }
 
-/// Per-key sequential order: within a process, a write to a key follows the
-/// last value that process read or wrote on the key in earlier transactions.
+/// Per-key sequential order, as Elle's `sequential-keys`: within a process,
+/// the versions of a key it observes do not go back, so the first version
+/// a transaction reads or writes of a key follows the last one that process
+/// read or wrote of it in earlier transactions (a read included: a process
+/// that wrote 1 and later read 2 saw 2 come after 1).
 fn sequential(txns: &Txns, versions: &mut FxHashMap<u32, FxHashSet<(u32, u32)>>) {
     let mut order: Vec<usize> = (0..txns.len())
         .filter(|&t| txns[t].outcome == Outcome::Ok)
@@ -297,23 +301,18 @@ fn sequential(txns: &Txns, versions: &mut FxHashMap<u32, FxHashSet<(u32, u32)>>)
     for t in order {
         let txn = &txns[t];
         let mut seen: FxHashMap<u32, u32> = FxHashMap::default();
-        let mut first_write: FxHashMap<u32, u32> = FxHashMap::default();
+        let mut first: FxHashMap<u32, u32> = FxHashMap::default();
         for m in txns.mops(txn) {
-            match *m {
-                Mop::Write { key, value } => {
-                    first_write.entry(key).or_insert(value);
-                    seen.insert(key, value);
-                }
-                Mop::ReadReg { key, value: v } => {
-                    seen.insert(key, v);
-                }
-                _ => {}
-            }
+            let (Mop::Write { key, value } | Mop::ReadReg { key, value }) = *m else {
+                continue;
+            };
+            first.entry(key).or_insert(value);
+            seen.insert(key, value);
         }
-        for (key, w) in first_write {
+        for (key, v) in first {
             if let Some(&before) = last.get(&(txn.process, key)) {
-                if before != NIL && before != w {
-                    versions.entry(key).or_default().insert((before, w));
+                if before != NIL && before != v {
+                    versions.entry(key).or_default().insert((before, v));
                 }
             }
         }

@@ -679,3 +679,50 @@ fn an_info_append_seen_only_in_a_read_out_of_order_still_proves_its_transaction_
         "T1 < T2 because T1 read key y (an empty list) before T2 appended 7 to it; T2 < T1 because T1 read key x after T2 appended 5 to it: a contradiction"
     );
 }
+
+#[test]
+fn jepsens_read_and_write_functions_are_transactions() {
+    // Jepsen's rw-register workload names write-only transactions
+    // `write` and read-only ones `read`. Skipped, the write of 2 would be
+    // unseen and each read of it a garbage read (invalid); as
+    // transactions, the readers observed the writer: valid.
+    let text = r#"
+        0 invoke [["w","x",2]]
+        0 ok [["w","x",2]]
+        1 invoke [["r","x",null]]
+        1 ok [["r","x",2]]
+        2 invoke [["r","x",null],["w","y",1]]
+        2 ok [["r","x",2],["w","y",1]]
+    "#;
+    let named = |f: &[&str]| {
+        let mut hist = h(text);
+        for (op, f) in hist.ops.iter_mut().zip(f.iter().flat_map(|f| [f, f])) {
+            op.f = f.to_string();
+        }
+        hist
+    };
+    let opts = TxnOptions::new(TxnKind::RwRegister);
+    let r = check(&named(&["write", "read", "txn"]), &opts).expect("checkable");
+    assert_eq!(r.validity, Validity::Valid, "{:?}", r.anomaly_types);
+    assert_eq!((r.txns, r.skipped_ops), (3, 0));
+    // The same history through the streaming reader of files.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wr.edn");
+    std::fs::write(
+        &path,
+        "{:process 0, :type :invoke, :f :write, :value [[:w :x 2]]}
+{:process 0, :type :ok, :f :write, :value [[:w :x 2]]}
+{:process 1, :type :invoke, :f :read, :value [[:r :x nil]]}
+{:process 1, :type :ok, :f :read, :value [[:r :x 2]]}
+",
+    )
+    .expect("write");
+    let streamed = check_path(&path, None, &opts)
+        .expect("streams")
+        .expect("checkable");
+    assert_eq!(streamed.report.validity, Validity::Valid);
+    assert_eq!((streamed.report.txns, streamed.report.skipped_ops), (2, 0));
+    // Another function is not a transaction, and is counted as skipped.
+    let r = check(&named(&["write", "lookup", "txn"]), &opts).expect("checkable");
+    assert_eq!((r.txns, r.skipped_ops), (2, 1));
+}

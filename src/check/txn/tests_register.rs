@@ -172,6 +172,39 @@ fn rw_register_sequential_keys_order_a_process_writes() {
 }
 
 #[test]
+fn rw_register_sequential_keys_order_a_process_reads_after_its_writes() {
+    // Two writers cross on x and y; each writer then reads one key and
+    // sees the other's value. Process 0 wrote x = 1 and later read x = 2,
+    // so 1 < 2 on x; process 1 wrote y = 1 and later read y = 2, so 1 < 2
+    // on y: T1 and T2 each overwrote the other, a write cycle that only
+    // the reads' place in each process's order shows.
+    let text = r#"
+        0 invoke [["w","x",1],["w","y",2]]
+        0 ok [["w","x",1],["w","y",2]]
+        1 invoke [["w","x",2],["w","y",1]]
+        1 ok [["w","x",2],["w","y",1]]
+        0 invoke [["r","x",null]]
+        0 ok [["r","x",2]]
+        1 invoke [["r","y",null]]
+        1 ok [["r","y",2]]
+    "#;
+    let opts = TxnOptions {
+        sequential_keys: true,
+        consistency_models: vec!["serializable".to_string()],
+        ..TxnOptions::new(TxnKind::RwRegister)
+    };
+    let r = check(&h(text), &opts).unwrap();
+    assert_eq!(r.validity, Validity::Invalid);
+    assert_eq!(r.anomaly_types, vec!["G0", "G0-realtime"]);
+    assert_eq!(
+        explanation(&r, "G0"),
+        "T1 < T2 because T1 wrote key x = 1, which T2 overwrote with 2; \
+         T2 < T1 because T2 wrote key y = 1, which T1 overwrote with 2: a contradiction"
+    );
+    assert_eq!(r.not, vec!["read-uncommitted"]);
+}
+
+#[test]
 fn rw_register_cyclic_versions() {
     // Each read the other's write and then overwrote it: 2 < 1 and 1 < 2.
     let r = rw(r#"

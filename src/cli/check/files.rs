@@ -125,9 +125,9 @@ pub(super) fn compare_expected(tsv: &Path, verdicts: &[(&Path, &str)]) -> anyhow
         }
     }
     for m in &mismatches {
-        println!("MISMATCH {m}");
+        super::say!("MISMATCH {m}");
     }
-    println!(
+    super::say!(
         "expected verdicts: {matched} of {} as expected ({})",
         expected.len(),
         tsv.display()

@@ -91,8 +91,17 @@ pub(super) fn read(text: &str, source: &Path, independent: bool) -> Result<Histo
         source: None,
         lines: r.lines,
     };
+    // Elle's shape of completions only, decided before anonymous
+    // completions get invocations of their own.
+    let completions_only = h
+        .ops
+        .iter()
+        .all(|o| !o.is_client() || o.kind != OpType::Invoke);
     if r.anonymous.iter().any(|&a| a) {
         super::shapes::processes(&mut h, &r.anonymous, source)?;
+    }
+    if completions_only {
+        super::shapes::invoke_completions(&mut h);
     }
     Ok(h)
 }

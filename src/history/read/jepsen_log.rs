@@ -6,12 +6,21 @@
 //! INFO  jepsen.util - 4 :info :write :timed-out
 //! ```
 //!
-//! Fields after `jepsen.util` (and an optional `-` or `:`) are process, type,
-//! f and value, separated by tabs or spaces, each read as EDN; anything after
-//! the value is the op's error (Jepsen appends it when there is one). A line
-//! is an op line when `jepsen.util` is followed by a process (an integer or
-//! `:nemesis`) and a keyword; all other lines are other log output and are
-//! skipped. An op line that does not parse is an error.
+//! Fields after `jepsen.util` (and an optional `-` or `:`, and an optional
+//! `[ time ]` in nanoseconds, as some Jepsen versions print) are process,
+//! type, f and value, separated by tabs or spaces, each read as EDN;
+//! anything after the value is the op's error (Jepsen appends it when there
+//! is one). A line is an op line when `jepsen.util` is followed by a
+//! process (an integer or `:nemesis`) and a keyword; all other lines are
+//! other log output and are skipped. An op line that does not parse is an
+//! error, and so is a log with lines naming `jepsen.util` and `:invoke` of
+//! which none is an op line (a layout this reader does not know, which
+//! must not read as an empty history).
+//!
+//! Jepsen's `history.txt` holds the same op lines without the logger's
+//! prefix (`2\t:invoke\t:read\tnil`): a text that never names
+//! `jepsen.util` and begins with such a line is read that way, every
+//! non-blank line an op line.
 
 use super::edn::{Edn, EdnError, Parser};
 use super::ReadError;
@@ -29,15 +38,51 @@ const MARKER: &str = "jepsen.util";
 pub(super) fn read(text: &str, source: &Path) -> Result<History, ReadError> {
     let mut ops = Vec::new();
     let mut lines = Vec::new();
+    // The first line that names jepsen.util and :invoke without being
+    // read as an op.
+    let mut unread = None;
+    // Jepsen's history.txt: op lines without the logger's prefix, from
+    // the first line on (a log with no op line at all stays empty).
+    let bare = !text.contains(MARKER)
+        && text
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .is_some_and(|l| parse_fields(l, l.trim_start()) != Ok(None));
     for (i, line) in text.lines().enumerate() {
-        match parse_line(line) {
-            Ok(None) => {}
+        let parsed = if bare {
+            match parse_fields(line, line.trim_start()) {
+                Ok(None) if !line.trim().is_empty() => Err(format!(
+                    "expected an op line `<process> :<type> :<f> <value>` of Jepsen's history.txt, found {:?}",
+                    line.chars().take(SHOWN).collect::<String>()
+                )),
+                other => other,
+            }
+        } else {
+            parse_line(line)
+        };
+        match parsed {
+            Ok(None) => {
+                if unread.is_none() && line.contains(MARKER) && line.contains(":invoke") {
+                    unread = Some(i + 1);
+                }
+            }
             Ok(Some(op)) => {
                 ops.push(op);
                 lines.push(i + 1);
             }
             Err(m) => return Err(ReadError::at(source, i + 1, m)),
         }
+    }
+    if let (Some(line), true) = (unread, ops.is_empty()) {
+        return Err(ReadError::at(
+            source,
+            line,
+            format!(
+                "this line names {MARKER} and :invoke, but no line of the log is an op line \
+                 (`{MARKER} - <process> :<type> :<f> <value>`, optionally `[ <time> ]` before \
+                 the process): its layout is not one this reader knows"
+            ),
+        ));
     }
     Ok(History {
         ops,
@@ -53,9 +98,32 @@ fn parse_line(line: &str) -> Result<Option<Op>, String> {
     };
     let after = line[at + MARKER.len()..].trim_start();
     let fields = after.strip_prefix(['-', ':']).unwrap_or(after).trim_start();
+    parse_fields(line, fields)
+}
+
+/// The op of the fields `fields` (a suffix of `line`): `[ time ]`,
+/// process, type, f, value and error; `None` when they do not start with
+/// a process and a keyword.
+fn parse_fields(line: &str, fields: &str) -> Result<Option<Op>, String> {
     let base = line.len() - fields.len();
     let mut p = Parser::new(fields);
     let syntax = |e: EdnError| format!("{} (column {})", e.message, column(line, base + e.pos));
+
+    // Some Jepsen versions print the op's time, in nanoseconds since the
+    // test began, as `[ 1345013587 ]` before the process.
+    let mut time = None;
+    if p.peek() == Some(b'[') {
+        match p.parse_form(0) {
+            Ok(Edn::Vector(v)) => match v.as_slice() {
+                [Edn::Num(n)] if n.as_u64().is_some() => time = n.as_u64(),
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        }
+        if p.skip_ws(0).is_err() {
+            return Ok(None);
+        }
+    }
 
     // Only `<process> :<keyword>` makes an op line; other jepsen.util output
     // (or a timestamp) fails here and is skipped.
@@ -100,7 +168,7 @@ fn parse_line(line: &str) -> Result<Option<Op>, String> {
     let error = error_field(p.rest());
     Ok(Some(Op {
         index: 0,
-        time: None,
+        time,
         process,
         kind,
         f,
@@ -175,6 +243,58 @@ mod tests {
         assert_eq!(h.ops[7].process, Process::Client(1));
         let calls = History::new(h.ops).calls().unwrap();
         assert_eq!(calls.len(), 4);
+    }
+
+    #[test]
+    fn a_time_in_brackets_before_the_process_is_the_ops_time() {
+        let text = "2022-01-01 10:00:00,000{GMT}\tINFO\t[jepsen worker 3] jepsen.util: [ 1500 ] 3\t:invoke\t:write\t7\n\
+                    2022-01-01 10:00:00,001{GMT}\tINFO\t[jepsen worker nemesis] jepsen.util: [ 1600 ] :nemesis\t:info\t:kill\tnil\n\
+                    2022-01-01 10:00:00,002{GMT}\tINFO\t[jepsen worker 3] jepsen.util: [ 2500 ] 3\t:ok\t:write\t7\n";
+        let h = read_ok(text);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.ops[0].time, Some(1500));
+        assert_eq!(h.ops[0].process, Process::Client(3));
+        assert_eq!(h.ops[0].value, json!(7));
+        assert_eq!(h.ops[1].process, Process::Nemesis);
+        assert_eq!(h.ops[2].kind, OpType::Ok);
+        assert_eq!(h.ops[2].time, Some(2500));
+    }
+
+    #[test]
+    fn a_log_whose_op_lines_are_all_unreadable_is_an_error_not_an_empty_history() {
+        let e = read_err(
+            "INFO jepsen.core - Running test\n\
+             INFO jepsen.util - <1500> 3\t:invoke\t:write\t7\n\
+             INFO jepsen.util - <2500> 3\t:ok\t:write\t7\n",
+        );
+        assert_eq!(e.line, Some(2));
+        assert!(
+            e.message.starts_with(
+                "this line names jepsen.util and :invoke, but no line of the log is an op line"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn jepsens_history_txt_is_the_op_lines_without_the_prefix() {
+        let text = ":nemesis\t:info\t:start\tnil\n\
+                    2\t:invoke\t:cas\t[1 2]\n\
+                    \n\
+                    2\t:fail\t:cas\t[1 2]\t:mismatch\n";
+        let h = read_ok(text);
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.lines, vec![1, 2, 4]);
+        assert_eq!(h.ops[1].value, json!([1, 2]));
+        assert_eq!(h.ops[2].kind, OpType::Fail);
+        assert_eq!(h.ops[2].error, Some(json!("mismatch")));
+        // Every line of such a file is an op line.
+        let e = read_err("2\t:invoke\t:read\tnil\nsomething else\n");
+        assert_eq!(e.line, Some(2));
+        assert_eq!(
+            e.message,
+            "expected an op line `<process> :<type> :<f> <value>` of Jepsen's history.txt, found \"something else\""
+        );
     }
 
     #[test]

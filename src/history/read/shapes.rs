@@ -7,6 +7,7 @@
 
 use super::ReadError;
 use crate::history::{History, Op, OpType, Process};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::path::Path;
 
@@ -214,6 +215,62 @@ pub(super) fn processes(
     Ok(())
 }
 
+/// Gives each completion of a history of completions only (Elle's
+/// `{:process 0, :type :ok, :value [...]}`, no op an invocation) an
+/// invocation of the same value, placed right after its process's
+/// previous event, or at the start of the history for the process's
+/// first: when it was invoked is unknown, so it is taken as concurrent
+/// with everything since its process was last seen, and each process
+/// stays one operation at a time.
+pub(super) fn invoke_completions(h: &mut History) {
+    // Per original event: the invocations to place right after it
+    // (`after[i + 1]`), or at the start (`after[0]`).
+    let mut after: Vec<Vec<(Op, usize)>> = vec![Vec::new(); h.ops.len() + 1];
+    // Per process: the slot after its last event.
+    let mut last: FxHashMap<u64, usize> = FxHashMap::default();
+    let mut in_flight: FxHashMap<u64, bool> = FxHashMap::default();
+    for (i, op) in h.ops.iter().enumerate() {
+        let Process::Client(p) = op.process else {
+            continue;
+        };
+        if op.kind == OpType::Invoke {
+            in_flight.insert(p, true);
+        } else if in_flight.insert(p, false) != Some(true) {
+            let invoke = Op {
+                kind: OpType::Invoke,
+                time: None,
+                error: None,
+                ..op.clone()
+            };
+            let line = h.line_of(i).unwrap_or(i + 1);
+            after[last.get(&p).copied().unwrap_or(0)].push((invoke, line));
+        }
+        last.insert(p, i + 1);
+    }
+    if after.iter().all(Vec::is_empty) {
+        return;
+    }
+    let known = h.lines.len() == h.ops.len();
+    let ops = std::mem::take(&mut h.ops);
+    let lines = std::mem::take(&mut h.lines);
+    let mut slots = after.into_iter();
+    let place = |h: &mut History, slot: Option<Vec<(Op, usize)>>| {
+        for (op, line) in slot.unwrap_or_default() {
+            h.ops.push(op);
+            h.lines.push(line);
+        }
+    };
+    place(h, slots.next());
+    for (i, op) in ops.into_iter().enumerate() {
+        h.ops.push(op);
+        h.lines.push(lines.get(i).copied().unwrap_or(i + 1));
+        place(h, slots.next());
+    }
+    if !known {
+        h.lines.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::history::read::{read_path, read_str, Format};
@@ -335,6 +392,55 @@ mod tests {
     .unwrap();
         assert_eq!(h.ops[0].process, Process::Client(4));
         assert_eq!(h.ops[1].process, Process::Client(5));
+    }
+
+    #[test]
+    fn completions_only_with_processes_get_invocations_after_their_process_last_event() {
+        use crate::check::txn::{self, TxnKind, TxnOptions};
+        use crate::check::Validity;
+        // Elle's README shape: completions only, each with a :process.
+        // Process 3 appended to x, then read x empty: its second
+        // transaction follows its first (process order) and yet missed it.
+        let text = "{:process 3, :type :ok, :value [[:append :x 1]]}\n\
+                    {:process 8, :type :ok, :value [[:r :x []] [:append :y 5]]}\n\
+                    {:process 3, :type :ok, :value [[:r :x []]]}\n";
+        let h = read_str(text, Path::new("h.edn"), None).unwrap();
+        let shape: Vec<(Process, OpType)> = h.ops.iter().map(|o| (o.process, o.kind)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Process::Client(3), OpType::Invoke),
+                (Process::Client(8), OpType::Invoke),
+                (Process::Client(3), OpType::Ok),
+                (Process::Client(3), OpType::Invoke),
+                (Process::Client(8), OpType::Ok),
+                (Process::Client(3), OpType::Ok),
+            ]
+        );
+        // Each invented invocation carries its completion's line.
+        assert_eq!(h.lines, vec![1, 2, 1, 3, 2, 3]);
+        let r = txn::check(&h, &TxnOptions::new(TxnKind::ListAppend)).unwrap();
+        assert_eq!(r.validity, Validity::Invalid);
+        // A process invokes after its previous op completed, so the
+        // order is real time as well.
+        assert_eq!(
+            r.anomaly_types,
+            vec!["G-single-process", "G-single-realtime"]
+        );
+        // With one invocation anywhere, a completion without one is the
+        // error it always was.
+        let e = read_str(
+            &format!("{text}{{:process 9, :type :invoke, :value [[:r :x nil]]}}\n"),
+            Path::new("h.edn"),
+            None,
+        )
+        .unwrap()
+        .calls()
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "h.edn:1: process 3 completed `txn` (ok) but had no operation in flight"
+        );
     }
 
     #[test]
