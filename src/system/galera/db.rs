@@ -276,9 +276,9 @@ pub struct SavedState {
 
 impl SavedState {
     /// The seqno to compare: InnoDB's when it recovered one, since
-    /// `grastate.dat`'s is only what Galera last wrote there (-1 while
-    /// the server runs; a state transfer's donor keeps the position of
-    /// the transfer while it commits on); else the file's.
+    /// that is what the node holds, while `grastate.dat`'s is only what
+    /// Galera last wrote there (-1 while the server runs; a position
+    /// at a clean stop or a state transfer); else the file's.
     pub fn seqno(&self) -> i64 {
         self.recovered
             .as_ref()
@@ -492,7 +492,7 @@ impl Galera {
             return Ok(None);
         };
         // The position InnoDB committed, as the server finds it at start:
-        // asked of every member, since grastate.dat's seqno may be stale
+        // asked of every member, since what InnoDB holds decides
         // (see SavedState::seqno). The server drops to the mysql user
         // before it opens its error log, so the log is a file that user
         // owns: in a root-only temporary file it wrote nothing, every
@@ -936,8 +936,7 @@ mod tests {
                 seqno,
             }),
         };
-        // A donor's grastate.dat keeps the position of the state transfer
-        // (313) while it commits on; InnoDB knows better.
+        // Should the file be behind what InnoDB committed, InnoDB wins.
         assert_eq!(saved(313, Some(400)).seqno(), 400);
         // A crashed member's file says -1: only InnoDB can tell.
         assert_eq!(saved(-1, Some(291)).seqno(), 291);
