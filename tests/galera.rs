@@ -10,11 +10,13 @@
 //!    collected, and the teardown leaves no mariadbd and no data;
 //! 2. a second run on the same cluster (bank, no faults) finds a clean
 //!    slate and runs the bank workload to a real verdict;
-//! 3. the whole cluster killed at once (`db up`, SIGKILL on every node,
-//!    then every node started at once, as heal does): the start founds
-//!    the cluster again on the most advanced node (grastate.dat says none
-//!    is safe to bootstrap) and every node is synced again; `db down`
-//!    leaves nothing.
+//! 3. the whole cluster killed (`db up`, SIGKILL on the first node, a
+//!    row committed through the second, SIGKILL on the other two, then
+//!    every node started at once, as heal does): the start founds the
+//!    cluster again on the most advanced node (grastate.dat says none is
+//!    safe to bootstrap; InnoDB's recovered positions tell), not on the
+//!    first, so the row is on every node once all are synced again; `db
+//!    down` leaves nothing.
 //!
 //! Needs root and Debian's mariadb-server and galera-4 (installed when
 //! missing); ignored unless built by root.
@@ -203,16 +205,49 @@ fn galera_runs_with_kills_is_checked_torn_down_and_heals_a_whole_cluster_crash()
     );
     assert_eq!(galera_left(&state), Vec::<String>::new());
 
-    // 3. The whole cluster killed at once, then healed.
+    // 3. The whole cluster killed, then healed: the first node first,
+    // then a row committed through the second (the two still make a
+    // primary component), then the other two. The first node lacks the
+    // row, so founding the cluster on it would lose it.
     let (code, out, err) = faultline(&state, &["db", "up", "--db", "galera"]);
     assert_eq!(code, 0, "{out}{err}");
     let cluster = local::attach(&state).expect("attach");
-    for n in cluster.nodes() {
+    let sql = |n: &faultline::cluster::Node, q: &str| {
+        n.run(&format!(
+            "mariadb --no-defaults --protocol=socket -S {}/galera/mysqld.sock -uroot -N -B -e \"{q}\"",
+            n.work_dir()
+        ))
+    };
+    let kill = |n: &faultline::cluster::Node| {
         n.run(&format!(
             "kill -KILL $(cat {}/galera/mariadbd.pid)",
             n.work_dir()
         ))
         .expect("kill mariadbd");
+    };
+    let (first, rest) = cluster.nodes().split_first().expect("3 nodes");
+    kill(first);
+    let committed = Instant::now();
+    loop {
+        // Until the two see the first gone and have a primary component
+        // of their own again (1047 meanwhile).
+        match sql(
+            &rest[0],
+            "INSERT INTO faultline.rw (k, v) VALUES (424242, 7)",
+        ) {
+            Ok(_) => break,
+            Err(e) if committed.elapsed() < Duration::from_secs(60) => {
+                eprintln!("insert on {}: {e}", rest[0].name());
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(e) => panic!(
+                "no commit on {} after the first node died: {e}",
+                rest[0].name()
+            ),
+        }
+    }
+    for n in rest {
+        kill(n);
     }
     for n in cluster.nodes() {
         let g = n
@@ -247,6 +282,18 @@ fn galera_runs_with_kills_is_checked_torn_down_and_heals_a_whole_cluster_crash()
     galera
         .wait_healthy(cluster.nodes(), Duration::from_secs(180))
         .unwrap_or_else(|e| panic!("not synced again after {:?}: {e}", t.elapsed()));
+    // Founded on a node that had the row (the most advanced InnoDB), so
+    // every node has it.
+    for n in cluster.nodes() {
+        let row = sql(n, "SELECT v FROM faultline.rw WHERE k = 424242").expect("read the row");
+        assert_eq!(
+            row.trim(),
+            "7",
+            "{}: the row committed before the crash is gone; wsrep-recover.log: {:?}",
+            n.name(),
+            n.run(&format!("cat {}/galera/wsrep-recover.log", n.work_dir()))
+        );
+    }
     // Every node was started again, once.
     let restarted: Vec<String> = cluster
         .nodes()

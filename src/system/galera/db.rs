@@ -18,8 +18,9 @@
 //! - nothing runs: the whole cluster is down (set-up, or every node
 //!   killed). The founder is the first node on fresh data, else the node
 //!   whose `grastate.dat` says `safe_to_bootstrap: 1`, else the one with
-//!   the highest position recovered from InnoDB (`--wsrep-recover`,
-//!   ties to the first node), marked safe and started with
+//!   the highest position InnoDB recovers (`--wsrep-recover` on every
+//!   member, ties to the first node), marked safe, given that position
+//!   in its `grastate.dat` (the history goes on) and started with
 //!   `--wsrep-new-cluster`; the others then join it.
 //!
 //! Health is Galera's own: every node's `wsrep_cluster_status` Primary,
@@ -239,13 +240,50 @@ impl GraState {
     }
 }
 
+/// A position in a Galera history: the cluster's state UUID and the
+/// seqno of the last transaction applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The history (`wsrep_local_state_uuid`).
+    pub uuid: String,
+    /// The last transaction of it the node committed.
+    pub seqno: i64,
+}
+
 /// The position `mariadbd --wsrep-recover` logs (`WSREP: Recovered
 /// position: <uuid>:<seqno>`), if any.
-pub fn recovered_seqno(log: &str) -> Option<i64> {
-    log.lines()
+pub fn recovered_position(log: &str) -> Option<Position> {
+    let p = log
+        .lines()
         .rev()
-        .find_map(|l| l.split("Recovered position:").nth(1))
-        .and_then(|p| p.trim().rsplit(':').next()?.trim().parse().ok())
+        .find_map(|l| l.split("Recovered position:").nth(1))?;
+    let (uuid, seqno) = p.trim().rsplit_once(':')?;
+    Some(Position {
+        uuid: uuid.trim().to_string(),
+        seqno: seqno.trim().parse().ok()?,
+    })
+}
+
+/// What a member saved of its state when none runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedState {
+    /// Its `grastate.dat`.
+    pub grastate: GraState,
+    /// What InnoDB recovered (`--wsrep-recover`), when it names a
+    /// transaction (seqno 0 or more).
+    pub recovered: Option<Position>,
+}
+
+impl SavedState {
+    /// The seqno to compare: InnoDB's when it recovered one, since
+    /// that is what the node holds, while `grastate.dat`'s is only what
+    /// Galera last wrote there (-1 while the server runs; a position
+    /// at a clean stop or a state transfer); else the file's.
+    pub fn seqno(&self) -> i64 {
+        self.recovered
+            .as_ref()
+            .map_or(self.grastate.seqno, |p| p.seqno)
+    }
 }
 
 /// Which node founds the cluster when none runs: the first marked safe;
@@ -267,6 +305,36 @@ pub fn choose_founder(states: &[Option<(GraState, i64)>]) -> Option<usize> {
         }
     }
     best.map(|(i, _)| i)
+}
+
+/// One line on each member's saved state, as [`choose_founder`] sees
+/// it: `n1 seqno 41 (recovered; grastate.dat -1), n2 seqno 40
+/// (recovered; grastate.dat -1), n3 no state`.
+pub fn describe_states(members: &[Node], states: &[Option<SavedState>]) -> String {
+    members
+        .iter()
+        .zip(states)
+        .map(|(m, s)| match s {
+            None => format!("{} no state", m.name()),
+            Some(s) => format!(
+                "{} seqno {} ({}; grastate.dat {}{})",
+                m.name(),
+                s.seqno(),
+                if s.recovered.is_some() {
+                    "recovered"
+                } else {
+                    "none recovered"
+                },
+                s.grastate.seqno,
+                if s.grastate.safe_to_bootstrap {
+                    ", safe_to_bootstrap"
+                } else {
+                    ""
+                }
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// MariaDB Galera on a fixed set of nodes.
@@ -409,38 +477,59 @@ impl Galera {
         .unwrap_or_default()
     }
 
-    /// What `node` saved of its state: its `grastate.dat` and the seqno
-    /// to compare (recovered from InnoDB when the file says -1). `None`:
-    /// no state (never started with Galera).
-    fn saved_state(&self, node: &Node) -> Result<Option<(GraState, i64)>, DbError> {
+    /// The log of the last `--wsrep-recover` on the node.
+    fn recover_log(&self, node: &Node) -> String {
+        format!("{}/wsrep-recover.log", self.dir(node))
+    }
+
+    /// What `node` saved of its state: its `grastate.dat` and the
+    /// position InnoDB recovers. `None`: no state (never started with
+    /// Galera).
+    fn saved_state(&self, node: &Node) -> Result<Option<SavedState>, DbError> {
         let data = shell_quote(&self.data_dir(node));
         let text = node.run(&format!("cat {data}/grastate.dat 2>/dev/null || true"))?;
-        let Some(g) = GraState::parse(&text) else {
+        let Some(grastate) = GraState::parse(&text) else {
             return Ok(None);
         };
-        if g.seqno >= 0 || g.safe_to_bootstrap {
-            let seqno = g.seqno;
-            return Ok(Some((g, seqno)));
-        }
-        // The position InnoDB committed, as the server finds it at start.
+        // The position InnoDB committed, as the server finds it at start:
+        // asked of every member, since what InnoDB holds decides
+        // (see SavedState::seqno). The server drops to the mysql user
+        // before it opens its error log, so the log is a file that user
+        // owns: in a root-only temporary file it wrote nothing, every
+        // crashed member recovered "no position", and the first member
+        // founded the cluster whatever it lacked (docs/galera.md).
         let script = format!(
-            "T=$(mktemp); {MARIADBD} --defaults-file={cnf} --wsrep-recover --log-error=\"$T\" \
-             >/dev/null 2>&1; cat \"$T\"; rm -f \"$T\"",
+            "L={log}; : > \"$L\"; chown mysql:mysql \"$L\"; \
+             {MARIADBD} --defaults-file={cnf} --wsrep-recover --log-error=\"$L\" \
+             >/dev/null 2>&1; cat \"$L\"",
+            log = shell_quote(&self.recover_log(node)),
             cnf = shell_quote(&self.cnf(node)),
         );
         let log = node
             .run_timeout(&script, Duration::from_secs(120))
             .map_err(|e| self.err(node, "recover its position (--wsrep-recover)", e))?;
-        let seqno = recovered_seqno(&log).unwrap_or(-1);
-        Ok(Some((g, seqno)))
+        Ok(Some(SavedState {
+            grastate,
+            recovered: recovered_position(&log).filter(|p| p.seqno >= 0),
+        }))
     }
 
     /// Founds a cluster on `node` from its saved state: marks it safe to
-    /// bootstrap (Galera refuses otherwise after a crash), starts it with
-    /// `--wsrep-new-cluster` and waits until it is primary.
-    fn found(&self, node: &Node) -> Result<(), DbError> {
+    /// bootstrap (Galera refuses otherwise after a crash) and, when
+    /// InnoDB recovered a position, writes it in `grastate.dat`, so the
+    /// cluster goes on with the same history (without it, Galera starts
+    /// a new one from seqno 1 and the seqnos of two crashes apart cannot
+    /// be compared); starts it with `--wsrep-new-cluster` and waits
+    /// until it is primary.
+    fn found(&self, node: &Node, recovered: Option<&Position>) -> Result<(), DbError> {
+        let position = recovered.map_or(String::new(), |p| {
+            format!(
+                " -e 's/^uuid:.*/uuid:    {}/' -e 's/^seqno:.*/seqno:   {}/'",
+                p.uuid, p.seqno
+            )
+        });
         node.run(&format!(
-            "G={}/grastate.dat; [ -f \"$G\" ] && sed -i 's/^safe_to_bootstrap:.*/safe_to_bootstrap: 1/' \"$G\"; true",
+            "G={}/grastate.dat; [ -f \"$G\" ] && sed -i -e 's/^safe_to_bootstrap:.*/safe_to_bootstrap: 1/'{position} \"$G\"; true",
             shell_quote(&self.data_dir(node))
         ))?;
         tracing::info!("galera: founding the cluster on {}", node.name());
@@ -511,18 +600,32 @@ impl Galera {
     /// [`choose_founder`]. `Ok(true)` when that is `node`.
     fn found_whole(&self, node: &Node) -> Result<bool, DbError> {
         let states = crate::control::parallel(&self.members, |m| self.saved_state(m));
-        let mut known = Vec::with_capacity(states.len());
+        let mut saved = Vec::with_capacity(states.len());
         for s in states {
-            known.push(s?);
+            saved.push(s?);
         }
+        let known: Vec<Option<(GraState, i64)>> = saved
+            .iter()
+            .map(|s| s.as_ref().map(|s| (s.grastate.clone(), s.seqno())))
+            .collect();
         let founder = choose_founder(&known).unwrap_or(0);
         let Some(f) = self.members.get(founder) else {
             return Err(self.err(node, "start", "galera has no members"));
         };
+        // What the choice was made from, so that a run's faultline.log
+        // shows which node was the most advanced after a crash of all.
+        tracing::info!(
+            "galera: nothing runs; saved states: {}; founding on {}",
+            describe_states(&self.members, &saved),
+            f.name()
+        );
         if !self.configured(f)? {
             self.configure(f)?;
         }
-        self.found(f)?;
+        let recovered = saved
+            .get(founder)
+            .and_then(|s| s.as_ref()?.recovered.as_ref());
+        self.found(f, recovered)?;
         Ok(f.name() == node.name())
     }
 
@@ -713,6 +816,7 @@ impl Db for Galera {
             format!("{dir}/install.log"),
             format!("{dir}/my.cnf"),
             format!("{dir}/data/grastate.dat"),
+            self.recover_log(node),
         ]
     }
 }
@@ -821,6 +925,32 @@ mod tests {
     }
 
     #[test]
+    fn innodbs_recovered_seqno_wins_over_a_stale_grastate() {
+        let saved = |file_seqno, recovered: Option<i64>| SavedState {
+            grastate: GraState {
+                seqno: file_seqno,
+                safe_to_bootstrap: false,
+            },
+            recovered: recovered.map(|seqno| Position {
+                uuid: "u".into(),
+                seqno,
+            }),
+        };
+        // Should the file be behind what InnoDB committed, InnoDB wins.
+        assert_eq!(saved(313, Some(400)).seqno(), 400);
+        // A crashed member's file says -1: only InnoDB can tell.
+        assert_eq!(saved(-1, Some(291)).seqno(), 291);
+        // Nothing recovered: the file is all there is.
+        assert_eq!(saved(-1, None).seqno(), -1);
+        let states = [saved(313, Some(300)), saved(-1, Some(340)), saved(-1, None)];
+        let known: Vec<_> = states
+            .iter()
+            .map(|s| Some((s.grastate.clone(), s.seqno())))
+            .collect();
+        assert_eq!(choose_founder(&known), Some(1));
+    }
+
+    #[test]
     fn grastate_and_recovered_positions_parse() {
         let text = "# GALERA saved state\nversion: 2.1\n\
                     uuid:    5ee99582-bb8d-11e2-b8e3-23de375c1d30\n\
@@ -835,7 +965,13 @@ mod tests {
         assert_eq!(GraState::parse(""), None);
         let log = "2026-12-05 15:00:01 0 [Note] WSREP: Recovered position: \
                    5ee99582-bb8d-11e2-b8e3-23de375c1d30:1337\n";
-        assert_eq!(recovered_seqno(log), Some(1337));
-        assert_eq!(recovered_seqno("nothing here"), None);
+        assert_eq!(
+            recovered_position(log),
+            Some(Position {
+                uuid: "5ee99582-bb8d-11e2-b8e3-23de375c1d30".into(),
+                seqno: 1337
+            })
+        );
+        assert_eq!(recovered_position("nothing here"), None);
     }
 }
