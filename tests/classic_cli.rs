@@ -212,3 +212,48 @@ fn classic_checks_write_junit_markdown_and_expected_verdicts() {
         "{out}"
     );
 }
+
+/// Adds 0..n one after another, every odd one crashed (`info`, each on a
+/// process of its own, as Jepsen retires a process after `info`), then a
+/// read of every acknowledged element but 0.
+fn set_history_losing_zero(n: u64) -> String {
+    let mut h = String::new();
+    for i in 0..n {
+        let p = 100 + i;
+        let end = if i % 2 == 1 { "info" } else { "ok" };
+        h += &format!("{{\"process\":{p},\"type\":\"invoke\",\"f\":\"add\",\"value\":{i}}}\n");
+        h += &format!("{{\"process\":{p},\"type\":\"{end}\",\"f\":\"add\",\"value\":{i}}}\n");
+    }
+    let seen: Vec<String> = (2..n).step_by(2).map(|i| i.to_string()).collect();
+    h += "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n";
+    h += &format!(
+        "{{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":[{}]}}\n",
+        seen.join(",")
+    );
+    h
+}
+
+#[test]
+fn set_full_names_the_lost_element_at_once_where_the_set_model_must_search() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let h = write(dir.path(), "set.jsonl", &set_history_losing_zero(3000));
+    let (code, out, err) = faultline(&["check", "--model", "set-full", "--json", &h]);
+    assert_eq!(code, 1, "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["verdict"], "invalid", "{v}");
+    assert_eq!(v["model"], "set-full", "{v}");
+    assert_eq!(v["lost"]["count"], 1, "{v}");
+    assert_eq!(v["lost"]["examples"], serde_json::json!([0]), "{v}");
+    assert_eq!(
+        v["explanation"],
+        "1 acknowledged element is missing from a final read (e.g. 0)"
+    );
+    // The crashed adds that never showed are no error.
+    assert_eq!(v["never_read"]["count"], 1500, "{v}");
+    // A small one: the same verdict as the linearizable set model.
+    let small = write(dir.path(), "small.jsonl", &set_history_losing_zero(6));
+    for model in ["set-full", "set"] {
+        let (code, out, err) = faultline(&["check", "--model", model, &small]);
+        assert_eq!(code, 1, "{model}: {out}{err}");
+    }
+}

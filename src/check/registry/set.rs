@@ -13,6 +13,16 @@ impl Checker for SetChecker {
         "set"
     }
 
+    /// `set-full`, Jepsen's name for this analysis (`--model set` is the
+    /// linearizable set model).
+    fn judges(&self, model: &str) -> bool {
+        model == "set-full"
+    }
+
+    fn models_text(&self) -> String {
+        "set-full".to_string()
+    }
+
     fn check(&self, history: &History, ctx: &CheckContext) -> Result<Verdict, CannotCheck> {
         let opts = SetOptions {
             linearizable: ctx.linearizable_reads,
