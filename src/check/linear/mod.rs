@@ -35,6 +35,7 @@ pub mod brute;
 mod reach;
 mod search;
 pub mod shrink;
+mod split;
 
 use super::known::{key_name, Fingerprint, KnownKeys};
 use super::Validity;
