@@ -61,7 +61,7 @@ use std::time::Instant;
 
 /// How many crashed ops of each class a configuration used: (class,
 /// count), sorted by class, counts above zero.
-type Used = SmallVec<[(u32, u32); 4]>;
+pub(super) type Used = SmallVec<[(u32, u32); 4]>;
 
 /// The most completed ops in flight at once this search handles (one bit
 /// each); past it, it leaves the history to the depth-first search.
@@ -75,10 +75,10 @@ const MAX_STAND_IN_CLASSES: usize = 64;
 const LISTED_STATES: usize = 64;
 
 /// The classes of equal crashed ops that can change the state.
-struct Classes {
+pub(super) struct Classes {
     /// The class of each op: `NONE` for completed ops and for crashed ops
     /// that never change the state.
-    of_op: Vec<u32>,
+    pub(super) of_op: Vec<u32>,
     /// One op of each class.
     rep: Vec<u32>,
     /// For each class, the classes (bits) whose ops stand in for its ops:
@@ -90,7 +90,7 @@ struct Classes {
 }
 
 impl Classes {
-    fn new<M: Model>(model: &M, p: &Problem<M::Op>) -> Classes {
+    pub(super) fn new<M: Model>(model: &M, p: &Problem<M::Op>) -> Classes {
         let universe = super::reach::universe(model, &p.ops);
         let successors = |s: &M::State, op: &M::Op| -> SmallVec<[M::State; 2]> {
             match model.step(s, op) {
@@ -174,7 +174,7 @@ impl Classes {
     /// and linearized ops in flight) that used `b`: each crashed op still
     /// available to `b` can be matched to a distinct one still available
     /// to `a`, equal or standing in for it.
-    fn dominates(&self, a: &Used, b: &Used) -> bool {
+    pub(super) fn dominates(&self, a: &Used, b: &Used) -> bool {
         // `a` used more of a class than `b`: those of `b`'s need stand-ins
         // (`short`); `a` used fewer: those of `a`'s are spare (`spare`).
         let mut short: SmallVec<[(u32, u32); 4]> = SmallVec::new();
