@@ -28,6 +28,10 @@
 //! at the first legal read-only op pending ([`first_legal_read`]), and a
 //! configuration is skipped when one with the same completed ops and state
 //! and a subset of its crashed ops was visited ([`Cache`]).
+//!
+//! A search that stops getting deeper for long (it is walking every order
+//! of what lies before an op it cannot pass) hands the problem to
+//! [`super::split`] for a bounded try ([`SPLIT_AFTER_STALL`]).
 
 use crate::model::{Model, Next};
 use hashbrown::HashTable;
