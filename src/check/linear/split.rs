@@ -33,23 +33,32 @@
 //! - A configuration dominates another with the same state and linearized
 //!   ops in flight when its available crashed ops can stand in for the
 //!   other's, one for one: each op of the other matched to a distinct one
-//!   of its own, equal or [standing in](Classes::stand_ins) for it (legal
-//!   wherever the other is, leading to the same states, in every state the
-//!   history's ops can reach; a register's write of 2 stands in for its
+//!   of its own, equal or [standing in](Classes::stand_ins) for it (in
+//!   every state the history's ops can reach, each state the other can
+//!   change it to, it can too: a register's write of 2 stands in for its
 //!   compare-and-set from 5 to 2). Whatever follows the dominated one can
-//!   follow the dominating one, so only undominated configurations are
-//!   kept. Having more crashed ops left is the plain case of it.
-//! - Without stand-ins the kept sets grew with every read explained by a
+//!   follow the dominating one, with the stand-ins in place of the ops it
+//!   used, so only undominated configurations are kept. Having more
+//!   crashed ops left is the plain case of it.
+//! - Without stand-ins the kept sets grow with every read explained by a
 //!   crashed op (a write of the value or a compare-and-set to it, both
-//!   kept), and the choices multiplied; with them the compare-and-set is
-//!   used and the write kept.
+//!   kept), and the choices multiply; with them the compare-and-set is
+//!   used and the write kept. On the bench's 10,000-op histories with a
+//!   stale read in the middle, stand-ins took the verdict from 5.0 s to
+//!   0.5 s (3 processes) and from 24.3 s to 2.2 s (10 processes).
+//! - A configuration also dominates one that differs from it only by
+//!   fewer reads in flight linearized (whatever follows without a read
+//!   follows with it), so a read in flight legal in a configuration's
+//!   state is linearized at once ([`settle`]).
 //! - A crashed op that leaves the state as it was is never applied: it
 //!   would only use it up.
 //!
 //! The depth-first search ([`super::search`]) is much faster on valid
-//! histories; it calls this one once it has visited many configurations
-//! (with [`super::reach`]'s look), so a long history that would make it
-//! walk every order before an invalid op gets its verdict here.
+//! histories (a first version of this one, run on every history, had not
+//! finished the bench's 300,000-op, 20-process one after 10 minutes); it
+//! calls this one, for a bounded number of configurations, once it has
+//! gone long without getting deeper, so a long history that would make
+//! it walk every order before an invalid op gets its verdict here.
 
 use super::search::{Budget, Found, Frontier, Problem, NONE};
 use crate::model::{Model, Next};
