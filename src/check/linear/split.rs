@@ -110,20 +110,18 @@ impl Classes {
         };
         let mut of_op = vec![NONE; p.ops.len()];
         let mut rep: Vec<u32> = Vec::new();
-        let mut class_of_root: FxHashMap<u32, u32> = FxHashMap::default();
         for (i, op) in p.ops.iter().enumerate() {
             if p.required[i] || model.read_only(op) {
                 continue;
             }
-            let mut root = i as u32;
-            while p.prev_same[root as usize] != NONE {
-                root = p.prev_same[root as usize];
-            }
-            let class = *class_of_root.entry(root).or_insert_with(|| {
-                rep.push(root);
-                rep.len() as u32 - 1
-            });
-            of_op[i] = class;
+            // An equal op before it (`prev_same` points back) has its class.
+            of_op[i] = match p.prev_same[i] {
+                NONE => {
+                    rep.push(i as u32);
+                    rep.len() as u32 - 1
+                }
+                before => of_op[before as usize],
+            };
         }
         // Classes that leave every reachable state as it was are no use.
         let useless: Vec<bool> = rep
