@@ -11,7 +11,9 @@
 //! A search that has visited many configurations also looks, once, for an
 //! operation that no order of the operations before it could explain
 //! (see `reach.rs`), which settles a read of a value nothing wrote without
-//! walking every order of what came before it.
+//! walking every order of what came before it; and a search that stalls
+//! hands the key to `split.rs`, which walks it return by return and finds
+//! a stale read in the middle of a long history at its return.
 //!
 //! ```
 //! use faultline::check::{linear, Validity};
@@ -35,6 +37,7 @@ pub mod brute;
 mod reach;
 mod search;
 pub mod shrink;
+mod split;
 
 use super::known::{key_name, Fingerprint, KnownKeys};
 use super::Validity;
@@ -182,7 +185,10 @@ pub struct Counterexample {
     /// `final_paths` is then empty.
     pub over_approximated: bool,
     /// Some of the longest linearizable prefixes found, each ending where
-    /// `op` could not follow (Knossos' final paths).
+    /// `op` could not follow (Knossos' final paths). Empty when
+    /// `over_approximated`, and when the search that walks the history
+    /// return by return found `op` (it keeps no orders, only what they
+    /// leave at each point).
     pub final_paths: Vec<Vec<Step>>,
     /// One plain sentence.
     pub explanation: String,

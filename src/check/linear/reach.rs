@@ -82,6 +82,31 @@ pub(crate) fn impossible_op<M: Model>(model: &M, p: &Problem<M::Op>) -> Option<F
     None
 }
 
+/// Every state the initial one can reach by the state-changing ops among
+/// `ops`, applied in any order, any number of times: a superset of the
+/// states any linearization can pass through. None past [`MAX_STATES`]
+/// states or [`MAX_GENERATORS`] distinct ops.
+pub(crate) fn universe<M: Model>(model: &M, ops: &[M::Op]) -> Option<Vec<M::State>> {
+    let mut closure = Closure {
+        model,
+        generators: Vec::new(),
+        states: vec![model.init()],
+        seen: FxHashSet::default(),
+        stepped: 0,
+    };
+    closure.seen.insert(model.init());
+    for op in ops {
+        if !model.read_only(op) && !closure.generators.contains(op) {
+            if closure.generators.len() == MAX_GENERATORS {
+                return None;
+            }
+            closure.generators.push(op.clone());
+            closure.saturate()?;
+        }
+    }
+    Some(closure.states)
+}
+
 /// The states reachable from the initial one by the generators.
 struct Closure<'m, M: Model> {
     model: &'m M,
