@@ -116,12 +116,14 @@ pub trait Model: Sync {
         true
     }
 
-    /// True when `read` (a [`Model::read_only`] op) may have observed what
-    /// `op` put there: a write of the value a register read returned. A
+    /// True when `read` may have observed what `op` put there: a write of
+    /// the value a register read returned (or a successful cas expected).
+    /// `read` is any op whose legality depends on a value others produce:
+    /// a [`Model::read_only`] read, or one that reads before it writes. A
     /// minimal failing sub-history ([`crate::check::linear::shrink`])
-    /// keeps, with every read it keeps, the ops that may have produced its
+    /// keeps, with every such op it keeps, an op that may have produced its
     /// value, so that a stale read is shown with the writes it missed.
-    /// Say false when unsure: a read then stands on its own.
+    /// Say false when unsure: the op then stands on its own.
     fn may_produce(&self, op: &Self::Op, read: &Self::Op) -> bool {
         let _ = (op, read);
         false

@@ -110,13 +110,18 @@ fn step_register(state: u32, op: &RegisterOp) -> Next<u32> {
 }
 
 /// True when `op` writes the value the read `read` returned.
-fn produces_register(op: &RegisterOp, read: &RegisterOp) -> bool {
-    match (*op, *read) {
-        (RegisterOp::Write(v), RegisterOp::Read(r)) => v == r,
-        (RegisterOp::Cas { to, .. } | RegisterOp::CasUnknown { to, .. }, RegisterOp::Read(r)) => {
-            to == r
-        }
-        _ => false,
+fn produces_register(op: &RegisterOp, observer: &RegisterOp) -> bool {
+    // What the observer saw: a read's value, a successful cas's expected
+    // one.
+    let seen = match *observer {
+        RegisterOp::Read(r) => r,
+        RegisterOp::Cas { from, .. } => from,
+        _ => return false,
+    };
+    match *op {
+        RegisterOp::Write(v) => v == seen,
+        RegisterOp::Cas { to, .. } | RegisterOp::CasUnknown { to, .. } => to == seen,
+        RegisterOp::Read(_) | RegisterOp::CasMismatch { .. } => false,
     }
 }
 

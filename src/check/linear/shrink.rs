@@ -8,14 +8,19 @@
 //! original order), through [`super::check`] — so the shrunk history is
 //! exactly what `faultline check` would read back.
 //!
-//! Removing a write removes with it the reads that depended on it alone:
-//! every kept read that some removed op may have produced
-//! ([`Model::may_produce`]) and no kept op may. Otherwise a stale read
-//! (write 1, write 2, then read 1) would shrink to the read alone — a read
-//! of a value never written fails by itself, which tells nothing. So
-//! "1-minimal" here means: removing any one kept call, with the reads
-//! that depended on it alone, makes the sub-history linearizable. A read
-//! whose value no op of the key may have produced still stands alone.
+//! Removing a write removes with it the calls that depended on it alone:
+//! every kept call that observed a value (a read; a cas, its expected
+//! value) which some removed op invoked before it returned may have
+//! produced ([`Model::may_produce`]) and no kept op invoked before it
+//! returned may — and so on, since a cas removed takes the reads of its
+//! value with it. Otherwise a stale read (write 1, write 2, then read 1)
+//! would shrink to the read alone — a read of a value never written fails
+//! by itself, which tells nothing — and a read whose write was removed
+//! would fail against a later write of the same value, a failure the
+//! history does not have. So "1-minimal" here means: removing any one kept
+//! call, with the calls that depended on it alone, makes the sub-history
+//! linearizable. A read whose value no op of the key may have produced
+//! still stands alone.
 //!
 //! The steps, cheapest first: drop the calls invoked after the stuck
 //! operation returned (and then those still running when it returned),
@@ -234,31 +239,56 @@ struct Trial<'a, M: Model> {
 }
 
 impl<M: Model> Trial<'_, M> {
-    /// `set` without the calls `gone` picks, and without every read of
-    /// `set` that some of those may have produced ([`Model::may_produce`])
-    /// and none of the calls left may: a read is kept only with a write
-    /// that can explain its value, when `set` had one.
+    /// `set` without the calls `gone` picks, and without every call of
+    /// `set` that observed a value (a read, a cas's expected value) which
+    /// some of those may have produced ([`Model::may_produce`]) and none of
+    /// the calls left may — repeated, since a cas that goes takes the reads
+    /// of its value with it. A producer counts for an observer only when it
+    /// was invoked before the observer returned: a write that began later
+    /// cannot explain what it saw. So an observer is kept only with a call
+    /// that can explain its value, when `set` had one; without this, a read
+    /// whose write went could be "explained" by a later write of the same
+    /// value, and the sub-history would fail where the history did not.
     fn without(&self, set: &[usize], gone: impl Fn(usize) -> bool) -> Vec<usize> {
         let op = |i: usize| self.decoded[i].as_ref();
-        let reads = |i: usize| op(i).is_some_and(|o| self.model.read_only(o));
-        // Only ops that change the state produce values.
-        let (gone_writes, left_writes): (Vec<usize>, Vec<usize>) = set
-            .iter()
-            .copied()
-            .filter(|&i| !reads(i))
-            .partition(|&i| gone(i));
-        let produced_by = |r: usize, writes: &[usize]| {
-            op(r).is_some_and(|read| {
-                writes
-                    .iter()
-                    .any(|&w| op(w).is_some_and(|o| self.model.may_produce(o, read)))
-            })
+        let may_explain = |w: usize, r: usize| {
+            w != r
+                && self.calls[w].invoke < self.calls[r].complete.unwrap_or(usize::MAX)
+                && op(w)
+                    .zip(op(r))
+                    .is_some_and(|(w, r)| self.model.may_produce(w, r))
         };
-        set.iter()
-            .copied()
-            .filter(|&i| !gone(i))
-            .filter(|&r| !reads(r) || !produced_by(r, &gone_writes) || produced_by(r, &left_writes))
-            .collect()
+        let mut removed: Vec<bool> = vec![false; self.calls.len()];
+        for &i in set {
+            removed[i] = gone(i);
+        }
+        loop {
+            let dropped: Vec<usize> = set
+                .iter()
+                .copied()
+                .filter(|&r| !removed[r])
+                .filter(|&r| {
+                    let (mut by_gone, mut by_left) = (false, false);
+                    for &w in set {
+                        if may_explain(w, r) {
+                            if removed[w] {
+                                by_gone = true;
+                            } else {
+                                by_left = true;
+                            }
+                        }
+                    }
+                    by_gone && !by_left
+                })
+                .collect();
+            if dropped.is_empty() {
+                break;
+            }
+            for r in dropped {
+                removed[r] = true;
+            }
+        }
+        set.iter().copied().filter(|&i| !removed[i]).collect()
     }
 
     /// True when the calls `set` alone are not linearizable. A check that
@@ -511,5 +541,85 @@ mod tests {
         let r = run(&hist, &LinearOptions::default());
         assert_eq!(r.validity, Validity::Valid);
         assert!(r.keys[0].shrunk.is_none());
+    }
+
+    /// What `Trial::without` keeps of every call of `hist` when the calls
+    /// in `gone` go, as their descriptions.
+    fn kept_without(hist: &History, gone: &[usize]) -> Vec<String> {
+        use crate::model::{Model, Values};
+        let model = CasRegister::default();
+        let calls = hist.calls().expect("pairs");
+        let mut values = Values::new();
+        let decoded: Vec<_> = calls
+            .iter()
+            .map(|c| model.decode(c, &mut values).ok().flatten())
+            .collect();
+        let opts = LinearOptions::default();
+        let trial = super::Trial {
+            model: &model,
+            history: hist,
+            calls: &calls,
+            decoded: &decoded,
+            opts: &opts,
+            deadline: std::time::Instant::now() + Duration::from_secs(5),
+            checks: 0,
+            stopped: false,
+        };
+        let all: Vec<usize> = (0..calls.len()).collect();
+        trial
+            .without(&all, |i| gone.contains(&i))
+            .into_iter()
+            .map(|i| model.describe_op(decoded[i].as_ref().expect("op"), &values))
+            .collect()
+    }
+
+    #[test]
+    fn a_read_goes_with_its_write_even_when_a_later_write_has_the_same_value() {
+        // write 0, read 0, then (after the read returned) write 0 again: the
+        // second write cannot explain the read, so with the first write
+        // gone the read goes too (it would otherwise fail on its own, a
+        // failure the history does not have).
+        let hist = h(&[
+            (0, "invoke", "write", json!(0)),
+            (0, "ok", "write", json!(0)),
+            (1, "invoke", "read", Value::Null),
+            (1, "ok", "read", json!(0)),
+            (2, "invoke", "write", json!(0)),
+            (2, "ok", "write", json!(0)),
+        ]);
+        assert_eq!(kept_without(&hist, &[0]), ["write 0"]);
+        // A write of the same value running when the read returned may
+        // explain it: the read stays.
+        let overlapping = h(&[
+            (0, "invoke", "write", json!(0)),
+            (0, "ok", "write", json!(0)),
+            (2, "invoke", "write", json!(0)),
+            (1, "invoke", "read", Value::Null),
+            (1, "ok", "read", json!(0)),
+            (2, "ok", "write", json!(0)),
+        ]);
+        assert_eq!(
+            kept_without(&overlapping, &[0]),
+            ["write 0", "read returned 0"]
+        );
+    }
+
+    #[test]
+    fn a_cas_goes_with_the_write_it_found_and_takes_the_reads_of_its_value() {
+        // write 1, cas 1 -> 4, read 4: without the write, the cas has
+        // nothing to have found, and the read nothing to have read.
+        let hist = h(&[
+            (0, "invoke", "write", json!(1)),
+            (0, "ok", "write", json!(1)),
+            (1, "invoke", "cas", json!([1, 4])),
+            (1, "ok", "cas", json!([1, 4])),
+            (2, "invoke", "read", Value::Null),
+            (2, "ok", "read", json!(4)),
+        ]);
+        assert!(kept_without(&hist, &[0]).is_empty());
+        assert_eq!(
+            kept_without(&hist, &[2]),
+            ["write 1", "cas 1 -> 4 succeeded"]
+        );
     }
 }
