@@ -111,17 +111,19 @@ fn step_register(state: u32, op: &RegisterOp) -> Next<u32> {
 
 /// True when `op` writes the value the read `read` returned.
 fn produces_register(op: &RegisterOp, observer: &RegisterOp) -> bool {
-    // What the observer saw: a read's value, a successful cas's expected
-    // one.
-    let seen = match *observer {
-        RegisterOp::Read(r) => r,
-        RegisterOp::Cas { from, .. } => from,
-        _ => return false,
+    let written = match *op {
+        RegisterOp::Write(v) => v,
+        RegisterOp::Cas { to, .. } | RegisterOp::CasUnknown { to, .. } => to,
+        RegisterOp::Read(_) | RegisterOp::CasMismatch { .. } => return false,
     };
-    match *op {
-        RegisterOp::Write(v) => v == seen,
-        RegisterOp::Cas { to, .. } | RegisterOp::CasUnknown { to, .. } => to == seen,
-        RegisterOp::Read(_) | RegisterOp::CasMismatch { .. } => false,
+    // What the observer saw: a read's value, the expected value of a cas
+    // that succeeded (or may have: crashed), or for a cas that found
+    // another value, any but its expected.
+    match *observer {
+        RegisterOp::Read(r) => written == r,
+        RegisterOp::Cas { from, .. } | RegisterOp::CasUnknown { from, .. } => written == from,
+        RegisterOp::CasMismatch { from, .. } => written != from,
+        RegisterOp::Write(_) => false,
     }
 }
 
