@@ -1,15 +1,15 @@
 //! Property tests of the shrink of invalid linearizability verdicts
 //! (`faultline::check::linear::shrink`): on small random cas-register
 //! histories that are invalid, the shrunk sub-history is not linearizable
-//! and removing any one of its operations, with the reads that depended on
-//! it alone, makes it linearizable — both judged by the exhaustive oracle,
-//! a second algorithm. A read depends on the ops that may have produced
-//! its value (`Model::may_produce`): when every such op of the
-//! sub-history is removed, the read goes too.
+//! and removing any one of its operations, with every operation it may
+//! have explained, makes it linearizable — both judged by the exhaustive
+//! oracle, a second algorithm. An operation that observed a value (a
+//! read, a cas) goes with any removed one that may have produced it
+//! (`Model::may_produce`) and was invoked before it returned.
 
 use faultline::check::linear::{self, brute, LinearOptions};
 use faultline::check::Validity;
-use faultline::history::{History, Op, OpType, Process};
+use faultline::history::{History, Op, OpType, Outcome, Process};
 use faultline::model::{CasRegister, Model, Register, Values};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -86,8 +86,10 @@ fn random_history(seed: u64, procs: u64, ops: usize, cas: bool) -> History {
 }
 
 /// The history without the call whose invocation is event `invoke`, and
-/// without every read that this call may have produced and no other call
-/// left may (the reads that depended on it alone).
+/// without every call it may have explained, transitively: each call that
+/// observed a value (`Model::may_produce`: a read of it, a cas expecting
+/// it) which a removed call, invoked before the observer returned (a
+/// crashed observer: at any time), may have produced.
 fn without<M: Model>(m: &M, h: &History, invoke: usize) -> History {
     let calls = h.calls().expect("well formed");
     let mut values = Values::new();
@@ -95,22 +97,29 @@ fn without<M: Model>(m: &M, h: &History, invoke: usize) -> History {
         .iter()
         .map(|c| m.decode(c, &mut values).expect("decodable"))
         .collect();
-    let gone = calls.iter().position(|c| c.invoke == invoke).expect("call");
-    let produced_by = |r: usize, w: usize| match (&ops[w], &ops[r]) {
-        (Some(w), Some(r)) => !m.read_only(w) && m.may_produce(w, r),
+    let returned = |r: usize| match calls[r].outcome {
+        Outcome::Info => usize::MAX,
+        _ => calls[r].complete.unwrap_or(usize::MAX),
+    };
+    let explains = |w: usize, r: usize| match (&ops[w], &ops[r]) {
+        (Some(wo), Some(ro)) => w != r && calls[w].invoke < returned(r) && m.may_produce(wo, ro),
         _ => false,
     };
-    let dropped: Vec<usize> = (0..calls.len())
-        .filter(|&r| {
-            r == gone
-                || (ops[r].as_ref().is_some_and(|o| m.read_only(o))
-                    && produced_by(r, gone)
-                    && !(0..calls.len()).any(|w| w != gone && produced_by(r, w)))
-        })
-        .collect();
-    let events: Vec<usize> = dropped
-        .iter()
-        .flat_map(|&c| std::iter::once(calls[c].invoke).chain(calls[c].complete))
+    let mut removed: Vec<bool> = calls.iter().map(|c| c.invoke == invoke).collect();
+    loop {
+        let more: Vec<usize> = (0..calls.len())
+            .filter(|&r| !removed[r] && (0..calls.len()).any(|w| removed[w] && explains(w, r)))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        for r in more {
+            removed[r] = true;
+        }
+    }
+    let events: Vec<usize> = (0..calls.len())
+        .filter(|&c| removed[c])
+        .flat_map(|c| std::iter::once(calls[c].invoke).chain(calls[c].complete))
         .collect();
     History::new(
         h.ops
@@ -144,7 +153,7 @@ fn check_shrink<M: Model>(m: &M, h: &History) -> Result<(), TestCaseError> {
         let smaller = without(m, &sub, c.invoke);
         prop_assert!(
             brute::is_linearizable(m, &smaller).expect("checkable"),
-            "still not linearizable without the call at event {} (and the reads depending on it alone)",
+            "still not linearizable without the call at event {} (and what it may have explained)",
             c.invoke
         );
     }
