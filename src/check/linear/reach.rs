@@ -44,24 +44,11 @@ const LISTED_STATES: usize = 64;
 /// when every completed operation is legal somewhere in its closure, or
 /// when the closure grew too large to tell.
 pub(crate) fn impossible_op<M: Model>(model: &M, p: &Problem<M::Op>) -> Option<Frontier<M::State>> {
-    let mut closure = Closure {
-        model,
-        generators: Vec::new(),
-        states: vec![model.init()],
-        seen: FxHashSet::default(),
-        stepped: 0,
-    };
-    closure.seen.insert(model.init());
+    let mut closure = Closure::new(model);
     for e in &p.entries {
         let op = &p.ops[e.op as usize];
         if e.is_call {
-            if !model.read_only(op) && !closure.generators.contains(op) {
-                if closure.generators.len() == MAX_GENERATORS {
-                    return None;
-                }
-                closure.generators.push(op.clone());
-                closure.saturate()?;
-            }
+            closure.add(op)?;
             continue;
         }
         let legal = closure
@@ -87,22 +74,9 @@ pub(crate) fn impossible_op<M: Model>(model: &M, p: &Problem<M::Op>) -> Option<F
 /// states any linearization can pass through. None past [`MAX_STATES`]
 /// states or [`MAX_GENERATORS`] distinct ops.
 pub(crate) fn universe<M: Model>(model: &M, ops: &[M::Op]) -> Option<Vec<M::State>> {
-    let mut closure = Closure {
-        model,
-        generators: Vec::new(),
-        states: vec![model.init()],
-        seen: FxHashSet::default(),
-        stepped: 0,
-    };
-    closure.seen.insert(model.init());
+    let mut closure = Closure::new(model);
     for op in ops {
-        if !model.read_only(op) && !closure.generators.contains(op) {
-            if closure.generators.len() == MAX_GENERATORS {
-                return None;
-            }
-            closure.generators.push(op.clone());
-            closure.saturate()?;
-        }
+        closure.add(op)?;
     }
     Some(closure.states)
 }
@@ -118,7 +92,34 @@ struct Closure<'m, M: Model> {
     stepped: usize,
 }
 
-impl<M: Model> Closure<'_, M> {
+impl<'m, M: Model> Closure<'m, M> {
+    /// The initial state alone, no generator yet.
+    fn new(model: &'m M) -> Self {
+        let mut closure = Closure {
+            model,
+            generators: Vec::new(),
+            states: vec![model.init()],
+            seen: FxHashSet::default(),
+            stepped: 0,
+        };
+        closure.seen.insert(model.init());
+        closure
+    }
+
+    /// Takes `op` as a generator when it changes the state and is new, and
+    /// saturates. None past [`MAX_GENERATORS`] generators or
+    /// [`MAX_STATES`] states.
+    fn add(&mut self, op: &M::Op) -> Option<()> {
+        if self.model.read_only(op) || self.generators.contains(op) {
+            return Some(());
+        }
+        if self.generators.len() == MAX_GENERATORS {
+            return None;
+        }
+        self.generators.push(op.clone());
+        self.saturate()
+    }
+
     /// Adds what the newest generator reaches from the states stepped so
     /// far, and what every generator reaches from each new state. None
     /// when the closure passes [`MAX_STATES`].

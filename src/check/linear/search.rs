@@ -154,6 +154,19 @@ pub(crate) struct Budget<'a> {
 }
 
 impl Budget<'_> {
+    /// Moves this search's share of [`Budget::memory_used`] from
+    /// `*reported` bytes to `bytes`, and remembers the new figure.
+    pub(crate) fn report_bytes(&self, reported: &mut usize, bytes: usize) {
+        if bytes >= *reported {
+            self.memory_used
+                .fetch_add(bytes - *reported, Ordering::Relaxed);
+        } else {
+            self.memory_used
+                .fetch_sub(*reported - bytes, Ordering::Relaxed);
+        }
+        *reported = bytes;
+    }
+
     /// The memory to hold against the limit, `growth` being what this
     /// search is about to allocate (a table doubling): the process's
     /// resident bytes when they can be read, else every search's memo.
@@ -799,16 +812,7 @@ pub(crate) fn search<M: Model>(
                 + crashed_sets.bytes()
                 + stack.capacity() * std::mem::size_of::<Frame<M::State>>()
                 + trail.steps.capacity() * std::mem::size_of::<TrailStep<M::State>>();
-            if bytes >= reported {
-                budget
-                    .memory_used
-                    .fetch_add(bytes - reported, Ordering::Relaxed);
-            } else {
-                budget
-                    .memory_used
-                    .fetch_sub(reported - bytes, Ordering::Relaxed);
-            }
-            reported = bytes;
+            budget.report_bytes(&mut reported, bytes);
             let configs = cache.configs;
             let growth = cache.imminent_growth(0x1000)
                 + crashed_sets.imminent_growth(0x1000)

@@ -413,16 +413,7 @@ pub(crate) fn search<M: Model>(
                 }
                 if configs & 0xFFF == 0 {
                     let bytes = (memo.len() + after.len() + stack.len()) * entry_bytes;
-                    if bytes >= reported {
-                        budget
-                            .memory_used
-                            .fetch_add(bytes - reported, Ordering::Relaxed);
-                    } else {
-                        budget
-                            .memory_used
-                            .fetch_sub(reported - bytes, Ordering::Relaxed);
-                    }
-                    reported = bytes;
+                    budget.report_bytes(&mut reported, bytes);
                     if let Some(reason) = out_of_budget(budget, configs) {
                         break 'walk Some(Found::Unknown { configs, reason });
                     }
